@@ -1,0 +1,918 @@
+//! API keys: the [`ApiKeys`] store and the [`ApiKeyLayer`] that checks them.
+//!
+//! Keys are read from one header (`X-API-Key` by default) and, when enabled,
+//! from `Authorization: ApiKey <key>`; never from the query string. Only a
+//! SHA-256 digest of each key is kept in memory, and a presented key is
+//! compared against every digest in constant time. The key's name becomes
+//! the [`Principal`]'s subject.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use tower_mcp_auth::{ApiKey, ApiKeyLayer, ApiKeys, Principal};
+//!
+//! let keys = ApiKeys::new()
+//!     .with(ApiKey::new("billing-service", "mcp_sk_billing-0123456789abcdef").scopes(["read:data"]))
+//!     .with(ApiKey::new("admin", "mcp_sk_admin-0123456789abcdef0123"));
+//!
+//! let app: Router = Router::new()
+//!     .route("/whoami", get(|p: Principal| async move { p.subject().to_owned() }))
+//!     .layer(ApiKeyLayer::new(keys));
+//! ```
+//!
+//! # Rotation and reload
+//!
+//! Several keys may share a name (old and new during a rotation). Clones of
+//! an [`ApiKeys`] share one key set, swapped atomically:
+//! [`ApiKeys::reload_digest_file`] and [`ApiKeys::replace`] take effect for
+//! the very next request, with no restart and no lock on the request path.
+
+use std::{
+    fmt,
+    path::Path,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use arc_swap::ArcSwap;
+use axum::response::Response;
+use base64::Engine;
+use http::{header, HeaderMap, HeaderName, Request};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{
+    audit,
+    config::{secret_from_env, ConfigError},
+    error::{AuthError, Challenge, ErrorRenderer},
+    future::ResponseFuture,
+    metadata::ProtectedResource,
+    principal::{AuthScheme, Principal, Scopes},
+};
+
+/// The prefix of keys made by [`ApiKeys::generate`], so that secret
+/// scanners and people can recognise one.
+pub const KEY_PREFIX: &str = "mcp_sk_";
+
+/// The shortest plaintext key accepted from code or the environment.
+pub const MIN_KEY_LEN: usize = 16;
+
+/// The default header: `X-API-Key`.
+pub static DEFAULT_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+
+/// One API key: a name, the SHA-256 digest of the key, and its scopes.
+#[derive(Clone)]
+pub struct ApiKey {
+    digest: [u8; 32],
+    principal: Principal,
+    too_short: bool,
+}
+
+impl ApiKey {
+    /// A key from its plaintext. Only its digest is kept.
+    ///
+    /// Keys shorter than [`MIN_KEY_LEN`] are refused when the set is used in
+    /// [`ApiKeys::with`] via [`ApiKeys::try_with`]; prefer
+    /// [`ApiKeys::generate`] for new keys.
+    pub fn new(name: impl Into<String>, key: impl AsRef<str>) -> Self {
+        let key = key.as_ref();
+        Self {
+            digest: digest(key.as_bytes()),
+            principal: Principal::new(AuthScheme::ApiKey, name),
+            too_short: key.len() < MIN_KEY_LEN,
+        }
+    }
+
+    /// A key from the hex SHA-256 digest of its plaintext, so the plaintext
+    /// never lives on the server.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when `digest_hex` is not 64 hex digits.
+    pub fn from_digest(name: impl Into<String>, digest_hex: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            digest: parse_hex_digest(digest_hex).ok_or_else(|| {
+                ConfigError::Invalid("an API key digest must be 64 hex digits (SHA-256)".into())
+            })?,
+            principal: Principal::new(AuthScheme::ApiKey, name),
+            too_short: false,
+        })
+    }
+
+    /// Sets the scopes this key grants.
+    #[must_use]
+    pub fn scopes<I>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.principal = self.principal.with_scopes(scopes.into_iter().collect());
+        self
+    }
+
+    /// The key's name (the principal's subject).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        self.principal.subject()
+    }
+
+    /// The scopes the key grants.
+    #[must_use]
+    pub fn granted_scopes(&self) -> &Scopes {
+        self.principal.scopes()
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("name", &self.name())
+            .field("scopes", self.granted_scopes())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A set of API keys, shared by every clone and reloadable at run time.
+#[derive(Clone, Default)]
+pub struct ApiKeys(Arc<ArcSwap<Vec<ApiKey>>>);
+
+impl ApiKeys {
+    /// An empty set (every key is refused).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a key, returning a new set (clones made before do not see it;
+    /// use [`replace`](Self::replace) to change a set in use). Use
+    /// [`try_with`](Self::try_with) to refuse short keys.
+    #[must_use]
+    pub fn with(self, key: ApiKey) -> Self {
+        let mut keys = Vec::clone(&self.0.load());
+        keys.push(key);
+        Self(Arc::new(ArcSwap::from_pointee(keys)))
+    }
+
+    /// Adds a key, refusing one shorter than [`MIN_KEY_LEN`].
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a short key (naming the key, not its
+    /// value).
+    pub fn try_with(self, key: ApiKey) -> Result<Self, ConfigError> {
+        if key.too_short {
+            return Err(ConfigError::Invalid(format!(
+                "API key `{}` is shorter than {MIN_KEY_LEN} characters; generate one with ApiKeys::generate()",
+                key.name()
+            )));
+        }
+        Ok(self.with(key))
+    }
+
+    /// Reads keys from the environment variable `var`: one key, or several
+    /// separated by commas (rotation). Each is named after the variable in
+    /// lower case (`API_KEY` → `api_key`) and grants no scopes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MissingEnv`] / [`ConfigError::EmptyEnv`] when the
+    /// variable is not set or empty; [`ConfigError::InvalidEnv`] when a key
+    /// contains white space or is shorter than [`MIN_KEY_LEN`]. Errors name
+    /// the variable, never a key.
+    pub fn from_env(var: &str) -> Result<Self, ConfigError> {
+        let value = secret_from_env(var)?;
+        Self::from_list(var, &value)
+    }
+
+    /// As [`from_env`](Self::from_env), for a value already read (for
+    /// example from a secret manager); `var` names it in errors.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_env`](Self::from_env).
+    pub fn from_list(var: &str, value: &SecretString) -> Result<Self, ConfigError> {
+        let name = var.to_ascii_lowercase();
+        let invalid = |reason: String| ConfigError::InvalidEnv {
+            var: var.into(),
+            reason,
+        };
+        let mut keys = Vec::new();
+        for (i, entry) in value.expose_secret().split(',').enumerate() {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                continue;
+            }
+            if entry.chars().any(char::is_whitespace) {
+                return Err(invalid(format!("key #{} contains white space", i + 1)));
+            }
+            if entry.len() < MIN_KEY_LEN {
+                return Err(invalid(format!(
+                    "key #{} is shorter than {MIN_KEY_LEN} characters; generate one with ApiKeys::generate()",
+                    i + 1
+                )));
+            }
+            keys.push(ApiKey::new(name.clone(), entry));
+        }
+        if keys.is_empty() {
+            return Err(ConfigError::EmptyEnv { var: var.into() });
+        }
+        Ok(Self(Arc::new(ArcSwap::from_pointee(keys))))
+    }
+
+    /// Reads a file of key digests, one key per line:
+    /// `name:sha256-hex[:scope scope …]`. Blank lines and lines starting
+    /// with `#` are skipped.
+    ///
+    /// ```
+    /// use tower_mcp_auth::ApiKeys;
+    ///
+    /// let key = ApiKeys::generate();
+    /// let line = ApiKeys::digest_line("ci-bot", &key, ["read:data"]);
+    /// let path = std::env::temp_dir().join("tower-mcp-auth-doctest-keys.txt");
+    /// std::fs::write(&path, format!("# keys\n{line}\n"))?;
+    ///
+    /// let keys = ApiKeys::from_digest_file(&path)?;
+    /// assert_eq!(keys.verify(secrecy::ExposeSecret::expose_secret(&key)).unwrap().subject(), "ci-bot");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Io`] when the file cannot be read,
+    /// [`ConfigError::KeyFile`] with the line number for a malformed line.
+    pub fn from_digest_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let keys = parse_digest_file(path.as_ref())?;
+        Ok(Self(Arc::new(ArcSwap::from_pointee(keys))))
+    }
+
+    /// Re-reads a digest file and swaps its keys in for every clone of this
+    /// set. On error the current keys stay in force.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_digest_file`](Self::from_digest_file).
+    pub fn reload_digest_file(&self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
+        let keys = parse_digest_file(path.as_ref())?;
+        self.0.store(Arc::new(keys));
+        Ok(())
+    }
+
+    /// Replaces the keys of this set (and of all its clones) with those of
+    /// `other`.
+    pub fn replace(&self, other: &ApiKeys) {
+        self.0.store(other.0.load_full());
+    }
+
+    /// Checks a presented key. Returns the matching key's principal.
+    ///
+    /// The presented key is hashed once and compared against every stored
+    /// digest in constant time, so timing tells nothing about which key, or
+    /// how much of one, matched.
+    #[must_use]
+    pub fn verify(&self, presented: &str) -> Option<Principal> {
+        let d = digest(presented.as_bytes());
+        let keys = self.0.load();
+        let mut found = subtle::Choice::from(0);
+        let mut index = 0u32;
+        for (i, key) in keys.iter().enumerate() {
+            let eq = key.digest.ct_eq(&d);
+            index.conditional_assign(&(i as u32), eq);
+            found |= eq;
+        }
+        bool::from(found).then(|| keys[index as usize].principal.clone())
+    }
+
+    /// How many keys the set holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.load().len()
+    }
+
+    /// Whether the set is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.load().is_empty()
+    }
+
+    /// Makes a new random key: [`KEY_PREFIX`] followed by 256 bits of
+    /// operating-system randomness in base64url.
+    ///
+    /// # Panics
+    ///
+    /// When the operating system has no randomness to give (never on a
+    /// supported platform).
+    #[must_use]
+    pub fn generate() -> SecretString {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+        let mut key = String::from(KEY_PREFIX);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(bytes, &mut key);
+        SecretString::from(key)
+    }
+
+    /// The hex SHA-256 digest of a key, as a digest file holds it.
+    #[must_use]
+    pub fn digest_hex(key: &SecretString) -> String {
+        digest(key.expose_secret().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// A digest-file line for a key: `name:sha256-hex:scopes`.
+    #[must_use]
+    pub fn digest_line<I>(name: &str, key: &SecretString, scopes: I) -> String
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let scopes: Scopes = scopes.into_iter().collect();
+        format!("{name}:{}:{scopes}", Self::digest_hex(key))
+    }
+}
+
+impl fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.load().iter()).finish()
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn parse_hex_digest(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+fn parse_digest_file(path: &Path) -> Result<Vec<ApiKey>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |reason: &str| ConfigError::KeyFile {
+            path: path.to_owned(),
+            line: n + 1,
+            reason: reason.into(),
+        };
+        let mut fields = line.splitn(3, ':');
+        let name = fields.next().unwrap_or_default().trim();
+        let hex = fields
+            .next()
+            .ok_or_else(|| bad("expected `name:sha256-hex[:scopes]`"))?
+            .trim();
+        if name.is_empty() {
+            return Err(bad("the key name is empty"));
+        }
+        let key = ApiKey::from_digest(name, hex)
+            .map_err(|_| bad("the digest must be 64 hex digits (SHA-256 of the key)"))?;
+        let scopes = fields.next().unwrap_or_default();
+        keys.push(key.scopes(scopes.split_ascii_whitespace()));
+    }
+    Ok(keys)
+}
+
+/// A [`Layer`] that authenticates requests by API key. See the
+/// [module docs](self).
+///
+/// * Required (default): no key → 401 with the challenge.
+/// * [`optional`](Self::optional): no key → the request passes on without a
+///   principal (a later layer or the policy decides).
+/// * A key that is present but wrong → 401 `invalid_token`, always.
+/// * Two key headers, or a key on a request that already has a principal
+///   (another credential) → 400 `invalid_request`.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct ApiKeyLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    keys: ApiKeys,
+    header: HeaderName,
+    authorization_scheme: bool,
+    optional: bool,
+    challenge: Option<Challenge>,
+    renderer: ErrorRenderer,
+}
+
+impl ApiKeyLayer {
+    /// A required API-key layer reading `X-API-Key`.
+    pub fn new(keys: ApiKeys) -> Self {
+        Self {
+            config: Arc::new(Config {
+                keys,
+                header: DEFAULT_HEADER.clone(),
+                authorization_scheme: false,
+                optional: false,
+                challenge: None,
+                renderer: ErrorRenderer::default(),
+            }),
+        }
+    }
+
+    /// Reads the key from another header.
+    pub fn header(mut self, name: HeaderName) -> Self {
+        Arc::make_mut(&mut self.config).header = name;
+        self
+    }
+
+    /// Also accepts `Authorization: ApiKey <key>` (scheme name
+    /// case-insensitive).
+    pub fn accept_authorization_scheme(mut self) -> Self {
+        Arc::make_mut(&mut self.config).authorization_scheme = true;
+        self
+    }
+
+    /// Lets requests without a key pass on unauthenticated.
+    pub fn optional(mut self) -> Self {
+        Arc::make_mut(&mut self.config).optional = true;
+        self
+    }
+
+    /// Adds the resource's `resource_metadata` (and realm) to challenges.
+    pub fn resource(mut self, resource: &ProtectedResource) -> Self {
+        Arc::make_mut(&mut self.config).challenge = Some(resource.challenge());
+        self
+    }
+
+    /// Renders refusals with a custom renderer.
+    pub fn renderer(mut self, renderer: ErrorRenderer) -> Self {
+        Arc::make_mut(&mut self.config).renderer = renderer;
+        self
+    }
+}
+
+impl<S> Layer<S> for ApiKeyLayer {
+    type Service = ApiKeyAuth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ApiKeyAuth {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service made by [`ApiKeyLayer`].
+#[derive(Clone, Debug)]
+pub struct ApiKeyAuth<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> ApiKeyAuth<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// What the headers carry.
+enum Found<'a> {
+    None,
+    Key(&'a str),
+}
+
+impl Config {
+    fn find<'a>(&self, headers: &'a HeaderMap) -> Result<Found<'a>, AuthError> {
+        let mut found = None;
+        let mut values = headers.get_all(&self.header).iter();
+        if let Some(v) = values.next() {
+            if values.next().is_some() {
+                return Err(AuthError::invalid_request(
+                    "more than one API key header was sent",
+                ));
+            }
+            found = Some(
+                v.to_str()
+                    .map_err(|_| AuthError::invalid_token("the API key is not valid"))?,
+            );
+        }
+        if self.authorization_scheme {
+            for v in headers.get_all(header::AUTHORIZATION) {
+                let Some(key) = v.to_str().ok().and_then(strip_apikey_scheme) else {
+                    continue;
+                };
+                if found.is_some() {
+                    return Err(AuthError::invalid_request("more than one API key was sent"));
+                }
+                found = Some(key);
+            }
+        }
+        Ok(found.map_or(Found::None, |k| Found::Key(k.trim())))
+    }
+
+    fn refuse(&self, err: AuthError, req: &Request<impl Sized>) -> Response {
+        let err = match &self.challenge {
+            Some(c) => err.with_challenge(c.clone()),
+            None => err,
+        }
+        .with_request_context(req.extensions());
+        audit::refused(
+            "api_key",
+            &err,
+            Principal::from_extensions(req.extensions()),
+            req.method(),
+            req.uri(),
+        );
+        self.renderer.render(err)
+    }
+}
+
+fn strip_apikey_scheme(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("apikey").then_some(rest)
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ApiKeyAuth<S>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<crate::future::BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let config = &*self.config;
+        let has_principal = req.extensions().get::<Principal>().is_some();
+        let principal = match config.find(req.headers()) {
+            Err(err) => return ResponseFuture::refused(config.refuse(err, &req)),
+            Ok(Found::None) if has_principal => None,
+            Ok(Found::None) if config.optional => {
+                if let Some(c) = &config.challenge {
+                    req.extensions_mut().insert(c.clone());
+                }
+                None
+            }
+            Ok(Found::None) => {
+                let err = AuthError::missing_credential();
+                return ResponseFuture::refused(config.refuse(err, &req));
+            }
+            Ok(Found::Key(_)) if has_principal => {
+                let err = AuthError::invalid_request(
+                    "more than one credential was sent; send either an API key or a bearer token",
+                );
+                return ResponseFuture::refused(config.refuse(err, &req));
+            }
+            Ok(Found::Key(key)) => match config.keys.verify(key) {
+                Some(p) => Some(p),
+                None => {
+                    let err = AuthError::invalid_token("the API key is not valid");
+                    return ResponseFuture::refused(config.refuse(err, &req));
+                }
+            },
+        };
+        if let Some(principal) = principal {
+            audit::accepted("api_key", &principal, req.method(), req.uri());
+            if let Some(v) = req.headers_mut().get_mut(&config.header) {
+                v.set_sensitive(true);
+            }
+            req.extensions_mut().insert(principal);
+        }
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        ResponseFuture::inner(inner.call(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http::StatusCode;
+    use http_body_util::BodyExt;
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    const KEY_A: &str = "mcp_sk_aaaaaaaaaaaaaaaaaaaaaaaa";
+    const KEY_B: &str = "mcp_sk_bbbbbbbbbbbbbbbbbbbbbbbb";
+
+    async fn echo(req: Request<Body>) -> Result<http::Response<Body>, Infallible> {
+        let who = Principal::from_extensions(req.extensions())
+            .map_or("anonymous".to_owned(), |p| {
+                format!("{}:{}:{}", p.scheme(), p.subject(), p.scopes())
+            });
+        Ok(http::Response::new(Body::from(who)))
+    }
+
+    fn keys() -> ApiKeys {
+        ApiKeys::new()
+            .with(ApiKey::new("svc-a", KEY_A).scopes(["read:data"]))
+            .with(ApiKey::new("svc-b", KEY_B))
+    }
+
+    async fn send(layer: ApiKeyLayer, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
+        let svc = ServiceBuilder::new().layer(layer).service_fn(echo);
+        let res = svc.oneshot(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    fn get() -> http::request::Builder {
+        Request::get("/mcp")
+    }
+
+    #[tokio::test]
+    async fn valid_key_inserts_principal() {
+        let (status, _, body) = send(
+            ApiKeyLayer::new(keys()),
+            get()
+                .header("x-api-key", KEY_A)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body, "api_key:svc-a:read:data");
+    }
+
+    #[tokio::test]
+    async fn missing_key_is_401_with_challenge() {
+        let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+            .build()
+            .unwrap();
+        let (status, headers, body) = send(
+            ApiKeyLayer::new(keys()).resource(&resource),
+            get().body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            r#"Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#
+        );
+        assert_eq!(
+            body,
+            r#"{"error":"missing_credential","error_description":"authentication is required"}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_key_is_401_even_when_optional_and_never_echoed() {
+        for layer in [
+            ApiKeyLayer::new(keys()),
+            ApiKeyLayer::new(keys()).optional(),
+        ] {
+            let (status, headers, body) = send(
+                layer,
+                get()
+                    .header("x-api-key", "mcp_sk_guessguessguessguess")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 401);
+            assert_eq!(
+                headers[header::WWW_AUTHENTICATE],
+                r#"Bearer error="invalid_token", error_description="the API key is not valid""#
+            );
+            assert!(!body.contains("guess"));
+        }
+    }
+
+    #[tokio::test]
+    async fn optional_passes_anonymous_on() {
+        let (status, _, body) = send(
+            ApiKeyLayer::new(keys()).optional(),
+            get().body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body, "anonymous");
+    }
+
+    #[tokio::test]
+    async fn duplicate_or_ambiguous_credentials_are_400() {
+        let (status, _, _) = send(
+            ApiKeyLayer::new(keys()),
+            get()
+                .header("x-api-key", KEY_A)
+                .header("x-api-key", KEY_B)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 400);
+
+        let (status, _, _) = send(
+            ApiKeyLayer::new(keys()).accept_authorization_scheme(),
+            get()
+                .header("x-api-key", KEY_A)
+                .header("authorization", format!("ApiKey {KEY_B}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 400);
+
+        // A principal from another layer plus an API key: two credentials.
+        let mut req = get()
+            .header("x-api-key", KEY_A)
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut()
+            .insert(Principal::new(AuthScheme::Jwt, "someone"));
+        let (status, headers, _) = send(ApiKeyLayer::new(keys()), req).await;
+        assert_eq!(status, 400);
+        assert!(headers[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains(r#"error="invalid_request""#));
+    }
+
+    #[tokio::test]
+    async fn principal_already_present_passes_on() {
+        let mut req = get().body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(Principal::new(AuthScheme::Jwt, "someone"));
+        let (status, _, body) = send(ApiKeyLayer::new(keys()), req).await;
+        assert_eq!(status, 200);
+        assert_eq!(body, "jwt:someone:");
+    }
+
+    #[tokio::test]
+    async fn authorization_apikey_scheme_is_opt_in() {
+        let req = || {
+            get()
+                .header("authorization", format!("apikey {KEY_B}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        let (status, _, _) = send(ApiKeyLayer::new(keys()), req()).await;
+        assert_eq!(status, 401);
+        let (status, _, body) = send(
+            ApiKeyLayer::new(keys()).accept_authorization_scheme(),
+            req(),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body, "api_key:svc-b:");
+    }
+
+    #[tokio::test]
+    async fn query_string_key_is_never_read() {
+        let (status, _, _) = send(
+            ApiKeyLayer::new(keys()),
+            Request::get(format!("/mcp?api_key={KEY_A}&x-api-key={KEY_A}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+
+    #[tokio::test]
+    async fn custom_header_name() {
+        let (status, _, _) = send(
+            ApiKeyLayer::new(keys()).header(HeaderName::from_static("x-service-key")),
+            get()
+                .header("x-service-key", KEY_B)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+
+    #[tokio::test]
+    async fn non_ascii_header_value_is_401_not_500() {
+        let (status, _, _) = send(
+            ApiKeyLayer::new(keys()),
+            get()
+                .header(
+                    "x-api-key",
+                    http::HeaderValue::from_bytes(b"\xff\xfe-not-ascii").unwrap(),
+                )
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+
+    #[test]
+    fn env_parsing() {
+        std::env::set_var("TMA_KEYS_OK", format!(" {KEY_A} ,{KEY_B},"));
+        std::env::set_var("TMA_KEYS_SHORT", "short");
+        std::env::set_var("TMA_KEYS_EMPTY", " , ");
+        std::env::remove_var("TMA_KEYS_UNSET");
+        let keys = ApiKeys::from_env("TMA_KEYS_OK").unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys.verify(KEY_B).unwrap().subject(), "tma_keys_ok");
+        let err = ApiKeys::from_env("TMA_KEYS_SHORT").unwrap_err();
+        assert!(err.to_string().contains("TMA_KEYS_SHORT") && !err.to_string().contains("short\""));
+        let err = ApiKeys::from_env("TMA_KEYS_EMPTY").unwrap_err();
+        assert!(matches!(err, ConfigError::EmptyEnv { .. }), "{err}");
+        let err = ApiKeys::from_env("TMA_KEYS_UNSET").unwrap_err();
+        assert!(matches!(err, ConfigError::MissingEnv { .. }), "{err}");
+        assert!(err.to_string().contains("TMA_KEYS_UNSET"));
+    }
+
+    #[test]
+    fn generated_keys_are_prefixed_unique_and_verify() {
+        let a = ApiKeys::generate();
+        let b = ApiKeys::generate();
+        assert!(a.expose_secret().starts_with(KEY_PREFIX));
+        assert_eq!(a.expose_secret().len(), KEY_PREFIX.len() + 43);
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        let keys = ApiKeys::new()
+            .try_with(ApiKey::new("gen", a.expose_secret()))
+            .unwrap();
+        assert!(keys.verify(a.expose_secret()).is_some());
+        assert!(keys.verify(b.expose_secret()).is_none());
+        assert!(ApiKeys::new().try_with(ApiKey::new("x", "short")).is_err());
+        assert!(!format!("{keys:?}").contains(a.expose_secret()));
+    }
+
+    #[test]
+    fn digest_file_errors_carry_line_numbers() {
+        let dir = std::env::temp_dir().join(format!("tma-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.txt");
+        std::fs::write(&path, "# ok\n\nname-only\n").unwrap();
+        let err = ApiKeys::from_digest_file(&path).unwrap_err();
+        assert!(matches!(err, ConfigError::KeyFile { line: 3, .. }), "{err}");
+        std::fs::write(&path, "a:zz\n").unwrap();
+        let err = ApiKeys::from_digest_file(&path).unwrap_err();
+        assert!(err.to_string().contains(":1:"), "{err}");
+        let err = ApiKeys::from_digest_file(dir.join("missing.txt")).unwrap_err();
+        assert!(matches!(err, ConfigError::Io { .. }));
+    }
+
+    #[tokio::test]
+    async fn reload_swaps_keys_for_running_layers() {
+        let dir = std::env::temp_dir().join(format!("tma-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys.txt");
+        let old = SecretString::from(KEY_A);
+        let new = SecretString::from(KEY_B);
+        std::fs::write(&path, ApiKeys::digest_line("svc", &old, ["read:data"])).unwrap();
+        let keys = ApiKeys::from_digest_file(&path).unwrap();
+        let svc = ServiceBuilder::new()
+            .layer(ApiKeyLayer::new(keys.clone()))
+            .service_fn(echo);
+        let status = |key: &'static str| {
+            let svc = svc.clone();
+            async move {
+                svc.oneshot(get().header("x-api-key", key).body(Body::empty()).unwrap())
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        assert_eq!(status(KEY_A).await, 200);
+        assert_eq!(status(KEY_B).await, 401);
+
+        std::fs::write(&path, ApiKeys::digest_line("svc", &new, ["read:data"])).unwrap();
+        keys.reload_digest_file(&path).unwrap();
+        assert_eq!(status(KEY_A).await, 401, "old key stops working");
+        assert_eq!(status(KEY_B).await, 200, "new key starts working");
+
+        std::fs::write(&path, "garbage").unwrap();
+        assert!(keys.reload_digest_file(&path).is_err());
+        assert_eq!(status(KEY_B).await, 200, "a failed reload keeps the keys");
+    }
+}

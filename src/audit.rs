@@ -1,0 +1,82 @@
+//! Audit events: every accept, refusal and throttle is a `tracing` event on
+//! the target [`TARGET`] (`tower_mcp_auth::audit`) with structured fields.
+//!
+//! | field | meaning |
+//! | --- | --- |
+//! | `outcome` | `accepted`, `refused`, `throttled`, `degraded` |
+//! | `scheme` | `api_key`, `jwt`, `introspection` (when known) |
+//! | `subject` | the token's `sub` or the API key's name (when known) |
+//! | `reason` | the refusal's code (`invalid_token`, `insufficient_scope`, …) |
+//! | `detail` | the refusal's description |
+//! | `method`, `path` | the HTTP request |
+//!
+//! Events never carry a key, token, secret or `Authorization` value.
+//!
+//! # Example
+//!
+//! Route the audit trail to its own output with a target filter:
+//!
+//! ```no_run
+//! use tracing_subscriber::{EnvFilter, fmt};
+//!
+//! fmt().with_env_filter(EnvFilter::new("tower_mcp_auth::audit=info")).init();
+//! ```
+
+use http::{Method, Uri};
+
+use crate::{
+    error::{AuthError, AuthErrorKind},
+    principal::Principal,
+};
+
+/// The `tracing` target of every audit event.
+pub const TARGET: &str = "tower_mcp_auth::audit";
+
+/// Emits an `accepted` event for a verified credential.
+pub fn accepted(layer: &'static str, principal: &Principal, method: &Method, uri: &Uri) {
+    tracing::info!(
+        target: TARGET,
+        outcome = "accepted",
+        layer,
+        scheme = principal.scheme().as_str(),
+        subject = principal.subject(),
+        method = method.as_str(),
+        path = uri.path(),
+    );
+}
+
+/// Emits a `refused` (or `throttled`) event for a refusal. `subject` and
+/// `scheme` are the caller's when it is known.
+pub fn refused(
+    layer: &'static str,
+    err: &AuthError,
+    principal: Option<&Principal>,
+    method: &Method,
+    uri: &Uri,
+) {
+    let scheme = principal.map(|p| p.scheme().as_str());
+    let subject = principal.map(Principal::subject);
+    let outcome = if err.kind() == AuthErrorKind::RateLimited {
+        "throttled"
+    } else {
+        "refused"
+    };
+    tracing::warn!(
+        target: TARGET,
+        outcome,
+        layer,
+        scheme,
+        subject,
+        reason = err.kind().code(),
+        detail = err.description(),
+        status = err.status().as_u16(),
+        method = method.as_str(),
+        path = uri.path(),
+    );
+}
+
+/// Emits a `degraded` event: a backend failed but the layer still decided
+/// (stale keys served, rate-limit store unreachable and failing open).
+pub fn degraded(layer: &'static str, detail: &str) {
+    tracing::warn!(target: TARGET, outcome = "degraded", layer, detail);
+}

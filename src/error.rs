@@ -1,0 +1,733 @@
+//! Every refusal: [`AuthError`], rendered as a response with the right
+//! status, an RFC 6750 `WWW-Authenticate` challenge and a JSON body.
+//!
+//! | kind | status | challenge `error` |
+//! | --- | --- | --- |
+//! | [`MissingCredential`](AuthErrorKind::MissingCredential) | 401 | none (RFC 6750 §3.1) |
+//! | [`InvalidToken`](AuthErrorKind::InvalidToken) | 401 | `invalid_token` |
+//! | [`InvalidRequest`](AuthErrorKind::InvalidRequest) | 400 | `invalid_request` |
+//! | [`MalformedRequest`](AuthErrorKind::MalformedRequest) | 400 | no challenge |
+//! | [`InsufficientScope`](AuthErrorKind::InsufficientScope) | 403 | `insufficient_scope` |
+//! | [`Forbidden`](AuthErrorKind::Forbidden) | 403 | no challenge |
+//! | [`PayloadTooLarge`](AuthErrorKind::PayloadTooLarge) | 413 | no challenge |
+//! | [`RateLimited`](AuthErrorKind::RateLimited) | 429 | no challenge, `Retry-After` |
+//! | [`Unavailable`](AuthErrorKind::Unavailable) | 503 | no challenge, `Retry-After` |
+//!
+//! The body is `{"error": …, "error_description": …}`, or, when the request
+//! was JSON-RPC (a [`JsonRpcId`] is in its extensions), a JSON-RPC error
+//! object that carries the request's `id`. A refusal never contains a
+//! credential: descriptions are fixed strings chosen by this crate.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::response::IntoResponse;
+//! use tower_mcp_auth::{AuthError, Scopes};
+//!
+//! let response = AuthError::insufficient_scope(Scopes::parse("write:data")).into_response();
+//! assert_eq!(response.status(), 403);
+//! assert_eq!(
+//!     response.headers()["www-authenticate"],
+//!     r#"Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="write:data""#
+//! );
+//! ```
+
+use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
+
+use axum::{
+    body::Body,
+    response::{IntoResponse, Response},
+};
+use http::{header, HeaderValue, StatusCode};
+use serde_json::value::RawValue;
+
+use crate::principal::Scopes;
+
+/// JSON-RPC error code for a refused credential (401).
+pub const JSONRPC_UNAUTHORIZED: i64 = -32001;
+/// JSON-RPC error code for a forbidden call (403).
+pub const JSONRPC_FORBIDDEN: i64 = -32003;
+/// JSON-RPC error code for a throttled call (429).
+pub const JSONRPC_RATE_LIMITED: i64 = -32029;
+/// JSON-RPC error code when a backend needed for the decision is down (503).
+pub const JSONRPC_UNAVAILABLE: i64 = -32053;
+/// JSON-RPC error code for a body over the size limit (413).
+pub const JSONRPC_TOO_LARGE: i64 = -32013;
+/// JSON-RPC "Invalid Request" (-32600).
+pub const JSONRPC_INVALID_REQUEST: i64 = -32600;
+/// JSON-RPC "Parse error" (-32700).
+pub const JSONRPC_PARSE_ERROR: i64 = -32700;
+
+/// What kind of refusal an [`AuthError`] is; decides its status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthErrorKind {
+    /// No credential at all (401, challenge without an error code).
+    MissingCredential,
+    /// A credential that is present but bad, expired, or of a scheme the
+    /// target does not accept (401, `invalid_token`).
+    InvalidToken,
+    /// The credentials are ambiguous or malformed at the HTTP level, such as
+    /// two different credentials on one request (400, `invalid_request`).
+    InvalidRequest,
+    /// The request itself is malformed: not JSON, not JSON-RPC, headers that
+    /// contradict the body (400, no challenge).
+    MalformedRequest,
+    /// Authenticated, but without a scope the call needs (403,
+    /// `insufficient_scope`).
+    InsufficientScope,
+    /// Authenticated, but refused by a policy for another reason (403).
+    Forbidden,
+    /// The body is larger than the configured limit (413).
+    PayloadTooLarge,
+    /// Throttled (429, `Retry-After`).
+    RateLimited,
+    /// A backend needed for the decision (JWKS, introspection, rate-limit
+    /// store) cannot answer (503, `Retry-After`).
+    Unavailable,
+}
+
+impl AuthErrorKind {
+    /// The HTTP status of this kind.
+    #[must_use]
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MissingCredential | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest | Self::MalformedRequest => StatusCode::BAD_REQUEST,
+            Self::InsufficientScope | Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The machine-readable code: the RFC 6750 error code where one applies,
+    /// else a short snake-case name. Used in bodies and audit events.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::MissingCredential => "missing_credential",
+            Self::InvalidToken => "invalid_token",
+            Self::InvalidRequest => "invalid_request",
+            Self::MalformedRequest => "malformed_request",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::Forbidden => "forbidden",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable => "temporarily_unavailable",
+        }
+    }
+
+    /// The JSON-RPC error code used when the request was JSON-RPC.
+    #[must_use]
+    pub fn jsonrpc_code(self) -> i64 {
+        match self {
+            Self::MissingCredential | Self::InvalidToken => JSONRPC_UNAUTHORIZED,
+            Self::InvalidRequest | Self::MalformedRequest => JSONRPC_INVALID_REQUEST,
+            Self::InsufficientScope | Self::Forbidden => JSONRPC_FORBIDDEN,
+            Self::PayloadTooLarge => JSONRPC_TOO_LARGE,
+            Self::RateLimited => JSONRPC_RATE_LIMITED,
+            Self::Unavailable => JSONRPC_UNAVAILABLE,
+        }
+    }
+
+    /// The RFC 6750 `error` code carried in the challenge, if any.
+    fn challenge_error(self) -> Option<&'static str> {
+        match self {
+            Self::InvalidToken => Some("invalid_token"),
+            Self::InvalidRequest => Some("invalid_request"),
+            Self::InsufficientScope => Some("insufficient_scope"),
+            _ => None,
+        }
+    }
+
+    /// Whether a `WWW-Authenticate` challenge goes with this kind.
+    fn has_challenge(self) -> bool {
+        matches!(
+            self,
+            Self::MissingCredential
+                | Self::InvalidToken
+                | Self::InvalidRequest
+                | Self::InsufficientScope
+        )
+    }
+}
+
+impl fmt::Display for AuthErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// The parameters every challenge of one protected resource carries:
+/// `realm` and the RFC 9728 `resource_metadata` URL.
+///
+/// Made by [`ProtectedResource::challenge`](crate::ProtectedResource::challenge);
+/// cheap to clone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Challenge(Arc<ChallengeInner>);
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ChallengeInner {
+    realm: Option<String>,
+    resource_metadata: Option<String>,
+}
+
+impl Challenge {
+    /// A challenge with the given `realm` and `resource_metadata` URL.
+    #[must_use]
+    pub fn new(realm: Option<String>, resource_metadata: Option<String>) -> Self {
+        Self(Arc::new(ChallengeInner {
+            realm,
+            resource_metadata,
+        }))
+    }
+
+    /// The `realm` parameter.
+    #[must_use]
+    pub fn realm(&self) -> Option<&str> {
+        self.0.realm.as_deref()
+    }
+
+    /// The `resource_metadata` parameter (RFC 9728 §5.1).
+    #[must_use]
+    pub fn resource_metadata(&self) -> Option<&str> {
+        self.0.resource_metadata.as_deref()
+    }
+}
+
+/// The JSON-RPC `id` of the request being handled, put into the request
+/// extensions by whatever parsed the body (the MCP inspect step). When
+/// present, refusals are rendered as JSON-RPC error objects with this id.
+#[derive(Clone, Debug)]
+pub struct JsonRpcId(Arc<RawValue>);
+
+impl JsonRpcId {
+    /// Wraps a raw JSON id (a string, a number, or `null`).
+    #[must_use]
+    pub fn new(raw: Box<RawValue>) -> Self {
+        Self(Arc::from(raw))
+    }
+
+    /// The `null` id, for a request whose id could not be read.
+    #[must_use]
+    pub fn null() -> Self {
+        Self::new(RawValue::from_string("null".to_owned()).expect("null is JSON"))
+    }
+
+    /// The id as raw JSON text.
+    #[must_use]
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+/// A refusal. Renders as a complete HTTP response via [`IntoResponse`]; a
+/// copy of the error is put into the response's extensions so an outer
+/// layer can render it its own way.
+#[derive(Clone)]
+pub struct AuthError(Box<ErrorInner>);
+
+#[derive(Clone)]
+struct ErrorInner {
+    kind: AuthErrorKind,
+    description: Cow<'static, str>,
+    scope: Option<Scopes>,
+    challenge: Option<Challenge>,
+    retry_after: Option<Duration>,
+    jsonrpc_id: Option<JsonRpcId>,
+    jsonrpc_code: Option<i64>,
+}
+
+impl AuthError {
+    /// A refusal of the given kind with a description.
+    ///
+    /// The description is shown to the client (`error_description`): never
+    /// put a credential or anything derived from one in it.
+    #[must_use]
+    pub fn new(kind: AuthErrorKind, description: impl Into<Cow<'static, str>>) -> Self {
+        Self(Box::new(ErrorInner {
+            kind,
+            description: description.into(),
+            scope: None,
+            challenge: None,
+            retry_after: None,
+            jsonrpc_id: None,
+            jsonrpc_code: None,
+        }))
+    }
+
+    /// No credential was presented (401).
+    #[must_use]
+    pub fn missing_credential() -> Self {
+        Self::new(
+            AuthErrorKind::MissingCredential,
+            "authentication is required",
+        )
+    }
+
+    /// A credential was presented but is not valid (401 `invalid_token`).
+    #[must_use]
+    pub fn invalid_token(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::InvalidToken, description)
+    }
+
+    /// The credentials are ambiguous or malformed (400 `invalid_request`).
+    #[must_use]
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::InvalidRequest, description)
+    }
+
+    /// The request body or headers are malformed (400).
+    #[must_use]
+    pub fn malformed_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::MalformedRequest, description)
+    }
+
+    /// The caller lacks scopes (403 `insufficient_scope`); `scope` is what
+    /// the challenge's `scope` parameter lists.
+    #[must_use]
+    pub fn insufficient_scope(scope: Scopes) -> Self {
+        Self::new(
+            AuthErrorKind::InsufficientScope,
+            "the access token lacks a required scope",
+        )
+        .with_scope(scope)
+    }
+
+    /// Refused by policy for a reason other than scopes (403).
+    #[must_use]
+    pub fn forbidden(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::Forbidden, description)
+    }
+
+    /// The body exceeds `limit` bytes (413).
+    #[must_use]
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            AuthErrorKind::PayloadTooLarge,
+            format!("the request body exceeds {limit} bytes"),
+        )
+    }
+
+    /// Throttled; the client may retry after `retry_after` (429).
+    #[must_use]
+    pub fn rate_limited(retry_after: Duration) -> Self {
+        Self::new(AuthErrorKind::RateLimited, "rate limit exceeded").with_retry_after(retry_after)
+    }
+
+    /// A backend needed for the decision is down (503).
+    #[must_use]
+    pub fn unavailable(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::Unavailable, description)
+    }
+
+    /// Sets the challenge's `scope` parameter (the scopes the call needs).
+    #[must_use]
+    pub fn with_scope(mut self, scope: Scopes) -> Self {
+        self.0.scope = Some(scope);
+        self
+    }
+
+    /// Sets the `realm` and `resource_metadata` of the challenge.
+    #[must_use]
+    pub fn with_challenge(mut self, challenge: Challenge) -> Self {
+        self.0.challenge = Some(challenge);
+        self
+    }
+
+    /// Sets `Retry-After` (rounded up to whole seconds, at least 1).
+    #[must_use]
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.0.retry_after = Some(retry_after);
+        self
+    }
+
+    /// Renders the body as a JSON-RPC error carrying this id.
+    #[must_use]
+    pub fn with_jsonrpc_id(mut self, id: JsonRpcId) -> Self {
+        self.0.jsonrpc_id = Some(id);
+        self
+    }
+
+    /// Overrides the JSON-RPC error code (for example
+    /// [`JSONRPC_PARSE_ERROR`]).
+    #[must_use]
+    pub fn with_jsonrpc_code(mut self, code: i64) -> Self {
+        self.0.jsonrpc_code = Some(code);
+        self
+    }
+
+    /// Picks up what the request's extensions say about how to render: its
+    /// [`JsonRpcId`], and a [`Challenge`] when none is set yet.
+    #[must_use]
+    pub fn with_request_context(mut self, extensions: &http::Extensions) -> Self {
+        if self.0.jsonrpc_id.is_none() {
+            self.0.jsonrpc_id = extensions.get::<JsonRpcId>().cloned();
+        }
+        if self.0.challenge.is_none() {
+            self.0.challenge = extensions.get::<Challenge>().cloned();
+        }
+        self
+    }
+
+    /// The kind of refusal.
+    #[must_use]
+    pub fn kind(&self) -> AuthErrorKind {
+        self.0.kind
+    }
+
+    /// The HTTP status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.0.kind.status()
+    }
+
+    /// The human-readable description sent as `error_description`.
+    #[must_use]
+    pub fn description(&self) -> &str {
+        &self.0.description
+    }
+
+    /// The scopes named in the challenge, if any.
+    #[must_use]
+    pub fn scope(&self) -> Option<&Scopes> {
+        self.0.scope.as_ref()
+    }
+
+    /// The `Retry-After` delay, if any.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.0.retry_after
+    }
+
+    /// The JSON-RPC id the body will carry, if the request was JSON-RPC.
+    #[must_use]
+    pub fn jsonrpc_id(&self) -> Option<&JsonRpcId> {
+        self.0.jsonrpc_id.as_ref()
+    }
+
+    /// The JSON-RPC error code the body will carry.
+    #[must_use]
+    pub fn jsonrpc_code(&self) -> i64 {
+        self.0
+            .jsonrpc_code
+            .unwrap_or_else(|| self.0.kind.jsonrpc_code())
+    }
+
+    /// The `WWW-Authenticate` value, for kinds that carry a challenge.
+    #[must_use]
+    pub fn www_authenticate(&self) -> Option<HeaderValue> {
+        let kind = self.0.kind;
+        if !kind.has_challenge() {
+            return None;
+        }
+        let mut out = String::from("Bearer");
+        let mut first = true;
+        let mut param = |name: &str, value: &str| {
+            out.push_str(if first { " " } else { ", " });
+            first = false;
+            out.push_str(name);
+            out.push_str("=\"");
+            push_quoted(&mut out, value);
+            out.push('"');
+        };
+        let challenge = self.0.challenge.as_ref();
+        if let Some(realm) = challenge.and_then(Challenge::realm) {
+            param("realm", realm);
+        }
+        if let Some(code) = kind.challenge_error() {
+            param("error", code);
+            param("error_description", &self.0.description);
+        }
+        if let Some(scope) = self.0.scope.as_ref().filter(|s| !s.is_empty()) {
+            param("scope", &scope.to_string());
+        }
+        if let Some(url) = challenge.and_then(Challenge::resource_metadata) {
+            param("resource_metadata", url);
+        }
+        // Every byte pushed is visible ASCII or a space (see `push_quoted`).
+        HeaderValue::from_str(&out).ok()
+    }
+
+    fn body(&self) -> String {
+        let inner = &*self.0;
+        let mut data = serde_json::Map::new();
+        data.insert("error".into(), inner.kind.code().into());
+        data.insert(
+            "error_description".into(),
+            inner.description.as_ref().into(),
+        );
+        if let Some(scope) = inner.scope.as_ref().filter(|s| !s.is_empty()) {
+            data.insert("scope".into(), scope.to_string().into());
+        }
+        if let Some(retry) = inner.retry_after {
+            data.insert("retry_after".into(), retry_after_secs(retry).into());
+        }
+        match &inner.jsonrpc_id {
+            None => serde_json::Value::Object(data).to_string(),
+            Some(id) => {
+                #[derive(serde::Serialize)]
+                struct Envelope<'a> {
+                    jsonrpc: &'static str,
+                    id: &'a RawValue,
+                    error: ErrorObject<'a>,
+                }
+                #[derive(serde::Serialize)]
+                struct ErrorObject<'a> {
+                    code: i64,
+                    message: &'a str,
+                    data: serde_json::Value,
+                }
+                serde_json::to_string(&Envelope {
+                    jsonrpc: "2.0",
+                    id: &id.0,
+                    error: ErrorObject {
+                        code: self.jsonrpc_code(),
+                        message: &inner.description,
+                        data: serde_json::Value::Object(data),
+                    },
+                })
+                .unwrap_or_default()
+            }
+        }
+    }
+}
+
+/// Pushes `value` as the content of a quoted string whose characters stay
+/// within what RFC 6750 allows in `error_description` and `scope`
+/// (`%x20-21 / %x23-5B / %x5D-7E`): `"` and `\` become `'` and `/`, and
+/// anything outside visible ASCII becomes `?`.
+fn push_quoted(out: &mut String, value: &str) {
+    out.extend(value.chars().map(|c| match c {
+        '"' => '\'',
+        '\\' => '/',
+        ' '..='~' => c,
+        _ => '?',
+    }));
+}
+
+fn retry_after_secs(d: Duration) -> u64 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let mut response = Response::new(Body::from(self.body()));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(value) = self.www_authenticate() {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(retry) = self.0.retry_after {
+            headers.insert(header::RETRY_AFTER, retry_after_secs(retry).into());
+        }
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+impl fmt::Debug for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthError")
+            .field("kind", &self.0.kind)
+            .field("description", &self.0.description)
+            .field("scope", &self.0.scope)
+            .field("retry_after", &self.0.retry_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.0.kind, self.0.description)
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+type RenderFn = dyn Fn(AuthError) -> Response + Send + Sync;
+
+/// How a layer turns an [`AuthError`] into a response. The default is
+/// [`AuthError`]'s own [`IntoResponse`]; replace it to change bodies or add
+/// headers.
+///
+/// ```
+/// use axum::response::{IntoResponse, Response};
+/// use tower_mcp_auth::{ApiKeyLayer, ApiKeys, ErrorRenderer};
+///
+/// let renderer = ErrorRenderer::new(|err| {
+///     let mut response = err.into_response();
+///     response.headers_mut().insert("x-auth-refused", "1".parse().unwrap());
+///     response
+/// });
+/// let layer = ApiKeyLayer::new(ApiKeys::new()).renderer(renderer);
+/// ```
+#[derive(Clone, Default)]
+pub struct ErrorRenderer(Option<Arc<RenderFn>>);
+
+impl ErrorRenderer {
+    /// A renderer from a closure.
+    pub fn new<F>(f: F) -> Self
+    where
+        F: Fn(AuthError) -> Response + Send + Sync + 'static,
+    {
+        Self(Some(Arc::new(f)))
+    }
+
+    /// Renders a refusal.
+    #[must_use]
+    pub fn render(&self, err: AuthError) -> Response {
+        match &self.0 {
+            Some(f) => f(err),
+            None => err.into_response(),
+        }
+    }
+}
+
+impl fmt::Debug for ErrorRenderer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ErrorRenderer(custom)"
+        } else {
+            "ErrorRenderer(default)"
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use serde_json::{json, Value};
+
+    async fn body_json(response: Response) -> Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    fn challenge() -> Challenge {
+        Challenge::new(
+            Some("mcp".into()),
+            Some("https://mcp.example.com/.well-known/oauth-protected-resource/mcp".into()),
+        )
+    }
+
+    #[tokio::test]
+    async fn missing_credential_has_no_error_code() {
+        let response = AuthError::missing_credential()
+            .with_challenge(challenge())
+            .into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer realm="mcp", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#
+        );
+        assert!(response.extensions().get::<AuthError>().is_some());
+        assert_eq!(
+            body_json(response).await,
+            json!({"error": "missing_credential", "error_description": "authentication is required"})
+        );
+    }
+
+    #[tokio::test]
+    async fn insufficient_scope_lists_scopes_and_quotes_safely() {
+        let err = AuthError::new(
+            AuthErrorKind::InsufficientScope,
+            "needs \"write\" \\ more\r\nscope é",
+        )
+        .with_scope(Scopes::parse("write:data read:data"))
+        .with_challenge(challenge());
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer realm="mcp", error="insufficient_scope", error_description="needs 'write' / more??scope ?", scope="read:data write:data", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#
+        );
+    }
+
+    #[tokio::test]
+    async fn jsonrpc_body_carries_the_request_id() {
+        let mut ext = http::Extensions::new();
+        ext.insert(JsonRpcId::new(
+            RawValue::from_string("\"req-7\"".into()).unwrap(),
+        ));
+        let response = AuthError::invalid_token("the token has expired")
+            .with_request_context(&ext)
+            .into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            body_json(response).await,
+            json!({
+                "jsonrpc": "2.0",
+                "id": "req-7",
+                "error": {
+                    "code": JSONRPC_UNAUTHORIZED,
+                    "message": "the token has expired",
+                    "data": {"error": "invalid_token", "error_description": "the token has expired"}
+                }
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_rounded_up_and_never_zero() {
+        for (d, want) in [
+            (Duration::from_millis(1), "1"),
+            (Duration::ZERO, "1"),
+            (Duration::from_millis(1500), "2"),
+            (Duration::from_secs(3), "3"),
+        ] {
+            let response = AuthError::rate_limited(d).into_response();
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(response.headers()[header::RETRY_AFTER], want, "{d:?}");
+            assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
+        }
+    }
+
+    #[test]
+    fn statuses() {
+        use AuthErrorKind::*;
+        for (kind, status) in [
+            (MissingCredential, 401),
+            (InvalidToken, 401),
+            (InvalidRequest, 400),
+            (MalformedRequest, 400),
+            (InsufficientScope, 403),
+            (Forbidden, 403),
+            (PayloadTooLarge, 413),
+            (RateLimited, 429),
+            (Unavailable, 503),
+        ] {
+            assert_eq!(kind.status().as_u16(), status, "{kind}");
+        }
+        assert_eq!(
+            AuthError::malformed_request("x")
+                .with_jsonrpc_code(JSONRPC_PARSE_ERROR)
+                .jsonrpc_code(),
+            -32700
+        );
+    }
+
+    #[test]
+    fn custom_renderer_replaces_default() {
+        let r =
+            ErrorRenderer::new(|err| (StatusCode::IM_A_TEAPOT, err.to_string()).into_response());
+        assert_eq!(
+            r.render(AuthError::missing_credential()).status(),
+            StatusCode::IM_A_TEAPOT
+        );
+        assert_eq!(
+            ErrorRenderer::default()
+                .render(AuthError::missing_credential())
+                .status(),
+            401
+        );
+    }
+}

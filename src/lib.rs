@@ -1,0 +1,78 @@
+//! Composable [`tower`] layers that put real authentication, authorization
+//! and rate limiting in front of an MCP server speaking Streamable HTTP
+//! (rmcp's `StreamableHttpService` first of all), or any axum route.
+//!
+//! Each layer does one job and inserts or reads one [`Principal`] in the
+//! request extensions:
+//!
+//! | layer | job |
+//! | --- | --- |
+//! | [`ApiKeyLayer`] | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`] set |
+//! | [`RequireScopesLayer`] | all-of / any-of scope checks for a plain route |
+//! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
+//!
+//! Refusals are [`AuthError`]s: the right status, an RFC 6750
+//! `WWW-Authenticate: Bearer` challenge carrying `resource_metadata`, and a
+//! JSON (or JSON-RPC) body that never echoes a credential. Every decision
+//! is an [audit] event.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use axum::{Router, routing::post};
+//! use tower::ServiceBuilder;
+//! use tower_mcp_auth::{ApiKeyLayer, ApiKeys, Principal, ProtectedResource};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+//!     .authorization_server("https://auth.example.com")
+//!     .scopes_supported(["read:data", "write:data"])
+//!     .build()?;
+//!
+//! let mcp = Router::new().route(
+//!     "/",
+//!     post(|p: Principal| async move { format!("hello {}", p.subject()) }),
+//! );
+//!
+//! let app = Router::new()
+//!     .merge(resource.router())
+//!     .nest_service(
+//!         "/mcp",
+//!         ServiceBuilder::new()
+//!             .layer(ApiKeyLayer::new(ApiKeys::from_env("API_KEY")?).resource(&resource))
+//!             .service(mcp),
+//!     );
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Feature flags
+//!
+//! | feature | default | what |
+//! | --- | --- | --- |
+//! | `jwt` | yes | bearer JWT validation (jsonwebtoken, remote JWKS) |
+//! | `aws-lc-rs` | yes | jsonwebtoken's crypto on aws-lc-rs |
+//! | `rust-crypto` | no | jsonwebtoken's crypto on the RustCrypto crates |
+//! | `full` | no | everything |
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod api_key;
+pub mod audit;
+pub mod config;
+pub mod error;
+mod future;
+pub mod metadata;
+pub mod principal;
+pub mod scope;
+
+pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyLayer, ApiKeys};
+pub use config::ConfigError;
+pub use error::{AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId};
+pub use future::ResponseFuture;
+pub use metadata::ProtectedResource;
+pub use principal::{AuthScheme, Principal, Scopes};
+pub use scope::{RequireScopes, RequireScopesLayer};

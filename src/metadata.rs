@@ -1,0 +1,430 @@
+//! RFC 9728 protected-resource metadata: [`ProtectedResource`].
+//!
+//! The resource identifier (the MCP endpoint's canonical URL) is what tokens
+//! must be issued for (their audience, RFC 8707) and the anchor of the
+//! metadata URL that every `401` challenge carries in `resource_metadata`.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::Router;
+//! use tower_mcp_auth::ProtectedResource;
+//!
+//! let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+//!     .authorization_server("https://auth.example.com")
+//!     .scopes_supported(["read:data", "write:data"])
+//!     .resource_name("Example MCP server")
+//!     .build()?;
+//!
+//! assert_eq!(
+//!     resource.metadata_url(),
+//!     "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+//! );
+//!
+//! // Serves the document at both well-known paths.
+//! let app: Router = Router::new().merge(resource.router());
+//! # Ok::<(), tower_mcp_auth::ConfigError>(())
+//! ```
+
+use std::{fmt, sync::Arc};
+
+use axum::{body::Body, response::Response, routing::get, Router};
+use bytes::Bytes;
+use http::{header, HeaderValue, Uri};
+use serde::Serialize;
+
+use crate::{config::ConfigError, error::Challenge, principal::Scopes};
+
+/// The well-known path prefix of RFC 9728 metadata.
+pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// An OAuth protected resource (an MCP endpoint): its identifier, the
+/// authorization servers that issue tokens for it, and the scopes it knows.
+///
+/// Built with [`ProtectedResource::builder`]; cheap to clone.
+#[derive(Clone)]
+pub struct ProtectedResource(Arc<Inner>);
+
+struct Inner {
+    metadata: Metadata,
+    metadata_url: String,
+    metadata_paths: Vec<String>,
+    document: Bytes,
+    challenge: Challenge,
+}
+
+/// The RFC 9728 §2 document.
+#[derive(Clone, Debug, Serialize)]
+struct Metadata {
+    resource: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    authorization_servers: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    scopes_supported: Vec<String>,
+    bearer_methods_supported: [&'static str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_documentation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwks_uri: Option<String>,
+}
+
+/// Builds a [`ProtectedResource`]; see [`ProtectedResource::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ProtectedResourceBuilder {
+    resource: String,
+    authorization_servers: Vec<String>,
+    scopes_supported: Vec<String>,
+    resource_name: Option<String>,
+    resource_documentation: Option<String>,
+    jwks_uri: Option<String>,
+    realm: Option<String>,
+}
+
+impl ProtectedResource {
+    /// Starts a resource whose identifier is `resource`: the absolute URL of
+    /// the MCP endpoint as clients reach it (`https://mcp.example.com/mcp`).
+    pub fn builder(resource: impl Into<String>) -> ProtectedResourceBuilder {
+        ProtectedResourceBuilder {
+            resource: resource.into(),
+            authorization_servers: Vec::new(),
+            scopes_supported: Vec::new(),
+            resource_name: None,
+            resource_documentation: None,
+            jwks_uri: None,
+            realm: None,
+        }
+    }
+
+    /// The resource identifier, as given.
+    #[must_use]
+    pub fn resource(&self) -> &str {
+        &self.0.metadata.resource
+    }
+
+    /// The authorization servers (issuers) listed in the metadata.
+    #[must_use]
+    pub fn authorization_servers(&self) -> &[String] {
+        &self.0.metadata.authorization_servers
+    }
+
+    /// The scopes listed in the metadata.
+    #[must_use]
+    pub fn scopes_supported(&self) -> Scopes {
+        self.0.metadata.scopes_supported.iter().collect()
+    }
+
+    /// The URL of the metadata document, with the well-known segment inserted
+    /// before the resource's path (RFC 9728 §3.1). This is the
+    /// `resource_metadata` of every challenge.
+    #[must_use]
+    pub fn metadata_url(&self) -> &str {
+        &self.0.metadata_url
+    }
+
+    /// The challenge parameters (`realm`, `resource_metadata`) for refusals.
+    #[must_use]
+    pub fn challenge(&self) -> Challenge {
+        self.0.challenge.clone()
+    }
+
+    /// The metadata document as JSON bytes.
+    #[must_use]
+    pub fn document(&self) -> Bytes {
+        self.0.document.clone()
+    }
+
+    /// An axum router serving the metadata at
+    /// `/.well-known/oauth-protected-resource` and, for a resource with a
+    /// path, at the path-inserted form (`…/oauth-protected-resource/mcp`).
+    ///
+    /// Served with `Access-Control-Allow-Origin: *` (the document is public,
+    /// and browser-based MCP clients fetch it cross-origin).
+    pub fn router<S>(&self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let mut router = Router::new();
+        for path in &self.0.metadata_paths {
+            let doc = self.0.document.clone();
+            router = router.route(
+                path,
+                get(move || {
+                    let doc = doc.clone();
+                    async move { json_response(doc) }
+                }),
+            );
+        }
+        router
+    }
+}
+
+fn json_response(doc: Bytes) -> Response {
+    let mut response = Response::new(Body::from(doc));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}
+
+impl fmt::Debug for ProtectedResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProtectedResource")
+            .field("resource", &self.0.metadata.resource)
+            .field(
+                "authorization_servers",
+                &self.0.metadata.authorization_servers,
+            )
+            .field("metadata_url", &self.0.metadata_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProtectedResourceBuilder {
+    /// Adds an authorization server (its issuer identifier) that issues
+    /// tokens for this resource.
+    pub fn authorization_server(mut self, issuer: impl Into<String>) -> Self {
+        self.authorization_servers.push(issuer.into());
+        self
+    }
+
+    /// Sets the scopes the resource understands (`scopes_supported`).
+    pub fn scopes_supported<I>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.scopes_supported = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the human-readable `resource_name`.
+    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
+        self.resource_name = Some(name.into());
+        self
+    }
+
+    /// Sets `resource_documentation`, a URL for developers.
+    pub fn resource_documentation(mut self, url: impl Into<String>) -> Self {
+        self.resource_documentation = Some(url.into());
+        self
+    }
+
+    /// Sets `jwks_uri`, the resource's own signing keys (rarely needed).
+    pub fn jwks_uri(mut self, url: impl Into<String>) -> Self {
+        self.jwks_uri = Some(url.into());
+        self
+    }
+
+    /// Sets the `realm` of challenges (none by default).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// Validates and builds.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidUrl`] when the resource identifier, an
+    /// authorization server, the documentation or JWKS URL is not an
+    /// absolute `https` URL (`http` is allowed on loopback hosts only), or
+    /// carries a fragment; the resource identifier must also have no query.
+    pub fn build(self) -> Result<ProtectedResource, ConfigError> {
+        let uri = check_url("resource identifier", &self.resource)?;
+        if uri.query().is_some() {
+            return Err(ConfigError::InvalidUrl {
+                what: "resource identifier",
+                url: self.resource,
+                reason: "it must not have a query component (RFC 8707 §2)",
+            });
+        }
+        for url in &self.authorization_servers {
+            check_url("authorization server", url)?;
+        }
+        if let Some(url) = &self.resource_documentation {
+            check_url("resource documentation URL", url)?;
+        }
+        if let Some(url) = &self.jwks_uri {
+            check_url("JWKS URI", url)?;
+        }
+
+        let scheme = uri.scheme_str().unwrap_or("https");
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        let path = uri.path().trim_end_matches('/');
+        let metadata_url = format!("{scheme}://{authority}{WELL_KNOWN_PATH}{path}");
+        let mut metadata_paths = vec![format!("{WELL_KNOWN_PATH}{path}")];
+        if !path.is_empty() {
+            metadata_paths.push(WELL_KNOWN_PATH.to_owned());
+        }
+
+        let metadata = Metadata {
+            resource: self.resource,
+            authorization_servers: self.authorization_servers,
+            scopes_supported: self.scopes_supported,
+            bearer_methods_supported: ["header"],
+            resource_name: self.resource_name,
+            resource_documentation: self.resource_documentation,
+            jwks_uri: self.jwks_uri,
+        };
+        let document = Bytes::from(
+            serde_json::to_vec(&metadata)
+                .map_err(|e| ConfigError::Invalid(format!("cannot serialize metadata: {e}")))?,
+        );
+        let challenge = Challenge::new(self.realm, Some(metadata_url.clone()));
+        Ok(ProtectedResource(Arc::new(Inner {
+            metadata,
+            metadata_url,
+            metadata_paths,
+            document,
+            challenge,
+        })))
+    }
+}
+
+/// Checks that `url` is absolute, `https` (or `http` on a loopback host) and
+/// has no fragment.
+pub(crate) fn check_url(what: &'static str, url: &str) -> Result<Uri, ConfigError> {
+    let invalid = |reason| ConfigError::InvalidUrl {
+        what,
+        url: url.to_owned(),
+        reason,
+    };
+    if url.contains('#') {
+        return Err(invalid("it must not have a fragment"));
+    }
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| invalid("it is not a valid absolute URL"))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| invalid("it must be an absolute URL with a host"))?;
+    match uri.scheme_str() {
+        Some("https") => Ok(uri),
+        Some("http") if is_loopback(host) => Ok(uri),
+        Some("http") => Err(invalid(
+            "it must use https (http is allowed only on localhost / loopback addresses)",
+        )),
+        _ => Err(invalid("it must be an absolute https URL")),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    #[test]
+    fn metadata_url_inserts_well_known_before_path() {
+        let cases = [
+            (
+                "https://mcp.example.com/mcp",
+                "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+            ),
+            (
+                "https://mcp.example.com/",
+                "https://mcp.example.com/.well-known/oauth-protected-resource",
+            ),
+            (
+                "https://mcp.example.com",
+                "https://mcp.example.com/.well-known/oauth-protected-resource",
+            ),
+            (
+                "http://127.0.0.1:3000/a/b/",
+                "http://127.0.0.1:3000/.well-known/oauth-protected-resource/a/b",
+            ),
+            (
+                "http://[::1]:8080/mcp",
+                "http://[::1]:8080/.well-known/oauth-protected-resource/mcp",
+            ),
+        ];
+        for (resource, want) in cases {
+            let r = ProtectedResource::builder(resource).build().unwrap();
+            assert_eq!(r.metadata_url(), want, "{resource}");
+            assert_eq!(r.challenge().resource_metadata(), Some(want));
+        }
+    }
+
+    #[test]
+    fn invalid_identifiers_are_refused_at_build_time() {
+        for bad in [
+            "http://mcp.example.com/mcp",
+            "https://mcp.example.com/mcp#frag",
+            "https://mcp.example.com/mcp?x=1",
+            "/mcp",
+            "mcp.example.com/mcp",
+            "ftp://mcp.example.com/mcp",
+            "not a url",
+        ] {
+            let err = ProtectedResource::builder(bad).build().unwrap_err();
+            assert!(
+                matches!(err, ConfigError::InvalidUrl { .. }),
+                "{bad}: {err}"
+            );
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+        let err = ProtectedResource::builder("https://ok.example.com/mcp")
+            .authorization_server("http://auth.example.com")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("authorization server"), "{err}");
+        assert!(ProtectedResource::builder("http://localhost:3000/mcp")
+            .build()
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn router_serves_both_well_known_paths() {
+        let r = ProtectedResource::builder("https://mcp.example.com/mcp")
+            .authorization_server("https://auth.example.com")
+            .scopes_supported(["read:data", "write:data"])
+            .resource_name("Example")
+            .resource_documentation("https://docs.example.com")
+            .build()
+            .unwrap();
+        let want = serde_json::json!({
+            "resource": "https://mcp.example.com/mcp",
+            "authorization_servers": ["https://auth.example.com"],
+            "scopes_supported": ["read:data", "write:data"],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "Example",
+            "resource_documentation": "https://docs.example.com",
+        });
+        for path in [
+            "/.well-known/oauth-protected-resource/mcp",
+            "/.well-known/oauth-protected-resource",
+        ] {
+            let app: Router = r.router();
+            let response = app
+                .oneshot(http::Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let got: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(got, want);
+        }
+    }
+}

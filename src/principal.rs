@@ -1,0 +1,484 @@
+//! Who is calling: [`Principal`], its [`AuthScheme`] and its [`Scopes`].
+//!
+//! Authentication layers insert exactly one [`Principal`] into the request
+//! extensions; everything after them (scope checks, the MCP policy, the rate
+//! limiter, your handlers and rmcp tools) reads it from there.
+//!
+//! # Example
+//!
+//! ```
+//! use tower_mcp_auth::{AuthScheme, Principal, Scopes};
+//!
+//! let principal = Principal::new(AuthScheme::Jwt, "user-42")
+//!     .with_scopes(Scopes::parse("read:data write:data"))
+//!     .with_client_id("my-client");
+//!
+//! assert_eq!(principal.subject(), "user-42");
+//! assert!(principal.scopes().contains("read:data"));
+//! assert!(principal.scheme().is_bearer());
+//! ```
+
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use http::request::Parts;
+use serde_json::{Map, Value};
+
+use crate::error::{AuthError, Challenge};
+
+/// How a [`Principal`] proved who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthScheme {
+    /// An API key (`X-API-Key` or `Authorization: ApiKey …`).
+    ApiKey,
+    /// A bearer access token that is a JWT, verified locally.
+    Jwt,
+    /// A bearer access token verified by RFC 7662 introspection.
+    Introspection,
+}
+
+impl AuthScheme {
+    /// `true` for the OAuth bearer-token schemes ([`Jwt`](Self::Jwt) and
+    /// [`Introspection`](Self::Introspection)).
+    #[must_use]
+    pub fn is_bearer(self) -> bool {
+        matches!(self, Self::Jwt | Self::Introspection)
+    }
+
+    /// A short, stable name for logs and metrics: `api_key`, `jwt`,
+    /// `introspection`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiKey => "api_key",
+            Self::Jwt => "jwt",
+            Self::Introspection => "introspection",
+        }
+    }
+}
+
+impl fmt::Display for AuthScheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of OAuth scopes.
+///
+/// Parsed from a space-separated `scope` string (RFC 6749 §3.3), a JSON
+/// array or string (`scp`), or built from an iterator. Kept sorted and
+/// de-duplicated; cloning is cheap.
+///
+/// ```
+/// use tower_mcp_auth::Scopes;
+///
+/// let scopes = Scopes::parse("write:data  read:data read:data");
+/// assert_eq!(scopes.len(), 2);
+/// assert_eq!(scopes.to_string(), "read:data write:data");
+/// assert!(scopes.contains_all(["read:data"]));
+///
+/// let from_json = Scopes::from_json(&serde_json::json!(["admin", "read:data"])).unwrap();
+/// assert!(from_json.contains("admin"));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Scopes(Arc<[Box<str>]>);
+
+impl Scopes {
+    /// The empty set.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// Parses a space-separated list (RFC 6749 §3.3). Runs of white space
+    /// and duplicates are ignored.
+    #[must_use]
+    pub fn parse(s: &str) -> Self {
+        s.split_ascii_whitespace().collect()
+    }
+
+    /// Reads scopes from a JSON claim: a space-separated string (`scope`) or
+    /// an array of strings (`scp`). `None` for any other shape.
+    #[must_use]
+    pub fn from_json(value: &Value) -> Option<Self> {
+        match value {
+            Value::String(s) => Some(Self::parse(s)),
+            Value::Array(items) => items
+                .iter()
+                .map(|item| item.as_str())
+                .collect::<Option<Vec<_>>>()
+                .map(|v| {
+                    v.into_iter()
+                        .flat_map(str::split_ascii_whitespace)
+                        .collect()
+                }),
+            _ => None,
+        }
+    }
+
+    /// Whether `scope` is in the set.
+    #[must_use]
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.binary_search_by(|s| (**s).cmp(scope)).is_ok()
+    }
+
+    /// Whether every one of `required` is in the set (true for none).
+    pub fn contains_all<I>(&self, required: I) -> bool
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        required.into_iter().all(|s| self.contains(s.as_ref()))
+    }
+
+    /// Whether at least one of `candidates` is in the set (false for none).
+    pub fn contains_any<I>(&self, candidates: I) -> bool
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        candidates.into_iter().any(|s| self.contains(s.as_ref()))
+    }
+
+    /// The scopes of `self` that are missing from `granted`.
+    #[must_use]
+    pub fn missing_from(&self, granted: &Scopes) -> Scopes {
+        self.iter().filter(|s| !granted.contains(s)).collect()
+    }
+
+    /// The union of two sets.
+    #[must_use]
+    pub fn union(&self, other: &Scopes) -> Scopes {
+        self.iter().chain(other.iter()).collect()
+    }
+
+    /// The scopes, in sorted order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.0.iter().map(|s| &**s)
+    }
+
+    /// How many scopes there are.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the set is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for Scopes {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        let mut v: Vec<Box<str>> = iter
+            .into_iter()
+            .flat_map(|s| {
+                s.as_ref()
+                    .split_ascii_whitespace()
+                    .map(Box::<str>::from)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        Self(v.into())
+    }
+}
+
+impl fmt::Display for Scopes {
+    /// Space separated, as in a `scope` parameter.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(s)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl serde::Serialize for Scopes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+/// The authenticated caller of one request.
+///
+/// Inserted into the request extensions by an authentication layer
+/// ([`ApiKeyLayer`](crate::ApiKeyLayer), the JWT or introspection layers).
+/// Cloning is cheap (one reference count).
+///
+/// # As an axum extractor
+///
+/// `Principal` refuses the request with `401` and a `WWW-Authenticate`
+/// challenge when no layer authenticated it; `Option<Principal>` never
+/// refuses.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use tower_mcp_auth::Principal;
+///
+/// async fn me(principal: Principal) -> String {
+///     format!("hello {}", principal.subject())
+/// }
+///
+/// async fn maybe(principal: Option<Principal>) -> String {
+///     principal.map_or("anonymous".into(), |p| p.subject().to_owned())
+/// }
+///
+/// let app: Router = Router::new().route("/me", get(me)).route("/hi", get(maybe));
+/// ```
+///
+/// # In an rmcp tool
+///
+/// rmcp hands the request's [`http::request::Parts`] to tools; the principal
+/// is in their extensions:
+///
+/// ```
+/// use tower_mcp_auth::Principal;
+///
+/// fn caller(parts: &http::request::Parts) -> Option<&Principal> {
+///     Principal::from_parts(parts)
+/// }
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct Principal(Arc<Inner>);
+
+#[derive(Clone, PartialEq)]
+struct Inner {
+    scheme: AuthScheme,
+    subject: String,
+    scopes: Scopes,
+    client_id: Option<String>,
+    expires_at: Option<SystemTime>,
+    claims: Option<Arc<Map<String, Value>>>,
+}
+
+impl Principal {
+    /// A principal with a scheme and a subject, and no scopes.
+    #[must_use]
+    pub fn new(scheme: AuthScheme, subject: impl Into<String>) -> Self {
+        Self(Arc::new(Inner {
+            scheme,
+            subject: subject.into(),
+            scopes: Scopes::empty(),
+            client_id: None,
+            expires_at: None,
+            claims: None,
+        }))
+    }
+
+    /// Sets the granted scopes.
+    #[must_use]
+    pub fn with_scopes(mut self, scopes: Scopes) -> Self {
+        Arc::make_mut(&mut self.0).scopes = scopes;
+        self
+    }
+
+    /// Sets the OAuth client the token was issued to (`client_id` / `azp`).
+    #[must_use]
+    pub fn with_client_id(mut self, client_id: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.0).client_id = Some(client_id.into());
+        self
+    }
+
+    /// Sets when the credential expires.
+    #[must_use]
+    pub fn with_expires_at(mut self, expires_at: SystemTime) -> Self {
+        Arc::make_mut(&mut self.0).expires_at = Some(expires_at);
+        self
+    }
+
+    /// Keeps the raw claims of the token (JWT payload or introspection
+    /// response).
+    #[must_use]
+    pub fn with_claims(mut self, claims: Map<String, Value>) -> Self {
+        Arc::make_mut(&mut self.0).claims = Some(Arc::new(claims));
+        self
+    }
+
+    /// How the caller authenticated.
+    #[must_use]
+    pub fn scheme(&self) -> AuthScheme {
+        self.0.scheme
+    }
+
+    /// The caller: the token's `sub` (or `username`), or the API key's name.
+    #[must_use]
+    pub fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    /// The granted scopes.
+    #[must_use]
+    pub fn scopes(&self) -> &Scopes {
+        &self.0.scopes
+    }
+
+    /// The OAuth client id, when the credential names one.
+    #[must_use]
+    pub fn client_id(&self) -> Option<&str> {
+        self.0.client_id.as_deref()
+    }
+
+    /// When the credential expires, when known.
+    #[must_use]
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.0.expires_at
+    }
+
+    /// Whether the credential has expired at `now` (never, when no expiry
+    /// is known).
+    #[must_use]
+    pub fn is_expired_at(&self, now: SystemTime) -> bool {
+        self.0.expires_at.is_some_and(|exp| exp <= now)
+    }
+
+    /// Seconds until expiry, when known and in the future.
+    #[must_use]
+    pub fn expires_in(&self) -> Option<Duration> {
+        self.0
+            .expires_at
+            .and_then(|exp| exp.duration_since(SystemTime::now()).ok())
+    }
+
+    /// The raw claims of the token, when the scheme has any.
+    #[must_use]
+    pub fn claims(&self) -> Option<&Map<String, Value>> {
+        self.0.claims.as_deref()
+    }
+
+    /// One raw claim by name.
+    #[must_use]
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.claims().and_then(|c| c.get(name))
+    }
+
+    /// The principal that an authentication layer put into these request
+    /// parts (what rmcp hands to a tool), if any.
+    #[must_use]
+    pub fn from_parts(parts: &Parts) -> Option<&Principal> {
+        parts.extensions.get::<Principal>()
+    }
+
+    /// The principal in a request's extensions, if any.
+    #[must_use]
+    pub fn from_extensions(extensions: &http::Extensions) -> Option<&Principal> {
+        extensions.get::<Principal>()
+    }
+}
+
+impl fmt::Debug for Principal {
+    /// Never prints the raw claims: only who, how, and what was granted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("scheme", &self.0.scheme)
+            .field("subject", &self.0.subject)
+            .field("scopes", &self.0.scopes)
+            .field("client_id", &self.0.client_id)
+            .field("expires_at", &self.0.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(p) = parts.extensions.get::<Principal>() {
+            return Ok(p.clone());
+        }
+        let mut err = AuthError::missing_credential();
+        if let Some(challenge) = parts.extensions.get::<Challenge>() {
+            err = err.with_challenge(challenge.clone());
+        }
+        Err(err.with_request_context(&parts.extensions))
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Principal>().cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scopes_parse_sorts_and_dedups() {
+        let s = Scopes::parse("  b a\tb  c ");
+        assert_eq!(s.iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(s.to_string(), "a b c");
+        assert_eq!(Scopes::parse(&s.to_string()), s, "round trip");
+        assert!(Scopes::parse("").is_empty());
+    }
+
+    #[test]
+    fn scopes_from_json_shapes() {
+        assert_eq!(
+            Scopes::from_json(&json!("read write")).unwrap(),
+            Scopes::parse("read write")
+        );
+        assert_eq!(
+            Scopes::from_json(&json!(["read", "write"])).unwrap(),
+            Scopes::parse("read write")
+        );
+        assert!(Scopes::from_json(&json!(["read", 1])).is_none());
+        assert!(Scopes::from_json(&json!(7)).is_none());
+        assert!(Scopes::from_json(&json!({"a": 1})).is_none());
+    }
+
+    #[test]
+    fn scopes_set_operations() {
+        let granted = Scopes::parse("read:data");
+        let required = Scopes::parse("read:data write:data");
+        assert!(!granted.contains_all(required.iter()));
+        assert!(granted.contains_any(required.iter()));
+        assert!(granted.contains_all(Vec::<&str>::new()));
+        assert!(!granted.contains_any(Vec::<&str>::new()));
+        assert_eq!(required.missing_from(&granted), Scopes::parse("write:data"));
+        assert_eq!(granted.union(&required), required);
+    }
+
+    #[test]
+    fn principal_builders_and_debug_hides_claims() {
+        let mut claims = Map::new();
+        claims.insert("secret_claim".into(), json!("hush"));
+        let p = Principal::new(AuthScheme::Jwt, "alice")
+            .with_scopes(Scopes::parse("a"))
+            .with_client_id("cli")
+            .with_expires_at(SystemTime::UNIX_EPOCH + Duration::from_secs(10))
+            .with_claims(claims);
+        assert_eq!(p.client_id(), Some("cli"));
+        assert_eq!(p.claim("secret_claim"), Some(&json!("hush")));
+        assert!(p.is_expired_at(SystemTime::now()));
+        assert!(p.expires_in().is_none());
+        let dbg = format!("{p:?}");
+        assert!(dbg.contains("alice") && !dbg.contains("hush"), "{dbg}");
+        assert!(!AuthScheme::ApiKey.is_bearer());
+        assert_eq!(AuthScheme::Introspection.to_string(), "introspection");
+    }
+}

@@ -1,0 +1,253 @@
+//! Scope checks for plain routes: [`RequireScopesLayer`].
+//!
+//! Put it after an authentication layer. No principal → 401 with the
+//! challenge; a principal without the scopes → 403 `insufficient_scope`
+//! naming the scopes required (RFC 6750 §3.1).
+//!
+//! For an MCP endpoint, where each tool needs different scopes, use the MCP
+//! policy instead.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use tower::ServiceBuilder;
+//! use tower_mcp_auth::{ApiKey, ApiKeyLayer, ApiKeys, RequireScopesLayer};
+//!
+//! let keys = ApiKeys::new().with(ApiKey::new("writer", "mcp_sk_writer-0123456789abcdef").scopes(["write:data"]));
+//!
+//! let app: Router = Router::new()
+//!     .route("/data", post(|| async { "written" }))
+//!     .layer(
+//!         ServiceBuilder::new()
+//!             .layer(ApiKeyLayer::new(keys))
+//!             .layer(RequireScopesLayer::all(["write:data"])),
+//!     );
+//! ```
+
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use axum::response::Response;
+use http::Request;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{
+    audit,
+    error::{AuthError, Challenge, ErrorRenderer},
+    future::{BoxError, ResponseFuture},
+    metadata::ProtectedResource,
+    principal::{Principal, Scopes},
+};
+
+/// Requires the request's [`Principal`] to hold scopes: all of a set, or
+/// any of a set.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct RequireScopesLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    scopes: Scopes,
+    any: bool,
+    challenge: Option<Challenge>,
+    renderer: ErrorRenderer,
+}
+
+impl RequireScopesLayer {
+    /// Requires every one of `scopes`.
+    pub fn all<I>(scopes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        Self::with_mode(scopes.into_iter().collect(), false)
+    }
+
+    /// Requires at least one of `scopes`.
+    pub fn any<I>(scopes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        Self::with_mode(scopes.into_iter().collect(), true)
+    }
+
+    fn with_mode(scopes: Scopes, any: bool) -> Self {
+        Self {
+            config: Arc::new(Config {
+                scopes,
+                any,
+                challenge: None,
+                renderer: ErrorRenderer::default(),
+            }),
+        }
+    }
+
+    /// Adds the resource's `resource_metadata` (and realm) to challenges.
+    pub fn resource(mut self, resource: &ProtectedResource) -> Self {
+        Arc::make_mut(&mut self.config).challenge = Some(resource.challenge());
+        self
+    }
+
+    /// Renders refusals with a custom renderer.
+    pub fn renderer(mut self, renderer: ErrorRenderer) -> Self {
+        Arc::make_mut(&mut self.config).renderer = renderer;
+        self
+    }
+}
+
+impl<S> Layer<S> for RequireScopesLayer {
+    type Service = RequireScopes<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireScopes {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service made by [`RequireScopesLayer`].
+#[derive(Clone, Debug)]
+pub struct RequireScopes<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> RequireScopes<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl Config {
+    fn check(&self, principal: Option<&Principal>) -> Result<(), AuthError> {
+        let Some(p) = principal else {
+            return Err(AuthError::missing_credential().with_scope(self.scopes.clone()));
+        };
+        let granted = p.scopes();
+        let ok = if self.any {
+            self.scopes.is_empty() || granted.contains_any(self.scopes.iter())
+        } else {
+            granted.contains_all(self.scopes.iter())
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(AuthError::insufficient_scope(self.scopes.clone()))
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopes<S>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let config = &*self.config;
+        let principal = Principal::from_extensions(req.extensions());
+        if let Err(mut err) = config.check(principal) {
+            if let Some(c) = &config.challenge {
+                err = err.with_challenge(c.clone());
+            }
+            let err = err.with_request_context(req.extensions());
+            audit::refused("scopes", &err, principal, req.method(), req.uri());
+            return ResponseFuture::refused(config.renderer.render(err));
+        }
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        ResponseFuture::inner(inner.call(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::principal::AuthScheme;
+    use axum::body::Body;
+    use http::header;
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    async fn run(layer: RequireScopesLayer, scopes: Option<&str>) -> Response {
+        let svc = ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(|_req: Request<Body>| async {
+                Ok::<_, Infallible>(http::Response::new(Body::from("ok")))
+            });
+        let mut req = Request::get("/data").body(Body::empty()).unwrap();
+        if let Some(s) = scopes {
+            req.extensions_mut()
+                .insert(Principal::new(AuthScheme::Jwt, "u").with_scopes(Scopes::parse(s)));
+        }
+        svc.oneshot(req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn all_of() {
+        let layer = || RequireScopesLayer::all(["read:data", "write:data"]);
+        assert_eq!(
+            run(layer(), Some("read:data write:data admin"))
+                .await
+                .status(),
+            200
+        );
+        let res = run(layer(), Some("read:data")).await;
+        assert_eq!(res.status(), 403);
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="read:data write:data""#
+        );
+    }
+
+    #[tokio::test]
+    async fn any_of() {
+        let layer = || RequireScopesLayer::any(["admin", "write:data"]);
+        assert_eq!(run(layer(), Some("write:data")).await.status(), 200);
+        assert_eq!(run(layer(), Some("read:data")).await.status(), 403);
+    }
+
+    #[tokio::test]
+    async fn no_principal_is_401_with_resource_metadata() {
+        let resource = ProtectedResource::builder("https://api.example.com/data")
+            .build()
+            .unwrap();
+        let res = run(
+            RequireScopesLayer::all(["read:data"]).resource(&resource),
+            None,
+        )
+        .await;
+        assert_eq!(res.status(), 401);
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer scope="read:data", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
+        );
+    }
+}
