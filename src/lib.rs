@@ -76,3 +76,8 @@ pub use future::ResponseFuture;
 pub use metadata::ProtectedResource;
 pub use principal::{AuthScheme, Principal, Scopes};
 pub use scope::{RequireScopes, RequireScopesLayer};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
