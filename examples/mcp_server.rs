@@ -1104,10 +1104,16 @@ impl ServerHandler for McpServer {
         self.store.count_call();
         if uri == STATS_URI {
             let inner = &self.store.0;
+            let (total_users, admin_users) = {
+                let users = read(&inner.users);
+                let admins = users.values().filter(|u| u.role == "admin").count();
+                (users.len(), admins)
+            };
+            let active_sessions = inner.sessions.sessions.read().await.len();
             let stats = serde_json::json!({
-                "total_users": read(&inner.users).len(),
-                "admin_users": read(&inner.users).values().filter(|u| u.role == "admin").count(),
-                "active_sessions": inner.sessions.sessions.read().await.len(),
+                "total_users": total_users,
+                "admin_users": admin_users,
+                "active_sessions": active_sessions,
                 "calls_since_start": inner.calls.load(Ordering::Relaxed),
                 "uptime_seconds": inner.started.elapsed().as_secs(),
                 "requested_by": who.subject(),
