@@ -182,6 +182,110 @@ async fn rmcp_client_with_key_lists_calls_and_reads() {
     client.cancel().await.unwrap();
 }
 
+async fn call(
+    client: &rmcp::service::RunningService<RoleClient, ClientConfig>,
+    tool: &'static str,
+    arguments: Value,
+) -> CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new(tool).with_arguments(args(arguments)))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_tool_works_and_writes_change_the_store() {
+    let addr = serve(false).await;
+    let client = rmcp_client(addr, KEY).await.expect("initialize");
+
+    let user = call(&client, "get_user_data", json!({"user_id": "user_003"})).await;
+    assert_eq!(structured(&user)["name"], "Carol Diaz");
+    let missing = call(&client, "get_user_data", json!({"user_id": "user_999"})).await;
+    assert_eq!(missing.is_error, Some(true));
+
+    let record = call(
+        &client,
+        "read_sensitive_data",
+        json!({"data_id": "hr-salary-bands"}),
+    )
+    .await;
+    let record = structured(&record);
+    assert_eq!(record["record"]["classification"], "restricted");
+    assert_eq!(record["accessed_by"], KEY_NAME);
+
+    let updated = call(
+        &client,
+        "update_user_data",
+        json!({"user_id": "user_002", "data": {"department": "Partnerships"}}),
+    )
+    .await;
+    let updated = structured(&updated);
+    assert_eq!(updated["changed"], json!(["department"]));
+    assert_eq!(updated["updated_by"], KEY_NAME);
+    let user = call(&client, "get_user_by_id", json!({"user_id": "user_002"})).await;
+    assert_eq!(structured(&user)["department"], "Partnerships");
+    let bad_email = call(
+        &client,
+        "update_user_data",
+        json!({"user_id": "user_002", "data": {"email": "nope"}}),
+    )
+    .await;
+    assert_eq!(bad_email.is_error, Some(true));
+    // Unknown fields are refused (rmcp reports input errors as tool errors).
+    let unknown_field = call(
+        &client,
+        "update_user_data",
+        json!({"user_id": "user_002", "data": {"role": "admin"}}),
+    )
+    .await;
+    assert_eq!(unknown_field.is_error, Some(true));
+    assert!(format!("{:?}", unknown_field.content).contains("unknown field `role`"));
+
+    let profile = call(
+        &client,
+        "update_my_profile",
+        json!({"data": {"display_name": "CI bot", "timezone": "Europe/Paris"}}),
+    )
+    .await;
+    assert_eq!(structured(&profile)["profile"]["display_name"], "CI bot");
+    let profile = client
+        .call_tool(CallToolRequestParams::new("get_my_profile"))
+        .await
+        .unwrap();
+    let profile = structured(&profile);
+    assert_eq!(profile["profile"]["subject"], KEY_NAME);
+    assert_eq!(profile["profile"]["timezone"], "Europe/Paris");
+
+    let deleted = call(
+        &client,
+        "delete_user",
+        json!({"user_id": "user_003", "reason": "left the company"}),
+    )
+    .await;
+    let deleted = structured(&deleted);
+    assert_eq!(deleted["deleted"], "user_003");
+    assert_eq!(deleted["deleted_by"], KEY_NAME);
+    let gone = call(&client, "get_user_by_id", json!({"user_id": "user_003"})).await;
+    assert_eq!(gone.is_error, Some(true));
+    let all = client
+        .call_tool(CallToolRequestParams::new("list_all_users"))
+        .await
+        .unwrap();
+    let all = structured(&all);
+    assert_eq!(all["total"], 2);
+    assert_eq!(all["users"][0]["id"], "user_001");
+    assert_eq!(all["users"][1]["id"], "user_002");
+
+    for tool in ["protected_operation", "rate_limited_operation"] {
+        let done = call(&client, tool, json!({"param": "42"})).await;
+        let done = structured(&done);
+        assert_eq!(done["operation"], tool);
+        assert_eq!(done["performed_by"], KEY_NAME);
+    }
+
+    client.cancel().await.unwrap();
+}
+
 #[tokio::test]
 async fn rmcp_client_in_stateless_mode() {
     let addr = serve(true).await;
