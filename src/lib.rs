@@ -1,4 +1,4 @@
-//! Composable [`tower`] layers that put real authentication, authorization
+//! Composable [`tower`](https://docs.rs/tower) layers that put real authentication, authorization
 //! and rate limiting in front of an MCP server speaking Streamable HTTP
 //! (rmcp's `StreamableHttpService` first of all), or any axum route.
 //!
