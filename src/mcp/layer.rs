@@ -111,7 +111,7 @@ impl McpPolicyLayer {
 
     /// Whether `tools/list`, `prompts/list`, `resources/list` and
     /// `resources/templates/list` results are filtered to what the caller
-    /// may call (default `true`). See [`filter`](crate::mcp::filter).
+    /// may call (default `true`). See [`filter`].
     pub fn filter_lists(mut self, on: bool) -> Self {
         Arc::make_mut(&mut self.config).filter_lists = on;
         self
@@ -143,9 +143,10 @@ pub struct McpPolicyService<S> {
 }
 
 impl<S> McpPolicyService<S> {
-    /// Wraps `inner` with `layer`'s configuration.
-    pub fn layer(layer: McpPolicyLayer) -> McpPolicyLayer {
-        layer
+    /// The layer for `policy` and `resource`: the same as
+    /// [`McpPolicyLayer::new`].
+    pub fn layer(policy: McpPolicy, resource: &ProtectedResource) -> McpPolicyLayer {
+        McpPolicyLayer::new(policy, resource)
     }
 
     /// The inner service.

@@ -32,14 +32,23 @@
 //! rmcp hands the request's [`http::request::Parts`] to tools as an
 //! extension; the [`Principal`](crate::Principal) is in their extensions:
 //!
-//! ```ignore
-//! use rmcp::handler::server::tool::Extension;
+//! ```
+//! use rmcp::{handler::server::{router::tool::ToolRouter, tool::Extension}, tool, tool_router};
 //! use tower_mcp_auth::Principal;
 //!
-//! #[tool(description = "Who am I?")]
-//! async fn whoami(&self, Extension(parts): Extension<http::request::Parts>) -> String {
-//!     Principal::from_parts(&parts).map_or("anonymous".into(), |p| p.subject().to_owned())
+//! #[derive(Clone)]
+//! struct Server {
+//!     tool_router: ToolRouter<Self>,
 //! }
+//!
+//! #[tool_router]
+//! impl Server {
+//!     #[tool(description = "Who am I?")]
+//!     async fn whoami(&self, Extension(parts): Extension<http::request::Parts>) -> String {
+//!         Principal::from_parts(&parts).map_or("anonymous".into(), |p| p.subject().to_owned())
+//!     }
+//! }
+//! # let _ = Server { tool_router: Server::tool_router() }.tool_router;
 //! ```
 //!
 //! (tests/mcp_policy.rs runs exactly this against a real rmcp server.)

@@ -34,7 +34,7 @@
 //! the default; likewise `prompts/get` → prompt, `resources/read`,
 //! `resources/subscribe`, `resources/unsubscribe` and `completion/complete`
 //! → resource (an exact URI first, then the most specific matching
-//! [`UriTemplate`](crate::mcp::UriTemplate)); any other method → its method
+//! [`UriTemplate`]); any other method → its method
 //! rule, else the default. A request without a call (GET, DELETE) and a
 //! client's JSON-RPC response take the default rule.
 //!
