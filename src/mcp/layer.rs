@@ -231,6 +231,12 @@ impl Config {
     }
 }
 
+/// The `null` id (shared: refusals before the body's id is known).
+fn null_id() -> JsonRpcId {
+    static NULL: std::sync::OnceLock<JsonRpcId> = std::sync::OnceLock::new();
+    NULL.get_or_init(JsonRpcId::null).clone()
+}
+
 /// `tools/call \`name\``, with the name cut to 64 characters.
 fn describe(call: &McpCall) -> String {
     let method = call.method().unwrap_or("response");
@@ -294,7 +300,7 @@ where
             let (mut parts, body) = req.into_parts();
             parts.extensions.insert(config.challenge.clone());
             let (mcp, body) = if parts.method == Method::POST {
-                parts.extensions.insert(JsonRpcId::null());
+                parts.extensions.insert(null_id());
                 let bytes = match read_body(&parts, body, config.body_limit).await {
                     Ok(b) => b,
                     Err(err) => return Ok(config.refuse(err, &parts, None, 0)),
@@ -498,6 +504,31 @@ mod tests {
             (status.as_u16(), &headers["x-calls"]),
             (200, &http::HeaderValue::from(0))
         );
+    }
+
+    #[tokio::test]
+    async fn list_filtering_can_be_switched_off() {
+        let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        let result =
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read"},{"name":"admin"}]}}"#;
+        let run = |layer: McpPolicyLayer| async move {
+            let svc = ServiceBuilder::new().layer(layer).service_fn(
+                move |_req: Request<Body>| async move {
+                    let mut res = http::Response::new(Body::from(result));
+                    res.headers_mut()
+                        .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+                    Ok::<_, Infallible>(res)
+                },
+            );
+            let res = svc.oneshot(post(list, jwt("read:data"))).await.unwrap();
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            serde_json::from_slice::<Value>(&bytes).unwrap()["result"]["tools"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        assert_eq!(run(layer()).await, 1);
+        assert_eq!(run(layer().filter_lists(false)).await, 2);
     }
 
     #[tokio::test]
