@@ -184,7 +184,7 @@ fn bench_http(c: &mut Criterion) {
         );
         next.run(req).await
     };
-    let (bare, guarded) = rt.block_on(async {
+    let (bare, guarded, reader) = rt.block_on(async {
         let serve = |app: axum::Router| async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
@@ -210,12 +210,33 @@ fn bench_http(c: &mut Criterion) {
             ),
         )
         .await;
-        (bare, guarded)
+        let reader = serve(
+            axum::Router::new().route_service(
+                "/mcp",
+                ServiceBuilder::new()
+                    .layer(axum::middleware::from_fn(principal))
+                    .layer(axum::middleware::from_fn(
+                        |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                            let (parts, body) = req.into_parts();
+                            let bytes = body.collect().await.unwrap().to_bytes();
+                            next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
+                                .await
+                        },
+                    ))
+                    .service_fn(route),
+            ),
+        )
+        .await;
+        (bare, guarded, reader)
     });
     let client = reqwest::Client::new();
     let small = call_body(1024);
     let mut group = c.benchmark_group("mcp_http_1KiB_tools_call");
-    for (name, url) in [("bare_route", bare), ("inspect_policy", guarded)] {
+    for (name, url) in [
+        ("bare_route", bare),
+        ("inspect_policy", guarded),
+        ("read_only", reader),
+    ] {
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| {
                 let req = client
