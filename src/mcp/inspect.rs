@@ -125,6 +125,17 @@ impl McpCall {
         }
     }
 
+    /// The stand-in for a request without a JSON-RPC body (GET, DELETE):
+    /// no id, no method, no target.
+    pub(crate) fn no_call() -> Self {
+        Self {
+            id: None,
+            method: None,
+            target: None,
+            kind: MessageKind::Request,
+        }
+    }
+
     /// The JSON-RPC id (requests and responses).
     #[must_use]
     pub fn id(&self) -> Option<&JsonRpcId> {

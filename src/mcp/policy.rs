@@ -458,7 +458,8 @@ impl McpPolicy {
         })
     }
 
-    /// Decides one call (`None`: a request without a call).
+    /// Decides one call (`None`: a request without a call; a
+    /// [`Rule::check`] then sees a call without method or target).
     ///
     /// # Errors
     ///
@@ -471,7 +472,7 @@ impl McpPolicy {
         let rule = self.rule_for(call);
         match call {
             Some(call) => rule.authorize(principal, call),
-            None => rule.authorize(principal, &McpCall::new("", None)),
+            None => rule.authorize(principal, &McpCall::no_call()),
         }
     }
 
