@@ -832,4 +832,77 @@ mod tests {
             .build()
             .is_ok());
     }
+
+    /// The example server's contract table (DESIGN.md), as the example
+    /// should write it.
+    #[test]
+    fn example_contract_table() {
+        let policy = McpPolicy::builder()
+            .default(Rule::authenticated())
+            .tool("get_user_data", Rule::bearer().scopes(["read:data"]))
+            .tool("read_sensitive_data", Rule::bearer().scopes(["data:read"]))
+            .tool("update_user_data", Rule::bearer().scopes(["write:data"]))
+            .tool("get_my_profile", Rule::bearer().scopes(["read:profile"]))
+            .tool(
+                "update_my_profile",
+                Rule::bearer().scopes(["write:profile"]),
+            )
+            .tool("create_admin_user", Rule::api_key())
+            .tool(
+                "delete_user",
+                Rule::api_key().or(Rule::bearer().scopes(["admin:write"])),
+            )
+            .tool("list_all_users", Rule::api_key())
+            .tool("get_user_by_id", Rule::api_key())
+            .tool("protected_operation", Rule::authenticated())
+            .tool("rate_limited_operation", Rule::authenticated())
+            .resource(
+                "user://{user_id}/private",
+                Rule::bearer().scopes(["read:data"]),
+            )
+            .resource("admin://system/stats", Rule::api_key())
+            .build()
+            .unwrap();
+        let all = [
+            "get_user_data",
+            "read_sensitive_data",
+            "update_user_data",
+            "get_my_profile",
+            "update_my_profile",
+            "create_admin_user",
+            "delete_user",
+            "list_all_users",
+            "get_user_by_id",
+            "protected_operation",
+            "rate_limited_operation",
+        ];
+        let visible = |p: &Principal| -> Vec<&str> {
+            all.iter()
+                .copied()
+                .filter(|t| policy.may_call_tool(Some(p), t))
+                .collect()
+        };
+        assert_eq!(
+            visible(&key()),
+            [
+                "create_admin_user",
+                "delete_user",
+                "list_all_users",
+                "get_user_by_id",
+                "protected_operation",
+                "rate_limited_operation"
+            ]
+        );
+        assert_eq!(
+            visible(&jwt("read:data")),
+            [
+                "get_user_data",
+                "protected_operation",
+                "rate_limited_operation"
+            ]
+        );
+        assert!(policy.may_read_resource(Some(&jwt("read:data")), "user://7/private"));
+        assert!(!policy.may_read_resource(Some(&jwt("read:data")), "admin://system/stats"));
+        assert!(policy.may_read_resource(Some(&key()), "admin://system/stats"));
+    }
 }
