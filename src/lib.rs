@@ -10,6 +10,7 @@
 //! | [`ApiKeyLayer`] | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`] set |
 //! | [`RequireScopesLayer`] | all-of / any-of scope checks for a plain route |
 //! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
+//! | `mcp::McpPolicyLayer` | per-tool / per-resource rules on one MCP endpoint, step-up 403s, list filtering |
 //!
 //! Refusals are [`AuthError`]s: the right status, an RFC 6750
 //! `WWW-Authenticate: Bearer` challenge carrying `resource_metadata`, and a
@@ -55,6 +56,7 @@
 //! | `jwt` | yes | bearer JWT validation (jsonwebtoken, remote JWKS) |
 //! | `aws-lc-rs` | yes | jsonwebtoken's crypto on aws-lc-rs |
 //! | `rust-crypto` | no | jsonwebtoken's crypto on the RustCrypto crates |
+//! | `mcp` | yes | MCP-aware authorization: [`mcp::McpPolicyLayer`] |
 //! | `full` | no | everything |
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
@@ -65,6 +67,9 @@ pub mod audit;
 pub mod config;
 pub mod error;
 mod future;
+#[cfg(feature = "mcp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
+pub mod mcp;
 pub mod metadata;
 pub mod principal;
 pub mod scope;
