@@ -11,7 +11,15 @@
 //! or not, is refused with 429 and `Retry-After` for the
 //! [`cool-down`](FailedAuthLayer::cooldown). Other addresses are not
 //! affected. Addresses are found as [`KeyExtractor::client_ip`] does
-//! (`ConnectInfo`, [`TrustedProxies`]).
+//! (`ConnectInfo`, [`TrustedProxies`]): serve with
+//! `into_make_service_with_connect_info::<SocketAddr>()`, and behind a
+//! proxy configure [`trusted_proxies`](FailedAuthLayer::trusted_proxies),
+//! or every client shares the proxy's (or, without `ConnectInfo`, one
+//! common) entry and one guesser blocks them all.
+//!
+//! Blocking an address is an audit event with `outcome = "throttled"`,
+//! `layer = "failed_auth"` and the `client` address; each refused request
+//! during the cool-down is another.
 //!
 //! Memory is bounded: entries expire when their window and cool-down are
 //! over and are swept every 10 s (amortised into requests, like
@@ -472,11 +480,15 @@ where
                     .get::<AuthError>()
                     .is_some_and(|e| tracker.counts(e.kind()));
                 if let (true, Some(key)) = (failed, key.take()) {
-                    let shown = key.to_string();
+                    let client = key.to_string();
                     if tracker.record_failure(key, tracker.now()) {
-                        audit::degraded(
-                            "failed_auth",
-                            &format!("{shown} blocked after repeated authentication failures"),
+                        tracing::warn!(
+                            target: audit::TARGET,
+                            outcome = "throttled",
+                            layer = "failed_auth",
+                            client,
+                            reason = "repeated_authentication_failures",
+                            cooldown_secs = Duration::from_nanos(tracker.cooldown).as_secs(),
                         );
                     }
                 }

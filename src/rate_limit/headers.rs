@@ -49,29 +49,43 @@ pub(crate) fn ceil_secs(d: Duration) -> u64 {
 
 /// Inserts both fields for `decision` under the policy name `policy` (a
 /// Structured Field string: characters outside printable ASCII, `"` and
-/// `\` are dropped).
+/// `\\` are dropped).
 pub fn insert(headers: &mut HeaderMap, policy: &str, decision: &Decision) {
-    let name: String = policy
+    let name = sanitize(policy);
+    if let Some(p) = policy_value(&name, decision) {
+        headers.insert(RATELIMIT_POLICY.clone(), p);
+        insert_state(headers, &name, decision);
+    }
+}
+
+/// Keeps what a Structured Field string may hold.
+pub(crate) fn sanitize(policy: &str) -> String {
+    policy
         .chars()
         .filter(|c| matches!(c, ' '..='~') && *c != '"' && *c != '\\')
-        .collect();
+        .collect()
+}
+
+/// The `RateLimit-Policy` value for `decision`'s quota; `name` must be
+/// [`sanitize`]d.
+pub(crate) fn policy_value(name: &str, decision: &Decision) -> Option<HeaderValue> {
     let quota = decision.quota();
-    let policy_value = format!(
+    HeaderValue::try_from(format!(
         "\"{name}\";q={};w={}",
         quota.limit(),
         ceil_secs(quota.window())
-    );
-    let state_value = format!(
+    ))
+    .ok()
+}
+
+/// Inserts the `RateLimit` field only; `name` must be [`sanitize`]d.
+pub(crate) fn insert_state(headers: &mut HeaderMap, name: &str, decision: &Decision) {
+    if let Ok(v) = HeaderValue::try_from(format!(
         "\"{name}\";r={};t={}",
         decision.remaining(),
         ceil_secs(decision.reset())
-    );
-    if let (Ok(p), Ok(s)) = (
-        HeaderValue::from_str(&policy_value),
-        HeaderValue::from_str(&state_value),
-    ) {
-        headers.insert(RATELIMIT_POLICY.clone(), p);
-        headers.insert(RATELIMIT.clone(), s);
+    )) {
+        headers.insert(RATELIMIT.clone(), v);
     }
 }
 

@@ -16,7 +16,7 @@ use std::{
 
 use axum::{body::Body, response::Response};
 use bytes::Bytes;
-use http::{request::Parts, Request};
+use http::{request::Parts, HeaderValue, Request};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -76,7 +76,9 @@ struct Config {
     cost: Option<Arc<CostFn>>,
     keys: KeyExtractor,
     headers_on_allowed: bool,
-    policy: Cow<'static, str>,
+    policy: String,
+    /// `RateLimit-Policy` of the default and anonymous quotas, made once.
+    policy_values: [Option<(Quota, HeaderValue)>; 2],
     fail_mode: FailMode,
     renderer: ErrorRenderer,
     degraded: Arc<DegradedLog>,
@@ -140,13 +142,26 @@ impl<St: RateLimitStore> RateLimitLayer<St> {
                 cost: None,
                 keys: KeyExtractor::default(),
                 headers_on_allowed: true,
-                policy: Cow::Borrowed("default"),
+                policy: "default".into(),
+                policy_values: [None, None],
                 fail_mode: FailMode::default(),
                 renderer: ErrorRenderer::default(),
                 degraded: Arc::new(DegradedLog::new()),
             }),
             store,
         }
+        .refresh()
+    }
+
+    /// Makes the cached `RateLimit-Policy` values again.
+    fn refresh(mut self) -> Self {
+        let config = Arc::make_mut(&mut self.config);
+        let value = |q: Quota| {
+            headers::policy_value(&config.policy, &Decision::allow(q, 0, Duration::ZERO))
+                .map(|v| (q, v))
+        };
+        config.policy_values = [value(config.quota), config.anonymous.and_then(value)];
+        self
     }
 
     /// Uses another store (a `MemoryStore` on a test clock, a `RedisStore`).
@@ -170,13 +185,15 @@ impl<St: RateLimitStore> RateLimitLayer<St> {
     /// The quota of anonymous requests (default: the layer's quota).
     pub fn anonymous(mut self, quota: Quota) -> Self {
         Arc::make_mut(&mut self.config).anonymous = Some(quota);
-        self
+        self.refresh()
     }
 
-    /// The cost of a call in quota units (default 1; 0 is taken as 1). The
-    /// function sees the request's [`Parts`], extensions included, so a
-    /// call summary put there by an earlier layer (the MCP inspect step)
-    /// can price a `tools/call` by tool name.
+    /// The cost of a call in quota units (default 1; 0 is taken as 1; more
+    /// than the burst is taken as the whole burst). The function sees the
+    /// request's [`Parts`], extensions included, so a call summary put
+    /// there by an earlier layer (the MCP inspect step) can price a
+    /// `tools/call` by tool name, and a JSON-RPC batch by the sum of its
+    /// calls.
     pub fn cost<F>(mut self, f: F) -> Self
     where
         F: Fn(&Parts) -> u32 + Send + Sync + 'static,
@@ -213,8 +230,8 @@ impl<St: RateLimitStore> RateLimitLayer<St> {
 
     /// The policy name in the headers (default `default`).
     pub fn policy_name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        Arc::make_mut(&mut self.config).policy = name.into();
-        self
+        Arc::make_mut(&mut self.config).policy = headers::sanitize(&name.into());
+        self.refresh()
     }
 
     /// What to do when the store cannot answer (default [`FailMode::Open`]).
@@ -325,9 +342,22 @@ impl Config {
         );
         let mut response = self.renderer.render(err);
         if let Some(d) = decision {
-            headers::insert(response.headers_mut(), &self.policy, d);
+            self.insert_headers(response.headers_mut(), d);
         }
         response
+    }
+
+    fn insert_headers(&self, map: &mut http::HeaderMap, d: &Decision) {
+        let cached = self
+            .policy_values
+            .iter()
+            .flatten()
+            .find(|(q, _)| *q == d.quota())
+            .map(|(_, v)| v.clone());
+        if let Some(v) = cached.or_else(|| headers::policy_value(&self.policy, d)) {
+            map.insert(headers::RATELIMIT_POLICY.clone(), v);
+            headers::insert_state(map, &self.policy, d);
+        }
     }
 }
 
@@ -444,7 +474,7 @@ where
                     return Poll::Ready(result.map(|res| {
                         let mut res = res.map(Body::new);
                         if let Some(d) = decision {
-                            headers::insert(res.headers_mut(), &config.policy, &d);
+                            config.insert_headers(res.headers_mut(), &d);
                         }
                         res
                     }));

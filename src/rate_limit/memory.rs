@@ -217,7 +217,7 @@ where
     pub fn sweep(&self) {
         for (_, limiter) in self.inner.limiters.load().iter() {
             limiter.retain_recent();
-            if limiter.len() == 0 {
+            if limiter.is_empty() {
                 limiter.shrink_to_fit();
             }
         }
@@ -243,11 +243,18 @@ where
     pub fn check_now(&self, key: &RateLimitKey, quota: Quota, cost: NonZeroU32) -> Decision {
         let now = self.inner.clock.now();
         self.maybe_sweep(nanos_between(now, self.inner.start));
-        let limiter = self.limiter(quota);
-        let quota = limiter.0;
+        let list = self.inner.limiters.load();
+        let found;
+        let (quota, limiter) = match list.iter().find(|(q, _)| *q == quota) {
+            Some((q, l)) => (*q, &**l),
+            None => {
+                found = self.limiter(quota);
+                (found.0, &*found.1)
+            }
+        };
         let cost = cost.min(quota.burst_nonzero());
         let interval = quota.replenish_interval();
-        match limiter.1.check_key_n(key, cost) {
+        match limiter.check_key_n(key, cost) {
             Ok(Ok(snapshot)) => {
                 let remaining = snapshot.remaining_burst_capacity().min(quota.burst_size());
                 let used = quota.burst_size() - remaining;

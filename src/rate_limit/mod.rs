@@ -53,15 +53,19 @@
 //!     );
 //! ```
 
-mod failed_auth;
+pub mod failed_auth;
 pub mod headers;
 pub mod key;
 mod layer;
-mod memory;
+pub mod memory;
 mod quota;
 #[cfg(feature = "redis")]
-mod redis;
+pub mod redis;
 mod store;
+
+/// governor's clocks, for [`MemoryStore::with_clock`] and
+/// [`FailedAuthLayer::with_clock`] (`FakeRelativeClock` in tests).
+pub use governor::clock;
 
 pub use failed_auth::{FailedAuth, FailedAuthLayer, FailedAuthResponseFuture};
 pub use key::{KeyExtractor, ProxyHeader, RateLimitKey, TrustedProxies};

@@ -64,7 +64,6 @@ impl Decision {
     }
 
     /// The quota that decided.
-    #[must_use]
     pub fn quota(&self) -> Quota {
         self.quota
     }
