@@ -10,7 +10,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc,
     },
-    task::{ready, Context, Poll},
+    task::{ready, Context, Poll, Waker},
     time::{Duration, Instant},
 };
 
@@ -384,23 +384,83 @@ where
         let cost = config.cost.as_ref().map_or(NonZeroU32::MIN, |f| {
             NonZeroU32::new(f(&parts)).unwrap_or(NonZeroU32::MIN)
         });
-        let check = self.store.check(&key, quota, cost);
+        let mut check = self.store.check(&key, quota, cost);
+        let req = Request::from_parts(parts, body);
         let ready = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, ready);
-        ResponseFuture {
-            state: State::Checking {
+        // A store that answers at once (the memory store) is decided here,
+        // so the request is not parked in the future. Polling once with a
+        // no-op waker is fine: a pending check is polled again, with the
+        // caller's waker, by the response future.
+        let state = match Pin::new(&mut check).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(outcome) => decide(config, outcome, req, inner).with_check(),
+            Poll::Pending => State::Checking {
                 check,
                 inner: Some(inner),
-                req: Some(Request::from_parts(parts, body)),
+                req: Some(req),
             },
+        };
+        ResponseFuture {
+            state,
             config: self.config.clone(),
         }
     }
 }
 
+/// What a check's outcome makes of the call: the inner service's future,
+/// or a refusal.
+fn decide<S, B, ResBody>(
+    config: &Config,
+    outcome: Result<Decision, StoreError>,
+    req: Request<B>,
+    mut inner: S,
+) -> State<S, B, S::Future, ()>
+where
+    S: Service<Request<B>, Response = http::Response<ResBody>>,
+{
+    let decision = match outcome {
+        Ok(d) if d.is_allowed() => Some(d),
+        Ok(d) => {
+            let err = AuthError::rate_limited(d.retry_after());
+            return State::Refused {
+                response: Some(config.refuse(err, &req, Some(&d))),
+            };
+        }
+        Err(e) if config.fail_mode == FailMode::Open => {
+            config.degraded.report(&e, FailMode::Open);
+            None
+        }
+        Err(e) => {
+            config.degraded.report(&e, FailMode::Closed);
+            let err = AuthError::unavailable("the rate-limit store is unavailable")
+                .with_retry_after(Duration::from_secs(1));
+            return State::Refused {
+                response: Some(config.refuse(err, &req, None)),
+            };
+        }
+    };
+    State::Running {
+        future: inner.call(req),
+        decision: decision.filter(|_| config.headers_on_allowed),
+    }
+}
+
+impl<S, B, F, C> State<S, B, F, C> {
+    /// The same state with another check-future type (for states that hold
+    /// none).
+    fn with_check<C2>(self) -> State<S, B, F, C2> {
+        match self {
+            State::Running { future, decision } => State::Running { future, decision },
+            State::Refused { response } => State::Refused { response },
+            State::Checking { .. } | State::Done => State::Done,
+        }
+    }
+}
+
 pin_project! {
-    /// Response future of [`RateLimit`]: the store's check, then the inner
-    /// service's response (with the rate-limit headers) or a refusal.
+    /// Response future of [`RateLimit`]: the store's check (when it did
+    /// not answer at once), then the inner service's response (with the
+    /// rate-limit headers) or a refusal.
     pub struct ResponseFuture<S, B, F, CF> {
         #[pin]
         state: State<S, B, F, CF>,
@@ -413,6 +473,7 @@ pin_project! {
     enum State<S, B, F, CF> {
         Checking { #[pin] check: CF, inner: Option<S>, req: Option<Request<B>> },
         Running { #[pin] future: F, decision: Option<Decision> },
+        Refused { response: Option<Response> },
         Done,
     }
 }
@@ -441,31 +502,9 @@ where
                 StateProj::Checking { check, inner, req } => {
                     let outcome = ready!(check.poll(cx));
                     let req = req.take().expect("polled after completion");
-                    let mut inner = inner.take().expect("polled after completion");
-                    let decision = match outcome {
-                        Ok(d) if d.is_allowed() => Some(d),
-                        Ok(d) => {
-                            let err = AuthError::rate_limited(d.retry_after());
-                            this.state.set(State::Done);
-                            return Poll::Ready(Ok(config.refuse(err, &req, Some(&d))));
-                        }
-                        Err(e) if config.fail_mode == FailMode::Open => {
-                            config.degraded.report(&e, FailMode::Open);
-                            None
-                        }
-                        Err(e) => {
-                            config.degraded.report(&e, FailMode::Closed);
-                            let err = AuthError::unavailable("the rate-limit store is unavailable")
-                                .with_retry_after(Duration::from_secs(1));
-                            this.state.set(State::Done);
-                            return Poll::Ready(Ok(config.refuse(err, &req, None)));
-                        }
-                    };
-                    let future = inner.call(req);
-                    this.state.set(State::Running {
-                        future,
-                        decision: decision.filter(|_| config.headers_on_allowed),
-                    });
+                    let inner = inner.take().expect("polled after completion");
+                    this.state
+                        .set(decide(config, outcome, req, inner).with_check());
                 }
                 StateProj::Running { future, decision } => {
                     let result = ready!(future.poll(cx));
@@ -478,6 +517,11 @@ where
                         }
                         res
                     }));
+                }
+                StateProj::Refused { response } => {
+                    let response = response.take().expect("polled after completion");
+                    this.state.set(State::Done);
+                    return Poll::Ready(Ok(response));
                 }
                 StateProj::Done => panic!("polled after completion"),
             }

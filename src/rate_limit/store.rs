@@ -13,8 +13,10 @@ use super::{key::RateLimitKey, quota::Quota};
 /// (such a call needs a full bucket), so an expensive call is slow, never
 /// impossible.
 pub trait RateLimitStore: Clone + Send + Sync + 'static {
-    /// The future of one check.
-    type Future: Future<Output = Result<Decision, StoreError>> + Send + 'static;
+    /// The future of one check. A store that can answer at once returns a
+    /// ready future (`std::future::Ready`), and the layer then decides in
+    /// `call` itself; box an I/O future (`Pin<Box<dyn Future …>>`).
+    type Future: Future<Output = Result<Decision, StoreError>> + Send + Unpin + 'static;
 
     /// Takes `cost` units from `key`'s bucket.
     fn check(&self, key: &RateLimitKey, quota: Quota, cost: NonZeroU32) -> Self::Future;
