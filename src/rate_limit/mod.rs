@@ -75,4 +75,4 @@ pub use quota::Quota;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisStore;
-pub use store::{Decision, RateLimitStore, StoreError};
+pub use store::{AnyStore, AnyStoreFuture, Decision, RateLimitStore, StoreError};

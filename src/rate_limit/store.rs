@@ -116,3 +116,104 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+/// A store chosen at run time: the memory store, or (feature `redis`)
+/// Redis when it is configured. One layer type either way; the memory
+/// path stays unboxed.
+///
+/// ```
+/// use tower_mcp_auth::rate_limit::{AnyStore, MemoryStore, Quota, RateLimitLayer};
+///
+/// # async fn run() -> Result<(), tower_mcp_auth::ConfigError> {
+/// let store = match std::env::var("REDIS_URL") {
+///     #[cfg(feature = "redis")]
+///     Ok(url) => AnyStore::from(tower_mcp_auth::rate_limit::RedisStore::connect(&url).await?),
+///     _ => AnyStore::from(MemoryStore::new()),
+/// };
+/// let layer = RateLimitLayer::per_principal(Quota::per_minute(100)).store(store);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum AnyStore {
+    /// In this process.
+    Memory(super::MemoryStore),
+    /// In Redis, shared by replicas.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    Redis(super::RedisStore),
+}
+
+impl From<super::MemoryStore> for AnyStore {
+    fn from(store: super::MemoryStore) -> Self {
+        Self::Memory(store)
+    }
+}
+
+#[cfg(feature = "redis")]
+impl From<super::RedisStore> for AnyStore {
+    fn from(store: super::RedisStore) -> Self {
+        Self::Redis(store)
+    }
+}
+
+/// The future of an [`AnyStore`] check.
+#[derive(Debug)]
+pub struct AnyStoreFuture(AnyFuture);
+
+enum AnyFuture {
+    Memory(std::future::Ready<Result<Decision, StoreError>>),
+    #[cfg(feature = "redis")]
+    Redis(<super::RedisStore as RateLimitStore>::Future),
+}
+
+impl fmt::Debug for AnyFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AnyFuture")
+    }
+}
+
+impl Future for AnyStoreFuture {
+    type Output = Result<Decision, StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match &mut self.0 {
+            AnyFuture::Memory(f) => std::pin::Pin::new(f).poll(cx),
+            #[cfg(feature = "redis")]
+            AnyFuture::Redis(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
+impl RateLimitStore for AnyStore {
+    type Future = AnyStoreFuture;
+
+    fn check(&self, key: &RateLimitKey, quota: Quota, cost: NonZeroU32) -> Self::Future {
+        AnyStoreFuture(match self {
+            Self::Memory(s) => AnyFuture::Memory(s.check(key, quota, cost)),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => AnyFuture::Redis(s.check(key, quota, cost)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rate_limit::MemoryStore;
+
+    #[tokio::test]
+    async fn any_store_forwards_to_the_memory_store() {
+        let store = AnyStore::from(MemoryStore::new());
+        let key = RateLimitKey::custom("k");
+        let q = Quota::per_hour(1);
+        let d = store.check(&key, q, NonZeroU32::MIN).await.unwrap();
+        assert_eq!((d.is_allowed(), d.remaining()), (true, 0));
+        let d = store.check(&key, q, NonZeroU32::MIN).await.unwrap();
+        assert!(!d.is_allowed());
+        assert!(d.retry_after() > Duration::from_secs(3599));
+    }
+}
