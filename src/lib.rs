@@ -55,7 +55,7 @@
 //! | `jwt` | yes | bearer JWT validation (jsonwebtoken, remote JWKS) |
 //! | `aws-lc-rs` | yes | jsonwebtoken's crypto on aws-lc-rs |
 //! | `rust-crypto` | no | jsonwebtoken's crypto on the RustCrypto crates |
-//! | `rate-limit` | no | [`rate_limit`]: per-principal rate limiting (governor), failed-auth throttling |
+//! | `rate-limit` | no | `rate_limit`: per-principal rate limiting (governor), failed-auth throttling |
 //! | `redis` | no | a Redis store for the rate limiter, shared by replicas (implies `rate-limit`) |
 //! | `full` | no | everything |
 #![forbid(unsafe_code)]
