@@ -57,6 +57,8 @@
 //! | `aws-lc-rs` | yes | jsonwebtoken's crypto on aws-lc-rs |
 //! | `rust-crypto` | no | jsonwebtoken's crypto on the RustCrypto crates |
 //! | `mcp` | yes | MCP-aware authorization: [`mcp::McpPolicyLayer`] |
+//! | `rate-limit` | yes | `rate_limit`: per-principal rate limiting (governor), failed-auth throttling |
+//! | `redis` | no | a Redis store for the rate limiter, shared by replicas (implies `rate-limit`) |
 //! | `full` | no | everything |
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
@@ -72,6 +74,9 @@ mod future;
 pub mod mcp;
 pub mod metadata;
 pub mod principal;
+#[cfg(feature = "rate-limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
+pub mod rate_limit;
 pub mod scope;
 
 pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyLayer, ApiKeys};
