@@ -10,6 +10,7 @@
 //! | [`ApiKeyLayer`] | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`] set |
 //! | [`RequireScopesLayer`] | all-of / any-of scope checks for a plain route |
 //! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
+//! | `IntrospectionLayer` (feature `introspection`) | opaque bearer tokens by RFC 7662 introspection, cached, single flight |
 //!
 //! Refusals are [`AuthError`]s: the right status, an RFC 6750
 //! `WWW-Authenticate: Bearer` challenge carrying `resource_metadata`, and a
@@ -55,6 +56,7 @@
 //! | `jwt` | yes | bearer JWT validation (jsonwebtoken, remote JWKS) |
 //! | `aws-lc-rs` | yes | jsonwebtoken's crypto on aws-lc-rs |
 //! | `rust-crypto` | no | jsonwebtoken's crypto on the RustCrypto crates |
+//! | `introspection` | no | RFC 7662 introspection (oauth2, moka), RFC 8414 / OpenID metadata discovery |
 //! | `full` | no | everything |
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
@@ -63,8 +65,14 @@
 pub mod api_key;
 pub mod audit;
 pub mod config;
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub mod discovery;
 pub mod error;
 mod future;
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub mod introspection;
 pub mod metadata;
 pub mod principal;
 pub mod scope;
@@ -73,6 +81,8 @@ pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyLayer, ApiKeys};
 pub use config::ConfigError;
 pub use error::{AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId};
 pub use future::ResponseFuture;
+#[cfg(feature = "introspection")]
+pub use introspection::{IntrospectionLayer, Introspector};
 pub use metadata::ProtectedResource;
 pub use principal::{AuthScheme, Principal, Scopes};
 pub use scope::{RequireScopes, RequireScopesLayer};

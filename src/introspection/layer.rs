@@ -1,0 +1,301 @@
+//! [`IntrospectionLayer`] and its service.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use axum::response::Response;
+use http::{header, HeaderMap, Request};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::Introspector;
+use crate::{
+    audit,
+    error::{AuthError, Challenge, ErrorRenderer},
+    future::BoxError,
+    metadata::ProtectedResource,
+    principal::{AuthScheme, Principal},
+};
+
+/// Default longest bearer token accepted, in bytes.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 4096;
+
+/// A [`Layer`] that authenticates `Authorization: Bearer` tokens by RFC 7662
+/// introspection. See the [module docs](super) for behaviour and stacking.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct IntrospectionLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    introspector: Introspector,
+    optional: bool,
+    audience: Option<String>,
+    challenge: Option<Challenge>,
+    renderer: ErrorRenderer,
+    max_token_len: usize,
+}
+
+impl IntrospectionLayer {
+    /// A required introspection layer.
+    pub fn new(introspector: Introspector) -> Self {
+        let audience = introspector.audience().map(str::to_owned);
+        Self {
+            config: Arc::new(Config {
+                introspector,
+                optional: false,
+                audience,
+                challenge: None,
+                renderer: ErrorRenderer::default(),
+                max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            }),
+        }
+    }
+
+    /// Lets requests without a bearer token pass on unauthenticated. A
+    /// token that is present but bad is still refused.
+    pub fn optional(mut self) -> Self {
+        Arc::make_mut(&mut self.config).optional = true;
+        self
+    }
+
+    /// Adds the resource's `resource_metadata` (and realm) to challenges,
+    /// and checks `aud` against its identifier unless the [`Introspector`]
+    /// was given an audience of its own.
+    pub fn resource(mut self, resource: &ProtectedResource) -> Self {
+        let config = Arc::make_mut(&mut self.config);
+        config.challenge = Some(resource.challenge());
+        if config.introspector.audience().is_none() {
+            config.audience = Some(resource.resource().to_owned());
+        }
+        self
+    }
+
+    /// Renders refusals with a custom renderer.
+    pub fn renderer(mut self, renderer: ErrorRenderer) -> Self {
+        Arc::make_mut(&mut self.config).renderer = renderer;
+        self
+    }
+
+    /// The longest token accepted (default 4096 bytes); a longer one is
+    /// refused with 401 without being sent anywhere.
+    pub fn max_token_len(mut self, len: usize) -> Self {
+        Arc::make_mut(&mut self.config).max_token_len = len;
+        self
+    }
+}
+
+impl<S> Layer<S> for IntrospectionLayer {
+    type Service = IntrospectionAuth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        IntrospectionAuth {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service made by [`IntrospectionLayer`].
+#[derive(Clone, Debug)]
+pub struct IntrospectionAuth<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> IntrospectionAuth<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Finds the bearer token: `Ok(None)` when no `Authorization: Bearer`
+/// header is present (another scheme is not ours).
+fn find_bearer(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, AuthError> {
+    let mut found = None;
+    for value in headers.get_all(header::AUTHORIZATION) {
+        let bytes = value.as_bytes();
+        let Some(rest) = strip_bearer(bytes) else {
+            continue;
+        };
+        if found.is_some() {
+            return Err(AuthError::invalid_request(
+                "more than one bearer token was sent",
+            ));
+        }
+        let token = rest.trim_ascii();
+        if token.len() > max_len {
+            return Err(AuthError::invalid_token("the bearer token is too long"));
+        }
+        if !is_b64token(token) {
+            return Err(AuthError::invalid_token("the bearer token is malformed"));
+        }
+        // b64token is ASCII, so this cannot fail.
+        found = std::str::from_utf8(token).ok();
+    }
+    Ok(found)
+}
+
+/// The bytes after `Bearer ` (scheme case-insensitive), if the value uses
+/// that scheme.
+fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    match rest.first() {
+        None => Some(rest),
+        Some(b' ' | b'\t') => Some(rest),
+        Some(_) => None,
+    }
+}
+
+/// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
+/// "+" / "/" ) *"="`.
+fn is_b64token(token: &[u8]) -> bool {
+    let body_len = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
+    body_len > 0
+        && token[..body_len]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+impl Config {
+    fn refuse(&self, err: AuthError, req: &Request<impl Sized>) -> Response {
+        let err = match &self.challenge {
+            Some(c) => err.with_challenge(c.clone()),
+            None => err,
+        }
+        .with_request_context(req.extensions());
+        audit::refused(
+            "introspection",
+            &err,
+            Principal::from_extensions(req.extensions()),
+            req.method(),
+            req.uri(),
+        );
+        self.renderer.render(err)
+    }
+}
+
+/// The response future of [`IntrospectionAuth`]: boxed, because a cache
+/// miss waits on the network.
+pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for IntrospectionAuth<S>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let ready = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, ready);
+        let config = self.config.clone();
+        let existing = Principal::from_extensions(req.extensions()).map(Principal::scheme);
+        let token = match find_bearer(req.headers(), config.max_token_len) {
+            Ok(token) => token.map(str::to_owned),
+            Err(err) => return refused(config.refuse(err, &req)),
+        };
+        match (existing, token) {
+            // An outer layer authenticated the request with something that
+            // is not a bearer token (an API key) and a bearer token came too.
+            (Some(scheme), Some(_)) if scheme == AuthScheme::ApiKey => {
+                let err = AuthError::invalid_request(
+                    "more than one credential was sent; send either an API key or a bearer token",
+                );
+                refused(config.refuse(err, &req))
+            }
+            // An outer layer (JwtLayer) verified this request's credential.
+            (Some(_), _) => pass(inner, req),
+            (None, None) if config.optional => {
+                if let Some(c) = &config.challenge {
+                    req.extensions_mut().insert(c.clone());
+                }
+                pass(inner, req)
+            }
+            (None, None) => refused(config.refuse(AuthError::missing_credential(), &req)),
+            (None, Some(token)) => Box::pin(async move {
+                let verified = config
+                    .introspector
+                    .verify_for(&token, config.audience.as_deref())
+                    .await;
+                drop(token);
+                match verified {
+                    Ok(principal) => {
+                        audit::accepted("introspection", &principal, req.method(), req.uri());
+                        mark_sensitive(req.headers_mut());
+                        req.extensions_mut().insert(principal);
+                        call_inner(inner, req).await
+                    }
+                    Err(err) => Ok(config.refuse(err, &req)),
+                }
+            }),
+        }
+    }
+}
+
+fn mark_sensitive(headers: &mut HeaderMap) {
+    if let http::header::Entry::Occupied(mut e) = headers.entry(header::AUTHORIZATION) {
+        for v in e.iter_mut() {
+            v.set_sensitive(true);
+        }
+    }
+}
+
+fn refused<E: Send + 'static>(response: Response) -> ResponseFuture<E> {
+    Box::pin(std::future::ready(Ok(response)))
+}
+
+fn pass<S, ReqBody, ResBody>(inner: S, req: Request<ReqBody>) -> ResponseFuture<S::Error>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    Box::pin(call_inner(inner, req))
+}
+
+async fn call_inner<S, ReqBody, ResBody>(
+    mut inner: S,
+    req: Request<ReqBody>,
+) -> Result<Response, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>>,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    let response = inner.call(req).await?;
+    Ok(response.map(axum::body::Body::new))
+}
