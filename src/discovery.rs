@@ -468,3 +468,169 @@ impl fmt::Display for AuthorizationServerMetadata {
         write!(f, "authorization server {}", self.issuer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    /// Serves `make(origin)` on a fresh loopback port; returns the origin.
+    async fn serve(make: impl FnOnce(&str) -> Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let app = make(&origin);
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        origin
+    }
+
+    fn described(issuer: &str, origin: &str) -> AuthorizationServerMetadata {
+        AuthorizationServerMetadata::new(issuer)
+            .authorization_endpoint("https://github.com/login/oauth/authorize")
+            .token_endpoint("https://github.com/login/oauth/access_token")
+            .introspection_endpoint(format!("{origin}/introspect"))
+            .scopes_supported(["read:user", "repo"])
+            .validate()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_served_document_is_discovered_back() {
+        for path in ["", "/tenant1"] {
+            let origin = serve(|o| described(&format!("{o}{path}"), o).router()).await;
+            let issuer = format!("{origin}{path}");
+            let found = AuthorizationServerMetadata::discover(&issuer).await.unwrap();
+            assert_eq!(found, described(&issuer, &origin));
+            assert_eq!(found.scopes_supported, ["read:user", "repo"]);
+            assert_eq!(found.code_challenge_methods_supported, ["S256"]);
+            let i = found
+                .introspector("rs", SecretString::from("s"))
+                .unwrap()
+                .build()
+                .unwrap();
+            assert_eq!(i.url(), format!("{origin}/introspect"));
+            let r = found.protected_resource("https://mcp.example.com/mcp").build().unwrap();
+            assert_eq!(r.authorization_servers(), [issuer.clone()]);
+        }
+    }
+
+    #[tokio::test]
+    async fn openid_configuration_is_the_fallback_and_other_members_are_kept() {
+        let origin = serve(|o| {
+            let doc = serde_json::json!({
+                "issuer": o,
+                "jwks_uri": format!("{o}/jwks"),
+                "introspection_endpoint": format!("{o}/introspect"),
+                "introspection_endpoint_auth_methods_supported": ["client_secret_post"],
+                "userinfo_endpoint": format!("{o}/userinfo"),
+            });
+            Router::new().route(
+                OPENID_WELL_KNOWN,
+                get(move || {
+                    let doc = doc.clone();
+                    async move { axum::Json(doc) }
+                }),
+            )
+        })
+        .await;
+        let found = AuthorizationServerMetadata::discover(&origin).await.unwrap();
+        assert_eq!(found.jwks_uri.as_deref(), Some(format!("{origin}/jwks").as_str()));
+        assert_eq!(
+            found.other["userinfo_endpoint"],
+            serde_json::json!(format!("{origin}/userinfo"))
+        );
+        // Only client_secret_post is listed: the introspector uses it.
+        let b = found.introspector("rs", SecretString::from("s")).unwrap();
+        assert!(format!("{b:?}").contains("ClientSecretPost"));
+    }
+
+    #[tokio::test]
+    async fn discovery_failures_are_clear() {
+        // Nothing published.
+        let origin = serve(|_| Router::new()).await;
+        let e = AuthorizationServerMetadata::discover(&origin).await.unwrap_err();
+        assert!(matches!(e, DiscoveryError::NotFound { .. }), "{e}");
+        assert!(e.to_string().contains(OPENID_WELL_KNOWN), "{e}");
+        // Another issuer named.
+        let origin = serve(|_| described("https://evil.example.com", "https://evil.example.com").router())
+            .await;
+        let e = AuthorizationServerMetadata::discover(&origin).await.unwrap_err();
+        // The evil document is served at the root well-known path.
+        assert!(matches!(e, DiscoveryError::IssuerMismatch { .. }), "{e}");
+        // A server error.
+        let origin = serve(|_| {
+            Router::new().route(
+                OAUTH_WELL_KNOWN,
+                get(|| async { (http::StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
+            )
+        })
+        .await;
+        let e = AuthorizationServerMetadata::discover(&origin).await.unwrap_err();
+        assert!(matches!(e, DiscoveryError::Status { status: 500, .. }), "{e}");
+        // Not JSON metadata.
+        let origin = serve(|_| Router::new().route(OAUTH_WELL_KNOWN, get(|| async { "hello" }))).await;
+        let e = AuthorizationServerMetadata::discover(&origin).await.unwrap_err();
+        assert!(matches!(e, DiscoveryError::Invalid { .. }), "{e}");
+        // Down.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let e = AuthorizationServerMetadata::discover(&format!("http://{addr}"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DiscoveryError::Unreachable { .. }), "{e}");
+        // Bad issuer URL.
+        let e = AuthorizationServerMetadata::discover("http://auth.example.com")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DiscoveryError::Config(_)), "{e}");
+    }
+
+    #[test]
+    fn validate_checks_every_endpoint() {
+        let e = AuthorizationServerMetadata::new("https://a.example.com")
+            .token_endpoint("http://a.example.com/token")
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("token endpoint"), "{e}");
+        assert!(AuthorizationServerMetadata::new("https://a.example.com?x=1")
+            .validate()
+            .is_err());
+        let m = AuthorizationServerMetadata::new("https://a.example.com");
+        assert!(m.introspector("rs", SecretString::from("s")).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_router_serves_rfc_8414_json() {
+        use tower::ServiceExt;
+        let m = described("https://mcp.example.com", "https://mcp.example.com");
+        let res = m
+            .router::<()>()
+            .oneshot(
+                http::Request::get(OAUTH_WELL_KNOWN)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "application/json");
+        assert_eq!(res.headers()["access-control-allow-origin"], "*");
+        let body = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "issuer": "https://mcp.example.com",
+                "authorization_endpoint": "https://github.com/login/oauth/authorize",
+                "token_endpoint": "https://github.com/login/oauth/access_token",
+                "introspection_endpoint": "https://mcp.example.com/introspect",
+                "scopes_supported": ["read:user", "repo"],
+                "response_types_supported": ["code"],
+                "code_challenge_methods_supported": ["S256"],
+            })
+        );
+    }
+}

@@ -299,3 +299,158 @@ where
     let response = inner.call(req).await?;
     Ok(response.map(axum::body::Body::new))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http::StatusCode;
+    use http_body_util::BodyExt;
+    use secrecy::SecretString;
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    async fn echo(req: Request<Body>) -> Result<http::Response<Body>, Infallible> {
+        let who = Principal::from_extensions(req.extensions())
+            .map_or("anonymous".to_owned(), |p| format!("{}:{}", p.scheme(), p.subject()));
+        Ok(http::Response::new(Body::from(who)))
+    }
+
+    /// An introspector whose endpoint nothing listens on: any call would be
+    /// a 503, so a 200 proves no call was made.
+    fn unreachable() -> Introspector {
+        Introspector::builder(
+            "http://127.0.0.1:9/introspect",
+            "rs",
+            SecretString::from("secret"),
+        )
+        .timeout(std::time::Duration::from_millis(200))
+        .build()
+        .unwrap()
+    }
+
+    async fn send(
+        layer: IntrospectionLayer,
+        principal: Option<Principal>,
+        auth: &[&str],
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut req = Request::get("/mcp");
+        for a in auth {
+            req = req.header("authorization", *a);
+        }
+        let mut req = req.body(Body::empty()).unwrap();
+        if let Some(p) = principal {
+            req.extensions_mut().insert(p);
+        }
+        let svc = ServiceBuilder::new().layer(layer).service_fn(echo);
+        let res = svc.oneshot(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let h = |vals: &[&str]| {
+            let mut m = HeaderMap::new();
+            for v in vals {
+                m.append(header::AUTHORIZATION, v.parse().unwrap());
+            }
+            m
+        };
+        assert_eq!(find_bearer(&h(&["Bearer abc"]), 10).unwrap(), Some("abc"));
+        assert_eq!(find_bearer(&h(&["BEARER  a-b.c_d~e+f/g=="]), 64).unwrap(), Some("a-b.c_d~e+f/g=="));
+        assert_eq!(find_bearer(&h(&["Basic abc"]), 10).unwrap(), None);
+        assert_eq!(find_bearer(&h(&["Bearerabc"]), 10).unwrap(), None);
+        assert_eq!(find_bearer(&h(&[]), 10).unwrap(), None);
+        for bad in ["Bearer", "Bearer ", "Bearer a b", "Bearer ==", "Bearer a=b", "Bearer a\"b"] {
+            let e = find_bearer(&h(&[bad]), 10).unwrap_err();
+            assert_eq!(e.description(), "the bearer token is malformed", "{bad:?}");
+        }
+        let e = find_bearer(&h(&["Bearer abcdefghijk"]), 10).unwrap_err();
+        assert_eq!(e.description(), "the bearer token is too long");
+        let e = find_bearer(&h(&["Bearer a", "bearer b"]), 10).unwrap_err();
+        assert_eq!(e.status(), 400);
+        // A bearer token beside another scheme is fine.
+        assert_eq!(find_bearer(&h(&["Basic x", "Bearer b"]), 10).unwrap(), Some("b"));
+    }
+
+    #[tokio::test]
+    async fn missing_token_is_401_or_passes_when_optional() {
+        let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+            .build()
+            .unwrap();
+        let (status, headers, body) =
+            send(IntrospectionLayer::new(unreachable()).resource(&resource), None, &[]).await;
+        assert_eq!(status, 401);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            r#"Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#
+        );
+        assert_eq!(
+            body,
+            r#"{"error":"missing_credential","error_description":"authentication is required"}"#
+        );
+        let (status, _, body) = send(IntrospectionLayer::new(unreachable()).optional(), None, &[]).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "anonymous"));
+    }
+
+    #[tokio::test]
+    async fn a_bad_token_is_refused_even_when_optional_and_never_echoed() {
+        let token = "x".repeat(5000);
+        let (status, headers, body) = send(
+            IntrospectionLayer::new(unreachable()).optional(),
+            None,
+            &[&format!("Bearer {token}")],
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert!(!body.contains("xxxx"));
+        assert!(!headers[header::WWW_AUTHENTICATE].to_str().unwrap().contains("xxxx"));
+        let (status, _, _) = send(
+            IntrospectionLayer::new(unreachable()).max_token_len(8000).optional(),
+            None,
+            &[&format!("Bearer {token}")],
+        )
+        .await;
+        assert_eq!(status, 503, "within the raised cap, the endpoint is asked (and is down)");
+    }
+
+    #[tokio::test]
+    async fn an_outer_principal_passes_on_without_introspection() {
+        let jwt = Principal::new(AuthScheme::Jwt, "from-jwt");
+        let (status, _, body) = send(
+            IntrospectionLayer::new(unreachable()),
+            Some(jwt.clone()),
+            &["Bearer eyJ.eyJ.sig"],
+        )
+        .await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "jwt:from-jwt"));
+        let (status, _, body) = send(IntrospectionLayer::new(unreachable()), Some(jwt), &[]).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "jwt:from-jwt"));
+    }
+
+    #[tokio::test]
+    async fn api_key_principal_plus_bearer_is_400() {
+        let key = Principal::new(AuthScheme::ApiKey, "svc");
+        let (status, _, body) = send(
+            IntrospectionLayer::new(unreachable()),
+            Some(key.clone()),
+            &["Bearer opaque"],
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(body.contains("invalid_request"), "{body}");
+        let (status, _, body) = send(IntrospectionLayer::new(unreachable()), Some(key), &[]).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "api_key:svc"));
+    }
+
+    #[tokio::test]
+    async fn endpoint_down_is_503_with_retry_after() {
+        let (status, headers, body) =
+            send(IntrospectionLayer::new(unreachable()), None, &["Bearer opaque"]).await;
+        assert_eq!(status, 503);
+        assert_eq!(headers[header::RETRY_AFTER], "5");
+        assert!(body.contains("temporarily_unavailable"), "{body}");
+    }
+}
