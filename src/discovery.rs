@@ -366,12 +366,11 @@ impl AuthorizationServerMetadata {
                     })
                 }
             }
-            let metadata: Self = serde_json::from_slice(response.body()).map_err(|e| {
-                DiscoveryError::Invalid {
+            let metadata: Self =
+                serde_json::from_slice(response.body()).map_err(|e| DiscoveryError::Invalid {
                     url: url.clone(),
                     reason: e.to_string(),
-                }
-            })?;
+                })?;
             if metadata.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
                 return Err(DiscoveryError::IssuerMismatch {
                     url: url.clone(),
@@ -498,7 +497,9 @@ mod tests {
         for path in ["", "/tenant1"] {
             let origin = serve(|o| described(&format!("{o}{path}"), o).router()).await;
             let issuer = format!("{origin}{path}");
-            let found = AuthorizationServerMetadata::discover(&issuer).await.unwrap();
+            let found = AuthorizationServerMetadata::discover(&issuer)
+                .await
+                .unwrap();
             assert_eq!(found, described(&issuer, &origin));
             assert_eq!(found.scopes_supported, ["read:user", "repo"]);
             assert_eq!(found.code_challenge_methods_supported, ["S256"]);
@@ -508,8 +509,11 @@ mod tests {
                 .build()
                 .unwrap();
             assert_eq!(i.url(), format!("{origin}/introspect"));
-            let r = found.protected_resource("https://mcp.example.com/mcp").build().unwrap();
-            assert_eq!(r.authorization_servers(), [issuer.clone()]);
+            let r = found
+                .protected_resource("https://mcp.example.com/mcp")
+                .build()
+                .unwrap();
+            assert_eq!(r.authorization_servers(), std::slice::from_ref(&issuer));
         }
     }
 
@@ -532,8 +536,13 @@ mod tests {
             )
         })
         .await;
-        let found = AuthorizationServerMetadata::discover(&origin).await.unwrap();
-        assert_eq!(found.jwks_uri.as_deref(), Some(format!("{origin}/jwks").as_str()));
+        let found = AuthorizationServerMetadata::discover(&origin)
+            .await
+            .unwrap();
+        assert_eq!(
+            found.jwks_uri.as_deref(),
+            Some(format!("{origin}/jwks").as_str())
+        );
         assert_eq!(
             found.other["userinfo_endpoint"],
             serde_json::json!(format!("{origin}/userinfo"))
@@ -547,13 +556,18 @@ mod tests {
     async fn discovery_failures_are_clear() {
         // Nothing published.
         let origin = serve(|_| Router::new()).await;
-        let e = AuthorizationServerMetadata::discover(&origin).await.unwrap_err();
+        let e = AuthorizationServerMetadata::discover(&origin)
+            .await
+            .unwrap_err();
         assert!(matches!(e, DiscoveryError::NotFound { .. }), "{e}");
         assert!(e.to_string().contains(OPENID_WELL_KNOWN), "{e}");
         // Another issuer named.
-        let origin = serve(|_| described("https://evil.example.com", "https://evil.example.com").router())
-            .await;
-        let e = AuthorizationServerMetadata::discover(&origin).await.unwrap_err();
+        let origin =
+            serve(|_| described("https://evil.example.com", "https://evil.example.com").router())
+                .await;
+        let e = AuthorizationServerMetadata::discover(&origin)
+            .await
+            .unwrap_err();
         // The evil document is served at the root well-known path.
         assert!(matches!(e, DiscoveryError::IssuerMismatch { .. }), "{e}");
         // A server error.
@@ -564,11 +578,19 @@ mod tests {
             )
         })
         .await;
-        let e = AuthorizationServerMetadata::discover(&origin).await.unwrap_err();
-        assert!(matches!(e, DiscoveryError::Status { status: 500, .. }), "{e}");
+        let e = AuthorizationServerMetadata::discover(&origin)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, DiscoveryError::Status { status: 500, .. }),
+            "{e}"
+        );
         // Not JSON metadata.
-        let origin = serve(|_| Router::new().route(OAUTH_WELL_KNOWN, get(|| async { "hello" }))).await;
-        let e = AuthorizationServerMetadata::discover(&origin).await.unwrap_err();
+        let origin =
+            serve(|_| Router::new().route(OAUTH_WELL_KNOWN, get(|| async { "hello" }))).await;
+        let e = AuthorizationServerMetadata::discover(&origin)
+            .await
+            .unwrap_err();
         assert!(matches!(e, DiscoveryError::Invalid { .. }), "{e}");
         // Down.
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -592,9 +614,11 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("token endpoint"), "{e}");
-        assert!(AuthorizationServerMetadata::new("https://a.example.com?x=1")
-            .validate()
-            .is_err());
+        assert!(
+            AuthorizationServerMetadata::new("https://a.example.com?x=1")
+                .validate()
+                .is_err()
+        );
         let m = AuthorizationServerMetadata::new("https://a.example.com");
         assert!(m.introspector("rs", SecretString::from("s")).is_err());
     }

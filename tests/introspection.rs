@@ -127,16 +127,13 @@ async fn introspect(
             tokio::time::sleep(Duration::from_secs(3)).await;
             active(json!({}))
         }
-        "garbage" => (
-            [("content-type", "application/json")],
-            "{\"active\": tru",
-        )
-            .into_response(),
+        "garbage" => ([("content-type", "application/json")], "{\"active\": tru").into_response(),
         "html" => ([("content-type", "text/html")], "<h1>login</h1>").into_response(),
         "activestring" => Json(json!({"active": "yes", "sub": subject})).into_response(),
         "error" => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
-        "huge" => Json(json!({"active": true, "sub": "x", "pad": "a".repeat(100_000)}))
-            .into_response(),
+        "huge" => {
+            Json(json!({"active": true, "sub": "x", "pad": "a".repeat(100_000)})).into_response()
+        }
         _ => Json(json!({"active": false})).into_response(),
     }
 }
@@ -222,14 +219,18 @@ async fn get_with(url: &str, auth: Option<&str>) -> (StatusCode, HeaderMap, Stri
 #[tokio::test]
 async fn active_token_reaches_the_handler_with_its_principal() {
     let (state, url) = start_as().await;
-    let app = start_app(IntrospectionLayer::new(builder(&url).build().unwrap()).resource(&resource()))
-        .await;
+    let app =
+        start_app(IntrospectionLayer::new(builder(&url).build().unwrap()).resource(&resource()))
+            .await;
     let (status, _, body) = get_with(&app, Some("Bearer active-alice")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, "introspection|alice|app|read:data write:data|acme");
     // The scheme name is case-insensitive.
     let (status, _, body) = get_with(&app, Some("bEaReR active-bob")).await;
-    assert_eq!((status.as_u16(), body.as_str()), (200, "introspection|bob|app|read:data write:data|acme"));
+    assert_eq!(
+        (status.as_u16(), body.as_str()),
+        (200, "introspection|bob|app|read:data write:data|acme")
+    );
     assert_eq!(state.calls.load(Ordering::SeqCst), 2);
     assert_eq!(*state.methods.lock().unwrap(), ["basic", "basic"]);
 }
@@ -247,13 +248,17 @@ async fn client_secret_post_is_used_when_asked() {
 #[tokio::test]
 async fn refusals_are_401_with_the_challenge() {
     let (_state, url) = start_as().await;
-    let app = start_app(IntrospectionLayer::new(builder(&url).build().unwrap()).resource(&resource()))
-        .await;
+    let app =
+        start_app(IntrospectionLayer::new(builder(&url).build().unwrap()).resource(&resource()))
+            .await;
     let md = "resource_metadata=\"http://127.0.0.1/.well-known/oauth-protected-resource/mcp\"";
     for (auth, description) in [
         ("Bearer inactive-x", "the access token is not active"),
         ("Bearer expired-x", "the access token has expired"),
-        ("Bearer otheraud-x", "the access token was not issued for this resource"),
+        (
+            "Bearer otheraud-x",
+            "the access token was not issued for this resource",
+        ),
         ("Bearer unknown-x", "the access token is not active"),
         ("Bearer bad token", "the bearer token is malformed"),
         ("Bearer ", "the bearer token is malformed"),
@@ -302,8 +307,9 @@ async fn audience_from_the_layer_resource_and_strictness() {
     assert_eq!(get_with(&app, Some("Bearer noaud-x")).await.0, 401);
     assert_eq!(get_with(&app, Some("Bearer active-x")).await.0, 200);
     // Default (when present): a response without aud passes.
-    let app = start_app(IntrospectionLayer::new(builder(&url).build().unwrap()).resource(&resource()))
-        .await;
+    let app =
+        start_app(IntrospectionLayer::new(builder(&url).build().unwrap()).resource(&resource()))
+            .await;
     assert_eq!(get_with(&app, Some("Bearer noaud-x")).await.0, 200);
 }
 
@@ -338,7 +344,10 @@ async fn fail_closed_when_the_endpoint_is_slow_broken_or_refuses_us() {
         let started = std::time::Instant::now();
         let (status, headers, body) = get_with(&app, Some(&format!("Bearer {token}"))).await;
         assert_503(status, &headers, &body, token);
-        assert!(started.elapsed() < Duration::from_secs(2), "{token}: timeout honoured");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{token}: timeout honoured"
+        );
     }
     // Failures are not cached: the next request asks again.
     let before = state.calls.load(Ordering::SeqCst);
@@ -361,7 +370,9 @@ async fn fail_closed_when_the_endpoint_is_down() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let introspector = builder(&format!("http://{addr}/introspect")).build().unwrap();
+    let introspector = builder(&format!("http://{addr}/introspect"))
+        .build()
+        .unwrap();
     let app = start_app(IntrospectionLayer::new(introspector)).await;
     let (status, headers, body) = get_with(&app, Some("Bearer active-x")).await;
     assert_503(status, &headers, &body, "down");
@@ -400,7 +411,10 @@ async fn results_are_cached_and_inactive_ones_briefly() {
 #[tokio::test]
 async fn cache_off_asks_every_time() {
     let (state, url) = start_as().await;
-    let app = start_app(IntrospectionLayer::new(builder(&url).no_cache().build().unwrap())).await;
+    let app = start_app(IntrospectionLayer::new(
+        builder(&url).no_cache().build().unwrap(),
+    ))
+    .await;
     for _ in 0..3 {
         assert_eq!(get_with(&app, Some("Bearer active-a")).await.0, 200);
     }
@@ -429,7 +443,10 @@ async fn single_flight_1000_concurrent_requests_10_tokens_10_calls() {
     for (i, t) in tasks.into_iter().enumerate() {
         let (status, body) = t.await.unwrap();
         assert_eq!(status, 200);
-        assert!(body.starts_with(&format!("introspection|u{}|", i % 10)), "{body}");
+        assert!(
+            body.starts_with(&format!("introspection|u{}|", i % 10)),
+            "{body}"
+        );
     }
     assert_eq!(state.calls.load(Ordering::SeqCst), 10);
     let per = state.per_token.lock().unwrap();
@@ -481,17 +498,19 @@ impl<S: tower::Service<Request<Body>>> tower::Service<Request<Body>> for FakeJwt
 #[tokio::test]
 async fn behind_a_jwt_layer_only_opaque_tokens_are_introspected() {
     let (state, url) = start_as().await;
-    let app = Router::new()
-        .route("/mcp", get(whoami))
-        .route_layer(
-            tower::ServiceBuilder::new()
-                .layer(FakeJwtLayer)
-                .layer(IntrospectionLayer::new(builder(&url).build().unwrap())),
-        );
+    let app = Router::new().route("/mcp", get(whoami)).route_layer(
+        tower::ServiceBuilder::new()
+            .layer(FakeJwtLayer)
+            .layer(IntrospectionLayer::new(builder(&url).build().unwrap())),
+    );
     let app = format!("http://{}/mcp", serve(app).await);
     let (status, _, body) = get_with(&app, Some("Bearer eyJhbGciOi.eyJzdWIi.c2lnbmF0dXJl")).await;
     assert_eq!((status.as_u16(), body.as_str()), (200, "jwt|jwt-user|-||-"));
-    assert_eq!(state.calls.load(Ordering::SeqCst), 0, "a JWT is not introspected");
+    assert_eq!(
+        state.calls.load(Ordering::SeqCst),
+        0,
+        "a JWT is not introspected"
+    );
     let (status, _, body) = get_with(&app, Some("Bearer active-opaque")).await;
     assert_eq!(status, 200);
     assert!(body.starts_with("introspection|opaque|"), "{body}");

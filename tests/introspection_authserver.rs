@@ -16,7 +16,9 @@ use std::{path::PathBuf, process::Stdio, time::Duration};
 use axum::{routing::get, Router};
 use secrecy::SecretString;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tower_mcp_auth::{discovery::AuthorizationServerMetadata, introspection::IntrospectionLayer, Principal};
+use tower_mcp_auth::{
+    discovery::AuthorizationServerMetadata, introspection::IntrospectionLayer, Principal,
+};
 
 const CLIENT_ID: &str = "mcp-resource-server";
 const CLIENT_SECRET: &str = "interop secret/with:odd&chars";
@@ -28,7 +30,10 @@ fn authserver_dir() -> PathBuf {
 /// Starts the authorization server, or says why it cannot.
 async fn start_authserver(resource: &str) -> Option<(tokio::process::Child, String)> {
     let dir = authserver_dir();
-    if !dir.join("node_modules/oauth2-mock-server/package.json").exists() {
+    if !dir
+        .join("node_modules/oauth2-mock-server/package.json")
+        .exists()
+    {
         eprintln!(
             "NOTICE: skipping the authorization-server interop test: oauth2-mock-server is not installed; run `npm ci --prefix tests/interop/authserver`"
         );
@@ -48,16 +53,21 @@ async fn start_authserver(resource: &str) -> Option<(tokio::process::Child, Stri
     {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("NOTICE: skipping the authorization-server interop test: cannot run `node`: {e}");
+            eprintln!(
+                "NOTICE: skipping the authorization-server interop test: cannot run `node`: {e}"
+            );
             return None;
         }
     };
     let stdout = child.stdout.take().expect("piped");
     let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(30), BufReader::new(stdout).read_line(&mut line))
-        .await
-        .expect("the authorization server did not start within 30 s")
-        .expect("reading its address");
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        BufReader::new(stdout).read_line(&mut line),
+    )
+    .await
+    .expect("the authorization server did not start within 30 s")
+    .expect("reading its address");
     let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line with the issuer");
     Some((child, v["issuer"].as_str().expect("issuer").to_owned()))
 }
@@ -80,7 +90,9 @@ async fn form_post(url: &str, form: &[(&str, &str)]) -> reqwest::Response {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             b' ' => "+".into(),
             _ => format!("%{b:02X}"),
         })
@@ -91,7 +103,11 @@ fn urlencode(s: &str) -> String {
 async fn token(issuer: &str, client: &str, scope: &str) -> String {
     let res = form_post(
         &format!("{issuer}/token"),
-        &[("grant_type", "client_credentials"), ("client_id", client), ("scope", scope)],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", client),
+            ("scope", scope),
+        ],
     )
     .await;
     assert_eq!(res.status(), 200);
@@ -120,14 +136,28 @@ async fn opaque_tokens_from_a_real_authorization_server() {
     };
 
     // Discovery (the mock publishes OpenID metadata only: the fallback).
-    let metadata = AuthorizationServerMetadata::discover(&issuer).await.unwrap();
+    let metadata = AuthorizationServerMetadata::discover(&issuer)
+        .await
+        .unwrap();
     assert_eq!(metadata.issuer, issuer);
-    assert_eq!(metadata.introspection_endpoint.as_deref(), Some(format!("{issuer}/introspect").as_str()));
-    assert_eq!(metadata.jwks_uri.as_deref(), Some(format!("{issuer}/jwks").as_str()));
-    assert_eq!(metadata.token_endpoint.as_deref(), Some(format!("{issuer}/token").as_str()));
+    assert_eq!(
+        metadata.introspection_endpoint.as_deref(),
+        Some(format!("{issuer}/introspect").as_str())
+    );
+    assert_eq!(
+        metadata.jwks_uri.as_deref(),
+        Some(format!("{issuer}/jwks").as_str())
+    );
+    assert_eq!(
+        metadata.token_endpoint.as_deref(),
+        Some(format!("{issuer}/token").as_str())
+    );
 
     let resource = metadata.protected_resource(&app_url).build().unwrap();
-    assert_eq!(resource.authorization_servers(), [issuer.clone()]);
+    assert_eq!(
+        resource.authorization_servers(),
+        std::slice::from_ref(&issuer)
+    );
     let introspector = metadata
         .introspector(CLIENT_ID, SecretString::from(CLIENT_SECRET))
         .unwrap()
@@ -137,7 +167,13 @@ async fn opaque_tokens_from_a_real_authorization_server() {
         .route(
             "/mcp",
             get(|p: Principal| async move {
-                format!("{}|{}|{}|{}", p.scheme(), p.subject(), p.client_id().unwrap_or("-"), p.scopes())
+                format!(
+                    "{}|{}|{}|{}",
+                    p.scheme(),
+                    p.subject(),
+                    p.client_id().unwrap_or("-"),
+                    p.scopes()
+                )
             }),
         )
         .route_layer(IntrospectionLayer::new(introspector).resource(&resource))
@@ -148,7 +184,10 @@ async fn opaque_tokens_from_a_real_authorization_server() {
     let active = token(&issuer, "billing-app", "read:data write:data").await;
     assert_eq!(
         call(&app_url, &active).await,
-        (200, "introspection|billing-app|billing-app|read:data write:data".to_owned())
+        (
+            200,
+            "introspection|billing-app|billing-app|read:data write:data".to_owned()
+        )
     );
 
     // Revoked at the server (RFC 7009) before first use: inactive, 401.
@@ -166,7 +205,11 @@ async fn opaque_tokens_from_a_real_authorization_server() {
     let other = {
         let res = form_post(
             &format!("{issuer}/token"),
-            &[("grant_type", "client_credentials"), ("client_id", "x"), ("aud", "https://other.example.com/mcp")],
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "x"),
+                ("aud", "https://other.example.com/mcp"),
+            ],
         )
         .await;
         let v: serde_json::Value = res.json().await.unwrap();
@@ -179,12 +222,19 @@ async fn opaque_tokens_from_a_real_authorization_server() {
     // client_secret_post works against it too, and wrong client
     // credentials fail closed (503), not open.
     for (secret, post, want) in [(CLIENT_SECRET, true, 200), ("wrong", false, 503)] {
-        let mut b = metadata.introspector(CLIENT_ID, SecretString::from(secret)).unwrap().no_cache();
+        let mut b = metadata
+            .introspector(CLIENT_ID, SecretString::from(secret))
+            .unwrap()
+            .no_cache();
         if post {
             b = b.client_secret_post();
         }
         let p = b.build().unwrap().verify(&active).await;
-        assert_eq!(p.map(|_| 200).unwrap_or_else(|e| e.status().as_u16()), want, "{secret}");
+        assert_eq!(
+            p.map(|_| 200).unwrap_or_else(|e| e.status().as_u16()),
+            want,
+            "{secret}"
+        );
     }
 
     child.kill().await.ok();

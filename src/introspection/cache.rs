@@ -67,11 +67,20 @@ impl TokenCache {
 
     /// The cached entry for `key`, or the result of `init`, run once for
     /// all concurrent callers with the same key. Errors are not cached.
-    pub(crate) async fn try_get_with<F, E>(&self, key: TokenDigest, init: F) -> Result<Cached, Arc<E>>
+    pub(crate) async fn try_get_with<F, E>(
+        &self,
+        key: TokenDigest,
+        init: F,
+    ) -> Result<Cached, Arc<E>>
     where
         F: std::future::Future<Output = Result<Cached, E>>,
         E: Send + Sync + 'static,
     {
+        // A hit is served by `get`, which (unlike `try_get_with`)
+        // allocates nothing; a miss falls through to the single flight.
+        if let Some(hit) = self.0.get(&key).await {
+            return Ok(hit);
+        }
         self.0.try_get_with(key, init).await
     }
 }
@@ -110,8 +119,14 @@ mod tests {
         };
         let short = token_digest("short");
         let long = token_digest("long");
-        cache.try_get_with(short, make(Duration::from_millis(50))).await.unwrap();
-        cache.try_get_with(long, make(Duration::from_secs(60))).await.unwrap();
+        cache
+            .try_get_with(short, make(Duration::from_millis(50)))
+            .await
+            .unwrap();
+        cache
+            .try_get_with(long, make(Duration::from_secs(60)))
+            .await
+            .unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         // Hits: `init` futures are built but never run.
         let ran = AtomicUsize::new(0);
@@ -134,6 +149,9 @@ mod tests {
             .await;
         assert!(r.is_err(), "the short entry expired, init ran and failed");
         assert_eq!(ran.load(Ordering::SeqCst), 1);
-        assert!(cache.try_get_with(long, async { Err::<Cached, ()>(()) }).await.is_ok());
+        assert!(cache
+            .try_get_with(long, async { Err::<Cached, ()>(()) })
+            .await
+            .is_ok());
     }
 }

@@ -518,9 +518,7 @@ impl IntrospectorBuilder {
             Some(c) => c,
             None => default_http_client()?,
         };
-        let cache = self
-            .cache
-            .then(|| TokenCache::new(self.capacity.max(1)));
+        let cache = self.cache.then(|| TokenCache::new(self.capacity.max(1)));
         Ok(Introspector(Arc::new(Inner {
             url,
             client_id: self.client_id,
@@ -655,10 +653,9 @@ mod tests {
             "scope": "read:data write:data", "exp": 4_000_000_000u64,
             "aud": "https://mcp.example.com/mcp", "tenant": "acme"
         })));
-        let p = i
-            .0
-            .check(v, Some("https://mcp.example.com/mcp"), SystemTime::now())
-            .unwrap();
+        let p =
+            i.0.check(v, Some("https://mcp.example.com/mcp"), SystemTime::now())
+                .unwrap();
         assert_eq!(p.scheme(), AuthScheme::Introspection);
         assert_eq!(p.subject(), "alice");
         assert_eq!(p.client_id(), Some("app"));
@@ -676,9 +673,11 @@ mod tests {
     fn subject_falls_back_to_username_then_client_id() {
         let i = inner(AudienceCheck::WhenPresent);
         let now = SystemTime::now();
-        let v = i.0.verdict(parse(json!({"active": true, "username": "bob"})));
+        let v =
+            i.0.verdict(parse(json!({"active": true, "username": "bob"})));
         assert_eq!(i.0.check(v, None, now).unwrap().subject(), "bob");
-        let v = i.0.verdict(parse(json!({"active": true, "client_id": "svc"})));
+        let v =
+            i.0.verdict(parse(json!({"active": true, "client_id": "svc"})));
         assert_eq!(i.0.check(v, None, now).unwrap().subject(), "svc");
         let v = i.0.verdict(parse(json!({"active": true})));
         assert_eq!(
@@ -691,15 +690,13 @@ mod tests {
     fn inactive_and_expired_are_invalid_token() {
         let i = inner(AudienceCheck::WhenPresent);
         let now = SystemTime::now();
-        let e = i
-            .0
-            .check(i.0.verdict(parse(json!({"active": false}))), None, now)
-            .unwrap_err();
+        let e =
+            i.0.check(i.0.verdict(parse(json!({"active": false}))), None, now)
+                .unwrap_err();
         assert_eq!(e.status(), 401);
         assert_eq!(e.description(), "the access token is not active");
-        let v = i
-            .0
-            .verdict(parse(json!({"active": true, "sub": "a", "exp": 1000})));
+        let v =
+            i.0.verdict(parse(json!({"active": true, "sub": "a", "exp": 1000})));
         let e = i.0.check(v, None, now).unwrap_err();
         assert_eq!(
             (e.status().as_u16(), e.description()),
@@ -712,7 +709,8 @@ mod tests {
         let now = SystemTime::now();
         let want = Some("https://mcp.example.com/mcp");
         let with_other = json!({"active": true, "sub": "a", "aud": ["https://other.example.com"]});
-        let with_ours = json!({"active": true, "sub": "a", "aud": ["x", "https://mcp.example.com/mcp"]});
+        let with_ours =
+            json!({"active": true, "sub": "a", "aud": ["x", "https://mcp.example.com/mcp"]});
         let without = json!({"active": true, "sub": "a"});
         let cases = [
             (AudienceCheck::WhenPresent, &with_other, false),
@@ -748,9 +746,7 @@ mod tests {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        let c = i.cached(
-            i.0.verdict(parse(json!({"active": true, "sub": "a", "exp": secs}))),
-        );
+        let c = i.cached(i.0.verdict(parse(json!({"active": true, "sub": "a", "exp": secs}))));
         assert!(c.ttl <= Duration::from_secs(10) && c.ttl > Duration::from_secs(7));
         let c = i.cached(i.0.verdict(parse(json!({"active": true, "sub": "a"}))));
         assert_eq!(c.ttl, DEFAULT_CACHE_TTL);

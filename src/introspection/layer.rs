@@ -18,7 +18,7 @@ use crate::{
     error::{AuthError, Challenge, ErrorRenderer},
     future::BoxError,
     metadata::ProtectedResource,
-    principal::{AuthScheme, Principal},
+    principal::Principal,
 };
 
 /// Default longest bearer token accepted, in bytes.
@@ -172,9 +172,9 @@ fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
 fn is_b64token(token: &[u8]) -> bool {
     let body_len = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
     body_len > 0
-        && token[..body_len]
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && token[..body_len].iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 impl Config {
@@ -228,7 +228,7 @@ where
         match (existing, token) {
             // An outer layer authenticated the request with something that
             // is not a bearer token (an API key) and a bearer token came too.
-            (Some(scheme), Some(_)) if scheme == AuthScheme::ApiKey => {
+            (Some(scheme), Some(_)) if !scheme.is_bearer() => {
                 let err = AuthError::invalid_request(
                     "more than one credential was sent; send either an API key or a bearer token",
                 );
@@ -303,6 +303,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::principal::AuthScheme;
     use axum::body::Body;
     use http::StatusCode;
     use http_body_util::BodyExt;
@@ -312,7 +313,9 @@ mod tests {
 
     async fn echo(req: Request<Body>) -> Result<http::Response<Body>, Infallible> {
         let who = Principal::from_extensions(req.extensions())
-            .map_or("anonymous".to_owned(), |p| format!("{}:{}", p.scheme(), p.subject()));
+            .map_or("anonymous".to_owned(), |p| {
+                format!("{}:{}", p.scheme(), p.subject())
+            });
         Ok(http::Response::new(Body::from(who)))
     }
 
@@ -346,7 +349,11 @@ mod tests {
         let res = svc.oneshot(req).await.unwrap();
         let (parts, body) = res.into_parts();
         let body = body.collect().await.unwrap().to_bytes();
-        (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
     }
 
     #[test]
@@ -359,11 +366,21 @@ mod tests {
             m
         };
         assert_eq!(find_bearer(&h(&["Bearer abc"]), 10).unwrap(), Some("abc"));
-        assert_eq!(find_bearer(&h(&["BEARER  a-b.c_d~e+f/g=="]), 64).unwrap(), Some("a-b.c_d~e+f/g=="));
+        assert_eq!(
+            find_bearer(&h(&["BEARER  a-b.c_d~e+f/g=="]), 64).unwrap(),
+            Some("a-b.c_d~e+f/g==")
+        );
         assert_eq!(find_bearer(&h(&["Basic abc"]), 10).unwrap(), None);
         assert_eq!(find_bearer(&h(&["Bearerabc"]), 10).unwrap(), None);
         assert_eq!(find_bearer(&h(&[]), 10).unwrap(), None);
-        for bad in ["Bearer", "Bearer ", "Bearer a b", "Bearer ==", "Bearer a=b", "Bearer a\"b"] {
+        for bad in [
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            "Bearer ==",
+            "Bearer a=b",
+            "Bearer a\"b",
+        ] {
             let e = find_bearer(&h(&[bad]), 10).unwrap_err();
             assert_eq!(e.description(), "the bearer token is malformed", "{bad:?}");
         }
@@ -372,7 +389,10 @@ mod tests {
         let e = find_bearer(&h(&["Bearer a", "bearer b"]), 10).unwrap_err();
         assert_eq!(e.status(), 400);
         // A bearer token beside another scheme is fine.
-        assert_eq!(find_bearer(&h(&["Basic x", "Bearer b"]), 10).unwrap(), Some("b"));
+        assert_eq!(
+            find_bearer(&h(&["Basic x", "Bearer b"]), 10).unwrap(),
+            Some("b")
+        );
     }
 
     #[tokio::test]
@@ -380,8 +400,12 @@ mod tests {
         let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
             .build()
             .unwrap();
-        let (status, headers, body) =
-            send(IntrospectionLayer::new(unreachable()).resource(&resource), None, &[]).await;
+        let (status, headers, body) = send(
+            IntrospectionLayer::new(unreachable()).resource(&resource),
+            None,
+            &[],
+        )
+        .await;
         assert_eq!(status, 401);
         assert_eq!(
             headers[header::WWW_AUTHENTICATE],
@@ -391,7 +415,8 @@ mod tests {
             body,
             r#"{"error":"missing_credential","error_description":"authentication is required"}"#
         );
-        let (status, _, body) = send(IntrospectionLayer::new(unreachable()).optional(), None, &[]).await;
+        let (status, _, body) =
+            send(IntrospectionLayer::new(unreachable()).optional(), None, &[]).await;
         assert_eq!((status.as_u16(), body.as_str()), (200, "anonymous"));
     }
 
@@ -406,14 +431,22 @@ mod tests {
         .await;
         assert_eq!(status, 401);
         assert!(!body.contains("xxxx"));
-        assert!(!headers[header::WWW_AUTHENTICATE].to_str().unwrap().contains("xxxx"));
+        assert!(!headers[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("xxxx"));
         let (status, _, _) = send(
-            IntrospectionLayer::new(unreachable()).max_token_len(8000).optional(),
+            IntrospectionLayer::new(unreachable())
+                .max_token_len(8000)
+                .optional(),
             None,
             &[&format!("Bearer {token}")],
         )
         .await;
-        assert_eq!(status, 503, "within the raised cap, the endpoint is asked (and is down)");
+        assert_eq!(
+            status, 503,
+            "within the raised cap, the endpoint is asked (and is down)"
+        );
     }
 
     #[tokio::test]
@@ -447,8 +480,12 @@ mod tests {
 
     #[tokio::test]
     async fn endpoint_down_is_503_with_retry_after() {
-        let (status, headers, body) =
-            send(IntrospectionLayer::new(unreachable()), None, &["Bearer opaque"]).await;
+        let (status, headers, body) = send(
+            IntrospectionLayer::new(unreachable()),
+            None,
+            &["Bearer opaque"],
+        )
+        .await;
         assert_eq!(status, 503);
         assert_eq!(headers[header::RETRY_AFTER], "5");
         assert!(body.contains("temporarily_unavailable"), "{body}");

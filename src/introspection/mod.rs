@@ -84,10 +84,10 @@ mod cache;
 mod introspector;
 mod layer;
 
+pub(crate) use introspector::HttpClient;
 pub use introspector::{
     AudienceCheck, ClientAuth, Introspector, IntrospectorBuilder, DEFAULT_CACHE_CAPACITY,
-    DEFAULT_CACHE_TTL, DEFAULT_INACTIVE_TTL, DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT,
-    ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_INTROSPECTION_URL, MAX_RESPONSE_BYTES,
+    DEFAULT_CACHE_TTL, DEFAULT_INACTIVE_TTL, DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT, ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET, ENV_INTROSPECTION_URL, MAX_RESPONSE_BYTES,
 };
-pub(crate) use introspector::HttpClient;
 pub use layer::{IntrospectionAuth, IntrospectionLayer, ResponseFuture, DEFAULT_MAX_TOKEN_LEN};
