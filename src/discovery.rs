@@ -6,7 +6,7 @@
 //! the path-inserted and path-appended forms for an issuer with a path),
 //! checks that the document names the same `issuer` (RFC 8414 §3.3), and
 //! hands you its introspection endpoint and JWKS URI — to build an
-//! [`Introspector`](crate::introspection::Introspector) with
+//! [`Introspector`] with
 //! [`introspector`](AuthorizationServerMetadata::introspector), or a
 //! [`ProtectedResource`] with
 //! [`protected_resource`](AuthorizationServerMetadata::protected_resource).
