@@ -77,6 +77,10 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { bare.oneshot(request("hot-token")).await.unwrap() })
     });
+    group.bench_function("verify_cache_hit", |b| {
+        b.to_async(&rt)
+            .iter(|| async { introspector.verify("hot-token").await.unwrap() })
+    });
     group.bench_function("cache_hit", |b| {
         b.to_async(&rt).iter(|| async {
             let res = guarded.clone().oneshot(request("hot-token")).await.unwrap();

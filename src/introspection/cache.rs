@@ -3,7 +3,12 @@
 //! single flight (moka's `try_get_with`: concurrent lookups of one missing
 //! key wait for a single initialisation).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::Arc,
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
 
 use moka::{future::Cache, Expiry};
 use sha2::{Digest, Sha256};
@@ -63,6 +68,18 @@ impl TokenCache {
                 .expire_after(PerEntry)
                 .build(),
         )
+    }
+
+    /// The cached entry for `key` if it can be read without waiting.
+    /// moka's `get` is `async` only because it may help with housekeeping;
+    /// it is polled once here, and `None` (try the asynchronous way) is
+    /// returned if it would wait.
+    pub(crate) fn get_now(&self, key: &TokenDigest) -> Option<Cached> {
+        let mut get = std::pin::pin!(self.0.get(key));
+        match get.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(hit) => hit,
+            Poll::Pending => None,
+        }
     }
 
     /// The cached entry for `key`, or the result of `init`, run once for

@@ -9,6 +9,7 @@ use std::{
 
 use axum::response::Response;
 use http::{header, HeaderMap, Request};
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -195,9 +196,59 @@ impl Config {
     }
 }
 
-/// The response future of [`IntrospectionAuth`]: boxed, because a cache
-/// miss waits on the network.
-pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+pin_project! {
+    /// The response future of [`IntrospectionAuth`]: the inner service's
+    /// future (a cache hit, a refusal, a pass-through), or a boxed one while
+    /// a cache miss waits on the network.
+    pub struct ResponseFuture<F, E> {
+        #[pin]
+        kind: Kind<F, E>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, E> {
+        Now { #[pin] future: crate::future::ResponseFuture<F> },
+        Introspecting { future: BoxedResponse<E> },
+    }
+}
+
+type BoxedResponse<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+impl<F, E> ResponseFuture<F, E> {
+    fn now(future: F) -> Self {
+        Self {
+            kind: Kind::Now {
+                future: crate::future::ResponseFuture::inner(future),
+            },
+        }
+    }
+
+    fn refused(response: Response) -> Self {
+        Self {
+            kind: Kind::Now {
+                future: crate::future::ResponseFuture::refused(response),
+            },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, E>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Now { future } => future.poll(cx),
+            KindProj::Introspecting { future } => future.as_mut().poll(cx),
+        }
+    }
+}
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for IntrospectionAuth<S>
 where
@@ -210,57 +261,86 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let ready = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, ready);
-        let config = self.config.clone();
+        let config = &*self.config;
         let existing = Principal::from_extensions(req.extensions()).map(Principal::scheme);
         let token = match find_bearer(req.headers(), config.max_token_len) {
-            Ok(token) => token.map(str::to_owned),
-            Err(err) => return refused(config.refuse(err, &req)),
+            Ok(token) => token,
+            Err(err) => return ResponseFuture::refused(config.refuse(err, &req)),
         };
-        match (existing, token) {
+        let (cached, token) = match (existing, token) {
             // An outer layer authenticated the request with something that
             // is not a bearer token (an API key) and a bearer token came too.
             (Some(scheme), Some(_)) if !scheme.is_bearer() => {
                 let err = AuthError::invalid_request(
                     "more than one credential was sent; send either an API key or a bearer token",
                 );
-                refused(config.refuse(err, &req))
+                return ResponseFuture::refused(config.refuse(err, &req));
             }
             // An outer layer (JwtLayer) verified this request's credential.
-            (Some(_), _) => pass(inner, req),
+            (Some(_), _) => (None, None),
             (None, None) if config.optional => {
                 if let Some(c) = &config.challenge {
                     req.extensions_mut().insert(c.clone());
                 }
-                pass(inner, req)
+                (None, None)
             }
-            (None, None) => refused(config.refuse(AuthError::missing_credential(), &req)),
-            (None, Some(token)) => Box::pin(async move {
-                let verified = config
-                    .introspector
-                    .verify_for(&token, config.audience.as_deref())
-                    .await;
-                drop(token);
-                match verified {
-                    Ok(principal) => {
-                        audit::accepted("introspection", &principal, req.method(), req.uri());
-                        mark_sensitive(req.headers_mut());
-                        req.extensions_mut().insert(principal);
-                        call_inner(inner, req).await
-                    }
-                    Err(err) => Ok(config.refuse(err, &req)),
-                }
-            }),
+            (None, None) => {
+                let err = AuthError::missing_credential();
+                return ResponseFuture::refused(config.refuse(err, &req));
+            }
+            (None, Some(token)) => match config
+                .introspector
+                .try_cached(token, config.audience.as_deref())
+            {
+                Some(hit) => (Some(hit), None),
+                None => (None, Some(token.to_owned())),
+            },
+        };
+        match (cached, token) {
+            (Some(Err(err)), _) => return ResponseFuture::refused(config.refuse(err, &req)),
+            (Some(Ok(principal)), _) => accept(&mut req, principal),
+            (None, None) => {}
+            (None, Some(token)) => {
+                let ready = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, ready);
+                let config = self.config.clone();
+                return ResponseFuture {
+                    kind: Kind::Introspecting {
+                        future: Box::pin(async move {
+                            let verified = config
+                                .introspector
+                                .verify_for(&token, config.audience.as_deref())
+                                .await;
+                            drop(token);
+                            match verified {
+                                Ok(principal) => {
+                                    accept(&mut req, principal);
+                                    call_inner(inner, req).await
+                                }
+                                Err(err) => Ok(config.refuse(err, &req)),
+                            }
+                        }),
+                    },
+                };
+            }
         }
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        ResponseFuture::now(inner.call(req))
     }
+}
+
+fn accept<B>(req: &mut Request<B>, principal: Principal) {
+    audit::accepted("introspection", &principal, req.method(), req.uri());
+    mark_sensitive(req.headers_mut());
+    req.extensions_mut().insert(principal);
 }
 
 fn mark_sensitive(headers: &mut HeaderMap) {
@@ -269,22 +349,6 @@ fn mark_sensitive(headers: &mut HeaderMap) {
             v.set_sensitive(true);
         }
     }
-}
-
-fn refused<E: Send + 'static>(response: Response) -> ResponseFuture<E> {
-    Box::pin(std::future::ready(Ok(response)))
-}
-
-fn pass<S, ReqBody, ResBody>(inner: S, req: Request<ReqBody>) -> ResponseFuture<S::Error>
-where
-    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    Box::pin(call_inner(inner, req))
 }
 
 async fn call_inner<S, ReqBody, ResBody>(
