@@ -791,3 +791,29 @@ mod tests {
         assert!(!format!("{built:?}").contains("hunter2"));
     }
 }
+
+#[cfg(test)]
+mod oauth2_limits {
+    use super::IntrospectionResponse;
+
+    /// What oauth2 5's `StandardTokenIntrospectionResponse` refuses to
+    /// parse: these answers fail closed (503), never pass.
+    #[test]
+    fn shapes_oauth2_rejects() {
+        for body in [
+            r#"{"active":true,"sub":"a","exp":1700000000.5}"#,
+            r#"{"active":"true","sub":"a"}"#,
+            r#"{"sub":"a"}"#,
+            r#"{"active":true,"scope":["a","b"]}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<IntrospectionResponse>(body).is_err(),
+                "{body}"
+            );
+        }
+        assert!(serde_json::from_str::<IntrospectionResponse>(
+            r#"{"active":true,"aud":"x","exp":1700000000}"#
+        )
+        .is_ok());
+    }
+}

@@ -22,6 +22,12 @@
 //!
 //! It never lets a request through because the endpoint could not answer.
 //!
+//! Responses are parsed by oauth2's `StandardTokenIntrospectionResponse`,
+//! which requires `active` to be a JSON boolean, `scope` a string, and
+//! `exp` / `iat` / `nbf` integers; a server that sends a fractional
+//! NumericDate (which RFC 7519 allows) or a non-JSON content type (such as
+//! RFC 9701 JWT responses) is treated as answering garbage: 503.
+//!
 //! # Cache and single flight
 //!
 //! Results are cached in a bounded cache keyed by the SHA-256 digest of the
