@@ -11,6 +11,7 @@
 //! | [`RequireScopesLayer`] | all-of / any-of scope checks for a plain route |
 //! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
 //! | `mcp::McpPolicyLayer` | per-tool / per-resource rules on one MCP endpoint, step-up 403s, list filtering |
+//! | `IntrospectionLayer` (feature `introspection`) | opaque bearer tokens by RFC 7662 introspection, cached, single flight |
 //!
 //! Refusals are [`AuthError`]s: the right status, an RFC 6750
 //! `WWW-Authenticate: Bearer` challenge carrying `resource_metadata`, and a
@@ -59,6 +60,7 @@
 //! | `mcp` | yes | MCP-aware authorization: [`mcp::McpPolicyLayer`] |
 //! | `rate-limit` | yes | `rate_limit`: per-principal rate limiting (governor), failed-auth throttling |
 //! | `redis` | no | a Redis store for the rate limiter, shared by replicas (implies `rate-limit`) |
+//! | `introspection` | yes | RFC 7662 introspection (oauth2, moka), RFC 8414 / OpenID metadata discovery |
 //! | `full` | no | everything |
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
@@ -67,11 +69,17 @@
 pub mod api_key;
 pub mod audit;
 pub mod config;
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub mod discovery;
 pub mod error;
 mod future;
 #[cfg(feature = "mcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
 pub mod mcp;
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub mod introspection;
 pub mod metadata;
 pub mod principal;
 #[cfg(feature = "rate-limit")]
@@ -83,6 +91,8 @@ pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyLayer, ApiKeys};
 pub use config::ConfigError;
 pub use error::{AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId};
 pub use future::ResponseFuture;
+#[cfg(feature = "introspection")]
+pub use introspection::{IntrospectionLayer, Introspector};
 pub use metadata::ProtectedResource;
 pub use principal::{AuthScheme, Principal, Scopes};
 pub use scope::{RequireScopes, RequireScopesLayer};
