@@ -36,7 +36,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, RwLock,
     },
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use axum::Router;
@@ -60,8 +60,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
-    config::optional_secret_from_env, ApiKey, ApiKeyLayer, ApiKeys, ConfigError, Principal,
-    ProtectedResource,
+    config::optional_secret_from_env,
+    introspection::{IntrospectionLayer, Introspector},
+    mcp::{McpPolicy, McpPolicyLayer, McpRequest, Rule},
+    rate_limit::{AnyStore, FailedAuthLayer, MemoryStore, Quota, RateLimitLayer},
+    ApiKey, ApiKeyLayer, ApiKeys, ConfigError, Principal, ProtectedResource,
 };
 
 /// Where the MCP endpoint is mounted in the router.
@@ -110,7 +113,17 @@ pub struct Config {
     pub generated_key: Option<SecretString>,
     /// rmcp without sessions, plain JSON responses (`MCP_STATELESS=1`).
     pub stateless: bool,
+    /// Opaque bearer tokens checked by RFC 7662 introspection
+    /// (`OAUTH_INTROSPECTION_URL`, `OAUTH_CLIENT_ID`, `OAUTH_CLIENT_SECRET`).
+    pub introspector: Option<Introspector>,
+    /// Calls per minute per principal (`RATE_LIMIT_PER_MINUTE`, default 100).
+    pub rate_limit_per_minute: u32,
+    /// Redis shared by replicas for the rate limiter (`REDIS_URL`).
+    pub redis_url: Option<String>,
 }
+
+/// The default per-principal quota: the seed's 100 calls a minute.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 100;
 
 impl Config {
     /// A configuration for `public_url` accepting `api_keys`, listening on
@@ -122,6 +135,9 @@ impl Config {
             api_keys,
             generated_key: None,
             stateless: false,
+            introspector: None,
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            redis_url: None,
         }
     }
 
@@ -188,12 +204,46 @@ impl Config {
             }
         };
 
+        let introspector = if std::env::var_os("OAUTH_INTROSPECTION_URL").is_some() {
+            Some(
+                Introspector::from_env()?
+                    .audience(public_url.clone())
+                    .build()?,
+            )
+        } else {
+            None
+        };
+
+        let rate_limit_per_minute = match std::env::var("RATE_LIMIT_PER_MINUTE") {
+            Err(std::env::VarError::NotPresent) => DEFAULT_RATE_LIMIT_PER_MINUTE,
+            Ok(v) => match v.trim().parse::<u32>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(ConfigError::InvalidEnv {
+                        var: "RATE_LIMIT_PER_MINUTE".into(),
+                        reason: "expected a whole number of calls per minute, at least 1".into(),
+                    })
+                }
+            },
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(ConfigError::InvalidEnv {
+                    var: "RATE_LIMIT_PER_MINUTE".into(),
+                    reason: "not valid UTF-8".into(),
+                })
+            }
+        };
+        let redis_url = optional_secret_from_env("REDIS_URL")?
+            .map(|url| url.expose_secret().trim().to_owned());
+
         Ok(Self {
             bind,
             public_url,
             api_keys,
             generated_key,
             stateless,
+            introspector,
+            rate_limit_per_minute,
+            redis_url,
         })
     }
 }
@@ -222,7 +272,7 @@ fn build_resource(public_url: &str) -> Result<ProtectedResource, ConfigError> {
 /// # Errors
 ///
 /// [`ConfigError`] when `PUBLIC_URL` is not a valid resource identifier.
-pub fn app(config: &Config) -> Result<Router, ConfigError> {
+pub async fn app(config: &Config) -> Result<Router, ConfigError> {
     let resource = build_resource(&config.public_url)?;
     let (allowed_hosts, allowed_origins) = dns_rebinding_allowlists(&config.public_url)?;
 
@@ -246,7 +296,7 @@ pub fn app(config: &Config) -> Result<Router, ConfigError> {
 
     Ok(Router::new()
         .merge(resource.router())
-        .merge(protect(mcp, config, &resource)))
+        .merge(protect(mcp, config, &resource).await?))
 }
 
 /// The MCP service this example serves.
@@ -255,16 +305,101 @@ pub type McpService = StreamableHttpService<McpServer, LocalSessionManager>;
 // ═════════════════════════════ THE LAYER STACK ═════════════════════════════
 //
 // Everything that stands between the network and the MCP service, outermost
-// first. For now every MCP request needs an API key. Bearer tokens (JWT,
-// introspection), the per-tool policy and rate limiting go here too.
+// first:
+//
+// 1. `FailedAuthLayer`: a client address that keeps sending bad credentials
+//    is refused with 429 for a while (key guessing gets nowhere).
+// 2. Authenticators, each optional (no credential: pass on; a bad one: 401):
+//    `X-API-Key`, then bearer tokens verified by introspection.
+// 3. `McpPolicyLayer`: reads the JSON-RPC body and decides each call by the
+//    contract's rules (401 with the challenge, or a 403 step-up), and filters
+//    the tool / resource lists to what the caller may call.
+// 4. `RateLimitLayer`: per principal (per address when anonymous); a batch
+//    costs one unit per call.
 
-/// Wraps the MCP service in the authentication and authorization layers and
-/// mounts it at [`MCP_PATH`].
-pub fn protect(mcp: McpService, config: &Config, resource: &ProtectedResource) -> Router {
+/// The contract's rules: which scheme and scopes each tool and resource
+/// needs.
+///
+/// # Errors
+///
+/// [`ConfigError`] if the rule set cannot be right (it can: it is tested).
+pub fn policy() -> Result<McpPolicy, ConfigError> {
+    McpPolicy::builder()
+        .default(Rule::authenticated())
+        .tool("get_user_data", Rule::bearer().scopes(["read:data"]))
+        .tool("read_sensitive_data", Rule::bearer().scopes(["data:read"]))
+        .tool("update_user_data", Rule::bearer().scopes(["write:data"]))
+        .tool("get_my_profile", Rule::bearer().scopes(["read:profile"]))
+        .tool("update_my_profile", Rule::bearer().scopes(["write:profile"]))
+        .tool("create_admin_user", Rule::api_key())
+        .tool(
+            "delete_user",
+            Rule::api_key().or(Rule::bearer().scopes(["admin:write"])),
+        )
+        .tool("list_all_users", Rule::api_key())
+        .tool("get_user_by_id", Rule::api_key())
+        .tool("protected_operation", Rule::authenticated())
+        .tool("rate_limited_operation", Rule::authenticated())
+        .resource("user://{user_id}/private", Rule::bearer().scopes(["read:data"]))
+        .resource("admin://system/stats", Rule::api_key())
+        .build()
+}
+
+/// Wraps the MCP service in the authentication, authorization and rate
+/// limiting layers and mounts it at [`MCP_PATH`].
+///
+/// # Errors
+///
+/// [`ConfigError`] for an impossible quota or an unusable `REDIS_URL`.
+pub async fn protect(
+    mcp: McpService,
+    config: &Config,
+    resource: &ProtectedResource,
+) -> Result<Router, ConfigError> {
+    let quota = Quota::try_new(config.rate_limit_per_minute, Duration::from_secs(60))?;
+    let store = rate_limit_store(config).await?;
+    let introspection = config
+        .introspector
+        .clone()
+        .map(|i| IntrospectionLayer::new(i).optional().resource(resource));
+
     let stack = ServiceBuilder::new()
-        // 1. Authenticate: `X-API-Key`, required.
-        .layer(ApiKeyLayer::new(config.api_keys.clone()).resource(resource));
-    Router::new().nest_service(MCP_PATH, stack.service(mcp))
+        .layer(FailedAuthLayer::new())
+        .layer(
+            ApiKeyLayer::new(config.api_keys.clone())
+                .optional()
+                .resource(resource),
+        )
+        .option_layer(introspection)
+        .layer(McpPolicyLayer::new(policy()?, resource))
+        .layer(
+            RateLimitLayer::per_principal(quota)
+                .store(store)
+                .cost(|parts: &Parts| {
+                    parts
+                        .extensions
+                        .get::<McpRequest>()
+                        .map_or(1, |r| u32::try_from(r.calls().len()).unwrap_or(u32::MAX))
+                }),
+        );
+    Ok(Router::new().nest_service(MCP_PATH, stack.service(mcp)))
+}
+
+/// The rate limiter's store: Redis when `REDIS_URL` is set (replicas share
+/// one quota), else in memory.
+async fn rate_limit_store(config: &Config) -> Result<AnyStore, ConfigError> {
+    match &config.redis_url {
+        None => Ok(AnyStore::from(MemoryStore::new())),
+        #[cfg(feature = "redis")]
+        Some(url) => Ok(AnyStore::from(
+            tower_mcp_auth::rate_limit::RedisStore::connect(url).await?,
+        )),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => Err(ConfigError::InvalidEnv {
+            var: "REDIS_URL".into(),
+            reason: "this build has no Redis support; run with `--features redis`".into(),
+        }),
+    }
 }
 
 // ═══════════════════════════════════════════════════════════════════════════
@@ -1176,7 +1311,7 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let app = match app(&config) {
+    let app = match app(&config).await {
         Ok(a) => a,
         Err(e) => {
             eprintln!("configuration error: {e}");
@@ -1199,6 +1334,7 @@ async fn main() {
     if let Some(key) = &config.generated_key {
         print_demo_banner(&config, key);
     }
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, app).await {
         eprintln!("server error: {e}");
         std::process::exit(1);
