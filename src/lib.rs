@@ -8,6 +8,7 @@
 //! | layer | job |
 //! | --- | --- |
 //! | [`ApiKeyLayer`] | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`] set |
+//! | `JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys or a remote JWKS, see [`jwt`](crate::jwt) |
 //! | [`RequireScopesLayer`] | all-of / any-of scope checks for a plain route |
 //! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
 //!
@@ -65,6 +66,9 @@ pub mod audit;
 pub mod config;
 pub mod error;
 mod future;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod jwt;
 pub mod metadata;
 pub mod principal;
 pub mod scope;
@@ -73,6 +77,8 @@ pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyLayer, ApiKeys};
 pub use config::ConfigError;
 pub use error::{AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId};
 pub use future::ResponseFuture;
+#[cfg(feature = "jwt")]
+pub use jwt::{JwtLayer, JwtValidator};
 pub use metadata::ProtectedResource;
 pub use principal::{AuthScheme, Principal, Scopes};
 pub use scope::{RequireScopes, RequireScopesLayer};
