@@ -334,8 +334,7 @@ impl Shared {
 pub(crate) fn discovery_urls(issuer: &str) -> Vec<String> {
     let trimmed = issuer.trim_end_matches('/');
     let mut urls = Vec::with_capacity(2);
-    if let Some(rest) = trimmed.split_once("://").map(|(s, r)| (s, r)) {
-        let (scheme, rest) = rest;
+    if let Some((scheme, rest)) = trimmed.split_once("://") {
         let (authority, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
             None => (rest, ""),

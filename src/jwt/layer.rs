@@ -276,8 +276,8 @@ where
         match step {
             None => JwtResponseFuture::now(ResponseFuture::inner(inner.call(req))),
             Some((Step::Done(result), _)) => match config.decide(result, &mut req) {
-                Ok(()) => JwtResponseFuture::now(ResponseFuture::inner(inner.call(req))),
-                Err(response) => refused(response),
+                None => JwtResponseFuture::now(ResponseFuture::inner(inner.call(req))),
+                Some(response) => refused(response),
             },
             Some((Step::Fetch, token)) => {
                 let token = token.to_owned();
@@ -288,8 +288,8 @@ where
                             let result = config.validator.verify_after_fetch(&token).await;
                             drop(token);
                             match config.decide(result, &mut req) {
-                                Ok(()) => inner.call(req).await.map(|r| r.map(Body::new)),
-                                Err(response) => Ok(response),
+                                None => inner.call(req).await.map(|r| r.map(Body::new)),
+                                Some(response) => Ok(response),
                             }
                         }),
                     },
@@ -300,25 +300,230 @@ where
 }
 
 impl Config {
-    /// Accepts (inserting the principal), passes an opaque token on in
-    /// optional mode, or renders the refusal.
+    /// Accepts (inserting the principal) or passes an opaque token on in
+    /// optional mode (`None`: go on), or renders the refusal.
     fn decide<B>(
         &self,
         result: Result<Principal, JwtError>,
         req: &mut Request<B>,
-    ) -> Result<(), Response> {
+    ) -> Option<Response> {
         let config = self;
         match result {
             Ok(principal) => {
                 config.accept(principal, req);
-                Ok(())
+                None
             }
             Err(e) if e.is_not_jwt() && config.optional => {
                 // Not ours: an opaque token for a later introspection layer.
                 config.pass_anonymous(req);
-                Ok(())
+                None
             }
-            Err(e) => Err(config.refuse(AuthError::from(e), req)),
+            Err(e) => Some(config.refuse(AuthError::from(e), req)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        jwt::validator::tests::{good_claims, hs256, validator},
+        principal::AuthScheme,
+    };
+    use http::StatusCode;
+    use http_body_util::BodyExt;
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    async fn echo(req: Request<Body>) -> Result<http::Response<Body>, Infallible> {
+        let sensitive = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .is_some_and(http::HeaderValue::is_sensitive);
+        let who = Principal::from_extensions(req.extensions())
+            .map_or("anonymous".to_owned(), |p| {
+                format!("{}:{}:{}:{sensitive}", p.scheme(), p.subject(), p.scopes())
+            });
+        Ok(http::Response::new(Body::from(who)))
+    }
+
+    async fn send(layer: JwtLayer, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
+        let svc = ServiceBuilder::new().layer(layer).service_fn(echo);
+        let res = svc.oneshot(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    fn bearer(value: &str) -> Request<Body> {
+        Request::get("/mcp")
+            .header("authorization", value)
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    const METADATA: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+
+    #[tokio::test]
+    async fn valid_token_any_scheme_case() {
+        let token = hs256(&good_claims());
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let (status, _, body) = send(
+                JwtLayer::new(validator()),
+                bearer(&format!("{scheme} {token}")),
+            )
+            .await;
+            assert_eq!(status, 200);
+            assert_eq!(body, "jwt:user-1:read:data write:data:true");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_token_is_401_with_the_resource_challenge() {
+        let (status, headers, body) = send(
+            JwtLayer::new(validator()),
+            Request::get("/mcp").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            format!(r#"Bearer resource_metadata="{METADATA}""#)
+        );
+        assert_eq!(
+            body,
+            r#"{"error":"missing_credential","error_description":"authentication is required"}"#
+        );
+        // Another scheme is not ours: required mode still wants a bearer.
+        let (status, _, _) = send(JwtLayer::new(validator()), bearer("Basic dXNlcjpwYXNz")).await;
+        assert_eq!(status, 401);
+    }
+
+    #[tokio::test]
+    async fn bad_jwt_is_401_even_when_optional() {
+        let mut claims = good_claims();
+        claims["aud"] = serde_json::json!("https://other.example.com");
+        let token = hs256(&claims);
+        for layer in [
+            JwtLayer::new(validator()),
+            JwtLayer::new(validator()).optional(),
+        ] {
+            let (status, headers, body) = send(layer, bearer(&format!("Bearer {token}"))).await;
+            assert_eq!(status, 401);
+            assert_eq!(
+                headers[header::WWW_AUTHENTICATE],
+                format!(
+                    r#"Bearer error="invalid_token", error_description="the token is not for this resource", resource_metadata="{METADATA}""#
+                )
+            );
+            assert_eq!(
+                body,
+                r#"{"error":"invalid_token","error_description":"the token is not for this resource"}"#
+            );
+            assert!(!body.contains(&token));
+        }
+    }
+
+    #[tokio::test]
+    async fn optional_passes_no_token_and_opaque_tokens_on() {
+        let layer = || JwtLayer::new(validator()).optional();
+        let (status, _, body) = send(layer(), Request::get("/").body(Body::empty()).unwrap()).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "anonymous"));
+        let (status, _, body) = send(layer(), bearer("Bearer opaque-token-1234567890")).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "anonymous"));
+        // Required mode: an opaque token is 401.
+        let (status, headers, _) = send(
+            JwtLayer::new(validator()),
+            bearer("Bearer opaque-token-1234567890"),
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert!(headers[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("the bearer token is not a JWT"));
+    }
+
+    #[tokio::test]
+    async fn ambiguous_credentials_are_400() {
+        let token = hs256(&good_claims());
+        let req = Request::get("/")
+            .header("authorization", format!("Bearer {token}"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, _) = send(JwtLayer::new(validator()).optional(), req).await;
+        assert_eq!(status, 400);
+        assert!(headers[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains(r#"error="invalid_request""#));
+
+        let mut req = bearer(&format!("Bearer {token}"));
+        req.extensions_mut()
+            .insert(Principal::new(AuthScheme::ApiKey, "svc"));
+        let (status, _, _) = send(JwtLayer::new(validator()), req).await;
+        assert_eq!(status, 400);
+
+        // A principal already there and no bearer token: pass on.
+        let mut req = Request::get("/").body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(Principal::new(AuthScheme::ApiKey, "svc"));
+        let (status, _, body) = send(JwtLayer::new(validator()), req).await;
+        assert_eq!(
+            (status.as_u16(), body.as_str()),
+            (200, "api_key:svc::false")
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_huge_and_non_ascii_tokens_are_401() {
+        let huge = format!("Bearer {}", "a".repeat(64 * 1024));
+        for value in [
+            "Bearer".to_owned(),
+            "Bearer    ".to_owned(),
+            huge,
+            "Bearer a b".to_owned(),
+        ] {
+            let (status, _, body) =
+                send(JwtLayer::new(validator()).optional(), bearer(&value)).await;
+            assert_eq!(status, 401, "{value:.20}");
+            assert!(body.len() < 200);
+        }
+        let req = Request::get("/")
+            .header(
+                "authorization",
+                http::HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap(),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, _) = send(JwtLayer::new(validator()), req).await;
+        assert_eq!(status, 401);
+    }
+
+    #[tokio::test]
+    async fn renderer_and_resource_override() {
+        let resource = ProtectedResource::builder("https://other.example.com/api")
+            .build()
+            .unwrap();
+        let layer = JwtLayer::new(validator())
+            .resource(&resource)
+            .renderer(ErrorRenderer::new(|e| {
+                let mut r = axum::response::IntoResponse::into_response(e);
+                r.headers_mut().insert("x-refused", "1".parse().unwrap());
+                r
+            }));
+        let (status, headers, _) =
+            send(layer, Request::get("/").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, 401);
+        assert_eq!(headers["x-refused"], "1");
+        assert!(headers[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("https://other.example.com/.well-known/oauth-protected-resource/api"));
     }
 }

@@ -799,3 +799,315 @@ impl JwtValidatorBuilder {
         })))
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{EncodingKey, Header as JwtHeader};
+    use serde_json::json;
+
+    pub(crate) const SECRET: &str = "unit-test-secret-unit-test-secret-0123";
+    pub(crate) const AUD: &str = "https://mcp.example.com/mcp";
+
+    pub(crate) fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    pub(crate) fn hs256(claims: &Value) -> String {
+        super::super::install_crypto_provider();
+        jsonwebtoken::encode(
+            &JwtHeader::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    /// Signs raw header and payload JSON text with the HS256 secret.
+    pub(crate) fn hs256_raw(header: &str, payload: &str) -> String {
+        super::super::install_crypto_provider();
+        let msg = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let sig = jsonwebtoken::crypto::sign(
+            msg.as_bytes(),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{msg}.{sig}")
+    }
+
+    pub(crate) fn good_claims() -> Value {
+        json!({"sub": "user-1", "aud": AUD, "exp": now() + 600, "iat": now(),
+               "scope": "read:data write:data", "client_id": "cli"})
+    }
+
+    pub(crate) fn validator() -> JwtValidator {
+        let resource = ProtectedResource::builder(AUD).build().unwrap();
+        JwtValidator::builder(&resource)
+            .hs256_secret(&SecretString::from(SECRET))
+            .build()
+            .unwrap()
+    }
+
+    async fn err(v: &JwtValidator, token: &str) -> JwtError {
+        v.verify(token).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn accepts_and_maps_claims() {
+        let v = validator();
+        let p = v.verify(&hs256(&good_claims())).await.unwrap();
+        assert_eq!(p.scheme(), AuthScheme::Jwt);
+        assert_eq!(p.subject(), "user-1");
+        assert_eq!(p.client_id(), Some("cli"));
+        assert_eq!(p.scopes().to_string(), "read:data write:data");
+        assert!(p.expires_in().unwrap() > Duration::from_secs(500));
+        assert!(p.claim("iat").and_then(Value::as_u64).is_some());
+
+        // scp array, azp, aud as an array, no sub: subject from azp.
+        let token = hs256(
+            &json!({"azp": "svc", "aud": ["other", AUD], "exp": now() + 60, "scp": ["a", "b"]}),
+        );
+        let p = v.verify(&token).await.unwrap();
+        assert_eq!((p.subject(), p.client_id()), ("svc", Some("svc")));
+        assert_eq!(p.scopes().to_string(), "a b");
+    }
+
+    #[tokio::test]
+    async fn refuses_bad_claims_with_safe_descriptions() {
+        let v = validator();
+        let base = good_claims();
+        let with = |k: &str, val: Value| {
+            let mut c = base.clone();
+            c[k] = val;
+            hs256(&c)
+        };
+        let without = |k: &str| {
+            let mut c = base.clone();
+            c.as_object_mut().unwrap().remove(k);
+            hs256(&c)
+        };
+        for (token, want) in [
+            (with("exp", json!(now() - 120)), "the token has expired"),
+            (
+                with("exp", json!("9999999999")),
+                "the token's exp claim is missing or not a number",
+            ),
+            (
+                without("exp"),
+                "the token's exp claim is missing or not a number",
+            ),
+            (
+                with("nbf", json!(now() + 600)),
+                "the token is not valid yet",
+            ),
+            (
+                with("nbf", json!("soon")),
+                "the token's nbf claim is not a number",
+            ),
+            (
+                with("iat", json!(now() + 600)),
+                "the token was issued in the future",
+            ),
+            (
+                with("aud", json!("https://evil.example.com")),
+                "the token is not for this resource",
+            ),
+            (without("aud"), "the token has no audience"),
+            (
+                with("sub", json!(42)),
+                "the token's sub claim is not a string",
+            ),
+            (
+                with("scope", json!(["a"])),
+                "the token's scope claim is not a string",
+            ),
+            (
+                hs256(&json!({"aud": AUD, "exp": now() + 60})),
+                "the token has no subject",
+            ),
+        ] {
+            let e = err(&v, &token).await;
+            assert_eq!(e.description(), want);
+            assert_eq!(e.kind(), JwtErrorKind::Invalid);
+            assert!(!e.description().contains(&token));
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicate_members_alg_none_and_crit_are_refused() {
+        let v = validator();
+        let exp = now() + 600;
+        let dup = hs256_raw(
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            &format!(r#"{{"sub":"user-1","aud":"{AUD}","exp":{exp},"sub":"admin"}}"#),
+        );
+        assert_eq!(err(&v, &dup).await.description(), "the token is malformed");
+        let dup_header = hs256_raw(
+            r#"{"alg":"HS256","alg":"none"}"#,
+            &format!(r#"{{"sub":"u","aud":"{AUD}","exp":{exp}}}"#),
+        );
+        assert_eq!(
+            err(&v, &dup_header).await.description(),
+            "the token is malformed"
+        );
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"u","aud":"{AUD}","exp":{exp}}}"#))
+        );
+        assert_eq!(
+            err(&v, &none).await.description(),
+            "the token's algorithm is not supported"
+        );
+        let crit = hs256_raw(
+            r#"{"alg":"HS256","crit":["exp"]}"#,
+            &format!(r#"{{"sub":"u","aud":"{AUD}","exp":{exp}}}"#),
+        );
+        assert_eq!(
+            err(&v, &crit).await.description(),
+            "the token has critical header parameters"
+        );
+    }
+
+    #[test]
+    fn jwt_shape_tells_opaque_tokens_from_broken_jwts() {
+        for opaque in ["abc123", "mF_9.B5f-4", "a.b", "ya29.a0AfH6SMB", "!!!"] {
+            assert!(parse_header(opaque).unwrap_err().is_not_jwt(), "{opaque}");
+        }
+        let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#);
+        for broken in [
+            "!!!.@@@.###".to_owned(),
+            format!("{h}.payload"),
+            h.clone(),
+            "a.b.c".into(),
+        ] {
+            let e = parse_header(&broken).unwrap_err();
+            assert_eq!(e.kind(), JwtErrorKind::Invalid, "{broken}");
+        }
+        assert!(parse_header(&format!("{h}.x.y")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn typ_claim_checks_and_size() {
+        let resource = ProtectedResource::builder(AUD).build().unwrap();
+        let v = JwtValidator::builder(&resource)
+            .hs256_secret(&SecretString::from(SECRET))
+            .require_at_jwt_type()
+            .claim_check(|c| match c.get("tenant").and_then(Value::as_str) {
+                Some("acme") => Ok(()),
+                _ => Err("the token is for another tenant".into()),
+            })
+            .max_token_bytes(2048)
+            .build()
+            .unwrap();
+        let mut claims = good_claims();
+        claims["tenant"] = json!("acme");
+        let plain = hs256(&claims);
+        assert_eq!(
+            err(&v, &plain).await.description(),
+            "the token is not an access token (typ must be at+jwt)"
+        );
+        let mut header = JwtHeader::new(Algorithm::HS256);
+        header.typ = Some("at+jwt".into());
+        let sign = |c: &Value| {
+            jsonwebtoken::encode(&header, c, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+        };
+        assert!(v.verify(&sign(&claims)).await.is_ok());
+        claims["tenant"] = json!("other");
+        assert_eq!(
+            err(&v, &sign(&claims)).await.description(),
+            "the token is for another tenant"
+        );
+        claims["pad"] = json!("x".repeat(3000));
+        assert_eq!(
+            err(&v, &sign(&claims)).await.description(),
+            "the token is too large"
+        );
+    }
+
+    #[tokio::test]
+    async fn issuers_are_required_and_must_be_strings() {
+        let v = JwtValidator::builder_without_resource()
+            .audience(AUD)
+            .issuer("https://auth.example.com")
+            .hs256_secret(&SecretString::from(SECRET))
+            .build()
+            .unwrap();
+        let mut c = good_claims();
+        assert_eq!(
+            err(&v, &hs256(&c)).await.description(),
+            "the token has no issuer"
+        );
+        c["iss"] = json!("https://evil.example.com");
+        assert_eq!(
+            err(&v, &hs256(&c)).await.description(),
+            "the token's issuer is not trusted"
+        );
+        c["iss"] = json!(["https://auth.example.com"]);
+        assert_eq!(
+            err(&v, &hs256(&c)).await.description(),
+            "the token's issuer is not trusted"
+        );
+        c["iss"] = json!("https://auth.example.com");
+        assert!(v.verify(&hs256(&c)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn verified_tokens_are_cached_by_digest() {
+        let v = validator();
+        let token = hs256(&good_claims());
+        assert_eq!(v.cache_entries(), 0);
+        let a = v.verify(&token).await.unwrap();
+        assert_eq!(v.cache_entries(), 1);
+        let b = v.verify(&token).await.unwrap();
+        assert!(a == b);
+        let off = JwtValidator::builder_without_resource()
+            .audience(AUD)
+            .hs256_secret(&SecretString::from(SECRET))
+            .no_token_cache()
+            .build()
+            .unwrap();
+        off.verify(&token).await.unwrap();
+        assert_eq!(off.cache_entries(), 0);
+    }
+
+    #[test]
+    fn builder_errors() {
+        let e = |b: JwtValidatorBuilder| b.build().unwrap_err().to_string();
+        let base = || JwtValidator::builder_without_resource().audience(AUD);
+        assert!(e(base()).contains("needs keys"));
+        assert!(e(
+            JwtValidator::builder_without_resource().hs256_secret(&SecretString::from(SECRET))
+        )
+        .contains("needs an audience"));
+        let short = e(base().hs256_secret(&SecretString::from("short-secret")));
+        assert!(short.contains("shorter than 32 bytes") && !short.contains("short-secret"));
+        assert!(e(base()
+            .hs256_secret(&SecretString::from(SECRET))
+            .leeway(Duration::from_secs(301)))
+        .contains("at most 5 minutes"));
+        let k = || {
+            JwtKey::hmac(Algorithm::HS256, &SecretString::from(SECRET))
+                .unwrap()
+                .with_kid("a")
+        };
+        assert!(e(base().key(k()).key(k())).contains("share the kid"));
+        assert!(e(base().jwks_url("http://auth.example.com/jwks")).contains("https"));
+        assert!(JwtKey::rsa_pem(Algorithm::ES256, b"x").is_err());
+        assert!(JwtKey::hmac(Algorithm::RS256, &SecretString::from(SECRET)).is_err());
+        let v = base()
+            .hs256_secret(&SecretString::from(SECRET))
+            .build()
+            .unwrap();
+        assert!(!format!("{v:?}").contains(SECRET));
+    }
+}
