@@ -161,12 +161,11 @@ impl RemoteJwks {
     /// concurrent callers share one fetch.
     pub(crate) async fn refetch(&self) {
         self.ensure_refresher();
-        if !self.shared.may_refetch() {
-            return;
-        }
+        // Waits for a fetch in flight (its result is ours too); the lock is
+        // uncontended otherwise.
         let _guard = self.shared.inflight.lock().await;
         if !self.shared.may_refetch() {
-            return; // someone else fetched while we waited: use theirs
+            return; // fetched within the interval (maybe just now): use that
         }
         let _ = self.shared.fetch_and_store().await;
     }
