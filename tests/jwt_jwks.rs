@@ -235,3 +235,24 @@ async fn oversized_or_slow_jwks_is_never_trusted() {
     assert_eq!(e.kind(), JwtErrorKind::Unavailable);
     assert!(started.elapsed() < Duration::from_millis(1500));
 }
+
+#[tokio::test]
+async fn remote_keys_pinned_to_their_issuer_beside_a_local_secret() {
+    let rsa1 = Signer::rsa("rsa1_private.pem", "rsa1");
+    let server = JwksServer::start(vec![rsa1.jwk()]).await;
+    let v = JwtValidator::builder(&resource())
+        .hs256_secret(&secrecy::SecretString::from(HS_SECRET))
+        .jwks_url(server.url())
+        .jwks_issuer("https://auth.example.com")
+        .build()
+        .unwrap();
+    // A local HS256 token needs no issuer.
+    let local = Signer::hs(HS_SECRET, None).sign(&claims("local-user"));
+    assert_eq!(v.verify(&local).await.unwrap().subject(), "local-user");
+    // The authorization server's tokens must carry its issuer.
+    let e = v.verify(&rsa1.sign(&claims("remote"))).await.unwrap_err();
+    assert_eq!(e.description(), "the token has no issuer");
+    let mut c = claims("remote");
+    c["iss"] = json!("https://auth.example.com");
+    assert_eq!(v.verify(&rsa1.sign(&c)).await.unwrap().subject(), "remote");
+}

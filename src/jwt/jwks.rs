@@ -47,6 +47,7 @@ pub(crate) struct JwksOptions {
     pub(crate) timeout: Duration,
     pub(crate) max_bytes: usize,
     pub(crate) allow_hmac: bool,
+    pub(crate) issuer: Option<String>,
 }
 
 impl Default for JwksOptions {
@@ -57,6 +58,7 @@ impl Default for JwksOptions {
             timeout: DEFAULT_FETCH_TIMEOUT,
             max_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             allow_hmac: false,
+            issuer: None,
         }
     }
 }
@@ -261,7 +263,7 @@ impl Shared {
             }
         };
         let body = self.get_json(&url).await?;
-        parse_jwks(&body, self.opts.allow_hmac)
+        parse_jwks(&body, self.opts.allow_hmac, self.opts.issuer.as_deref())
     }
 
     /// RFC 8414 first (`/.well-known/oauth-authorization-server` inserted
@@ -349,7 +351,11 @@ pub(crate) fn discovery_urls(issuer: &str) -> Vec<String> {
 /// Builds a key set from a JWKS document. Unusable keys (encryption keys,
 /// unknown types, HMAC unless allowed, bad material) are skipped; a set with
 /// no usable key is an error.
-pub(crate) fn parse_jwks(doc: &Value, allow_hmac: bool) -> Result<Loaded, FetchError> {
+pub(crate) fn parse_jwks(
+    doc: &Value,
+    allow_hmac: bool,
+    issuer: Option<&str>,
+) -> Result<Loaded, FetchError> {
     let Some(items) = doc.get("keys").and_then(Value::as_array) else {
         return Err(FetchError("the JWKS has no keys array"));
     };
@@ -362,9 +368,12 @@ pub(crate) fn parse_jwks(doc: &Value, allow_hmac: bool) -> Result<Loaded, FetchE
         if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) && !allow_hmac {
             continue;
         }
-        let Ok(key) = JwtKey::from_jwk(&jwk) else {
+        let Ok(mut key) = JwtKey::from_jwk(&jwk) else {
             continue;
         };
+        if let Some(iss) = issuer {
+            key = key.with_issuer(iss);
+        }
         if set.insert(key).is_err() {
             continue; // duplicate kid: keep the first
         }
@@ -418,16 +427,17 @@ mod tests {
             {"kty": "weird"},
             "not an object"
         ]});
-        let loaded = parse_jwks(&doc, false).unwrap();
+        let loaded = parse_jwks(&doc, false, None).unwrap();
         assert_eq!(loaded.keys.len(), 1);
-        let with_hmac = parse_jwks(&doc, true).unwrap();
+        let with_hmac = parse_jwks(&doc, true, None).unwrap();
         assert_eq!(with_hmac.keys.len(), 2);
         assert_ne!(loaded.fingerprint, with_hmac.fingerprint);
         assert!(parse_jwks(
             &json!({"keys": [{"kty": "oct", "alg": "HS256", "k": "AA"}]}),
-            false
+            false,
+            None
         )
         .is_err());
-        assert!(parse_jwks(&json!({"nope": 1}), true).is_err());
+        assert!(parse_jwks(&json!({"nope": 1}), true, None).is_err());
     }
 }

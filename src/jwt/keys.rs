@@ -35,6 +35,7 @@ use crate::config::ConfigError;
 #[derive(Clone)]
 pub struct JwtKey {
     kid: Option<String>,
+    issuer: Option<String>,
     alg: Algorithm,
     key: Arc<DecodingKey>,
 }
@@ -197,6 +198,21 @@ impl JwtKey {
         self
     }
 
+    /// Pins this key to an issuer: a token checked with it must carry
+    /// exactly this `iss` (the validator's own issuer list does not apply
+    /// to it).
+    #[must_use]
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The issuer this key is pinned to, if any.
+    #[must_use]
+    pub fn issuer(&self) -> Option<&String> {
+        self.issuer.as_ref()
+    }
+
     /// The key id, if any.
     #[must_use]
     pub fn kid(&self) -> Option<&str> {
@@ -216,6 +232,7 @@ impl JwtKey {
     fn new(alg: Algorithm, key: DecodingKey) -> Self {
         Self {
             kid: None,
+            issuer: None,
             alg,
             key: Arc::new(key),
         }
@@ -238,6 +255,7 @@ impl fmt::Debug for JwtKey {
         f.debug_struct("JwtKey")
             .field("kid", &self.kid)
             .field("alg", &self.alg)
+            .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
 }

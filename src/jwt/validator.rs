@@ -303,10 +303,14 @@ impl JwtValidator {
         let data = jsonwebtoken::decode::<StrictObject>(token, key.decoding_key(), validation)
             .map_err(|e| map_error(e.kind()))?;
         let claims = data.claims.0;
-        self.principal_from_claims(claims)
+        self.principal_from_claims(key, claims)
     }
 
-    fn principal_from_claims(&self, claims: Map<String, Value>) -> Result<Principal, JwtError> {
+    fn principal_from_claims(
+        &self,
+        key: &JwtKey,
+        claims: Map<String, Value>,
+    ) -> Result<Principal, JwtError> {
         let inner = &*self.0;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -326,10 +330,18 @@ impl JwtValidator {
             numeric_date(nbf)
                 .ok_or_else(|| JwtError::invalid("the token's nbf claim is not a number"))?;
         }
-        if !inner.issuers.is_empty() {
-            // jsonwebtoken accepts an array; RFC 7519 says a string.
+        // The key's own issuer wins over the validator's list. jsonwebtoken
+        // would accept an array; RFC 7519 says a string.
+        let trusted: &[String] = match key.issuer() {
+            Some(iss) => std::slice::from_ref(iss),
+            None => &inner.issuers,
+        };
+        if !trusted.is_empty() {
             match claims.get("iss") {
-                Some(Value::String(iss)) if inner.issuers.iter().any(|i| i == iss) => {}
+                Some(Value::String(iss)) if trusted.iter().any(|i| i == iss) => {}
+                None | Some(Value::Null) => {
+                    return Err(JwtError::invalid("the token has no issuer"))
+                }
                 _ => return Err(JwtError::invalid("the token's issuer is not trusted")),
             }
         }
@@ -589,11 +601,24 @@ impl JwtValidatorBuilder {
     }
 
     /// Finds the JWKS through the issuer's metadata (RFC 8414, then OpenID
-    /// Connect Discovery), and trusts that issuer (`iss` must match).
+    /// Connect Discovery). Tokens checked with those keys must carry this
+    /// `iss` (as with [`jwks_issuer`](Self::jwks_issuer)).
     pub fn jwks_from_issuer(mut self, issuer: impl Into<String>) -> Self {
         let issuer = issuer.into();
         self.jwks = Some(JwksSource::Issuer(issuer.clone()));
-        self.issuer(issuer)
+        self.jwks_options.issuer = Some(issuer);
+        self
+    }
+
+    /// Pins the remote JWKS keys to an issuer: a token checked with one of
+    /// them must carry exactly this `iss`, whatever
+    /// [`issuer`](Self::issuer) says. Use it with
+    /// [`jwks_url`](Self::jwks_url) when the authorization server's keys
+    /// sit beside local keys (for example an HS256 secret whose tokens have
+    /// no `iss`).
+    pub fn jwks_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.jwks_options.issuer = Some(issuer.into());
+        self
     }
 
     /// How often remote keys are refreshed in the background (default 5 min).
@@ -637,7 +662,10 @@ impl JwtValidatorBuilder {
     }
 
     /// A trusted issuer; with one or more, `iss` is required and must be
-    /// one of them.
+    /// one of them — except for tokens whose key is pinned to its own
+    /// issuer ([`JwtKey::with_issuer`], [`jwks_issuer`](Self::jwks_issuer),
+    /// [`jwks_from_issuer`](Self::jwks_from_issuer)), which must carry
+    /// that one.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         let issuer = issuer.into();
         if !self.issuers.contains(&issuer) {
@@ -776,12 +804,8 @@ impl JwtValidatorBuilder {
             v.validate_nbf = true;
             v.validate_aud = true;
             v.set_audience(&self.audiences);
-            let mut required = vec!["exp", "aud"];
-            if !self.issuers.is_empty() {
-                v.set_issuer(&self.issuers);
-                required.push("iss");
-            }
-            v.set_required_spec_claims(&required);
+            // `iss` is checked by us, per key (see principal_from_claims).
+            v.set_required_spec_claims(&["exp", "aud"]);
             (alg, v)
         })
         .collect();
@@ -1059,6 +1083,41 @@ pub(crate) mod tests {
         );
         c["iss"] = json!("https://auth.example.com");
         assert!(v.verify(&hs256(&c)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_key_pinned_to_an_issuer_overrides_the_list() {
+        let other = "another-secret-for-the-authorization-server";
+        let v = JwtValidator::builder_without_resource()
+            .audience(AUD)
+            .hs256_secret(&SecretString::from(SECRET))
+            .key(
+                JwtKey::hmac(Algorithm::HS256, &SecretString::from(other))
+                    .unwrap()
+                    .with_kid("as")
+                    .with_issuer("https://as.example.com"),
+            )
+            .build()
+            .unwrap();
+        // The local secret: no issuer needed.
+        assert!(v.verify(&hs256(&good_claims())).await.is_ok());
+        let mut header = JwtHeader::new(Algorithm::HS256);
+        header.kid = Some("as".into());
+        let sign = |c: &Value| {
+            jsonwebtoken::encode(&header, c, &EncodingKey::from_secret(other.as_bytes())).unwrap()
+        };
+        let mut c = good_claims();
+        assert_eq!(
+            err(&v, &sign(&c)).await.description(),
+            "the token has no issuer"
+        );
+        c["iss"] = json!("https://evil.example.com");
+        assert_eq!(
+            err(&v, &sign(&c)).await.description(),
+            "the token's issuer is not trusted"
+        );
+        c["iss"] = json!("https://as.example.com");
+        assert!(v.verify(&sign(&c)).await.is_ok());
     }
 
     #[tokio::test]
