@@ -186,7 +186,11 @@ fn bench(c: &mut Criterion) {
     // The parts of a cache hit: the token's SHA-256 digest and the lookup.
     let token = mint(&algs[1], 0);
     group.bench_function("part/sha256_of_rs256_token", |b| {
-        b.iter(|| black_box(<sha2::Sha256 as sha2::Digest>::digest(black_box(token.as_bytes()))))
+        b.iter(|| {
+            black_box(<sha2::Sha256 as sha2::Digest>::digest(black_box(
+                token.as_bytes(),
+            )))
+        })
     });
     group.finish();
 }

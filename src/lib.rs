@@ -8,7 +8,7 @@
 //! | layer | job |
 //! | --- | --- |
 //! | [`ApiKeyLayer`] | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`] set |
-//! | `JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys or a remote JWKS, see [`jwt`](crate::jwt) |
+//! | `JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys or a remote JWKS, see [`jwt`] |
 //! | [`RequireScopesLayer`] | all-of / any-of scope checks for a plain route |
 //! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
 //!

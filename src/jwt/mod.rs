@@ -43,7 +43,12 @@
 //!   `iat` checked with the leeway (default 30 s), `aud` required and must
 //!   contain one of the audiences (by default the protected resource's
 //!   identifier, RFC 8707), `iss` required and trusted when issuers are
-//!   configured; a claim of the wrong type is refused; then your
+//!   configured — a key pinned to an issuer ([`JwtKey::with_issuer`],
+//!   [`jwks_issuer`](JwtValidatorBuilder::jwks_issuer),
+//!   [`jwks_from_issuer`](JwtValidatorBuilder::jwks_from_issuer)) accepts
+//!   only tokens from that issuer, so local HS256 tokens without `iss` and an
+//!   authorization server's tokens can share one validator; a claim of the
+//!   wrong type is refused; then your
 //!   [`claim_check`](JwtValidatorBuilder::claim_check)s.
 //!
 //! The [`Principal`](crate::Principal) ([`AuthScheme::Jwt`](crate::AuthScheme::Jwt)) takes
