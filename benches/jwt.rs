@@ -8,7 +8,7 @@
 
 use std::{
     hint::black_box,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use axum::{body::Body, routing::get, Router};
@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_mcp_auth::{
     jwt::{install_crypto_provider, JwtKey, JwtLayer, JwtValidator},
-    ProtectedResource,
+    AuthScheme, Principal, ProtectedResource,
 };
 
 const AUD: &str = "https://mcp.example.com/mcp";
@@ -192,6 +192,37 @@ fn bench(c: &mut Criterion) {
             )))
         })
     });
+
+    // The verified-token cache's moka configuration (per-entry expiry,
+    // 10 000 entries): insert of a new key, and get of a present one.
+    struct Ttl;
+    impl moka::Expiry<[u8; 32], (Principal, Duration)> for Ttl {
+        fn expire_after_create(
+            &self,
+            _: &[u8; 32],
+            v: &(Principal, Duration),
+            _: std::time::Instant,
+        ) -> Option<Duration> {
+            Some(v.1)
+        }
+    }
+    let cache: moka::sync::Cache<[u8; 32], (Principal, Duration)> = moka::sync::Cache::builder()
+        .max_capacity(10_000)
+        .expire_after(Ttl)
+        .build();
+    let principal = Principal::new(AuthScheme::Jwt, "bench-user");
+    let mut i = 0u64;
+    group.bench_function("part/moka_insert_new", |b| {
+        b.iter(|| {
+            i += 1;
+            let mut k = [0u8; 32];
+            k[..8].copy_from_slice(&i.to_le_bytes());
+            cache.insert(k, (principal.clone(), Duration::from_secs(60)));
+        })
+    });
+    let k = [7u8; 32];
+    cache.insert(k, (principal.clone(), Duration::from_secs(60)));
+    group.bench_function("part/moka_get_hit", |b| b.iter(|| black_box(cache.get(&k))));
     group.finish();
 }
 
