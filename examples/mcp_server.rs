@@ -62,6 +62,7 @@ use tower::ServiceBuilder;
 use tower_mcp_auth::{
     config::optional_secret_from_env,
     introspection::{IntrospectionLayer, Introspector},
+    jwt::{JwtLayer, JwtValidator},
     mcp::{McpPolicy, McpPolicyLayer, McpRequest, Rule},
     rate_limit::{AnyStore, FailedAuthLayer, MemoryStore, Quota, RateLimitLayer},
     ApiKey, ApiKeyLayer, ApiKeys, ConfigError, Principal, ProtectedResource,
@@ -113,6 +114,20 @@ pub struct Config {
     pub generated_key: Option<SecretString>,
     /// rmcp without sessions, plain JSON responses (`MCP_STATELESS=1`).
     pub stateless: bool,
+    /// HS256 secret for locally issued tokens (`JWT_SECRET`; generated in
+    /// demo mode).
+    pub jwt_secret: Option<SecretString>,
+    /// Whether [`jwt_secret`](Self::jwt_secret) was generated (demo mode),
+    /// so the banner prints a sample token.
+    pub generated_jwt_secret: bool,
+    /// An authorization server's issuer (`OAUTH_ISSUER`): its JWT access
+    /// tokens are accepted, and it is listed in the metadata.
+    pub oauth_issuer: Option<String>,
+    /// Its JWKS (`OAUTH_JWKS_URL`; default: discovered from the issuer).
+    pub oauth_jwks_url: Option<String>,
+    /// The audience its tokens carry (`OAUTH_AUDIENCE`; default: the
+    /// resource identifier).
+    pub oauth_audience: Option<String>,
     /// Opaque bearer tokens checked by RFC 7662 introspection
     /// (`OAUTH_INTROSPECTION_URL`, `OAUTH_CLIENT_ID`, `OAUTH_CLIENT_SECRET`).
     pub introspector: Option<Introspector>,
@@ -135,6 +150,11 @@ impl Config {
             api_keys,
             generated_key: None,
             stateless: false,
+            jwt_secret: None,
+            generated_jwt_secret: false,
+            oauth_issuer: None,
+            oauth_jwks_url: None,
+            oauth_audience: None,
             introspector: None,
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             redis_url: None,
@@ -178,7 +198,7 @@ impl Config {
             }
         };
         // Fail now, naming the variable, rather than when the app is built.
-        build_resource(&public_url).map_err(|e| ConfigError::InvalidEnv {
+        build_resource(&public_url, None).map_err(|e| ConfigError::InvalidEnv {
             var: "PUBLIC_URL".into(),
             reason: e.to_string(),
         })?;
@@ -203,6 +223,21 @@ impl Config {
                 })
             }
         };
+
+        let (jwt_secret, generated_jwt_secret) = match optional_secret_from_env("JWT_SECRET")? {
+            Some(secret) => (Some(secret), false),
+            None if generated_key.is_some() => (Some(demo_jwt_secret()), true),
+            None => (None, false),
+        };
+        let oauth_issuer = env_opt("OAUTH_ISSUER")?;
+        let oauth_jwks_url = env_opt("OAUTH_JWKS_URL")?;
+        let oauth_audience = env_opt("OAUTH_AUDIENCE")?;
+        if oauth_jwks_url.is_some() && oauth_issuer.is_none() {
+            return Err(ConfigError::InvalidEnv {
+                var: "OAUTH_ISSUER".into(),
+                reason: "OAUTH_JWKS_URL needs OAUTH_ISSUER (the `iss` its tokens carry)".into(),
+            });
+        }
 
         let introspector = if std::env::var_os("OAUTH_INTROSPECTION_URL").is_some() {
             Some(
@@ -232,8 +267,8 @@ impl Config {
                 })
             }
         };
-        let redis_url = optional_secret_from_env("REDIS_URL")?
-            .map(|url| url.expose_secret().trim().to_owned());
+        let redis_url =
+            optional_secret_from_env("REDIS_URL")?.map(|url| url.expose_secret().trim().to_owned());
 
         Ok(Self {
             bind,
@@ -241,11 +276,93 @@ impl Config {
             api_keys,
             generated_key,
             stateless,
+            jwt_secret,
+            generated_jwt_secret,
+            oauth_issuer,
+            oauth_jwks_url,
+            oauth_audience,
             introspector,
             rate_limit_per_minute,
             redis_url,
         })
     }
+}
+
+/// An optional, non-secret variable: `None` when unset or empty.
+fn env_opt(var: &str) -> Result<Option<String>, ConfigError> {
+    match std::env::var(var) {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => Ok(Some(v.trim().to_owned())),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::InvalidEnv {
+            var: var.into(),
+            reason: "not valid UTF-8".into(),
+        }),
+    }
+}
+
+/// A random 256-bit HS256 secret for demo mode.
+fn demo_jwt_secret() -> SecretString {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Signs an HS256 access token for `subject` with `scopes`, valid for an
+/// hour, whose audience is the resource identifier: what an authorization
+/// server sharing `JWT_SECRET` would issue. For the demo banner and tests.
+pub fn mint_token(
+    secret: &SecretString,
+    public_url: &str,
+    subject: &str,
+    scopes: &[&str],
+) -> String {
+    tower_mcp_auth::jwt::install_crypto_provider();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs();
+    let claims = serde_json::json!({
+        "sub": subject,
+        "aud": public_url,
+        "iat": now,
+        "exp": now + 3600,
+        "scope": scopes.join(" "),
+        "client_id": "mcp-demo",
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+    )
+    .expect("HS256 signing does not fail")
+}
+
+/// The bearer-token validator: `JWT_SECRET` (HS256, `aud` = the resource
+/// identifier, `exp` required, no `iss`) and/or the authorization server's
+/// tokens (`OAUTH_ISSUER`, `OAUTH_JWKS_URL`, `OAUTH_AUDIENCE`), pinned to
+/// its issuer. `None` when neither is configured.
+fn jwt_validator(
+    config: &Config,
+    resource: &ProtectedResource,
+) -> Result<Option<JwtValidator>, ConfigError> {
+    if config.jwt_secret.is_none() && config.oauth_issuer.is_none() {
+        return Ok(None);
+    }
+    let mut builder = JwtValidator::builder(resource);
+    if let Some(secret) = &config.jwt_secret {
+        builder = builder.hs256_secret(secret);
+    }
+    builder = match (&config.oauth_issuer, &config.oauth_jwks_url) {
+        (Some(iss), Some(url)) => builder.jwks_url(url.clone()).jwks_issuer(iss.clone()),
+        (Some(iss), None) => builder.jwks_from_issuer(iss.clone()),
+        (None, _) => builder,
+    };
+    if let Some(aud) = &config.oauth_audience {
+        builder = builder.audience(aud.clone()).audience(resource.resource());
+    }
+    builder.build().map(Some)
 }
 
 /// `http://<bind>/mcp`, with `localhost` in place of an unspecified address.
@@ -257,8 +374,15 @@ pub fn default_public_url(bind: SocketAddr) -> String {
     }
 }
 
-fn build_resource(public_url: &str) -> Result<ProtectedResource, ConfigError> {
-    ProtectedResource::builder(public_url)
+fn build_resource(
+    public_url: &str,
+    oauth_issuer: Option<&str>,
+) -> Result<ProtectedResource, ConfigError> {
+    let mut builder = ProtectedResource::builder(public_url);
+    if let Some(issuer) = oauth_issuer {
+        builder = builder.authorization_server(issuer);
+    }
+    builder
         .scopes_supported(SCOPES)
         .resource_name("tower-mcp-auth example MCP server")
         .build()
@@ -273,7 +397,7 @@ fn build_resource(public_url: &str) -> Result<ProtectedResource, ConfigError> {
 ///
 /// [`ConfigError`] when `PUBLIC_URL` is not a valid resource identifier.
 pub async fn app(config: &Config) -> Result<Router, ConfigError> {
-    let resource = build_resource(&config.public_url)?;
+    let resource = build_resource(&config.public_url, config.oauth_issuer.as_deref())?;
     let (allowed_hosts, allowed_origins) = dns_rebinding_allowlists(&config.public_url)?;
 
     let sessions = Arc::new(LocalSessionManager::default());
@@ -310,7 +434,9 @@ pub type McpService = StreamableHttpService<McpServer, LocalSessionManager>;
 // 1. `FailedAuthLayer`: a client address that keeps sending bad credentials
 //    is refused with 429 for a while (key guessing gets nowhere).
 // 2. Authenticators, each optional (no credential: pass on; a bad one: 401):
-//    `X-API-Key`, then bearer tokens verified by introspection.
+//    `X-API-Key`; bearer JWTs (`JWT_SECRET`, or the authorization server's
+//    JWKS); then opaque bearer tokens by introspection (the JWT layer passes
+//    a token that is not a JWT on to it).
 // 3. `McpPolicyLayer`: reads the JSON-RPC body and decides each call by the
 //    contract's rules (401 with the challenge, or a 403 step-up), and filters
 //    the tool / resource lists to what the caller may call.
@@ -330,7 +456,10 @@ pub fn policy() -> Result<McpPolicy, ConfigError> {
         .tool("read_sensitive_data", Rule::bearer().scopes(["data:read"]))
         .tool("update_user_data", Rule::bearer().scopes(["write:data"]))
         .tool("get_my_profile", Rule::bearer().scopes(["read:profile"]))
-        .tool("update_my_profile", Rule::bearer().scopes(["write:profile"]))
+        .tool(
+            "update_my_profile",
+            Rule::bearer().scopes(["write:profile"]),
+        )
         .tool("create_admin_user", Rule::api_key())
         .tool(
             "delete_user",
@@ -340,7 +469,10 @@ pub fn policy() -> Result<McpPolicy, ConfigError> {
         .tool("get_user_by_id", Rule::api_key())
         .tool("protected_operation", Rule::authenticated())
         .tool("rate_limited_operation", Rule::authenticated())
-        .resource("user://{user_id}/private", Rule::bearer().scopes(["read:data"]))
+        .resource(
+            "user://{user_id}/private",
+            Rule::bearer().scopes(["read:data"]),
+        )
         .resource("admin://system/stats", Rule::api_key())
         .build()
 }
@@ -358,6 +490,8 @@ pub async fn protect(
 ) -> Result<Router, ConfigError> {
     let quota = Quota::try_new(config.rate_limit_per_minute, Duration::from_secs(60))?;
     let store = rate_limit_store(config).await?;
+    let jwt =
+        jwt_validator(config, resource)?.map(|v| JwtLayer::new(v).optional().resource(resource));
     let introspection = config
         .introspector
         .clone()
@@ -370,6 +504,7 @@ pub async fn protect(
                 .optional()
                 .resource(resource),
         )
+        .option_layer(jwt)
         .option_layer(introspection)
         .layer(McpPolicyLayer::new(policy()?, resource))
         .layer(
@@ -1291,8 +1426,19 @@ fn print_demo_banner(config: &Config, key: &SecretString) {
          -H 'Accept: application/json, text/event-stream' \\\n      \
          -H 'X-API-Key: {key}' \\\n      \
          -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{{}},\"clientInfo\":{{\"name\":\"curl\",\"version\":\"1.0\"}}}}}}'\n\n\
-         Set API_KEY (comma separated for several) to choose the keys yourself.\n"
+         Set API_KEY (comma separated for several) to choose the keys yourself."
     );
+    if let (true, Some(secret)) = (config.generated_jwt_secret, &config.jwt_secret) {
+        let token = mint_token(secret, url, "demo-user", &SCOPES);
+        println!(
+            "\nJWT_SECRET is not set either, so bearer tokens are HS256-signed with this generated secret:\n\n    \
+             {}\n\nA sample access token (subject demo-user, every scope, valid for an hour):\n\n    \
+             {token}\n\nUse it with -H 'Authorization: Bearer <token>' in place of the X-API-Key line.\n",
+            secret.expose_secret()
+        );
+    } else {
+        println!();
+    }
 }
 
 #[tokio::main]

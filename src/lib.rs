@@ -8,6 +8,7 @@
 //! | layer | job |
 //! | --- | --- |
 //! | [`ApiKeyLayer`] | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`] set |
+//! | `JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys or a remote JWKS, see [`jwt`] |
 //! | [`RequireScopesLayer`] | all-of / any-of scope checks for a plain route |
 //! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
 //! | `mcp::McpPolicyLayer` | per-tool / per-resource rules on one MCP endpoint, step-up 403s, list filtering |
@@ -74,12 +75,15 @@ pub mod config;
 pub mod discovery;
 pub mod error;
 mod future;
-#[cfg(feature = "mcp")]
-#[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
-pub mod mcp;
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
 pub mod introspection;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod jwt;
+#[cfg(feature = "mcp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
+pub mod mcp;
 pub mod metadata;
 pub mod principal;
 #[cfg(feature = "rate-limit")]
@@ -93,6 +97,8 @@ pub use error::{AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId};
 pub use future::ResponseFuture;
 #[cfg(feature = "introspection")]
 pub use introspection::{IntrospectionLayer, Introspector};
+#[cfg(feature = "jwt")]
+pub use jwt::{JwtLayer, JwtValidator};
 pub use metadata::ProtectedResource;
 pub use principal::{AuthScheme, Principal, Scopes};
 pub use scope::{RequireScopes, RequireScopesLayer};
