@@ -1051,6 +1051,30 @@ async fn failed_auth_throttle_stops_a_key_guessing_loop() {
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
+/// Regression: a valid API key refused by the policy for a bearer-only
+/// tool is not a failed authentication; a client that does so repeatedly
+/// is not locked out (its calls were refused for the wrong scheme, not for
+/// a bad credential).
+#[tokio::test]
+async fn wrong_scheme_refusals_do_not_trip_the_failed_auth_throttle() {
+    let app = start().await;
+    let client = client_from(IpAddr::from([127, 0, 2, 3]));
+    let bearer_only = tool_call(7, "get_user_data", &json!({"user_id": "user_001"}));
+    for i in 0..15 {
+        let reply = post_with(&client, &app, &Cred::Key(KEY), bearer_only.clone(), &[]).await;
+        assert_eq!(reply.status, 401, "call {i}: {}", reply.body);
+    }
+    let reply = post_with(
+        &client,
+        &app,
+        &Cred::Key(KEY),
+        tool_call(8, "list_all_users", &json!({})),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
 #[cfg(feature = "redis")]
 mod redis_replicas {
     use super::*;
