@@ -754,6 +754,77 @@ async fn header_body_mismatch_oversized_and_malformed_bodies() {
     }
 }
 
+#[tokio::test]
+async fn wrong_param_types_and_huge_batches_never_5xx() {
+    let app = start().await;
+    let key = Cred::Key(KEY);
+    for (body, id, why) in [
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":"get_user_data"}"#,
+            json!(1),
+            "tools/call needs a string `params.name`",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":42}}"#,
+            json!(1),
+            "tools/call needs a string `params.name`",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":["a"]}}"#,
+            json!(1),
+            "resources methods need a string `params.uri`",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":{"x":1},"method":"tools/list"}"#,
+            Value::Null,
+            "a JSON-RPC id must be a string or a number",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+            Value::Null,
+            "the body is not a well-formed JSON-RPC message",
+        ),
+        (
+            "[]",
+            Value::Null,
+            "an empty batch is not a JSON-RPC request",
+        ),
+    ] {
+        let reply = post(&app, &key, body).await;
+        assert_eq!(reply.status, 400, "{body}");
+        assert_eq!(
+            reply.json(),
+            rpc_error(id, -32600, "malformed_request", why, None),
+            "{body}"
+        );
+    }
+
+    // 10,000-element batches: decided in bounded time, never a 5xx.
+    let batch = |tool: &str| {
+        let calls: Vec<Value> = (0..10_000)
+            .map(|i| {
+                json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                       "params": {"name": tool, "arguments": {"param": "x"}}})
+            })
+            .collect();
+        Value::Array(calls).to_string()
+    };
+    let started = std::time::Instant::now();
+    // One bearer-only element refuses the whole batch (the first, here).
+    let reply = post(&app, &key, batch("get_user_data")).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.json()["id"], 0);
+    // All allowed: past the policy and the limiter to rmcp, which answers
+    // batches with 415.
+    let reply = post(&app, &key, batch("protected_operation")).await;
+    assert_eq!(reply.status, 415, "{}", reply.body);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 // ───────────────────────────── RS256 from a JWKS ─────────────────────────────
 
 #[tokio::test]
@@ -1059,6 +1130,11 @@ async fn failed_auth_throttle_stops_a_key_guessing_loop() {
         assert_eq!(reply.status, 429, "{cred:?}: {}", reply.body);
         let retry: u64 = reply.header("retry-after").parse().unwrap();
         assert!((290..=300).contains(&retry), "{retry}");
+        assert_eq!(
+            reply.json(),
+            json!({"error": "rate_limited", "error_description": "rate limit exceeded",
+                   "retry_after": retry})
+        );
     }
     // Another address is not affected.
     let other = client_from(IpAddr::from([127, 0, 2, 2]));
