@@ -619,6 +619,69 @@ async fn listings_show_only_what_the_caller_may_call_and_tools_see_the_principal
     me.cancel().await.unwrap();
 }
 
+#[tokio::test]
+async fn listings_are_filtered_in_plain_json_responses_too() {
+    let app = start().await; // stateless: application/json responses
+    let list = |method: &str| json!({"jsonrpc": "2.0", "id": 3, "method": method}).to_string();
+    let names = |reply: &Reply, field: &str, name: &str| -> Vec<String> {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.header("content-type"), "application/json");
+        let v = reply.json();
+        assert_eq!(v["id"], 3);
+        let mut names: Vec<String> = v["result"][field]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", reply.body))
+            .iter()
+            .map(|t| t[name].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let reader = Cred::Bearer(app.token("alice", &["read:data"]));
+    let reply = post(&app, &reader, list("tools/list")).await;
+    assert_eq!(
+        names(&reply, "tools", "name"),
+        [
+            "get_user_data",
+            "protected_operation",
+            "rate_limited_operation"
+        ]
+    );
+    let reply = post(&app, &reader, list("resources/templates/list")).await;
+    assert_eq!(
+        names(&reply, "resourceTemplates", "uriTemplate"),
+        ["user://{user_id}/private"]
+    );
+    let reply = post(&app, &reader, list("resources/list")).await;
+    assert!(names(&reply, "resources", "uri").is_empty());
+
+    let key = Cred::Key(KEY);
+    let reply = post(&app, &key, list("tools/list")).await;
+    assert_eq!(
+        names(&reply, "tools", "name"),
+        [
+            "create_admin_user",
+            "delete_user",
+            "get_user_by_id",
+            "list_all_users",
+            "protected_operation",
+            "rate_limited_operation",
+        ]
+    );
+    let reply = post(&app, &key, list("resources/list")).await;
+    assert_eq!(names(&reply, "resources", "uri"), ["admin://system/stats"]);
+    let reply = post(&app, &key, list("resources/templates/list")).await;
+    assert!(names(&reply, "resourceTemplates", "uriTemplate").is_empty());
+
+    // A listing needs a caller (the default rule).
+    let reply = post(&app, &Cred::None, list("tools/list")).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(
+        reply.header("www-authenticate"),
+        challenge(&app, None, None)
+    );
+}
+
 // ───────────────────────────── request shapes ─────────────────────────────
 
 #[tokio::test]
