@@ -21,6 +21,7 @@ use tower_mcp_auth::{ApiKey, ApiKeys};
 
 const KEY: &str = "mcp_sk_e2e-test-key-0123456789abcdef";
 const KEY_NAME: &str = "ci-admin";
+const JWT_SECRET: &str = "e2e-api-key-test-hs256-secret-0123456789";
 const ACCEPT: &str = "application/json, text/event-stream";
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"e2e","version":"1.0"}}}"#;
 
@@ -31,19 +32,19 @@ async fn serve(stateless: bool) -> SocketAddr {
     let keys = ApiKeys::new().with(ApiKey::new(KEY_NAME, KEY));
     let mut config = mcp_server::Config::new(format!("http://{addr}/mcp"), keys);
     config.stateless = stateless;
+    config.jwt_secret = Some(secrecy::SecretString::from(JWT_SECRET));
     let app = mcp_server::app(&config).await.unwrap();
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
 }
 
+type Client = rmcp::service::RunningService<RoleClient, ClientConfig>;
+
 async fn rmcp_client(
     addr: SocketAddr,
     key: &'static str,
-) -> Result<
-    rmcp::service::RunningService<RoleClient, ClientConfig>,
-    rmcp::service::ClientInitializeError,
-> {
+) -> Result<Client, rmcp::service::ClientInitializeError> {
     let headers = HashMap::from([(
         HeaderName::from_static("x-api-key"),
         HeaderValue::from_static(key),
@@ -53,6 +54,33 @@ async fn rmcp_client(
             .custom_headers(headers),
     );
     ClientConfig::default().serve(transport).await
+}
+
+/// An rmcp client whose requests carry `Authorization: Bearer <token>`.
+async fn bearer_client(addr: SocketAddr, token: String) -> Client {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
+            .auth_header(token),
+    );
+    ClientConfig::default()
+        .serve(transport)
+        .await
+        .expect("initialize with the token")
+}
+
+/// The `WWW-Authenticate` challenge of an rmcp call refused with 401.
+fn refused_401(err: rmcp::ServiceError) -> String {
+    use rmcp::transport::streamable_http_client::StreamableHttpError;
+    let rmcp::ServiceError::TransportSend(e) = err else {
+        panic!("not a transport refusal: {err:?}")
+    };
+    match e
+        .error
+        .downcast_ref::<StreamableHttpError<reqwest::Error>>()
+    {
+        Some(StreamableHttpError::AuthRequired(a)) => a.www_authenticate_header.clone(),
+        other => panic!("not a 401: {other:?}"),
+    }
 }
 
 fn args(value: Value) -> serde_json::Map<String, Value> {
@@ -91,18 +119,15 @@ async fn rmcp_client_with_key_lists_calls_and_reads() {
     names.sort();
     assert_eq!(
         names,
+        // Only what an API key may call (the bearer-only tools are
+        // filtered out of the listing).
         [
             "create_admin_user",
             "delete_user",
-            "get_my_profile",
             "get_user_by_id",
-            "get_user_data",
             "list_all_users",
             "protected_operation",
             "rate_limited_operation",
-            "read_sensitive_data",
-            "update_my_profile",
-            "update_user_data",
         ]
     );
 
@@ -141,15 +166,12 @@ async fn rmcp_client_with_key_lists_calls_and_reads() {
         .unwrap();
     assert_eq!(duplicate.is_error, Some(true));
 
-    let me = client
-        .call_tool(CallToolRequestParams::new("get_my_profile"))
-        .await
-        .unwrap();
-    let me = structured(&me);
-    assert_eq!(me["caller"]["subject"], KEY_NAME);
-    assert_eq!(me["caller"]["scheme"], "api_key");
-    assert_eq!(me["profile"]["display_name"], KEY_NAME);
+    let op = call(&client, "protected_operation", json!({"param": "p"})).await;
+    assert_eq!(structured(&op)["performed_by"], KEY_NAME);
 
+    let resources = client.list_all_resources().await.unwrap();
+    assert_eq!(resources.len(), 1);
+    assert_eq!(resources[0].uri, "admin://system/stats");
     let stats = client
         .read_resource(ReadResourceRequestParams::new("admin://system/stats"))
         .await
@@ -167,27 +189,47 @@ async fn rmcp_client_with_key_lists_calls_and_reads() {
     assert_eq!(stats["requested_by"], KEY_NAME);
     assert!(stats["active_sessions"].as_u64().unwrap() >= 1, "{stats}");
 
+    // The private-data template needs a bearer token: not listed for a key.
     let templates = client.list_all_resource_templates().await.unwrap();
-    assert_eq!(templates.len(), 1);
-    assert_eq!(templates[0].uri_template, "user://{user_id}/private");
-    let private = client
+    assert!(templates.is_empty(), "{templates:?}");
+    // A resource no rule names falls to the default rule (any caller) and
+    // reaches the server, which does not have it.
+    let missing = client
+        .read_resource(ReadResourceRequestParams::new("admin://system/nothing"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&missing, rmcp::ServiceError::McpError(e) if e.message.contains("no resource `admin://system/nothing`")),
+        "{missing:?}"
+    );
+
+    // Bearer-only tools and resources refuse the key with the challenge.
+    let metadata = metadata_url(addr);
+    let refused = client
+        .call_tool(CallToolRequestParams::new("get_my_profile"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused_401(refused),
+        format!(
+            r#"Bearer error="invalid_token", error_description="tools/call `get_my_profile`: this call requires an OAuth bearer token", scope="read:profile", resource_metadata="{metadata}""#
+        )
+    );
+    let refused = client
         .read_resource(ReadResourceRequestParams::new("user://user_002/private"))
         .await
-        .unwrap();
-    assert!(format!("{private:?}").contains("Bob Chen"));
-    let missing = client
-        .read_resource(ReadResourceRequestParams::new("user://nobody/private"))
-        .await;
-    assert!(missing.is_err());
+        .unwrap_err();
+    assert_eq!(
+        refused_401(refused),
+        format!(
+            r#"Bearer error="invalid_token", error_description="resources/read `user://user_002/private`: this call requires an OAuth bearer token", scope="read:data", resource_metadata="{metadata}""#
+        )
+    );
 
     client.cancel().await.unwrap();
 }
 
-async fn call(
-    client: &rmcp::service::RunningService<RoleClient, ClientConfig>,
-    tool: &'static str,
-    arguments: Value,
-) -> CallToolResult {
+async fn call(client: &Client, tool: &'static str, arguments: Value) -> CallToolResult {
     client
         .call_tool(CallToolRequestParams::new(tool).with_arguments(args(arguments)))
         .await
@@ -198,35 +240,45 @@ async fn call(
 async fn every_tool_works_and_writes_change_the_store() {
     let addr = serve(false).await;
     let client = rmcp_client(addr, KEY).await.expect("initialize");
+    // The bearer-only tools, with a token signed with JWT_SECRET carrying
+    // every scope of the contract.
+    let token = mcp_server::mint_token(
+        &secrecy::SecretString::from(JWT_SECRET),
+        &format!("http://{addr}/mcp"),
+        "alice",
+        &mcp_server::SCOPES,
+    );
+    let bearer = bearer_client(addr, token).await;
 
-    let user = call(&client, "get_user_data", json!({"user_id": "user_003"})).await;
+    let user = call(&bearer, "get_user_data", json!({"user_id": "user_003"})).await;
     assert_eq!(structured(&user)["name"], "Carol Diaz");
-    let missing = call(&client, "get_user_data", json!({"user_id": "user_999"})).await;
+    let missing = call(&bearer, "get_user_data", json!({"user_id": "user_999"})).await;
     assert_eq!(missing.is_error, Some(true));
 
     let record = call(
-        &client,
+        &bearer,
         "read_sensitive_data",
         json!({"data_id": "hr-salary-bands"}),
     )
     .await;
     let record = structured(&record);
     assert_eq!(record["record"]["classification"], "restricted");
-    assert_eq!(record["accessed_by"], KEY_NAME);
+    assert_eq!(record["accessed_by"], "alice");
 
     let updated = call(
-        &client,
+        &bearer,
         "update_user_data",
         json!({"user_id": "user_002", "data": {"department": "Partnerships"}}),
     )
     .await;
     let updated = structured(&updated);
     assert_eq!(updated["changed"], json!(["department"]));
-    assert_eq!(updated["updated_by"], KEY_NAME);
+    assert_eq!(updated["updated_by"], "alice");
+    // The bearer caller's write is seen by the API-key caller.
     let user = call(&client, "get_user_by_id", json!({"user_id": "user_002"})).await;
     assert_eq!(structured(&user)["department"], "Partnerships");
     let bad_email = call(
-        &client,
+        &bearer,
         "update_user_data",
         json!({"user_id": "user_002", "data": {"email": "nope"}}),
     )
@@ -234,7 +286,7 @@ async fn every_tool_works_and_writes_change_the_store() {
     assert_eq!(bad_email.is_error, Some(true));
     // Unknown fields are refused (rmcp reports input errors as tool errors).
     let unknown_field = call(
-        &client,
+        &bearer,
         "update_user_data",
         json!({"user_id": "user_002", "data": {"role": "admin"}}),
     )
@@ -243,19 +295,20 @@ async fn every_tool_works_and_writes_change_the_store() {
     assert!(format!("{:?}", unknown_field.content).contains("unknown field `role`"));
 
     let profile = call(
-        &client,
+        &bearer,
         "update_my_profile",
         json!({"data": {"display_name": "CI bot", "timezone": "Europe/Paris"}}),
     )
     .await;
     assert_eq!(structured(&profile)["profile"]["display_name"], "CI bot");
-    let profile = client
+    let profile = bearer
         .call_tool(CallToolRequestParams::new("get_my_profile"))
         .await
         .unwrap();
     let profile = structured(&profile);
-    assert_eq!(profile["profile"]["subject"], KEY_NAME);
+    assert_eq!(profile["profile"]["subject"], "alice");
     assert_eq!(profile["profile"]["timezone"], "Europe/Paris");
+    assert_eq!(profile["caller"]["scheme"], "jwt");
 
     let deleted = call(
         &client,
@@ -278,13 +331,16 @@ async fn every_tool_works_and_writes_change_the_store() {
     assert_eq!(all["users"][1]["id"], "user_002");
 
     for tool in ["protected_operation", "rate_limited_operation"] {
-        let done = call(&client, tool, json!({"param": "42"})).await;
-        let done = structured(&done);
-        assert_eq!(done["operation"], tool);
-        assert_eq!(done["performed_by"], KEY_NAME);
+        for (who, name) in [(&client, KEY_NAME), (&bearer, "alice")] {
+            let done = call(who, tool, json!({"param": "42"})).await;
+            let done = structured(&done);
+            assert_eq!(done["operation"], tool);
+            assert_eq!(done["performed_by"], name);
+        }
     }
 
     client.cancel().await.unwrap();
+    bearer.cancel().await.unwrap();
 }
 
 #[tokio::test]
@@ -354,9 +410,11 @@ async fn no_key_is_401_with_a_challenge_whose_url_serves_the_metadata() {
     );
     assert_eq!(response.headers()["content-type"], "application/json");
     assert_eq!(response.headers()["cache-control"], "no-store");
+    // The policy decides (the API key is optional): a JSON-RPC error with
+    // the request's id.
     assert_eq!(
         response.text().await.unwrap(),
-        r#"{"error":"missing_credential","error_description":"authentication is required"}"#
+        r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"initialize: authentication is required","data":{"error":"missing_credential","error_description":"initialize: authentication is required"}}}"#
     );
 
     // Follow the challenge.
@@ -395,6 +453,17 @@ async fn no_key_is_401_with_a_challenge_whose_url_serves_the_metadata() {
             .await
             .unwrap();
         assert_eq!(response.status(), 401, "{method}");
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            challenge.as_str(),
+            "{method}"
+        );
+        // No JSON-RPC message: the plain JSON body.
+        assert_eq!(
+            response.text().await.unwrap(),
+            r#"{"error":"missing_credential","error_description":"authentication is required"}"#,
+            "{method}"
+        );
     }
 }
 

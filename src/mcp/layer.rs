@@ -72,7 +72,11 @@ pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024 * 1024;
 ///
 /// The layer reads the [`Principal`] from the request extensions, whatever
 /// put it there. Refusals carry the resource's challenge (`realm`,
-/// `resource_metadata`) and render as JSON-RPC errors.
+/// `resource_metadata`) and render as JSON-RPC errors. A refusal of an
+/// authenticated caller also carries its [`Principal`] in the response
+/// extensions, so that an outer
+/// [`FailedAuthLayer`](crate::rate_limit::FailedAuthLayer) does not count a
+/// verified credential used for the wrong call as a failed authentication.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct McpPolicyLayer {
@@ -200,7 +204,11 @@ impl Config {
                 audit::path(&parts.uri, &parts.extensions),
             ),
         }
-        self.renderer.render(err)
+        let mut response = self.renderer.render(err);
+        if let Some(p) = principal {
+            response.extensions_mut().insert(p.clone());
+        }
+        response
     }
 
     /// Decides every call; the first refusal, named, with its index.

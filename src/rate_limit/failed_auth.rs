@@ -6,7 +6,11 @@
 //! its extensions (an [`AuthError`] of kind
 //! [`InvalidToken`](AuthErrorKind::InvalidToken), and
 //! [`MissingCredential`](AuthErrorKind::MissingCredential) unless turned
-//! off). After [`threshold`](FailedAuthLayer::threshold) such refusals
+//! off). A refusal whose response also carries a [`Principal`] in its
+//! extensions was made after the credential was verified (an authorization
+//! decision, such as [`McpPolicyLayer`](crate::mcp::McpPolicyLayer)
+//! refusing a valid API key for a bearer-only tool) and is not counted.
+//! After [`threshold`](FailedAuthLayer::threshold) such refusals
 //! within the window, every request from that address, good credentials
 //! or not, is refused with 429 and `Retry-After` for the
 //! [`cool-down`](FailedAuthLayer::cooldown). Other addresses are not
@@ -475,10 +479,13 @@ where
                 tracker,
             } => {
                 let res = ready!(future.poll(cx))?;
-                let failed = res
-                    .extensions()
-                    .get::<AuthError>()
-                    .is_some_and(|e| tracker.counts(e.kind()));
+                // A refusal after the credential was verified (the
+                // response carries the principal) is not a failed login.
+                let failed = res.extensions().get::<Principal>().is_none()
+                    && res
+                        .extensions()
+                        .get::<AuthError>()
+                        .is_some_and(|e| tracker.counts(e.kind()));
                 if let (true, Some(key)) = (failed, key.take()) {
                     let client = key.to_string();
                     if tracker.record_failure(key, tracker.now()) {
@@ -505,7 +512,7 @@ where
 mod tests {
     use super::*;
     use crate::{ApiKey, ApiKeyLayer, ApiKeys};
-    use axum::extract::ConnectInfo;
+    use axum::{extract::ConnectInfo, response::IntoResponse};
     use governor::clock::FakeRelativeClock;
     use http::{header, StatusCode};
     use std::{convert::Infallible, net::SocketAddr};
@@ -570,6 +577,44 @@ mod tests {
         );
         clock.advance(Duration::from_millis(500));
         assert_eq!(send(&layer, req(attacker, KEY)).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn refusals_of_a_verified_principal_are_not_counted() {
+        // An authorization layer refusing a good credential puts the
+        // principal into the response; that is not a failed login.
+        let layer = FailedAuthLayer::new().threshold(2, Duration::from_secs(60));
+        let svc = ServiceBuilder::new().layer(layer.clone()).service_fn(
+            |req: Request<Body>| async move {
+                let verified = req.headers().contains_key("x-verified");
+                let mut res =
+                    AuthError::invalid_token("this call requires an API key").into_response();
+                if verified {
+                    res.extensions_mut()
+                        .insert(Principal::new(crate::AuthScheme::Jwt, "alice"));
+                }
+                Ok::<_, Infallible>(res)
+            },
+        );
+        let send = |verified: bool| {
+            let svc = svc.clone();
+            async move {
+                let mut r = req("192.0.2.20:1", KEY);
+                if verified {
+                    r.headers_mut()
+                        .insert("x-verified", http::HeaderValue::from_static("1"));
+                }
+                svc.oneshot(r).await.unwrap().status()
+            }
+        };
+        for _ in 0..5 {
+            assert_eq!(send(true).await, 401);
+        }
+        assert_eq!(layer.tracked(), 0);
+        // Without the principal, the same refusal counts.
+        assert_eq!(send(false).await, 401);
+        assert_eq!(send(false).await, 401);
+        assert_eq!(send(true).await, 429);
     }
 
     #[tokio::test]
