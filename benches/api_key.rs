@@ -5,8 +5,8 @@
 
 use std::hint::black_box;
 
-use axum::{Router, body::Body, routing::get};
-use criterion::{Criterion, criterion_group, criterion_main};
+use axum::{body::Body, routing::get, Router};
+use criterion::{criterion_group, criterion_main, Criterion};
 use http::Request;
 use tower::ServiceExt;
 #[allow(deprecated)]
@@ -36,7 +36,12 @@ fn bench(c: &mut Criterion) {
     let bare = route();
     group.bench_function("bare_route", |b| {
         b.to_async(&rt).iter(|| async {
-            black_box(bare.clone().oneshot(request(Some(("x-api-key", KEY)))).await.unwrap())
+            black_box(
+                bare.clone()
+                    .oneshot(request(Some(("x-api-key", KEY))))
+                    .await
+                    .unwrap(),
+            )
         })
     });
 
@@ -64,13 +69,20 @@ fn bench(c: &mut Criterion) {
         let app = route().layer(ApiKeyLayer::new(keys));
         group.bench_function(format!("api_key_layer_{n}_keys"), |b| {
             b.to_async(&rt).iter(|| async {
-                black_box(app.clone().oneshot(request(Some(("x-api-key", KEY)))).await.unwrap())
+                black_box(
+                    app.clone()
+                        .oneshot(request(Some(("x-api-key", KEY))))
+                        .await
+                        .unwrap(),
+                )
             })
         });
     }
 
     let keys = ApiKeys::new().with(ApiKey::new("svc", KEY));
-    group.bench_function("verify_only", |b| b.iter(|| black_box(keys.verify(black_box(KEY)))));
+    group.bench_function("verify_only", |b| {
+        b.iter(|| black_box(keys.verify(black_box(KEY))))
+    });
     group.finish();
 }
 

@@ -17,7 +17,10 @@ fn main() {
     let name = args.next().unwrap_or_else(|| "service".to_owned());
     let scopes: Vec<String> = args.collect();
     let key = ApiKeys::generate();
-    println!("key (give to the client, store nowhere else):\n  {}", key.expose_secret());
+    println!(
+        "key (give to the client, store nowhere else):\n  {}",
+        key.expose_secret()
+    );
     println!(
         "digest line (for the server's key file):\n  {}",
         ApiKeys::digest_line(&name, &key, &scopes)
