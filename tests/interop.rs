@@ -249,7 +249,11 @@ async fn run_client(
         output.status
     );
     if !stderr.trim().is_empty() {
-        eprintln!("--- {} client stderr ---\n{}\n---", client.name, stderr.trim());
+        eprintln!(
+            "--- {} client stderr ---\n{}\n---",
+            client.name,
+            stderr.trim()
+        );
     }
     let mut outcomes: Vec<Outcome> = stdout
         .lines()
@@ -350,7 +354,8 @@ fn skipped(client: &str, flow: &str, reason: &str) -> Outcome {
 
 fn table(outcomes: &[Outcome]) -> String {
     let clients = ["typescript", "python", "rust-rmcp"];
-    let mut out = String::from("| flow | typescript | python | rust-rmcp |\n| --- | --- | --- | --- |\n");
+    let mut out =
+        String::from("| flow | typescript | python | rust-rmcp |\n| --- | --- | --- | --- |\n");
     for flow in FLOWS {
         let cells: Vec<&str> = clients
             .iter()
