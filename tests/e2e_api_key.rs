@@ -355,7 +355,9 @@ async fn no_key_is_401_with_a_challenge_whose_url_serves_the_metadata() {
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert_eq!(
         response.text().await.unwrap(),
-        r#"{"error":"missing_credential","error_description":"authentication is required"}"#
+        // A Streamable HTTP message refused before its id was read: a
+        // JSON-RPC error with a null id (MCP clients show its message).
+        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"authentication is required","data":{"error":"missing_credential","error_description":"authentication is required"}}}"#
     );
 
     // Follow the challenge.
@@ -413,7 +415,7 @@ async fn wrong_key_is_401_invalid_token() {
     let body = response.text().await.unwrap();
     assert_eq!(
         body,
-        r#"{"error":"invalid_token","error_description":"the API key is not valid"}"#
+        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"the API key is not valid","data":{"error":"invalid_token","error_description":"the API key is not valid"}}}"#
     );
     assert!(!body.contains("not-the-right-key"));
 }

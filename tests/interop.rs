@@ -10,6 +10,7 @@
 //! | flow | what |
 //! | --- | --- |
 //! | `api_key` | `X-API-Key`: initialize, list tools, `create_admin_user`, read `admin://system/stats` |
+//! | `wrong_key` | a wrong `X-API-Key` is refused and the SDK shows the server's reason |
 //! | `bearer` | a client-credentials token from the authorization server, `get_user_data` |
 //! | `oauth` | no credential: the SDK's own OAuth client — 401, `resource_metadata`, protected-resource metadata, authorization-server metadata, pre-registered client, authorization code + PKCE (redirect automated), tool call |
 //! | `step_up` | a `read:data` token calls `update_user_data`: 403 `insufficient_scope`, the SDK re-authorizes with the scope, the call succeeds |
@@ -61,7 +62,7 @@ use serde_json::{json, Value};
 
 const API_KEY: &str = "mcp_sk_interop-0123456789abcdef0123";
 const CLIENT_ID: &str = "interop-client";
-const FLOWS: [&str; 4] = ["api_key", "bearer", "oauth", "step_up"];
+const FLOWS: [&str; 5] = ["api_key", "wrong_key", "bearer", "oauth", "step_up"];
 /// Flows that need the server to accept the authorization server's tokens.
 const OAUTH_FLOWS: [&str; 3] = ["bearer", "oauth", "step_up"];
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -360,7 +361,7 @@ fn table(outcomes: &[Outcome]) -> String {
         let cells: Vec<&str> = clients
             .iter()
             .map(|c| {
-                if *c == "rust-rmcp" && flow == "api_key" {
+                if *c == "rust-rmcp" && (flow == "api_key" || flow == "wrong_key") {
                     return "tests/e2e_api_key.rs";
                 }
                 outcomes
@@ -515,6 +516,13 @@ fn official_sdks_against_the_example_server() {
                         failures.push(format!("{} api_key: {tool} not listed", o.client));
                     }
                 }
+            }
+        }
+        // A refusal's reason reaches the user through each SDK (the
+        // JSON-RPC error body with a null id).
+        for o in outcomes.iter().filter(|o| o.flow == "wrong_key" && o.result == "pass") {
+            if o.details["shows_reason"] != true {
+                failures.push(format!("{} wrong_key: the SDK hid the reason: {}", o.client, o.details));
             }
         }
         // RFC 8707: every authorization and code exchange named our resource,

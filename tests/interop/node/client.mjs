@@ -3,7 +3,7 @@
 //
 //   node client.mjs FLOW...
 //
-// FLOW is one of: api_key, bearer, oauth, step_up. Each flow prints ONE JSON
+// FLOW is one of: api_key, wrong_key, bearer, oauth, step_up. Each flow prints ONE JSON
 // line on stdout:
 //
 //   {"client":"typescript","flow":"api_key","result":"pass"|"fail","details":{...}}
@@ -113,6 +113,25 @@ async function apiKey() {
     };
   } finally {
     await client.close();
+  }
+}
+
+// Flow 1b: a wrong key is refused, and the SDK shows the server's reason.
+async function wrongKey() {
+  const client = newClient();
+  const transport = new StreamableHTTPClientTransport(new URL(MCP_URL), {
+    requestInit: { headers: { "X-API-Key": "mcp_sk_interop-wrong-key-000000000" } },
+  });
+  try {
+    await client.connect(transport);
+    await client.close();
+    return { ok: false, details: { error: "initialize succeeded with a wrong key" } };
+  } catch (e) {
+    const message = String(e?.message ?? e);
+    return {
+      ok: message.includes("401") || message.includes("the API key is not valid"),
+      details: { refused: true, shows_reason: message.includes("the API key is not valid"), message: message.slice(0, 300) },
+    };
   }
 }
 
@@ -297,7 +316,7 @@ async function stepUp() {
   }
 }
 
-const FLOWS = { api_key: apiKey, bearer, oauth, step_up: stepUp };
+const FLOWS = { api_key: apiKey, wrong_key: wrongKey, bearer, oauth, step_up: stepUp };
 
 const flows = process.argv.slice(2);
 if (flows.length === 0) flows.push(...Object.keys(FLOWS));

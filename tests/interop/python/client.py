@@ -3,7 +3,7 @@ example server, for the interop tests (tests/interop.rs).
 
     python client.py FLOW...
 
-FLOW is one of: api_key, bearer, oauth, step_up. Each flow prints ONE JSON
+FLOW is one of: api_key, wrong_key, bearer, oauth, step_up. Each flow prints ONE JSON
 line on stdout:
 
     {"client": "python", "flow": "api_key", "result": "pass"|"fail", "details": {...}}
@@ -120,6 +120,26 @@ async def api_key() -> tuple[bool, dict]:
         "stats_total_users": stats["total_users"],
         "stats_requested_by": stats.get("requested_by"),
     }
+
+
+async def wrong_key() -> tuple[bool, dict]:
+    """A wrong key is refused, and the SDK shows the server's reason."""
+    headers = {"X-API-Key": "mcp_sk_interop-wrong-key-000000000"}
+    try:
+        async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+            async with streamable_http_client(MCP_URL, http_client=http) as (read, write):
+                async with ClientSession(read, write) as session:
+                    await session.initialize()
+    except BaseException as exc:  # noqa: BLE001 - the refusal is the point
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        message = describe(exc)
+        return "the API key is not valid" in message, {
+            "refused": True,
+            "shows_reason": "the API key is not valid" in message,
+            "message": message[:300],
+        }
+    return False, {"error": "initialize succeeded with a wrong key"}
 
 
 async def bearer() -> tuple[bool, dict]:
@@ -266,7 +286,7 @@ async def step_up() -> tuple[bool, dict]:
     }
 
 
-FLOWS = {"api_key": api_key, "bearer": bearer, "oauth": oauth, "step_up": step_up}
+FLOWS = {"api_key": api_key, "wrong_key": wrong_key, "bearer": bearer, "oauth": oauth, "step_up": step_up}
 
 
 def describe(exc: BaseException) -> str:
