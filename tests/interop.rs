@@ -204,9 +204,13 @@ async fn advertises(public_url: &str, issuer: &str) -> (bool, Value) {
     assert_eq!(res.status(), 200, "protected-resource metadata at {url}");
     let prm: Value = res.json().await.expect("PRM JSON");
     assert_eq!(prm["resource"], public_url, "PRM resource: {prm}");
-    let listed = prm["authorization_servers"]
-        .as_array()
-        .is_some_and(|a| a.iter().any(|s| s.as_str() == Some(issuer)));
+    let listed = prm["authorization_servers"].as_array().is_some_and(|a| {
+        a.iter().any(|s| {
+            // A root issuer with or without its trailing slash.
+            s.as_str()
+                .is_some_and(|s| s.trim_end_matches('/') == issuer.trim_end_matches('/'))
+        })
+    });
     (listed, prm)
 }
 
