@@ -15,8 +15,8 @@
 //! | `oauth` | no credential: the SDK's own OAuth client — 401, `resource_metadata`, protected-resource metadata, authorization-server metadata, pre-registered client, authorization code + PKCE (redirect automated), tool call |
 //! | `step_up` | a `read:data` token calls `update_user_data`: 403 `insufficient_scope`, the SDK re-authorizes with the scope, the call succeeds |
 //!
-//! rmcp's own client (Rust) runs `bearer` here; its `api_key` flow is
-//! `tests/e2e_api_key.rs`.
+//! rmcp's own client (Rust) runs `bearer` and `oauth` here; its `api_key`
+//! flow is `tests/e2e_api_key.rs`.
 //!
 //! The server is configured the way a user configures it, through the
 //! example's environment contract (`PUBLIC_URL`, `API_KEY`, `OAUTH_ISSUER`,
@@ -62,6 +62,8 @@ use serde_json::{json, Value};
 
 const API_KEY: &str = "mcp_sk_interop-0123456789abcdef0123";
 const CLIENT_ID: &str = "interop-client";
+/// Never contacted: the authorization server's redirect is read, not followed.
+const REDIRECT_URL: &str = "http://127.0.0.1:9/callback";
 const FLOWS: [&str; 5] = ["api_key", "wrong_key", "bearer", "oauth", "step_up"];
 /// Flows that need the server to accept the authorization server's tokens.
 const OAUTH_FLOWS: [&str; 3] = ["bearer", "oauth", "step_up"];
@@ -327,6 +329,128 @@ async fn rmcp_bearer(public_url: &str, issuer: &str) -> Outcome {
     }
 }
 
+/// rmcp's own OAuth client (`rmcp::transport::auth`): the 401 challenge,
+/// discovery from it, a pre-registered client, authorization code + PKCE
+/// (the redirect read, not followed), then `get_user_data` through
+/// `AuthClient`.
+async fn rmcp_oauth(public_url: &str) -> Outcome {
+    use rmcp::transport::auth::{
+        AuthClient, AuthorizationManager, AuthorizationRequest, OAuthState,
+    };
+
+    let result = async {
+        // 1. The challenge of an unauthenticated initialize.
+        let res = reqwest::Client::new()
+            .post(public_url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"rmcp-interop","version":"1.0"}}}"#)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if res.status() != 401 {
+            return Err(format!("unauthenticated initialize: {}", res.status()));
+        }
+        let challenge = res
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .ok_or("401 without WWW-Authenticate")?
+            .to_owned();
+        // 2. Discovery and the authorization request (loopback servers are
+        // private addresses, which rmcp refuses by default).
+        let manager = AuthorizationManager::new_allowing_private_addresses(public_url)
+            .await
+            .map_err(|e| format!("manager: {e}"))?;
+        let mut state = OAuthState::Unauthorized(manager);
+        state
+            .start_authorization(
+                AuthorizationRequest::new(REDIRECT_URL)
+                    .with_preregistered_client(CLIENT_ID)
+                    .with_challenge(challenge),
+            )
+            .await
+            .map_err(|e| format!("start_authorization: {e}"))?;
+        let url = state
+            .get_authorization_url()
+            .await
+            .map_err(|e| format!("authorization url: {e}"))?;
+        let parsed = reqwest::Url::parse(&url).map_err(|e| e.to_string())?;
+        let param = |name: &str| {
+            parsed
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let (resource, scope, pkce) = (
+            param("resource"),
+            param("scope"),
+            param("code_challenge_method"),
+        );
+        // 3. The "browser": read the redirect.
+        let res = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let location = res
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| format!("authorization endpoint answered {}", res.status()))?
+            .to_owned();
+        state
+            .handle_callback_url(&location)
+            .await
+            .map_err(|e| format!("callback: {e}"))?;
+        let manager = state
+            .into_authorization_manager()
+            .ok_or("not authorized after the callback")?;
+        // 4. The MCP session with the token.
+        let transport = StreamableHttpClientTransport::with_client(
+            AuthClient::new(reqwest::Client::default(), manager),
+            StreamableHttpClientTransportConfig::with_uri(public_url.to_owned()),
+        );
+        let client = ClientConfig::default()
+            .serve(transport)
+            .await
+            .map_err(|e| format!("initialize: {e}"))?;
+        let args = json!({"user_id": "user_002"});
+        let res = client
+            .call_tool(
+                CallToolRequestParams::new("get_user_data")
+                    .with_arguments(args.as_object().cloned().unwrap_or_default()),
+            )
+            .await
+            .map_err(|e| format!("tools/call: {e}"))?;
+        let _ = client.cancel().await;
+        let user = res
+            .structured_content
+            .filter(|_| res.is_error != Some(true))
+            .ok_or_else(|| format!("tool error: {:?}", res.content))?;
+        Ok::<_, String>(json!({
+            "user": user["id"],
+            "resource": resource,
+            "requested_scope": scope,
+            "pkce": pkce,
+        }))
+    }
+    .await;
+    let (ok, details) = match result {
+        Ok(d) => (d["user"] == "user_002" && d["resource"] == public_url, d),
+        Err(e) => (false, json!({"error": e})),
+    };
+    Outcome {
+        client: "rust-rmcp".into(),
+        flow: "oauth".into(),
+        result: if ok { "pass" } else { "fail" }.into(),
+        details,
+    }
+}
+
 async fn client_credentials(issuer: &str, scope: &str) -> Result<String, String> {
     let res = reqwest::Client::new()
         .post(format!("{issuer}/token"))
@@ -474,18 +598,19 @@ fn official_sdks_against_the_example_server() {
             }
         }
         match &oauth {
-            Ok(issuer) => outcomes.push(rmcp_bearer(&public_url, issuer).await),
-            Err(reason) => outcomes.push(skipped("rust-rmcp", "bearer", reason)),
+            Ok(issuer) => {
+                outcomes.push(rmcp_bearer(&public_url, issuer).await);
+                outcomes.push(rmcp_oauth(&public_url).await);
+            }
+            Err(reason) => {
+                outcomes.push(skipped("rust-rmcp", "bearer", reason));
+                outcomes.push(skipped("rust-rmcp", "oauth", reason));
+            }
         }
         outcomes.push(skipped(
             "rust-rmcp",
-            "oauth",
-            "not run: rmcp's OAuth client (feature `auth`) is not among the dev-dependencies",
-        ));
-        outcomes.push(skipped(
-            "rust-rmcp",
             "step_up",
-            "not run: rmcp's OAuth client (feature `auth`) is not among the dev-dependencies",
+            "not run: rmcp's AuthClient does not re-authorize on 403 insufficient_scope by itself (OAuthState::request_scope_upgrade is manual)",
         ));
 
         // What the clients sent to the authorization server.
