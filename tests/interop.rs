@@ -15,8 +15,10 @@
 //! | `oauth` | no credential: the SDK's own OAuth client — 401, `resource_metadata`, protected-resource metadata, authorization-server metadata, pre-registered client, authorization code + PKCE (redirect automated), tool call |
 //! | `step_up` | a `read:data` token calls `update_user_data`: 403 `insufficient_scope`, the SDK re-authorizes with the scope, the call succeeds |
 //!
-//! rmcp's own client (Rust) runs `bearer` and `oauth` here; its `api_key`
-//! flow is `tests/e2e_api_key.rs`.
+//! rmcp's own client (Rust) runs `bearer`, `oauth` and `step_up` here (its
+//! step-up is driven by the application: rmcp hands over the 403 challenge,
+//! `ServiceError::auth_challenge`); its `api_key` flow is
+//! `tests/e2e_api_key.rs`.
 //!
 //! The server is configured the way a user configures it, through the
 //! example's environment contract (`PUBLIC_URL`, `API_KEY`, `OAUTH_ISSUER`,
@@ -329,126 +331,189 @@ async fn rmcp_bearer(public_url: &str, issuer: &str) -> Outcome {
     }
 }
 
-/// rmcp's own OAuth client (`rmcp::transport::auth`): the 401 challenge,
-/// discovery from it, a pre-registered client, authorization code + PKCE
-/// (the redirect read, not followed), then `get_user_data` through
-/// `AuthClient`.
-async fn rmcp_oauth(public_url: &str) -> Outcome {
-    use rmcp::transport::auth::{
-        AuthClient, AuthorizationManager, AuthorizationRequest, OAuthState,
-    };
-
-    let result = async {
-        // 1. The challenge of an unauthenticated initialize.
-        let res = reqwest::Client::new()
-            .post(public_url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"rmcp-interop","version":"1.0"}}}"#)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if res.status() != 401 {
-            return Err(format!("unauthenticated initialize: {}", res.status()));
-        }
-        let challenge = res
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .ok_or("401 without WWW-Authenticate")?
-            .to_owned();
-        // 2. Discovery and the authorization request (loopback servers are
-        // private addresses, which rmcp refuses by default).
-        let manager = AuthorizationManager::new_allowing_private_addresses(public_url)
-            .await
-            .map_err(|e| format!("manager: {e}"))?;
-        let mut state = OAuthState::Unauthorized(manager);
-        state
-            .start_authorization(
-                AuthorizationRequest::new(REDIRECT_URL)
-                    .with_preregistered_client(CLIENT_ID)
-                    .with_challenge(challenge),
-            )
-            .await
-            .map_err(|e| format!("start_authorization: {e}"))?;
-        let url = state
-            .get_authorization_url()
-            .await
-            .map_err(|e| format!("authorization url: {e}"))?;
-        let parsed = reqwest::Url::parse(&url).map_err(|e| e.to_string())?;
-        let param = |name: &str| {
-            parsed
-                .query_pairs()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.into_owned())
-        };
-        let (resource, scope, pkce) = (
-            param("resource"),
-            param("scope"),
-            param("code_challenge_method"),
-        );
-        // 3. The "browser": read the redirect.
-        let res = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let location = res
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| format!("authorization endpoint answered {}", res.status()))?
-            .to_owned();
-        state
-            .handle_callback_url(&location)
-            .await
-            .map_err(|e| format!("callback: {e}"))?;
-        let manager = state
-            .into_authorization_manager()
-            .ok_or("not authorized after the callback")?;
-        // 4. The MCP session with the token.
-        let transport = StreamableHttpClientTransport::with_client(
-            AuthClient::new(reqwest::Client::default(), manager),
-            StreamableHttpClientTransportConfig::with_uri(public_url.to_owned()),
-        );
-        let client = ClientConfig::default()
-            .serve(transport)
-            .await
-            .map_err(|e| format!("initialize: {e}"))?;
-        let args = json!({"user_id": "user_002"});
-        let res = client
-            .call_tool(
-                CallToolRequestParams::new("get_user_data")
-                    .with_arguments(args.as_object().cloned().unwrap_or_default()),
-            )
-            .await
-            .map_err(|e| format!("tools/call: {e}"))?;
-        let _ = client.cancel().await;
-        let user = res
-            .structured_content
-            .filter(|_| res.is_error != Some(true))
-            .ok_or_else(|| format!("tool error: {:?}", res.content))?;
-        Ok::<_, String>(json!({
-            "user": user["id"],
-            "resource": resource,
-            "requested_scope": scope,
-            "pkce": pkce,
-        }))
+/// The challenge of an unauthenticated initialize.
+async fn unauthenticated_challenge(public_url: &str) -> Result<String, String> {
+    let res = reqwest::Client::new()
+        .post(public_url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"rmcp-interop","version":"1.0"}}}"#)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if res.status() != 401 {
+        return Err(format!("unauthenticated initialize: {}", res.status()));
     }
-    .await;
-    let (ok, details) = match result {
-        Ok(d) => (d["user"] == "user_002" && d["resource"] == public_url, d),
-        Err(e) => (false, json!({"error": e})),
+    res.headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| "401 without WWW-Authenticate".into())
+}
+
+/// rmcp's own OAuth client (`rmcp::transport::auth`) answering `challenge`:
+/// discovery from it, the pre-registered client, authorization code + PKCE
+/// with the redirect read (not followed). Returns the authorized manager and
+/// what the authorization request said.
+async fn rmcp_authorize(
+    public_url: &str,
+    challenge: String,
+    scopes: &[&str],
+) -> Result<(rmcp::transport::auth::AuthorizationManager, Value), String> {
+    use rmcp::transport::auth::{AuthorizationManager, AuthorizationRequest, OAuthState};
+
+    // Loopback servers are private addresses, which rmcp refuses by default.
+    let manager = AuthorizationManager::new_allowing_private_addresses(public_url)
+        .await
+        .map_err(|e| format!("manager: {e}"))?;
+    let mut state = OAuthState::Unauthorized(manager);
+    let mut request = AuthorizationRequest::new(REDIRECT_URL)
+        .with_preregistered_client(CLIENT_ID)
+        .with_challenge(challenge);
+    if !scopes.is_empty() {
+        request = request.with_scopes(scopes.iter().copied());
+    }
+    state
+        .start_authorization(request)
+        .await
+        .map_err(|e| format!("start_authorization: {e}"))?;
+    let url = state
+        .get_authorization_url()
+        .await
+        .map_err(|e| format!("authorization url: {e}"))?;
+    let parsed = reqwest::Url::parse(&url).map_err(|e| e.to_string())?;
+    let param = |name: &str| {
+        parsed
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     };
+    let asked = json!({
+        "resource": param("resource"),
+        "requested_scope": param("scope"),
+        "pkce": param("code_challenge_method"),
+    });
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let location = res
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| format!("authorization endpoint answered {}", res.status()))?
+        .to_owned();
+    state
+        .handle_callback_url(&location)
+        .await
+        .map_err(|e| format!("callback: {e}"))?;
+    let manager = state
+        .into_authorization_manager()
+        .ok_or("not authorized after the callback")?;
+    Ok((manager, asked))
+}
+
+type RmcpClient = rmcp::service::RunningService<rmcp::RoleClient, ClientConfig>;
+
+async fn rmcp_connect(
+    public_url: &str,
+    manager: rmcp::transport::auth::AuthorizationManager,
+) -> Result<RmcpClient, String> {
+    let transport = StreamableHttpClientTransport::with_client(
+        rmcp::transport::auth::AuthClient::new(reqwest::Client::default(), manager),
+        StreamableHttpClientTransportConfig::with_uri(public_url.to_owned()),
+    );
+    ClientConfig::default()
+        .serve(transport)
+        .await
+        .map_err(|e| format!("initialize: {e}"))
+}
+
+async fn rmcp_call(
+    client: &RmcpClient,
+    tool: &str,
+    args: Value,
+) -> Result<Result<Value, String>, rmcp::ServiceError> {
+    let res = client
+        .call_tool(
+            CallToolRequestParams::new(tool.to_owned())
+                .with_arguments(args.as_object().cloned().unwrap_or_default()),
+        )
+        .await?;
+    Ok(res
+        .structured_content
+        .filter(|_| res.is_error != Some(true))
+        .ok_or_else(|| format!("{tool}: tool error: {:?}", res.content)))
+}
+
+fn rmcp_outcome(flow: &str, result: Result<(bool, Value), String>) -> Outcome {
+    let (ok, details) = result.unwrap_or_else(|e| (false, json!({ "error": e })));
     Outcome {
         client: "rust-rmcp".into(),
-        flow: "oauth".into(),
+        flow: flow.into(),
         result: if ok { "pass" } else { "fail" }.into(),
         details,
     }
+}
+
+/// rmcp's OAuth client from the 401 to a tool call.
+async fn rmcp_oauth(public_url: &str) -> Outcome {
+    let result = async {
+        let challenge = unauthenticated_challenge(public_url).await?;
+        let (manager, mut details) = rmcp_authorize(public_url, challenge, &[]).await?;
+        let client = rmcp_connect(public_url, manager).await?;
+        let user = rmcp_call(&client, "get_user_data", json!({"user_id": "user_002"}))
+            .await
+            .map_err(|e| format!("tools/call: {e}"))??;
+        let _ = client.cancel().await;
+        details["user"] = user["id"].clone();
+        Ok((
+            user["id"] == "user_002" && details["resource"] == public_url,
+            details,
+        ))
+    }
+    .await;
+    rmcp_outcome("oauth", result)
+}
+
+/// rmcp's step-up: rmcp surfaces the 403 `insufficient_scope` challenge
+/// (`ServiceError::auth_challenge`); the application authorizes again with
+/// it and reconnects.
+async fn rmcp_step_up(public_url: &str) -> Outcome {
+    let result = async {
+        let challenge = unauthenticated_challenge(public_url).await?;
+        let (manager, _) = rmcp_authorize(public_url, challenge, &["read:data"]).await?;
+        let client = rmcp_connect(public_url, manager).await?;
+        rmcp_call(&client, "get_user_data", json!({"user_id": "user_003"}))
+            .await
+            .map_err(|e| format!("tools/call: {e}"))??;
+        let update = json!({"user_id": "user_003", "data": {"department": "Legal"}});
+        let refused = rmcp_call(&client, "update_user_data", update.clone()).await;
+        let _ = client.cancel().await;
+        let challenge = match refused {
+            Err(e) => e
+                .auth_challenge()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("update_user_data failed without a challenge: {e}"))?,
+            Ok(r) => return Err(format!("update_user_data with read:data: {r:?}")),
+        };
+        let insufficient = challenge.contains("insufficient_scope");
+        let (manager, mut details) = rmcp_authorize(public_url, challenge, &[]).await?;
+        let client = rmcp_connect(public_url, manager).await?;
+        let updated = rmcp_call(&client, "update_user_data", update)
+            .await
+            .map_err(|e| format!("tools/call: {e}"))??;
+        let _ = client.cancel().await;
+        details["insufficient_scope"] = insufficient.into();
+        details["changed"] = updated["changed"].clone();
+        Ok((insufficient && updated["status"] == "success", details))
+    }
+    .await;
+    rmcp_outcome("step_up", result)
 }
 
 async fn client_credentials(issuer: &str, scope: &str) -> Result<String, String> {
@@ -601,17 +666,14 @@ fn official_sdks_against_the_example_server() {
             Ok(issuer) => {
                 outcomes.push(rmcp_bearer(&public_url, issuer).await);
                 outcomes.push(rmcp_oauth(&public_url).await);
+                outcomes.push(rmcp_step_up(&public_url).await);
             }
             Err(reason) => {
-                outcomes.push(skipped("rust-rmcp", "bearer", reason));
-                outcomes.push(skipped("rust-rmcp", "oauth", reason));
+                for flow in OAUTH_FLOWS {
+                    outcomes.push(skipped("rust-rmcp", flow, reason));
+                }
             }
         }
-        outcomes.push(skipped(
-            "rust-rmcp",
-            "step_up",
-            "not run: rmcp's AuthClient does not re-authorize on 403 insufficient_scope by itself (OAuthState::request_scope_upgrade is manual)",
-        ));
 
         // What the clients sent to the authorization server.
         let seen: Vec<Value> = match &authserver {
