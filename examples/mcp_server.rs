@@ -36,7 +36,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, RwLock,
     },
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use axum::Router;
@@ -60,8 +60,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
-    config::optional_secret_from_env, ApiKey, ApiKeyLayer, ApiKeys, ConfigError, Principal,
-    ProtectedResource,
+    config::optional_secret_from_env,
+    introspection::{IntrospectionLayer, Introspector},
+    jwt::{JwtLayer, JwtValidator},
+    mcp::{McpPolicy, McpPolicyLayer, McpRequest, Rule},
+    rate_limit::{AnyStore, FailedAuthLayer, MemoryStore, Quota, RateLimitLayer},
+    ApiKey, ApiKeyLayer, ApiKeys, ConfigError, Principal, ProtectedResource,
 };
 
 /// Where the MCP endpoint is mounted in the router.
@@ -110,7 +114,31 @@ pub struct Config {
     pub generated_key: Option<SecretString>,
     /// rmcp without sessions, plain JSON responses (`MCP_STATELESS=1`).
     pub stateless: bool,
+    /// HS256 secret for locally issued tokens (`JWT_SECRET`; generated in
+    /// demo mode).
+    pub jwt_secret: Option<SecretString>,
+    /// Whether [`jwt_secret`](Self::jwt_secret) was generated (demo mode),
+    /// so the banner prints a sample token.
+    pub generated_jwt_secret: bool,
+    /// An authorization server's issuer (`OAUTH_ISSUER`): its JWT access
+    /// tokens are accepted, and it is listed in the metadata.
+    pub oauth_issuer: Option<String>,
+    /// Its JWKS (`OAUTH_JWKS_URL`; default: discovered from the issuer).
+    pub oauth_jwks_url: Option<String>,
+    /// The audience its tokens carry (`OAUTH_AUDIENCE`; default: the
+    /// resource identifier).
+    pub oauth_audience: Option<String>,
+    /// Opaque bearer tokens checked by RFC 7662 introspection
+    /// (`OAUTH_INTROSPECTION_URL`, `OAUTH_CLIENT_ID`, `OAUTH_CLIENT_SECRET`).
+    pub introspector: Option<Introspector>,
+    /// Calls per minute per principal (`RATE_LIMIT_PER_MINUTE`, default 100).
+    pub rate_limit_per_minute: u32,
+    /// Redis shared by replicas for the rate limiter (`REDIS_URL`).
+    pub redis_url: Option<String>,
 }
+
+/// The default per-principal quota: the seed's 100 calls a minute.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 100;
 
 impl Config {
     /// A configuration for `public_url` accepting `api_keys`, listening on
@@ -122,6 +150,14 @@ impl Config {
             api_keys,
             generated_key: None,
             stateless: false,
+            jwt_secret: None,
+            generated_jwt_secret: false,
+            oauth_issuer: None,
+            oauth_jwks_url: None,
+            oauth_audience: None,
+            introspector: None,
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            redis_url: None,
         }
     }
 
@@ -162,7 +198,7 @@ impl Config {
             }
         };
         // Fail now, naming the variable, rather than when the app is built.
-        build_resource(&public_url).map_err(|e| ConfigError::InvalidEnv {
+        build_resource(&public_url, None).map_err(|e| ConfigError::InvalidEnv {
             var: "PUBLIC_URL".into(),
             reason: e.to_string(),
         })?;
@@ -188,14 +224,145 @@ impl Config {
             }
         };
 
+        let (jwt_secret, generated_jwt_secret) = match optional_secret_from_env("JWT_SECRET")? {
+            Some(secret) => (Some(secret), false),
+            None if generated_key.is_some() => (Some(demo_jwt_secret()), true),
+            None => (None, false),
+        };
+        let oauth_issuer = env_opt("OAUTH_ISSUER")?;
+        let oauth_jwks_url = env_opt("OAUTH_JWKS_URL")?;
+        let oauth_audience = env_opt("OAUTH_AUDIENCE")?;
+        if oauth_jwks_url.is_some() && oauth_issuer.is_none() {
+            return Err(ConfigError::InvalidEnv {
+                var: "OAUTH_ISSUER".into(),
+                reason: "OAUTH_JWKS_URL needs OAUTH_ISSUER (the `iss` its tokens carry)".into(),
+            });
+        }
+
+        let introspector = if std::env::var_os("OAUTH_INTROSPECTION_URL").is_some() {
+            Some(
+                Introspector::from_env()?
+                    .audience(public_url.clone())
+                    .build()?,
+            )
+        } else {
+            None
+        };
+
+        let rate_limit_per_minute = match std::env::var("RATE_LIMIT_PER_MINUTE") {
+            Err(std::env::VarError::NotPresent) => DEFAULT_RATE_LIMIT_PER_MINUTE,
+            Ok(v) => match v.trim().parse::<u32>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(ConfigError::InvalidEnv {
+                        var: "RATE_LIMIT_PER_MINUTE".into(),
+                        reason: "expected a whole number of calls per minute, at least 1".into(),
+                    })
+                }
+            },
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(ConfigError::InvalidEnv {
+                    var: "RATE_LIMIT_PER_MINUTE".into(),
+                    reason: "not valid UTF-8".into(),
+                })
+            }
+        };
+        let redis_url =
+            optional_secret_from_env("REDIS_URL")?.map(|url| url.expose_secret().trim().to_owned());
+
         Ok(Self {
             bind,
             public_url,
             api_keys,
             generated_key,
             stateless,
+            jwt_secret,
+            generated_jwt_secret,
+            oauth_issuer,
+            oauth_jwks_url,
+            oauth_audience,
+            introspector,
+            rate_limit_per_minute,
+            redis_url,
         })
     }
+}
+
+/// An optional, non-secret variable: `None` when unset or empty.
+fn env_opt(var: &str) -> Result<Option<String>, ConfigError> {
+    match std::env::var(var) {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => Ok(Some(v.trim().to_owned())),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::InvalidEnv {
+            var: var.into(),
+            reason: "not valid UTF-8".into(),
+        }),
+    }
+}
+
+/// A random 256-bit HS256 secret for demo mode.
+fn demo_jwt_secret() -> SecretString {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Signs an HS256 access token for `subject` with `scopes`, valid for an
+/// hour, whose audience is the resource identifier: what an authorization
+/// server sharing `JWT_SECRET` would issue. For the demo banner and tests.
+pub fn mint_token(
+    secret: &SecretString,
+    public_url: &str,
+    subject: &str,
+    scopes: &[&str],
+) -> String {
+    tower_mcp_auth::jwt::install_crypto_provider();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs();
+    let claims = serde_json::json!({
+        "sub": subject,
+        "aud": public_url,
+        "iat": now,
+        "exp": now + 3600,
+        "scope": scopes.join(" "),
+        "client_id": "mcp-demo",
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+    )
+    .expect("HS256 signing does not fail")
+}
+
+/// The bearer-token validator: `JWT_SECRET` (HS256, `aud` = the resource
+/// identifier, `exp` required, no `iss`) and/or the authorization server's
+/// tokens (`OAUTH_ISSUER`, `OAUTH_JWKS_URL`, `OAUTH_AUDIENCE`), pinned to
+/// its issuer. `None` when neither is configured.
+fn jwt_validator(
+    config: &Config,
+    resource: &ProtectedResource,
+) -> Result<Option<JwtValidator>, ConfigError> {
+    if config.jwt_secret.is_none() && config.oauth_issuer.is_none() {
+        return Ok(None);
+    }
+    let mut builder = JwtValidator::builder(resource);
+    if let Some(secret) = &config.jwt_secret {
+        builder = builder.hs256_secret(secret);
+    }
+    builder = match (&config.oauth_issuer, &config.oauth_jwks_url) {
+        (Some(iss), Some(url)) => builder.jwks_url(url.clone()).jwks_issuer(iss.clone()),
+        (Some(iss), None) => builder.jwks_from_issuer(iss.clone()),
+        (None, _) => builder,
+    };
+    if let Some(aud) = &config.oauth_audience {
+        builder = builder.audience(aud.clone()).audience(resource.resource());
+    }
+    builder.build().map(Some)
 }
 
 /// `http://<bind>/mcp`, with `localhost` in place of an unspecified address.
@@ -207,8 +374,15 @@ pub fn default_public_url(bind: SocketAddr) -> String {
     }
 }
 
-fn build_resource(public_url: &str) -> Result<ProtectedResource, ConfigError> {
-    ProtectedResource::builder(public_url)
+fn build_resource(
+    public_url: &str,
+    oauth_issuer: Option<&str>,
+) -> Result<ProtectedResource, ConfigError> {
+    let mut builder = ProtectedResource::builder(public_url);
+    if let Some(issuer) = oauth_issuer {
+        builder = builder.authorization_server(issuer);
+    }
+    builder
         .scopes_supported(SCOPES)
         .resource_name("tower-mcp-auth example MCP server")
         .build()
@@ -222,8 +396,8 @@ fn build_resource(public_url: &str) -> Result<ProtectedResource, ConfigError> {
 /// # Errors
 ///
 /// [`ConfigError`] when `PUBLIC_URL` is not a valid resource identifier.
-pub fn app(config: &Config) -> Result<Router, ConfigError> {
-    let resource = build_resource(&config.public_url)?;
+pub async fn app(config: &Config) -> Result<Router, ConfigError> {
+    let resource = build_resource(&config.public_url, config.oauth_issuer.as_deref())?;
     let (allowed_hosts, allowed_origins) = dns_rebinding_allowlists(&config.public_url)?;
 
     let sessions = Arc::new(LocalSessionManager::default());
@@ -246,7 +420,7 @@ pub fn app(config: &Config) -> Result<Router, ConfigError> {
 
     Ok(Router::new()
         .merge(resource.router())
-        .merge(protect(mcp, config, &resource)))
+        .merge(protect(mcp, config, &resource).await?))
 }
 
 /// The MCP service this example serves.
@@ -255,16 +429,112 @@ pub type McpService = StreamableHttpService<McpServer, LocalSessionManager>;
 // ═════════════════════════════ THE LAYER STACK ═════════════════════════════
 //
 // Everything that stands between the network and the MCP service, outermost
-// first. For now every MCP request needs an API key. Bearer tokens (JWT,
-// introspection), the per-tool policy and rate limiting go here too.
+// first:
+//
+// 1. `FailedAuthLayer`: a client address that keeps sending bad credentials
+//    is refused with 429 for a while (key guessing gets nowhere).
+// 2. Authenticators, each optional (no credential: pass on; a bad one: 401):
+//    `X-API-Key`; bearer JWTs (`JWT_SECRET`, or the authorization server's
+//    JWKS); then opaque bearer tokens by introspection (the JWT layer passes
+//    a token that is not a JWT on to it).
+// 3. `McpPolicyLayer`: reads the JSON-RPC body and decides each call by the
+//    contract's rules (401 with the challenge, or a 403 step-up), and filters
+//    the tool / resource lists to what the caller may call.
+// 4. `RateLimitLayer`: per principal (per address when anonymous); a batch
+//    costs one unit per call.
 
-/// Wraps the MCP service in the authentication and authorization layers and
-/// mounts it at [`MCP_PATH`].
-pub fn protect(mcp: McpService, config: &Config, resource: &ProtectedResource) -> Router {
+/// The contract's rules: which scheme and scopes each tool and resource
+/// needs.
+///
+/// # Errors
+///
+/// [`ConfigError`] if the rule set cannot be right (it can: it is tested).
+pub fn policy() -> Result<McpPolicy, ConfigError> {
+    McpPolicy::builder()
+        .default(Rule::authenticated())
+        .tool("get_user_data", Rule::bearer().scopes(["read:data"]))
+        .tool("read_sensitive_data", Rule::bearer().scopes(["data:read"]))
+        .tool("update_user_data", Rule::bearer().scopes(["write:data"]))
+        .tool("get_my_profile", Rule::bearer().scopes(["read:profile"]))
+        .tool(
+            "update_my_profile",
+            Rule::bearer().scopes(["write:profile"]),
+        )
+        .tool("create_admin_user", Rule::api_key())
+        .tool(
+            "delete_user",
+            Rule::api_key().or(Rule::bearer().scopes(["admin:write"])),
+        )
+        .tool("list_all_users", Rule::api_key())
+        .tool("get_user_by_id", Rule::api_key())
+        .tool("protected_operation", Rule::authenticated())
+        .tool("rate_limited_operation", Rule::authenticated())
+        .resource(
+            "user://{user_id}/private",
+            Rule::bearer().scopes(["read:data"]),
+        )
+        .resource("admin://system/stats", Rule::api_key())
+        .build()
+}
+
+/// Wraps the MCP service in the authentication, authorization and rate
+/// limiting layers and mounts it at [`MCP_PATH`].
+///
+/// # Errors
+///
+/// [`ConfigError`] for an impossible quota or an unusable `REDIS_URL`.
+pub async fn protect(
+    mcp: McpService,
+    config: &Config,
+    resource: &ProtectedResource,
+) -> Result<Router, ConfigError> {
+    let quota = Quota::try_new(config.rate_limit_per_minute, Duration::from_secs(60))?;
+    let store = rate_limit_store(config).await?;
+    let jwt =
+        jwt_validator(config, resource)?.map(|v| JwtLayer::new(v).optional().resource(resource));
+    let introspection = config
+        .introspector
+        .clone()
+        .map(|i| IntrospectionLayer::new(i).optional().resource(resource));
+
     let stack = ServiceBuilder::new()
-        // 1. Authenticate: `X-API-Key`, required.
-        .layer(ApiKeyLayer::new(config.api_keys.clone()).resource(resource));
-    Router::new().nest_service(MCP_PATH, stack.service(mcp))
+        .layer(FailedAuthLayer::new())
+        .layer(
+            ApiKeyLayer::new(config.api_keys.clone())
+                .optional()
+                .resource(resource),
+        )
+        .option_layer(jwt)
+        .option_layer(introspection)
+        .layer(McpPolicyLayer::new(policy()?, resource))
+        .layer(
+            RateLimitLayer::per_principal(quota)
+                .store(store)
+                .cost(|parts: &Parts| {
+                    parts
+                        .extensions
+                        .get::<McpRequest>()
+                        .map_or(1, |r| u32::try_from(r.calls().len()).unwrap_or(u32::MAX))
+                }),
+        );
+    Ok(Router::new().nest_service(MCP_PATH, stack.service(mcp)))
+}
+
+/// The rate limiter's store: Redis when `REDIS_URL` is set (replicas share
+/// one quota), else in memory.
+async fn rate_limit_store(config: &Config) -> Result<AnyStore, ConfigError> {
+    match &config.redis_url {
+        None => Ok(AnyStore::from(MemoryStore::new())),
+        #[cfg(feature = "redis")]
+        Some(url) => Ok(AnyStore::from(
+            tower_mcp_auth::rate_limit::RedisStore::connect(url).await?,
+        )),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => Err(ConfigError::InvalidEnv {
+            var: "REDIS_URL".into(),
+            reason: "this build has no Redis support; run with `--features redis`".into(),
+        }),
+    }
 }
 
 // ═══════════════════════════════════════════════════════════════════════════
@@ -1156,8 +1426,19 @@ fn print_demo_banner(config: &Config, key: &SecretString) {
          -H 'Accept: application/json, text/event-stream' \\\n      \
          -H 'X-API-Key: {key}' \\\n      \
          -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{{}},\"clientInfo\":{{\"name\":\"curl\",\"version\":\"1.0\"}}}}}}'\n\n\
-         Set API_KEY (comma separated for several) to choose the keys yourself.\n"
+         Set API_KEY (comma separated for several) to choose the keys yourself."
     );
+    if let (true, Some(secret)) = (config.generated_jwt_secret, &config.jwt_secret) {
+        let token = mint_token(secret, url, "demo-user", &SCOPES);
+        println!(
+            "\nJWT_SECRET is not set either, so bearer tokens are HS256-signed with this generated secret:\n\n    \
+             {}\n\nA sample access token (subject demo-user, every scope, valid for an hour):\n\n    \
+             {token}\n\nUse it with -H 'Authorization: Bearer <token>' in place of the X-API-Key line.\n",
+            secret.expose_secret()
+        );
+    } else {
+        println!();
+    }
 }
 
 #[tokio::main]
@@ -1176,7 +1457,7 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let app = match app(&config) {
+    let app = match app(&config).await {
         Ok(a) => a,
         Err(e) => {
             eprintln!("configuration error: {e}");
@@ -1199,6 +1480,7 @@ async fn main() {
     if let Some(key) = &config.generated_key {
         print_demo_banner(&config, key);
     }
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, app).await {
         eprintln!("server error: {e}");
         std::process::exit(1);

@@ -9,6 +9,7 @@
 //! | `reason` | the refusal's code (`invalid_token`, `insufficient_scope`, …) |
 //! | `detail` | the refusal's description |
 //! | `method`, `path` | the HTTP request |
+//! | `rpc_method`, `target_kind`, `target`, `calls` | the MCP call decided (MCP policy) |
 //!
 //! Events never carry a key, token, secret or `Authorization` value.
 //!
@@ -79,4 +80,54 @@ pub fn refused(
 /// (stale keys served, rate-limit store unreachable and failing open).
 pub fn degraded(layer: &'static str, detail: &str) {
     tracing::warn!(target: TARGET, outcome = "degraded", layer, detail);
+}
+
+/// Emits the MCP policy's decision on one request: `accepted` (with the
+/// first call and how many calls the request held) or `refused`/… (with
+/// the call that was refused). `rpc_method` and `target` are the JSON-RPC
+/// method and the tool, prompt or resource (`target_kind` says which).
+#[allow(clippy::too_many_arguments)]
+pub fn mcp_decision(
+    err: Option<&AuthError>,
+    principal: Option<&Principal>,
+    rpc_method: Option<&str>,
+    target_kind: Option<&'static str>,
+    target: Option<&str>,
+    calls: usize,
+    method: &Method,
+    uri: &Uri,
+) {
+    let scheme = principal.map(|p| p.scheme().as_str());
+    let subject = principal.map(Principal::subject);
+    match err {
+        None => tracing::info!(
+            target: TARGET,
+            outcome = "accepted",
+            layer = "mcp_policy",
+            scheme,
+            subject,
+            rpc_method,
+            target_kind,
+            target,
+            calls,
+            method = method.as_str(),
+            path = uri.path(),
+        ),
+        Some(err) => tracing::warn!(
+            target: TARGET,
+            outcome = "refused",
+            layer = "mcp_policy",
+            scheme,
+            subject,
+            rpc_method,
+            target_kind,
+            target,
+            calls,
+            reason = err.kind().code(),
+            detail = err.description(),
+            status = err.status().as_u16(),
+            method = method.as_str(),
+            path = uri.path(),
+        ),
+    }
 }

@@ -8,8 +8,11 @@
 //! | layer | job |
 //! | --- | --- |
 //! | [`ApiKeyLayer`] | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`] set |
+//! | `JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys or a remote JWKS, see [`jwt`] |
 //! | [`RequireScopesLayer`] | all-of / any-of scope checks for a plain route |
 //! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
+//! | `mcp::McpPolicyLayer` | per-tool / per-resource rules on one MCP endpoint, step-up 403s, list filtering |
+//! | `IntrospectionLayer` (feature `introspection`) | opaque bearer tokens by RFC 7662 introspection, cached, single flight |
 //!
 //! Refusals are [`AuthError`]s: the right status, an RFC 6750
 //! `WWW-Authenticate: Bearer` challenge carrying `resource_metadata`, and a
@@ -55,6 +58,10 @@
 //! | `jwt` | yes | bearer JWT validation (jsonwebtoken, remote JWKS) |
 //! | `aws-lc-rs` | yes | jsonwebtoken's crypto on aws-lc-rs |
 //! | `rust-crypto` | no | jsonwebtoken's crypto on the RustCrypto crates |
+//! | `mcp` | yes | MCP-aware authorization: [`mcp::McpPolicyLayer`] |
+//! | `rate-limit` | yes | `rate_limit`: per-principal rate limiting (governor), failed-auth throttling |
+//! | `redis` | no | a Redis store for the rate limiter, shared by replicas (implies `rate-limit`) |
+//! | `introspection` | yes | RFC 7662 introspection (oauth2, moka), RFC 8414 / OpenID metadata discovery |
 //! | `full` | no | everything |
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
@@ -63,16 +70,35 @@
 pub mod api_key;
 pub mod audit;
 pub mod config;
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub mod discovery;
 pub mod error;
 mod future;
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub mod introspection;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod jwt;
+#[cfg(feature = "mcp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
+pub mod mcp;
 pub mod metadata;
 pub mod principal;
+#[cfg(feature = "rate-limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
+pub mod rate_limit;
 pub mod scope;
 
 pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyLayer, ApiKeys};
 pub use config::ConfigError;
 pub use error::{AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId};
 pub use future::ResponseFuture;
+#[cfg(feature = "introspection")]
+pub use introspection::{IntrospectionLayer, Introspector};
+#[cfg(feature = "jwt")]
+pub use jwt::{JwtLayer, JwtValidator};
 pub use metadata::ProtectedResource;
 pub use principal::{AuthScheme, Principal, Scopes};
 pub use scope::{RequireScopes, RequireScopesLayer};

@@ -161,7 +161,8 @@ impl ProtectedResource {
     }
 }
 
-fn json_response(doc: Bytes) -> Response {
+/// A public JSON document response (metadata): cacheable, CORS open.
+pub(crate) fn json_response(doc: Bytes) -> Response {
     let mut response = Response::new(Body::from(doc));
     let headers = response.headers_mut();
     headers.insert(

@@ -31,7 +31,8 @@ async fn serve(stateless: bool) -> SocketAddr {
     let keys = ApiKeys::new().with(ApiKey::new(KEY_NAME, KEY));
     let mut config = mcp_server::Config::new(format!("http://{addr}/mcp"), keys);
     config.stateless = stateless;
-    let app = mcp_server::app(&config).unwrap();
+    let app = mcp_server::app(&config).await.unwrap();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
 }

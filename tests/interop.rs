@@ -195,9 +195,9 @@ fn start_authserver(resource: &str) -> Option<AuthServer> {
 
 /// Serves the example app, configured through its environment contract, on
 /// the already bound `listener`.
-fn serve_example(listener: tokio::net::TcpListener) {
+async fn serve_example(listener: tokio::net::TcpListener) {
     let config = mcp_server::Config::from_env().expect("the example's configuration");
-    let app = mcp_server::app(&config).expect("the example app");
+    let app = mcp_server::app(&config).await.expect("the example app");
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 }
 
@@ -620,7 +620,7 @@ fn official_sdks_against_the_example_server() {
 
     rt.block_on(async {
         std_listener.set_nonblocking(true).unwrap();
-        serve_example(tokio::net::TcpListener::from_std(std_listener).unwrap());
+        serve_example(tokio::net::TcpListener::from_std(std_listener).unwrap()).await;
 
         let oauth = match &authserver {
             None => Err("the authorization server is not installed".to_owned()),

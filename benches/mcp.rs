@@ -1,0 +1,258 @@
+//! Inspect + policy against a bare route, in the same run.
+//!
+//! `cargo bench --bench mcp -- --warm-up-time 1 --measurement-time 3`
+
+use std::convert::Infallible;
+
+use axum::body::Body;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use http::Request;
+use http_body_util::BodyExt;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_mcp_auth::{
+    mcp::{McpPolicy, McpPolicyLayer, McpRequest, Rule},
+    AuthScheme, Principal, ProtectedResource, Scopes,
+};
+
+/// A `tools/call` body of about `size` bytes (the arguments pad it out).
+fn call_body(size: usize) -> bytes::Bytes {
+    let mut items = Vec::new();
+    let mut len = 0;
+    let mut i = 0;
+    while len + 120 < size {
+        let item = format!(
+            r#"{{"key":"field_{i}","value":"some text with \"escapes\" and numbers {i}","n":{i}}}"#
+        );
+        len += item.len() + 1;
+        items.push(item);
+        i += 1;
+    }
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{{"name":"get_user_data","arguments":{{"items":[{}]}}}}}}"#,
+        items.join(",")
+    );
+    body.into()
+}
+
+fn policy() -> McpPolicy {
+    McpPolicy::builder()
+        .default(Rule::authenticated())
+        .tool("get_user_data", Rule::bearer().scopes(["read:data"]))
+        .tool("update_user_data", Rule::bearer().scopes(["write:data"]))
+        .tool("create_admin_user", Rule::api_key())
+        .tool(
+            "delete_user",
+            Rule::api_key().or(Rule::bearer().scopes(["admin:write"])),
+        )
+        .resource(
+            "user://{user_id}/private",
+            Rule::bearer().scopes(["read:data"]),
+        )
+        .build()
+        .unwrap()
+}
+
+/// The route behind both: reads the whole body, as an MCP server does.
+async fn route(req: Request<Body>) -> Result<http::Response<Body>, Infallible> {
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    Ok(http::Response::new(Body::from(body.len().to_string())))
+}
+
+fn request(body: &bytes::Bytes) -> Request<Body> {
+    let mut req = Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(Body::from(body.clone()))
+        .unwrap();
+    req.extensions_mut()
+        .insert(Principal::new(AuthScheme::Jwt, "alice").with_scopes(Scopes::parse("read:data")));
+    req
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+        .build()
+        .unwrap();
+    let layer = McpPolicyLayer::new(policy(), &resource);
+
+    let mut group = c.benchmark_group("mcp_1KiB_tools_call");
+    let small = call_body(1024);
+    group.throughput(Throughput::Bytes(small.len() as u64));
+    group.bench_function("bare_route", |b| {
+        let svc = ServiceBuilder::new().service_fn(route);
+        b.to_async(&rt).iter(|| {
+            let mut svc = svc;
+            let req = request(&small);
+            async move {
+                ServiceExt::<Request<Body>>::ready(&mut svc)
+                    .await
+                    .unwrap()
+                    .call(req)
+                    .await
+                    .unwrap()
+            }
+        })
+    });
+    group.bench_function("inspect_policy", |b| {
+        let svc = ServiceBuilder::new().layer(layer.clone()).service_fn(route);
+        b.to_async(&rt).iter(|| {
+            let mut svc = svc.clone();
+            let req = request(&small);
+            async move {
+                let res = ServiceExt::<Request<Body>>::ready(&mut svc)
+                    .await
+                    .unwrap()
+                    .call(req)
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 200);
+                res
+            }
+        })
+    });
+    group.bench_function("parse_only", |b| {
+        b.iter(|| McpRequest::parse(&small).unwrap())
+    });
+    group.bench_function("parse_and_authorize", |b| {
+        let policy = policy();
+        let p = Principal::new(AuthScheme::Jwt, "alice").with_scopes(Scopes::parse("read:data"));
+        b.iter(|| {
+            let req = McpRequest::parse(&small).unwrap();
+            policy.authorize(Some(&p), req.calls().first()).unwrap();
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("mcp_1MiB_tools_call");
+    let big = call_body(1 << 20);
+    group.throughput(Throughput::Bytes(big.len() as u64));
+    group.sample_size(20);
+    group.bench_function("bare_route", |b| {
+        let svc = ServiceBuilder::new().service_fn(route);
+        b.to_async(&rt).iter(|| {
+            let mut svc = svc;
+            let req = request(&big);
+            async move {
+                ServiceExt::<Request<Body>>::ready(&mut svc)
+                    .await
+                    .unwrap()
+                    .call(req)
+                    .await
+                    .unwrap()
+            }
+        })
+    });
+    group.bench_function("inspect_policy", |b| {
+        let svc = ServiceBuilder::new().layer(layer.clone()).service_fn(route);
+        b.to_async(&rt).iter(|| {
+            let mut svc = svc.clone();
+            let req = request(&big);
+            async move {
+                ServiceExt::<Request<Body>>::ready(&mut svc)
+                    .await
+                    .unwrap()
+                    .call(req)
+                    .await
+                    .unwrap()
+            }
+        })
+    });
+    group.bench_with_input(BenchmarkId::new("parse_only", "1MiB"), &big, |b, body| {
+        b.iter(|| McpRequest::parse(body).unwrap())
+    });
+    group.finish();
+}
+
+/// The same comparison over real HTTP on loopback (hyper server, reqwest
+/// client): what a deployment sees.
+fn bench_http(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+        .build()
+        .unwrap();
+    let layer = McpPolicyLayer::new(policy(), &resource);
+    let principal = |mut req: axum::extract::Request, next: axum::middleware::Next| async move {
+        req.extensions_mut().insert(
+            Principal::new(AuthScheme::Jwt, "alice").with_scopes(Scopes::parse("read:data")),
+        );
+        next.run(req).await
+    };
+    let (bare, guarded, reader) = rt.block_on(async {
+        let serve = |app: axum::Router| async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            format!("http://{addr}/mcp")
+        };
+        let bare = serve(
+            axum::Router::new().route_service(
+                "/mcp",
+                ServiceBuilder::new()
+                    .layer(axum::middleware::from_fn(principal))
+                    .service_fn(route),
+            ),
+        )
+        .await;
+        let guarded = serve(
+            axum::Router::new().route_service(
+                "/mcp",
+                ServiceBuilder::new()
+                    .layer(axum::middleware::from_fn(principal))
+                    .layer(layer)
+                    .service_fn(route),
+            ),
+        )
+        .await;
+        let reader = serve(
+            axum::Router::new().route_service(
+                "/mcp",
+                ServiceBuilder::new()
+                    .layer(axum::middleware::from_fn(principal))
+                    .layer(axum::middleware::from_fn(
+                        |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                            let (parts, body) = req.into_parts();
+                            let bytes = body.collect().await.unwrap().to_bytes();
+                            next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
+                                .await
+                        },
+                    ))
+                    .service_fn(route),
+            ),
+        )
+        .await;
+        (bare, guarded, reader)
+    });
+    let client = reqwest::Client::new();
+    let small = call_body(1024);
+    let mut group = c.benchmark_group("mcp_http_1KiB_tools_call");
+    for (name, url) in [
+        ("bare_route", bare),
+        ("inspect_policy", guarded),
+        ("read_only", reader),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| {
+                let req = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(small.clone());
+                async move {
+                    let res = req.send().await.unwrap();
+                    assert_eq!(res.status(), 200);
+                    res.bytes().await.unwrap()
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_http);
+criterion_main!(benches);

@@ -1,0 +1,443 @@
+//! Remote keys: a JWKS fetched from a URL (or found through the issuer's
+//! RFC 8414 / OpenID Connect metadata), cached, refreshed in the background.
+//!
+//! * Reads are lock-free: the current key set sits in an [`ArcSwapOption`].
+//! * A background task refreshes the set every `refresh_interval`.
+//! * A token naming an unknown `kid` may trigger a refetch, but at most one
+//!   per `min_refetch_interval`, and concurrent askers share that one fetch
+//!   (single flight); the others get their answer from it.
+//! * A failed fetch keeps the last good keys (stale-on-error) and emits an
+//!   [`audit::degraded`](crate::audit::degraded) event. With no keys ever
+//!   fetched, the validator answers 503.
+//! * Each fetch has a timeout and a response-size cap; redirects are not
+//!   followed. HMAC (`oct`) keys are ignored unless explicitly allowed.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, Weak,
+    },
+    time::{Duration, Instant},
+};
+
+use arc_swap::ArcSwapOption;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{
+    cache::OnChange,
+    keys::{JwtKey, KeySet},
+};
+use crate::{audit, config::ConfigError, metadata::check_url};
+
+/// Default background refresh interval.
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+/// Default minimum time between two fetches caused by unknown `kid`s.
+pub const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// Default timeout of one fetch.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default cap on a JWKS or metadata response.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+#[derive(Clone, Debug)]
+pub(crate) struct JwksOptions {
+    pub(crate) refresh_interval: Duration,
+    pub(crate) min_refetch_interval: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) max_bytes: usize,
+    pub(crate) allow_hmac: bool,
+    pub(crate) issuer: Option<String>,
+}
+
+impl Default for JwksOptions {
+    fn default() -> Self {
+        Self {
+            refresh_interval: DEFAULT_REFRESH_INTERVAL,
+            min_refetch_interval: DEFAULT_MIN_REFETCH_INTERVAL,
+            timeout: DEFAULT_FETCH_TIMEOUT,
+            max_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            allow_hmac: false,
+            issuer: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum JwksSource {
+    Url(String),
+    Issuer(String),
+}
+
+/// A fetched key set and the digest of the JWKs it came from.
+pub(crate) struct Loaded {
+    pub(crate) keys: KeySet,
+    fingerprint: [u8; 32],
+}
+
+/// A remote JWKS. Clones share one cache.
+#[derive(Clone)]
+pub(crate) struct RemoteJwks {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    source: JwksSource,
+    resolved_url: ArcSwapOption<String>,
+    client: reqwest::Client,
+    opts: JwksOptions,
+    keys: ArcSwapOption<Loaded>,
+    generation: AtomicU64,
+    last_attempt: Mutex<Option<Instant>>,
+    fetches: AtomicU64,
+    inflight: tokio::sync::Mutex<()>,
+    refresher_started: AtomicBool,
+    on_change: Option<OnChange>,
+}
+
+/// Why a fetch failed (fixed, safe strings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FetchError(pub(crate) &'static str);
+
+impl RemoteJwks {
+    pub(crate) fn new(
+        source: JwksSource,
+        opts: JwksOptions,
+        on_change: Option<OnChange>,
+    ) -> Result<Self, ConfigError> {
+        let resolved = match &source {
+            JwksSource::Url(url) => {
+                check_url("JWKS URL", url)?;
+                Some(Arc::new(url.clone()))
+            }
+            JwksSource::Issuer(issuer) => {
+                check_url("issuer", issuer)?;
+                None
+            }
+        };
+        let client = reqwest::Client::builder()
+            .timeout(opts.timeout)
+            .connect_timeout(opts.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ConfigError::Invalid(format!("cannot build the JWKS HTTP client: {e}")))?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                source,
+                resolved_url: ArcSwapOption::new(resolved),
+                client,
+                opts,
+                keys: ArcSwapOption::empty(),
+                generation: AtomicU64::new(0),
+                last_attempt: Mutex::new(None),
+                fetches: AtomicU64::new(0),
+                inflight: tokio::sync::Mutex::new(()),
+                refresher_started: AtomicBool::new(false),
+                on_change,
+            }),
+        })
+    }
+
+    /// The current keys; `None` when none were ever fetched.
+    pub(crate) fn current(&self) -> Option<Arc<Loaded>> {
+        self.shared.keys.load_full()
+    }
+
+    /// Bumped whenever the key set changes.
+    pub(crate) fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
+    /// How many fetches were attempted (for tests and metrics).
+    pub(crate) fn fetch_count(&self) -> u64 {
+        self.shared.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Whether a refetch is allowed now (the minimum interval has passed
+    /// since the last attempt).
+    pub(crate) fn may_refetch(&self) -> bool {
+        self.shared.may_refetch()
+    }
+
+    /// Fetches unless another fetch happened within the minimum interval;
+    /// concurrent callers share one fetch.
+    pub(crate) async fn refetch(&self) {
+        self.ensure_refresher();
+        // Waits for a fetch in flight (its result is ours too); the lock is
+        // uncontended otherwise.
+        let _guard = self.shared.inflight.lock().await;
+        if !self.shared.may_refetch() {
+            return; // fetched within the interval (maybe just now): use that
+        }
+        let _ = self.shared.fetch_and_store().await;
+    }
+
+    /// Fetches now, whatever the interval (still single flight).
+    pub(crate) async fn refresh_now(&self) -> Result<(), FetchError> {
+        self.ensure_refresher();
+        let _guard = self.shared.inflight.lock().await;
+        self.shared.fetch_and_store().await
+    }
+
+    /// Starts the background refresher once, if a Tokio runtime is running.
+    pub(crate) fn ensure_refresher(&self) {
+        if self.shared.refresher_started.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.shared.refresher_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak: Weak<Shared> = Arc::downgrade(&self.shared);
+        let interval = self.shared.opts.refresh_interval;
+        handle.spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(shared) = weak.upgrade() else {
+                    return; // the validator is gone
+                };
+                let _guard = shared.inflight.lock().await;
+                let _ = shared.fetch_and_store().await;
+            }
+        });
+    }
+}
+
+impl Shared {
+    fn may_refetch(&self) -> bool {
+        let last = *self.last_attempt.lock().unwrap_or_else(|e| e.into_inner());
+        last.is_none_or(|t| t.elapsed() >= self.opts.min_refetch_interval)
+    }
+
+    async fn fetch_and_store(&self) -> Result<(), FetchError> {
+        *self.last_attempt.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        match self.fetch().await {
+            Ok(loaded) => {
+                let changed = self
+                    .keys
+                    .load()
+                    .as_ref()
+                    .is_none_or(|old| old.fingerprint != loaded.fingerprint);
+                if changed {
+                    self.keys.store(Some(Arc::new(loaded)));
+                    self.generation.fetch_add(1, Ordering::AcqRel);
+                    if let Some(f) = &self.on_change {
+                        f();
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if self.keys.load().is_some() {
+                    audit::degraded(
+                        "jwt",
+                        &format!("JWKS fetch failed ({}); serving the last good keys", e.0),
+                    );
+                } else {
+                    audit::degraded(
+                        "jwt",
+                        &format!(
+                            "JWKS fetch failed ({}); no keys yet, refusing with 503",
+                            e.0
+                        ),
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<Loaded, FetchError> {
+        let url = match self.resolved_url.load_full() {
+            Some(url) => url,
+            None => {
+                let JwksSource::Issuer(issuer) = &self.source else {
+                    return Err(FetchError("no JWKS URL"));
+                };
+                let url = Arc::new(self.discover(issuer).await?);
+                self.resolved_url.store(Some(url.clone()));
+                url
+            }
+        };
+        let body = self.get_json(&url).await?;
+        parse_jwks(&body, self.opts.allow_hmac, self.opts.issuer.as_deref())
+    }
+
+    /// RFC 8414 first (`/.well-known/oauth-authorization-server` inserted
+    /// before the issuer's path), then OpenID Connect Discovery
+    /// (`/.well-known/openid-configuration` appended).
+    async fn discover(&self, issuer: &str) -> Result<String, FetchError> {
+        let mut last = FetchError("discovery failed");
+        for url in discovery_urls(issuer) {
+            match self.get_json(&url).await {
+                Ok(doc) => {
+                    if doc.get("issuer").and_then(Value::as_str) != Some(issuer) {
+                        last = FetchError("the metadata's issuer does not match");
+                        continue;
+                    }
+                    let Some(jwks) = doc.get("jwks_uri").and_then(Value::as_str) else {
+                        last = FetchError("the metadata has no jwks_uri");
+                        continue;
+                    };
+                    if check_url("jwks_uri", jwks).is_err() {
+                        last = FetchError("the metadata's jwks_uri is not an https URL");
+                        continue;
+                    }
+                    return Ok(jwks.to_owned());
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn get_json(&self, url: &str) -> Result<Value, FetchError> {
+        let mut res = self
+            .client
+            .get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| {
+                FetchError(if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "request failed"
+                })
+            })?;
+        if !res.status().is_success() {
+            return Err(FetchError("non-success status"));
+        }
+        let max = self.opts.max_bytes;
+        if res.content_length().is_some_and(|n| n > max as u64) {
+            return Err(FetchError("response too large"));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(|e| {
+            FetchError(if e.is_timeout() {
+                "timed out"
+            } else {
+                "reading the response failed"
+            })
+        })? {
+            if body.len() + chunk.len() > max {
+                return Err(FetchError("response too large"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|_| FetchError("the response is not JSON"))
+    }
+}
+
+pub(crate) fn discovery_urls(issuer: &str) -> Vec<String> {
+    let trimmed = issuer.trim_end_matches('/');
+    let mut urls = Vec::with_capacity(2);
+    if let Some((scheme, rest)) = trimmed.split_once("://") {
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        urls.push(format!(
+            "{scheme}://{authority}/.well-known/oauth-authorization-server{path}"
+        ));
+    }
+    urls.push(format!("{trimmed}/.well-known/openid-configuration"));
+    urls
+}
+
+/// Builds a key set from a JWKS document. Unusable keys (encryption keys,
+/// unknown types, HMAC unless allowed, bad material) are skipped; a set with
+/// no usable key is an error.
+pub(crate) fn parse_jwks(
+    doc: &Value,
+    allow_hmac: bool,
+    issuer: Option<&str>,
+) -> Result<Loaded, FetchError> {
+    let Some(items) = doc.get("keys").and_then(Value::as_array) else {
+        return Err(FetchError("the JWKS has no keys array"));
+    };
+    let mut set = KeySet::default();
+    let mut accepted: Vec<String> = Vec::new();
+    for item in items {
+        let Ok(jwk) = serde_json::from_value::<Jwk>(item.clone()) else {
+            continue;
+        };
+        if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) && !allow_hmac {
+            continue;
+        }
+        let Ok(mut key) = JwtKey::from_jwk(&jwk) else {
+            continue;
+        };
+        if let Some(iss) = issuer {
+            key = key.with_issuer(iss);
+        }
+        if set.insert(key).is_err() {
+            continue; // duplicate kid: keep the first
+        }
+        accepted.push(item.to_string());
+    }
+    if set.is_empty() {
+        return Err(FetchError("the JWKS has no usable signing key"));
+    }
+    accepted.sort();
+    let mut h = Sha256::new();
+    for a in &accepted {
+        h.update(a.as_bytes());
+        h.update([0]);
+    }
+    Ok(Loaded {
+        keys: set,
+        fingerprint: h.finalize().into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn discovery_urls_follow_rfc8414_then_oidc() {
+        assert_eq!(
+            discovery_urls("https://auth.example.com"),
+            [
+                "https://auth.example.com/.well-known/oauth-authorization-server",
+                "https://auth.example.com/.well-known/openid-configuration"
+            ]
+        );
+        assert_eq!(
+            discovery_urls("https://auth.example.com/tenant/1/"),
+            [
+                "https://auth.example.com/.well-known/oauth-authorization-server/tenant/1",
+                "https://auth.example.com/tenant/1/.well-known/openid-configuration"
+            ]
+        );
+    }
+
+    #[test]
+    fn jwks_skips_hmac_unless_allowed_and_unusable_keys() {
+        super::super::install_crypto_provider();
+        let doc = json!({"keys": [
+            {"kty": "oct", "alg": "HS256", "kid": "h", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "enc", "use": "enc", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+            {"kty": "weird"},
+            "not an object"
+        ]});
+        let loaded = parse_jwks(&doc, false, None).unwrap();
+        assert_eq!(loaded.keys.len(), 1);
+        let with_hmac = parse_jwks(&doc, true, None).unwrap();
+        assert_eq!(with_hmac.keys.len(), 2);
+        assert_ne!(loaded.fingerprint, with_hmac.fingerprint);
+        assert!(parse_jwks(
+            &json!({"keys": [{"kty": "oct", "alg": "HS256", "k": "AA"}]}),
+            false,
+            None
+        )
+        .is_err());
+        assert!(parse_jwks(&json!({"nope": 1}), true, None).is_err());
+    }
+}

@@ -1,0 +1,547 @@
+//! [`McpPolicyLayer`]: inspect each MCP request, decide it with an
+//! [`McpPolicy`], and filter list results.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{Router, body::Body, routing::post};
+//! use tower::ServiceBuilder;
+//! use tower_mcp_auth::{ApiKeyLayer, ApiKeys, ProtectedResource};
+//! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
+//!
+//! let resource = ProtectedResource::builder("https://mcp.example.com/mcp").build().unwrap();
+//! let policy = McpPolicy::builder()
+//!     .default(Rule::authenticated())
+//!     .tool("create_admin_user", Rule::api_key())
+//!     .build()
+//!     .unwrap();
+//! let mcp = Router::new().route("/", post(|body: String| async move { body }));
+//! let app: Router = Router::new().nest_service(
+//!     "/mcp",
+//!     ServiceBuilder::new()
+//!         .layer(ApiKeyLayer::new(ApiKeys::new()).optional().resource(&resource))
+//!         .layer(McpPolicyLayer::new(policy, &resource))
+//!         .service(mcp),
+//! );
+//! ```
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use axum::{body::Body, response::Response};
+use bytes::Bytes;
+use http::{header, request::Parts, Method, Request};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{
+    audit,
+    error::{AuthError, Challenge, ErrorRenderer, JsonRpcId},
+    future::BoxError,
+    metadata::ProtectedResource,
+    principal::Principal,
+};
+
+use super::{
+    filter::{self, ListFilter},
+    inspect::{McpCall, McpRequest},
+    policy::McpPolicy,
+};
+
+/// The default body limit: 4 MiB, the same as rmcp's.
+pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Authorizes every MCP call with an [`McpPolicy`].
+///
+/// For a POST it reads the body once (up to [`body_limit`](Self::body_limit):
+/// a larger `Content-Length` is refused with 413 before reading, a longer
+/// stream when it crosses the limit), parses it with
+/// [`McpRequest::parse`], checks the `Mcp-Method` / `Mcp-Name` headers,
+/// puts the [`McpRequest`] and the first [`JsonRpcId`] into the request
+/// extensions, decides every call, and hands the inner service the very
+/// same bytes. A batch goes through only when every element is allowed;
+/// otherwise it is refused whole, naming the first refused element (the
+/// refusal carries that element's id). Other HTTP methods (GET for the SSE
+/// stream, DELETE to end a session) are decided by the rule for a request
+/// without a call: the default rule.
+///
+/// The layer reads the [`Principal`] from the request extensions, whatever
+/// put it there. Refusals carry the resource's challenge (`realm`,
+/// `resource_metadata`) and render as JSON-RPC errors.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct McpPolicyLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    policy: McpPolicy,
+    challenge: Challenge,
+    renderer: ErrorRenderer,
+    body_limit: usize,
+    filter_lists: bool,
+}
+
+impl McpPolicyLayer {
+    /// A layer enforcing `policy` for `resource` (whose challenge every
+    /// 401 and 403 carries). List filtering is on.
+    pub fn new(policy: McpPolicy, resource: &ProtectedResource) -> Self {
+        Self {
+            config: Arc::new(Config {
+                policy,
+                challenge: resource.challenge(),
+                renderer: ErrorRenderer::default(),
+                body_limit: DEFAULT_BODY_LIMIT,
+                filter_lists: true,
+            }),
+        }
+    }
+
+    /// The largest body read, in bytes (default [`DEFAULT_BODY_LIMIT`]).
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        Arc::make_mut(&mut self.config).body_limit = bytes;
+        self
+    }
+
+    /// Whether `tools/list`, `prompts/list`, `resources/list` and
+    /// `resources/templates/list` results are filtered to what the caller
+    /// may call (default `true`). See [`filter`].
+    pub fn filter_lists(mut self, on: bool) -> Self {
+        Arc::make_mut(&mut self.config).filter_lists = on;
+        self
+    }
+
+    /// Renders refusals with a custom renderer.
+    pub fn renderer(mut self, renderer: ErrorRenderer) -> Self {
+        Arc::make_mut(&mut self.config).renderer = renderer;
+        self
+    }
+}
+
+impl<S> Layer<S> for McpPolicyLayer {
+    type Service = McpPolicyService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        McpPolicyService {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service made by [`McpPolicyLayer`].
+#[derive(Clone, Debug)]
+pub struct McpPolicyService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> McpPolicyService<S> {
+    /// The layer for `policy` and `resource`: the same as
+    /// [`McpPolicyLayer::new`].
+    pub fn layer(policy: McpPolicy, resource: &ProtectedResource) -> McpPolicyLayer {
+        McpPolicyLayer::new(policy, resource)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The response future of [`McpPolicyService`]: boxed, because reading the
+/// body is an honest async step.
+pub type McpResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+impl Config {
+    fn refuse(
+        &self,
+        err: AuthError,
+        parts: &Parts,
+        call: Option<&McpCall>,
+        calls: usize,
+    ) -> Response {
+        let err = err
+            .with_challenge(self.challenge.clone())
+            .with_request_context(&parts.extensions);
+        let principal = Principal::from_extensions(&parts.extensions);
+        match call {
+            Some(c) => audit::mcp_decision(
+                Some(&err),
+                principal,
+                c.method(),
+                c.target().map(|t| t.kind()),
+                c.target().map(|t| t.name()),
+                calls,
+                &parts.method,
+                &parts.uri,
+            ),
+            None => audit::refused("mcp_policy", &err, principal, &parts.method, &parts.uri),
+        }
+        self.renderer.render(err)
+    }
+
+    /// Decides every call; the first refusal, named, with its index.
+    fn decide<'r>(
+        &self,
+        principal: Option<&Principal>,
+        req: &'r McpRequest,
+    ) -> Result<(), (AuthError, Option<&'r McpCall>)> {
+        if req.calls().is_empty() {
+            return self
+                .policy
+                .authorize(principal, None)
+                .map_err(|e| (e, None));
+        }
+        for (i, call) in req.calls().iter().enumerate() {
+            if let Err(err) = self.policy.authorize(principal, Some(call)) {
+                let what = describe(call);
+                let description = if req.is_batch() {
+                    format!("batch element {i} ({what}): {}", err.description())
+                } else {
+                    format!("{what}: {}", err.description())
+                };
+                let mut named = AuthError::new(err.kind(), description);
+                if let Some(scope) = err.scope() {
+                    named = named.with_scope(scope.clone());
+                }
+                if let Some(id) = call.id() {
+                    named = named.with_jsonrpc_id(id.clone());
+                }
+                return Err((named, Some(call)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `null` id (shared: refusals before the body's id is known).
+fn null_id() -> JsonRpcId {
+    static NULL: std::sync::OnceLock<JsonRpcId> = std::sync::OnceLock::new();
+    NULL.get_or_init(JsonRpcId::null).clone()
+}
+
+/// `tools/call \`name\``, with the name cut to 64 characters.
+fn describe(call: &McpCall) -> String {
+    let method = call.method().unwrap_or("response");
+    match call.target() {
+        None => method.chars().take(64).collect(),
+        Some(t) => {
+            let name: String = t.name().chars().take(64).collect();
+            let method: String = method.chars().take(64).collect();
+            format!("{method} `{name}`")
+        }
+    }
+}
+
+async fn read_body<B>(parts: &Parts, body: B, limit: usize) -> Result<Bytes, AuthError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(AuthError::payload_too_large(limit));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(AuthError::payload_too_large(limit))
+        }
+        Err(_) => Err(AuthError::malformed_request(
+            "the request body could not be read",
+        )),
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for McpPolicyService<S>
+where
+    S: Service<Request<Body>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = McpResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let config = self.config.clone();
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            parts.extensions.insert(config.challenge.clone());
+            let (mcp, body) = if parts.method == Method::POST {
+                parts.extensions.insert(null_id());
+                let bytes = match read_body(&parts, body, config.body_limit).await {
+                    Ok(b) => b,
+                    Err(err) => return Ok(config.refuse(err, &parts, None, 0)),
+                };
+                let mcp = match McpRequest::parse(&bytes) {
+                    Ok(m) => m,
+                    Err(err) => return Ok(config.refuse(err, &parts, None, 0)),
+                };
+                if let Some(id) = mcp.first_id() {
+                    parts.extensions.insert(id.clone());
+                }
+                if let Err(err) = mcp.check_headers(&parts.headers) {
+                    let first = mcp.calls().first();
+                    return Ok(config.refuse(err, &parts, first, mcp.calls().len()));
+                }
+                (mcp, Body::from(bytes))
+            } else {
+                (McpRequest::empty(), Body::new(body))
+            };
+            let principal = parts.extensions.get::<Principal>().cloned();
+            let n = mcp.calls().len();
+            if let Err((err, call)) = config.decide(principal.as_ref(), &mcp) {
+                return Ok(config.refuse(err, &parts, call, n));
+            }
+            let first = mcp.calls().first();
+            audit::mcp_decision(
+                None,
+                principal.as_ref(),
+                first.and_then(McpCall::method),
+                first.and_then(|c| c.target()).map(|t| t.kind()),
+                first.and_then(|c| c.target()).map(|t| t.name()),
+                n,
+                &parts.method,
+                &parts.uri,
+            );
+            let lists = if config.filter_lists {
+                ListFilter::new(&config.policy, principal, &mcp)
+            } else {
+                None
+            };
+            parts.extensions.insert(mcp);
+            let response = inner.call(Request::from_parts(parts, body)).await?;
+            let response = response.map(Body::new);
+            Ok(match lists {
+                Some(f) => filter::apply(response, f).await,
+                None => response,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        mcp::Rule,
+        principal::{AuthScheme, Scopes},
+    };
+    use http_body_util::BodyExt;
+    use serde_json::{json, Value};
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    fn resource() -> ProtectedResource {
+        ProtectedResource::builder("https://mcp.example.com/mcp")
+            .build()
+            .unwrap()
+    }
+
+    fn layer() -> McpPolicyLayer {
+        let policy = McpPolicy::builder()
+            .default(Rule::authenticated())
+            .tool("read", Rule::bearer().scopes(["read:data"]))
+            .tool("admin", Rule::api_key())
+            .build()
+            .unwrap();
+        McpPolicyLayer::new(policy, &resource())
+    }
+
+    async fn run(
+        layer: McpPolicyLayer,
+        req: Request<Body>,
+    ) -> (http::StatusCode, http::HeaderMap, Bytes) {
+        let svc = ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(|req: Request<Body>| async move {
+                // Echo the body and what the layer put into the extensions.
+                let calls = req
+                    .extensions()
+                    .get::<McpRequest>()
+                    .map_or(0, |m| m.calls().len());
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                let mut res = http::Response::new(Body::from(body));
+                res.headers_mut().insert("x-calls", calls.into());
+                Ok::<_, Infallible>(res)
+            });
+        let res = svc.oneshot(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        (
+            parts.status,
+            parts.headers,
+            body.collect().await.unwrap().to_bytes(),
+        )
+    }
+
+    fn post(body: impl Into<Body>, who: Option<Principal>) -> Request<Body> {
+        let mut req = Request::post("/mcp").body(body.into()).unwrap();
+        if let Some(p) = who {
+            req.extensions_mut().insert(p);
+        }
+        req
+    }
+
+    fn jwt(scopes: &str) -> Option<Principal> {
+        Some(Principal::new(AuthScheme::Jwt, "u").with_scopes(Scopes::parse(scopes)))
+    }
+
+    const READ: &str =
+        r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"read","arguments":{}}}"#;
+
+    #[tokio::test]
+    async fn allowed_call_reaches_inner_with_same_bytes() {
+        let (status, headers, body) = run(layer(), post(READ, jwt("read:data"))).await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["x-calls"], "1");
+        assert_eq!(body, READ.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn missing_scope_is_step_up_403() {
+        let (status, headers, body) = run(layer(), post(READ, jwt("profile"))).await;
+        assert_eq!(status, 403);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            r#"Bearer error="insufficient_scope", error_description="tools/call `read`: the access token lacks a scope this call requires", scope="profile read:data", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#
+        );
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["id"], 5);
+        assert_eq!(v["error"]["code"], -32003);
+    }
+
+    #[tokio::test]
+    async fn anonymous_is_401_with_scope() {
+        let (status, headers, _) = run(layer(), post(READ, None)).await;
+        assert_eq!(status, 401);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            r#"Bearer scope="read:data", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#
+        );
+    }
+
+    #[tokio::test]
+    async fn batch_refused_whole_naming_first_refused() {
+        let batch = format!(
+            r#"[{READ},{{"jsonrpc":"2.0","id":"b","method":"tools/call","params":{{"name":"admin"}}}},{{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{{"name":"admin"}}}}]"#
+        );
+        let (status, _, body) = run(layer(), post(batch.clone(), jwt("read:data"))).await;
+        assert_eq!(status, 401);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["id"], "b");
+        assert_eq!(
+            v["error"]["message"],
+            "batch element 1 (tools/call `admin`): this call requires an API key"
+        );
+        let key =
+            Some(Principal::new(AuthScheme::ApiKey, "k").with_scopes(Scopes::parse("read:data")));
+        let (status, _, _) = run(layer(), post(batch, key)).await;
+        assert_eq!(status, 401, "the bearer-only element refuses the API key");
+    }
+
+    #[tokio::test]
+    async fn too_large_and_malformed() {
+        let big = vec![b' '; 2048];
+        let (status, _, body) = run(layer().body_limit(1024), post(big.clone(), jwt(""))).await;
+        assert_eq!(status, 413);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (v["id"].clone(), v["error"]["code"].clone()),
+            (Value::Null, json!(-32013))
+        );
+        // Declared length over the limit: refused without reading.
+        let mut req = post(Body::empty(), jwt(""));
+        req.headers_mut()
+            .insert(header::CONTENT_LENGTH, 5000.into());
+        assert_eq!(run(layer().body_limit(1024), req).await.0, 413);
+        let (status, _, body) = run(layer(), post("not json", jwt(""))).await;
+        assert_eq!(status, 400);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], -32700);
+    }
+
+    #[tokio::test]
+    async fn get_uses_default_rule() {
+        let req = Request::get("/mcp").body(Body::empty()).unwrap();
+        assert_eq!(run(layer(), req).await.0, 401);
+        let mut req = Request::get("/mcp").body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(Principal::new(AuthScheme::ApiKey, "k"));
+        let (status, headers, _) = run(layer(), req).await;
+        assert_eq!(
+            (status.as_u16(), &headers["x-calls"]),
+            (200, &http::HeaderValue::from(0))
+        );
+    }
+
+    #[tokio::test]
+    async fn list_filtering_can_be_switched_off() {
+        let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        let result =
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read"},{"name":"admin"}]}}"#;
+        let run = |layer: McpPolicyLayer| async move {
+            let svc = ServiceBuilder::new().layer(layer).service_fn(
+                move |_req: Request<Body>| async move {
+                    let mut res = http::Response::new(Body::from(result));
+                    res.headers_mut()
+                        .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+                    Ok::<_, Infallible>(res)
+                },
+            );
+            let res = svc.oneshot(post(list, jwt("read:data"))).await.unwrap();
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            serde_json::from_slice::<Value>(&bytes).unwrap()["result"]["tools"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        assert_eq!(run(layer()).await, 1);
+        assert_eq!(run(layer().filter_lists(false)).await, 2);
+    }
+
+    #[tokio::test]
+    async fn header_mismatch() {
+        let mut req = post(READ, jwt("read:data"));
+        req.headers_mut()
+            .insert("mcp-name", "admin".parse().unwrap());
+        let (status, _, body) = run(layer(), req).await;
+        assert_eq!(status, 400);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (v["id"].clone(), v["error"]["code"].clone()),
+            (json!(5), json!(-32020))
+        );
+    }
+}

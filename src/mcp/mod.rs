@@ -1,0 +1,88 @@
+//! MCP-aware authorization: per-tool, per-prompt, per-resource and
+//! per-method rules on one Streamable HTTP endpoint.
+//!
+//! | piece | job |
+//! | --- | --- |
+//! | [`McpRequest::parse`] ([`inspect`]) | the JSON-RPC peek: each call's id, method and target |
+//! | [`Rule`], [`McpPolicy`] ([`policy`]) | what each call needs |
+//! | [`UriTemplate`] ([`uri_template`]) | RFC 6570 level-1 templates for resources |
+//! | [`McpPolicyLayer`] ([`layer`]) | reads the body once, decides, hands on the same bytes |
+//! | [`filter`] | `*/list` results trimmed to what the caller may call |
+//!
+//! Put the layer after the authentication layers (made `.optional()` so the
+//! policy decides what needs a credential) and before the MCP service. It
+//! reads the [`Principal`](crate::Principal) from the request extensions
+//! and knows nothing of the layer that put it there.
+//!
+//! # Spec decisions
+//!
+//! - `Mcp-Method` / `Mcp-Name` (MCP 2026-07-28, Streamable HTTP, "Request
+//!   Metadata"): checked when present, `=?base64?…?=` values decoded; a
+//!   mismatch is 400 with JSON-RPC code `-32020` (`HeaderMismatch`, the
+//!   code the draft schema gives; an earlier draft of the transport page
+//!   said `-32001`, which this crate already uses for 401). Their absence
+//!   is not refused: requiring them is the server's protocol-version call.
+//! - 403 `insufficient_scope` lists granted ∪ required scopes (MCP
+//!   2025-11-25, authorization, "Runtime Insufficient Scope Errors",
+//!   recommended approach), with `resource_metadata` and
+//!   `error_description`.
+//!
+//! # Tools see the principal
+//!
+//! rmcp hands the request's [`http::request::Parts`] to tools as an
+//! extension; the [`Principal`](crate::Principal) is in their extensions:
+//!
+//! ```
+//! use rmcp::{handler::server::{router::tool::ToolRouter, tool::Extension}, tool, tool_router};
+//! use tower_mcp_auth::Principal;
+//!
+//! #[derive(Clone)]
+//! struct Server {
+//!     tool_router: ToolRouter<Self>,
+//! }
+//!
+//! #[tool_router]
+//! impl Server {
+//!     #[tool(description = "Who am I?")]
+//!     async fn whoami(&self, Extension(parts): Extension<http::request::Parts>) -> String {
+//!         Principal::from_parts(&parts).map_or("anonymous".into(), |p| p.subject().to_owned())
+//!     }
+//! }
+//! # let _ = Server { tool_router: Server::tool_router() }.tool_router;
+//! ```
+//!
+//! (tests/mcp_policy.rs runs exactly this against a real rmcp server.)
+//!
+//! # Example
+//!
+//! ```
+//! use tower::ServiceBuilder;
+//! use tower_mcp_auth::{ApiKeyLayer, ApiKeys, ProtectedResource};
+//! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+//!     .scopes_supported(["read:data", "write:data"])
+//!     .build()?;
+//! let policy = McpPolicy::builder()
+//!     .default(Rule::authenticated())
+//!     .tool("get_user_data", Rule::bearer().scopes(["read:data"]))
+//!     .tool("create_admin_user", Rule::api_key())
+//!     .resource("user://{user_id}/private", Rule::bearer().scopes(["read:data"]))
+//!     .build()?;
+//! let layers = ServiceBuilder::new()
+//!     .layer(ApiKeyLayer::new(ApiKeys::new()).optional().resource(&resource))
+//!     .layer(McpPolicyLayer::new(policy, &resource));
+//! # let _ = layers; Ok(()) }
+//! ```
+
+pub mod filter;
+pub mod inspect;
+pub mod layer;
+pub mod policy;
+pub mod uri_template;
+
+pub use inspect::{McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH};
+pub use layer::{McpPolicyLayer, McpPolicyService, McpResponseFuture, DEFAULT_BODY_LIMIT};
+pub use policy::{McpPolicy, McpPolicyBuilder, Rule};
+pub use uri_template::UriTemplate;

@@ -1,0 +1,277 @@
+//! RFC 6570 level-1 URI templates (`user://{user_id}/private`), matched
+//! against concrete resource URIs.
+//!
+//! # Matching
+//!
+//! A template is a sequence of literal characters and `{name}` variables.
+//! A literal matches itself; a variable matches **one or more** characters
+//! other than `/`, `?` and `#` (a level-1 expansion percent-encodes every
+//! reserved character, so a value never spans a path segment; accepting the
+//! other reserved characters unencoded keeps a lenient client's URI under
+//! the template's rule rather than the default). Matching is an NFA
+//! simulation: linear in the URI's length times the template's length, with
+//! no backtracking, whatever the input.
+//!
+//! # Specificity
+//!
+//! When several templates match, the **most specific** wins: the one with
+//! the most literal characters; on a tie, the one with fewer variables; on
+//! a tie again, the one registered first. A resource registered without
+//! any variable is an exact URI and beats every template.
+//!
+//! # Example
+//!
+//! ```
+//! use tower_mcp_auth::mcp::UriTemplate;
+//!
+//! let t = UriTemplate::parse("user://{user_id}/private").unwrap();
+//! assert!(t.matches("user://42/private"));
+//! assert!(!t.matches("user:///private"));       // a variable is never empty
+//! assert!(!t.matches("user://4/2/private"));    // nor spans a `/`
+//! assert_eq!(t.literal_len(), "user:///private".len());
+//! assert!(UriTemplate::parse("user://{+path}").is_err()); // level 2: refused
+//! ```
+
+use std::fmt;
+
+use crate::config::ConfigError;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token {
+    Lit(char),
+    Var,
+}
+
+/// A parsed RFC 6570 level-1 URI template.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UriTemplate {
+    source: String,
+    tokens: Vec<Token>,
+    vars: usize,
+}
+
+impl UriTemplate {
+    /// Parses a template.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for an unclosed or stray brace, an empty or
+    /// malformed variable name, an operator of a higher level (`{+x}`,
+    /// `{#x}`, `{/x}`, …), a modifier (`{x*}`, `{x:3}`), a list of variables
+    /// (`{x,y}`), two variables side by side (`{a}{b}`, ambiguous), or an
+    /// empty template.
+    pub fn parse(source: &str) -> Result<Self, ConfigError> {
+        let bad = |why: &str| {
+            ConfigError::Invalid(format!(
+                "resource template `{source}`: {why} (only RFC 6570 level-1 `{{name}}` variables are supported)"
+            ))
+        };
+        if source.is_empty() {
+            return Err(bad("empty template"));
+        }
+        let mut tokens = Vec::with_capacity(source.len());
+        let mut vars = 0;
+        let mut chars = source.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            None => return Err(bad("unclosed `{`")),
+                            Some('}') => break,
+                            Some(c) => name.push(c),
+                        }
+                    }
+                    if name.is_empty() {
+                        return Err(bad("empty variable `{}`"));
+                    }
+                    let first = name.chars().next().unwrap_or_default();
+                    if "+#./;?&=,!@|".contains(first) {
+                        return Err(bad("operators are level 2 and above"));
+                    }
+                    if name.contains(',') || name.contains('*') || name.contains(':') {
+                        return Err(bad("variable lists and modifiers are level 4"));
+                    }
+                    let valid = name.split('.').all(|part| {
+                        !part.is_empty()
+                            && part
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '%')
+                    });
+                    if !valid {
+                        return Err(bad("variable names are letters, digits, `_` and `.`"));
+                    }
+                    if tokens.last() == Some(&Token::Var) {
+                        return Err(bad("two variables side by side are ambiguous"));
+                    }
+                    tokens.push(Token::Var);
+                    vars += 1;
+                }
+                '}' => return Err(bad("stray `}`")),
+                c => tokens.push(Token::Lit(c)),
+            }
+        }
+        Ok(Self {
+            source: source.to_owned(),
+            tokens,
+            vars,
+        })
+    }
+
+    /// The template as written.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// How many literal characters the template has (its specificity).
+    #[must_use]
+    pub fn literal_len(&self) -> usize {
+        self.tokens.len() - self.vars
+    }
+
+    /// How many variables the template has.
+    #[must_use]
+    pub fn var_count(&self) -> usize {
+        self.vars
+    }
+
+    /// Whether the template has no variable (it is an exact URI).
+    #[must_use]
+    pub fn is_exact(&self) -> bool {
+        self.vars == 0
+    }
+
+    /// Whether `uri` is an expansion of this template.
+    #[must_use]
+    pub fn matches(&self, uri: &str) -> bool {
+        let n = self.tokens.len();
+        // `cur[i]`: the tokens before `i` have matched the input so far.
+        // `in_var[i]`: token `i` is a variable that has taken at least one
+        // character and may take more.
+        let mut cur = vec![false; n + 1];
+        let mut in_var = vec![false; n];
+        let mut next = vec![false; n + 1];
+        let mut next_var = vec![false; n];
+        cur[0] = true;
+        for c in uri.chars() {
+            next.iter_mut().for_each(|b| *b = false);
+            next_var.iter_mut().for_each(|b| *b = false);
+            let mut any = false;
+            for i in 0..n {
+                match self.tokens[i] {
+                    Token::Lit(l) => {
+                        if cur[i] && l == c {
+                            next[i + 1] = true;
+                            any = true;
+                        }
+                    }
+                    Token::Var => {
+                        if (cur[i] || in_var[i]) && !matches!(c, '/' | '?' | '#') {
+                            next_var[i] = true;
+                            next[i + 1] = true;
+                            any = true;
+                        }
+                    }
+                }
+            }
+            if !any {
+                return false;
+            }
+            std::mem::swap(&mut cur, &mut next);
+            std::mem::swap(&mut in_var, &mut next_var);
+        }
+        cur[n]
+    }
+
+    /// Orders templates from most to least specific: more literal
+    /// characters first, then fewer variables.
+    pub(crate) fn specificity_key(&self) -> (std::cmp::Reverse<usize>, usize) {
+        (std::cmp::Reverse(self.literal_len()), self.vars)
+    }
+}
+
+impl fmt::Debug for UriTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("UriTemplate").field(&self.source).finish()
+    }
+}
+
+impl fmt::Display for UriTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_level_one_and_refuses_the_rest() {
+        for ok in [
+            "user://{user_id}/private",
+            "a://x",
+            "a://{x}-{y}",
+            "f://{a.b}",
+        ] {
+            assert!(UriTemplate::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "a://{",
+            "a://{}",
+            "a://}",
+            "a://{+x}",
+            "a://{#x}",
+            "a://{/x}",
+            "a://{x,y}",
+            "a://{x*}",
+            "a://{x:3}",
+            "a://{a}{b}",
+            "a://{a b}",
+            "a://{.x}",
+        ] {
+            let err = UriTemplate::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("level-1"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn matching() {
+        let t = UriTemplate::parse("user://{user_id}/private").unwrap();
+        assert!(t.matches("user://42/private"));
+        assert!(t.matches("user://a@b.c/private"));
+        assert!(!t.matches("user:///private"));
+        assert!(!t.matches("user://4/2/private"));
+        assert!(!t.matches("user://42/private/x"));
+        assert!(!t.matches("user://42/privat"));
+        assert!(!t.matches("user://42?x/private"));
+        let t = UriTemplate::parse("a://{x}-{y}").unwrap();
+        assert!(t.matches("a://p-q-r"), "either split is a match");
+        assert!(!t.matches("a://p-"));
+        assert!(!t.matches("a://-"));
+        let exact = UriTemplate::parse("admin://system/stats").unwrap();
+        assert!(exact.is_exact() && exact.matches("admin://system/stats"));
+        assert!(!exact.matches("admin://system/stats2"));
+    }
+
+    #[test]
+    fn long_adversarial_input_is_linear() {
+        let t = UriTemplate::parse("a://{x}-{y}-{z}-end").unwrap();
+        let uri = format!("a://{}", "-".repeat(200_000));
+        let start = std::time::Instant::now();
+        assert!(!t.matches(&uri));
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn specificity() {
+        let a = UriTemplate::parse("user://{id}/private").unwrap();
+        let b = UriTemplate::parse("user://{id}/{section}").unwrap();
+        assert!(a.specificity_key() < b.specificity_key());
+        assert_eq!(a.literal_len(), 15);
+        assert_eq!(b.var_count(), 2);
+    }
+}

@@ -1,0 +1,624 @@
+//! [`FailedAuthLayer`]: refuses a client address that keeps presenting bad
+//! credentials, so guessing keys or tokens gets nowhere.
+//!
+//! Place it **outside** the authenticators: it lets a request through,
+//! looks at the response, and counts the refusals an authenticator put in
+//! its extensions (an [`AuthError`] of kind
+//! [`InvalidToken`](AuthErrorKind::InvalidToken), and
+//! [`MissingCredential`](AuthErrorKind::MissingCredential) unless turned
+//! off). After [`threshold`](FailedAuthLayer::threshold) such refusals
+//! within the window, every request from that address, good credentials
+//! or not, is refused with 429 and `Retry-After` for the
+//! [`cool-down`](FailedAuthLayer::cooldown). Other addresses are not
+//! affected. Addresses are found as [`KeyExtractor::client_ip`] does
+//! (`ConnectInfo`, [`TrustedProxies`]): serve with
+//! `into_make_service_with_connect_info::<SocketAddr>()`, and behind a
+//! proxy configure [`trusted_proxies`](FailedAuthLayer::trusted_proxies),
+//! or every client shares the proxy's (or, without `ConnectInfo`, one
+//! common) entry and one guesser blocks them all.
+//!
+//! Blocking an address is an audit event with `outcome = "throttled"`,
+//! `layer = "failed_auth"` and the `client` address; each refused request
+//! during the cool-down is another.
+//!
+//! Memory is bounded: entries expire when their window and cool-down are
+//! over and are swept every 10 s (amortised into requests, like
+//! [`MemoryStore`](super::MemoryStore)); past
+//! [`max_keys`](FailedAuthLayer::max_keys) addresses (default 100 000),
+//! new addresses share one overflow entry, so during a flood from more
+//! addresses than that, the untracked ones are throttled together while
+//! tracked ones keep their own counts.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, routing::get};
+//! use tower::ServiceBuilder;
+//! use tower_mcp_auth::{ApiKeyLayer, ApiKeys};
+//! use tower_mcp_auth::rate_limit::FailedAuthLayer;
+//!
+//! let app: Router = Router::new().route("/", get(|| async { "ok" })).layer(
+//!     ServiceBuilder::new()
+//!         .layer(FailedAuthLayer::new().threshold(5, Duration::from_secs(60)).cooldown(Duration::from_secs(900)))
+//!         .layer(ApiKeyLayer::new(ApiKeys::new())),
+//! );
+//! ```
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
+    task::{ready, Context, Poll},
+    time::Duration,
+};
+
+use axum::{body::Body, response::Response};
+use bytes::Bytes;
+use dashmap::DashMap;
+use governor::clock::{Clock, DefaultClock, Reference};
+use http::Request;
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::key::{KeyExtractor, RateLimitKey, TrustedProxies};
+use crate::{
+    audit,
+    error::{AuthError, AuthErrorKind, ErrorRenderer},
+    future::BoxError,
+    principal::Principal,
+};
+
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// A [`Layer`] that throttles addresses after repeated authentication
+/// failures; see the [module docs](self). Clones share one state.
+#[must_use]
+pub struct FailedAuthLayer<C: Clock = DefaultClock> {
+    tracker: Arc<Tracker<C>>,
+}
+
+impl<C: Clock> Clone for FailedAuthLayer<C> {
+    fn clone(&self) -> Self {
+        Self {
+            tracker: self.tracker.clone(),
+        }
+    }
+}
+
+struct Tracker<C: Clock> {
+    clock: C,
+    start: C::Instant,
+    threshold: u32,
+    window: u64,
+    cooldown: u64,
+    max_keys: usize,
+    count_missing: bool,
+    keys: KeyExtractor,
+    renderer: ErrorRenderer,
+    map: DashMap<RateLimitKey, Entry>,
+    len: AtomicUsize,
+    next_sweep: AtomicU64,
+    last_sweep: AtomicU64,
+    sweeping: AtomicBool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    window_start: u64,
+    failures: u32,
+    blocked_until: u64,
+}
+
+impl FailedAuthLayer<DefaultClock> {
+    /// 10 failures within a minute block an address for 5 minutes.
+    pub fn new() -> Self {
+        Self::with_clock(DefaultClock::default())
+    }
+}
+
+impl Default for FailedAuthLayer<DefaultClock> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl<C: Clock + Send + Sync + 'static> FailedAuthLayer<C> {
+    /// As [`new`](FailedAuthLayer::new), on the given clock (for tests).
+    pub fn with_clock(clock: C) -> Self {
+        let start = clock.now();
+        Self {
+            tracker: Arc::new(Tracker {
+                clock,
+                start,
+                threshold: 10,
+                window: nanos(Duration::from_secs(60)),
+                cooldown: nanos(Duration::from_secs(300)),
+                max_keys: super::memory::DEFAULT_MAX_KEYS,
+                count_missing: true,
+                keys: KeyExtractor::default(),
+                renderer: ErrorRenderer::default(),
+                map: DashMap::new(),
+                len: AtomicUsize::new(0),
+                next_sweep: AtomicU64::new(nanos(SWEEP_EVERY)),
+                last_sweep: AtomicU64::new(0),
+                sweeping: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    fn config(&mut self) -> &mut Tracker<C> {
+        Arc::get_mut(&mut self.tracker).expect("configure a FailedAuthLayer before cloning it")
+    }
+
+    /// Blocks an address after `failures` refused credentials within
+    /// `window` (`failures` at least 1).
+    ///
+    /// # Panics
+    ///
+    /// When called on a layer that has already been cloned.
+    pub fn threshold(mut self, failures: u32, window: Duration) -> Self {
+        let c = self.config();
+        c.threshold = failures.max(1);
+        c.window = nanos(window);
+        self
+    }
+
+    /// How long a blocked address stays blocked.
+    ///
+    /// # Panics
+    ///
+    /// When called on a layer that has already been cloned.
+    pub fn cooldown(mut self, cooldown: Duration) -> Self {
+        self.config().cooldown = nanos(cooldown);
+        self
+    }
+
+    /// The most addresses tracked at once (at least 1).
+    ///
+    /// # Panics
+    ///
+    /// When called on a layer that has already been cloned.
+    pub fn max_keys(mut self, max: usize) -> Self {
+        self.config().max_keys = max.max(1);
+        self
+    }
+
+    /// Whether a request without any credential counts as a failure
+    /// (default `true`; an MCP client's first, unauthenticated request
+    /// counts once).
+    ///
+    /// # Panics
+    ///
+    /// When called on a layer that has already been cloned.
+    pub fn count_missing_credentials(mut self, on: bool) -> Self {
+        self.config().count_missing = on;
+        self
+    }
+
+    /// Believes forwarding headers from these proxies.
+    ///
+    /// # Panics
+    ///
+    /// When called on a layer that has already been cloned.
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        let c = self.config();
+        c.keys = std::mem::take(&mut c.keys).trusted_proxies(proxies);
+        self
+    }
+
+    /// Renders refusals with a custom renderer.
+    ///
+    /// # Panics
+    ///
+    /// When called on a layer that has already been cloned.
+    pub fn renderer(mut self, renderer: ErrorRenderer) -> Self {
+        self.config().renderer = renderer;
+        self
+    }
+
+    /// How many addresses are tracked now.
+    #[must_use]
+    pub fn tracked(&self) -> usize {
+        self.tracker.len.load(Ordering::Relaxed)
+    }
+}
+
+impl<C: Clock> fmt::Debug for FailedAuthLayer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &*self.tracker;
+        f.debug_struct("FailedAuthLayer")
+            .field("threshold", &t.threshold)
+            .field("window", &Duration::from_nanos(t.window))
+            .field("cooldown", &Duration::from_nanos(t.cooldown))
+            .field("max_keys", &t.max_keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Clock + Send + Sync + 'static> Tracker<C> {
+    fn now(&self) -> u64 {
+        self.clock.now().duration_since(self.start).as_u64()
+    }
+
+    fn key<B>(&self, req: &Request<B>) -> RateLimitKey {
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        match peer {
+            Some(peer) => RateLimitKey::ip(self.keys.proxies().client_ip(peer, req.headers())),
+            None => RateLimitKey::unknown_client(),
+        }
+    }
+
+    /// How long `key` is still blocked for, if it is.
+    fn blocked(&self, key: &RateLimitKey, now: u64) -> Option<Duration> {
+        let until = match self.map.get(key) {
+            Some(e) => e.blocked_until,
+            None if self.len.load(Ordering::Relaxed) >= self.max_keys => {
+                self.map.get(&RateLimitKey::overflow())?.blocked_until
+            }
+            None => return None,
+        };
+        (until > now).then(|| Duration::from_nanos(until - now))
+    }
+
+    fn record_failure(&self, key: RateLimitKey, now: u64) -> bool {
+        let mut entry = match self.map.get_mut(&key) {
+            Some(e) => e,
+            None => {
+                let key = if self.len.load(Ordering::Relaxed) >= self.max_keys {
+                    RateLimitKey::overflow()
+                } else {
+                    key
+                };
+                self.map.entry(key).or_insert_with(|| {
+                    self.len.fetch_add(1, Ordering::Relaxed);
+                    Entry {
+                        window_start: now,
+                        failures: 0,
+                        blocked_until: 0,
+                    }
+                })
+            }
+        };
+        if now >= entry.window_start.saturating_add(self.window) {
+            entry.window_start = now;
+            entry.failures = 0;
+        }
+        entry.failures += 1;
+        if entry.failures >= self.threshold {
+            entry.blocked_until = now.saturating_add(self.cooldown);
+            entry.failures = 0;
+            entry.window_start = now;
+            return true;
+        }
+        false
+    }
+
+    fn maybe_sweep(&self, now: u64) {
+        let due = now >= self.next_sweep.load(Ordering::Relaxed)
+            || (self.len.load(Ordering::Relaxed) >= self.max_keys
+                && now >= self.last_sweep.load(Ordering::Relaxed) + nanos(Duration::from_secs(1)));
+        if !due
+            || self
+                .sweeping
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        self.last_sweep.store(now, Ordering::Relaxed);
+        self.next_sweep
+            .store(now + nanos(SWEEP_EVERY), Ordering::Relaxed);
+        let mut removed = 0;
+        self.map.retain(|_, e| {
+            let keep = e.blocked_until > now || now < e.window_start.saturating_add(self.window);
+            removed += usize::from(!keep);
+            keep
+        });
+        self.len.fetch_sub(removed, Ordering::Relaxed);
+        self.sweeping.store(false, Ordering::Release);
+    }
+
+    fn counts(&self, kind: AuthErrorKind) -> bool {
+        kind == AuthErrorKind::InvalidToken
+            || (self.count_missing && kind == AuthErrorKind::MissingCredential)
+    }
+}
+
+impl<S, C: Clock> Layer<S> for FailedAuthLayer<C> {
+    type Service = FailedAuth<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        FailedAuth {
+            inner,
+            tracker: self.tracker.clone(),
+        }
+    }
+}
+
+/// The service made by [`FailedAuthLayer`].
+pub struct FailedAuth<S, C: Clock = DefaultClock> {
+    inner: S,
+    tracker: Arc<Tracker<C>>,
+}
+
+impl<S: Clone, C: Clock> Clone for FailedAuth<S, C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            tracker: self.tracker.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, C: Clock> fmt::Debug for FailedAuth<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailedAuth")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, C: Clock> FailedAuth<S, C> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, C, ReqBody, ResBody> Service<Request<ReqBody>> for FailedAuth<S, C>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone,
+    C: Clock + Send + Sync + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = FailedAuthResponseFuture<S::Future, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let t = &*self.tracker;
+        let now = t.now();
+        t.maybe_sweep(now);
+        let key = t.key(&req);
+        if let Some(wait) = t.blocked(&key, now) {
+            let err = AuthError::rate_limited(wait).with_request_context(req.extensions());
+            audit::refused(
+                "failed_auth",
+                &err,
+                Principal::from_extensions(req.extensions()),
+                req.method(),
+                req.uri(),
+            );
+            return FailedAuthResponseFuture {
+                kind: Kind::Refused {
+                    response: Some(t.renderer.render(err)),
+                },
+            };
+        }
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        FailedAuthResponseFuture {
+            kind: Kind::Inner {
+                future: inner.call(req),
+                key: Some(key),
+                tracker: self.tracker.clone(),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`FailedAuth`].
+    pub struct FailedAuthResponseFuture<F, C: Clock> {
+        #[pin]
+        kind: Kind<F, C>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, C: Clock> {
+        Inner { #[pin] future: F, key: Option<RateLimitKey>, tracker: Arc<Tracker<C>> },
+        Refused { response: Option<Response> },
+    }
+}
+
+impl<F, C: Clock> fmt::Debug for FailedAuthResponseFuture<F, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailedAuthResponseFuture")
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, C, B, E> Future for FailedAuthResponseFuture<F, C>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+    C: Clock + Send + Sync + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner {
+                future,
+                key,
+                tracker,
+            } => {
+                let res = ready!(future.poll(cx))?;
+                let failed = res
+                    .extensions()
+                    .get::<AuthError>()
+                    .is_some_and(|e| tracker.counts(e.kind()));
+                if let (true, Some(key)) = (failed, key.take()) {
+                    let client = key.to_string();
+                    if tracker.record_failure(key, tracker.now()) {
+                        tracing::warn!(
+                            target: audit::TARGET,
+                            outcome = "throttled",
+                            layer = "failed_auth",
+                            client,
+                            reason = "repeated_authentication_failures",
+                            cooldown_secs = Duration::from_nanos(tracker.cooldown).as_secs(),
+                        );
+                    }
+                }
+                Poll::Ready(Ok(res.map(Body::new)))
+            }
+            KindProj::Refused { response } => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ApiKey, ApiKeyLayer, ApiKeys};
+    use axum::extract::ConnectInfo;
+    use governor::clock::FakeRelativeClock;
+    use http::{header, StatusCode};
+    use std::{convert::Infallible, net::SocketAddr};
+    use tower::{ServiceBuilder, ServiceExt};
+
+    const KEY: &str = "mcp_sk_good-key-0123456789abcdef";
+
+    async fn ok(_req: Request<Body>) -> Result<http::Response<Body>, Infallible> {
+        Ok(http::Response::new(Body::from("ok")))
+    }
+
+    fn req(peer: &str, key: &str) -> Request<Body> {
+        let mut req = Request::get("/")
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        req
+    }
+
+    async fn send(
+        layer: &FailedAuthLayer<FakeRelativeClock>,
+        req: Request<Body>,
+    ) -> (StatusCode, Option<String>) {
+        let svc = ServiceBuilder::new()
+            .layer(layer.clone())
+            .layer(ApiKeyLayer::new(
+                ApiKeys::new().with(ApiKey::new("good", KEY)),
+            ))
+            .service_fn(ok);
+        let res = svc.oneshot(req).await.unwrap();
+        let retry = res
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        (res.status(), retry)
+    }
+
+    #[tokio::test]
+    async fn guessing_blocks_one_address_for_the_cooldown() {
+        let clock = FakeRelativeClock::default();
+        let layer = FailedAuthLayer::with_clock(clock.clone())
+            .threshold(3, Duration::from_secs(60))
+            .cooldown(Duration::from_secs(300));
+        let attacker = "203.0.113.66:5000";
+        for i in 0..3 {
+            let guess = format!("mcp_sk_guess-{i:020}");
+            assert_eq!(send(&layer, req(attacker, &guess)).await.0, 401);
+        }
+        // Blocked now, even with the right key.
+        assert_eq!(
+            send(&layer, req(attacker, KEY)).await,
+            (StatusCode::TOO_MANY_REQUESTS, Some("300".into()))
+        );
+        // Others are not affected.
+        assert_eq!(send(&layer, req("198.51.100.2:1", KEY)).await.0, 200);
+        clock.advance(Duration::from_millis(299_500));
+        assert_eq!(
+            send(&layer, req(attacker, KEY)).await,
+            (StatusCode::TOO_MANY_REQUESTS, Some("1".into()))
+        );
+        clock.advance(Duration::from_millis(500));
+        assert_eq!(send(&layer, req(attacker, KEY)).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn failures_outside_the_window_do_not_add_up() {
+        let clock = FakeRelativeClock::default();
+        let layer =
+            FailedAuthLayer::with_clock(clock.clone()).threshold(2, Duration::from_secs(10));
+        let peer = "192.0.2.9:1";
+        assert_eq!(
+            send(&layer, req(peer, "mcp_sk_wrong-000000000000")).await.0,
+            401
+        );
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(
+            send(&layer, req(peer, "mcp_sk_wrong-000000000000")).await.0,
+            401
+        );
+        assert_eq!(send(&layer, req(peer, KEY)).await.0, 200);
+        // The sweep forgets addresses whose window is over.
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(send(&layer, req("192.0.2.10:1", KEY)).await.0, 200);
+        assert_eq!(layer.tracked(), 0);
+    }
+
+    #[tokio::test]
+    async fn bounded_memory_with_many_addresses() {
+        let clock = FakeRelativeClock::default();
+        let layer = FailedAuthLayer::with_clock(clock.clone())
+            .threshold(2, Duration::from_secs(60))
+            .max_keys(100);
+        let tracked = "192.0.2.1:1";
+        assert_eq!(
+            send(&layer, req(tracked, "mcp_sk_wrong-000000000000"))
+                .await
+                .0,
+            401
+        );
+        for i in 0..1000u32 {
+            let peer = SocketAddr::from((std::net::Ipv4Addr::from(0x0a00_0000 + i), 1)).to_string();
+            send(&layer, req(&peer, "mcp_sk_wrong-000000000000")).await;
+        }
+        assert!(layer.tracked() <= 101, "{}", layer.tracked());
+        // The tracked address kept its own count: one more failure blocks it.
+        assert_eq!(
+            send(&layer, req(tracked, "mcp_sk_wrong-000000000000"))
+                .await
+                .0,
+            401
+        );
+        assert_eq!(send(&layer, req(tracked, KEY)).await.0, 429);
+    }
+}

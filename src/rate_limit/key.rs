@@ -1,0 +1,474 @@
+//! Which bucket a request counts against: [`RateLimitKey`], and how it is
+//! found ([`KeyExtractor`], [`TrustedProxies`]).
+//!
+//! * An authenticated request: its [`Principal`]'s scheme and subject, so
+//!   a key named `ci` and a token whose `sub` is `ci` are different callers.
+//! * An anonymous request: the client's IP address. That is the peer
+//!   address from axum's [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo)
+//!   (serve with `into_make_service_with_connect_info::<SocketAddr>()`),
+//!   unless the peer is a [trusted proxy](TrustedProxies): then the
+//!   right-most address in `X-Forwarded-For` (or `Forwarded`) that is not
+//!   itself a trusted proxy. The left-most hop is whatever the client wrote
+//!   and is never used. Without `ConnectInfo` every anonymous request shares
+//!   one bucket.
+//! * A custom function of the request's [`Parts`] can replace both.
+//!
+//! # Example
+//!
+//! ```
+//! use std::net::{IpAddr, SocketAddr};
+//! use axum::extract::ConnectInfo;
+//! use http::Request;
+//! use tower_mcp_auth::rate_limit::{KeyExtractor, RateLimitKey, TrustedProxies};
+//!
+//! let proxies = TrustedProxies::new(["10.0.0.0/8"])?;
+//! let extractor = KeyExtractor::default().trusted_proxies(proxies);
+//!
+//! let mut req = Request::get("/mcp")
+//!     .header("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.1.2.3")
+//!     .body(())?;
+//! req.extensions_mut()
+//!     .insert(ConnectInfo("10.0.0.1:40000".parse::<SocketAddr>()?));
+//! let (parts, ()) = req.into_parts();
+//!
+//! // 10.0.0.1 and 10.1.2.3 are proxies; 203.0.113.9 is the client.
+//! let ip: IpAddr = "203.0.113.9".parse()?;
+//! assert_eq!(extractor.extract(&parts), RateLimitKey::ip(ip));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::{
+    fmt,
+    hash::Hash,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
+
+use axum::extract::ConnectInfo;
+use http::{request::Parts, HeaderMap, HeaderName};
+
+use crate::{
+    config::ConfigError,
+    principal::{AuthScheme, Principal},
+};
+
+/// The bucket a request counts against. Cheap to hash and compare.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RateLimitKey(Repr);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Repr {
+    Principal(AuthScheme, Box<str>),
+    Ip(IpAddr),
+    Custom(Box<str>),
+    UnknownClient,
+    Overflow,
+}
+
+impl RateLimitKey {
+    /// The key of an authenticated caller: scheme and subject.
+    #[must_use]
+    pub fn principal(principal: &Principal) -> Self {
+        Self(Repr::Principal(
+            principal.scheme(),
+            principal.subject().into(),
+        ))
+    }
+
+    /// The key of an anonymous client address.
+    #[must_use]
+    pub fn ip(ip: IpAddr) -> Self {
+        // One bucket per address: an IPv4-mapped IPv6 address is the IPv4 one.
+        Self(Repr::Ip(ip.to_canonical()))
+    }
+
+    /// A key of your own (a tenant id, an API key's group, …).
+    #[must_use]
+    pub fn custom(key: impl Into<String>) -> Self {
+        Self(Repr::Custom(key.into().into_boxed_str()))
+    }
+
+    /// The one bucket shared by anonymous requests whose address is unknown
+    /// (no `ConnectInfo`).
+    #[must_use]
+    pub fn unknown_client() -> Self {
+        Self(Repr::UnknownClient)
+    }
+
+    /// The bucket shared by new keys once a store holds its maximum number
+    /// of keys (see [`MemoryStore::max_keys`](super::MemoryStore::max_keys)).
+    #[must_use]
+    pub fn overflow() -> Self {
+        Self(Repr::Overflow)
+    }
+
+    /// Whether this is the [`overflow`](Self::overflow) key.
+    #[must_use]
+    pub fn is_overflow(&self) -> bool {
+        matches!(self.0, Repr::Overflow)
+    }
+}
+
+/// The stable text form, used in Redis keys: `p:<scheme>:<subject>`,
+/// `ip:<address>`, `c:<custom>`, `anon`, `overflow`.
+impl fmt::Display for RateLimitKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Principal(scheme, subject) => write!(f, "p:{}:{subject}", scheme.as_str()),
+            Repr::Ip(ip) => write!(f, "ip:{ip}"),
+            Repr::Custom(key) => write!(f, "c:{key}"),
+            Repr::UnknownClient => f.write_str("anon"),
+            Repr::Overflow => f.write_str("overflow"),
+        }
+    }
+}
+
+impl fmt::Debug for RateLimitKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RateLimitKey({self})")
+    }
+}
+
+/// Which header the trusted proxies append the client address to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (the default).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1`.
+    Forwarded,
+}
+
+/// The proxies (addresses or CIDR blocks) whose forwarding header is
+/// believed. Only the hops these proxies appended are skipped; the first
+/// address from the right that is not a trusted proxy is the client.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies {
+    nets: Arc<[Net]>,
+    header: ProxyHeader,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Net {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Net {
+    fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let addr = addr.to_canonical();
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Self { addr, prefix })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+impl TrustedProxies {
+    /// Trusts the given addresses or CIDR blocks (`10.0.0.0/8`,
+    /// `127.0.0.1`, `fd00::/8`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming an entry that is not an address or
+    /// block.
+    pub fn new<I>(nets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let nets = nets
+            .into_iter()
+            .map(|s| {
+                Net::parse(s.as_ref()).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "`{}` is not an IP address or CIDR block",
+                        s.as_ref()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            nets: nets.into(),
+            header: ProxyHeader::default(),
+        })
+    }
+
+    /// Reads the given header (default `X-Forwarded-For`). Use the one
+    /// your proxies write: the other is client-controlled.
+    #[must_use]
+    pub fn header(mut self, header: ProxyHeader) -> Self {
+        self.header = header;
+        self
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.nets.iter().any(|n| n.contains(ip))
+    }
+
+    /// The client address of a request that came from `peer`.
+    #[must_use]
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.contains(peer) {
+            return peer.to_canonical();
+        }
+        let mut client = peer;
+        let mut hops: Vec<&str> = Vec::new();
+        match self.header {
+            ProxyHeader::XForwardedFor => {
+                for v in headers.get_all(&X_FORWARDED_FOR) {
+                    let Ok(v) = v.to_str() else {
+                        return client.to_canonical();
+                    };
+                    hops.extend(v.split(','));
+                }
+            }
+            ProxyHeader::Forwarded => {
+                for v in headers.get_all(http::header::FORWARDED) {
+                    let Ok(v) = v.to_str() else {
+                        return client.to_canonical();
+                    };
+                    hops.extend(v.split(',').map(forwarded_for));
+                }
+            }
+        }
+        for hop in hops.iter().rev() {
+            // A hop we cannot read ends the walk: the last address read is
+            // the best we know (never something further left).
+            let Some(ip) = parse_hop(hop) else { break };
+            client = ip;
+            if !self.contains(ip) {
+                break;
+            }
+        }
+        client.to_canonical()
+    }
+}
+
+/// The `for=` value of one `Forwarded` element ("" when absent).
+fn forwarded_for(element: &str) -> &str {
+    element
+        .split(';')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("for"))
+        .map_or("", |(_, v)| v.trim())
+}
+
+/// An address, with or without port, brackets or quotes.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim().trim_matches('"');
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(sa) = hop.parse::<SocketAddr>() {
+        return Some(sa.ip());
+    }
+    let inner = hop.strip_prefix('[')?.split(']').next()?;
+    inner.parse().ok()
+}
+
+type KeyFn = dyn Fn(&Parts) -> Option<RateLimitKey> + Send + Sync;
+
+/// Finds the [`RateLimitKey`] of a request; see the [module docs](self).
+#[derive(Clone, Default)]
+pub struct KeyExtractor {
+    custom: Option<Arc<KeyFn>>,
+    proxies: TrustedProxies,
+}
+
+impl KeyExtractor {
+    /// Believes forwarding headers from these proxies.
+    #[must_use]
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
+    /// A custom key function; when it returns `None` the default key
+    /// (principal, else client address) is used.
+    #[must_use]
+    pub fn custom<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Parts) -> Option<RateLimitKey> + Send + Sync + 'static,
+    {
+        self.custom = Some(Arc::new(f));
+        self
+    }
+
+    /// The key of a request.
+    #[must_use]
+    pub fn extract(&self, parts: &Parts) -> RateLimitKey {
+        if let Some(key) = self.custom.as_ref().and_then(|f| f(parts)) {
+            return key;
+        }
+        match Principal::from_parts(parts) {
+            Some(p) => RateLimitKey::principal(p),
+            None => self
+                .client_ip(parts)
+                .map_or_else(RateLimitKey::unknown_client, RateLimitKey::ip),
+        }
+    }
+
+    pub(crate) fn proxies(&self) -> &TrustedProxies {
+        &self.proxies
+    }
+
+    /// The client address of a request: the peer from `ConnectInfo`, or
+    /// the right-most untrusted forwarded hop when the peer is a trusted
+    /// proxy. `None` without `ConnectInfo`.
+    #[must_use]
+    pub fn client_ip(&self, parts: &Parts) -> Option<IpAddr> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+        Some(self.proxies.client_ip(peer, &parts.headers))
+    }
+}
+
+impl fmt::Debug for KeyExtractor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyExtractor")
+            .field("custom", &self.custom.is_some())
+            .field("proxies", &self.proxies)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Request;
+
+    fn parts(peer: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut b = Request::get("/");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let mut req = b.body(()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        req.into_parts().0
+    }
+
+    fn ip(s: &str) -> RateLimitKey {
+        RateLimitKey::ip(s.parse().unwrap())
+    }
+
+    #[test]
+    fn untrusted_peer_ignores_forwarded_headers() {
+        let e = KeyExtractor::default();
+        let p = parts("198.51.100.7:1234", &[("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(e.extract(&p), ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn right_most_untrusted_hop_wins() {
+        let e = KeyExtractor::default()
+            .trusted_proxies(TrustedProxies::new(["10.0.0.0/8", "192.168.1.1"]).unwrap());
+        // The client wrote "6.6.6.6"; the proxy appended the real peer.
+        let p = parts(
+            "10.0.0.5:1",
+            &[
+                ("x-forwarded-for", "6.6.6.6"),
+                ("x-forwarded-for", "203.0.113.1, 192.168.1.1"),
+            ],
+        );
+        assert_eq!(e.extract(&p), ip("203.0.113.1"));
+        // All hops trusted: the left-most (trusted) one is the client.
+        let p = parts("10.0.0.5:1", &[("x-forwarded-for", "10.9.9.9")]);
+        assert_eq!(e.extract(&p), ip("10.9.9.9"));
+        // Garbage ends the walk at the last readable address.
+        let p = parts(
+            "10.0.0.5:1",
+            &[("x-forwarded-for", "1.1.1.1, junk, 10.2.2.2")],
+        );
+        assert_eq!(e.extract(&p), ip("10.2.2.2"));
+        // No header: the proxy itself.
+        let p = parts("10.0.0.5:1", &[]);
+        assert_eq!(e.extract(&p), ip("10.0.0.5"));
+    }
+
+    #[test]
+    fn forwarded_header() {
+        let proxies = TrustedProxies::new(["2001:db8::/32"])
+            .unwrap()
+            .header(ProxyHeader::Forwarded);
+        let e = KeyExtractor::default().trusted_proxies(proxies);
+        let p = parts(
+            "[2001:db8::1]:443",
+            &[
+                (
+                    "forwarded",
+                    r#"for=6.6.6.6;proto=https, for="[2001:db8::9]:4711""#,
+                ),
+                (
+                    "forwarded",
+                    r#"For="198.51.100.17:80";by=x, for="[2001:db8::2]""#,
+                ),
+                ("x-forwarded-for", "7.7.7.7"),
+            ],
+        );
+        assert_eq!(e.extract(&p), ip("198.51.100.17"));
+    }
+
+    #[test]
+    fn principal_custom_and_unknown() {
+        let mut req = Request::get("/").body(()).unwrap();
+        req.extensions_mut()
+            .insert(Principal::new(AuthScheme::ApiKey, "svc"));
+        let (p, ()) = req.into_parts();
+        let e = KeyExtractor::default();
+        assert_eq!(e.extract(&p).to_string(), "p:api_key:svc");
+        let e = e.custom(|parts| {
+            parts
+                .headers
+                .get("x-tenant")
+                .and_then(|v| v.to_str().ok())
+                .map(RateLimitKey::custom)
+        });
+        assert_eq!(e.extract(&p).to_string(), "p:api_key:svc");
+        let (t, ()) = Request::get("/")
+            .header("x-tenant", "acme")
+            .body(())
+            .unwrap()
+            .into_parts();
+        assert_eq!(e.extract(&t).to_string(), "c:acme");
+        let (anon, ()) = Request::get("/").body(()).unwrap().into_parts();
+        assert_eq!(e.extract(&anon), RateLimitKey::unknown_client());
+    }
+
+    #[test]
+    fn cidr_parsing() {
+        assert!(TrustedProxies::new(["10.0.0.0/33"]).is_err());
+        assert!(TrustedProxies::new(["nope"]).is_err());
+        let t = TrustedProxies::new(["0.0.0.0/0", "::ffff:127.0.0.1"]).unwrap();
+        assert!(t.contains("8.8.8.8".parse().unwrap()));
+        assert!(!t.contains("::1".parse().unwrap()));
+        assert_eq!(ip("::ffff:1.2.3.4"), ip("1.2.3.4"));
+    }
+}

@@ -1,0 +1,78 @@
+//! Rate limiting (feature `rate-limit`): [`RateLimitLayer`] throttles each
+//! principal (each client address when anonymous) to a [`Quota`], and
+//! [`FailedAuthLayer`] stops credential guessing per client address.
+//!
+//! * **Keys** ([`key`]): the principal's scheme and subject; anonymous
+//!   requests by client address from axum's `ConnectInfo`, believing
+//!   `X-Forwarded-For` / `Forwarded` only from [`TrustedProxies`] and
+//!   taking the right-most untrusted hop; or a custom function.
+//! * **Quotas** ([`Quota`]): `Quota::per_minute(100).burst(10)`, overridden
+//!   per principal ([`RateLimitLayer::override_quota`]); calls may cost
+//!   more than one unit ([`RateLimitLayer::cost`]).
+//! * **Refusals**: 429 with `Retry-After` in whole seconds rounded up
+//!   (never 0), a JSON (or JSON-RPC, with the request's id) body, and the
+//!   IETF `RateLimit-Policy` / `RateLimit` fields ([`headers`]), which
+//!   allowed responses carry too unless turned off. Each refusal is an
+//!   audit event with `outcome = "throttled"`.
+//! * **Stores**: [`MemoryStore`] (default; governor's GCRA, bounded and
+//!   swept), or `RedisStore` (feature `redis`) shared by replicas, with a
+//!   [`FailMode`] for when it is down.
+//! * The check runs in `call`, never in `poll_ready`: a throttled caller
+//!   gets its 429 at once and does not hold up anyone else.
+//!
+//! Place the layer after the authenticators (and after the MCP inspect
+//! step when costs depend on the tool), so the principal is known.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use http::request::Parts;
+//! use tower::ServiceBuilder;
+//! use tower_mcp_auth::{ApiKeyLayer, ApiKeys, Principal};
+//! use tower_mcp_auth::rate_limit::{FailedAuthLayer, Quota, RateLimitLayer};
+//!
+//! /// What an earlier layer (the MCP inspect step) put into the extensions.
+//! #[derive(Clone)]
+//! struct ToolName(&'static str);
+//!
+//! let limits = RateLimitLayer::per_principal(Quota::per_minute(100))
+//!     .override_quota(|p: &Principal| (p.subject() == "batch-job").then(|| Quota::per_hour(10_000)))
+//!     .cost(|parts: &Parts| match parts.extensions.get::<ToolName>() {
+//!         Some(ToolName("expensive_report")) => 10,
+//!         _ => 1,
+//!     });
+//!
+//! let app: Router = Router::new()
+//!     .route("/mcp", post(|| async { "ok" }))
+//!     .layer(
+//!         ServiceBuilder::new()
+//!             .layer(FailedAuthLayer::new())
+//!             .layer(ApiKeyLayer::new(ApiKeys::new()).optional())
+//!             .layer(limits),
+//!     );
+//! ```
+
+pub mod failed_auth;
+pub mod headers;
+pub mod key;
+mod layer;
+pub mod memory;
+mod quota;
+#[cfg(feature = "redis")]
+pub mod redis;
+mod store;
+
+/// governor's clocks, for [`MemoryStore::with_clock`] and
+/// [`FailedAuthLayer::with_clock`] (`FakeRelativeClock` in tests).
+pub use governor::clock;
+
+pub use failed_auth::{FailedAuth, FailedAuthLayer, FailedAuthResponseFuture};
+pub use key::{KeyExtractor, ProxyHeader, RateLimitKey, TrustedProxies};
+pub use layer::{FailMode, RateLimit, RateLimitLayer, ResponseFuture};
+pub use memory::{MemoryStore, DEFAULT_MAX_KEYS, DEFAULT_SWEEP_INTERVAL, MAX_DISTINCT_QUOTAS};
+pub use quota::Quota;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::RedisStore;
+pub use store::{AnyStore, AnyStoreFuture, Decision, RateLimitStore, StoreError};
