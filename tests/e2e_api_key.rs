@@ -356,9 +356,8 @@ async fn no_key_is_401_with_a_challenge_whose_url_serves_the_metadata() {
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert_eq!(
         response.text().await.unwrap(),
-        // A Streamable HTTP message refused before its id was read: a
-        // JSON-RPC error with a null id (MCP clients show its message).
-        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"authentication is required","data":{"error":"missing_credential","error_description":"authentication is required"}}}"#
+        // The policy refuses it, knowing the JSON-RPC id.
+        r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"initialize: authentication is required","data":{"error":"missing_credential","error_description":"initialize: authentication is required"}}}"#
     );
 
     // Follow the challenge.

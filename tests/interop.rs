@@ -12,6 +12,7 @@
 //! | `api_key` | `X-API-Key`: initialize, list tools, `create_admin_user`, read `admin://system/stats` |
 //! | `wrong_key` | a wrong `X-API-Key` is refused and the SDK shows the server's reason |
 //! | `bearer` | a client-credentials token from the authorization server, `get_user_data` |
+//! | `bad_token` | a token the server rejects is refused and the SDK shows the server's reason |
 //! | `oauth` | no credential: the SDK's own OAuth client — 401, `resource_metadata`, protected-resource metadata, authorization-server metadata, pre-registered client, authorization code + PKCE (redirect automated), tool call |
 //! | `step_up` | a `read:data` token calls `update_user_data`: 403 `insufficient_scope`, the SDK re-authorizes with the scope, the call succeeds |
 //!
@@ -66,9 +67,16 @@ const API_KEY: &str = "mcp_sk_interop-0123456789abcdef0123";
 const CLIENT_ID: &str = "interop-client";
 /// Never contacted: the authorization server's redirect is read, not followed.
 const REDIRECT_URL: &str = "http://127.0.0.1:9/callback";
-const FLOWS: [&str; 5] = ["api_key", "wrong_key", "bearer", "oauth", "step_up"];
+const FLOWS: [&str; 6] = [
+    "api_key",
+    "wrong_key",
+    "bearer",
+    "bad_token",
+    "oauth",
+    "step_up",
+];
 /// Flows that need the server to accept the authorization server's tokens.
-const OAUTH_FLOWS: [&str; 3] = ["bearer", "oauth", "step_up"];
+const OAUTH_FLOWS: [&str; 4] = ["bearer", "bad_token", "oauth", "step_up"];
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn root() -> PathBuf {
@@ -557,6 +565,9 @@ fn table(outcomes: &[Outcome]) -> String {
                 if *c == "rust-rmcp" && (flow == "api_key" || flow == "wrong_key") {
                     return "tests/e2e_api_key.rs";
                 }
+                if *c == "rust-rmcp" && flow == "bad_token" {
+                    return "src/jwt/layer.rs tests";
+                }
                 outcomes
                     .iter()
                     .find(|o| o.client == *c && o.flow == flow)
@@ -669,7 +680,7 @@ fn official_sdks_against_the_example_server() {
                 outcomes.push(rmcp_step_up(&public_url).await);
             }
             Err(reason) => {
-                for flow in OAUTH_FLOWS {
+                for flow in ["bearer", "oauth", "step_up"] {
                     outcomes.push(skipped("rust-rmcp", flow, reason));
                 }
             }
@@ -711,7 +722,10 @@ fn official_sdks_against_the_example_server() {
         }
         // A refusal's reason reaches the user through each SDK (the
         // JSON-RPC error body with a null id).
-        for o in outcomes.iter().filter(|o| o.flow == "wrong_key" && o.result == "pass") {
+        for o in outcomes
+            .iter()
+            .filter(|o| (o.flow == "wrong_key" || o.flow == "bad_token") && o.result == "pass")
+        {
             if o.details["shows_reason"] != true {
                 failures.push(format!("{} wrong_key: the SDK hid the reason: {}", o.client, o.details));
             }

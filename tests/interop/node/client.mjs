@@ -3,7 +3,7 @@
 //
 //   node client.mjs FLOW...
 //
-// FLOW is one of: api_key, wrong_key, bearer, oauth, step_up. Each flow prints ONE JSON
+// FLOW is one of: api_key, wrong_key, bearer, bad_token, oauth, step_up. Each flow prints ONE JSON
 // line on stdout:
 //
 //   {"client":"typescript","flow":"api_key","result":"pass"|"fail","details":{...}}
@@ -132,6 +132,23 @@ async function wrongKey() {
       ok: message.includes("401") || message.includes("the API key is not valid"),
       details: { refused: true, shows_reason: message.includes("the API key is not valid"), message: message.slice(0, 300) },
     };
+  }
+}
+
+// Flow 2b: a token the server rejects is refused, with the reason shown.
+async function badToken() {
+  const client = newClient();
+  const transport = new StreamableHTTPClientTransport(new URL(MCP_URL), {
+    requestInit: { headers: { Authorization: "Bearer not.a.jwt" } },
+  });
+  try {
+    await client.connect(transport);
+    await client.close();
+    return { ok: false, details: { error: "initialize succeeded with a bad token" } };
+  } catch (e) {
+    const message = String(e?.message ?? e);
+    const shows = message.includes("invalid_token") && message.includes("error_description");
+    return { ok: message.includes("401") || shows, details: { refused: true, shows_reason: shows, message: message.slice(0, 300) } };
   }
 }
 
@@ -316,7 +333,7 @@ async function stepUp() {
   }
 }
 
-const FLOWS = { api_key: apiKey, wrong_key: wrongKey, bearer, oauth, step_up: stepUp };
+const FLOWS = { api_key: apiKey, wrong_key: wrongKey, bearer, bad_token: badToken, oauth, step_up: stepUp };
 
 const flows = process.argv.slice(2);
 if (flows.length === 0) flows.push(...Object.keys(FLOWS));

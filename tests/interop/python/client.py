@@ -3,7 +3,7 @@ example server, for the interop tests (tests/interop.rs).
 
     python client.py FLOW...
 
-FLOW is one of: api_key, wrong_key, bearer, oauth, step_up. Each flow prints ONE JSON
+FLOW is one of: api_key, wrong_key, bearer, bad_token, oauth, step_up. Each flow prints ONE JSON
 line on stdout:
 
     {"client": "python", "flow": "api_key", "result": "pass"|"fail", "details": {...}}
@@ -152,6 +152,22 @@ async def bearer() -> tuple[bool, dict]:
     return user["id"] == "user_001", {"user": user["id"], "email": user["email"]}
 
 
+async def bad_token() -> tuple[bool, dict]:
+    """A token the server rejects is refused, and the SDK shows the reason."""
+    try:
+        async with httpx2.AsyncClient(headers={"Authorization": "Bearer not.a.jwt"}, timeout=30) as http:
+            async with streamable_http_client(MCP_URL, http_client=http) as (read, write):
+                async with ClientSession(read, write) as session:
+                    await session.initialize()
+    except BaseException as exc:  # noqa: BLE001 - the refusal is the point
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        message = describe(exc)
+        shows = "Server returned an error response" not in message and "MCPError" in message
+        return shows, {"refused": True, "shows_reason": shows, "message": message[:300]}
+    return False, {"error": "initialize succeeded with a bad token"}
+
+
 class MemoryStorage:
     """The SDK's TokenStorage, in memory, with a pre-registered public client."""
 
@@ -286,7 +302,7 @@ async def step_up() -> tuple[bool, dict]:
     }
 
 
-FLOWS = {"api_key": api_key, "wrong_key": wrong_key, "bearer": bearer, "oauth": oauth, "step_up": step_up}
+FLOWS = {"api_key": api_key, "wrong_key": wrong_key, "bad_token": bad_token, "bearer": bearer, "oauth": oauth, "step_up": step_up}
 
 
 def describe(exc: BaseException) -> str:
