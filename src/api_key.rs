@@ -545,7 +545,7 @@ impl Config {
             &err,
             Principal::from_extensions(req.extensions()),
             req.method(),
-            req.uri(),
+            audit::path(req.uri(), req.extensions()),
         );
         self.renderer.render(err)
     }
@@ -601,7 +601,12 @@ where
             },
         };
         if let Some(principal) = principal {
-            audit::accepted("api_key", &principal, req.method(), req.uri());
+            audit::accepted(
+                "api_key",
+                &principal,
+                req.method(),
+                audit::path(req.uri(), req.extensions()),
+            );
             if let Some(v) = req.headers_mut().get_mut(&config.header) {
                 v.set_sensitive(true);
             }

@@ -23,7 +23,8 @@
 //! fmt().with_env_filter(EnvFilter::new("tower_mcp_auth::audit=info")).init();
 //! ```
 
-use http::{Method, Uri};
+use axum::extract::OriginalUri;
+use http::{Extensions, Method, Uri};
 
 use crate::{
     error::{AuthError, AuthErrorKind},
@@ -33,8 +34,19 @@ use crate::{
 /// The `tracing` target of every audit event.
 pub const TARGET: &str = "tower_mcp_auth::audit";
 
+/// The request's path for an event: the path as the client sent it (axum's
+/// [`OriginalUri`], so `/mcp` rather than the `/` a nested service sees),
+/// else the URI's path. Never the query string, which may hold a
+/// credential that this crate never reads but a client may have sent.
+#[must_use]
+pub fn path<'a>(uri: &'a Uri, extensions: &'a Extensions) -> &'a str {
+    extensions
+        .get::<OriginalUri>()
+        .map_or(uri.path(), |original| original.0.path())
+}
+
 /// Emits an `accepted` event for a verified credential.
-pub fn accepted(layer: &'static str, principal: &Principal, method: &Method, uri: &Uri) {
+pub fn accepted(layer: &'static str, principal: &Principal, method: &Method, path: &str) {
     tracing::info!(
         target: TARGET,
         outcome = "accepted",
@@ -42,7 +54,7 @@ pub fn accepted(layer: &'static str, principal: &Principal, method: &Method, uri
         scheme = principal.scheme().as_str(),
         subject = principal.subject(),
         method = method.as_str(),
-        path = uri.path(),
+        path,
     );
 }
 
@@ -53,7 +65,7 @@ pub fn refused(
     err: &AuthError,
     principal: Option<&Principal>,
     method: &Method,
-    uri: &Uri,
+    path: &str,
 ) {
     let scheme = principal.map(|p| p.scheme().as_str());
     let subject = principal.map(Principal::subject);
@@ -72,7 +84,7 @@ pub fn refused(
         detail = err.description(),
         status = err.status().as_u16(),
         method = method.as_str(),
-        path = uri.path(),
+        path,
     );
 }
 
@@ -95,7 +107,7 @@ pub fn mcp_decision(
     target: Option<&str>,
     calls: usize,
     method: &Method,
-    uri: &Uri,
+    path: &str,
 ) {
     let scheme = principal.map(|p| p.scheme().as_str());
     let subject = principal.map(Principal::subject);
@@ -111,7 +123,7 @@ pub fn mcp_decision(
             target,
             calls,
             method = method.as_str(),
-            path = uri.path(),
+            path,
         ),
         Some(err) => tracing::warn!(
             target: TARGET,
@@ -127,7 +139,7 @@ pub fn mcp_decision(
             detail = err.description(),
             status = err.status().as_u16(),
             method = method.as_str(),
-            path = uri.path(),
+            path,
         ),
     }
 }

@@ -178,7 +178,13 @@ where
                 err = err.with_challenge(c.clone());
             }
             let err = err.with_request_context(req.extensions());
-            audit::refused("scopes", &err, principal, req.method(), req.uri());
+            audit::refused(
+                "scopes",
+                &err,
+                principal,
+                req.method(),
+                audit::path(req.uri(), req.extensions()),
+            );
             return ResponseFuture::refused(config.renderer.render(err));
         }
         let ready = self.inner.clone();

@@ -239,3 +239,89 @@ async fn opaque_tokens_from_a_real_authorization_server() {
 
     child.kill().await.ok();
 }
+
+#[path = "../examples/mcp_server.rs"]
+#[allow(dead_code)]
+mod mcp_server;
+
+/// A `tools/call` of `get_user_data` on the example server, stateless mode.
+async fn call_tool(url: &str, token: &str) -> (u16, serde_json::Value) {
+    let res = reqwest::Client::new()
+        .post(url)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(
+            r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_user_data","arguments":{"user_id":"user_001"}}}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn example_server_accepts_tokens_the_authorization_server_reports_active() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app_url = format!("http://{addr}/mcp");
+    let Some((mut child, issuer)) = start_authserver(&app_url).await else {
+        return;
+    };
+
+    // The example configured as by OAUTH_INTROSPECTION_URL, OAUTH_CLIENT_ID
+    // and OAUTH_CLIENT_SECRET (and an API key, so no demo secret).
+    let keys = tower_mcp_auth::ApiKeys::new().with(tower_mcp_auth::ApiKey::new(
+        "svc",
+        "mcp_sk_introspection-e2e-0123456789",
+    ));
+    let mut config = mcp_server::Config::new(app_url.clone(), keys);
+    config.stateless = true;
+    config.introspector = Some(
+        tower_mcp_auth::introspection::Introspector::builder(
+            format!("{issuer}/introspect"),
+            CLIENT_ID,
+            SecretString::from(CLIENT_SECRET),
+        )
+        .audience(app_url.clone())
+        .build()
+        .unwrap(),
+    );
+    let app = mcp_server::app(&config)
+        .await
+        .unwrap()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    // Active, with the scope the tool needs: the tool runs.
+    let active = token(&issuer, "reporting-app", "read:data").await;
+    let (status, body) = call_tool(&app_url, &active).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], 7);
+    assert!(body["result"]["isError"] != true, "{body}");
+    assert_eq!(
+        body["result"]["structuredContent"]["id"], "user_001",
+        "{body}"
+    );
+
+    // Active without the scope: the step-up 403.
+    let narrow = token(&issuer, "reporting-app", "read:profile").await;
+    let (status, body) = call_tool(&app_url, &narrow).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["id"], 7);
+
+    // Reported inactive (revoked): 401, and the tool never runs. (Another
+    // client: the mock would otherwise mint the very token used above,
+    // which the cache has seen active.)
+    let revoked = token(&issuer, "revoked-app", "read:data").await;
+    let res = form_post(&format!("{issuer}/revoke"), &[("token", &revoked)]).await;
+    assert_eq!(res.status(), 200);
+    let (status, body) = call_tool(&app_url, &revoked).await;
+    assert_eq!(status, 401, "{body}");
+    // Refused by the authenticator, before the body is read: an OAuth
+    // error body, not a JSON-RPC one.
+    assert_eq!(body["error"], "invalid_token", "{body}");
+
+    child.kill().await.ok();
+}

@@ -190,7 +190,7 @@ impl Config {
             &err,
             Principal::from_extensions(req.extensions()),
             req.method(),
-            req.uri(),
+            audit::path(req.uri(), req.extensions()),
         );
         self.renderer.render(err)
     }
@@ -338,7 +338,12 @@ where
 }
 
 fn accept<B>(req: &mut Request<B>, principal: Principal) {
-    audit::accepted("introspection", &principal, req.method(), req.uri());
+    audit::accepted(
+        "introspection",
+        &principal,
+        req.method(),
+        audit::path(req.uri(), req.extensions()),
+    );
     mark_sensitive(req.headers_mut());
     req.extensions_mut().insert(principal);
 }

@@ -167,13 +167,18 @@ impl Config {
             &err,
             Principal::from_extensions(req.extensions()),
             req.method(),
-            req.uri(),
+            audit::path(req.uri(), req.extensions()),
         );
         self.renderer.render(err)
     }
 
     fn accept<B>(&self, principal: Principal, req: &mut Request<B>) {
-        audit::accepted("jwt", &principal, req.method(), req.uri());
+        audit::accepted(
+            "jwt",
+            &principal,
+            req.method(),
+            audit::path(req.uri(), req.extensions()),
+        );
         if let Some(v) = req.headers_mut().get_mut(header::AUTHORIZATION) {
             v.set_sensitive(true);
         }

@@ -190,9 +190,15 @@ impl Config {
                 c.target().map(|t| t.name()),
                 calls,
                 &parts.method,
-                &parts.uri,
+                audit::path(&parts.uri, &parts.extensions),
             ),
-            None => audit::refused("mcp_policy", &err, principal, &parts.method, &parts.uri),
+            None => audit::refused(
+                "mcp_policy",
+                &err,
+                principal,
+                &parts.method,
+                audit::path(&parts.uri, &parts.extensions),
+            ),
         }
         self.renderer.render(err)
     }
@@ -334,7 +340,7 @@ where
                 first.and_then(|c| c.target()).map(|t| t.name()),
                 n,
                 &parts.method,
-                &parts.uri,
+                audit::path(&parts.uri, &parts.extensions),
             );
             let lists = if config.filter_lists {
                 ListFilter::new(&config.policy, principal, &mcp)

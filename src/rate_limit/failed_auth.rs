@@ -415,7 +415,7 @@ where
                 &err,
                 Principal::from_extensions(req.extensions()),
                 req.method(),
-                req.uri(),
+                audit::path(req.uri(), req.extensions()),
             );
             return FailedAuthResponseFuture {
                 kind: Kind::Refused {

@@ -338,7 +338,7 @@ impl Config {
             &err,
             Principal::from_extensions(req.extensions()),
             req.method(),
-            req.uri(),
+            audit::path(req.uri(), req.extensions()),
         );
         let mut response = self.renderer.render(err);
         if let Some(d) = decision {
