@@ -69,6 +69,8 @@
 
 pub mod api_key;
 pub mod audit;
+#[cfg(any(feature = "jwt", feature = "introspection"))]
+mod bearer;
 pub mod config;
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]

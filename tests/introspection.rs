@@ -260,8 +260,8 @@ async fn refusals_are_401_with_the_challenge() {
             "the access token was not issued for this resource",
         ),
         ("Bearer unknown-x", "the access token is not active"),
-        ("Bearer bad token", "the bearer token is malformed"),
-        ("Bearer ", "the bearer token is malformed"),
+        ("Bearer bad token", "the token is malformed"),
+        ("Bearer ", "the bearer token is empty"),
     ] {
         let (status, headers, body) = get_with(&app, Some(auth)).await;
         assert_eq!(status, 401, "{auth}");

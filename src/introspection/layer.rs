@@ -127,57 +127,6 @@ impl<S> IntrospectionAuth<S> {
     }
 }
 
-/// Finds the bearer token: `Ok(None)` when no `Authorization: Bearer`
-/// header is present (another scheme is not ours).
-fn find_bearer(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, AuthError> {
-    let mut found = None;
-    for value in headers.get_all(header::AUTHORIZATION) {
-        let bytes = value.as_bytes();
-        let Some(rest) = strip_bearer(bytes) else {
-            continue;
-        };
-        if found.is_some() {
-            return Err(AuthError::invalid_request(
-                "more than one bearer token was sent",
-            ));
-        }
-        let token = rest.trim_ascii();
-        if token.len() > max_len {
-            return Err(AuthError::invalid_token("the bearer token is too long"));
-        }
-        if !is_b64token(token) {
-            return Err(AuthError::invalid_token("the bearer token is malformed"));
-        }
-        // b64token is ASCII, so this cannot fail.
-        found = std::str::from_utf8(token).ok();
-    }
-    Ok(found)
-}
-
-/// The bytes after `Bearer ` (scheme case-insensitive), if the value uses
-/// that scheme.
-fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
-    let (scheme, rest) = value.split_at_checked(6)?;
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
-        return None;
-    }
-    match rest.first() {
-        None => Some(rest),
-        Some(b' ' | b'\t') => Some(rest),
-        Some(_) => None,
-    }
-}
-
-/// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
-/// "+" / "/" ) *"="`.
-fn is_b64token(token: &[u8]) -> bool {
-    let body_len = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
-    body_len > 0
-        && token[..body_len].iter().all(|&b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
-}
-
 impl Config {
     fn refuse(&self, err: AuthError, req: &Request<impl Sized>) -> Response {
         let err = match &self.challenge {
@@ -270,7 +219,7 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
         let existing = Principal::from_extensions(req.extensions()).map(Principal::scheme);
-        let token = match find_bearer(req.headers(), config.max_token_len) {
+        let token = match crate::bearer::find_bearer(req.headers(), config.max_token_len) {
             Ok(token) => token,
             Err(err) => return ResponseFuture::refused(config.refuse(err, &req)),
         };
@@ -423,45 +372,6 @@ mod tests {
             parts.headers,
             String::from_utf8(body.to_vec()).unwrap(),
         )
-    }
-
-    #[test]
-    fn bearer_parsing() {
-        let h = |vals: &[&str]| {
-            let mut m = HeaderMap::new();
-            for v in vals {
-                m.append(header::AUTHORIZATION, v.parse().unwrap());
-            }
-            m
-        };
-        assert_eq!(find_bearer(&h(&["Bearer abc"]), 10).unwrap(), Some("abc"));
-        assert_eq!(
-            find_bearer(&h(&["BEARER  a-b.c_d~e+f/g=="]), 64).unwrap(),
-            Some("a-b.c_d~e+f/g==")
-        );
-        assert_eq!(find_bearer(&h(&["Basic abc"]), 10).unwrap(), None);
-        assert_eq!(find_bearer(&h(&["Bearerabc"]), 10).unwrap(), None);
-        assert_eq!(find_bearer(&h(&[]), 10).unwrap(), None);
-        for bad in [
-            "Bearer",
-            "Bearer ",
-            "Bearer a b",
-            "Bearer ==",
-            "Bearer a=b",
-            "Bearer a\"b",
-        ] {
-            let e = find_bearer(&h(&[bad]), 10).unwrap_err();
-            assert_eq!(e.description(), "the bearer token is malformed", "{bad:?}");
-        }
-        let e = find_bearer(&h(&["Bearer abcdefghijk"]), 10).unwrap_err();
-        assert_eq!(e.description(), "the bearer token is too long");
-        let e = find_bearer(&h(&["Bearer a", "bearer b"]), 10).unwrap_err();
-        assert_eq!(e.status(), 400);
-        // A bearer token beside another scheme is fine.
-        assert_eq!(
-            find_bearer(&h(&["Basic x", "Bearer b"]), 10).unwrap(),
-            Some("b")
-        );
     }
 
     #[tokio::test]

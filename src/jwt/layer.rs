@@ -124,36 +124,12 @@ enum Found<'a> {
 
 impl Config {
     fn find<'a>(&self, headers: &'a HeaderMap) -> Result<Found<'a>, AuthError> {
-        let mut values = headers.get_all(header::AUTHORIZATION).iter();
-        let Some(value) = values.next() else {
-            return Ok(Found::None);
-        };
-        if values.next().is_some() {
-            return Err(AuthError::invalid_request(
-                "more than one Authorization header was sent",
-            ));
-        }
-        let bytes = value.as_bytes();
-        // "Bearer" is 6 bytes; cap before any parsing.
-        let scheme_end = bytes.iter().position(|b| *b == b' ').unwrap_or(bytes.len());
-        if !bytes[..scheme_end].eq_ignore_ascii_case(b"bearer") {
-            return Ok(Found::None); // another scheme: not ours
-        }
-        let token_len = bytes.len() - scheme_end;
-        if token_len > self.validator.max_token_bytes() + 64 {
-            return Err(AuthError::invalid_token("the token is too large"));
-        }
-        let rest = value
-            .to_str()
-            .map_err(|_| AuthError::invalid_token("the token is malformed"))?[scheme_end..]
-            .trim_matches(' ');
-        if rest.is_empty() {
-            return Err(AuthError::invalid_token("the bearer token is empty"));
-        }
-        if rest.contains(' ') {
-            return Err(AuthError::invalid_token("the token is malformed"));
-        }
-        Ok(Found::Bearer(rest))
+        Ok(
+            match crate::bearer::find_bearer(headers, self.validator.max_token_bytes())? {
+                Some(token) => Found::Bearer(token),
+                None => Found::None,
+            },
+        )
     }
 
     fn refuse<B>(&self, err: AuthError, req: &Request<B>) -> Response {
