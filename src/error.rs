@@ -371,6 +371,26 @@ impl AuthError {
         self
     }
 
+    /// [`with_request_context`](Self::with_request_context) for a layer
+    /// that has the request but has not read its body (an authentication
+    /// layer in front of an MCP endpoint). When no [`JsonRpcId`] is known
+    /// and the request is a Streamable HTTP message — a `POST` of
+    /// `application/json` that accepts `text/event-stream`, as MCP clients
+    /// must send — the body becomes a JSON-RPC error with `id: null`, which
+    /// the transport allows for a message refused before its id was read.
+    /// MCP clients then show this error's description (the Python SDK
+    /// otherwise reports a bare "Server returned an error response"). Any
+    /// other request keeps the plain JSON body.
+    #[must_use]
+    pub fn with_request<B>(self, req: &http::Request<B>) -> Self {
+        let err = self.with_request_context(req.extensions());
+        if err.0.jsonrpc_id.is_none() && is_streamable_http_message(req) {
+            err.with_jsonrpc_id(JsonRpcId::null())
+        } else {
+            err
+        }
+    }
+
     /// The kind of refusal.
     #[must_use]
     pub fn kind(&self) -> AuthErrorKind {
@@ -492,6 +512,28 @@ impl AuthError {
             }
         }
     }
+}
+
+/// A `POST` of JSON that accepts an SSE answer: a JSON-RPC message on MCP's
+/// Streamable HTTP transport.
+fn is_streamable_http_message<B>(req: &http::Request<B>) -> bool {
+    let headers = req.headers();
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"));
+    let sse = headers.get_all(header::ACCEPT).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|range| {
+                range
+                    .split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+            })
+        })
+    });
+    req.method() == http::Method::POST && json && sse
 }
 
 /// Pushes `value` as the content of a quoted string whose characters stay
@@ -650,6 +692,85 @@ mod tests {
             response.headers()[header::WWW_AUTHENTICATE],
             r#"Bearer realm="mcp", error="insufficient_scope", error_description="needs 'write' / more??scope ?", scope="read:data write:data", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#
         );
+    }
+
+    fn request(method: &str, headers: &[(&str, &str)]) -> http::Request<()> {
+        let mut b = http::Request::builder().method(method).uri("/mcp");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    // Interop regression: the Python MCP SDK shows a refusal's message only
+    // when the body is a JSON-RPC error (an unread id may be null).
+    #[tokio::test]
+    async fn streamable_http_message_gets_a_jsonrpc_error_with_null_id() {
+        let mcp = request(
+            "POST",
+            &[
+                ("content-type", "application/json; charset=utf-8"),
+                ("accept", "application/json, text/event-stream"),
+            ],
+        );
+        let response = AuthError::invalid_token("the API key is not valid")
+            .with_request(&mcp)
+            .into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            body_json(response).await,
+            json!({
+                "jsonrpc": "2.0",
+                "id": null,
+                "error": {
+                    "code": JSONRPC_UNAUTHORIZED,
+                    "message": "the API key is not valid",
+                    "data": {"error": "invalid_token", "error_description": "the API key is not valid"}
+                }
+            })
+        );
+
+        // A known id wins over the null one.
+        let mut with_id = request(
+            "POST",
+            &[
+                ("content-type", "application/json"),
+                ("accept", "text/event-stream"),
+            ],
+        );
+        with_id
+            .extensions_mut()
+            .insert(JsonRpcId::new(RawValue::from_string("7".into()).unwrap()));
+        let err = AuthError::missing_credential().with_request(&with_id);
+        assert_eq!(err.jsonrpc_id().map(JsonRpcId::get), Some("7"));
+
+        // Anything else keeps the plain body: a REST POST of JSON, a GET for
+        // the SSE stream, a form post.
+        for plain in [
+            request(
+                "POST",
+                &[
+                    ("content-type", "application/json"),
+                    ("accept", "application/json"),
+                ],
+            ),
+            request("POST", &[("content-type", "application/json")]),
+            request("GET", &[("accept", "text/event-stream")]),
+            request(
+                "POST",
+                &[
+                    ("content-type", "text/plain"),
+                    ("accept", "text/event-stream"),
+                ],
+            ),
+        ] {
+            let err = AuthError::missing_credential().with_request(&plain);
+            assert!(err.jsonrpc_id().is_none(), "{plain:?}");
+            assert_eq!(
+                body_json(err.into_response()).await,
+                json!({"error": "missing_credential", "error_description": "authentication is required"})
+            );
+        }
     }
 
     #[tokio::test]

@@ -483,7 +483,7 @@ async fn wrong_key_is_401_invalid_token() {
     let body = response.text().await.unwrap();
     assert_eq!(
         body,
-        r#"{"error":"invalid_token","error_description":"the API key is not valid"}"#
+        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"the API key is not valid","data":{"error":"invalid_token","error_description":"the API key is not valid"}}}"#
     );
     assert!(!body.contains("not-the-right-key"));
 }

@@ -133,7 +133,7 @@ impl Config {
             Some(c) => err.with_challenge(c.clone()),
             None => err,
         }
-        .with_request_context(req.extensions());
+        .with_request(req);
         audit::refused(
             "introspection",
             &err,

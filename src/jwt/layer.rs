@@ -137,7 +137,7 @@ impl Config {
             Some(c) => err.with_challenge(c.clone()),
             None => err,
         }
-        .with_request_context(req.extensions());
+        .with_request(req);
         audit::refused(
             "jwt",
             &err,
@@ -382,6 +382,31 @@ mod tests {
         // Another scheme is not ours: required mode still wants a bearer.
         let (status, _, _) = send(JwtLayer::new(validator()), bearer("Basic dXNlcjpwYXNz")).await;
         assert_eq!(status, 401);
+    }
+
+    // Interop regression: an MCP message (JSON POST accepting SSE) refused
+    // before its id is read gets a JSON-RPC error with a null id, which MCP
+    // SDKs surface with its message.
+    #[tokio::test]
+    async fn bad_jwt_on_a_streamable_http_message_is_a_jsonrpc_error() {
+        let mut claims = good_claims();
+        claims["aud"] = serde_json::json!("https://other.example.com");
+        let token = hs256(&claims);
+        let req = Request::post("/mcp")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json, text/event-stream")
+            .body(Body::from(
+                r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#,
+            ))
+            .unwrap();
+        let (status, _, body) = send(JwtLayer::new(validator()).optional(), req).await;
+        assert_eq!(status, 401);
+        assert_eq!(
+            body,
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"the token is not for this resource","data":{"error":"invalid_token","error_description":"the token is not for this resource"}}}"#
+        );
+        assert!(!body.contains(&token));
     }
 
     #[tokio::test]

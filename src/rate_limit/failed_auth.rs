@@ -413,7 +413,7 @@ where
         t.maybe_sweep(now);
         let key = t.key(&req);
         if let Some(wait) = t.blocked(&key, now) {
-            let err = AuthError::rate_limited(wait).with_request_context(req.extensions());
+            let err = AuthError::rate_limited(wait).with_request(&req);
             audit::refused(
                 "failed_auth",
                 &err,

@@ -16,7 +16,17 @@
 //   * beforeTokenSigning: `aud` = RESOURCE (unless the token request names
 //     one), `scope` from the request, `sub` and `client_id` = the requesting
 //     client for client_credentials.
-//   * beforeResponse: remembers every access token issued.
+//   * authorization code and refresh grants: the package signs them with
+//     `scope: "dummy"` and `sub: "johndoe"`; here they carry the scope asked
+//     for at /authorize (beforeAuthorizeRedirect remembers it per code, and
+//     per refresh token after), and `aud` = the RFC 8707 `resource` the client
+//     sent (at /token, else at /authorize), else RESOURCE. The id_token is
+//     left as the package makes it.
+//   * beforeResponse: remembers every access token issued; reports the
+//     granted scope in the token response.
+//   * GET /interop/requests: the /authorize and /token requests seen so far
+//     (grant, client_id, scope, resource, whether PKCE was used; never a
+//     secret), so a test can check what a client sent.
 //   * beforeRevoke (RFC 7009 /revoke): marks the token revoked.
 //   * beforeIntrospect (RFC 7662 /introspect): 401 invalid_client unless the
 //     caller authenticates as CLIENT_ID / CLIENT_SECRET; `{active:false}` for
@@ -40,6 +50,10 @@ const service = new OAuth2Service(issuer);
 
 const issued = new Set();
 const revoked = new Set();
+// code or refresh token -> { scope, resource } granted at /authorize.
+const grants = new Map();
+// What clients sent to /authorize and /token, for GET /interop/requests.
+const seen = [];
 
 function formBody(req) {
   return new Promise((resolve, reject) => {
@@ -77,10 +91,34 @@ function claimsOf(token) {
   }
 }
 
+function grantOf(body) {
+  if (body.grant_type === "authorization_code") return grants.get(body.code);
+  if (body.grant_type === "refresh_token") return grants.get(body.refresh_token);
+  return undefined;
+}
+
+service.on("beforeAuthorizeRedirect", (redirect, req) => {
+  const q = req.query ?? {};
+  const code = redirect.url.searchParams.get("code");
+  seen.push({
+    endpoint: "authorize",
+    client_id: q.client_id ?? null,
+    scope: q.scope ?? null,
+    resource: q.resource ?? null,
+    pkce: q.code_challenge !== undefined,
+  });
+  if (code) grants.set(code, { scope: q.scope, resource: q.resource });
+});
+
 service.on("beforeTokenSigning", (token, req) => {
   const body = req.body ?? {};
-  if (body.aud === undefined) token.payload.aud = RESOURCE;
+  // The id_token of a code or refresh grant already has `aud` = the client.
+  if (body.grant_type !== "client_credentials" && token.payload.aud !== undefined) return;
+  const grant = grantOf(body);
+  if (body.aud === undefined) token.payload.aud = body.resource ?? grant?.resource ?? RESOURCE;
   if (body.scope !== undefined) token.payload.scope = body.scope;
+  else if (grant?.scope !== undefined) token.payload.scope = grant.scope;
+  if (grant && body.client_id) token.payload.client_id = body.client_id;
   if (body.grant_type === "client_credentials") {
     const client = clientOf(req);
     if (client) {
@@ -90,8 +128,29 @@ service.on("beforeTokenSigning", (token, req) => {
   }
 });
 
-service.on("beforeResponse", (response) => {
-  if (response.body && response.body.access_token) issued.add(response.body.access_token);
+service.on("beforeResponse", (response, req) => {
+  const body = req.body ?? {};
+  seen.push({
+    endpoint: "token",
+    grant_type: body.grant_type ?? null,
+    client_id: body.client_id ?? null,
+    scope: body.scope ?? null,
+    resource: body.resource ?? null,
+    pkce: body.code_verifier !== undefined,
+  });
+  if (!response.body || !response.body.access_token) return;
+  issued.add(response.body.access_token);
+  const grant = grantOf(body);
+  if (grant) {
+    if (body.scope === undefined && grant.scope !== undefined) response.body.scope = grant.scope;
+    if (body.grant_type === "authorization_code") grants.delete(body.code);
+  }
+  if (response.body.refresh_token) {
+    grants.set(response.body.refresh_token, {
+      scope: response.body.scope,
+      resource: body.resource ?? grant?.resource,
+    });
+  }
 });
 
 service.on("beforeRevoke", (_response, req) => {
@@ -118,6 +177,11 @@ service.on("beforeIntrospect", (response, req) => {
 
 const server = http.createServer(async (req, res) => {
   const path = (req.url ?? "").split("?")[0];
+  if (req.method === "GET" && path === "/interop/requests") {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify(seen));
+    return;
+  }
   if (req.method === "POST" && (path === "/introspect" || path === "/revoke")) {
     const type = req.headers["content-type"] ?? "";
     if (type.startsWith("application/x-www-form-urlencoded")) {
