@@ -977,10 +977,11 @@ async fn rs256_token_from_a_loopback_jwks_and_attacks_refused() {
             challenge(&app, Some(("invalid_token", why)), None),
             "{why}"
         );
-        // The authenticators run before the body is read: a plain JSON body.
+        // The authenticators run before the body is read: a JSON-RPC error
+        // with a null id (the request's id is not known yet).
         assert_eq!(
             reply.json(),
-            json!({"error": "invalid_token", "error_description": why}),
+            rpc_error(Value::Null, -32001, "invalid_token", why, None),
             "{why}"
         );
     }
@@ -1106,7 +1107,7 @@ async fn opaque_tokens_by_introspection() {
     );
     assert_eq!(
         reply.json(),
-        json!({"error": "invalid_token", "error_description": why})
+        rpc_error(Value::Null, -32001, "invalid_token", why, None)
     );
 }
 
@@ -1202,11 +1203,15 @@ async fn failed_auth_throttle_stops_a_key_guessing_loop() {
         assert_eq!(reply.status, 429, "{cred:?}: {}", reply.body);
         let retry: u64 = reply.header("retry-after").parse().unwrap();
         assert!((290..=300).contains(&retry), "{retry}");
-        assert_eq!(
-            reply.json(),
-            json!({"error": "rate_limited", "error_description": "rate limit exceeded",
-                   "retry_after": retry})
+        let mut want = rpc_error(
+            Value::Null,
+            -32029,
+            "rate_limited",
+            "rate limit exceeded",
+            None,
         );
+        want["error"]["data"]["retry_after"] = retry.into();
+        assert_eq!(reply.json(), want);
     }
     // Another address is not affected.
     let other = client_from(IpAddr::from([127, 0, 2, 2]));
