@@ -610,6 +610,12 @@ where
             if let Some(v) = req.headers_mut().get_mut(&config.header) {
                 v.set_sensitive(true);
             }
+            if config.authorization_scheme {
+                // The key may have come in `Authorization: ApiKey <key>`.
+                if let Some(v) = req.headers_mut().get_mut(header::AUTHORIZATION) {
+                    v.set_sensitive(true);
+                }
+            }
             req.extensions_mut().insert(principal);
         }
         let ready = self.inner.clone();
