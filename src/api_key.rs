@@ -785,6 +785,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn authorization_apikey_header_is_marked_sensitive() {
+        let svc = ServiceBuilder::new()
+            .layer(ApiKeyLayer::new(keys()).accept_authorization_scheme())
+            .service_fn(|req: Request<Body>| async move {
+                let v = &req.headers()[header::AUTHORIZATION];
+                Ok::<_, Infallible>(http::Response::new(Body::from(if v.is_sensitive() {
+                    "sensitive"
+                } else {
+                    "plain"
+                })))
+            });
+        let req = get()
+            .header("authorization", format!("ApiKey {KEY_B}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = svc.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "sensitive");
+    }
+
+    #[tokio::test]
     async fn authorization_apikey_scheme_is_opt_in() {
         let req = || {
             get()
