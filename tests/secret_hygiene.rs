@@ -114,6 +114,18 @@ async fn introspection_endpoint() -> String {
     format!("http://{addr}/introspect")
 }
 
+/// An RFC 7662 endpoint that reports every token active.
+async fn active_introspection_endpoint() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().route(
+        "/introspect",
+        post(|| async { axum::Json(json!({"active": true, "sub": "hygiene-user"})) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/introspect")
+}
+
 fn introspector(url: &str, audience: &str) -> Introspector {
     Introspector::builder(url, "hygiene-client", SecretString::from(CLIENT_SECRET))
         .audience(audience.to_owned())
@@ -598,6 +610,18 @@ async fn accepted_credential_headers_are_marked_sensitive() {
             .layer(JwtLayer::new(validator))
             .service_fn(sensitive_check),
         ("authorization", &format!("Bearer {token}")),
+    )
+    .await;
+
+    let url = active_introspection_endpoint().await;
+    check(
+        ServiceBuilder::new()
+            .layer(IntrospectionLayer::new(introspector(
+                &url,
+                resource.resource(),
+            )))
+            .service_fn(sensitive_check),
+        ("authorization", &format!("Bearer {OPAQUE}")),
     )
     .await;
 }
