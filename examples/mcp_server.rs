@@ -100,8 +100,8 @@ const MAX_FIELD_LEN: usize = 256;
 
 // ───────────────────────────── configuration ─────────────────────────────
 
-/// The example server's configuration.
-#[derive(Debug)]
+/// The example server's configuration. Its `Debug` redacts secrets,
+/// including `REDIS_URL` (which may carry a password).
 pub struct Config {
     /// The listen address (`BIND`).
     pub bind: SocketAddr,
@@ -135,6 +135,26 @@ pub struct Config {
     pub rate_limit_per_minute: u32,
     /// Redis shared by replicas for the rate limiter (`REDIS_URL`).
     pub redis_url: Option<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("api_keys", &self.api_keys)
+            .field("generated_key", &self.generated_key)
+            .field("stateless", &self.stateless)
+            .field("jwt_secret", &self.jwt_secret)
+            .field("generated_jwt_secret", &self.generated_jwt_secret)
+            .field("oauth_issuer", &self.oauth_issuer)
+            .field("oauth_jwks_url", &self.oauth_jwks_url)
+            .field("oauth_audience", &self.oauth_audience)
+            .field("introspector", &self.introspector)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
 }
 
 /// The default per-principal quota: the seed's 100 calls a minute.

@@ -610,6 +610,12 @@ where
             if let Some(v) = req.headers_mut().get_mut(&config.header) {
                 v.set_sensitive(true);
             }
+            if config.authorization_scheme {
+                // The key may have come in `Authorization: ApiKey <key>`.
+                if let Some(v) = req.headers_mut().get_mut(header::AUTHORIZATION) {
+                    v.set_sensitive(true);
+                }
+            }
             req.extensions_mut().insert(principal);
         }
         let ready = self.inner.clone();
@@ -776,6 +782,28 @@ mod tests {
         let (status, _, body) = send(ApiKeyLayer::new(keys()), req).await;
         assert_eq!(status, 200);
         assert_eq!(body, "jwt:someone:");
+    }
+
+    #[tokio::test]
+    async fn authorization_apikey_header_is_marked_sensitive() {
+        let svc = ServiceBuilder::new()
+            .layer(ApiKeyLayer::new(keys()).accept_authorization_scheme())
+            .service_fn(|req: Request<Body>| async move {
+                let v = &req.headers()[header::AUTHORIZATION];
+                Ok::<_, Infallible>(http::Response::new(Body::from(if v.is_sensitive() {
+                    "sensitive"
+                } else {
+                    "plain"
+                })))
+            });
+        let req = get()
+            .header("authorization", format!("ApiKey {KEY_B}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = svc.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "sensitive");
     }
 
     #[tokio::test]

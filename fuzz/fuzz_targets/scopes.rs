@@ -1,0 +1,7 @@
+//! libFuzzer target `scopes`: see `targets::scopes`.
+#![no_main]
+
+#[path = "../targets.rs"]
+mod targets;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::scopes(data));

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus under fuzz/corpus/<target>/: hand-made seeds plus
+systematic variants (truncations, byte flips, nesting), named by SHA-1 like
+libFuzzer's own corpus files. Deterministic: run it again to regenerate."""
+
+import base64, hashlib, hmac, json, os, random
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+API_KEY = b"mcp_sk_fuzz-key-0123456789abcdef"
+RESOURCE = "https://mcp.example.com/mcp"
+rng = random.Random(9)
+
+
+def write(target, seeds):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    for s in seeds:
+        if isinstance(s, str):
+            s = s.encode()
+        with open(os.path.join(d, hashlib.sha1(s).hexdigest()), "wb") as f:
+            f.write(s)
+
+
+def variants(seeds, n):
+    out = list(seeds)
+    for _ in range(n):
+        s = bytearray(rng.choice(seeds) if isinstance(rng.choice(seeds), bytes) else rng.choice(seeds).encode())
+        op = rng.randrange(3)
+        if op == 0 and s:
+            s = s[: rng.randrange(len(s))]
+        elif op == 1 and s:
+            s[rng.randrange(len(s))] = rng.randrange(256)
+        else:
+            s.insert(rng.randrange(len(s) + 1), rng.choice(b'{}[]",:\\ \x00\xff'))
+        out.append(bytes(s))
+    return out
+
+
+def b64(obj):
+    raw = obj if isinstance(obj, bytes) else json.dumps(obj, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def hs256(secret, header, claims):
+    signing = f"{b64(header)}.{b64(claims)}"
+    sig = hmac.new(secret.encode(), signing.encode(), hashlib.sha256).digest()
+    return f"{signing}.{b64(sig)}"
+
+
+call = lambda i, name: {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": name, "arguments": {}}}
+json_rpc = [
+    json.dumps(call(1, "get_user_data")),
+    json.dumps([call(1, "a"), call(2, "b")]),
+    '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+    '{"jsonrpc":"2.0","id":"x","result":{}}',
+    '{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"user://1/private"}}',
+    '{"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{"name":"p"}}',
+    '{"jsonrpc":"2.0","id":5,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"}}}',
+    '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":7}}',
+    '{"jsonrpc":"1.0","id":1,"method":"ping"}', "[]", "{}", "null", "", "[[[[[[[[]]]]]]]]",
+    '{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}',
+    '{"jsonrpc":"2.0","id":1.5e300,"method":"ping"}', '{"a":"\\ud800"}', "\xef\xbb\xbf{}",
+]
+write("json_rpc_inspect", variants(json_rpc, 40))
+
+auth = [
+    b"", API_KEY, b"\x00Bearer abc", b"\x00ApiKey " + API_KEY, API_KEY + b"\x00Bearer x.y.z",
+    API_KEY + b"\x00\x00" + API_KEY, b"\x00Basic dXNlcjpwYXNz", b"\x00bearer    ", b"\x00Bearer",
+    b"\x00Bearer " + b"A" * 9000, b"wrong-key-0123456789abcdef\x00", b"\x00Bearer a\x00Bearer b",
+    b"\x00ApiKey \x00ApiKey x", b"\x00BEARER eyJhbGciOiJub25lIn0.e30.", b"\xff\xfe\x00\x7f",
+    ("\x00Bearer " + hs256("wrong-secret-0123456789abcdef0123", {"alg": "HS256"}, {"aud": RESOURCE, "exp": 4102444800})).encode(),
+]
+write("auth_headers", variants(auth, 40))
+
+scopes = ["", "read:data", "read:data write:data", "  a\t\tb\nc  ", "a a a", "z y x", "\u00e9 \u2028 x",
+          '["a","b c"]', "[1,2]", '"a b"', "{}", "\x0b\x0c", "read:data\x00admin"]
+write("scopes", variants(scopes, 30))
+
+templates = ["user://{id}/private\nuser://42/private", "user://{id}/private\nuser://a/b/private",
+             "a{b}c{d}e\naXcYe", "{x}\n", "\n", "{\n{", "}{\n}{", "{}\n", "{a}{b}\nab",
+             "file:///{path}\nfile:///etc/passwd", "x{y}?q={z}\nxa?q=b", "admin://system/stats\nadmin://system/stats",
+             "{+a}\nx", "{a\u00e9}\nq", "\u00e9{a}\u00e9\n\u00e9\u00e9\u00e9"]
+write("uri_template", variants(templates, 30))
+
+names = ["get_user_data", "", "=?base64?Z2V0?=", "=?base64??=", "=?base64?!!!?=", "caf\u00e9",
+         "a b", "=?BASE64?eA==?=", "=?base64?eA?=", "\x00", "=?utf-8?q?x?=", "x" * 300, "\u202e"]
+write("mcp_name", variants(names, 30))
+
+DUP_ALG = b'{"alg":"HS256","alg":"none"}'
+now_exp = 4102444800
+good_claims = {"sub": "u", "aud": RESOURCE, "exp": now_exp, "scope": "read:data"}
+jwts = [
+    hs256("wrong-secret-0123456789abcdef0123", {"alg": "HS256", "typ": "JWT"}, good_claims),
+    hs256("fuzz-jwt-secret-0123456789abcdef0123456789", {"alg": "HS256"}, {**good_claims, "exp": 1}),
+    hs256("fuzz-jwt-secret-0123456789abcdef0123456789", {"alg": "HS256"}, {**good_claims, "aud": "https://other"}),
+    hs256("fuzz-jwt-secret-0123456789abcdef0123456789", {"alg": "HS256", "crit": ["x"]}, good_claims),
+    f"{b64({'alg': 'none'})}.{b64(good_claims)}.",
+    f"{b64({'alg': 'RS256'})}.{b64(good_claims)}.c2ln",
+    b64(DUP_ALG) + "." + b64(good_claims) + ".x",
+    f"{b64({'alg': 'HS256'})}.{b64(b'[]')}.x", f"{b64({'alg': 'HS256'})}.{b64({'exp': 'soon'})}.x",
+    "a.b.c", "..", "....", "", "eyJ", "x" * 9000, "\u00e9.\u00e9.\u00e9",
+]
+write("jwt_validate", variants(jwts, 30))

@@ -1,0 +1,278 @@
+//! Property tests (proptest): what must hold for any input, not just the
+//! cases someone thought of.
+//!
+//! * `McpPolicyLayer` hands the inner service exactly the bytes it received;
+//! * policy decisions are deterministic, and a batch is allowed iff every
+//!   element is;
+//! * `Scopes` parse / Display round-trips;
+//! * the rate limiter never allows more than limit + burst in any window;
+//! * URI-template parsing and matching never panic;
+//! * `McpRequest::parse` never panics and never answers 5xx.
+
+use std::{convert::Infallible, num::NonZeroU32, time::Duration};
+
+use axum::body::Body;
+use governor::clock::FakeRelativeClock;
+use http::{Request, Response, StatusCode};
+use proptest::prelude::*;
+use serde_json::json;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_mcp_auth::{
+    mcp::{McpPolicy, McpPolicyLayer, McpRequest, Rule, UriTemplate},
+    rate_limit::{MemoryStore, Quota, RateLimitKey},
+    AuthScheme, Principal, ProtectedResource, Scopes,
+};
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+fn resource() -> ProtectedResource {
+    ProtectedResource::builder("https://mcp.example.com/mcp")
+        .build()
+        .unwrap()
+}
+
+const TOOLS: [&str; 5] = ["read", "write", "admin", "open", "unknown"];
+const SCOPES: [&str; 3] = ["read:data", "write:data", "admin"];
+
+fn policy() -> McpPolicy {
+    McpPolicy::builder()
+        .default(Rule::authenticated())
+        .tool("read", Rule::bearer().scopes(["read:data"]))
+        .tool("write", Rule::bearer().scopes(["read:data", "write:data"]))
+        .tool(
+            "admin",
+            Rule::api_key().or(Rule::bearer().scopes(["admin"])),
+        )
+        .tool("open", Rule::public())
+        .resource("user://{id}/private", Rule::bearer().scopes(["read:data"]))
+        .method("initialize", Rule::public())
+        .build()
+        .unwrap()
+}
+
+/// Echoes the request body.
+async fn echo(req: Request<Body>) -> Result<Response<Body>, Infallible> {
+    let bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Ok(Response::new(Body::from(bytes)))
+}
+
+async fn through_layer(
+    policy: McpPolicy,
+    principal: Option<Principal>,
+    body: Vec<u8>,
+) -> (StatusCode, Vec<u8>) {
+    let svc = ServiceBuilder::new()
+        .layer(McpPolicyLayer::new(policy, &resource()).filter_lists(false))
+        .service_fn(echo);
+    let mut req = Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(Body::from(body))
+        .unwrap();
+    if let Some(p) = principal {
+        req.extensions_mut().insert(p);
+    }
+    let resp = svc.oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, bytes.to_vec())
+}
+
+/// A JSON-RPC request text: a call of one of the tools, a resource read, or
+/// another method, with arbitrary string content and optional white space.
+fn call_value() -> impl Strategy<Value = serde_json::Value> {
+    let id = prop_oneof![
+        any::<i64>().prop_map(|n| json!(n)),
+        "[a-z0-9-]{0,12}".prop_map(|s| json!(s)),
+    ];
+    let target = prop_oneof![
+        (0..TOOLS.len(), any::<String>()).prop_map(|(i, arg)| json!({
+            "method": "tools/call",
+            "params": {"name": TOOLS[i], "arguments": {"text": arg}}
+        })),
+        "[a-z0-9]{1,8}".prop_map(|id| json!({
+            "method": "resources/read",
+            "params": {"uri": format!("user://{id}/private")}
+        })),
+        Just(json!({"method": "ping"})),
+        Just(json!({"method": "initialize", "params": {}})),
+    ];
+    (id, target).prop_map(|(id, mut t)| {
+        t["jsonrpc"] = json!("2.0");
+        t["id"] = id;
+        t
+    })
+}
+
+fn principal() -> impl Strategy<Value = Option<Principal>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Principal::new(AuthScheme::ApiKey, "svc"))),
+        proptest::sample::subsequence(SCOPES.to_vec(), 0..=SCOPES.len()).prop_map(|s| {
+            Some(Principal::new(AuthScheme::Jwt, "user").with_scopes(Scopes::parse(&s.join(" "))))
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Any bytes at all: the layer refuses them or passes them on unchanged.
+    #[test]
+    fn inner_service_gets_exactly_the_bytes_for_any_bytes(
+        body in proptest::collection::vec(any::<u8>(), 0..512),
+        p in principal(),
+    ) {
+        let (status, echoed) = runtime().block_on(through_layer(policy(), p, body.clone()));
+        prop_assert!(status.as_u16() < 500, "{status}");
+        if status == StatusCode::OK {
+            prop_assert_eq!(echoed, body);
+        }
+    }
+
+    /// Valid JSON-RPC, serialised with or without white space: when the
+    /// policy allows it, the inner service gets the same bytes.
+    #[test]
+    fn inner_service_gets_exactly_the_bytes_for_json_rpc(
+        calls in proptest::collection::vec(call_value(), 1..4),
+        batch in any::<bool>(),
+        pretty in any::<bool>(),
+    ) {
+        let value = if batch { json!(calls) } else { calls[0].clone() };
+        let body = if pretty {
+            serde_json::to_vec_pretty(&value).unwrap()
+        } else {
+            serde_json::to_vec(&value).unwrap()
+        };
+        let all = Some(Principal::new(AuthScheme::Jwt, "u").with_scopes(Scopes::parse("read:data write:data admin")));
+        let policy = McpPolicy::builder().default(Rule::any()).build().unwrap();
+        let (status, echoed) = runtime().block_on(through_layer(policy, all, body.clone()));
+        prop_assert_eq!(status, StatusCode::OK);
+        prop_assert_eq!(echoed, body);
+    }
+
+    /// Deciding twice gives the same answer, and a batch passes the layer
+    /// iff every element is allowed on its own.
+    #[test]
+    fn decisions_are_deterministic_and_batches_all_or_nothing(
+        calls in proptest::collection::vec(call_value(), 1..5),
+        p in principal(),
+    ) {
+        let policy = policy();
+        let body = serde_json::to_vec(&json!(calls)).unwrap();
+        let parsed = McpRequest::parse(&body).unwrap();
+        prop_assert_eq!(parsed.calls().len(), calls.len());
+        let mut all = true;
+        for call in parsed.calls() {
+            let first = policy.authorize(p.as_ref(), Some(call)).map_err(|e| e.status());
+            let second = policy.authorize(p.as_ref(), Some(call)).map_err(|e| e.status());
+            prop_assert_eq!(first, second);
+            all &= first.is_ok();
+        }
+        let (status, _) = runtime().block_on(through_layer(policy, p, body));
+        prop_assert_eq!(status == StatusCode::OK, all, "{}", status);
+        if !all {
+            prop_assert!(status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN, "{}", status);
+        }
+    }
+
+    /// Parsing the Display of a parsed scope set gives the same set, and
+    /// Display is canonical (sorted, deduplicated, single spaces).
+    #[test]
+    fn scopes_round_trip(words in proptest::collection::vec("[!#-\\[\\]-~]{1,10}", 0..8), sep in "[ \t\n]{1,3}") {
+        let scopes = Scopes::parse(&words.join(&sep));
+        let shown = scopes.to_string();
+        let again = Scopes::parse(&shown);
+        prop_assert_eq!(&again, &scopes);
+        prop_assert_eq!(again.to_string(), shown.clone());
+        for w in &words {
+            prop_assert!(scopes.contains(w));
+        }
+        let mut expected: Vec<&str> = words.iter().map(String::as_str).collect();
+        expected.sort_unstable();
+        expected.dedup();
+        prop_assert_eq!(shown, expected.join(" "));
+    }
+
+    /// Never more than limit + burst charged units in any window-long
+    /// interval, whatever the pattern of calls and costs.
+    #[test]
+    fn rate_limiter_never_exceeds_limit_plus_burst_in_any_window(
+        limit in 1u32..20,
+        window_ms in 100u64..10_000,
+        burst in 1u32..20,
+        steps in proptest::collection::vec((0u64..2_000, 1u32..4), 1..120),
+    ) {
+        let window = Duration::from_millis(window_ms);
+        let quota = Quota::try_new(limit, window).unwrap().burst(burst);
+        let clock = FakeRelativeClock::default();
+        let store = MemoryStore::with_clock(clock.clone());
+        let key = RateLimitKey::custom("k");
+        let mut now = 0u64;
+        let mut allowed: Vec<(u64, u32)> = Vec::new();
+        for (advance, cost) in steps {
+            clock.advance(Duration::from_millis(advance));
+            now += advance;
+            let decision = store.check_now(&key, quota, NonZeroU32::new(cost).unwrap());
+            if decision.is_allowed() {
+                // A cost above the burst is charged as the whole burst
+                // (documented on `RateLimitStore`), so count what is charged.
+                allowed.push((now, cost.min(burst)));
+            }
+        }
+        let max = u64::from(limit) + u64::from(burst);
+        for (i, (start, _)) in allowed.iter().enumerate() {
+            let used: u64 = allowed[i..]
+                .iter()
+                .take_while(|(t, _)| *t < start + window_ms)
+                .map(|(_, c)| u64::from(*c))
+                .sum();
+            prop_assert!(used <= max, "{used} units in {window_ms} ms from {start} (limit {limit}, burst {burst})");
+        }
+    }
+
+    /// Any template text and any URI: parse and match return, never panic.
+    #[test]
+    fn uri_templates_never_panic(
+        template in prop_oneof![any::<String>(), "[a-z:/{}?#*+.-]{0,24}"],
+        uri in prop_oneof![any::<String>(), "[a-z:/{}?#.-]{0,32}"],
+    ) {
+        if let Ok(t) = UriTemplate::parse(&template) {
+            let _ = t.matches(&uri);
+            // A template without variables matches exactly itself.
+            if t.is_exact() {
+                prop_assert!(t.matches(t.as_str()));
+            }
+        }
+    }
+
+    /// Any bytes, and JSON-ish text: parse returns, and a refusal is 4xx.
+    #[test]
+    fn mcp_request_parse_never_panics_nor_answers_5xx(
+        body in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..256),
+            "[\\[\\]{}\",:0-9a-z .-]{0,64}".prop_map(String::into_bytes),
+            call_value().prop_map(|v| serde_json::to_vec(&v).unwrap()),
+        ],
+    ) {
+        if let Err(e) = McpRequest::parse(&body) {
+            prop_assert!(e.status().is_client_error(), "{}", e.status());
+        }
+    }
+}
