@@ -393,6 +393,11 @@ async fn no_refusal_leaks_a_credential_into_logs_or_responses() {
             vec![("x-api-key", WRONG_KEY.to_owned())],
         ),
         (
+            "an Authorization scheme nobody accepts",
+            String::new(),
+            vec![("authorization", format!("ApiKey {WRONG_KEY}"))],
+        ),
+        (
             "bad signature",
             String::new(),
             vec![("authorization", bearer(&bad_signature))],
