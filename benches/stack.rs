@@ -7,7 +7,12 @@
 //!
 //! `cargo bench --bench stack -- --warm-up-time 1 --measurement-time 3`
 
-use std::{convert::Infallible, hint::black_box, path::PathBuf, time::SystemTime};
+use std::{
+    convert::Infallible,
+    hint::black_box,
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
 
 use axum::body::Body;
 use criterion::{Criterion, Throughput};
@@ -240,7 +245,7 @@ fn bench(c: &mut Criterion) {
 }
 
 /// Criterion's median estimate (ns) of `bench` in this run, if measured.
-fn median(dir: &PathBuf, bench: &str) -> Option<f64> {
+fn median(dir: &Path, bench: &str) -> Option<f64> {
     let text = std::fs::read_to_string(dir.join(bench).join("new/estimates.json")).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v["median"]["point_estimate"].as_f64()
