@@ -418,6 +418,19 @@ fn build_resource(
 /// [`ConfigError`] when `PUBLIC_URL` is not a valid resource identifier.
 pub async fn app(config: &Config) -> Result<Router, ConfigError> {
     let resource = build_resource(&config.public_url, config.oauth_issuer.as_deref())?;
+    let mcp = mcp_service(config)?;
+    Ok(Router::new()
+        .merge(resource.router())
+        .merge(protect(mcp, config, &resource).await?))
+}
+
+/// The MCP service itself (tools, resources, rmcp's transport with its
+/// DNS-rebinding checks), before any layer of [`protect`].
+///
+/// # Errors
+///
+/// [`ConfigError`] when `PUBLIC_URL` is not a valid URL.
+pub fn mcp_service(config: &Config) -> Result<McpService, ConfigError> {
     let (allowed_hosts, allowed_origins) = dns_rebinding_allowlists(&config.public_url)?;
 
     let sessions = Arc::new(LocalSessionManager::default());
@@ -432,15 +445,11 @@ pub async fn app(config: &Config) -> Result<Router, ConfigError> {
             .with_json_response(true)
             .with_sse_keep_alive(None);
     }
-    let mcp = StreamableHttpService::new(
+    Ok(StreamableHttpService::new(
         move || Ok(McpServer::new(store.clone())),
         sessions,
         server_config,
-    );
-
-    Ok(Router::new()
-        .merge(resource.router())
-        .merge(protect(mcp, config, &resource).await?))
+    ))
 }
 
 /// The MCP service this example serves.

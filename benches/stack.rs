@@ -1,0 +1,294 @@
+//! The full MCP stack per request against a bare route, in one run:
+//! API key → JWT (HS256) → `McpPolicyLayer` → `RateLimitLayer` in front of a
+//! trivial service that reads the whole body (as an MCP server does), on a
+//! 1 KiB `tools/call`; and each layer alone on the same request and service.
+//! After the measurements it prints the ratio table (median of each bench
+//! over the median of `bare_route`, from criterion's estimates of this run).
+//!
+//! `cargo bench --bench stack -- --warm-up-time 1 --measurement-time 3`
+
+use std::{
+    convert::Infallible,
+    hint::black_box,
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use axum::body::Body;
+use criterion::{Criterion, Throughput};
+use http::{request::Parts, Request};
+use http_body_util::BodyExt;
+use secrecy::SecretString;
+use tower::{util::BoxCloneSyncService, ServiceBuilder, ServiceExt};
+use tower_mcp_auth::{
+    jwt::{install_crypto_provider, JwtLayer, JwtValidator},
+    mcp::{McpPolicy, McpPolicyLayer, McpRequest, Rule},
+    rate_limit::{Quota, RateLimitLayer},
+    ApiKey, ApiKeyLayer, ApiKeys, AuthScheme, Principal, ProtectedResource,
+};
+
+const GROUP: &str = "stack_1KiB_tools_call";
+const AUD: &str = "https://mcp.example.com/mcp";
+const KEY: &str = "mcp_sk_benchbenchbenchbenchbenchbenchbench12";
+const SECRET: &str = "bench-secret-bench-secret-bench-secret-0123";
+
+/// A `tools/call` of `protected_operation`, padded to about `size` bytes.
+fn call_body(size: usize) -> bytes::Bytes {
+    let mut items = Vec::new();
+    let mut len = 0;
+    let mut i = 0;
+    while len + 140 < size {
+        let item = format!(r#"{{"key":"field_{i}","value":"some text with \"escapes\" {i}"}}"#);
+        len += item.len() + 1;
+        items.push(item);
+        i += 1;
+    }
+    format!(
+        r#"{{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{{"name":"protected_operation","arguments":{{"param":"x","items":[{}]}}}}}}"#,
+        items.join(",")
+    )
+    .into()
+}
+
+fn token() -> String {
+    install_crypto_provider();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({"sub": "bench-user", "aud": AUD, "iat": now,
+        "exp": now + 3600, "scope": "read:data"});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// The example server's rules (examples/mcp_server.rs `policy()`).
+fn policy() -> McpPolicy {
+    McpPolicy::builder()
+        .default(Rule::authenticated())
+        .tool("get_user_data", Rule::bearer().scopes(["read:data"]))
+        .tool("update_user_data", Rule::bearer().scopes(["write:data"]))
+        .tool("create_admin_user", Rule::api_key())
+        .tool(
+            "delete_user",
+            Rule::api_key().or(Rule::bearer().scopes(["admin:write"])),
+        )
+        .tool("protected_operation", Rule::authenticated())
+        .resource(
+            "user://{user_id}/private",
+            Rule::bearer().scopes(["read:data"]),
+        )
+        .build()
+        .unwrap()
+}
+
+/// The service behind every variant: reads the whole body, answers 200.
+async fn route(req: Request<Body>) -> Result<http::Response<Body>, Infallible> {
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    Ok(http::Response::new(Body::from(body.len().to_string())))
+}
+
+type Svc = BoxCloneSyncService<Request<Body>, http::Response<Body>, Infallible>;
+
+#[derive(Clone, Copy)]
+enum Cred {
+    ApiKey,
+    Bearer,
+    /// A principal already on the request (what an outer layer leaves).
+    Principal,
+}
+
+fn request(body: &bytes::Bytes, cred: Cred, bearer: &str) -> Request<Body> {
+    let b = Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("content-length", body.len());
+    let b = match cred {
+        Cred::ApiKey => b.header("x-api-key", KEY),
+        Cred::Bearer => b.header("authorization", bearer),
+        Cred::Principal => b,
+    };
+    let mut req = b.body(Body::from(body.clone())).unwrap();
+    if let Cred::Principal = cred {
+        req.extensions_mut()
+            .insert(Principal::new(AuthScheme::Jwt, "bench-user"));
+    }
+    req
+}
+
+struct Layers {
+    resource: ProtectedResource,
+}
+
+impl Layers {
+    fn api_key(&self) -> ApiKeyLayer {
+        ApiKeyLayer::new(ApiKeys::new().with(ApiKey::new("svc", KEY).scopes(["read:data"])))
+            .optional()
+            .resource(&self.resource)
+    }
+
+    fn jwt(&self) -> JwtLayer {
+        let v = JwtValidator::builder(&self.resource)
+            .hs256_secret(&SecretString::from(SECRET))
+            .build()
+            .unwrap();
+        JwtLayer::new(v).optional().resource(&self.resource)
+    }
+
+    fn rate_limit(&self) -> RateLimitLayer {
+        RateLimitLayer::per_principal(Quota::per_hour(u32::MAX)).cost(|parts: &Parts| {
+            parts
+                .extensions
+                .get::<McpRequest>()
+                .map_or(1, |r| u32::try_from(r.calls().len()).unwrap_or(u32::MAX))
+        })
+    }
+
+    /// The example server's order (without its failed-auth throttle, which
+    /// only acts on refusals).
+    fn full(&self) -> Svc {
+        BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(self.api_key())
+                .layer(self.jwt())
+                .layer(McpPolicyLayer::new(policy(), &self.resource))
+                .layer(self.rate_limit())
+                .service_fn(route),
+        )
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let l = Layers {
+        resource: ProtectedResource::builder(AUD).build().unwrap(),
+    };
+    let body = call_body(1024);
+    let bearer = format!("Bearer {}", token());
+
+    // The bare route is an axum route_service with the same service; every
+    // layered variant is boxed the same way, so the box is in the baseline.
+    let bare: Svc = BoxCloneSyncService::new(
+        axum::Router::new()
+            .route_service("/mcp", ServiceBuilder::new().service_fn(route))
+            .into_service::<Body>(),
+    );
+    let mount = |svc: Svc| -> Svc {
+        BoxCloneSyncService::new(
+            axum::Router::new()
+                .route_service("/mcp", svc)
+                .into_service::<Body>(),
+        )
+    };
+    let variants: Vec<(&str, Svc, Cred)> = vec![
+        ("bare_route", bare, Cred::ApiKey),
+        ("full_stack_api_key", mount(l.full()), Cred::ApiKey),
+        ("full_stack_jwt_cache_hit", mount(l.full()), Cred::Bearer),
+        (
+            "api_key_alone",
+            mount(BoxCloneSyncService::new(
+                ServiceBuilder::new().layer(l.api_key()).service_fn(route),
+            )),
+            Cred::ApiKey,
+        ),
+        (
+            "jwt_cache_hit_alone",
+            mount(BoxCloneSyncService::new(
+                ServiceBuilder::new().layer(l.jwt()).service_fn(route),
+            )),
+            Cred::Bearer,
+        ),
+        (
+            "policy_alone",
+            mount(BoxCloneSyncService::new(
+                ServiceBuilder::new()
+                    .layer(McpPolicyLayer::new(policy(), &l.resource))
+                    .service_fn(route),
+            )),
+            Cred::Principal,
+        ),
+        (
+            "rate_limit_alone",
+            mount(BoxCloneSyncService::new(
+                ServiceBuilder::new()
+                    .layer(l.rate_limit())
+                    .service_fn(route),
+            )),
+            Cred::Principal,
+        ),
+    ];
+
+    let mut group = c.benchmark_group(GROUP);
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    for (name, svc, cred) in variants {
+        // Check once, outside the timing, that the variant lets it through.
+        let res = rt
+            .block_on(svc.clone().oneshot(request(&body, cred, &bearer)))
+            .unwrap();
+        assert_eq!(res.status(), 200, "{name}");
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| {
+                let req = request(&body, cred, &bearer);
+                let svc = svc.clone();
+                async move { black_box(svc.oneshot(req).await.unwrap()) }
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Criterion's median estimate (ns) of `bench` in this run, if measured.
+fn median(dir: &Path, bench: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(dir.join(bench).join("new/estimates.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+fn print_ratios(started: SystemTime) {
+    let root = std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/criterion"));
+    let dir = root.join(GROUP);
+    let fresh = |b: &str| {
+        std::fs::metadata(dir.join(b).join("new/estimates.json"))
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= started)
+    };
+    if !fresh("bare_route") {
+        return;
+    }
+    let Some(base) = median(&dir, "bare_route") else {
+        return;
+    };
+    println!("\n{GROUP}: median per request, ratio to bare_route (same run)\n");
+    println!("| variant | median | × bare |");
+    println!("| --- | ---: | ---: |");
+    for b in [
+        "bare_route",
+        "full_stack_api_key",
+        "full_stack_jwt_cache_hit",
+        "api_key_alone",
+        "jwt_cache_hit_alone",
+        "policy_alone",
+        "rate_limit_alone",
+    ] {
+        if let (true, Some(m)) = (fresh(b), median(&dir, b)) {
+            println!("| {b} | {:.2} µs | {:.2}× |", m / 1000.0, m / base);
+        }
+    }
+}
+
+fn main() {
+    let started = SystemTime::now();
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+    print_ratios(started);
+}
