@@ -162,17 +162,9 @@ impl Layers {
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let l = Layers {
-        resource: ProtectedResource::builder(AUD).build().unwrap(),
-    };
-    let body = call_body(1024);
-    let bearer = format!("Bearer {}", token());
-
+/// The bare route and every layered variant, each with the credential it
+/// is called with.
+fn variants(l: &Layers) -> Vec<(&'static str, Svc, Cred)> {
     // The bare route is an axum route_service with the same service; every
     // layered variant is boxed the same way, so the box is in the baseline.
     let bare: Svc = BoxCloneSyncService::new(
@@ -187,7 +179,7 @@ fn bench(c: &mut Criterion) {
                 .into_service::<Body>(),
         )
     };
-    let variants: Vec<(&str, Svc, Cred)> = vec![
+    vec![
         ("bare_route", bare, Cred::ApiKey),
         ("full_stack_api_key", mount(l.full()), Cred::ApiKey),
         ("full_stack_jwt_cache_hit", mount(l.full()), Cred::Bearer),
@@ -223,7 +215,60 @@ fn bench(c: &mut Criterion) {
             )),
             Cred::Principal,
         ),
-    ];
+    ]
+}
+
+fn setup() -> (tokio::runtime::Runtime, Layers, bytes::Bytes, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let l = Layers {
+        resource: ProtectedResource::builder(AUD).build().unwrap(),
+    };
+    (rt, l, call_body(1024), format!("Bearer {}", token()))
+}
+
+/// `STACK_PROFILE=<variant>:<n>`: runs one variant `n` times and nothing
+/// else, for an instruction profile without criterion's own work:
+///
+/// ```text
+/// STACK_PROFILE=full_stack_api_key:6000 valgrind --tool=callgrind \
+///     --toggle-collect='*profile_loop*' target/release/deps/stack-…
+/// ```
+///
+/// `scripts/profile-stack` runs this for every variant.
+fn profile(spec: &str) {
+    let (name, n) = spec
+        .split_once(':')
+        .expect("STACK_PROFILE is <variant>:<iterations>");
+    let n: u32 = n.parse().expect("STACK_PROFILE iterations");
+    let (rt, l, body, bearer) = setup();
+    let (_, svc, cred) = variants(&l)
+        .into_iter()
+        .find(|(v, _, _)| *v == name)
+        .unwrap_or_else(|| panic!("no variant {name}"));
+    rt.block_on(profile_loop(svc, &body, cred, &bearer, n));
+}
+
+/// The requests of a profile run, in a function of their own so that the
+/// profiler can count them alone (`--toggle-collect=*profile_loop*`).
+#[inline(never)]
+async fn profile_loop(svc: Svc, body: &bytes::Bytes, cred: Cred, bearer: &str, n: u32) {
+    for _ in 0..n {
+        let res = svc
+            .clone()
+            .oneshot(request(body, cred, bearer))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        black_box(res);
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let (rt, l, body, bearer) = setup();
+    let variants = variants(&l);
 
     let mut group = c.benchmark_group(GROUP);
     group.throughput(Throughput::Bytes(body.len() as u64));
@@ -286,6 +331,9 @@ fn print_ratios(started: SystemTime) {
 }
 
 fn main() {
+    if let Ok(spec) = std::env::var("STACK_PROFILE") {
+        return profile(&spec);
+    }
     let started = SystemTime::now();
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);

@@ -793,12 +793,12 @@ async fn header_body_mismatch_oversized_and_malformed_bodies() {
         (
             "this is not json",
             -32700,
-            "the body is not valid JSON (line 1, column 2)",
+            "the body is not valid JSON at line 1, column 2: expected a JSON value",
         ),
         (
             "{\"jsonrpc\":\"2.0\",",
             -32700,
-            "the body is not valid JSON (line 1, column 17)",
+            "the body is not valid JSON at line 1, column 18: expected a member name (a string)",
         ),
         (
             "42",
@@ -845,7 +845,7 @@ async fn wrong_param_types_and_huge_batches_never_5xx() {
         (
             r#"{"jsonrpc":"2.0","id":1,"method":7}"#,
             Value::Null,
-            "the body is not a well-formed JSON-RPC message",
+            "`method` must be a string",
         ),
         (
             "[]",

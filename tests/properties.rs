@@ -7,7 +7,8 @@
 //! * `Scopes` parse / Display round-trips;
 //! * the rate limiter never allows more than limit + burst in any window;
 //! * URI-template parsing and matching never panic;
-//! * `McpRequest::parse` never panics and never answers 5xx.
+//! * `McpRequest::parse` never panics and never answers 5xx, and agrees
+//!   with `serde_json` on what is JSON and on what each message asks for.
 
 use std::{convert::Infallible, num::NonZeroU32, time::Duration};
 
@@ -273,6 +274,77 @@ proptest! {
     ) {
         if let Err(e) = McpRequest::parse(&body) {
             prop_assert!(e.status().is_client_error(), "{}", e.status());
+        }
+    }
+
+    /// The peek's own JSON scanner against serde_json: a body is "not
+    /// JSON" (-32700) exactly when serde_json cannot read it, and what the
+    /// peek reads of each message (method, target, id) is what serde_json
+    /// reads. Bodies are valid JSON-RPC texts, then cut, spliced or
+    /// corrupted at a random place.
+    #[test]
+    fn mcp_request_parse_agrees_with_serde_json(
+        calls in proptest::collection::vec(call_value(), 1..3),
+        batch in any::<bool>(),
+        pretty in any::<bool>(),
+        edit in prop_oneof![
+            Just(None),
+            (any::<prop::sample::Index>(), 0..3u8, "[\\[\\]{}\",:0-9a-z .\\\\\t\n-]").prop_map(Some),
+        ],
+    ) {
+        let value = if batch { json!(calls) } else { calls[0].clone() };
+        let mut text = if pretty {
+            serde_json::to_string_pretty(&value).unwrap()
+        } else {
+            serde_json::to_string(&value).unwrap()
+        };
+        if let Some((at, how, s)) = edit {
+            let mut i = at.index(text.len() + 1);
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            match how {
+                0 => text.truncate(i),
+                1 => text.insert_str(i, &s),
+                _ => {
+                    if i < text.len() {
+                        let c = text[i..].chars().next().unwrap();
+                        text.replace_range(i..i + c.len_utf8(), &s);
+                    }
+                }
+            }
+        }
+        let body = text.as_bytes();
+        let ignored = serde_json::from_slice::<serde::de::IgnoredAny>(body);
+        let tree = serde_json::from_slice::<serde_json::Value>(body);
+        match McpRequest::parse(body) {
+            Err(e) if e.jsonrpc_code() == -32700 => {
+                prop_assert!(ignored.is_err() || tree.is_err(), "we say not JSON, serde_json reads it: {text}");
+            }
+            Err(e) => {
+                prop_assert_eq!(e.jsonrpc_code(), -32600);
+                prop_assert!(ignored.is_ok(), "serde_json says not JSON, we say {}: {text}", e.description());
+            }
+            Ok(parsed) => {
+                prop_assert!(ignored.is_ok(), "serde_json says not JSON, we accept: {text}");
+                // A number out of f64's range is JSON that serde_json
+                // reads only into `IgnoredAny`: nothing to compare.
+                let Ok(tree) = tree else { return Ok(()) };
+                let messages = match &tree {
+                    serde_json::Value::Array(items) => items.clone(),
+                    one => vec![one.clone()],
+                };
+                prop_assert_eq!(parsed.calls().len(), messages.len());
+                for (call, m) in parsed.calls().iter().zip(&messages) {
+                    prop_assert_eq!(call.method(), m["method"].as_str());
+                    let id = call.id().map(|id| serde_json::from_str::<serde_json::Value>(id.get()).unwrap());
+                    prop_assert_eq!(id.as_ref(), m.get("id"));
+                    if let Some(t) = call.target() {
+                        let member = if t.kind() == "resource" { "uri" } else { "name" };
+                        prop_assert_eq!(Some(t.name()), m["params"][member].as_str());
+                    }
+                }
+            }
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The JSON-RPC peek: what a POST to the MCP endpoint asks for.
 //!
-//! [`McpRequest::parse`] reads a single message or a batch with borrowed
-//! serde (`&str`, [`RawValue`]): the `arguments` of a tool call and every
-//! other field it does not need are skipped, never built into a tree. For
-//! each message it keeps the `id`, the `method` and the target:
+//! [`McpRequest::parse`] reads a single message or a batch in one pass
+//! that checks all of the body is JSON but builds nothing it does not
+//! need: the `arguments` of a tool call and every other member are
+//! skipped, never built into a tree. For each message it keeps the `id`,
+//! the `method` and the target:
 //!
 //! | method | target |
 //! | --- | --- |
@@ -37,14 +38,13 @@
 //! assert_eq!(err.jsonrpc_code(), -32700);
 //! ```
 
-use std::{borrow::Cow, fmt};
+use std::borrow::Cow;
 
 use http::HeaderMap;
-use serde::{
-    de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor},
-    Deserialize, Deserializer,
-};
+use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use super::json::{JsonStr, Scanner, SyntaxError, MAX_DEPTH};
 
 use crate::error::{AuthError, JsonRpcId, JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR};
 
@@ -106,7 +106,7 @@ pub enum MessageKind {
 #[derive(Clone, Debug)]
 pub struct McpCall {
     id: Option<JsonRpcId>,
-    method: Option<String>,
+    method: Option<Cow<'static, str>>,
     target: Option<Target>,
     kind: MessageKind,
 }
@@ -119,7 +119,7 @@ impl McpCall {
     pub fn new(method: impl Into<String>, target: Option<Target>) -> Self {
         Self {
             id: None,
-            method: Some(method.into()),
+            method: Some(Cow::Owned(method.into())),
             target,
             kind: MessageKind::Request,
         }
@@ -200,28 +200,25 @@ impl McpRequest {
 
     /// Parses a body: one JSON-RPC message or a batch.
     ///
+    /// The whole body is checked to be JSON (so no parser after this one
+    /// reads a different message), but only the members that decide a
+    /// call are read; the rest, a tool's `arguments` above all, is skipped
+    /// without being built.
+    ///
     /// # Errors
     ///
     /// A 400 [`AuthError`] with JSON-RPC code `-32700` when the body is not
     /// JSON, `-32600` when it is not a well-formed JSON-RPC message or
     /// batch (the error carries the message's id when it could be read).
     pub fn parse(body: &[u8]) -> Result<Self, AuthError> {
-        let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
-        let result = match first {
-            Some(b'[') => serde_json::from_slice::<Vec<Message<'_>>>(body).map(|v| (v, true)),
-            Some(b'{') => serde_json::from_slice::<Message<'_>>(body).map(|m| (vec![m], false)),
-            _ => {
-                return Err(match serde_json::from_slice::<IgnoredAny>(body) {
-                    Ok(_) => invalid("the body must be a JSON-RPC message object or a batch array"),
-                    Err(e) => parse_error(&e),
-                })
-            }
-        };
-        let (messages, batch) = result.map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => {
-                invalid("the body is not a well-formed JSON-RPC message")
-            }
-            _ => parse_error(&e),
+        let (messages, batch) = read_body(body).map_err(|e| {
+            // The reading stops at the first member of the wrong shape;
+            // a body that is not JSON further on says so instead.
+            let e = match e {
+                ReadError::Shape(_) => check_json(body).err().map_or(e, ReadError::Syntax),
+                e => e,
+            };
+            e.into_error(body)
         })?;
         if messages.is_empty() {
             return Err(invalid("an empty batch is not a JSON-RPC request"));
@@ -271,15 +268,6 @@ impl McpRequest {
     }
 }
 
-fn parse_error(e: &serde_json::Error) -> AuthError {
-    AuthError::malformed_request(format!(
-        "the body is not valid JSON (line {}, column {})",
-        e.line(),
-        e.column()
-    ))
-    .with_jsonrpc_code(JSONRPC_PARSE_ERROR)
-}
-
 fn invalid(description: &'static str) -> AuthError {
     AuthError::malformed_request(description).with_jsonrpc_code(JSONRPC_INVALID_REQUEST)
 }
@@ -315,13 +303,243 @@ fn header_value<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<Cow<'h,
     }
 }
 
+/// Why a body could not be read as JSON-RPC messages.
+enum ReadError {
+    /// Not JSON (`-32700`).
+    Syntax(SyntaxError),
+    /// JSON, but not JSON-RPC (`-32600`).
+    Shape(&'static str),
+}
+
+impl From<SyntaxError> for ReadError {
+    fn from(e: SyntaxError) -> Self {
+        Self::Syntax(e)
+    }
+}
+
+impl ReadError {
+    fn into_error(self, body: &[u8]) -> AuthError {
+        match self {
+            Self::Syntax(e) => {
+                let (line, column) = e.line_column(body);
+                AuthError::malformed_request(format!(
+                    "the body is not valid JSON at line {line}, column {column}: expected {}",
+                    e.expected
+                ))
+                .with_jsonrpc_code(JSONRPC_PARSE_ERROR)
+            }
+            Self::Shape(description) => invalid(description),
+        }
+    }
+}
+
+/// Checks that all of `body` is one JSON value.
+fn check_json(body: &[u8]) -> Result<(), SyntaxError> {
+    let mut s = Scanner::new(body);
+    s.value(MAX_DEPTH)?;
+    s.end()
+}
+
+/// Reads the body's messages, checking that all of it is JSON.
+fn read_body(body: &[u8]) -> Result<(Vec<Message<'_>>, bool), ReadError> {
+    let mut s = Scanner::new(body);
+    let read = match s.peek() {
+        Some(b'[') => {
+            s.expect(b'[', "`[`")?;
+            let mut messages = Vec::new();
+            if !s.eat(b']') {
+                loop {
+                    messages.push(read_message(&mut s, MAX_DEPTH - 1)?);
+                    if !s.next_element()? {
+                        break;
+                    }
+                }
+            }
+            (messages, true)
+        }
+        Some(b'{') => (vec![read_message(&mut s, MAX_DEPTH)?], false),
+        _ => {
+            s.value(MAX_DEPTH)?;
+            s.end()?;
+            return Err(ReadError::Shape(
+                "the body must be a JSON-RPC message object or a batch array",
+            ));
+        }
+    };
+    s.end()?;
+    Ok(read)
+}
+
 /// One message as read from the body, borrowing from it.
+#[derive(Default)]
 struct Message<'a> {
-    jsonrpc: Option<Cow<'a, str>>,
-    id: Option<&'a RawValue>,
-    method: Option<Cow<'a, str>>,
+    /// Whether `jsonrpc` is "2.0".
+    jsonrpc: Option<bool>,
+    /// The id's JSON text.
+    id: Option<&'a [u8]>,
+    method: Option<Cow<'static, str>>,
     params: Option<Params<'a>>,
     result_or_error: bool,
+}
+
+/// `params`: an object (with the members that name a target, as JSON
+/// text), or anything else.
+enum Params<'a> {
+    Object {
+        name: Option<&'a [u8]>,
+        uri: Option<&'a [u8]>,
+        reference: Option<&'a [u8]>,
+    },
+    Other,
+}
+
+/// Reads one message object, its values nested at most `depth` deep.
+fn read_message<'a>(s: &mut Scanner<'a>, depth: usize) -> Result<Message<'a>, ReadError> {
+    if !s.eat(b'{') {
+        s.value(depth)?;
+        return Err(ReadError::Shape(
+            "each element of a batch must be a JSON-RPC message object",
+        ));
+    }
+    let mut m = Message::default();
+    if s.eat(b'}') {
+        return Ok(m);
+    }
+    let inner = depth - 1;
+    loop {
+        let name = s.member_name()?.name()?;
+        match &*name {
+            b"jsonrpc" => {
+                let v = string_member(
+                    s,
+                    m.jsonrpc.is_some(),
+                    "`jsonrpc` must be the string \"2.0\"",
+                )?;
+                m.jsonrpc = Some(v.is("2.0"));
+            }
+            b"method" => {
+                let v = string_member(s, m.method.is_some(), "`method` must be a string")?;
+                m.method = Some(method_name(v)?);
+            }
+            b"id" => {
+                if m.id.is_some() {
+                    return Err(duplicate());
+                }
+                m.id = Some(s.value(inner)?);
+            }
+            b"params" => {
+                if m.params.is_some() {
+                    return Err(duplicate());
+                }
+                m.params = Some(read_params(s, inner)?);
+            }
+            b"result" | b"error" => {
+                s.value(inner)?;
+                m.result_or_error = true;
+            }
+            _ => {
+                s.value(inner)?;
+            }
+        }
+        if !s.next_member()? {
+            return Ok(m);
+        }
+    }
+}
+
+fn duplicate() -> ReadError {
+    ReadError::Shape(
+        "a JSON-RPC message repeats `jsonrpc`, `id`, `method` or `params` (or `params` repeats `name`, `uri` or `ref`)",
+    )
+}
+
+/// A member whose value must be a string, and must not be repeated.
+fn string_member<'a>(
+    s: &mut Scanner<'a>,
+    repeated: bool,
+    not_a_string: &'static str,
+) -> Result<JsonStr<'a>, ReadError> {
+    if repeated {
+        return Err(duplicate());
+    }
+    if s.peek() != Some(b'"') {
+        return Err(ReadError::Shape(not_a_string));
+    }
+    Ok(s.string("a string")?)
+}
+
+/// Reads `params`, its values nested at most `depth` deep.
+fn read_params<'a>(s: &mut Scanner<'a>, depth: usize) -> Result<Params<'a>, ReadError> {
+    if !s.eat(b'{') {
+        s.value(depth)?;
+        return Ok(Params::Other);
+    }
+    let (mut name, mut uri, mut reference) = (None, None, None);
+    if !s.eat(b'}') {
+        let inner = depth - 1;
+        loop {
+            let key = s.member_name()?;
+            let slot = if key.is("name") {
+                &mut name
+            } else if key.is("uri") {
+                &mut uri
+            } else if key.is("ref") {
+                &mut reference
+            } else {
+                s.value(inner)?;
+                if s.next_member()? {
+                    continue;
+                }
+                break;
+            };
+            if slot.is_some() {
+                return Err(duplicate());
+            }
+            *slot = Some(s.value(inner)?);
+            if !s.next_member()? {
+                break;
+            }
+        }
+    }
+    Ok(Params::Object {
+        name,
+        uri,
+        reference,
+    })
+}
+
+/// The methods MCP defines, so that a call's method needs no allocation.
+const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "completion/complete",
+    "logging/setLevel",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+    "tasks/get",
+    "tasks/list",
+    "tasks/result",
+    "tasks/cancel",
+];
+
+/// A method name: one of [`KNOWN_METHODS`] without allocating, else
+/// decoded.
+fn method_name(method: JsonStr<'_>) -> Result<Cow<'static, str>, SyntaxError> {
+    match KNOWN_METHODS.iter().find(|m| method.is(m)) {
+        Some(m) => Ok(Cow::Borrowed(m)),
+        None => Ok(Cow::Owned(method.decode()?.into_owned())),
+    }
 }
 
 impl Message<'_> {
@@ -329,21 +547,22 @@ impl Message<'_> {
         let id = match self.id {
             None => None,
             Some(raw) => {
-                let ok = matches!(
-                    raw.get().as_bytes().first(),
-                    Some(b'"' | b'-' | b'0'..=b'9')
-                ) || raw.get() == "null";
-                if !ok {
-                    return Err(invalid("a JSON-RPC id must be a string or a number"));
+                let ok = matches!(raw.first(), Some(b'"' | b'-' | b'0'..=b'9')) || raw == b"null";
+                let id = std::str::from_utf8(raw)
+                    .ok()
+                    .filter(|_| ok)
+                    .and_then(|text| RawValue::from_string(text.to_owned()).ok());
+                match id {
+                    Some(id) => Some(JsonRpcId::new(id)),
+                    None => return Err(invalid("a JSON-RPC id must be a string or a number")),
                 }
-                Some(JsonRpcId::new(raw.to_owned()))
             }
         };
         let with_id = |err: AuthError| match &id {
             Some(id) => err.with_jsonrpc_id(id.clone()),
             None => err,
         };
-        if self.jsonrpc.as_deref() != Some("2.0") {
+        if self.jsonrpc != Some(true) {
             return Err(with_id(invalid("`jsonrpc` must be \"2.0\"")));
         }
         let Some(method) = self.method else {
@@ -367,37 +586,38 @@ impl Message<'_> {
         };
         Ok(McpCall {
             id,
-            method: Some(method.into_owned()),
+            method: Some(method),
             target,
             kind,
         })
     }
 }
 
+/// A JSON value's text, when it is a string: the string.
+fn json_string(raw: Option<&[u8]>) -> Option<String> {
+    let mut s = Scanner::new(raw?);
+    let string = s.string("a string").ok()?;
+    s.end().ok()?;
+    string.decode().ok().map(Cow::into_owned)
+}
+
 fn target(method: &str, params: Option<&Params<'_>>) -> Result<Option<Target>, AuthError> {
-    let fields = match params {
-        Some(Params::Object(f)) => Some(f),
-        _ => None,
+    let (name, uri, reference) = match params {
+        Some(Params::Object {
+            name,
+            uri,
+            reference,
+        }) => (*name, *uri, *reference),
+        _ => (None, None, None),
     };
-    let string = |raw: Option<&RawValue>, what: &'static str| -> Result<String, AuthError> {
-        raw.and_then(|r| serde_json::from_str::<Cow<'_, str>>(r.get()).ok())
-            .map(Cow::into_owned)
-            .ok_or_else(|| invalid(what))
+    let string = |raw: Option<&[u8]>, what: &'static str| -> Result<String, AuthError> {
+        json_string(raw).ok_or_else(|| invalid(what))
     };
     Ok(Some(match method {
-        "tools/call" => Target::Tool(string(
-            fields.and_then(|f| f.name),
-            "tools/call needs a string `params.name`",
-        )?),
-        "prompts/get" => Target::Prompt(string(
-            fields.and_then(|f| f.name),
-            "prompts/get needs a string `params.name`",
-        )?),
+        "tools/call" => Target::Tool(string(name, "tools/call needs a string `params.name`")?),
+        "prompts/get" => Target::Prompt(string(name, "prompts/get needs a string `params.name`")?),
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-            Target::Resource(string(
-                fields.and_then(|f| f.uri),
-                "resources methods need a string `params.uri`",
-            )?)
+            Target::Resource(string(uri, "resources methods need a string `params.uri`")?)
         }
         "completion/complete" => {
             #[derive(Deserialize)]
@@ -411,9 +631,8 @@ fn target(method: &str, params: Option<&Params<'_>>) -> Result<Option<Target>, A
             }
             const BAD: &str =
                 "completion/complete needs `params.ref` with a `type` and a string `name` or `uri`";
-            let r: Ref<'_> = fields
-                .and_then(|f| f.reference)
-                .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            let r: Ref<'_> = reference
+                .and_then(|raw| serde_json::from_slice(raw).ok())
                 .ok_or_else(|| invalid(BAD))?;
             match (&*r.kind, r.name, r.uri) {
                 ("ref/prompt", Some(name), _) => Target::Prompt(name.into_owned()),
@@ -424,145 +643,6 @@ fn target(method: &str, params: Option<&Params<'_>>) -> Result<Option<Target>, A
         }
         _ => return Ok(None),
     }))
-}
-
-/// A string that borrows from the body when it has no escapes.
-struct Str<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Str<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V(std::marker::PhantomData))
-    }
-}
-
-/// The members of `params` that name a target.
-#[derive(Default)]
-struct ParamFields<'a> {
-    name: Option<&'a RawValue>,
-    uri: Option<&'a RawValue>,
-    reference: Option<&'a RawValue>,
-}
-
-/// `params`: an object (with the members we need), or anything else.
-enum Params<'a> {
-    Object(ParamFields<'a>),
-    Other,
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Params<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Params<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("JSON-RPC params")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut f = ParamFields::default();
-                while let Some(key) = map.next_key::<Str<'de>>()? {
-                    let slot = match &*key.0 {
-                        "name" => &mut f.name,
-                        "uri" => &mut f.uri,
-                        "ref" => &mut f.reference,
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                            continue;
-                        }
-                    };
-                    if slot.is_some() {
-                        return Err(de::Error::custom("duplicate member in params"));
-                    }
-                    *slot = Some(map.next_value::<&'de RawValue>()?);
-                }
-                Ok(Params::Object(f))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Params::Other)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Params::Other)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Params::Other)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Params::Other)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Params::Other)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(Params::Other)
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Params::Other)
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Message<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Message<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON-RPC message object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut m = Message {
-                    jsonrpc: None,
-                    id: None,
-                    method: None,
-                    params: None,
-                    result_or_error: false,
-                };
-                let dup = |k: &str| de::Error::custom(format_args!("duplicate member `{k}`"));
-                while let Some(key) = map.next_key::<Str<'de>>()? {
-                    match &*key.0 {
-                        "jsonrpc" if m.jsonrpc.is_none() => {
-                            m.jsonrpc = Some(map.next_value::<Str<'de>>()?.0);
-                        }
-                        "id" if m.id.is_none() => m.id = Some(map.next_value()?),
-                        "method" if m.method.is_none() => {
-                            m.method = Some(map.next_value::<Str<'de>>()?.0);
-                        }
-                        "params" if m.params.is_none() => {
-                            m.params = Some(
-                                map.next_value::<Option<Params<'a>>>()?
-                                    .unwrap_or(Params::Other),
-                            );
-                        }
-                        "result" | "error" => {
-                            map.next_value::<IgnoredAny>()?;
-                            m.result_or_error = true;
-                        }
-                        k @ ("jsonrpc" | "id" | "method" | "params") => return Err(dup(k)),
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(m)
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
 }
 
 #[cfg(test)]

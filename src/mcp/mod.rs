@@ -78,6 +78,7 @@
 
 pub mod filter;
 pub mod inspect;
+mod json;
 pub mod layer;
 pub mod policy;
 pub mod uri_template;

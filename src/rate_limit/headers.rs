@@ -80,11 +80,16 @@ pub(crate) fn policy_value(name: &str, decision: &Decision) -> Option<HeaderValu
 
 /// Inserts the `RateLimit` field only; `name` must be [`sanitize`]d.
 pub(crate) fn insert_state(headers: &mut HeaderMap, name: &str, decision: &Decision) {
-    if let Ok(v) = HeaderValue::try_from(format!(
-        "\"{name}\";r={};t={}",
-        decision.remaining(),
-        ceil_secs(decision.reset())
-    )) {
+    // Built by hand, not with `format!`: this runs on every allowed call.
+    let mut numbers = itoa::Buffer::new();
+    let mut value = Vec::with_capacity(name.len() + 32);
+    value.push(b'"');
+    value.extend_from_slice(name.as_bytes());
+    value.extend_from_slice(b"\";r=");
+    value.extend_from_slice(numbers.format(decision.remaining()).as_bytes());
+    value.extend_from_slice(b";t=");
+    value.extend_from_slice(numbers.format(ceil_secs(decision.reset())).as_bytes());
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         headers.insert(RATELIMIT.clone(), v);
     }
 }
