@@ -645,6 +645,12 @@ async fn main() {
             *last as f64 / 1024.0,
             samples.len()
         );
+        let series: Vec<String> = samples
+            .iter()
+            .step_by(10)
+            .map(|kib| format!("{:.1}", *kib as f64 / 1024.0))
+            .collect();
+        println!("server RSS every 10 s (MiB): {}", series.join(", "));
     }
 
     if all.wrong > 0 {
