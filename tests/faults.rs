@@ -765,7 +765,7 @@ fn rpc_error_body(id: &Value) -> String {
     .to_string()
 }
 
-/// The inner MCP service, by tool name: `slow` (1 s), `fail_500`,
+/// The inner MCP service, by tool name: `slow` (3 s), `fail_500`,
 /// `rpc_error`, anything else answers at once.
 async fn inner_call(state: Arc<InnerState>, req: Request<Body>) -> Result<Response, Infallible> {
     state.calls.fetch_add(1, Ordering::SeqCst);
@@ -786,7 +786,7 @@ async fn inner_call(state: Arc<InnerState>, req: Request<Body>) -> Result<Respon
     };
     let res = match msg["params"]["name"].as_str().unwrap_or_default() {
         "slow" => {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_secs(3)).await;
             ok(format!("slow:{who}"))
         }
         "fail_500" => (
@@ -1015,7 +1015,7 @@ async fn a_slow_inner_call_holds_no_slot_or_lock() {
             let (status, _, body) = app.call(&cred, "ok").await;
             assert_eq!(status, StatusCode::OK, "{body}");
             assert!(
-                started.elapsed() < Duration::from_millis(800),
+                started.elapsed() < Duration::from_secs(2),
                 "served after {:?}: it waited for the slow call",
                 started.elapsed()
             );
