@@ -17,7 +17,7 @@
 //!   `"active": "yes"`, HTTP 500, a 100 KB body, or refuses our client
 //!   credentials → 503 with `Retry-After`; failures are not cached.
 //! * `tests/rate_limit_redis.rs`: Redis killed and restarted, both fail
-//!   modes, and recovery.
+//!   modes, and recovery. (Here: Redis that hangs, stopped with SIGSTOP.)
 #![cfg(all(
     feature = "jwt",
     feature = "mcp",
@@ -1094,4 +1094,153 @@ async fn a_cancelled_call_leaves_nothing_stuck() {
         assert_eq!(status, StatusCode::OK);
     })
     .await;
+}
+
+// ───────────────────────── Redis that hangs ─────────────────────────
+
+/// Redis stopped (`SIGSTOP`: it still accepts connections but never
+/// answers), which `tests/rate_limit_redis.rs` (Redis killed and
+/// restarted) does not cover: every check is bounded by the store's
+/// timeout, the fail mode decides, and answers come back on `SIGCONT`.
+#[cfg(feature = "redis")]
+mod redis_hangs {
+    use std::process::{Child, Command, Stdio};
+
+    use tower_mcp_auth::{
+        rate_limit::{FailMode, RedisStore},
+        AuthScheme,
+    };
+
+    use super::*;
+
+    struct Redis {
+        child: Child,
+        port: u16,
+    }
+
+    impl Redis {
+        fn start() -> Option<Self> {
+            let port = free_addr().port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Some(Self { child, port })
+        }
+
+        fn signal(&self, sig: &str) {
+            let ok = Command::new("kill")
+                .args([sig, &self.child.id().to_string()])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "kill {sig}");
+        }
+    }
+
+    impl Drop for Redis {
+        fn drop(&mut self) {
+            let _ = self.child.kill(); // SIGKILL also ends a stopped process
+            let _ = self.child.wait();
+        }
+    }
+
+    async fn call<S>(svc: &S, who: &str) -> (StatusCode, Option<String>, Duration)
+    where
+        S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone,
+    {
+        let mut req = Request::get("/").body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(Principal::new(AuthScheme::ApiKey, who));
+        let started = Instant::now();
+        let res = svc.clone().oneshot(req).await.unwrap();
+        let retry = res
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (res.status(), retry, started.elapsed())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_redis_costs_one_timeout_per_check_and_recovers() {
+        bounded(async {
+            let Some(redis) = Redis::start() else {
+                eprintln!("NOTICE: redis-server not found; skipping the hung-Redis test");
+                return;
+            };
+            let store = RedisStore::connect(&format!("redis://127.0.0.1:{}/", redis.port))
+                .await
+                .unwrap()
+                .prefix(format!("hung-{}:", std::process::id()));
+            let inner_calls = Arc::new(AtomicUsize::new(0));
+            let make = |mode: FailMode| {
+                let calls = inner_calls.clone();
+                ServiceBuilder::new()
+                    .layer(
+                        RateLimitLayer::per_principal(Quota::per_hour(100))
+                            .store(store.clone())
+                            .fail_mode(mode),
+                    )
+                    .service(tower::service_fn(move |_req: Request<Body>| {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        async { Ok::<_, Infallible>(Response::new(Body::from("inner"))) }
+                    }))
+            };
+            let (open, closed) = (make(FailMode::Open), make(FailMode::Closed));
+            assert_eq!(call(&closed, "alice").await.0, StatusCode::OK);
+
+            redis.signal("-STOP");
+            // Several at once, both fail modes: each bounded by the 250 ms
+            // store timeout.
+            let tasks: Vec<_> = (0..10)
+                .map(|i| {
+                    let (open, closed) = (open.clone(), closed.clone());
+                    tokio::spawn(async move {
+                        if i % 2 == 0 {
+                            (FailMode::Open, call(&open, "alice").await)
+                        } else {
+                            (FailMode::Closed, call(&closed, "alice").await)
+                        }
+                    })
+                })
+                .collect();
+            let before = inner_calls.load(Ordering::SeqCst);
+            for t in tasks {
+                let (mode, (status, retry, took)) = t.await.unwrap();
+                assert!(
+                    took < Duration::from_millis(250) + MARGIN,
+                    "{mode:?}: {took:?}"
+                );
+                match mode {
+                    FailMode::Open => assert_eq!(status, StatusCode::OK),
+                    _ => {
+                        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+                        assert_eq!(retry.as_deref(), Some("1"));
+                    }
+                }
+            }
+            assert_eq!(
+                inner_calls.load(Ordering::SeqCst),
+                before + 5,
+                "only the fail-open calls ran"
+            );
+
+            // Redis answers again: the closed replica serves within seconds.
+            redis.signal("-CONT");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while call(&closed, "bob").await.0 != StatusCode::OK {
+                assert!(Instant::now() < deadline, "no recovery after SIGCONT");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+    }
 }
