@@ -509,8 +509,8 @@ async fn main() {
     let burst = f64::from(limit);
     let shared = Arc::new(Shared {
         admin_bucket: Mutex::new(Bucket {
-            tokens: burst / 2.0,
-            capacity: burst / 2.0,
+            tokens: (burst / 2.0).max(1.0),
+            capacity: (burst / 2.0).max(1.0),
             per_sec: f64::from(limit) / 60.0 / 2.0,
             last: Instant::now(),
         }),

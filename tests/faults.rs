@@ -721,6 +721,7 @@ async fn introspection_waiters_survive_the_cancellation_of_the_leader() {
         let waiter = tokio::spawn(svc.clone().oneshot(request()));
         tokio::time::sleep(Duration::from_millis(50)).await;
         leader.abort();
+        assert!(leader.await.unwrap_err().is_cancelled());
         let res = waiter.await.unwrap().unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         let body = res.into_body().collect().await.unwrap().to_bytes();
