@@ -161,22 +161,40 @@ impl RemoteJwks {
 
     /// Fetches unless another fetch happened within the minimum interval;
     /// concurrent callers share one fetch.
+    ///
+    /// The fetch runs in a task of its own, so a caller that is dropped
+    /// (its client went away) neither cancels the fetch the others are
+    /// waiting for nor leaves its attempt counted with no keys to show.
+    /// A caller that waited while a fetch was in flight takes that fetch's
+    /// result and never starts another: each waits at most one timeout,
+    /// however short the minimum interval.
     pub(crate) async fn refetch(&self) {
         self.ensure_refresher();
-        // Waits for a fetch in flight (its result is ours too); the lock is
-        // uncontended otherwise.
-        let _guard = self.shared.inflight.lock().await;
-        if !self.shared.may_refetch() {
-            return; // fetched within the interval (maybe just now): use that
-        }
-        let _ = self.shared.fetch_and_store().await;
+        let shared = self.shared.clone();
+        let seen = shared.fetches.load(Ordering::Acquire);
+        detached(async move {
+            // Waits for a fetch in flight (its result is ours too); the
+            // lock is uncontended otherwise.
+            let _guard = shared.inflight.lock().await;
+            if shared.fetches.load(Ordering::Acquire) != seen || !shared.may_refetch() {
+                return; // fetched while we waited, or within the interval
+            }
+            let _ = shared.fetch_and_store().await;
+        })
+        .await;
     }
 
-    /// Fetches now, whatever the interval (still single flight).
+    /// Fetches now, whatever the interval (still single flight, and not
+    /// cancelled with the caller).
     pub(crate) async fn refresh_now(&self) -> Result<(), FetchError> {
         self.ensure_refresher();
-        let _guard = self.shared.inflight.lock().await;
-        self.shared.fetch_and_store().await
+        let shared = self.shared.clone();
+        detached(async move {
+            let _guard = shared.inflight.lock().await;
+            shared.fetch_and_store().await
+        })
+        .await
+        .unwrap_or(Err(FetchError("the fetch task failed")))
     }
 
     /// Starts the background refresher once, if a Tokio runtime is running.
@@ -202,6 +220,20 @@ impl RemoteJwks {
                 let _ = shared.fetch_and_store().await;
             }
         });
+    }
+}
+
+/// Runs `f` in a task of its own on the current Tokio runtime and waits
+/// for it: dropping the caller does not cancel `f`. Without a runtime
+/// (never the case under `reqwest`), runs it in place.
+async fn detached<F>(f: F) -> Option<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.spawn(f).await.ok(),
+        Err(_) => Some(f.await),
     }
 }
 
