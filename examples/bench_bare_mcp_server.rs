@@ -4,7 +4,9 @@
 //! layer stack of `examples/mcp_server.rs` costs end to end.
 //!
 //! Every request gets one fixed principal (the tools need a caller), so the
-//! tools do the same work as behind the stack. Never deploy this: anyone
+//! tools do the same work as behind the stack, and logging is set up as
+//! the example sets it up (`RUST_LOG`), so both pay the same for rmcp's own
+//! `tracing`. Never deploy this: anyone
 //! reaching it acts as that principal. It binds loopback only.
 //!
 //! ```text
@@ -23,6 +25,13 @@ mod mcp_server;
 
 #[tokio::main]
 async fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+
     let config = match mcp_server::Config::from_env() {
         Ok(c) => c,
         Err(e) => {

@@ -200,25 +200,39 @@ impl Challenge {
 /// extensions by whatever parsed the body (the MCP inspect step). When
 /// present, refusals are rendered as JSON-RPC error objects with this id.
 #[derive(Clone, Debug)]
-pub struct JsonRpcId(Arc<RawValue>);
+pub struct JsonRpcId(Arc<str>);
 
 impl JsonRpcId {
     /// Wraps a raw JSON id (a string, a number, or `null`).
     #[must_use]
     pub fn new(raw: Box<RawValue>) -> Self {
-        Self(Arc::from(raw))
+        Self(Arc::from(raw.get()))
+    }
+
+    /// An id from JSON text the caller has already checked to be one JSON
+    /// value (the MCP inspect step's scanner): one allocation, no second
+    /// parse.
+    pub(crate) fn from_checked_json(text: &str) -> Self {
+        Self(Arc::from(text))
     }
 
     /// The `null` id, for a request whose id could not be read.
     #[must_use]
     pub fn null() -> Self {
-        Self::new(RawValue::from_string("null".to_owned()).expect("null is JSON"))
+        Self(Arc::from("null"))
     }
 
     /// The id as raw JSON text.
     #[must_use]
     pub fn get(&self) -> &str {
-        self.0.get()
+        &self.0
+    }
+
+    /// The id as a [`RawValue`] for serialising (`null` should the text
+    /// ever not be JSON).
+    fn raw(&self) -> &RawValue {
+        serde_json::from_str::<&RawValue>(&self.0)
+            .unwrap_or_else(|_| serde_json::from_str::<&RawValue>("null").expect("null is JSON"))
     }
 }
 
@@ -501,7 +515,7 @@ impl AuthError {
                 }
                 serde_json::to_string(&Envelope {
                     jsonrpc: "2.0",
-                    id: &id.0,
+                    id: id.raw(),
                     error: ErrorObject {
                         code: self.jsonrpc_code(),
                         message: &inner.description,

@@ -262,7 +262,8 @@ pub struct Principal(Arc<Inner>);
 #[derive(Clone, PartialEq)]
 struct Inner {
     scheme: AuthScheme,
-    subject: String,
+    /// Shared, so a rate-limit key can hold it without a copy.
+    subject: Arc<str>,
     scopes: Scopes,
     client_id: Option<String>,
     expires_at: Option<SystemTime>,
@@ -275,7 +276,7 @@ impl Principal {
     pub fn new(scheme: AuthScheme, subject: impl Into<String>) -> Self {
         Self(Arc::new(Inner {
             scheme,
-            subject: subject.into(),
+            subject: Arc::from(subject.into()),
             scopes: Scopes::empty(),
             client_id: None,
             expires_at: None,
@@ -322,6 +323,11 @@ impl Principal {
     #[must_use]
     pub fn subject(&self) -> &str {
         &self.0.subject
+    }
+
+    /// The subject, shared (for keys that outlive the request).
+    pub(crate) fn shared_subject(&self) -> Arc<str> {
+        self.0.subject.clone()
     }
 
     /// The granted scopes.

@@ -42,7 +42,6 @@ use std::borrow::Cow;
 
 use http::HeaderMap;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::json::{JsonStr, Scanner, SyntaxError, MAX_DEPTH};
 
@@ -211,7 +210,7 @@ impl McpRequest {
     /// JSON, `-32600` when it is not a well-formed JSON-RPC message or
     /// batch (the error carries the message's id when it could be read).
     pub fn parse(body: &[u8]) -> Result<Self, AuthError> {
-        let (messages, batch) = read_body(body).map_err(|e| {
+        let read = read_body(body).map_err(|e| {
             // The reading stops at the first member of the wrong shape;
             // a body that is not JSON further on says so instead.
             let e = match e {
@@ -220,14 +219,22 @@ impl McpRequest {
             };
             e.into_error(body)
         })?;
-        if messages.is_empty() {
-            return Err(invalid("an empty batch is not a JSON-RPC request"));
+        match read {
+            Read::One(message) => Ok(Self {
+                calls: vec![message.into_call()?],
+                batch: false,
+            }),
+            Read::Batch(messages) if messages.is_empty() => {
+                Err(invalid("an empty batch is not a JSON-RPC request"))
+            }
+            Read::Batch(messages) => Ok(Self {
+                calls: messages
+                    .into_iter()
+                    .map(Message::into_call)
+                    .collect::<Result<Vec<_>, _>>()?,
+                batch: true,
+            }),
         }
-        let calls = messages
-            .into_iter()
-            .map(Message::into_call)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { calls, batch })
     }
 
     /// Checks the MCP 2026-07-28 `Mcp-Method` and `Mcp-Name` headers, when
@@ -340,8 +347,14 @@ fn check_json(body: &[u8]) -> Result<(), SyntaxError> {
     s.end()
 }
 
+/// The messages of a body.
+enum Read<'a> {
+    One(Message<'a>),
+    Batch(Vec<Message<'a>>),
+}
+
 /// Reads the body's messages, checking that all of it is JSON.
-fn read_body(body: &[u8]) -> Result<(Vec<Message<'_>>, bool), ReadError> {
+fn read_body(body: &[u8]) -> Result<Read<'_>, ReadError> {
     let mut s = Scanner::new(body);
     let read = match s.peek() {
         Some(b'[') => {
@@ -355,9 +368,9 @@ fn read_body(body: &[u8]) -> Result<(Vec<Message<'_>>, bool), ReadError> {
                     }
                 }
             }
-            (messages, true)
+            Read::Batch(messages)
         }
-        Some(b'{') => (vec![read_message(&mut s, MAX_DEPTH)?], false),
+        Some(b'{') => Read::One(read_message(&mut s, MAX_DEPTH)?),
         _ => {
             s.value(MAX_DEPTH)?;
             s.end()?;
@@ -548,12 +561,10 @@ impl Message<'_> {
             None => None,
             Some(raw) => {
                 let ok = matches!(raw.first(), Some(b'"' | b'-' | b'0'..=b'9')) || raw == b"null";
-                let id = std::str::from_utf8(raw)
-                    .ok()
-                    .filter(|_| ok)
-                    .and_then(|text| RawValue::from_string(text.to_owned()).ok());
-                match id {
-                    Some(id) => Some(JsonRpcId::new(id)),
+                // The scanner checked the grammar; a string id must also be
+                // UTF-8 to be echoed back.
+                match std::str::from_utf8(raw).ok().filter(|_| ok) {
+                    Some(text) => Some(JsonRpcId::from_checked_json(text)),
                     None => return Err(invalid("a JSON-RPC id must be a string or a number")),
                 }
             }

@@ -277,15 +277,38 @@ where
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(AuthError::payload_too_large(limit));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(AuthError::payload_too_large(limit))
+    // Collected by hand: a body that arrives in one chunk (the usual case)
+    // is kept as it is, with no buffer list and no copy.
+    let mut body = std::pin::pin!(Limited::new(body, limit));
+    let mut first = Bytes::new();
+    let mut more: Option<Vec<u8>> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(AuthError::payload_too_large(limit));
+            }
+            Err(_) => {
+                return Err(AuthError::malformed_request(
+                    "the request body could not be read",
+                ))
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if let Some(buf) = &mut more {
+            buf.extend_from_slice(&data);
+        } else if first.is_empty() {
+            first = data;
+        } else {
+            let mut buf = Vec::with_capacity(first.len() + data.len());
+            buf.extend_from_slice(&first);
+            buf.extend_from_slice(&data);
+            more = Some(buf);
         }
-        Err(_) => Err(AuthError::malformed_request(
-            "the request body could not be read",
-        )),
     }
+    Ok(more.map_or(first, Bytes::from))
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for McpPolicyService<S>
@@ -314,18 +337,22 @@ where
             let (mut parts, body) = req.into_parts();
             parts.extensions.insert(config.challenge.clone());
             let (mcp, body) = if parts.method == Method::POST {
-                parts.extensions.insert(null_id());
+                // Refused before the id is known: JSON-RPC's `null` id.
+                let unread = |err: AuthError| match err.jsonrpc_id() {
+                    Some(_) => err,
+                    None => err.with_jsonrpc_id(null_id()),
+                };
                 let bytes = match read_body(&parts, body, config.body_limit).await {
                     Ok(b) => b,
-                    Err(err) => return Ok(config.refuse(err, &parts, None, 0)),
+                    Err(err) => return Ok(config.refuse(unread(err), &parts, None, 0)),
                 };
                 let mcp = match McpRequest::parse(&bytes) {
                     Ok(m) => m,
-                    Err(err) => return Ok(config.refuse(err, &parts, None, 0)),
+                    Err(err) => return Ok(config.refuse(unread(err), &parts, None, 0)),
                 };
-                if let Some(id) = mcp.first_id() {
-                    parts.extensions.insert(id.clone());
-                }
+                parts
+                    .extensions
+                    .insert(mcp.first_id().cloned().unwrap_or_else(null_id));
                 if let Err(err) = mcp.check_headers(&parts.headers) {
                     let first = mcp.calls().first();
                     return Ok(config.refuse(err, &parts, first, mcp.calls().len()));
@@ -441,6 +468,40 @@ mod tests {
         assert_eq!(status, 200);
         assert_eq!(headers["x-calls"], "1");
         assert_eq!(body, READ.as_bytes());
+    }
+
+    /// A body that arrives in the given chunks, as a socket delivers it.
+    struct Chunks(std::collections::VecDeque<Bytes>);
+
+    impl http_body::Body for Chunks {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.0.pop_front().map(|b| Ok(http_body::Frame::data(b))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_in_chunks_reaches_inner_whole_and_is_limited_whole() {
+        for cut in [vec![], vec![0], vec![1, 2], vec![10, 10, 30, 31, READ.len()]] {
+            let mut chunks = std::collections::VecDeque::new();
+            let mut at = 0;
+            for end in cut.iter().copied().chain([READ.len()]) {
+                chunks.push_back(Bytes::copy_from_slice(&READ.as_bytes()[at..end]));
+                at = end;
+            }
+            let (status, _, body) =
+                run(layer(), post(Body::new(Chunks(chunks)), jwt("read:data"))).await;
+            assert_eq!((status, &body[..]), (http::StatusCode::OK, READ.as_bytes()), "{cut:?}");
+        }
+        let halves: std::collections::VecDeque<Bytes> =
+            [vec![b' '; 600], vec![b' '; 600]].into_iter().map(Bytes::from).collect();
+        let req = post(Body::new(Chunks(halves)), jwt(""));
+        assert_eq!(run(layer().body_limit(1024), req).await.0, 413);
     }
 
     #[tokio::test]

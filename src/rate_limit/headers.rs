@@ -80,15 +80,21 @@ pub(crate) fn policy_value(name: &str, decision: &Decision) -> Option<HeaderValu
 
 /// Inserts the `RateLimit` field only; `name` must be [`sanitize`]d.
 pub(crate) fn insert_state(headers: &mut HeaderMap, name: &str, decision: &Decision) {
-    // Built by hand, not with `format!`: this runs on every allowed call.
-    let mut numbers = itoa::Buffer::new();
-    let mut value = Vec::with_capacity(name.len() + 32);
+    // Built by hand, not with `format!`, and to the exact size, so the
+    // bytes become the header value without another allocation: this runs
+    // on every allowed call.
+    let (mut r, mut t) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (r, t) = (
+        r.format(decision.remaining()),
+        t.format(ceil_secs(decision.reset())),
+    );
+    let mut value = Vec::with_capacity(name.len() + r.len() + t.len() + 8);
     value.push(b'"');
     value.extend_from_slice(name.as_bytes());
     value.extend_from_slice(b"\";r=");
-    value.extend_from_slice(numbers.format(decision.remaining()).as_bytes());
+    value.extend_from_slice(r.as_bytes());
     value.extend_from_slice(b";t=");
-    value.extend_from_slice(numbers.format(ceil_secs(decision.reset())).as_bytes());
+    value.extend_from_slice(t.as_bytes());
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         headers.insert(RATELIMIT.clone(), v);
     }

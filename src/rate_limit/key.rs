@@ -58,7 +58,7 @@ pub struct RateLimitKey(Repr);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Repr {
-    Principal(AuthScheme, Box<str>),
+    Principal(AuthScheme, Arc<str>),
     Ip(IpAddr),
     Custom(Box<str>),
     UnknownClient,
@@ -69,10 +69,7 @@ impl RateLimitKey {
     /// The key of an authenticated caller: scheme and subject.
     #[must_use]
     pub fn principal(principal: &Principal) -> Self {
-        Self(Repr::Principal(
-            principal.scheme(),
-            principal.subject().into(),
-        ))
+        Self(Repr::Principal(principal.scheme(), principal.shared_subject()))
     }
 
     /// The key of an anonymous client address.
