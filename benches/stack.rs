@@ -325,7 +325,9 @@ fn print_ratios(started: SystemTime) {
     let Some(base) = median(&dir, "bare_route") else {
         return;
     };
-    println!("\n{GROUP}: median per request, ratio to the bare route with the same request (same run)\n");
+    println!(
+        "\n{GROUP}: median per request, ratio to the bare route with the same request (same run)\n"
+    );
     println!("| variant | median | baseline | × baseline |");
     println!("| --- | ---: | --- | ---: |");
     for b in [

@@ -204,8 +204,16 @@ pub struct JsonRpcId(Arc<str>);
 
 impl JsonRpcId {
     /// Wraps a raw JSON id (a string, a number, or `null`).
+    ///
+    /// ```
+    /// use serde_json::value::RawValue;
+    /// use tower_mcp_auth::JsonRpcId;
+    ///
+    /// let raw = RawValue::from_string("\"req-7\"".to_owned()).unwrap();
+    /// assert_eq!(JsonRpcId::new(&raw).get(), "\"req-7\"");
+    /// ```
     #[must_use]
-    pub fn new(raw: Box<RawValue>) -> Self {
+    pub fn new(raw: &RawValue) -> Self {
         Self(Arc::from(raw.get()))
     }
 
@@ -754,7 +762,7 @@ mod tests {
         );
         with_id
             .extensions_mut()
-            .insert(JsonRpcId::new(RawValue::from_string("7".into()).unwrap()));
+            .insert(JsonRpcId::new(&RawValue::from_string("7".into()).unwrap()));
         let err = AuthError::missing_credential().with_request(&with_id);
         assert_eq!(err.jsonrpc_id().map(JsonRpcId::get), Some("7"));
 
@@ -791,7 +799,7 @@ mod tests {
     async fn jsonrpc_body_carries_the_request_id() {
         let mut ext = http::Extensions::new();
         ext.insert(JsonRpcId::new(
-            RawValue::from_string("\"req-7\"".into()).unwrap(),
+            &RawValue::from_string("\"req-7\"".into()).unwrap(),
         ));
         let response = AuthError::invalid_token("the token has expired")
             .with_request_context(&ext)

@@ -487,7 +487,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_in_chunks_reaches_inner_whole_and_is_limited_whole() {
-        for cut in [vec![], vec![0], vec![1, 2], vec![10, 10, 30, 31, READ.len()]] {
+        for cut in [
+            vec![],
+            vec![0],
+            vec![1, 2],
+            vec![10, 10, 30, 31, READ.len()],
+        ] {
             let mut chunks = std::collections::VecDeque::new();
             let mut at = 0;
             for end in cut.iter().copied().chain([READ.len()]) {
@@ -496,10 +501,16 @@ mod tests {
             }
             let (status, _, body) =
                 run(layer(), post(Body::new(Chunks(chunks)), jwt("read:data"))).await;
-            assert_eq!((status, &body[..]), (http::StatusCode::OK, READ.as_bytes()), "{cut:?}");
+            assert_eq!(
+                (status, &body[..]),
+                (http::StatusCode::OK, READ.as_bytes()),
+                "{cut:?}"
+            );
         }
-        let halves: std::collections::VecDeque<Bytes> =
-            [vec![b' '; 600], vec![b' '; 600]].into_iter().map(Bytes::from).collect();
+        let halves: std::collections::VecDeque<Bytes> = [vec![b' '; 600], vec![b' '; 600]]
+            .into_iter()
+            .map(Bytes::from)
+            .collect();
         let req = post(Body::new(Chunks(halves)), jwt(""));
         assert_eq!(run(layer().body_limit(1024), req).await.0, 413);
     }

@@ -267,6 +267,10 @@ impl<C: Clock + Send + Sync + 'static> Tracker<C> {
 
     /// How long `key` is still blocked for, if it is.
     fn blocked(&self, key: &RateLimitKey, now: u64) -> Option<Duration> {
+        if self.len.load(Ordering::Relaxed) == 0 {
+            // Nobody has failed lately: no lookup (the common case).
+            return None;
+        }
         let until = match self.map.get(key) {
             Some(e) => e.blocked_until,
             None if self.len.load(Ordering::Relaxed) >= self.max_keys => {

@@ -69,7 +69,10 @@ impl RateLimitKey {
     /// The key of an authenticated caller: scheme and subject.
     #[must_use]
     pub fn principal(principal: &Principal) -> Self {
-        Self(Repr::Principal(principal.scheme(), principal.shared_subject()))
+        Self(Repr::Principal(
+            principal.scheme(),
+            principal.shared_subject(),
+        ))
     }
 
     /// The key of an anonymous client address.

@@ -603,7 +603,7 @@ mod tests {
         }
         let mut req = as_user("alice");
         req.extensions_mut().insert(JsonRpcId::new(
-            serde_json::value::RawValue::from_string("42".into()).unwrap(),
+            &serde_json::value::RawValue::from_string("42".into()).unwrap(),
         ));
         let (status, headers, body) = send(&layer, req).await;
         assert_eq!(status, 429);
