@@ -618,9 +618,9 @@ where
             }
             req.extensions_mut().insert(principal);
         }
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
-        ResponseFuture::inner(inner.call(req))
+        // Decided at once: the service `poll_ready` readied takes the call,
+        // no clone needed.
+        ResponseFuture::inner(self.inner.call(req))
     }
 }
 

@@ -187,9 +187,7 @@ where
             );
             return ResponseFuture::refused(config.renderer.render(err));
         }
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
-        ResponseFuture::inner(inner.call(req))
+        ResponseFuture::inner(self.inner.call(req))
     }
 }
 

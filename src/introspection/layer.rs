@@ -280,9 +280,7 @@ where
                 };
             }
         }
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
-        ResponseFuture::now(inner.call(req))
+        ResponseFuture::now(self.inner.call(req))
     }
 }
 

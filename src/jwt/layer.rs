@@ -252,15 +252,19 @@ where
             Ok(Found::Bearer(token)) => Some(token),
         };
         let step = token.map(|t| (config.validator.try_verify(t), t));
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
         match step {
-            None => JwtResponseFuture::now(ResponseFuture::inner(inner.call(req))),
+            // Decided at once: the service `poll_ready` readied takes the
+            // call, no clone needed.
+            None => JwtResponseFuture::now(ResponseFuture::inner(self.inner.call(req))),
             Some((Step::Done(result), _)) => match config.decide(result, &mut req) {
-                None => JwtResponseFuture::now(ResponseFuture::inner(inner.call(req))),
+                None => JwtResponseFuture::now(ResponseFuture::inner(self.inner.call(req))),
                 Some(response) => refused(response),
             },
             Some((Step::Fetch, token)) => {
+                // The call waits for the keys: it takes the readied service
+                // and leaves a clone in its place.
+                let ready = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, ready);
                 let token = token.to_owned();
                 let config = self.config.clone();
                 JwtResponseFuture {

@@ -431,11 +431,9 @@ where
                 },
             };
         }
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
         FailedAuthResponseFuture {
             kind: Kind::Inner {
-                future: inner.call(req),
+                future: self.inner.call(req),
                 key: Some(key),
                 tracker: self.tracker.clone(),
             },

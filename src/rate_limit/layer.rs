@@ -386,19 +386,22 @@ where
         });
         let mut check = self.store.check(&key, quota, cost);
         let req = Request::from_parts(parts, body);
-        let ready = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, ready);
         // A store that answers at once (the memory store) is decided here,
-        // so the request is not parked in the future. Polling once with a
-        // no-op waker is fine: a pending check is polled again, with the
-        // caller's waker, by the response future.
+        // calling the inner service that `poll_ready` readied, so the
+        // request is neither parked in the future nor the service cloned.
+        // Polling once with a no-op waker is fine: a pending check is
+        // polled again, with the caller's waker, by the response future,
+        // which then owns a ready clone of the service.
         let state = match Pin::new(&mut check).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(outcome) => decide(config, outcome, req, inner).with_check(),
-            Poll::Pending => State::Checking {
-                check,
-                inner: Some(inner),
-                req: Some(req),
-            },
+            Poll::Ready(outcome) => decide(config, outcome, req, &mut self.inner).with_check(),
+            Poll::Pending => {
+                let ready = self.inner.clone();
+                State::Checking {
+                    check,
+                    inner: Some(std::mem::replace(&mut self.inner, ready)),
+                    req: Some(req),
+                }
+            }
         };
         ResponseFuture {
             state,
@@ -413,7 +416,7 @@ fn decide<S, B, ResBody>(
     config: &Config,
     outcome: Result<Decision, StoreError>,
     req: Request<B>,
-    mut inner: S,
+    inner: &mut S,
 ) -> State<S, B, S::Future, ()>
 where
     S: Service<Request<B>, Response = http::Response<ResBody>>,
@@ -502,9 +505,9 @@ where
                 StateProj::Checking { check, inner, req } => {
                     let outcome = ready!(check.poll(cx));
                     let req = req.take().expect("polled after completion");
-                    let inner = inner.take().expect("polled after completion");
+                    let mut inner = inner.take().expect("polled after completion");
                     this.state
-                        .set(decide(config, outcome, req, inner).with_check());
+                        .set(decide(config, outcome, req, &mut inner).with_check());
                 }
                 StateProj::Running { future, decision } => {
                     let result = ready!(future.poll(cx));
