@@ -3,6 +3,11 @@
 //! first-seen token (signature checked) and for a repeated token (verified
 //! token cache hit), and a bare axum route as the floor.
 //!
+//! A second group puts the layer against the peer a user might pick
+//! instead for HS256, `axum-jwt-auth`'s `Claims` extractor (a local
+//! decoder, jsonwebtoken 10 on RustCrypto), each in front of a handler
+//! that reads the caller's subject.
+//!
 //! `cargo bench --bench jwt`; compare crypto backends with
 //! `cargo bench --bench jwt --no-default-features --features jwt,rust-crypto -- raw`.
 
@@ -226,5 +231,78 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The claims `axum-jwt-auth` decodes for the peer handler.
+#[derive(serde::Deserialize)]
+struct PeerClaims {
+    sub: String,
+}
+
+#[derive(Clone)]
+struct PeerState {
+    decoder: axum_jwt_auth::Decoder<PeerClaims>,
+}
+
+impl axum::extract::FromRef<PeerState> for axum_jwt_auth::Decoder<PeerClaims> {
+    fn from_ref(state: &PeerState) -> Self {
+        state.decoder.clone()
+    }
+}
+
+fn peer(c: &mut Criterion) {
+    use jsonwebtoken10 as jwt10;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let algs = algs();
+    let hs = &algs[0];
+    let token = mint(hs, 0);
+
+    let mut validation = jwt10::Validation::new(jwt10::Algorithm::HS256);
+    validation.set_audience(&[AUD]);
+    let decoder = axum_jwt_auth::LocalDecoder::builder()
+        .keys(vec![jwt10::DecodingKey::from_secret(SECRET.as_bytes())])
+        .validation(validation)
+        .build()
+        .unwrap();
+    let peer: Router = Router::new()
+        .route(
+            "/",
+            get(|claims: axum_jwt_auth::Claims<PeerClaims>| async move { claims.claims.sub }),
+        )
+        .with_state(PeerState {
+            decoder: std::sync::Arc::new(decoder),
+        });
+    let ours = |cache: bool| {
+        let resource = ProtectedResource::builder(AUD).build().unwrap();
+        let mut b = JwtValidator::builder(&resource).key(hs.key.clone());
+        if !cache {
+            b = b.no_token_cache();
+        }
+        Router::new()
+            .route(
+                "/",
+                get(|p: Principal| async move { p.subject().to_owned() }),
+            )
+            .layer(JwtLayer::new(b.build().unwrap()))
+    };
+    let variants = [
+        ("axum_jwt_auth_claims_extractor", peer),
+        ("jwt_layer_first_seen", ours(false)),
+        ("jwt_layer_cache_hit", ours(true)),
+    ];
+    let mut group = c.benchmark_group("jwt_hs256_vs_axum_jwt_auth");
+    for (name, app) in variants {
+        let res = rt.block_on(app.clone().oneshot(request(&token))).unwrap();
+        assert_eq!(res.status(), 200, "{name}");
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                black_box(app.clone().oneshot(request(&token)).await.unwrap())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, peer);
 criterion_main!(benches);
