@@ -221,13 +221,32 @@ pub fn auth_headers(data: &[u8]) {
         .service_fn(ok);
     let status = runtime().block_on(svc.oneshot(req)).unwrap().status();
     assert!(!status.is_server_error(), "{status}");
+    // The API-key credentials sent: each X-API-Key value, and each
+    // `Authorization: ApiKey <key>`.
+    let scheme_keys: Vec<&str> = auths
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("apikey"))
+        .map(|(_, key)| key)
+        .collect();
+    let header_keys: Vec<&[u8]> = api_keys.iter().map(HeaderValue::as_bytes).collect();
+    let sent_the_key = |k: &[u8]| k.trim_ascii() == API_KEY.as_bytes();
     if status == StatusCode::OK {
         // Fuzz input cannot sign a JWT: only the configured API key (which
-        // the corpus holds) can pass.
+        // the corpus holds), sent exactly once, can pass.
+        let credentials: Vec<&[u8]> = header_keys
+            .iter()
+            .copied()
+            .chain(scheme_keys.iter().map(|k| k.as_bytes()))
+            .collect();
         assert!(
-            data.windows(API_KEY.len()).any(|w| w == API_KEY.as_bytes()),
-            "a request passed without a credential: keys {api_keys:?}, auth {auths:?}"
+            matches!(credentials.as_slice(), [k] if sent_the_key(k)),
+            "a request passed without exactly one right key: keys {api_keys:?}, auth {auths:?}"
         );
+    }
+    if auths.is_empty() && matches!(header_keys.as_slice(), [k] if sent_the_key(k)) {
+        assert_eq!(status, StatusCode::OK, "the right key was refused");
     }
 }
 
