@@ -101,3 +101,25 @@ jwts = [
     "a.b.c", "..", "....", "", "eyJ", "x" * 9000, "\u00e9.\u00e9.\u00e9",
 ]
 write("jwt_validate", variants(jwts, 30))
+
+# jwt_claims: payloads the target signs itself, so the claims checks run.
+ISSUER = "https://auth.example.com"
+base = {"iss": ISSUER, "aud": RESOURCE, "sub": "user-1", "exp": now_exp}
+claims = [
+    base, {**base, "scope": "read:data write:data"}, {**base, "scp": ["a", "b c"]},
+    {**base, "aud": ["https://other", RESOURCE]}, {**base, "aud": "https://other"}, {**base, "aud": []},
+    {**base, "iss": "https://evil.example.com"}, {k: v for k, v in base.items() if k != "iss"},
+    {k: v for k, v in base.items() if k != "exp"}, {**base, "exp": 1}, {**base, "exp": 4102444800.7},
+    {**base, "exp": -1}, {**base, "exp": "4102444800"}, {**base, "exp": 1e300}, {**base, "exp": 18446744073709551615},
+    {**base, "nbf": 4102444800}, {**base, "nbf": 0}, {**base, "nbf": None}, {**base, "iat": 4102444800},
+    {**base, "iat": 1.5}, {k: v for k, v in base.items() if k != "sub"} | {"client_id": "cli"},
+    {k: v for k, v in base.items() if k != "sub"} | {"azp": "cli"}, {**base, "sub": ""}, {**base, "sub": 7},
+    {**base, "client_id": 7}, {**base, "scope": None}, {**base, "scp": [1]}, {**base, "scope": "a", "scp": 5},
+    {**base, "typ": "at+jwt", "jti": "x", "nested": {"a": [1, 2, {"b": None}]}},
+]
+raw_claims = [json.dumps(c, separators=(",", ":")) for c in claims] + [
+    '{"iss":"https://auth.example.com","aud":"https://mcp.example.com/mcp","sub":"u","exp":4102444800,"exp":1}',
+    " { \"iss\" : \"https://auth.example.com\" , \"aud\" : \"https://mcp.example.com/mcp\" , \"sub\" : \"u\" , \"exp\" : 4102444800 } ",
+    "[]", "null", "", "{}", "\"x\"", "{\"sub\":\"\\ud800\"}",
+]
+write("jwt_claims", variants(raw_claims, 30))

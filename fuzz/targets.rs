@@ -6,16 +6,23 @@
 
 #![allow(dead_code)]
 
-use std::{convert::Infallible, sync::OnceLock};
+use std::{
+    collections::BTreeSet,
+    convert::Infallible,
+    fmt,
+    sync::OnceLock,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use axum::body::Body;
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use secrecy::SecretString;
+use serde_json::{Map, Value};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
     jwt::{JwtLayer, JwtValidator},
-    mcp::{McpRequest, UriTemplate},
+    mcp::{McpRequest, MessageKind, UriTemplate},
     ApiKey, ApiKeyLayer, ApiKeys, AuthError, ProtectedResource, Scopes,
 };
 
@@ -26,18 +33,21 @@ pub const JWT_SECRET: &str = "fuzz-jwt-secret-0123456789abcdef0123456789";
 pub const API_KEY: &str = "mcp_sk_fuzz-key-0123456789abcdef";
 /// The resource identifier (and JWT audience).
 pub const RESOURCE: &str = "https://mcp.example.com/mcp";
+/// The issuer the claims target's validator trusts.
+pub const JWT_ISSUER: &str = "https://auth.example.com";
 
 /// A fuzz target's body.
 pub type Target = fn(&[u8]);
 
 /// The targets by name, as the corpus directories are named.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("json_rpc_inspect", json_rpc_inspect),
     ("auth_headers", auth_headers),
     ("scopes", scopes),
     ("uri_template", uri_template),
     ("mcp_name", mcp_name),
     ("jwt_validate", jwt_validate),
+    ("jwt_claims", jwt_claims),
 ];
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -54,22 +64,114 @@ fn resource() -> ProtectedResource {
     ProtectedResource::builder(RESOURCE).build().unwrap()
 }
 
-/// JSON-RPC inspection: any body parses or is refused with a 4xx; a parsed
-/// request's header check never panics and refuses with a 4xx.
+/// JSON-RPC inspection: any body parses or is refused with a 4xx. When
+/// the body is also plain JSON (`serde_json::Value`, which a downstream
+/// server may use), both readings agree on the batch shape and on every
+/// message's id, method, kind and target name: a policy decided on the
+/// parse is a decision about what the server will run. `Mcp-Method` /
+/// `Mcp-Name` headers that match a single message pass; a wrong method,
+/// or any such header on a batch, is a 4xx.
 pub fn json_rpc_inspect(data: &[u8]) {
-    match McpRequest::parse(data) {
-        Err(e) => assert!(e.status().is_client_error(), "parse: {}", e.status()),
-        Ok(req) => {
-            let mut headers = HeaderMap::new();
-            if let Some(call) = req.calls().first() {
-                if let Some(m) = call.method().and_then(|m| HeaderValue::from_str(m).ok()) {
-                    headers.insert("mcp-method", m);
-                }
+    let req = match McpRequest::parse(data) {
+        Err(e) => {
+            assert!(e.status().is_client_error(), "parse: {}", e.status());
+            return;
+        }
+        Ok(req) => req,
+    };
+    assert!(!req.calls().is_empty(), "a request without messages");
+    if let Ok(value) = serde_json::from_slice::<Value>(data) {
+        let messages = match &value {
+            Value::Array(items) => {
+                assert!(req.is_batch(), "an array parsed as a single message");
+                items.iter().collect::<Vec<_>>()
             }
-            if let Err(e) = req.check_headers(&headers) {
-                assert!(e.status().is_client_error(), "headers: {}", e.status());
+            other => {
+                assert!(!req.is_batch(), "an object parsed as a batch");
+                vec![other]
+            }
+        };
+        assert_eq!(messages.len(), req.calls().len(), "message count");
+        for (call, msg) in req.calls().iter().zip(messages) {
+            let method = msg.get("method").and_then(Value::as_str);
+            assert_eq!(call.method(), method, "method of {msg}");
+            let id = msg.get("id");
+            let parsed_id = call
+                .id()
+                .map(|id| serde_json::from_str::<Value>(id.get()).unwrap());
+            assert_eq!(parsed_id.as_ref(), id, "id of {msg}");
+            let kind = match (method, id) {
+                (None, _) => MessageKind::Response,
+                (Some(_), Some(_)) => MessageKind::Request,
+                (Some(_), None) => MessageKind::Notification,
+            };
+            assert_eq!(call.kind(), kind, "kind of {msg}");
+            let params = msg.get("params");
+            let field = |v: Option<&Value>, key: &str| v.and_then(|v| v.get(key)).cloned();
+            let expected = match method {
+                Some("tools/call" | "prompts/get") => field(params, "name"),
+                Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
+                    field(params, "uri")
+                }
+                Some("completion/complete") => {
+                    let r = params.and_then(|p| p.get("ref"));
+                    match r.and_then(|r| r.get("type")).and_then(Value::as_str) {
+                        Some("ref/prompt") => field(r, "name"),
+                        Some("ref/resource") => field(r, "uri"),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            let target = call.target().map(|t| Value::String(t.name().to_owned()));
+            assert_eq!(target, expected, "target of {msg}");
+        }
+    }
+    let mut headers = HeaderMap::new();
+    if let [call] = req.calls() {
+        if let Some(m) = call.method() {
+            headers.insert("mcp-method", encoded_header(m));
+            if let Some(t) = call.target() {
+                headers.insert("mcp-name", encoded_header(t.name()));
             }
         }
+    } else {
+        headers.insert("mcp-method", HeaderValue::from_static("tools/call"));
+    }
+    match req.check_headers(&headers) {
+        Ok(()) => assert!(
+            !req.is_batch() || headers.is_empty(),
+            "Mcp-Method accepted on a batch"
+        ),
+        Err(e) => {
+            assert!(e.status().is_client_error(), "headers: {}", e.status());
+            assert!(req.is_batch(), "matching headers refused: {e:?}");
+        }
+    }
+    if let [call] = req.calls() {
+        if let Some(m) = call.method() {
+            let mut wrong = HeaderMap::new();
+            wrong.insert("mcp-method", encoded_header(&format!("{m}x")));
+            let e = req
+                .check_headers(&wrong)
+                .expect_err("a wrong Mcp-Method passed");
+            assert!(e.status().is_client_error(), "headers: {}", e.status());
+        }
+    }
+}
+
+/// A header value for `text`: as is when it is visible ASCII, else
+/// `=?base64?…?=` (how a client sends a name a header cannot carry).
+fn encoded_header(text: &str) -> HeaderValue {
+    let plain = !text.starts_with("=?base64?")
+        && text.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+        && !text.starts_with(' ')
+        && !text.ends_with(' ');
+    if plain {
+        HeaderValue::from_str(text).unwrap()
+    } else {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+        HeaderValue::from_str(&format!("=?base64?{encoded}?=")).unwrap()
     }
 }
 
@@ -119,13 +221,32 @@ pub fn auth_headers(data: &[u8]) {
         .service_fn(ok);
     let status = runtime().block_on(svc.oneshot(req)).unwrap().status();
     assert!(!status.is_server_error(), "{status}");
+    // The API-key credentials sent: each X-API-Key value, and each
+    // `Authorization: ApiKey <key>`.
+    let scheme_keys: Vec<&str> = auths
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("apikey"))
+        .map(|(_, key)| key)
+        .collect();
+    let header_keys: Vec<&[u8]> = api_keys.iter().map(HeaderValue::as_bytes).collect();
+    let sent_the_key = |k: &[u8]| k.trim_ascii() == API_KEY.as_bytes();
     if status == StatusCode::OK {
         // Fuzz input cannot sign a JWT: only the configured API key (which
-        // the corpus holds) can pass.
+        // the corpus holds), sent exactly once, can pass.
+        let credentials: Vec<&[u8]> = header_keys
+            .iter()
+            .copied()
+            .chain(scheme_keys.iter().map(|k| k.as_bytes()))
+            .collect();
         assert!(
-            data.windows(API_KEY.len()).any(|w| w == API_KEY.as_bytes()),
-            "a request passed without a credential: keys {api_keys:?}, auth {auths:?}"
+            matches!(credentials.as_slice(), [k] if sent_the_key(k)),
+            "a request passed without exactly one right key: keys {api_keys:?}, auth {auths:?}"
         );
+    }
+    if auths.is_empty() && matches!(header_keys.as_slice(), [k] if sent_the_key(k)) {
+        assert_eq!(status, StatusCode::OK, "the right key was refused");
     }
 }
 
@@ -153,17 +274,99 @@ pub fn scopes(data: &[u8]) {
     }
 }
 
-/// URI templates: the input's first line is a template, the rest a URI;
-/// parse and match return, and an exact template matches itself.
+/// URI templates: the input's first line is a template, the rest a URI.
+/// `matches` agrees with a plain backtracking reading of RFC 6570 level 1
+/// (a `{var}` is one or more characters other than `/`, `?`, `#`), and the
+/// template with every variable replaced by a legal value matches.
 pub fn uri_template(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (template, uri) = text.split_once('\n').unwrap_or((&text, ""));
-    if let Ok(t) = UriTemplate::parse(template) {
-        let _ = t.matches(uri);
-        if t.is_exact() {
-            assert!(t.matches(t.as_str()));
+    let Ok(t) = UriTemplate::parse(template) else {
+        return;
+    };
+    let parts = template_parts(template);
+    assert_eq!(
+        parts.iter().filter(|p| p.is_none()).count(),
+        t.var_count(),
+        "variable count of {template:?}"
+    );
+    let uri: String = uri.chars().take(256).collect();
+    assert_eq!(
+        t.matches(&uri),
+        reference_match(&parts, &uri.chars().collect::<Vec<_>>()),
+        "{template:?} against {uri:?}"
+    );
+    let value: String = uri
+        .chars()
+        .filter(|c| !matches!(c, '/' | '?' | '#'))
+        .collect();
+    let value = if value.is_empty() { "x" } else { &value };
+    let filled: String = parts
+        .iter()
+        .map(|p| match p {
+            Some(lit) => lit.to_string(),
+            None => value.to_owned(),
+        })
+        .collect();
+    assert!(t.matches(&filled), "{template:?} does not match {filled:?}");
+    if t.is_exact() {
+        assert!(t.matches(t.as_str()));
+    }
+}
+
+/// A parsed template as literal characters (`Some`) and variables (`None`).
+fn template_parts(template: &str) -> Vec<Option<char>> {
+    let mut parts = Vec::new();
+    let mut in_var = false;
+    for c in template.chars() {
+        match (in_var, c) {
+            (false, '{') => {
+                in_var = true;
+                parts.push(None);
+            }
+            (false, c) => parts.push(Some(c)),
+            (true, '}') => in_var = false,
+            (true, _) => {}
         }
     }
+    parts
+}
+
+/// Does `uri` match `parts`? Memoised backtracking, independent of the
+/// crate's automaton.
+fn reference_match(parts: &[Option<char>], uri: &[char]) -> bool {
+    fn go(
+        parts: &[Option<char>],
+        uri: &[char],
+        p: usize,
+        u: usize,
+        memo: &mut [Option<bool>],
+    ) -> bool {
+        let slot = p * (uri.len() + 1) + u;
+        if let Some(known) = memo[slot] {
+            return known;
+        }
+        let result = match parts.get(p) {
+            None => u == uri.len(),
+            Some(Some(lit)) => uri.get(u) == Some(lit) && go(parts, uri, p + 1, u + 1, memo),
+            Some(None) => {
+                let mut end = u;
+                let mut found = false;
+                while end < uri.len() && !matches!(uri[end], '/' | '?' | '#') {
+                    end += 1;
+                    if go(parts, uri, p + 1, end, memo) {
+                        found = true;
+                        break;
+                    }
+                }
+                found
+            }
+        };
+        memo[slot] = Some(result);
+        result
+    }
+    let mut memo = vec![None; (parts.len() + 1) * (uri.len() + 1)];
+    go(parts, uri, 0, 0, &mut memo)
 }
 
 /// `Mcp-Name` decoding: the input as a raw header value is accepted or
@@ -209,4 +412,266 @@ pub fn jwt_validate(data: &[u8]) {
             assert_eq!(status, StatusCode::UNAUTHORIZED);
         }
     }
+}
+
+/// The leeway the claims target's validator allows (the default).
+const JWT_LEEWAY: u64 = 30;
+/// The validator's default token size limit.
+const JWT_MAX_BYTES: usize = 8 * 1024;
+
+/// JWT claims handling past the signature: the input is the payload of a
+/// token the target signs with the validator's own HS256 key, so every
+/// claims check runs. The verdict must agree with a model of the rules
+/// (RFC 7519 / RFC 9068 as configured: a JSON object without duplicate
+/// members; `exp` required, `nbf` and `iat` honoured with a 30 s leeway;
+/// `aud` names the resource; `iss` is the trusted issuer; a non-empty
+/// subject from `sub`, `client_id` or `azp`; `scope` a string or `scp` a
+/// string or array), an accepted token's principal carries the model's
+/// subject, client and scopes, and a refusal is a 401. The raw input is
+/// signed as is, and its canonical re-serialisation once more.
+pub fn jwt_claims(data: &[u8]) {
+    static VALIDATOR: OnceLock<JwtValidator> = OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        JwtValidator::builder(&resource())
+            .hs256_secret(&SecretString::from(JWT_SECRET))
+            .issuer(JWT_ISSUER)
+            .no_token_cache()
+            .build()
+            .unwrap()
+    });
+    let claims = strict_object(data);
+    check_claims(validator, data, claims.as_ref());
+    if let Some(claims) = &claims {
+        let canonical = serde_json::to_vec(claims).unwrap();
+        if canonical != data {
+            check_claims(validator, &canonical, Some(claims));
+        }
+    }
+}
+
+fn check_claims(validator: &JwtValidator, payload: &[u8], claims: Option<&Map<String, Value>>) {
+    let token = hs256_token(payload);
+    let before = unix_now();
+    let outcome = runtime().block_on(validator.verify(&token));
+    let after = unix_now();
+    let verdict = match claims {
+        None => Verdict::Refuse("not a JSON object without duplicate members"),
+        Some(c) => claims_verdict(c, token.len(), before, after),
+    };
+    match (outcome, verdict) {
+        (Ok(p), Verdict::Accept(expected)) => {
+            assert_eq!(p.subject(), expected.subject, "subject");
+            assert_eq!(p.client_id(), expected.client_id.as_deref(), "client_id");
+            let scopes: BTreeSet<String> = p.scopes().iter().map(str::to_owned).collect();
+            assert_eq!(scopes, expected.scopes, "scopes");
+            assert_eq!(p.claims(), claims, "claims");
+        }
+        (Ok(p), Verdict::Refuse(why)) => {
+            panic!(
+                "accepted ({}) a token that must be refused: {why}",
+                p.subject()
+            )
+        }
+        (Ok(_), Verdict::Boundary) => {}
+        (Err(e), Verdict::Accept(_)) => panic!("refused a valid token: {e}"),
+        (Err(e), _) => {
+            let status = AuthError::from(e).status();
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+    }
+}
+
+/// An HS256 token over `payload`, signed with [`JWT_SECRET`].
+fn hs256_token(payload: &[u8]) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let msg = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let sig = jsonwebtoken::crypto::sign(
+        msg.as_bytes(),
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+        jsonwebtoken::Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{msg}.{sig}")
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The JSON object `data` holds, `None` when it is not one or has a
+/// duplicate member name at the top level.
+fn strict_object(data: &[u8]) -> Option<Map<String, Value>> {
+    struct Strict(Map<String, Value>);
+    impl<'de> serde::Deserialize<'de> for Strict {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Strict;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Strict, A::Error> {
+                    let mut out = Map::new();
+                    while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                        if out.insert(k, v).is_some() {
+                            return Err(serde::de::Error::custom("duplicate"));
+                        }
+                    }
+                    Ok(Strict(out))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    serde_json::from_slice::<Strict>(data).ok().map(|s| s.0)
+}
+
+/// What the model expects of an accepted token.
+struct Expected {
+    subject: String,
+    client_id: Option<String>,
+    scopes: BTreeSet<String>,
+}
+
+enum Verdict {
+    Accept(Expected),
+    Refuse(&'static str),
+    /// A time claim within the clock's tick of its limit: either is right.
+    Boundary,
+}
+
+/// A NumericDate as RFC 7519 allows it and jsonwebtoken reads it: a
+/// non-negative number below 2^64, fractions rounded.
+fn numeric_date(v: &Value) -> Option<u64> {
+    let n = v.as_number()?;
+    if let Some(u) = n.as_u64() {
+        return Some(u);
+    }
+    if n.is_i64() {
+        return None;
+    }
+    let f = n.as_f64()?;
+    (f.is_finite() && f >= 0.0 && f < u64::MAX as f64).then(|| f.round() as u64)
+}
+
+/// The model's verdict on `claims` in a token of `len` bytes verified
+/// between `before` and `after` (Unix seconds).
+fn claims_verdict(claims: &Map<String, Value>, len: usize, before: u64, after: u64) -> Verdict {
+    use Verdict::{Accept, Boundary, Refuse};
+    if len > JWT_MAX_BYTES {
+        return Refuse("too large");
+    }
+    let mut boundary = false;
+    // exp: required; expired when exp < now - leeway.
+    let Some(exp) = claims.get("exp").and_then(numeric_date) else {
+        return Refuse("exp missing or not a NumericDate");
+    };
+    if exp < before.saturating_sub(JWT_LEEWAY) {
+        return Refuse("expired");
+    }
+    // Past what the clock holds (i64 seconds on Unix).
+    if exp > i64::MAX as u64 {
+        return Refuse("exp out of range");
+    }
+    boundary |= exp < after.saturating_sub(JWT_LEEWAY);
+    // nbf: optional; not yet valid when nbf > now + leeway.
+    if let Some(v) = claims.get("nbf") {
+        let Some(nbf) = numeric_date(v) else {
+            return Refuse("nbf not a NumericDate");
+        };
+        if nbf > after + JWT_LEEWAY {
+            return Refuse("not yet valid");
+        }
+        boundary |= nbf > before + JWT_LEEWAY;
+    }
+    // iat: optional; issued in the future when iat > now + leeway. The
+    // validator drops the fraction.
+    if let Some(v) = claims.get("iat") {
+        let iat = match v.as_number() {
+            Some(n) => n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(|f| f as u64)
+            }),
+            None => None,
+        };
+        let Some(iat) = iat else {
+            return Refuse("iat not a number");
+        };
+        if iat > after + JWT_LEEWAY {
+            return Refuse("issued in the future");
+        }
+        boundary |= iat > before + JWT_LEEWAY;
+    }
+    let audience_ok = match claims.get("aud") {
+        Some(Value::String(a)) => a == RESOURCE,
+        Some(Value::Array(items)) => {
+            items.iter().all(Value::is_string) && items.iter().any(|a| a == RESOURCE)
+        }
+        _ => false,
+    };
+    if !audience_ok {
+        return Refuse("audience");
+    }
+    if claims.get("iss").and_then(Value::as_str) != Some(JWT_ISSUER) {
+        return Refuse("issuer");
+    }
+    let text = |name: &str| match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(()),
+    };
+    // client_id, else azp (read only when client_id is absent).
+    let client_id = match text("client_id") {
+        Err(()) => return Refuse("client_id not a string"),
+        Ok(Some(c)) => Some(c),
+        Ok(None) => match text("azp") {
+            Err(()) => return Refuse("azp not a string"),
+            Ok(a) => a,
+        },
+    };
+    let subject = match text("sub") {
+        Err(()) => return Refuse("sub not a string"),
+        Ok(Some(s)) => s,
+        Ok(None) => client_id.clone().unwrap_or_default(),
+    };
+    if subject.is_empty() {
+        return Refuse("no subject");
+    }
+    let words =
+        |s: &str| -> BTreeSet<String> { s.split_ascii_whitespace().map(str::to_owned).collect() };
+    let scopes = match (claims.get("scope"), claims.get("scp")) {
+        (Some(Value::String(s)), _) => words(s),
+        (Some(_), _) => return Refuse("scope not a string"),
+        (None, Some(Value::String(s))) => words(s),
+        (None, Some(Value::Array(items))) => {
+            let mut all = BTreeSet::new();
+            for item in items {
+                let Some(s) = item.as_str() else {
+                    return Refuse("scp not strings");
+                };
+                all.extend(words(s));
+            }
+            all
+        }
+        (None, Some(_)) => return Refuse("scp not a string or array"),
+        (None, None) => BTreeSet::new(),
+    };
+    if boundary {
+        return Boundary;
+    }
+    Accept(Expected {
+        subject,
+        client_id,
+        scopes,
+    })
 }

@@ -319,6 +319,11 @@ impl JwtValidator {
             .get("exp")
             .and_then(numeric_date)
             .ok_or_else(|| JwtError::invalid("the token's exp claim is missing or not a number"))?;
+        // An exp beyond what SystemTime holds (i64 seconds on Unix) would
+        // overflow the principal's expiry: refuse it rather than panic.
+        let expires_at = UNIX_EPOCH
+            .checked_add(Duration::from_secs(exp))
+            .ok_or_else(|| JwtError::invalid("the token's exp claim is out of range"))?;
         if let Some(iat) = claims.get("iat") {
             let iat = numeric_date(iat)
                 .ok_or_else(|| JwtError::invalid("the token's iat claim is not a number"))?;
@@ -378,7 +383,7 @@ impl JwtValidator {
         }
         let mut principal = Principal::new(AuthScheme::Jwt, subject)
             .with_scopes(scopes)
-            .with_expires_at(UNIX_EPOCH + Duration::from_secs(exp));
+            .with_expires_at(expires_at);
         if let Some(c) = client_id {
             principal = principal.with_client_id(c);
         }
@@ -964,6 +969,27 @@ pub(crate) mod tests {
             assert_eq!(e.kind(), JwtErrorKind::Invalid);
             assert!(!e.description().contains(&token));
         }
+    }
+
+    /// Found by the `jwt_claims` fuzz target: an `exp` past what the
+    /// platform's clock holds panicked building the principal's expiry.
+    #[tokio::test]
+    async fn an_exp_beyond_the_clock_is_refused_not_a_panic() {
+        let v = validator();
+        for exp in [json!(u64::MAX), json!(1e19), json!(i64::MAX as u64 + 1)] {
+            let mut claims = good_claims();
+            claims["exp"] = exp;
+            let e = err(&v, &hs256(&claims)).await;
+            assert_eq!(e.description(), "the token's exp claim is out of range");
+            assert_eq!(AuthError::from(e).status(), 401);
+        }
+        let mut claims = good_claims();
+        claims["exp"] = json!(4_102_444_800u64);
+        let p = v.verify(&hs256(&claims)).await.unwrap();
+        assert_eq!(
+            p.expires_at(),
+            Some(UNIX_EPOCH + Duration::from_secs(4_102_444_800))
+        );
     }
 
     #[tokio::test]
