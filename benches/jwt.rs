@@ -296,9 +296,8 @@ fn peer(c: &mut Criterion) {
         let res = rt.block_on(app.clone().oneshot(request(&token))).unwrap();
         assert_eq!(res.status(), 200, "{name}");
         group.bench_function(name, |b| {
-            b.to_async(&rt).iter(|| async {
-                black_box(app.clone().oneshot(request(&token)).await.unwrap())
-            })
+            b.to_async(&rt)
+                .iter(|| async { black_box(app.clone().oneshot(request(&token)).await.unwrap()) })
         });
     }
     group.finish();

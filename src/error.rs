@@ -220,6 +220,7 @@ impl JsonRpcId {
     /// An id from JSON text the caller has already checked to be one JSON
     /// value (the MCP inspect step's scanner): one allocation, no second
     /// parse.
+    #[cfg(feature = "mcp")]
     pub(crate) fn from_checked_json(text: &str) -> Self {
         Self(Arc::from(text))
     }

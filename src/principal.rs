@@ -326,6 +326,7 @@ impl Principal {
     }
 
     /// The subject, shared (for keys that outlive the request).
+    #[cfg(feature = "rate-limit")]
     pub(crate) fn shared_subject(&self) -> Arc<str> {
         self.0.subject.clone()
     }
