@@ -491,24 +491,20 @@ fn read_params<'a>(s: &mut Scanner<'a>, depth: usize) -> Result<Params<'a>, Read
     if !s.eat(b'}') {
         let inner = depth - 1;
         loop {
-            let key = s.member_name()?;
-            let slot = if key.is("name") {
-                &mut name
-            } else if key.is("uri") {
-                &mut uri
-            } else if key.is("ref") {
-                &mut reference
-            } else {
-                s.value(inner)?;
-                if s.next_member()? {
-                    continue;
-                }
-                break;
+            let key = s.member_name()?.name()?;
+            let slot = match &*key {
+                b"name" => Some(&mut name),
+                b"uri" => Some(&mut uri),
+                b"ref" => Some(&mut reference),
+                _ => None,
             };
-            if slot.is_some() {
-                return Err(duplicate());
+            match slot {
+                Some(slot) if slot.is_some() => return Err(duplicate()),
+                Some(slot) => *slot = Some(s.value(inner)?),
+                None => {
+                    s.value(inner)?;
+                }
             }
-            *slot = Some(s.value(inner)?);
             if !s.next_member()? {
                 break;
             }
