@@ -21,7 +21,7 @@
 //! (another principal, a tampered or stripped tag, two `Mcp-Session-Id`
 //! headers) the server never sees the id: the layer answers exactly as
 //! rmcp 3.11's `StreamableHttpService` answers an unknown session id and
-//! emits an [audit](crate::audit) event.
+//! emits an [audit event](crate::audit).
 //!
 //! Why a MAC and not a map of session id → owner learned from the
 //! `initialize` response:
@@ -33,8 +33,11 @@
 //! - **Replicas**: with one key ([`SessionBindingLayer::with_key`]) every
 //!   replica verifies every other's ids, as a session store shared by rmcp
 //!   replicas needs; a map would have to be shared too.
-//! - **Cost**: one HMAC over fewer than 200 bytes per request that carries
-//!   a session id (see `benches/mcp.rs`, `session_binding`).
+//! - **Cost**: one HMAC-SHA256 over a few dozen bytes per request that
+//!   carries a session id, or per response that opens a session; nothing
+//!   else. `benches/session.rs` (1 KiB `tools/call`, one run): about
+//!   +0.55 µs with the owner's id (1.7× a bare route that only reads the
+//!   body, 0.77 µs), +0.13 µs without one (stateless mode).
 //!
 //! The price: the id the client sees is 23 characters longer, and a
 //! session outlives a key change (a new random key at each start, by
