@@ -68,6 +68,10 @@
 //!
 //! A request without `Mcp-Session-Id` (stateless mode, `initialize`, the
 //! 2026-07-28 revision's per-request protocol) passes untouched.
+//! In front of a server without sessions (rmcp's stateless mode ignores the
+//! header), a request that carries an id anyway, which no such server
+//! issued, is refused all the same; a client answers the 404 by opening a
+//! new session without one (MCP, Streamable HTTP, "Session Management").
 //!
 //! Sessions opened anonymously (when the policy lets an anonymous caller
 //! initialize) belong to "anonymous": any anonymous caller may use them,
