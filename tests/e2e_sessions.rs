@@ -10,7 +10,10 @@
 #[path = "../examples/mcp_server.rs"]
 mod mcp_server;
 
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex, OnceLock},
+};
 
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
@@ -22,6 +25,44 @@ const KEY_NAME: &str = "ci-admin";
 const JWT_SECRET: &str = "e2e-sessions-hs256-secret-0123456789abcdef";
 const SESSION: &str = "mcp-session-id";
 
+/// Everything written to the `tracing` subscriber of this test binary
+/// (one global subscriber: its audit events are the layers' own).
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn audit_log() -> &'static Capture {
+    static LOG: OnceLock<Capture> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_env_filter("tower_mcp_auth::audit=info")
+            .init();
+        capture
+    })
+}
+
+/// The audit lines written so far that contain every one of `needles`.
+fn audit_lines(needles: &[&str]) -> Vec<String> {
+    let out = String::from_utf8(audit_log().0.lock().unwrap().clone()).unwrap();
+    out.lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .map(str::to_owned)
+        .collect()
+}
+
 struct App {
     addr: SocketAddr,
     public_url: String,
@@ -29,6 +70,7 @@ struct App {
 }
 
 async fn start(stateless: bool) -> App {
+    audit_log();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let keys = ApiKeys::new().with(ApiKey::new(KEY_NAME, KEY));
@@ -301,8 +343,24 @@ async fn another_principal_cannot_use_attach_to_or_end_a_session() {
         assert_eq!(stream.content_type.as_deref(), Some("text/event-stream"));
     }
 
-    // An id with its tag stripped is not the owner's session either.
+    // Each foreign request was one audit event naming the intruder, never
+    // the session id.
+    let refused = audit_lines(&[
+        "layer=\"session_binding\"",
+        "outcome=\"refused\"",
+        "reason=\"unknown_session\"",
+        "subject=\"mallory\"",
+        "scheme=\"jwt\"",
+    ]);
+    assert_eq!(refused.len(), 5, "{refused:#?}");
     let (bare, _) = session.rsplit_once('.').expect("the id carries its tag");
+    assert!(audit_lines(&[bare]).is_empty());
+    assert_eq!(
+        audit_lines(&["layer=\"session_binding\"", "subject=\"ci-admin\""]).len(),
+        5
+    );
+
+    // An id with its tag stripped is not the owner's session either.
     let stripped = app.post(&owner, Some(bare), &tools_list(6)).await;
     assert_eq!(stripped.status, 404, "{}", stripped.body);
 
