@@ -471,6 +471,8 @@ pub type McpService = StreamableHttpService<McpServer, LocalSessionManager>;
 //    the tool / resource lists to what the caller may call.
 // 4. `RateLimitLayer`: per principal (per address when anonymous); a batch
 //    costs one unit per call.
+// 5. `SessionBindingLayer`: a session belongs to the principal that opened
+//    it; anyone else presenting its id is answered as for an unknown session.
 
 /// The contract's rules: which scheme and scopes each tool and resource
 /// needs.
@@ -545,7 +547,8 @@ pub async fn protect(
                         .get::<McpRequest>()
                         .map_or(1, |r| u32::try_from(r.calls().len()).unwrap_or(u32::MAX))
                 }),
-        );
+        )
+        .layer(tower_mcp_auth::mcp::SessionBindingLayer::new());
     Ok(Router::new().nest_service(MCP_PATH, stack.service(mcp)))
 }
 

@@ -12,6 +12,7 @@
 //! | [`RequireScopesLayer`] | all-of / any-of scope checks for a plain route |
 //! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
 //! | `mcp::McpPolicyLayer` | per-tool / per-resource rules on one MCP endpoint, step-up 403s, list filtering |
+//! | `mcp::SessionBindingLayer` | a Streamable HTTP session belongs to the principal that opened it |
 //! | `IntrospectionLayer` (feature `introspection`) | opaque bearer tokens by RFC 7662 introspection, cached, single flight |
 //!
 //! Refusals are [`AuthError`]s: the right status, an RFC 6750
@@ -58,7 +59,7 @@
 //! | `jwt` | yes | bearer JWT validation (jsonwebtoken, remote JWKS) |
 //! | `aws-lc-rs` | yes | jsonwebtoken's crypto on aws-lc-rs |
 //! | `rust-crypto` | no | jsonwebtoken's crypto on the RustCrypto crates |
-//! | `mcp` | yes | MCP-aware authorization: [`mcp::McpPolicyLayer`] |
+//! | `mcp` | yes | MCP-aware authorization: [`mcp::McpPolicyLayer`], [`mcp::SessionBindingLayer`] (hmac) |
 //! | `rate-limit` | yes | `rate_limit`: per-principal rate limiting (governor), failed-auth throttling |
 //! | `redis` | no | a Redis store for the rate limiter, shared by replicas (implies `rate-limit`) |
 //! | `introspection` | yes | RFC 7662 introspection (oauth2, moka), RFC 8414 / OpenID metadata discovery |

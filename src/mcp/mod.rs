@@ -8,6 +8,7 @@
 //! | [`UriTemplate`] ([`uri_template`]) | RFC 6570 level-1 templates for resources |
 //! | [`McpPolicyLayer`] ([`layer`]) | reads the body once, decides, hands on the same bytes |
 //! | [`filter`] | `*/list` results trimmed to what the caller may call |
+//! | [`SessionBindingLayer`] ([`session`]) | a session belongs to the principal that opened it |
 //!
 //! Put the layer after the authentication layers (made `.optional()` so the
 //! policy decides what needs a credential) and before the MCP service. It
@@ -81,9 +82,11 @@ pub mod inspect;
 mod json;
 pub mod layer;
 pub mod policy;
+pub mod session;
 pub mod uri_template;
 
 pub use inspect::{McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH};
 pub use layer::{McpPolicyLayer, McpPolicyService, McpResponseFuture, DEFAULT_BODY_LIMIT};
 pub use policy::{McpPolicy, McpPolicyBuilder, Rule};
+pub use session::{SessionBinding, SessionBindingLayer, SessionFuture};
 pub use uri_template::UriTemplate;

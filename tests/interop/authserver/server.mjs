@@ -22,6 +22,11 @@
 //     per refresh token after), and `aud` = the RFC 8707 `resource` the client
 //     sent (at /token, else at /authorize), else RESOURCE. The id_token is
 //     left as the package makes it.
+//   * password grant: the package's own (`sub` = the username); the
+//     step_up flows take their earlier read:data token this way for johndoe,
+//     the user the code grant names, so that a step-up stays with one
+//     principal (the server binds each session to the principal that
+//     opened it).
 //   * beforeResponse: remembers every access token issued; reports the
 //     granted scope in the token response.
 //   * GET /interop/requests: the /authorize and /token requests seen so far

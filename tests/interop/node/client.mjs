@@ -80,6 +80,30 @@ async function clientCredentialsToken(scope) {
   return (await res.json()).access_token;
 }
 
+/**
+ * An access token granted earlier to the user who later steps up (the
+ * authorization code grant's `sub`, johndoe): a resource-owner password
+ * grant, so that the step-up stays with one principal, as the server's
+ * sessions require (a session belongs to the principal that opened it).
+ */
+async function userToken(scope) {
+  const issuer = need("AS_ISSUER");
+  const res = await fetch(`${issuer}/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "password",
+      username: "johndoe",
+      password: "unused",
+      client_id: CLIENT_ID,
+      scope,
+      resource: MCP_URL,
+    }),
+  });
+  if (!res.ok) throw new Error(`token endpoint: ${res.status} ${await res.text()}`);
+  return (await res.json()).access_token;
+}
+
 // Flow 1: X-API-Key header through the transport's requestInit.
 async function apiKey() {
   const key = need("MCP_API_KEY");
@@ -286,7 +310,7 @@ async function stepUp() {
   const provider = new AutomatedProvider(log);
   // A token without a refresh token: with one, the SDK refreshes instead of
   // re-authorizing, and a refresh cannot widen the scope.
-  provider.saveTokens({ access_token: await clientCredentialsToken("read:data"), token_type: "Bearer" });
+  provider.saveTokens({ access_token: await userToken("read:data"), token_type: "Bearer" });
   const transport = new StreamableHTTPClientTransport(new URL(MCP_URL), {
     authProvider: provider,
     fetch: recordingFetch(log),

@@ -95,6 +95,29 @@ async def client_credentials_token(scope: str) -> str:
         return res.json()["access_token"]
 
 
+async def user_token(scope: str) -> str:
+    """An access token granted earlier to the user who later steps up (the
+    authorization code grant's `sub`, johndoe): a resource-owner password
+    grant, so that the step-up stays with one principal, as the server's
+    sessions require (a session belongs to the principal that opened it)."""
+    issuer = need("AS_ISSUER")
+    async with httpx2.AsyncClient() as http:
+        res = await http.post(
+            f"{issuer}/token",
+            data={
+                "grant_type": "password",
+                "username": "johndoe",
+                "password": "unused",
+                "client_id": CLIENT_ID,
+                "scope": scope,
+                "resource": MCP_URL,
+            },
+        )
+        if res.status_code != 200:
+            raise RuntimeError(f"token endpoint: {res.status_code} {res.text}")
+        return res.json()["access_token"]
+
+
 async def api_key() -> tuple[bool, dict]:
     key = need("MCP_API_KEY")
     async with httpx2.AsyncClient(headers={"X-API-Key": key}, timeout=30) as http:
@@ -274,7 +297,7 @@ async def step_up() -> tuple[bool, dict]:
     recorder = Recorder()
     browser = Browser(recorder.log)
     # A read:data token without a refresh token, as if granted earlier.
-    initial = OAuthToken(access_token=await client_credentials_token("read:data"), scope="read:data", expires_in=3600)
+    initial = OAuthToken(access_token=await user_token("read:data"), scope="read:data", expires_in=3600)
     storage = MemoryStorage(initial)
     auth = provider(storage, browser)
     async with httpx2.AsyncClient(auth=auth, timeout=30, event_hooks={"response": [recorder.response]}) as http:
