@@ -22,11 +22,15 @@
 // paired by method, path, Mcp-Method, Mcp-Name and body without its
 // JSON-RPC id (the suite draws ids from the clock); answers differ when
 // their HTTP status, JSON-RPC error code or result-versus-error differ.
+// Exit status 3 when none does (0 otherwise), so a replay can say so.
 
 import fs from "node:fs";
 import path from "node:path";
 
 const PRINT_LIMIT = 1200;
+// At most this many differing requests are printed (a broken stack can
+// answer every request differently).
+const EXCHANGE_LIMIT = 30;
 
 function clip(text, limit = PRINT_LIMIT) {
   const s = typeof text === "string" ? text : JSON.stringify(text);
@@ -169,13 +173,15 @@ function requestKey({ request }) {
 }
 
 // What a client acts on: the status, and the JSON-RPC error code or the
-// fact of a result (in a JSON body or an SSE event alike). How a stream
-// ended (the client closing it, or the server) is timing, not an answer.
+// fact of a result (in a JSON body or an SSE event alike). Null when the
+// client closed the stream before either came (the suite does so on
+// purpose, to resume it; whether a result raced in first is timing).
 function outcome({ answer }) {
-  if (answer.status === null) return `no answer (${answer.error})`;
+  if (answer.status === null) return answer.error === "client closed" ? null : `no answer (${answer.error})`;
   const body = answer.body ?? "";
   const code = /"error"\s*:\s*\{\s*"code"\s*:\s*(-?\d+)/.exec(body);
   const kind = code ? `error ${code[1]}` : /"result"\s*:/.test(body) ? "result" : "";
+  if (!kind && answer.error === "client closed") return null;
   return `${answer.status} ${kind}`.trim();
 }
 
@@ -196,8 +202,11 @@ function compareExchanges([bareLog, stackLog, bareFrom = "0", stackFrom = "0"]) 
   let differing = 0;
   for (const entry of bare) {
     const other = pending.get(requestKey(entry))?.shift();
-    if (!other || outcome(entry) === outcome(other)) continue;
+    if (!other) continue;
+    const [mine, theirs] = [outcome(entry), outcome(other)];
+    if (mine === null || theirs === null || mine === theirs) continue;
     differing += 1;
+    if (differing > EXCHANGE_LIMIT) continue;
     const r = entry.request;
     const headers = Object.entries(r.headers)
       .filter(([name]) => name.startsWith("mcp-") && name !== "mcp-session-id")
@@ -208,12 +217,16 @@ function compareExchanges([bareLog, stackLog, bareFrom = "0", stackFrom = "0"]) 
         `${printAnswer("bare: ", entry)}\n${printAnswer("stack:", other)}\n`,
     );
   }
+  if (differing > EXCHANGE_LIMIT) {
+    process.stdout.write(`    … and ${differing - EXCHANGE_LIMIT} more\n`);
+  }
   process.stdout.write(`    (${differing} of ${bare.length} requests answered differently)\n`);
+  return differing;
 }
 
 const [command, ...args] = process.argv.slice(2);
 if (command === "checks" && args.length === 5) compareChecks(args);
-else if (command === "exchanges" && (args.length === 2 || args.length === 4)) compareExchanges(args);
+else if (command === "exchanges" && (args.length === 2 || args.length === 4)) process.exitCode = compareExchanges(args) ? 0 : 3;
 else {
   process.stderr.write("usage: node compare.mjs checks PASS BARE_DIR STACK_DIR EXPECTED_FILE SUMMARY_FILE\n" +
     "       node compare.mjs exchanges BARE_LOG STACK_LOG [BARE_FROM STACK_FROM]\n");
