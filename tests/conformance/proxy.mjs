@@ -2,13 +2,16 @@
 // cannot send, for scripts/conformance. The same program stands in front of
 // the bare service and of the example server, so both see the same requests.
 //
-//   node proxy.mjs LISTEN_PORT UPSTREAM_PORT API_KEY [LOG_FILE]
+//   PROXY_API_KEY=KEY node proxy.mjs LISTEN_PORT UPSTREAM_PORT [LOG_FILE]
+//
+// (The key comes from the environment, not the command line, which any
+// local user can read.)
 //
 // It listens on 127.0.0.1:LISTEN_PORT and forwards every request, streamed
 // both ways (SSE included), to 127.0.0.1:UPSTREAM_PORT with the same method,
 // path, headers (Host and Origin untouched: the servers' PUBLIC_URL is the
 // proxy's URL, so their DNS-rebinding checks judge what the suite sent) and
-// body, plus `X-API-Key: API_KEY`. It prints "ready" on stdout once
+// body, plus `X-API-Key: KEY`. It prints "ready" on stdout once
 // listening.
 //
 // With LOG_FILE, each exchange is appended as one JSON line: the request
@@ -20,9 +23,10 @@
 import http from "node:http";
 import fs from "node:fs";
 
-const [listenPort, upstreamPort, apiKey, logFile] = process.argv.slice(2);
+const [listenPort, upstreamPort, logFile] = process.argv.slice(2);
+const apiKey = process.env.PROXY_API_KEY;
 if (!listenPort || !upstreamPort || !apiKey) {
-  process.stderr.write("usage: node proxy.mjs LISTEN_PORT UPSTREAM_PORT API_KEY [LOG_FILE]\n");
+  process.stderr.write("usage: PROXY_API_KEY=KEY node proxy.mjs LISTEN_PORT UPSTREAM_PORT [LOG_FILE]\n");
   process.exit(2);
 }
 
