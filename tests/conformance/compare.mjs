@@ -8,12 +8,15 @@
 // `checks` reads the suite's results (`-o DIR`: one `server-<scenario>-<time>/
 // checks.json` per scenario) and pairs the checks by scenario, check id and
 // occurrence (a scenario may emit one id several times). A REGRESSION is a
-// check that passes bare and fails behind the stack (a FAILURE, or missing).
+// check that passes bare (SUCCESS) and not behind the stack (any other
+// status, or missing).
 // It prints each regression (the check, both results), marks those listed
 // in EXPECTED_FILE ("PASS SCENARIO CHECK" lines, # comments) as expected,
 // lists expectations that no longer hold, and writes the counts as JSON to
-// SUMMARY_FILE. Exit status: 0 when every regression is expected and every
-// expectation still holds, 1 otherwise; the names of the regressing
+// SUMMARY_FILE. Exit status: 0 when every regression is expected, every
+// expectation still holds and every scenario run bare has a result behind
+// the stack; 1 otherwise (or when the bare run has no result at all). The
+// names of the regressing
 // scenarios go to stdout, one a line, after a line "REGRESSED:".
 //
 // `exchanges` reads the proxies' logs (JSON lines, from line BARE_FROM /
