@@ -9,6 +9,12 @@
 //! any template whose variables cover it). An item without that member is
 //! dropped.
 //!
+//! A filtered list depends on the caller, so a result carrying the
+//! 2026-07-28 caching hints (`ttlMs`, `cacheScope`) leaves with
+//! `cacheScope: "private"`: `public` (also the meaning of an absent scope)
+//! would let a gateway or a client's shared cache serve one caller's list
+//! to another. A result without the hints is not cacheable and gets none.
+//!
 //! Both response shapes are handled:
 //!
 //! - `application/json`: the body (one response, or a batch of them) is
@@ -142,16 +148,21 @@ impl ListFilter {
         };
         let (_, kind) = self.pending.swap_remove(pos);
         let (field, key) = kind.members();
-        if let Some(items) = obj
-            .get_mut("result")
-            .and_then(|r| r.get_mut(field))
-            .and_then(Value::as_array_mut)
-        {
+        let Some(result) = obj.get_mut("result").and_then(Value::as_object_mut) else {
+            return true;
+        };
+        if let Some(items) = result.get_mut(field).and_then(Value::as_array_mut) {
             items.retain(|item| {
                 item.get(key)
                     .and_then(Value::as_str)
                     .is_some_and(|name| self.allowed(kind, name))
             });
+        }
+        // The list is now this caller's: a cacheable one (SEP-2549 `ttlMs`
+        // or `cacheScope`; without them nothing caches it) must not say
+        // `public`, which lets a shared cache serve it to other callers.
+        if result.contains_key("ttlMs") || result.contains_key("cacheScope") {
+            result.insert("cacheScope".into(), Value::String("private".into()));
         }
         true
     }
@@ -401,6 +412,33 @@ mod tests {
             v,
             serde_json::json!({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"key_tool"},{"name":"open_tool"}],"nextCursor":"c"}})
         );
+    }
+
+    #[tokio::test]
+    async fn a_cacheable_list_becomes_private() {
+        for hints in [
+            r#""ttlMs":60000,"cacheScope":"public""#,
+            r#""ttlMs":60000"#,
+            r#""cacheScope":"public""#,
+        ] {
+            let result = RESULT.replace(r#""nextCursor":"c""#, hints);
+            let mut res = Response::new(Body::from(result));
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+            let out = apply(res, filter(AuthScheme::ApiKey, "", TOOLS)).await;
+            let v: Value = serde_json::from_str(&body_of(out).await).unwrap();
+            assert_eq!(v["result"]["cacheScope"], "private", "{hints}");
+            assert_eq!(
+                v["result"]["ttlMs"],
+                if hints.contains("ttlMs") {
+                    serde_json::json!(60000)
+                } else {
+                    Value::Null
+                },
+                "{hints}: ttlMs kept as it was"
+            );
+            assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 2);
+        }
     }
 
     #[tokio::test]
