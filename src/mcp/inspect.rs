@@ -57,7 +57,6 @@
 use std::borrow::Cow;
 
 use http::HeaderMap;
-use serde::Deserialize;
 
 use super::json::{JsonStr, Scanner, SyntaxError, MAX_DEPTH};
 
@@ -792,7 +791,7 @@ fn member<'a>(m: Member<'a>) -> Result<Option<&'a [u8]>, AuthError> {
         Member::Absent => Ok(None),
         Member::One(raw) => Ok(Some(raw)),
         Member::Repeated => Err(invalid(
-            "`params` repeats the `name`, `uri`, `ref`, `taskId` or `notifications` its method reads",
+            "the member that names the call's target is repeated (`params.name`, `uri`, `taskId`, `ref` or its `type`, `notifications` or its `resourceSubscriptions`)",
         )),
     }
 }
@@ -824,26 +823,51 @@ fn targets(method: &str, params: &Params<'_>) -> Result<Found, AuthError> {
     }
 }
 
-/// `params.ref` of `completion/complete`.
-fn completion_target(raw: Option<&[u8]>) -> Result<Found, AuthError> {
-    #[derive(Deserialize)]
-    struct Ref<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: Cow<'a, str>,
-        #[serde(borrow, default)]
-        name: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        uri: Option<Cow<'a, str>>,
+/// The members `keys` of `raw`, a JSON value the scanner has checked:
+/// `None` when it is not an object.
+fn object_members<'a, const N: usize>(raw: &'a [u8], keys: [&[u8]; N]) -> Option<[Member<'a>; N]> {
+    let mut s = Scanner::new(raw);
+    let mut out = [Member::Absent; N];
+    if !s.eat(b'{') {
+        return None;
     }
-    let Some(r) = raw.and_then(|raw| serde_json::from_slice::<Ref<'_>>(raw).ok()) else {
+    if s.eat(b'}') {
+        return Some(out);
+    }
+    loop {
+        let key = s.member_name().ok()?.name().ok()?;
+        let value = s.value(MAX_DEPTH).ok()?;
+        if let Some(slot) = keys.iter().position(|k| *k == &*key).map(|i| &mut out[i]) {
+            *slot = match slot {
+                Member::Absent => Member::One(value),
+                _ => Member::Repeated,
+            };
+        }
+        if !s.next_member().ok()? {
+            return Some(out);
+        }
+    }
+}
+
+/// `params.ref` of `completion/complete`: `ref/prompt` names a prompt by
+/// `name`, `ref/resource` a resource by `uri`. Only `type` and the member
+/// its type reads count (as for rmcp, which ignores the others), so a
+/// stray or repeated other member cannot hide the target.
+fn completion_target(raw: Option<&[u8]>) -> Result<Found, AuthError> {
+    let Some([kind, name, uri]) =
+        raw.and_then(|raw| object_members(raw, [b"type", b"name", b"uri"]))
+    else {
         return Ok(Found::default());
     };
-    Ok(match (&*r.kind, r.name, r.uri) {
-        ("ref/prompt", Some(name), _) => Found::one(Target::Prompt(name.into_owned())),
-        ("ref/resource", _, Some(uri)) => Found::one(Target::Resource(uri.into_owned())),
-        ("ref/prompt", _, _) => Found::unread(Kind::Prompt),
-        ("ref/resource", _, _) => Found::unread(Kind::Resource),
-        _ => Found::default(),
+    let (kind, source) = match member(kind)?.and_then(json_string).as_deref() {
+        Some("ref/prompt") => (Kind::Prompt, name),
+        Some("ref/resource") => (Kind::Resource, uri),
+        _ => return Ok(Found::default()),
+    };
+    Ok(match member(source)?.and_then(json_string) {
+        Some(name) if kind == Kind::Prompt => Found::one(Target::Prompt(name)),
+        Some(uri) => Found::one(Target::Resource(uri)),
+        None => Found::unread(kind),
     })
 }
 
@@ -851,21 +875,19 @@ fn completion_target(raw: Option<&[u8]>) -> Result<Found, AuthError> {
 /// `SubscriptionFilter`): one resource target per URI of
 /// `resourceSubscriptions`; none when it is absent or `null` (the stream
 /// asks for list changes only). A filter the layer cannot read is a call
-/// whose resource it cannot name.
+/// whose resources it cannot name.
 fn subscription_targets(raw: Option<&[u8]>) -> Result<Found, AuthError> {
-    #[derive(Deserialize)]
-    struct Filter {
-        #[serde(rename = "resourceSubscriptions", default)]
-        resources: Option<Vec<String>>,
-    }
-    let Some(filter) = raw.and_then(|raw| serde_json::from_slice::<Filter>(raw).ok()) else {
+    let Some([uris]) = raw.and_then(|raw| object_members(raw, [b"resourceSubscriptions"])) else {
         return Ok(Found::unread(Kind::Resource));
     };
-    let mut uris = filter
-        .resources
-        .unwrap_or_default()
-        .into_iter()
-        .map(Target::Resource);
+    let uris = match member(uris)? {
+        None | Some(b"null") => Vec::new(),
+        Some(raw) => match serde_json::from_slice::<Vec<String>>(raw) {
+            Ok(uris) => uris,
+            Err(_) => return Ok(Found::unread(Kind::Resource)),
+        },
+    };
+    let mut uris = uris.into_iter().map(Target::Resource);
     Ok(Found {
         first: uris.next(),
         more: uris.collect(),
@@ -1019,6 +1041,9 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"a","taskId":"b"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{},"ref":{}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{},"notifications":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":[],"resourceSubscriptions":["a"]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","type":"ref/resource","name":"p","uri":"u"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p","name":"q"}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}"#,
         ] {
             assert_eq!(code(body), -32600, "{body}");
@@ -1035,6 +1060,16 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","uri":1,"uri":2}}"#,
         );
         assert_eq!(c.target(), Some(&Target::Tool("t".into())));
+        // rmcp's `PromptReference` has no `uri`: a stray one, repeated or
+        // not a string, cannot hide the prompt.
+        let c = one(
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"uri":1,"type":"ref/prompt","uri":[],"name":"s\u0065cret"}}}"#,
+        );
+        assert_eq!(c.target(), Some(&Target::Prompt("secret".into())));
+        let c = one(
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true,"toolsListChanged":false,"resourceSubscriptions":["a"]}}}"#,
+        );
+        assert_eq!(c.target(), Some(&Target::Resource("a".into())));
     }
 
     #[test]
