@@ -285,8 +285,14 @@ fn rows() -> Vec<Row> {
         tool("rate_limited_operation", json!({"param": "p"}), Need::Any),
         resource("user://user_001/private", Need::Bearer("read:data")),
         resource("admin://system/stats", Need::ApiKey),
+        // Any other URI (this one matches no template: `?` is no part of
+        // `{user_id}`): API key only, and the handler answers "not found".
+        resource(UNMATCHED_URI, Need::ApiKey),
     ]
 }
+
+/// A resource URI that no rule of the example names.
+const UNMATCHED_URI: &str = "user://user_001?/private";
 
 impl Row {
     fn body(&self, id: u64) -> String {
@@ -349,6 +355,9 @@ fn assert_allowed(row: &Row, cred: &Cred, reply: &Reply) {
             "{}",
             reply.body
         );
+    } else if row.uri == Some(UNMATCHED_URI) {
+        // Past the policy to the handler, which knows no such resource.
+        assert_eq!(v["error"]["code"], -32002, "{}", reply.body);
     } else {
         assert_eq!(
             v["result"]["contents"][0]["uri"],
