@@ -148,6 +148,9 @@ fn naming(method: &str, uri: &str) -> Value {
     }
 }
 
+/// A refusal: status, `error`, the end of `error_description`.
+type Refusal = (u16, &'static str, &'static str);
+
 const RESOURCE_METHODS: [&str; 6] = [
     "resources/read",
     "resources/subscribe",
@@ -208,7 +211,7 @@ async fn every_method_that_names_a_resource_meets_its_rule() {
             app.bearer(&["read:profile"]),
         );
         // (uri, credential, expected refusal or None: the server answers)
-        let cases: [(&str, &Cred, Option<(u16, &str, &str)>); 8] = [
+        let cases: [(&str, &Cred, Option<Refusal>); 8] = [
             ("admin://system/stats", &Cred::Key, None),
             (
                 "admin://system/stats",
