@@ -259,6 +259,16 @@ impl McpCall {
     /// Every target of the call, in body order: one for most methods,
     /// none or several for `subscriptions/listen` (one per resource it
     /// subscribes to).
+    ///
+    /// ```
+    /// use tower_mcp_auth::mcp::{McpRequest, Target};
+    ///
+    /// let body = br#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen",
+    ///     "params":{"notifications":{"resourceSubscriptions":["a://1","a://2"]}}}"#;
+    /// let req = McpRequest::parse(body).unwrap();
+    /// let uris: Vec<&str> = req.calls()[0].targets().map(Target::name).collect();
+    /// assert_eq!(uris, ["a://1", "a://2"]);
+    /// ```
     pub fn targets(&self) -> impl Iterator<Item = &Target> + '_ {
         self.target.iter().chain(&self.more)
     }
