@@ -670,11 +670,6 @@ fn read_params<'a>(s: &mut Scanner<'a>, depth: usize) -> Result<Params<'a>, Read
 
 /// The methods MCP defines, so that a call's method needs no allocation.
 const KNOWN_METHODS: &[&str] = &[
-    "resources/directory/read",
-    "skills/list",
-    "skills/get",
-    "subscriptions/listen",
-    "tasks/update",
     "initialize",
     "ping",
     "tools/list",
@@ -696,6 +691,11 @@ const KNOWN_METHODS: &[&str] = &[
     "tasks/list",
     "tasks/result",
     "tasks/cancel",
+    "resources/directory/read",
+    "skills/list",
+    "skills/get",
+    "subscriptions/listen",
+    "tasks/update",
 ];
 
 /// A method name: one of [`KNOWN_METHODS`] without allocating, else
@@ -1165,8 +1165,8 @@ mod tests {
         for (body, method) in [
             // The last known method, and one that is not known.
             (
-                r#"{"jsonrpc":"2.0","id":1,"method":"tasks\/cancel"}"#,
-                "tasks/cancel",
+                r#"{"jsonrpc":"2.0","id":1,"method":"tasks\/update"}"#,
+                "tasks/update",
             ),
             (r#"{"jsonrpc":"2.0","id":1,"method":"x\u002fy"}"#, "x/y"),
         ] {

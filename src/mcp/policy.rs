@@ -494,18 +494,13 @@ impl McpPolicy {
         let Some(method) = call.method() else {
             return &inner.default;
         };
-        let specific = match call.target() {
-            Some(Target::Tool(name)) => inner.tools.get(name),
-            Some(Target::Prompt(name)) => inner.prompts.get(name),
-            Some(Target::Resource(uri)) => self.resource_rule(uri),
-            Some(Target::Task(_)) | None => None,
-        };
-        let kind = match call.target() {
-            Some(Target::Tool(_)) => Some(Kind::Tool),
-            Some(Target::Prompt(_)) => Some(Kind::Prompt),
-            Some(Target::Resource(_)) => Some(Kind::Resource),
-            Some(Target::Task(_)) => Some(Kind::Task),
-            None => call.unread_target(),
+        let (specific, kind) = match call.target() {
+            Some(Target::Tool(name)) => (inner.tools.get(name), Some(Kind::Tool)),
+            Some(Target::Prompt(name)) => (inner.prompts.get(name), Some(Kind::Prompt)),
+            Some(Target::Resource(uri)) => (self.resource_rule(uri), Some(Kind::Resource)),
+            Some(Target::Task(_)) => (None, Some(Kind::Task)),
+            // The method names a target the body lacks: an unmatched one.
+            None => (None, call.unread_target()),
         };
         specific
             .or_else(|| kind.and_then(|k| inner.unmatched.get(k)))
