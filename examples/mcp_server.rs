@@ -505,6 +505,10 @@ pub fn policy() -> Result<McpPolicy, ConfigError> {
             Rule::bearer().scopes(["read:data"]),
         )
         .resource("admin://system/stats", Rule::api_key())
+        // Any other URI (`user://user_001?/private` matches no template):
+        // API key only, not the default. The administrator may still get
+        // the server's own "not found"; nobody else reaches the handler.
+        .unmatched_resource(Rule::api_key())
         .build()
 }
 

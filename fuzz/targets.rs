@@ -107,24 +107,50 @@ pub fn json_rpc_inspect(data: &[u8]) {
             };
             assert_eq!(call.kind(), kind, "kind of {msg}");
             let params = msg.get("params");
-            let field = |v: Option<&Value>, key: &str| v.and_then(|v| v.get(key)).cloned();
-            let expected = match method {
-                Some("tools/call" | "prompts/get") => field(params, "name"),
-                Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
-                    field(params, "uri")
+            // A member that is not a string names no target: the call has
+            // none (the server refuses it as invalid params).
+            let field = |v: Option<&Value>, key: &str| {
+                v.and_then(|v| v.get(key))
+                    .filter(|v| v.is_string())
+                    .cloned()
+            };
+            let expected: Vec<Value> = match method {
+                Some("tools/call" | "prompts/get") => field(params, "name").into_iter().collect(),
+                Some(
+                    "resources/read"
+                    | "resources/subscribe"
+                    | "resources/unsubscribe"
+                    | "resources/directory/read"
+                    | "skills/get",
+                ) => field(params, "uri").into_iter().collect(),
+                Some("tasks/get" | "tasks/update" | "tasks/cancel" | "tasks/result") => {
+                    field(params, "taskId").into_iter().collect()
+                }
+                Some("subscriptions/listen") => {
+                    let uris = params
+                        .and_then(|p| p.get("notifications"))
+                        .and_then(|n| n.get("resourceSubscriptions"))
+                        .and_then(Value::as_array);
+                    match uris {
+                        Some(uris) if uris.iter().all(Value::is_string) => uris.clone(),
+                        _ => Vec::new(),
+                    }
                 }
                 Some("completion/complete") => {
                     let r = params.and_then(|p| p.get("ref"));
                     match r.and_then(|r| r.get("type")).and_then(Value::as_str) {
-                        Some("ref/prompt") => field(r, "name"),
-                        Some("ref/resource") => field(r, "uri"),
-                        _ => None,
+                        Some("ref/prompt") => field(r, "name").into_iter().collect(),
+                        Some("ref/resource") => field(r, "uri").into_iter().collect(),
+                        _ => Vec::new(),
                     }
                 }
-                _ => None,
+                _ => Vec::new(),
             };
-            let target = call.target().map(|t| Value::String(t.name().to_owned()));
-            assert_eq!(target, expected, "target of {msg}");
+            let targets: Vec<Value> = call
+                .targets()
+                .map(|t| Value::String(t.name().to_owned()))
+                .collect();
+            assert_eq!(targets, expected, "targets of {msg}");
         }
     }
     let mut headers = HeaderMap::new();
@@ -156,6 +182,28 @@ pub fn json_rpc_inspect(data: &[u8]) {
                 .check_headers(&wrong)
                 .expect_err("a wrong Mcp-Method passed");
             assert!(e.status().is_client_error(), "headers: {}", e.status());
+            // A wrong Mcp-Name is refused exactly where rmcp compares it:
+            // the methods that define its source, when the body has it.
+            if let Some(t) = call.target() {
+                let mut wrong = HeaderMap::new();
+                wrong.insert("mcp-name", encoded_header(&format!("{}x", t.name())));
+                let compared = matches!(
+                    m,
+                    "tools/call"
+                        | "prompts/get"
+                        | "resources/read"
+                        | "resources/subscribe"
+                        | "resources/unsubscribe"
+                        | "tasks/get"
+                        | "tasks/update"
+                        | "tasks/cancel"
+                );
+                assert_eq!(
+                    req.check_headers(&wrong).is_err(),
+                    compared,
+                    "a wrong Mcp-Name on {m}"
+                );
+            }
         }
     }
 }

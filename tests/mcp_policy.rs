@@ -594,9 +594,6 @@ async fn bad_bodies_are_400_never_5xx() {
     for body in [
         "[]",
         "5",
-        r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":"get_user_data"}"#,
-        r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":["get_user_data"]}}"#,
-        r#"{"jsonrpc":"2.0","id":6,"method":"resources/read","params":{"uri":7}}"#,
         r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"protected_operation","name":"get_user_data"}}"#,
     ] {
         let r = app.post(who, body.to_owned()).await;
@@ -606,10 +603,27 @@ async fn bad_bodies_are_400_never_5xx() {
     let r = app
         .post(
             who,
-            r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":[1]}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"a","name":"a"}}"#
+                .to_owned(),
         )
         .await;
     assert_eq!(r.json()["id"], 6, "the id is kept when it could be read");
+    // A call whose target the layer cannot read is decided as one that
+    // matches no rule (here the default: any caller), then the server
+    // answers it: never a refusal of the layer's own.
+    for body in [
+        r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":"get_user_data"}"#,
+        r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":["get_user_data"]}}"#,
+        r#"{"jsonrpc":"2.0","id":6,"method":"resources/read","params":{"uri":7}}"#,
+    ] {
+        let r = app.post(who, body.to_owned()).await;
+        assert!(
+            !r.text.contains("malformed_request"),
+            "{body}: {} {}",
+            r.status,
+            r.text
+        );
+    }
     // 5 MiB: over the 4 MiB limit.
     let big = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#,

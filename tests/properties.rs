@@ -340,7 +340,7 @@ proptest! {
                     let id = call.id().map(|id| serde_json::from_str::<serde_json::Value>(id.get()).unwrap());
                     prop_assert_eq!(id.as_ref(), m.get("id"));
                     if let Some(t) = call.target() {
-                        let member = if t.kind() == "resource" { "uri" } else { "name" };
+                        let member = match t.kind() { "resource" => "uri", "task" => "taskId", _ => "name" };
                         prop_assert_eq!(Some(t.name()), m["params"][member].as_str());
                     }
                 }

@@ -4,21 +4,37 @@
 //! that checks all of the body is JSON but builds nothing it does not
 //! need: the `arguments` of a tool call and every other member are
 //! skipped, never built into a tree. For each message it keeps the `id`,
-//! the `method` and the target:
+//! the `method` and the targets:
 //!
 //! | method | target |
 //! | --- | --- |
 //! | `tools/call` | [`Target::Tool`] from `params.name` |
 //! | `prompts/get` | [`Target::Prompt`] from `params.name` |
-//! | `resources/read`, `resources/subscribe`, `resources/unsubscribe` | [`Target::Resource`] from `params.uri` |
+//! | `resources/read`, `resources/subscribe`, `resources/unsubscribe`, `resources/directory/read` and `skills/get` (skills extension) | [`Target::Resource`] from `params.uri` |
+//! | `subscriptions/listen` (MCP 2026-07-28) | one [`Target::Resource`] per URI of `params.notifications.resourceSubscriptions` (none when it is absent or `null`) |
+//! | `tasks/get`, `tasks/update`, `tasks/cancel` (tasks extension, SEP-2663), `tasks/result` (2025-11-25) | [`Target::Task`] from `params.taskId` |
 //! | `completion/complete` | `params.ref`: `ref/prompt` → [`Target::Prompt`] (`name`), `ref/resource` → [`Target::Resource`] (`uri`) |
+//!
+//! The shapes are those of the MCP 2026-07-28 schema and its extensions,
+//! as rmcp 3 reads them (`GetTaskParams`, `GetSkillRequestParams`,
+//! `ReadResourceDirectoryRequestParams`, `SubscriptionFilter`).
 //!
 //! Errors are 400s that render as JSON-RPC errors: a body that is not JSON
 //! is a parse error (`-32700`); JSON that is not a JSON-RPC request,
-//! notification or response — or whose `params` lack the string the target
-//! needs — is an invalid request (`-32600`). Duplicate `id`, `method`,
-//! `params`, `name`, `uri` or `ref` members are refused too: another parser
-//! downstream might take the other copy.
+//! notification or response is an invalid request (`-32600`). Duplicate
+//! `id`, `method` or `params` members are refused too, and so is a repeated
+//! `name`, `uri`, `ref`, `taskId` or `notifications` in the `params` of a
+//! method that reads it: another parser downstream might take the other
+//! copy.
+//!
+//! A message whose `params` lack the member that names its target, or hold
+//! something other than a string there, is **not** refused: it is a call
+//! without a target, and the [`McpPolicy`](crate::mcp::McpPolicy) decides
+//! it as it decides a target that matches no rule (the rule for unmatched
+//! targets of its kind, else its method's rule, else the default). If that
+//! allows the caller, the server gives its own answer (invalid params, or
+//! method not found for a method its protocol revision removed), exactly
+//! as it would without this layer.
 //!
 //! # Example
 //!
@@ -41,7 +57,6 @@
 use std::borrow::Cow;
 
 use http::HeaderMap;
-use serde::Deserialize;
 
 use super::json::{JsonStr, Scanner, SyntaxError, MAX_DEPTH};
 
@@ -66,26 +81,84 @@ pub enum Target {
     Prompt(String),
     /// A resource, by URI (or, for a completion, the template's URI).
     Resource(String),
+    /// A task of the tasks extension (SEP-2663), by `taskId`.
+    Task(String),
 }
 
 impl Target {
-    /// The tool or prompt name, or the resource URI.
+    /// The tool or prompt name, the resource URI, or the task id.
     #[must_use]
     pub fn name(&self) -> &str {
         match self {
-            Self::Tool(s) | Self::Prompt(s) | Self::Resource(s) => s,
+            Self::Tool(s) | Self::Prompt(s) | Self::Resource(s) | Self::Task(s) => s,
         }
     }
 
-    /// `tool`, `prompt` or `resource`.
+    /// `tool`, `prompt`, `resource` or `task`.
     #[must_use]
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Tool(_) => "tool",
             Self::Prompt(_) => "prompt",
             Self::Resource(_) => "resource",
+            Self::Task(_) => "task",
         }
     }
+}
+
+/// The kind of target a method names, for a call whose body did not name
+/// one the layer could read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Tool,
+    Prompt,
+    Resource,
+    Task,
+}
+
+/// Where a method that names one target names it.
+#[derive(Clone, Copy)]
+enum Source {
+    Name,
+    Uri,
+    TaskId,
+}
+
+/// The methods that name one target: its kind and the `params` member.
+fn single_target(method: &str) -> Option<(Kind, Source)> {
+    Some(match method {
+        "tools/call" => (Kind::Tool, Source::Name),
+        "prompts/get" => (Kind::Prompt, Source::Name),
+        "resources/read"
+        | "resources/subscribe"
+        | "resources/unsubscribe"
+        | "resources/directory/read"
+        | "skills/get" => (Kind::Resource, Source::Uri),
+        "tasks/get" | "tasks/update" | "tasks/cancel" | "tasks/result" => {
+            (Kind::Task, Source::TaskId)
+        }
+        _ => return None,
+    })
+}
+
+/// Whether `Mcp-Name` carries the target of `method`: `params.name` of
+/// `tools/call` and `prompts/get`, `params.uri` of `resources/read`
+/// (MCP 2026-07-28, Streamable HTTP, "Standard Request Headers") and of the
+/// legacy `resources/subscribe` / `resources/unsubscribe`, `params.taskId`
+/// of `tasks/get`, `tasks/update` and `tasks/cancel` (SEP-2663). The same
+/// set rmcp checks; for any other method the header is the server's.
+fn mcp_name_names_target(method: &str) -> bool {
+    matches!(
+        method,
+        "tools/call"
+            | "prompts/get"
+            | "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | "tasks/get"
+            | "tasks/update"
+            | "tasks/cancel"
+    )
 }
 
 /// What kind of JSON-RPC message a call is.
@@ -101,26 +174,53 @@ pub enum MessageKind {
     Response,
 }
 
-/// One JSON-RPC message of a request: its id, method and target.
+/// One JSON-RPC message of a request: its id, method and targets.
 #[derive(Clone, Debug)]
 pub struct McpCall {
     id: Option<JsonRpcId>,
     method: Option<Cow<'static, str>>,
+    /// The first target.
     target: Option<Target>,
+    /// The targets after the first (`subscriptions/listen`).
+    more: Vec<Target>,
+    /// The kind of target the method names when the body named none the
+    /// layer could read.
+    unread: Option<Kind>,
     kind: MessageKind,
 }
 
 impl McpCall {
     /// A request for `method` aimed at `target`, without an id (for
     /// evaluating a [`Rule`](crate::mcp::Rule) outside a request, as list
-    /// filtering does).
+    /// filtering does). Without a target, a method that names one (say
+    /// `tools/call`) is decided as a call whose target matches no rule.
     #[must_use]
     pub fn new(method: impl Into<String>, target: Option<Target>) -> Self {
+        let method = method.into();
+        let unread = match target {
+            None => single_target(&method).map(|(kind, _)| kind),
+            Some(_) => None,
+        };
         Self {
             id: None,
-            method: Some(Cow::Owned(method.into())),
+            method: Some(Cow::Owned(method)),
             target,
+            more: Vec::new(),
+            unread,
             kind: MessageKind::Request,
+        }
+    }
+
+    /// The same call aimed at `target` alone (one of several targets,
+    /// decided on its own).
+    pub(crate) fn with_target(&self, target: Target) -> Self {
+        Self {
+            id: self.id.clone(),
+            method: self.method.clone(),
+            target: Some(target),
+            more: Vec::new(),
+            unread: None,
+            kind: self.kind,
         }
     }
 
@@ -131,6 +231,8 @@ impl McpCall {
             id: None,
             method: None,
             target: None,
+            more: Vec::new(),
+            unread: None,
             kind: MessageKind::Request,
         }
     }
@@ -147,10 +249,40 @@ impl McpCall {
         self.method.as_deref()
     }
 
-    /// The tool, prompt or resource the call is aimed at, if any.
+    /// The tool, prompt, resource or task the call is aimed at, if any
+    /// (the first, for a call with several).
     #[must_use]
     pub fn target(&self) -> Option<&Target> {
         self.target.as_ref()
+    }
+
+    /// Every target of the call, in body order: one for most methods,
+    /// none or several for `subscriptions/listen` (one per resource it
+    /// subscribes to).
+    ///
+    /// ```
+    /// use tower_mcp_auth::mcp::{McpRequest, Target};
+    ///
+    /// let body = br#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen",
+    ///     "params":{"notifications":{"resourceSubscriptions":["a://1","a://2"]}}}"#;
+    /// let req = McpRequest::parse(body).unwrap();
+    /// let uris: Vec<&str> = req.calls()[0].targets().map(Target::name).collect();
+    /// assert_eq!(uris, ["a://1", "a://2"]);
+    /// ```
+    pub fn targets(&self) -> impl Iterator<Item = &Target> + '_ {
+        self.target.iter().chain(&self.more)
+    }
+
+    /// The targets after the first.
+    pub(crate) fn more_targets(&self) -> &[Target] {
+        &self.more
+    }
+
+    /// The kind of target the method names when the body named none the
+    /// layer could read (a `resources/read` without a string
+    /// `params.uri`).
+    pub(crate) fn unread_target(&self) -> Option<Kind> {
+        self.unread
     }
 
     /// Request, notification or response.
@@ -242,14 +374,22 @@ impl McpRequest {
     /// The headers describe one message, so a batch carrying them is
     /// refused.
     ///
+    /// `Mcp-Name` is compared only for the methods whose name source the
+    /// protocol defines, and only when the body has that value, as rmcp
+    /// does: `params.name` of `tools/call` and `prompts/get`, `params.uri`
+    /// of `resources/read`, `resources/subscribe` and
+    /// `resources/unsubscribe`, `params.taskId` of `tasks/get`,
+    /// `tasks/update` and `tasks/cancel`. For any other method the header
+    /// is left to the server.
+    ///
     /// # Errors
     ///
     /// A 400 [`AuthError`] with JSON-RPC code `-32020` (`HeaderMismatch`)
-    /// when a header is repeated, not decodable, or differs from the body.
+    /// when a header it compares is repeated, not decodable, or differs
+    /// from the body.
     pub fn check_headers(&self, headers: &HeaderMap) -> Result<(), AuthError> {
         let method = header_value(headers, MCP_METHOD)?;
-        let name = header_value(headers, MCP_NAME)?;
-        if method.is_none() && name.is_none() {
+        if method.is_none() && !headers.contains_key(MCP_NAME) {
             return Ok(());
         }
         let ([call], false) = (self.calls.as_slice(), self.batch) else {
@@ -264,10 +404,14 @@ impl McpRequest {
                 ));
             }
         }
-        if let Some(n) = name {
-            if call.target().map(Target::name) != Some(n.as_ref()) {
+        let named = match (call.method(), call.target()) {
+            (Some(m), Some(t)) if mcp_name_names_target(m) => t,
+            _ => return Ok(()),
+        };
+        if let Some(n) = header_value(headers, MCP_NAME)? {
+            if n != named.name() {
                 return Err(mismatch(
-                    "the Mcp-Name header does not match the body's params.name or params.uri",
+                    "the Mcp-Name header does not match the body's params.name, params.uri or params.taskId",
                 ));
             }
         }
@@ -395,15 +539,26 @@ struct Message<'a> {
     result_or_error: bool,
 }
 
-/// `params`: an object (with the members that name a target, as JSON
-/// text), or anything else.
-enum Params<'a> {
-    Object {
-        name: Option<&'a [u8]>,
-        uri: Option<&'a [u8]>,
-        reference: Option<&'a [u8]>,
-    },
-    Other,
+/// A member of `params` that can name a target.
+#[derive(Clone, Copy, Default)]
+enum Member<'a> {
+    #[default]
+    Absent,
+    /// Its JSON text.
+    One(&'a [u8]),
+    /// Given more than once: refused if the method reads it.
+    Repeated,
+}
+
+/// The members of an object `params` that name a target (all absent when
+/// `params` is missing or not an object).
+#[derive(Default)]
+struct Params<'a> {
+    name: Member<'a>,
+    uri: Member<'a>,
+    reference: Member<'a>,
+    task_id: Member<'a>,
+    notifications: Member<'a>,
 }
 
 /// Reads one message object, its values nested at most `depth` deep.
@@ -461,9 +616,7 @@ fn read_message<'a>(s: &mut Scanner<'a>, depth: usize) -> Result<Message<'a>, Re
 }
 
 fn duplicate() -> ReadError {
-    ReadError::Shape(
-        "a JSON-RPC message repeats `jsonrpc`, `id`, `method` or `params` (or `params` repeats `name`, `uri` or `ref`)",
-    )
+    ReadError::Shape("a JSON-RPC message repeats `jsonrpc`, `id`, `method` or `params`")
 }
 
 /// A member whose value must be a string, and must not be repeated.
@@ -483,38 +636,36 @@ fn string_member<'a>(
 
 /// Reads `params`, its values nested at most `depth` deep.
 fn read_params<'a>(s: &mut Scanner<'a>, depth: usize) -> Result<Params<'a>, ReadError> {
+    let mut p = Params::default();
     if !s.eat(b'{') {
         s.value(depth)?;
-        return Ok(Params::Other);
+        return Ok(p);
     }
-    let (mut name, mut uri, mut reference) = (None, None, None);
     if !s.eat(b'}') {
         let inner = depth - 1;
         loop {
             let key = s.member_name()?.name()?;
             let slot = match &*key {
-                b"name" => Some(&mut name),
-                b"uri" => Some(&mut uri),
-                b"ref" => Some(&mut reference),
+                b"name" => Some(&mut p.name),
+                b"uri" => Some(&mut p.uri),
+                b"ref" => Some(&mut p.reference),
+                b"taskId" => Some(&mut p.task_id),
+                b"notifications" => Some(&mut p.notifications),
                 _ => None,
             };
-            match slot {
-                Some(slot) if slot.is_some() => return Err(duplicate()),
-                Some(slot) => *slot = Some(s.value(inner)?),
-                None => {
-                    s.value(inner)?;
-                }
+            let value = s.value(inner)?;
+            if let Some(slot) = slot {
+                *slot = match slot {
+                    Member::Absent => Member::One(value),
+                    _ => Member::Repeated,
+                };
             }
             if !s.next_member()? {
                 break;
             }
         }
     }
-    Ok(Params::Object {
-        name,
-        uri,
-        reference,
-    })
+    Ok(p)
 }
 
 /// The methods MCP defines, so that a call's method needs no allocation.
@@ -540,15 +691,22 @@ const KNOWN_METHODS: &[&str] = &[
     "tasks/list",
     "tasks/result",
     "tasks/cancel",
+    "resources/directory/read",
+    "skills/list",
+    "skills/get",
+    "subscriptions/listen",
+    "tasks/update",
 ];
 
 /// A method name: one of [`KNOWN_METHODS`] without allocating, else
-/// decoded.
+/// owned. Decoded once (borrowed from the body when it has no escape),
+/// then compared.
 fn method_name(method: JsonStr<'_>) -> Result<Cow<'static, str>, SyntaxError> {
-    match KNOWN_METHODS.iter().find(|m| method.is(m)) {
-        Some(m) => Ok(Cow::Borrowed(m)),
-        None => Ok(Cow::Owned(method.decode()?.into_owned())),
-    }
+    let decoded = method.decode()?;
+    Ok(match KNOWN_METHODS.iter().find(|m| **m == decoded) {
+        Some(m) => Cow::Borrowed(m),
+        None => Cow::Owned(decoded.into_owned()),
+    })
 }
 
 impl Message<'_> {
@@ -578,6 +736,8 @@ impl Message<'_> {
                     id,
                     method: None,
                     target: None,
+                    more: Vec::new(),
+                    unread: None,
                     kind: MessageKind::Response,
                 });
             }
@@ -585,7 +745,7 @@ impl Message<'_> {
                 "a JSON-RPC message needs a `method`, or a `result` or `error` and an `id`",
             )));
         };
-        let target = target(&method, self.params.as_ref()).map_err(&with_id)?;
+        let found = targets(&method, &self.params.unwrap_or_default()).map_err(&with_id)?;
         let kind = if id.is_some() {
             MessageKind::Request
         } else {
@@ -594,62 +754,155 @@ impl Message<'_> {
         Ok(McpCall {
             id,
             method: Some(method),
-            target,
+            target: found.first,
+            more: found.more,
+            unread: found.unread,
             kind,
         })
     }
 }
 
 /// A JSON value's text, when it is a string: the string.
-fn json_string(raw: Option<&[u8]>) -> Option<String> {
-    let mut s = Scanner::new(raw?);
+fn json_string(raw: &[u8]) -> Option<String> {
+    let mut s = Scanner::new(raw);
     let string = s.string("a string").ok()?;
     s.end().ok()?;
     string.decode().ok().map(Cow::into_owned)
 }
 
-fn target(method: &str, params: Option<&Params<'_>>) -> Result<Option<Target>, AuthError> {
-    let (name, uri, reference) = match params {
-        Some(Params::Object {
-            name,
-            uri,
-            reference,
-        }) => (*name, *uri, *reference),
-        _ => (None, None, None),
-    };
-    let string = |raw: Option<&[u8]>, what: &'static str| -> Result<String, AuthError> {
-        json_string(raw).ok_or_else(|| invalid(what))
-    };
-    Ok(Some(match method {
-        "tools/call" => Target::Tool(string(name, "tools/call needs a string `params.name`")?),
-        "prompts/get" => Target::Prompt(string(name, "prompts/get needs a string `params.name`")?),
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-            Target::Resource(string(uri, "resources methods need a string `params.uri`")?)
+/// The targets of one message.
+#[derive(Default)]
+struct Found {
+    first: Option<Target>,
+    more: Vec<Target>,
+    unread: Option<Kind>,
+}
+
+impl Found {
+    fn one(target: Target) -> Self {
+        Self {
+            first: Some(target),
+            ..Self::default()
         }
-        "completion/complete" => {
-            #[derive(Deserialize)]
-            struct Ref<'a> {
-                #[serde(rename = "type", borrow)]
-                kind: Cow<'a, str>,
-                #[serde(borrow, default)]
-                name: Option<Cow<'a, str>>,
-                #[serde(borrow, default)]
-                uri: Option<Cow<'a, str>>,
-            }
-            const BAD: &str =
-                "completion/complete needs `params.ref` with a `type` and a string `name` or `uri`";
-            let r: Ref<'_> = reference
-                .and_then(|raw| serde_json::from_slice(raw).ok())
-                .ok_or_else(|| invalid(BAD))?;
-            match (&*r.kind, r.name, r.uri) {
-                ("ref/prompt", Some(name), _) => Target::Prompt(name.into_owned()),
-                ("ref/resource", _, Some(uri)) => Target::Resource(uri.into_owned()),
-                ("ref/prompt" | "ref/resource", _, _) => return Err(invalid(BAD)),
-                _ => return Ok(None),
-            }
+    }
+
+    fn unread(kind: Kind) -> Self {
+        Self {
+            unread: Some(kind),
+            ..Self::default()
         }
-        _ => return Ok(None),
-    }))
+    }
+}
+
+/// The JSON text of a member the method reads; a repeated one is refused
+/// (another parser might take the other copy).
+fn member<'a>(m: Member<'a>) -> Result<Option<&'a [u8]>, AuthError> {
+    match m {
+        Member::Absent => Ok(None),
+        Member::One(raw) => Ok(Some(raw)),
+        Member::Repeated => Err(invalid(
+            "the member that names the call's target is repeated (`params.name`, `uri`, `taskId`, `ref` or its `type`, `notifications` or its `resourceSubscriptions`)",
+        )),
+    }
+}
+
+/// The targets `method` names in `params`. A target that is missing or
+/// not a string is not an error: the call has no target (see the module
+/// docs).
+fn targets(method: &str, params: &Params<'_>) -> Result<Found, AuthError> {
+    if let Some((kind, source)) = single_target(method) {
+        let raw = member(match source {
+            Source::Name => params.name,
+            Source::Uri => params.uri,
+            Source::TaskId => params.task_id,
+        })?;
+        let Some(name) = raw.and_then(json_string) else {
+            return Ok(Found::unread(kind));
+        };
+        return Ok(Found::one(match kind {
+            Kind::Tool => Target::Tool(name),
+            Kind::Prompt => Target::Prompt(name),
+            Kind::Resource => Target::Resource(name),
+            Kind::Task => Target::Task(name),
+        }));
+    }
+    match method {
+        "completion/complete" => completion_target(member(params.reference)?),
+        "subscriptions/listen" => subscription_targets(member(params.notifications)?),
+        _ => Ok(Found::default()),
+    }
+}
+
+/// The members `keys` of `raw`, a JSON value the scanner has checked:
+/// `None` when it is not an object.
+fn object_members<'a, const N: usize>(raw: &'a [u8], keys: [&[u8]; N]) -> Option<[Member<'a>; N]> {
+    let mut s = Scanner::new(raw);
+    let mut out = [Member::Absent; N];
+    if !s.eat(b'{') {
+        return None;
+    }
+    if s.eat(b'}') {
+        return Some(out);
+    }
+    loop {
+        let key = s.member_name().ok()?.name().ok()?;
+        let value = s.value(MAX_DEPTH).ok()?;
+        if let Some(slot) = keys.iter().position(|k| *k == &*key).map(|i| &mut out[i]) {
+            *slot = match slot {
+                Member::Absent => Member::One(value),
+                _ => Member::Repeated,
+            };
+        }
+        if !s.next_member().ok()? {
+            return Some(out);
+        }
+    }
+}
+
+/// `params.ref` of `completion/complete`: `ref/prompt` names a prompt by
+/// `name`, `ref/resource` a resource by `uri`. Only `type` and the member
+/// its type reads count (as for rmcp, which ignores the others), so a
+/// stray or repeated other member cannot hide the target.
+fn completion_target(raw: Option<&[u8]>) -> Result<Found, AuthError> {
+    let Some([kind, name, uri]) =
+        raw.and_then(|raw| object_members(raw, [b"type", b"name", b"uri"]))
+    else {
+        return Ok(Found::default());
+    };
+    let (kind, source) = match member(kind)?.and_then(json_string).as_deref() {
+        Some("ref/prompt") => (Kind::Prompt, name),
+        Some("ref/resource") => (Kind::Resource, uri),
+        _ => return Ok(Found::default()),
+    };
+    Ok(match member(source)?.and_then(json_string) {
+        Some(name) if kind == Kind::Prompt => Found::one(Target::Prompt(name)),
+        Some(uri) => Found::one(Target::Resource(uri)),
+        None => Found::unread(kind),
+    })
+}
+
+/// `params.notifications` of `subscriptions/listen` (MCP 2026-07-28,
+/// `SubscriptionFilter`): one resource target per URI of
+/// `resourceSubscriptions`; none when it is absent or `null` (the stream
+/// asks for list changes only). A filter the layer cannot read is a call
+/// whose resources it cannot name.
+fn subscription_targets(raw: Option<&[u8]>) -> Result<Found, AuthError> {
+    let Some([uris]) = raw.and_then(|raw| object_members(raw, [b"resourceSubscriptions"])) else {
+        return Ok(Found::unread(Kind::Resource));
+    };
+    let uris = match member(uris)? {
+        None | Some(b"null") => Vec::new(),
+        Some(raw) => match serde_json::from_slice::<Vec<String>>(raw) {
+            Ok(uris) => uris,
+            Err(_) => return Ok(Found::unread(Kind::Resource)),
+        },
+    };
+    let mut uris = uris.into_iter().map(Target::Resource);
+    Ok(Found {
+        first: uris.next(),
+        more: uris.collect(),
+        unread: None,
+    })
 }
 
 #[cfg(test)]
@@ -721,6 +974,56 @@ mod tests {
     }
 
     #[test]
+    fn targets_of_the_2026_07_28_methods_and_extensions() {
+        for m in ["resources/directory/read", "skills/get"] {
+            let c = one(&format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"{m}","params":{{"cursor":"c","uri":"skill://a/SKILL.md"}}}}"#
+            ));
+            assert_eq!(
+                c.target(),
+                Some(&Target::Resource("skill://a/SKILL.md".into())),
+                "{m}"
+            );
+        }
+        for m in ["tasks/get", "tasks/update", "tasks/cancel", "tasks/result"] {
+            let c = one(&format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"{m}","params":{{"inputResponses":{{}},"taskId":"t\u002d1"}}}}"#
+            ));
+            assert_eq!(c.target(), Some(&Target::Task("t-1".into())), "{m}");
+            assert_eq!(c.target().unwrap().kind(), "task");
+        }
+        let c = one(
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"_meta":{},"notifications":{"toolsListChanged":true,"resourceSubscriptions":["user://1/private","admin://system/stats"]}}}"#,
+        );
+        assert_eq!(
+            c.targets().collect::<Vec<_>>(),
+            [
+                &Target::Resource("user://1/private".into()),
+                &Target::Resource("admin://system/stats".into())
+            ]
+        );
+        assert_eq!(
+            c.target(),
+            Some(&Target::Resource("user://1/private".into()))
+        );
+        // List changes only: no target, and nothing unread.
+        for notifications in [
+            r#"{"toolsListChanged":true}"#,
+            r#"{"resourceSubscriptions":null}"#,
+            r#"{"resourceSubscriptions":[]}"#,
+        ] {
+            let c = one(&format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{{"notifications":{notifications}}}}}"#
+            ));
+            assert_eq!(
+                (c.targets().count(), c.unread_target()),
+                (0, None),
+                "{notifications}"
+            );
+        }
+    }
+
+    #[test]
     fn errors() {
         for body in [
             "",
@@ -743,13 +1046,14 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":5}"#,
             r#"{"jsonrpc":"2.0","id":1}"#,
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["get_user_data"]}"#,
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#,
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":"x"}"#,
-            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":null}}"#,
-            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt"}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"skills/get","params":{"uri":"a","uri":"a"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"a","taskId":"b"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{},"ref":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{},"notifications":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":[],"resourceSubscriptions":["a"]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","type":"ref/resource","name":"p","uri":"u"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p","name":"q"}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}"#,
         ] {
             assert_eq!(code(body), -32600, "{body}");
@@ -757,9 +1061,126 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_member_the_method_does_not_read_is_the_servers() {
+        // rmcp reads `ping`'s params as a map, where the last copy wins;
+        // no target depends on it.
+        let c = one(r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"uri":"a","uri":"b"}}"#);
+        assert_eq!((c.method(), c.target()), (Some("ping"), None));
+        let c = one(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","uri":1,"uri":2}}"#,
+        );
+        assert_eq!(c.target(), Some(&Target::Tool("t".into())));
+        // rmcp's `PromptReference` has no `uri`: a stray one, repeated or
+        // not a string, cannot hide the prompt.
+        let c = one(
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"uri":1,"type":"ref/prompt","uri":[],"name":"s\u0065cret"}}}"#,
+        );
+        assert_eq!(c.target(), Some(&Target::Prompt("secret".into())));
+        let c = one(
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true,"toolsListChanged":false,"resourceSubscriptions":["a"]}}}"#,
+        );
+        assert_eq!(c.target(), Some(&Target::Resource("a".into())));
+    }
+
+    #[test]
+    fn a_missing_target_is_no_error_but_a_call_without_target() {
+        use Kind::*;
+        for (body, kind) in [
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+                Some(Tool),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["get_user_data"]}"#,
+                Some(Tool),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#,
+                Some(Tool),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":"x"}"#,
+                Some(Tool),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{}}"#,
+                Some(Prompt),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":null}}"#,
+                Some(Resource),
+            ),
+            // Removed in 2026-07-28: the server says "method not found".
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{}}"#,
+                Some(Resource),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"resources/unsubscribe"}"#,
+                Some(Resource),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"skills/get","params":{"uri":["a"]}}"#,
+                Some(Resource),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":5}}"#,
+                Some(Task),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt"}}}"#,
+                Some(Prompt),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource"}}}"#,
+                Some(Resource),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":7}}"#,
+                None,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{}}"#,
+                Some(Resource),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["a",1]}}}"#,
+                Some(Resource),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":"a"}}}"#,
+                Some(Resource),
+            ),
+        ] {
+            let c = one(body);
+            assert_eq!(c.target(), None, "{body}");
+            assert_eq!(c.unread_target(), kind, "{body}");
+            assert_eq!(c.id().unwrap().get(), "1");
+        }
+    }
+
+    #[test]
+    fn an_escaped_method_is_decoded_once() {
+        use crate::mcp::json::ESCAPED_DECODES;
+        for (body, method) in [
+            // The last known method, and one that is not known.
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tasks\/update"}"#,
+                "tasks/update",
+            ),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"x\u002fy"}"#, "x/y"),
+        ] {
+            ESCAPED_DECODES.with(|n| n.set(0));
+            let c = one(body);
+            assert_eq!(c.method(), Some(method));
+            assert_eq!(ESCAPED_DECODES.with(std::cell::Cell::get), 1, "{body}");
+        }
+    }
+
+    #[test]
     fn invalid_request_keeps_the_id() {
         let err = McpRequest::parse(
-            br#"{"jsonrpc":"2.0","id":"x9","method":"tools/call","params":{"name":1}}"#,
+            br#"{"jsonrpc":"2.0","id":"x9","method":"tools/call","params":{"name":"a","name":"a"}}"#,
         )
         .unwrap_err();
         assert_eq!(err.jsonrpc_id().unwrap().get(), r#""x9""#);
@@ -785,6 +1206,68 @@ mod tests {
             );
         }
         h
+    }
+
+    fn check(body: &str, pairs: &[(&str, &str)]) -> Result<(), i64> {
+        McpRequest::parse(body.as_bytes())
+            .unwrap()
+            .check_headers(&headers(pairs))
+            .map_err(|e| {
+                assert_eq!(e.status(), 400);
+                e.jsonrpc_code()
+            })
+    }
+
+    #[test]
+    fn mcp_name_names_the_target_of_the_methods_that_define_it() {
+        // tasks/* (SEP-2663): `Mcp-Name` is `params.taskId`.
+        for m in ["tasks/get", "tasks/update", "tasks/cancel"] {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"{m}","params":{{"taskId":"task-7"}}}}"#
+            );
+            assert_eq!(
+                check(&body, &[("mcp-method", m), ("mcp-name", "task-7")]),
+                Ok(()),
+                "{m}"
+            );
+            assert_eq!(
+                check(&body, &[("mcp-method", m), ("mcp-name", "task-8")]),
+                Err(-32020),
+                "{m}"
+            );
+        }
+        let read = r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"a://b"}}"#;
+        assert_eq!(check(read, &[("mcp-name", "a://b")]), Ok(()));
+        assert_eq!(check(read, &[("mcp-name", "a://c")]), Err(-32020));
+        // Methods whose name source the protocol does not define: the
+        // header is the server's, whatever it holds (rmcp ignores it too).
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tasks/result","params":{"taskId":"t"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"skills/get","params":{"uri":"s://a"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/directory/read","params":{"uri":"s://a"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["s://a"]}}}"#,
+        ] {
+            for name in ["other", "=?base64?!!!?="] {
+                assert_eq!(check(body, &[("mcp-name", name)]), Ok(()), "{body} {name}");
+            }
+        }
+        // A body without the value: nothing to compare (the server
+        // answers the missing `params.uri`).
+        let bare = r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe"}"#;
+        assert_eq!(
+            check(
+                bare,
+                &[("mcp-method", "resources/subscribe"), ("mcp-name", "x")]
+            ),
+            Ok(())
+        );
+        // Mcp-Method is still compared for every method.
+        assert_eq!(
+            check(bare, &[("mcp-method", "resources/read")]),
+            Err(-32020)
+        );
     }
 
     #[test]
@@ -819,8 +1302,8 @@ mod tests {
         assert!(ping
             .check_headers(&headers(&[("mcp-method", "ping")]))
             .is_ok());
-        assert!(ping.check_headers(&headers(&[("mcp-name", "x")])).is_err());
         let batch = McpRequest::parse(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#).unwrap();
+        assert!(batch.check_headers(&headers(&[("mcp-name", "x")])).is_err());
         assert!(batch
             .check_headers(&headers(&[("mcp-method", "ping")]))
             .is_err());

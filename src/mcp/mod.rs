@@ -23,6 +23,17 @@
 //!   code the draft schema gives; an earlier draft of the transport page
 //!   said `-32001`, which this crate already uses for 401). Their absence
 //!   is not refused: requiring them is the server's protocol-version call.
+//!   `Mcp-Name` is compared only for the methods whose name source the
+//!   protocol defines (`tools/call`, `prompts/get`: `params.name`;
+//!   `resources/read`, `resources/subscribe`, `resources/unsubscribe`:
+//!   `params.uri`; `tasks/get`, `tasks/update`, `tasks/cancel`:
+//!   `params.taskId`, SEP-2663), and only when the body has that value: the
+//!   set rmcp checks, so the two agree; for other methods it is the
+//!   server's.
+//! - A call the layer cannot give a target (a removed or malformed method)
+//!   is not refused as malformed: the policy decides it as a target that
+//!   matches no rule, and the server answers it if that allows the caller
+//!   (see [`policy`]).
 //! - 403 `insufficient_scope` lists granted ∪ required scopes (MCP
 //!   2025-11-25, authorization, "Runtime Insufficient Scope Errors",
 //!   recommended approach), with `resource_metadata` and

@@ -30,13 +30,46 @@
 //!
 //! # Which rule applies
 //!
-//! `tools/call` → the tool's rule, else the `tools/call` method rule, else
-//! the default; likewise `prompts/get` → prompt, `resources/read`,
-//! `resources/subscribe`, `resources/unsubscribe` and `completion/complete`
-//! → resource (an exact URI first, then the most specific matching
-//! [`UriTemplate`]); any other method → its method
-//! rule, else the default. A request without a call (GET, DELETE) and a
-//! client's JSON-RPC response take the default rule.
+//! For a call aimed at a target (the table in [`inspect`](super::inspect)),
+//! the first of:
+//!
+//! 1. the target's own rule: the tool's ([`tool`](McpPolicyBuilder::tool)),
+//!    the prompt's ([`prompt`](McpPolicyBuilder::prompt)), the resource's
+//!    ([`resource`](McpPolicyBuilder::resource): an exact URI first, then
+//!    the most specific matching [`UriTemplate`]);
+//! 2. the rule for targets of its kind that match no rule of their own
+//!    ([`unmatched_tool`](McpPolicyBuilder::unmatched_tool),
+//!    [`unmatched_prompt`](McpPolicyBuilder::unmatched_prompt),
+//!    [`unmatched_resource`](McpPolicyBuilder::unmatched_resource)), when
+//!    set;
+//! 3. the method's rule ([`method`](McpPolicyBuilder::method));
+//! 4. the default.
+//!
+//! Resources are named by `resources/read`, `resources/subscribe`,
+//! `resources/unsubscribe`, `resources/directory/read`, `skills/get`,
+//! `subscriptions/listen` and `completion/complete` (`ref/resource`), so
+//! a resource rule holds for every way of reaching the resource. Tasks
+//! (`tasks/get`, `tasks/update`, `tasks/cancel`) have no rules of their
+//! own: their method's rule decides, and its [`Rule::check`]s see the
+//! [`Target::Task`]. A method without a target → its method rule, else the
+//! default. A request without a call (GET, DELETE) and a client's
+//! JSON-RPC response take the default rule.
+//!
+//! A call with several targets (`subscriptions/listen` with several
+//! resource subscriptions) is allowed only if each target is; the refusal
+//! names the first target refused.
+//!
+//! A call whose method names a target that the body lacks (a
+//! `resources/read` without a string `params.uri`) is decided as a target
+//! that matches no rule: step 2, else 3, else 4. That is safe: such a call
+//! can never match a target's rule, so no target's rule is skipped; the
+//! layer reads the target where rmcp does (the same member, escapes
+//! decoded, repeated members refused), so when the layer finds no target
+//! the server finds none either and answers with its own error (invalid
+//! params, or method not found for a method its revision removed)
+//! without running any handler; and it gets no more than any unknown
+//! target would. Refusing it instead as malformed would change what the
+//! server answers.
 //!
 //! # Example
 //!
@@ -48,6 +81,8 @@
 //!     .tool("get_user_data", Rule::bearer().scopes(["read:data"]))
 //!     .tool("delete_user", Rule::api_key().or(Rule::bearer().scopes(["admin:write"])))
 //!     .resource("user://{user_id}/private", Rule::bearer().scopes(["read:data"]))
+//!     // A URI no resource rule matches: API key only, not the default.
+//!     .unmatched_resource(Rule::api_key())
 //!     .method("logging/setLevel", Rule::api_key())
 //!     .build()
 //!     .unwrap();
@@ -66,7 +101,7 @@ use crate::{
 };
 
 use super::{
-    inspect::{McpCall, Target},
+    inspect::{Kind, McpCall, Target},
     uri_template::UriTemplate,
 };
 
@@ -402,6 +437,7 @@ pub struct McpPolicy(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     default: Rule,
+    unmatched: Unmatched,
     tools: HashMap<String, Rule>,
     prompts: HashMap<String, Rule>,
     resources: HashMap<String, Rule>,
@@ -415,10 +451,30 @@ struct Inner {
 #[must_use]
 pub struct McpPolicyBuilder {
     default: Option<Rule>,
+    unmatched: Unmatched,
     tools: Vec<(String, Rule)>,
     prompts: Vec<(String, Rule)>,
     resources: Vec<(String, Rule)>,
     methods: Vec<(String, Rule)>,
+}
+
+/// The rules for targets that match no rule of their own.
+#[derive(Debug, Default)]
+struct Unmatched {
+    tool: Option<Rule>,
+    prompt: Option<Rule>,
+    resource: Option<Rule>,
+}
+
+impl Unmatched {
+    fn get(&self, kind: Kind) -> Option<&Rule> {
+        match kind {
+            Kind::Tool => self.tool.as_ref(),
+            Kind::Prompt => self.prompt.as_ref(),
+            Kind::Resource => self.resource.as_ref(),
+            Kind::Task => None,
+        }
+    }
 }
 
 impl McpPolicy {
@@ -427,7 +483,9 @@ impl McpPolicy {
         <McpPolicyBuilder as Default>::default()
     }
 
-    /// The rule that decides `call` (`None`: a request without a call).
+    /// The rule that decides `call` (`None`: a request without a call),
+    /// as the [module docs](self) say; for a call with several targets,
+    /// the rule of the first ([`authorize`](Self::authorize) decides each).
     pub fn rule_for(&self, call: Option<&McpCall>) -> &Rule {
         let inner = &*self.0;
         let Some(call) = call else {
@@ -436,13 +494,16 @@ impl McpPolicy {
         let Some(method) = call.method() else {
             return &inner.default;
         };
-        let specific = match call.target() {
-            Some(Target::Tool(name)) => inner.tools.get(name),
-            Some(Target::Prompt(name)) => inner.prompts.get(name),
-            Some(Target::Resource(uri)) => self.resource_rule(uri),
-            None => None,
+        let (specific, kind) = match call.target() {
+            Some(Target::Tool(name)) => (inner.tools.get(name), Some(Kind::Tool)),
+            Some(Target::Prompt(name)) => (inner.prompts.get(name), Some(Kind::Prompt)),
+            Some(Target::Resource(uri)) => (self.resource_rule(uri), Some(Kind::Resource)),
+            Some(Target::Task(_)) => (None, Some(Kind::Task)),
+            // The method names a target the body lacks: an unmatched one.
+            None => (None, call.unread_target()),
         };
         specific
+            .or_else(|| kind.and_then(|k| inner.unmatched.get(k)))
             .or_else(|| inner.methods.get(method))
             .unwrap_or(&inner.default)
     }
@@ -469,11 +530,26 @@ impl McpPolicy {
         principal: Option<&Principal>,
         call: Option<&McpCall>,
     ) -> Result<(), AuthError> {
-        let rule = self.rule_for(call);
-        match call {
-            Some(call) => rule.authorize(principal, call),
-            None => rule.authorize(principal, &McpCall::no_call()),
+        let Some(call) = call else {
+            return self
+                .rule_for(None)
+                .authorize(principal, &McpCall::no_call());
+        };
+        let more = call.more_targets();
+        if more.is_empty() {
+            return self.rule_for(Some(call)).authorize(principal, call);
         }
+        // Several targets: each decided on its own, the refusal naming it.
+        let first = call.target().cloned().map(|t| call.with_target(t));
+        let each = first
+            .into_iter()
+            .chain(more.iter().map(|t| call.with_target(t.clone())));
+        for one in each {
+            if let Err(err) = self.rule_for(Some(&one)).authorize(principal, &one) {
+                return Err(name_target(err, &one));
+            }
+        }
+        Ok(())
     }
 
     /// Whether `principal` may call the tool `name`.
@@ -509,11 +585,69 @@ impl McpPolicy {
     }
 }
 
+/// `err`, its description prefixed with the target it refused (cut to 64
+/// characters).
+fn name_target(err: AuthError, call: &McpCall) -> AuthError {
+    let Some(t) = call.target() else { return err };
+    let name: String = t.name().chars().take(64).collect();
+    let mut named = AuthError::new(
+        err.kind(),
+        format!("{} `{name}`: {}", t.kind(), err.description()),
+    );
+    if let Some(scope) = err.scope() {
+        named = named.with_scope(scope.clone());
+    }
+    named
+}
+
 impl McpPolicyBuilder {
     /// The rule for everything no other rule names. Without one, the
     /// default is [`Rule::authenticated`].
     pub fn default(mut self, rule: Rule) -> Self {
         self.default = Some(rule);
+        self
+    }
+
+    /// The rule for a tool that has no rule of its own (before the
+    /// `tools/call` method rule and the default; see the
+    /// [module docs](self)).
+    pub fn unmatched_tool(mut self, rule: Rule) -> Self {
+        self.unmatched.tool = Some(rule);
+        self
+    }
+
+    /// The rule for a prompt that has no rule of its own (`prompts/get`,
+    /// completions), before the method rule and the default.
+    pub fn unmatched_prompt(mut self, rule: Rule) -> Self {
+        self.unmatched.prompt = Some(rule);
+        self
+    }
+
+    /// The rule for a resource URI that no [`resource`](Self::resource)
+    /// rule matches, whichever method names it (`resources/read`,
+    /// `resources/subscribe`, `resources/directory/read`, `skills/get`,
+    /// `subscriptions/listen`, completions), before the method rule and
+    /// the default. Also decides those methods when the body names no URI.
+    ///
+    /// ```
+    /// use tower_mcp_auth::mcp::{McpPolicy, Rule};
+    /// use tower_mcp_auth::{AuthScheme, Principal};
+    ///
+    /// let policy = McpPolicy::builder()
+    ///     .default(Rule::authenticated())
+    ///     .resource("user://{user_id}/private", Rule::bearer())
+    ///     .unmatched_resource(Rule::api_key())
+    ///     .build()
+    ///     .unwrap();
+    /// let bearer = Principal::new(AuthScheme::Jwt, "alice");
+    /// let key = Principal::new(AuthScheme::ApiKey, "ops");
+    /// assert!(policy.may_read_resource(Some(&bearer), "user://42/private"));
+    /// // `?` is no part of a `{user_id}`: the URI matches no template.
+    /// assert!(!policy.may_read_resource(Some(&bearer), "user://42?/private"));
+    /// assert!(policy.may_read_resource(Some(&key), "user://42?/private"));
+    /// ```
+    pub fn unmatched_resource(mut self, rule: Rule) -> Self {
+        self.unmatched.resource = Some(rule);
         self
     }
 
@@ -558,6 +692,16 @@ impl McpPolicyBuilder {
         };
         let default = self.default.unwrap_or_else(Rule::authenticated);
         check_rule("default rule", &default, &mut errors);
+        let unmatched = self.unmatched;
+        for (what, rule) in [
+            ("unmatched tool rule", &unmatched.tool),
+            ("unmatched prompt rule", &unmatched.prompt),
+            ("unmatched resource rule", &unmatched.resource),
+        ] {
+            if let Some(rule) = rule {
+                check_rule(what, rule, &mut errors);
+            }
+        }
         let map = |kind: &str, entries: Vec<(String, Rule)>, errors: &mut Vec<String>| {
             let mut out = HashMap::with_capacity(entries.len());
             for (name, rule) in entries {
@@ -604,6 +748,7 @@ impl McpPolicyBuilder {
         }
         Ok(McpPolicy(Arc::new(Inner {
             default,
+            unmatched,
             tools,
             prompts,
             resources,
@@ -753,6 +898,193 @@ mod tests {
         assert!(p.may_read_resource(Some(&jwt("read:data")), "user://{id}/private"));
     }
 
+    fn parsed(body: &str) -> McpCall {
+        crate::mcp::McpRequest::parse(body.as_bytes())
+            .unwrap()
+            .calls()[0]
+            .clone()
+    }
+
+    fn unmatched_policy() -> McpPolicy {
+        McpPolicy::builder()
+            .default(Rule::authenticated())
+            .tool("mine", Rule::bearer())
+            .prompt("greet", Rule::public())
+            .resource(
+                "user://{user_id}/private",
+                Rule::bearer().scopes(["read:data"]),
+            )
+            .resource("admin://system/stats", Rule::api_key())
+            .unmatched_tool(Rule::bearer().scopes(["tools:any"]))
+            .unmatched_prompt(Rule::api_key())
+            .unmatched_resource(Rule::api_key())
+            .method("resources/read", Rule::public())
+            .method("tools/call", Rule::public())
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn unmatched_targets_have_their_own_rule_before_the_method_rule() {
+        use AuthErrorKind::*;
+        let p = unmatched_policy();
+        let reader = jwt("read:data");
+        // The issue's URI: `?` is no part of `{user_id}`, so no template
+        // matches; before, the default (any caller) decided it.
+        assert_eq!(
+            kind(&p, Some(&reader), &res("user://user_001?/private")),
+            Some(InvalidToken)
+        );
+        assert_eq!(
+            kind(&p, Some(&key()), &res("user://user_001?/private")),
+            None
+        );
+        assert_eq!(
+            kind(&p, Some(&reader), &res("user://user_001/private")),
+            None
+        );
+        // The unmatched rule comes before the (public) method rule.
+        assert_eq!(
+            kind(&p, None, &res("file:///etc/passwd")),
+            Some(MissingCredential)
+        );
+        assert_eq!(
+            kind(&p, Some(&jwt("")), &tool("other")),
+            Some(InsufficientScope)
+        );
+        assert_eq!(kind(&p, Some(&jwt("tools:any")), &tool("other")), None);
+        assert_eq!(kind(&p, Some(&key()), &tool("mine")), Some(InvalidToken));
+        let prompt = |n: &str| McpCall::new("prompts/get", Some(Target::Prompt(n.into())));
+        assert_eq!(kind(&p, None, &prompt("greet")), None);
+        assert_eq!(
+            kind(&p, Some(&jwt("")), &prompt("other")),
+            Some(InvalidToken)
+        );
+        // Every method that names a resource meets its rule.
+        for method in [
+            "resources/subscribe",
+            "resources/directory/read",
+            "skills/get",
+        ] {
+            let c = parsed(&format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"uri":"admin://system/stats"}}}}"#
+            ));
+            assert_eq!(kind(&p, Some(&reader), &c), Some(InvalidToken), "{method}");
+            assert_eq!(kind(&p, Some(&key()), &c), None, "{method}");
+            let c = parsed(&format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"uri":"user://7/private"}}}}"#
+            ));
+            assert_eq!(kind(&p, Some(&reader), &c), None, "{method}");
+            assert_eq!(kind(&p, Some(&key()), &c), Some(InvalidToken), "{method}");
+        }
+        // Without an unmatched rule, the method rule and then the default.
+        let p = policy();
+        assert_eq!(kind(&p, Some(&jwt("")), &res("file:///x")), None);
+    }
+
+    #[test]
+    fn a_call_without_its_target_is_decided_as_an_unmatched_one() {
+        use AuthErrorKind::*;
+        let p = unmatched_policy();
+        let reader = jwt("read:data");
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":7}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"skills/get","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":[1]}}}"#,
+        ] {
+            let c = parsed(body);
+            assert_eq!(kind(&p, Some(&reader), &c), Some(InvalidToken), "{body}");
+            assert_eq!(kind(&p, Some(&key()), &c), None, "{body}");
+        }
+        // tools/call without a name: the unmatched tool rule.
+        let c = parsed(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#);
+        assert_eq!(kind(&p, Some(&jwt("")), &c), Some(InsufficientScope));
+        // No unmatched rule: the method rule, else the default (as before
+        // for a method without target).
+        let p = McpPolicy::builder()
+            .default(Rule::api_key())
+            .method("resources/subscribe", Rule::authenticated())
+            .resource("user://{id}/private", Rule::public())
+            .build()
+            .unwrap();
+        let c = parsed(r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe"}"#);
+        assert_eq!(kind(&p, Some(&reader), &c), None);
+        assert_eq!(kind(&p, None, &c), Some(MissingCredential));
+        let c = parsed(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read"}"#);
+        assert_eq!(kind(&p, Some(&reader), &c), Some(InvalidToken));
+    }
+
+    #[test]
+    fn every_subscription_must_be_allowed() {
+        use AuthErrorKind::*;
+        let p = unmatched_policy();
+        let listen = |uris: &str| {
+            parsed(&format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{{"notifications":{{"resourceSubscriptions":[{uris}]}}}}}}"#
+            ))
+        };
+        let reader = jwt("read:data");
+        let both = listen(r#""user://1/private","user://2/private""#);
+        assert_eq!(kind(&p, Some(&reader), &both), None);
+        assert_eq!(kind(&p, Some(&key()), &both), Some(InvalidToken));
+        // One refused target refuses the call, and the refusal names it.
+        let mixed = listen(r#""user://1/private","admin://system/stats""#);
+        let err = p.authorize(Some(&reader), Some(&mixed)).unwrap_err();
+        assert_eq!(err.kind(), InvalidToken);
+        assert_eq!(
+            err.description(),
+            "resource `admin://system/stats`: this call requires an API key"
+        );
+        let err = p
+            .authorize(
+                Some(&jwt("")),
+                Some(&listen(r#""user://1/private","user://2/private""#)),
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), InsufficientScope);
+        assert_eq!(err.scope().unwrap().to_string(), "read:data");
+        // No resource subscription: the method rule, else the default.
+        let lists_only = parsed(
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true}}}"#,
+        );
+        assert_eq!(kind(&p, Some(&reader), &lists_only), None);
+        assert_eq!(kind(&p, None, &lists_only), Some(MissingCredential));
+    }
+
+    #[test]
+    fn task_calls_take_their_method_rule_and_checks_see_the_task() {
+        // A server whose task ids start with their owner's subject.
+        let p = McpPolicy::builder()
+            .method(
+                "tasks/get",
+                Rule::bearer().check(|who, call| {
+                    matches!(call.target(), Some(Target::Task(id))
+                        if id.starts_with(&format!("{}:", who.subject())))
+                }),
+            )
+            .build()
+            .unwrap();
+        let get = |id: &str| {
+            parsed(&format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{{"taskId":"{id}"}}}}"#
+            ))
+        };
+        assert_eq!(kind(&p, Some(&jwt("")), &get("u:42")), None);
+        assert_eq!(
+            kind(&p, Some(&jwt("")), &get("mallory:42")),
+            Some(AuthErrorKind::Forbidden)
+        );
+        // Other task methods: the default (authenticated).
+        let cancel =
+            parsed(r#"{"jsonrpc":"2.0","id":1,"method":"tasks/cancel","params":{"taskId":"x"}}"#);
+        assert_eq!(kind(&p, Some(&key()), &cancel), None);
+        assert_eq!(
+            kind(&p, None, &cancel),
+            Some(AuthErrorKind::MissingCredential)
+        );
+    }
+
     #[test]
     fn equal_specificity_keeps_registration_order() {
         let p = McpPolicy::builder()
@@ -821,6 +1153,10 @@ mod tests {
             (
                 McpPolicy::builder().default(Rule::one_of([])),
                 "default rule",
+            ),
+            (
+                McpPolicy::builder().unmatched_resource(Rule::public().scopes(["a"])),
+                "unmatched resource rule",
             ),
         ];
         for (b, want) in cases {
