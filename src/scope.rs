@@ -40,7 +40,7 @@ use crate::{
     error::{AuthError, Challenge, ErrorRenderer},
     future::{BoxError, ResponseFuture},
     metadata::ProtectedResource,
-    principal::{Principal, Scopes},
+    principal::{Principal, Scopes, UnverifiedCredential},
 };
 
 /// Requires the request's [`Principal`] to hold scopes: all of a set, or
@@ -173,7 +173,11 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
         let principal = Principal::from_extensions(req.extensions());
-        if let Err(mut err) = config.check(principal) {
+        let checked = match UnverifiedCredential::refusal(req.extensions()) {
+            Some(err) => Err(err),
+            None => config.check(principal),
+        };
+        if let Err(mut err) = checked {
             if let Some(c) = &config.challenge {
                 err = err.with_challenge(c.clone());
             }

@@ -498,7 +498,8 @@ async fn single_flight_1000_concurrent_requests_10_tokens_10_calls() {
 
 /// Stand-in for an outer `JwtLayer` in optional mode: a JWT-shaped token
 /// (three dot-separated parts) is "verified" and gets a principal; an
-/// opaque one passes on without.
+/// opaque one passes on without, marked unverified (as
+/// `pass_opaque_tokens` does).
 #[derive(Clone)]
 struct FakeJwtLayer;
 
@@ -532,6 +533,10 @@ impl<S: tower::Service<Request<Body>>> tower::Service<Request<Body>> for FakeJwt
         if jwt {
             req.extensions_mut()
                 .insert(Principal::new(AuthScheme::Jwt, "jwt-user"));
+        } else {
+            // As `JwtLayer::pass_opaque_tokens` does.
+            req.extensions_mut()
+                .insert(tower_mcp_auth::principal::UnverifiedCredential::new("jwt"));
         }
         self.0.call(req)
     }

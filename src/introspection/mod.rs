@@ -41,14 +41,19 @@
 //! # Stacking with `JwtLayer`
 //!
 //! A server that accepts both JWT access tokens and opaque ones stacks the
-//! JWT layer, in optional mode, **outside** (before) this one:
+//! JWT layer **outside** (before) this one, and tells it to hand opaque
+//! tokens on:
 //!
 //! ```text
 //! ServiceBuilder::new()
-//!     .layer(JwtLayer::new(validator).optional())   // JWT-shaped: verified, Principal inserted
+//!     .layer(JwtLayer::new(validator).optional().pass_opaque_tokens()) // JWT-shaped: verified
 //!     .layer(IntrospectionLayer::new(introspector)) // no Principal yet: introspect
 //!     .service(mcp)
 //! ```
+//!
+//! The JWT layer marks the request it hands on
+//! ([`UnverifiedCredential`](crate::principal::UnverifiedCredential)); this
+//! layer clears the mark when it verifies the token.
 //!
 //! When a request reaches this layer with a [`Principal`](crate::Principal)
 //! already in its extensions, the bearer token it carries is the one the

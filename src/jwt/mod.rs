@@ -67,13 +67,20 @@
 //!
 //! # Stacking with an introspection layer
 //!
-//! In [`optional`](JwtLayer::optional) mode, a bearer token that is not
-//! *JWT-shaped* — its first segment is not base64url JSON and it does not
-//! have three dot-separated segments, as with most opaque tokens — is passed
-//! on untouched, without a principal, so that an introspection layer placed
-//! after this one can take it. A JWT-shaped token that fails verification is
-//! always 401: it never falls through to another layer, nor to anonymous.
-//! In required mode, a non-JWT bearer token is 401.
+//! A bearer token that is not *JWT-shaped* — its first segment is not
+//! base64url JSON and it does not have three dot-separated segments, as
+//! with most opaque tokens — is refused with 401 `invalid_token`, in
+//! [`optional`](JwtLayer::optional) mode too: a presented credential that
+//! nobody verifies never passes as anonymous. To hand such tokens to an
+//! introspection layer placed after this one, say so with
+//! [`pass_opaque_tokens`](JwtLayer::pass_opaque_tokens): the request goes
+//! on marked [`UnverifiedCredential`](crate::principal::UnverifiedCredential),
+//! the introspection layer clears the mark when it verifies the token, and
+//! the authorization steps (`McpPolicyLayer`, `RequireScopes`, the
+//! `Principal` extractors) refuse a request still marked with 401
+//! `invalid_token`, so a stack that forgot the introspection layer still
+//! fails closed. A JWT-shaped token that fails verification is always
+//! 401: it never falls through to another layer, nor to anonymous.
 //!
 //! # Remote keys
 //!
