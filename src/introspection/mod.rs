@@ -17,7 +17,8 @@
 //! | `active: true`, audience and `exp` fine | passes on with the principal |
 //! | `active: false` | 401 `invalid_token` |
 //! | `active: true` but `exp` past | 401 `invalid_token` |
-//! | `aud` present without the resource identifier ([`AudienceCheck`]) | 401 `invalid_token` |
+//! | `aud` missing, or without the resource identifier, or no audience configured ([`AudienceCheck::Required`], the default) | 401 `invalid_token` |
+//! | `active: true` but a `token_type` that is not an access token (`refresh_token`, `id_token`, `N_A`, …) | 401 `invalid_token` |
 //! | down, slower than the timeout (5 s), refuses our client credentials, or answers garbage | 503 with `Retry-After`, audit events `degraded` and `refused` |
 //!
 //! It never lets a request through because the endpoint could not answer.
