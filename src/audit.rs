@@ -90,6 +90,9 @@ pub fn path<'a>(uri: &'a Uri, extensions: &'a Extensions) -> &'a str {
 
 /// Emits an `accepted` event for a verified credential.
 pub fn accepted(layer: &'static str, principal: &Principal, method: &Method, path: &str) {
+    if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+        return; // nobody listens: no field is even bounded
+    }
     let subject = bounded(principal.subject());
     let path = bounded(path);
     tracing::info!(
@@ -173,6 +176,13 @@ pub fn mcp_decision(
     method: &Method,
     path: &str,
 ) {
+    let listening = match err {
+        None => tracing::enabled!(target: TARGET, tracing::Level::INFO),
+        Some(_) => tracing::enabled!(target: TARGET, tracing::Level::WARN),
+    };
+    if !listening {
+        return; // nobody listens: no field is even bounded
+    }
     let scheme = principal.map(|p| p.scheme().as_str());
     let subject = principal.map(|p| bounded(p.subject()));
     let subject = subject.as_deref();
