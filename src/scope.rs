@@ -258,4 +258,22 @@ mod tests {
             r#"Bearer scope="read:data", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
         );
     }
+
+    #[tokio::test]
+    async fn a_credential_nobody_verified_is_401_invalid_token() {
+        let svc = ServiceBuilder::new()
+            .layer(RequireScopesLayer::all(Vec::<String>::new()))
+            .service_fn(|_req: Request<Body>| async {
+                Ok::<_, Infallible>(http::Response::new(Body::from("ok")))
+            });
+        let mut req = Request::get("/data").body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(UnverifiedCredential::new("jwt"));
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 401);
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer error="invalid_token", error_description="no layer could verify the bearer token""#
+        );
+    }
 }
