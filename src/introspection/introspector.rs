@@ -264,7 +264,10 @@ impl Introspector {
     /// # Errors
     ///
     /// * 401 `invalid_token`: the server says the token is not active, or it
-    ///   is expired, names no subject, or is for another audience.
+    ///   is expired, names no subject, is not an access token
+    ///   (`token_type`), or is not for the audience (with
+    ///   [`AudienceCheck::Required`], the default: an answer without `aud`,
+    ///   or no audience configured, is refused too).
     /// * 503 with `Retry-After`: the endpoint is down, slower than the
     ///   timeout, refuses our client credentials or answers something that
     ///   is not an RFC 7662 response. Never a pass.
