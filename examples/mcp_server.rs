@@ -464,8 +464,9 @@ pub type McpService = StreamableHttpService<McpServer, LocalSessionManager>;
 //    is refused with 429 for a while (key guessing gets nowhere).
 // 2. Authenticators, each optional (no credential: pass on; a bad one: 401):
 //    `X-API-Key`; bearer JWTs (`JWT_SECRET`, or the authorization server's
-//    JWKS); then opaque bearer tokens by introspection (the JWT layer passes
-//    a token that is not a JWT on to it).
+//    JWKS); then opaque bearer tokens by introspection (the JWT layer hands
+//    a token that is not a JWT on to it, marked unverified, only when
+//    introspection is configured).
 // 3. `McpPolicyLayer`: reads the JSON-RPC body and decides each call by the
 //    contract's rules (401 with the challenge, or a 403 step-up), and filters
 //    the tool / resource lists to what the caller may call.
@@ -525,8 +526,15 @@ pub async fn protect(
 ) -> Result<Router, ConfigError> {
     let quota = Quota::try_new(config.rate_limit_per_minute, Duration::from_secs(60))?;
     let store = rate_limit_store(config).await?;
-    let jwt =
-        jwt_validator(config, resource)?.map(|v| JwtLayer::new(v).optional().resource(resource));
+    // Opaque bearer tokens go on to introspection only when there is one;
+    // without it the JWT layer refuses them (401), never anonymous.
+    let jwt = jwt_validator(config, resource)?.map(|v| {
+        let jwt = JwtLayer::new(v).optional().resource(resource);
+        match config.introspector {
+            Some(_) => jwt.pass_opaque_tokens(),
+            None => jwt,
+        }
+    });
     let introspection = config
         .introspector
         .clone()

@@ -403,10 +403,73 @@ impl fmt::Debug for Principal {
     }
 }
 
+/// A credential that an authenticator found, did not verify, and handed on
+/// to a later one (for example an opaque bearer token that
+/// [`JwtLayer::pass_opaque_tokens`](crate::JwtLayer::pass_opaque_tokens)
+/// leaves for an [`IntrospectionLayer`](crate::IntrospectionLayer)).
+///
+/// The authenticator that hands a credential on inserts this marker into
+/// the request extensions; the one that verifies the credential removes it
+/// as it inserts the [`Principal`]. A request that still carries it when it
+/// reaches an authorization step
+/// ([`McpPolicyLayer`](crate::mcp::McpPolicyLayer),
+/// [`RequireScopes`](crate::RequireScopes), the [`Principal`] and
+/// `Option<Principal>` extractors) is refused with 401 `invalid_token`: a
+/// presented credential that no layer verifies never passes as anonymous,
+/// however the stack is put together. An authenticator of your own that
+/// verifies such credentials removes the marker the same way.
+///
+/// # Example
+///
+/// ```
+/// use http::Extensions;
+/// use tower_mcp_auth::principal::UnverifiedCredential;
+///
+/// let mut ext = Extensions::new();
+/// ext.insert(UnverifiedCredential::new("jwt"));
+/// assert_eq!(UnverifiedCredential::refusal(&ext).unwrap().status(), 401);
+/// ext.remove::<UnverifiedCredential>(); // verified by a later layer
+/// assert!(UnverifiedCredential::refusal(&ext).is_none());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnverifiedCredential {
+    by: &'static str,
+}
+
+impl UnverifiedCredential {
+    /// A marker left by the layer named `by` (`"jwt"`, …).
+    #[must_use]
+    pub fn new(by: &'static str) -> Self {
+        Self { by }
+    }
+
+    /// The layer that handed the credential on.
+    #[must_use]
+    pub fn by(&self) -> &'static str {
+        self.by
+    }
+
+    /// The refusal for a request whose extensions still carry the marker
+    /// (401 `invalid_token`, with the request's challenge and JSON-RPC id
+    /// when known); `None` when they do not.
+    #[must_use]
+    pub fn refusal(extensions: &http::Extensions) -> Option<AuthError> {
+        extensions.get::<Self>()?;
+        let mut err = AuthError::invalid_token("no layer could verify the bearer token");
+        if let Some(challenge) = extensions.get::<Challenge>() {
+            err = err.with_challenge(challenge.clone());
+        }
+        Some(err.with_request_context(extensions))
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(err) = UnverifiedCredential::refusal(&parts.extensions) {
+            return Err(err);
+        }
         if let Some(p) = parts.extensions.get::<Principal>() {
             return Ok(p.clone());
         }
@@ -418,14 +481,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
+/// `Option<Principal>`: `None` for an anonymous request; a request that
+/// carries a credential no layer verified ([`UnverifiedCredential`]) is
+/// refused with 401 rather than passed to the handler as anonymous.
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
-    type Rejection = std::convert::Infallible;
+    type Rejection = AuthError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<Principal>().cloned())
+        match UnverifiedCredential::refusal(&parts.extensions) {
+            Some(err) => Err(err),
+            None => Ok(parts.extensions.get::<Principal>().cloned()),
+        }
     }
 }
 

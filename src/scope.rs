@@ -40,7 +40,7 @@ use crate::{
     error::{AuthError, Challenge, ErrorRenderer},
     future::{BoxError, ResponseFuture},
     metadata::ProtectedResource,
-    principal::{Principal, Scopes},
+    principal::{Principal, Scopes, UnverifiedCredential},
 };
 
 /// Requires the request's [`Principal`] to hold scopes: all of a set, or
@@ -173,7 +173,11 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
         let principal = Principal::from_extensions(req.extensions());
-        if let Err(mut err) = config.check(principal) {
+        let checked = match UnverifiedCredential::refusal(req.extensions()) {
+            Some(err) => Err(err),
+            None => config.check(principal),
+        };
+        if let Err(mut err) = checked {
             if let Some(c) = &config.challenge {
                 err = err.with_challenge(c.clone());
             }
@@ -252,6 +256,24 @@ mod tests {
         assert_eq!(
             res.headers()[header::WWW_AUTHENTICATE],
             r#"Bearer scope="read:data", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
+        );
+    }
+
+    #[tokio::test]
+    async fn a_credential_nobody_verified_is_401_invalid_token() {
+        let svc = ServiceBuilder::new()
+            .layer(RequireScopesLayer::all(Vec::<String>::new()))
+            .service_fn(|_req: Request<Body>| async {
+                Ok::<_, Infallible>(http::Response::new(Body::from("ok")))
+            });
+        let mut req = Request::get("/data").body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(UnverifiedCredential::new("jwt"));
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 401);
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer error="invalid_token", error_description="no layer could verify the bearer token""#
         );
     }
 }

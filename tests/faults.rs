@@ -826,7 +826,12 @@ fn full_stack(inner: Arc<InnerState>, introspection_url: String) -> Stack {
     let svc = ServiceBuilder::new()
         .layer(FailedAuthLayer::new())
         .layer(ApiKeyLayer::new(keys).optional().resource(&resource))
-        .layer(JwtLayer::new(jwt).optional().resource(&resource))
+        .layer(
+            JwtLayer::new(jwt)
+                .optional()
+                .pass_opaque_tokens()
+                .resource(&resource),
+        )
         .layer(
             IntrospectionLayer::new(introspector(introspection_url))
                 .optional()

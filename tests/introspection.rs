@@ -118,6 +118,8 @@ async fn introspect(
         "inactive" => Json(json!({"active": false})).into_response(),
         "expired" => active(json!({"exp": now() - 10})),
         "otheraud" => active(json!({"aud": "https://other.example.com"})),
+        "refresh" => active(json!({"token_type": "refresh_token"})),
+        "bearertype" => active(json!({"token_type": "Bearer"})),
         "noaud" => {
             let mut r = json!({"active": true, "sub": subject, "exp": now() + 3600});
             r.as_object_mut().unwrap().remove("aud");
@@ -172,9 +174,11 @@ async fn start_as() -> (Arc<As>, String) {
     (state, format!("http://{addr}/introspect"))
 }
 
+/// An introspector for the mock, expecting `aud` to name [`RESOURCE`].
 fn builder(url: &str) -> tower_mcp_auth::introspection::IntrospectorBuilder {
     Introspector::builder(url, CLIENT_ID, SecretString::from(CLIENT_SECRET))
         .timeout(Duration::from_millis(500))
+        .audience(RESOURCE)
 }
 
 fn resource() -> ProtectedResource {
@@ -290,27 +294,65 @@ async fn refusals_are_401_with_the_challenge() {
 #[tokio::test]
 async fn audience_from_the_layer_resource_and_strictness() {
     let (_state, url) = start_as().await;
-    // No resource, no audience: nothing to check.
-    let app = start_app(IntrospectionLayer::new(builder(&url).build().unwrap())).await;
-    assert_eq!(get_with(&app, Some("Bearer otheraud-x")).await.0, 200);
-    // Required: a response without aud is refused.
+    // No resource, no audience: nothing to check against, so refused.
+    let bare = Introspector::builder(&url, CLIENT_ID, SecretString::from(CLIENT_SECRET))
+        .build()
+        .unwrap();
+    let app = start_app(IntrospectionLayer::new(bare)).await;
+    assert_eq!(get_with(&app, Some("Bearer active-x")).await.0, 401);
+    // The audience from the layer's resource.
+    let bare = Introspector::builder(&url, CLIENT_ID, SecretString::from(CLIENT_SECRET))
+        .build()
+        .unwrap();
+    let app = start_app(IntrospectionLayer::new(bare).resource(&resource())).await;
+    assert_eq!(get_with(&app, Some("Bearer active-x")).await.0, 200);
+    assert_eq!(get_with(&app, Some("Bearer otheraud-x")).await.0, 401);
+    // Required by default: a response without aud is refused (a token of
+    // some other application of the same authorization server).
+    let app =
+        start_app(IntrospectionLayer::new(builder(&url).build().unwrap()).resource(&resource()))
+            .await;
+    let (status, headers, _) = get_with(&app, Some("Bearer noaud-x")).await;
+    assert_eq!(status, 401);
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("the access token was not issued for this resource"),
+        "{headers:?}"
+    );
+    assert_eq!(get_with(&app, Some("Bearer active-x")).await.0, 200);
+    // The opt-out for authorization servers that never send aud.
     let app = start_app(
         IntrospectionLayer::new(
             builder(&url)
-                .audience_check(AudienceCheck::Required)
+                .audience_check(AudienceCheck::WhenPresent)
                 .build()
                 .unwrap(),
         )
         .resource(&resource()),
     )
     .await;
-    assert_eq!(get_with(&app, Some("Bearer noaud-x")).await.0, 401);
-    assert_eq!(get_with(&app, Some("Bearer active-x")).await.0, 200);
-    // Default (when present): a response without aud passes.
+    assert_eq!(get_with(&app, Some("Bearer noaud-x")).await.0, 200);
+    assert_eq!(get_with(&app, Some("Bearer otheraud-x")).await.0, 401);
+}
+
+#[tokio::test]
+async fn an_active_refresh_token_is_not_an_access_token() {
+    let (_state, url) = start_as().await;
     let app =
         start_app(IntrospectionLayer::new(builder(&url).build().unwrap()).resource(&resource()))
             .await;
-    assert_eq!(get_with(&app, Some("Bearer noaud-x")).await.0, 200);
+    let (status, headers, _) = get_with(&app, Some("Bearer refresh-x")).await;
+    assert_eq!(status, 401);
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\""),
+        "{headers:?}"
+    );
+    assert_eq!(get_with(&app, Some("Bearer bearertype-x")).await.0, 200);
 }
 
 fn assert_503(status: StatusCode, headers: &HeaderMap, body: &str, what: &str) {
@@ -456,7 +498,8 @@ async fn single_flight_1000_concurrent_requests_10_tokens_10_calls() {
 
 /// Stand-in for an outer `JwtLayer` in optional mode: a JWT-shaped token
 /// (three dot-separated parts) is "verified" and gets a principal; an
-/// opaque one passes on without.
+/// opaque one passes on without, marked unverified (as
+/// `pass_opaque_tokens` does).
 #[derive(Clone)]
 struct FakeJwtLayer;
 
@@ -490,6 +533,10 @@ impl<S: tower::Service<Request<Body>>> tower::Service<Request<Body>> for FakeJwt
         if jwt {
             req.extensions_mut()
                 .insert(Principal::new(AuthScheme::Jwt, "jwt-user"));
+        } else {
+            // As `JwtLayer::pass_opaque_tokens` does.
+            req.extensions_mut()
+                .insert(tower_mcp_auth::principal::UnverifiedCredential::new("jwt"));
         }
         self.0.call(req)
     }

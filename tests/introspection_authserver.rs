@@ -222,9 +222,11 @@ async fn opaque_tokens_from_a_real_authorization_server() {
     // client_secret_post works against it too, and wrong client
     // credentials fail closed (503), not open.
     for (secret, post, want) in [(CLIENT_SECRET, true, 200), ("wrong", false, 503)] {
+        // Used directly, the introspector needs the audience it checks.
         let mut b = metadata
             .introspector(CLIENT_ID, SecretString::from(secret))
             .unwrap()
+            .audience(app_url.clone())
             .no_cache();
         if post {
             b = b.client_secret_post();

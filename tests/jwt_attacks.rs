@@ -29,6 +29,10 @@ async fn whoami(p: Principal) -> Json<Value> {
 }
 
 async fn app(optional: bool) -> SocketAddr {
+    app_with(move |l| if optional { l.optional() } else { l }).await
+}
+
+async fn app_with(mode: impl FnOnce(JwtLayer) -> JwtLayer) -> SocketAddr {
     let resource = ProtectedResource::builder(AUD).build().unwrap();
     let validator = JwtValidator::builder(&resource)
         .key(
@@ -49,11 +53,7 @@ async fn app(optional: bool) -> SocketAddr {
         .hs256_secret(&SecretString::from(HS_SECRET))
         .build()
         .unwrap();
-    let layer = if optional {
-        JwtLayer::new(validator).optional()
-    } else {
-        JwtLayer::new(validator)
-    };
+    let layer = mode(JwtLayer::new(validator));
     let app = Router::new()
         .route("/mcp", get(whoami))
         .route(
@@ -336,13 +336,32 @@ async fn optional_mode_stacking_rule() {
     );
     let (status, _, body) = call(optional, "/open", &[]).await;
     assert_eq!((status, body.as_str()), (200, "anonymous"));
-    // An opaque token: required → 401; optional → passed on untouched for
-    // a later introspection layer (here: none, so anonymous).
+    // An opaque token: a presented credential nobody verifies is 401
+    // `invalid_token` in both modes, never anonymous.
     let opaque = vec!["Bearer 2YotnFZFEjr1zCsicMWpAA".to_owned()];
-    let (status, _, body) = call(required, "/open", &opaque).await;
+    for app in [required, optional] {
+        let (status, challenge, body) = call(app, "/open", &opaque).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("the bearer token is not a JWT"), "{body}");
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{challenge}"
+        );
+    }
+    // Handed on for an introspection layer that the stack lacks: the
+    // `Option<Principal>` extractor at the end refuses it.
+    let handing = app_with(|l| l.optional().pass_opaque_tokens()).await;
+    let (status, challenge, body) = call(handing, "/open", &opaque).await;
     assert_eq!(status, 401, "{body}");
-    assert!(body.contains("the bearer token is not a JWT"));
-    let (status, _, body) = call(optional, "/open", &opaque).await;
+    assert!(
+        body.contains("no layer could verify the bearer token"),
+        "{body}"
+    );
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
+    let (status, _, body) = call(handing, "/open", &[]).await;
     assert_eq!((status, body.as_str()), (200, "anonymous"));
     // Another scheme is not ours either.
     let basic = vec!["Basic YWxhZGRpbjpvcGVuc2VzYW1l".to_owned()];

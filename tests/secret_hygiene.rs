@@ -114,13 +114,18 @@ async fn introspection_endpoint() -> String {
     format!("http://{addr}/introspect")
 }
 
-/// An RFC 7662 endpoint that reports every token active.
+/// An RFC 7662 endpoint that reports every token active, for the resource
+/// `http://127.0.0.1:1/mcp`.
 async fn active_introspection_endpoint() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = Router::new().route(
         "/introspect",
-        post(|| async { axum::Json(json!({"active": true, "sub": "hygiene-user"})) }),
+        post(|| async {
+            axum::Json(
+                json!({"active": true, "sub": "hygiene-user", "aud": "http://127.0.0.1:1/mcp"}),
+            )
+        }),
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}/introspect")
@@ -391,6 +396,23 @@ async fn no_refusal_leaks_a_credential_into_logs_or_responses() {
             "wrong key",
             String::new(),
             vec![("x-api-key", WRONG_KEY.to_owned())],
+        ),
+        // Requests without a credential are not counted (discovery): three
+        // more failed credentials make the ten that start the cool-down.
+        (
+            "wrong key, again",
+            String::new(),
+            vec![("x-api-key", format!("{WRONG_KEY}-2"))],
+        ),
+        (
+            "wrong key, a third time",
+            String::new(),
+            vec![("x-api-key", format!("{WRONG_KEY}-3"))],
+        ),
+        (
+            "wrong key, a fourth time",
+            String::new(),
+            vec![("x-api-key", format!("{WRONG_KEY}-4"))],
         ),
         (
             "an Authorization scheme nobody accepts",

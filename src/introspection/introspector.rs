@@ -78,18 +78,33 @@ impl ClientAuth {
 
 /// How strictly the `aud` of an introspection response is checked against
 /// the expected audience (the resource identifier).
+///
+/// The MCP authorization specification requires a server to accept only
+/// tokens issued for it, so the default is [`Required`](Self::Required):
+/// an active token whose introspection answer has no `aud`, or one without
+/// the expected audience, is refused, and so is every token when no
+/// audience is configured at all (neither
+/// [`IntrospectorBuilder::audience`] nor
+/// [`IntrospectionLayer::resource`](super::IntrospectionLayer::resource)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AudienceCheck {
-    /// When the response carries `aud`, it must contain the audience; a
-    /// response without `aud` is accepted. The default (RFC 7662 makes
-    /// `aud` optional).
-    #[default]
-    WhenPresent,
     /// The response must carry `aud`, and it must contain the audience.
+    /// The default.
+    #[default]
     Required,
-    /// `aud` is not checked (for authorization servers that put something
-    /// else there; prefer fixing the server).
+    /// When the response carries `aud`, it must contain the audience; a
+    /// response without `aud` is accepted.
+    ///
+    /// **Risk:** only for an authorization server that never sends `aud`
+    /// and issues tokens for this server alone. Where the same server
+    /// issues tokens to other applications (or plain login tokens), those
+    /// tokens carry no `aud` either, and every one of them is accepted here
+    /// for every rule that needs only an authenticated caller.
+    WhenPresent,
+    /// `aud` is not checked at all (for authorization servers that put
+    /// something else there; prefer fixing the server). The same risk as
+    /// [`WhenPresent`](Self::WhenPresent), and more.
     Off,
 }
 
@@ -249,7 +264,10 @@ impl Introspector {
     /// # Errors
     ///
     /// * 401 `invalid_token`: the server says the token is not active, or it
-    ///   is expired, names no subject, or is for another audience.
+    ///   is expired, names no subject, is not an access token
+    ///   (`token_type`), or is not for the audience (with
+    ///   [`AudienceCheck::Required`], the default: an answer without `aud`,
+    ///   or no audience configured, is refused too).
     /// * 503 with `Retry-After`: the endpoint is down, slower than the
     ///   timeout, refuses our client credentials or answers something that
     ///   is not an RFC 7662 response. Never a pass.
@@ -365,6 +383,12 @@ impl Inner {
         if !response.active() {
             return Verdict::Refused("the access token is not active");
         }
+        if !response
+            .token_type()
+            .is_none_or(|t| is_access_token_type(t.as_ref()))
+        {
+            return Verdict::Refused("the token is not an access token");
+        }
         let Some(subject) = response
             .sub()
             .or(response.username())
@@ -411,21 +435,39 @@ impl Inner {
         if principal.is_expired_at(now) {
             return Err(AuthError::invalid_token("the access token has expired"));
         }
-        if let Some(expected) = audience {
-            let ok = match (self.audience_check, aud.as_deref()) {
-                (AudienceCheck::Off, _) => true,
-                (AudienceCheck::WhenPresent, None) => true,
-                (AudienceCheck::Required, None) => false,
-                (_, Some(aud)) => aud.iter().any(|a| a == expected),
-            };
-            if !ok {
-                return Err(AuthError::invalid_token(
-                    "the access token was not issued for this resource",
-                ));
-            }
+        let ok = match (self.audience_check, audience, aud.as_deref()) {
+            (AudienceCheck::Off, _, _) => true,
+            // Nothing to check against: refused unless told otherwise.
+            (AudienceCheck::Required, None, _) => false,
+            (AudienceCheck::WhenPresent, None, _) => true,
+            (AudienceCheck::WhenPresent, Some(_), None) => true,
+            (AudienceCheck::Required, Some(_), None) => false,
+            (_, Some(expected), Some(aud)) => aud.iter().any(|a| a == expected),
+        };
+        if !ok {
+            return Err(AuthError::invalid_token(
+                "the access token was not issued for this resource",
+            ));
         }
         Ok(principal)
     }
+}
+
+/// Whether an RFC 7662 `token_type` names an access token: `Bearer`,
+/// `DPoP`, `PoP`, `MAC` (the OAuth Access Token Types registry, less
+/// `N_A`, which RFC 8693 uses for what is *not* an access token) or RFC
+/// 8693's `urn:ietf:params:oauth:token-type:access_token`, in any case.
+/// Anything else (`refresh_token`, `id_token`, `N_A`, …) is refused.
+fn is_access_token_type(token_type: &str) -> bool {
+    [
+        "bearer",
+        "dpop",
+        "pop",
+        "mac",
+        "urn:ietf:params:oauth:token-type:access_token",
+    ]
+    .iter()
+    .any(|t| token_type.eq_ignore_ascii_case(t))
 }
 
 impl IntrospectorBuilder {
@@ -462,8 +504,8 @@ impl IntrospectorBuilder {
         self
     }
 
-    /// How strictly `aud` is checked (default
-    /// [`AudienceCheck::WhenPresent`]).
+    /// How strictly `aud` is checked (default [`AudienceCheck::Required`];
+    /// read the risk of the others before choosing one).
     pub fn audience_check(mut self, check: AudienceCheck) -> Self {
         self.audience_check = check;
         self
@@ -747,9 +789,71 @@ mod tests {
                 );
             }
         }
-        // No expected audience: nothing to check.
-        let i = inner(AudienceCheck::Required);
-        assert!(i.0.check(i.0.verdict(parse(without)), None, now).is_ok());
+        // No expected audience configured: refused, unless told otherwise.
+        for (check, ok) in [
+            (AudienceCheck::Required, false),
+            (AudienceCheck::WhenPresent, true),
+            (AudienceCheck::Off, true),
+        ] {
+            let i = inner(check);
+            let r = i.0.check(i.0.verdict(parse(with_ours.clone())), None, now);
+            assert_eq!(r.is_ok(), ok, "{check:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_requires_the_audience() {
+        let i = Introspector::builder(
+            "https://as.example.com/introspect",
+            "rs",
+            SecretString::from("secret"),
+        )
+        .build()
+        .unwrap();
+        let want = Some("https://mcp.example.com/mcp");
+        let now = SystemTime::now();
+        let without = json!({"active": true, "sub": "a"});
+        let e =
+            i.0.check(i.0.verdict(parse(without)), want, now)
+                .unwrap_err();
+        assert_eq!(
+            (e.status().as_u16(), e.description()),
+            (401, "the access token was not issued for this resource")
+        );
+    }
+
+    #[test]
+    fn only_access_token_types_are_accepted() {
+        let i = inner(AudienceCheck::Off);
+        let now = SystemTime::now();
+        for (token_type, ok) in [
+            (None, true),
+            (Some("Bearer"), true),
+            (Some("bearer"), true),
+            (Some("DPoP"), true),
+            (Some("urn:ietf:params:oauth:token-type:access_token"), true),
+            (Some("refresh_token"), false),
+            (Some("Refresh"), false),
+            (Some("id_token"), false),
+            (Some("N_A"), false),
+            (
+                Some("urn:ietf:params:oauth:token-type:refresh_token"),
+                false,
+            ),
+        ] {
+            let mut body = json!({"active": true, "sub": "a"});
+            if let Some(t) = token_type {
+                body["token_type"] = json!(t);
+            }
+            let r = i.0.check(i.0.verdict(parse(body)), None, now);
+            assert_eq!(r.is_ok(), ok, "{token_type:?}");
+            if let Err(e) = r {
+                assert_eq!(
+                    (e.status().as_u16(), e.description()),
+                    (401, "the token is not an access token")
+                );
+            }
+        }
     }
 
     #[test]

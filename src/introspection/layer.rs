@@ -19,7 +19,7 @@ use crate::{
     error::{AuthError, Challenge, ErrorRenderer},
     future::BoxError,
     metadata::ProtectedResource,
-    principal::Principal,
+    principal::{Principal, UnverifiedCredential},
 };
 
 /// Default longest bearer token accepted, in bytes.
@@ -284,6 +284,8 @@ where
     }
 }
 
+/// Inserts the principal, and clears the mark an outer layer left on the
+/// token it handed on ([`UnverifiedCredential`]): verified now.
 fn accept<B>(req: &mut Request<B>, principal: Principal) {
     audit::accepted(
         "introspection",
@@ -292,6 +294,7 @@ fn accept<B>(req: &mut Request<B>, principal: Principal) {
         audit::path(req.uri(), req.extensions()),
     );
     mark_sensitive(req.headers_mut());
+    req.extensions_mut().remove::<UnverifiedCredential>();
     req.extensions_mut().insert(principal);
 }
 

@@ -17,7 +17,8 @@
 //! | `active: true`, audience and `exp` fine | passes on with the principal |
 //! | `active: false` | 401 `invalid_token` |
 //! | `active: true` but `exp` past | 401 `invalid_token` |
-//! | `aud` present without the resource identifier ([`AudienceCheck`]) | 401 `invalid_token` |
+//! | `aud` missing, or without the resource identifier, or no audience configured ([`AudienceCheck::Required`], the default) | 401 `invalid_token` |
+//! | `active: true` but a `token_type` that is not an access token (`refresh_token`, `id_token`, `N_A`, …) | 401 `invalid_token` |
 //! | down, slower than the timeout (5 s), refuses our client credentials, or answers garbage | 503 with `Retry-After`, audit events `degraded` and `refused` |
 //!
 //! It never lets a request through because the endpoint could not answer.
@@ -41,14 +42,19 @@
 //! # Stacking with `JwtLayer`
 //!
 //! A server that accepts both JWT access tokens and opaque ones stacks the
-//! JWT layer, in optional mode, **outside** (before) this one:
+//! JWT layer **outside** (before) this one, and tells it to hand opaque
+//! tokens on:
 //!
 //! ```text
 //! ServiceBuilder::new()
-//!     .layer(JwtLayer::new(validator).optional())   // JWT-shaped: verified, Principal inserted
+//!     .layer(JwtLayer::new(validator).optional().pass_opaque_tokens()) // JWT-shaped: verified
 //!     .layer(IntrospectionLayer::new(introspector)) // no Principal yet: introspect
 //!     .service(mcp)
 //! ```
+//!
+//! The JWT layer marks the request it hands on
+//! ([`UnverifiedCredential`](crate::principal::UnverifiedCredential)); this
+//! layer clears the mark when it verifies the token.
 //!
 //! When a request reaches this layer with a [`Principal`](crate::Principal)
 //! already in its extensions, the bearer token it carries is the one the

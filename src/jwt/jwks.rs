@@ -4,8 +4,11 @@
 //! * Reads are lock-free: the current key set sits in an [`ArcSwapOption`].
 //! * A background task refreshes the set every `refresh_interval`.
 //! * A token naming an unknown `kid` may trigger a refetch, but at most one
-//!   per `min_refetch_interval`, and concurrent askers share that one fetch
-//!   (single flight); the others get their answer from it.
+//!   per `min_refetch_interval` (default 5 s), and concurrent askers share
+//!   that one fetch (single flight); the others get their answer from it.
+//!   Within the interval the key is "not known yet": 503 with
+//!   `Retry-After` until a fetch is allowed, not 401 (a rotation the
+//!   server has not seen yet is not a bad token).
 //! * A failed fetch keeps the last good keys (stale-on-error) and emits an
 //!   [`audit::degraded`](crate::audit::degraded) event. With no keys ever
 //!   fetched, the validator answers 503.
@@ -33,8 +36,10 @@ use crate::{audit, config::ConfigError, metadata::check_url};
 
 /// Default background refresh interval.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
-/// Default minimum time between two fetches caused by unknown `kid`s.
-pub const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// Default minimum time between two fetches caused by unknown `kid`s: also
+/// the longest a key the authorization server has just started signing
+/// with is answered "not known yet" (503 with `Retry-After`), plus one fetch.
+pub const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
 /// Default timeout of one fetch.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default cap on a JWKS or metadata response.
@@ -153,10 +158,14 @@ impl RemoteJwks {
         self.shared.fetches.load(Ordering::Relaxed)
     }
 
-    /// Whether a refetch is allowed now (the minimum interval has passed
-    /// since the last attempt).
-    pub(crate) fn may_refetch(&self) -> bool {
-        self.shared.may_refetch()
+    /// How long until a refetch is allowed (zero: now, or a fetch is in
+    /// flight and its result can be waited for; the minimum interval
+    /// counts from the last attempt).
+    pub(crate) fn refetch_in(&self) -> Duration {
+        if self.shared.inflight.try_lock().is_err() {
+            return Duration::ZERO;
+        }
+        self.shared.refetch_in()
     }
 
     /// Fetches unless another fetch happened within the minimum interval;
@@ -239,8 +248,14 @@ where
 
 impl Shared {
     fn may_refetch(&self) -> bool {
+        self.refetch_in().is_zero()
+    }
+
+    fn refetch_in(&self) -> Duration {
         let last = *self.last_attempt.lock().unwrap_or_else(|e| e.into_inner());
-        last.is_none_or(|t| t.elapsed() >= self.opts.min_refetch_interval)
+        last.map_or(Duration::ZERO, |t| {
+            self.opts.min_refetch_interval.saturating_sub(t.elapsed())
+        })
     }
 
     async fn fetch_and_store(&self) -> Result<(), FetchError> {

@@ -19,7 +19,7 @@ use crate::{
     error::{AuthError, Challenge, ErrorRenderer},
     future::{BoxError, ResponseFuture},
     metadata::ProtectedResource,
-    principal::Principal,
+    principal::{Principal, UnverifiedCredential},
 };
 
 /// A [`Layer`] that authenticates `Authorization: Bearer` JWTs with a
@@ -34,6 +34,7 @@ pub struct JwtLayer {
 struct Config {
     validator: JwtValidator,
     optional: bool,
+    pass_opaque: bool,
     challenge: Option<Challenge>,
     renderer: ErrorRenderer,
 }
@@ -47,18 +48,35 @@ impl JwtLayer {
             config: Arc::new(Config {
                 validator,
                 optional: false,
+                pass_opaque: false,
                 challenge,
                 renderer: ErrorRenderer::default(),
             }),
         }
     }
 
-    /// Lets requests without a bearer token, and requests whose bearer
-    /// token is not a JWT at all (an opaque token, for a later
-    /// introspection layer), pass on without a principal. A JWT that fails
-    /// verification is still refused with 401.
+    /// Lets requests without a bearer token pass on without a principal.
+    /// A bearer token that is presented is still verified: a JWT that fails
+    /// verification, and a token that is not a JWT at all, are refused with
+    /// 401 `invalid_token` (see [`pass_opaque_tokens`](Self::pass_opaque_tokens)
+    /// to hand the latter to an introspection layer).
     pub fn optional(mut self) -> Self {
         Arc::make_mut(&mut self.config).optional = true;
+        self
+    }
+
+    /// Hands a bearer token that is not a JWT at all (an opaque token) on
+    /// to a later authenticator, an
+    /// [`IntrospectionLayer`](crate::IntrospectionLayer), instead of
+    /// refusing it. The request goes on without a principal but marked
+    /// [`UnverifiedCredential`]: the introspection layer verifies the token
+    /// and clears the mark, and if no layer does (a stack without one),
+    /// [`McpPolicyLayer`](crate::mcp::McpPolicyLayer),
+    /// [`RequireScopes`](crate::RequireScopes) and the [`Principal`]
+    /// extractors refuse the request with 401 `invalid_token`. A JWT-shaped
+    /// token that fails verification is refused here, always.
+    pub fn pass_opaque_tokens(mut self) -> Self {
+        Arc::make_mut(&mut self.config).pass_opaque = true;
         self
     }
 
@@ -285,8 +303,9 @@ where
 }
 
 impl Config {
-    /// Accepts (inserting the principal) or passes an opaque token on in
-    /// optional mode (`None`: go on), or renders the refusal.
+    /// Accepts (inserting the principal) or hands an opaque token on,
+    /// marked unverified, when asked to (`None`: go on), or renders the
+    /// refusal.
     fn decide<B>(
         &self,
         result: Result<Principal, JwtError>,
@@ -298,8 +317,11 @@ impl Config {
                 config.accept(principal, req);
                 None
             }
-            Err(e) if e.is_not_jwt() && config.optional => {
-                // Not ours: an opaque token for a later introspection layer.
+            Err(e) if e.is_not_jwt() && config.pass_opaque => {
+                // Not ours: an opaque token for a later introspection
+                // layer, which clears the mark when it verifies it.
+                req.extensions_mut()
+                    .insert(UnverifiedCredential::new("jwt"));
                 config.pass_anonymous(req);
                 None
             }
@@ -439,23 +461,61 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn optional_passes_no_token_and_opaque_tokens_on() {
+    async fn optional_passes_no_token_on_but_refuses_opaque_tokens() {
         let layer = || JwtLayer::new(validator()).optional();
         let (status, _, body) = send(layer(), Request::get("/").body(Body::empty()).unwrap()).await;
         assert_eq!((status.as_u16(), body.as_str()), (200, "anonymous"));
-        let (status, _, body) = send(layer(), bearer("Bearer opaque-token-1234567890")).await;
-        assert_eq!((status.as_u16(), body.as_str()), (200, "anonymous"));
-        // Required mode: an opaque token is 401.
-        let (status, headers, _) = send(
-            JwtLayer::new(validator()),
-            bearer("Bearer opaque-token-1234567890"),
-        )
-        .await;
-        assert_eq!(status, 401);
-        assert!(headers[header::WWW_AUTHENTICATE]
-            .to_str()
-            .unwrap()
-            .contains("the bearer token is not a JWT"));
+        // A presented credential nobody verifies is not anonymous: in
+        // optional mode and in required mode alike, an opaque token is 401.
+        for layer in [layer(), JwtLayer::new(validator())] {
+            let (status, headers, _) = send(layer, bearer("Bearer opaque-token-1234567890")).await;
+            assert_eq!(status, 401);
+            let challenge = headers[header::WWW_AUTHENTICATE].to_str().unwrap();
+            assert!(
+                challenge.contains(r#"error="invalid_token""#),
+                "{challenge}"
+            );
+            assert!(
+                challenge.contains("the bearer token is not a JWT"),
+                "{challenge}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn opaque_tokens_handed_on_are_marked_and_refused_by_the_extractor() {
+        // The marker reaches the inner service; the `Principal` extractors
+        // (the end of a misconfigured stack) refuse it.
+        let svc = ServiceBuilder::new()
+            .layer(JwtLayer::new(validator()).optional().pass_opaque_tokens())
+            .service_fn(|req: Request<Body>| async move {
+                let marked = req.extensions().get::<UnverifiedCredential>().copied();
+                let (mut parts, _) = req.into_parts();
+                let optional =
+                    <Principal as axum::extract::OptionalFromRequestParts<()>>::from_request_parts(
+                        &mut parts,
+                        &(),
+                    )
+                    .await;
+                let status = optional.map_or_else(|e| e.status().as_u16(), |_| 200);
+                Ok::<_, Infallible>(http::Response::new(Body::from(format!(
+                    "{}:{status}",
+                    marked.map_or("none", |m| m.by())
+                ))))
+            });
+        let res = svc
+            .clone()
+            .oneshot(bearer("Bearer opaque-token-1234567890"))
+            .await
+            .unwrap();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"jwt:401");
+        let res = svc
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"none:200");
     }
 
     #[tokio::test]

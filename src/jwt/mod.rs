@@ -63,17 +63,26 @@
 //! | no bearer token (required mode) | 401, challenge without error code |
 //! | a bad JWT of any kind | 401 `invalid_token`, short safe description |
 //! | remote keys never fetched (endpoint down) | 503, `Retry-After` |
+//! | a `kid` not in the key set, which may not be fetched again yet | 503, `Retry-After` until it may |
+//! | a `kid` not in the key set just fetched | 401 `invalid_token` |
 //! | two `Authorization` headers; a bearer token on a request that already has a principal | 400 `invalid_request` |
 //!
 //! # Stacking with an introspection layer
 //!
-//! In [`optional`](JwtLayer::optional) mode, a bearer token that is not
-//! *JWT-shaped* — its first segment is not base64url JSON and it does not
-//! have three dot-separated segments, as with most opaque tokens — is passed
-//! on untouched, without a principal, so that an introspection layer placed
-//! after this one can take it. A JWT-shaped token that fails verification is
-//! always 401: it never falls through to another layer, nor to anonymous.
-//! In required mode, a non-JWT bearer token is 401.
+//! A bearer token that is not *JWT-shaped* — its first segment is not
+//! base64url JSON and it does not have three dot-separated segments, as
+//! with most opaque tokens — is refused with 401 `invalid_token`, in
+//! [`optional`](JwtLayer::optional) mode too: a presented credential that
+//! nobody verifies never passes as anonymous. To hand such tokens to an
+//! introspection layer placed after this one, say so with
+//! [`pass_opaque_tokens`](JwtLayer::pass_opaque_tokens): the request goes
+//! on marked [`UnverifiedCredential`](crate::principal::UnverifiedCredential),
+//! the introspection layer clears the mark when it verifies the token, and
+//! the authorization steps (`McpPolicyLayer`, `RequireScopes`, the
+//! `Principal` extractors) refuse a request still marked with 401
+//! `invalid_token`, so a stack that forgot the introspection layer still
+//! fails closed. A JWT-shaped token that fails verification is always
+//! 401: it never falls through to another layer, nor to anonymous.
 //!
 //! # Remote keys
 //!
@@ -81,7 +90,11 @@
 //! [`jwks_from_issuer`](JwtValidatorBuilder::jwks_from_issuer) (RFC 8414,
 //! then OpenID Connect Discovery). Reads are lock-free; keys refresh in the
 //! background; an unknown `kid` triggers at most one refetch per minimum
-//! interval (30 s), shared by all the requests that ask; a failed fetch
+//! interval (5 s), shared by all the requests that ask; within the
+//! interval such a token is answered 503 with `Retry-After` (the key may
+//! be one the server has just started signing with: not known yet, not
+//! invalid), so a freshly published key is refused for at most the
+//! interval plus one fetch; a failed fetch
 //! keeps the last good keys and emits an
 //! [`audit::degraded`](crate::audit::degraded) event; no keys ever fetched
 //! means 503. Remote `oct` (HMAC) keys are ignored unless

@@ -44,6 +44,7 @@ pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 pub struct JwtError {
     kind: JwtErrorKind,
     description: Cow<'static, str>,
+    retry_after: Option<Duration>,
 }
 
 /// What kind of [`JwtError`] it is.
@@ -55,7 +56,9 @@ pub enum JwtErrorKind {
     NotAJwt,
     /// A JWT that failed a check (signature, algorithm, claims, size).
     Invalid,
-    /// The keys needed to decide could not be fetched (503).
+    /// The keys needed to decide could not be fetched, or the token names
+    /// a key that is not known yet and the key set may not be fetched
+    /// again yet (503 with `Retry-After`).
     Unavailable,
 }
 
@@ -64,6 +67,7 @@ impl JwtError {
         Self {
             kind: JwtErrorKind::Invalid,
             description: description.into(),
+            retry_after: None,
         }
     }
 
@@ -71,6 +75,7 @@ impl JwtError {
         Self {
             kind: JwtErrorKind::NotAJwt,
             description: "the bearer token is not a JWT".into(),
+            retry_after: None,
         }
     }
 
@@ -78,6 +83,18 @@ impl JwtError {
         Self {
             kind: JwtErrorKind::Unavailable,
             description: "the token signing keys are not available yet".into(),
+            retry_after: None,
+        }
+    }
+
+    /// The token names a key that is not in the key set, and the set may
+    /// be fetched again in `wait`: cannot decide yet (a key rotation the
+    /// server has not seen), so not a bad token.
+    fn key_not_known_yet(wait: Duration) -> Self {
+        Self {
+            kind: JwtErrorKind::Unavailable,
+            description: "the token's signing key is not known yet; retry later".into(),
+            retry_after: Some(wait),
         }
     }
 
@@ -98,6 +115,15 @@ impl JwtError {
     pub fn description(&self) -> &str {
         &self.description
     }
+
+    /// How long until the validator may be able to decide, for an
+    /// [`Unavailable`](JwtErrorKind::Unavailable) error that knows it (a
+    /// key not known yet: the time until the key set may be fetched
+    /// again).
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
 }
 
 impl fmt::Display for JwtError {
@@ -111,9 +137,8 @@ impl std::error::Error for JwtError {}
 impl From<JwtError> for AuthError {
     fn from(e: JwtError) -> Self {
         match e.kind {
-            JwtErrorKind::Unavailable => {
-                AuthError::unavailable(e.description).with_retry_after(Duration::from_secs(5))
-            }
+            JwtErrorKind::Unavailable => AuthError::unavailable(e.description)
+                .with_retry_after(e.retry_after.unwrap_or(Duration::from_secs(5))),
             JwtErrorKind::NotAJwt | JwtErrorKind::Invalid => {
                 AuthError::invalid_token(e.description)
             }
@@ -145,7 +170,7 @@ struct Inner {
 pub(crate) enum Step {
     Done(Result<Principal, JwtError>),
     /// The keys must be fetched (never fetched, or an unknown `kid` and a
-    /// refetch is allowed).
+    /// refetch is allowed now).
     Fetch,
 }
 
@@ -212,7 +237,7 @@ impl JwtValidator {
         if let Some(remote) = &self.0.remote {
             remote.refetch().await;
         }
-        match self.try_verify(token) {
+        match self.check(token, true) {
             Step::Done(r) => r,
             // Still missing after the one allowed fetch.
             Step::Fetch => Err(self.missing_key_error()),
@@ -228,6 +253,14 @@ impl JwtValidator {
 
     /// The synchronous part: size, cache, header, key lookup, verification.
     pub(crate) fn try_verify(&self, token: &str) -> Step {
+        self.check(token, false)
+    }
+
+    /// As [`try_verify`](Self::try_verify); `fetched`: the key set was
+    /// just fetched for this token, so a `kid` still unknown is unknown
+    /// (401), where before a fetch it is "not known yet" (503 with
+    /// `Retry-After` until a fetch is allowed).
+    fn check(&self, token: &str, fetched: bool) -> Step {
         let inner = &*self.0;
         if token.len() > inner.max_token_bytes {
             return Step::Done(Err(JwtError::invalid("the token is too large")));
@@ -264,10 +297,13 @@ impl JwtValidator {
                     None => return Step::Fetch,
                     Some(loaded) => match loaded.keys.lookup(kid, header.alg) {
                         Lookup::Found(k) => Some(k.clone()),
-                        Lookup::Unknown if kid.is_some() && remote.may_refetch() => {
-                            return Step::Fetch
-                        }
-                        Lookup::Unknown => None,
+                        Lookup::Unknown if kid.is_none() || fetched => None,
+                        Lookup::Unknown => match remote.refetch_in() {
+                            Duration::ZERO => return Step::Fetch,
+                            wait => {
+                                return Step::Done(Err(JwtError::key_not_known_yet(wait)));
+                            }
+                        },
                     },
                 },
             },
@@ -633,7 +669,16 @@ impl JwtValidatorBuilder {
     }
 
     /// The minimum time between two fetches caused by unknown `kid`s
-    /// (default 30 s).
+    /// (default 5 s, [`DEFAULT_MIN_REFETCH_INTERVAL`](super::DEFAULT_MIN_REFETCH_INTERVAL)).
+    ///
+    /// It bounds both the load a flood of made-up `kid`s puts on the
+    /// authorization server (one fetch per interval) and the time a key
+    /// the server has just started signing with is refused: a token
+    /// naming a `kid` not in the key set is answered 503 with
+    /// `Retry-After` (the time left until a fetch is allowed, never
+    /// counted as a failed login) for at most this interval plus one fetch
+    /// timeout, then accepted once the fetch finds the key (or refused
+    /// with 401 if the fetched set does not have it either).
     pub fn jwks_min_refetch_interval(mut self, every: Duration) -> Self {
         self.jwks_options.min_refetch_interval = every;
         self

@@ -363,6 +363,9 @@ where
             };
             let principal = parts.extensions.get::<Principal>().cloned();
             let n = mcp.calls().len();
+            if let Some(err) = crate::principal::UnverifiedCredential::refusal(&parts.extensions) {
+                return Ok(config.refuse(err, &parts, mcp.calls().first(), n));
+            }
             if let Err((err, call)) = config.decide(principal.as_ref(), &mcp) {
                 return Ok(config.refuse(err, &parts, call, n));
             }

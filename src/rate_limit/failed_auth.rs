@@ -3,10 +3,15 @@
 //!
 //! Place it **outside** the authenticators: it lets a request through,
 //! looks at the response, and counts the refusals an authenticator put in
-//! its extensions (an [`AuthError`] of kind
-//! [`InvalidToken`](AuthErrorKind::InvalidToken), and
-//! [`MissingCredential`](AuthErrorKind::MissingCredential) unless turned
-//! off). A refusal whose response also carries a [`Principal`] in its
+//! its extensions: an [`AuthError`] of kind
+//! [`InvalidToken`](AuthErrorKind::InvalidToken), that is a credential that
+//! was presented and failed. A request that carries no credential at all
+//! is not counted by default: every MCP client's first request carries
+//! none (that is how it discovers the authorization server), and ten
+//! clients starting behind one NAT must not lock each other out; turn
+//! [`count_missing_credentials`](FailedAuthLayer::count_missing_credentials)
+//! on to count them too. Nor is a refusal that could not decide (503: an
+//! endpoint down, a signing key not fetched yet). A refusal whose response also carries a [`Principal`] in its
 //! extensions was made after the credential was verified (an authorization
 //! decision, such as [`McpPolicyLayer`](crate::mcp::McpPolicyLayer)
 //! refusing a valid API key for a bearer-only tool) and is not counted.
@@ -148,7 +153,7 @@ impl<C: Clock + Send + Sync + 'static> FailedAuthLayer<C> {
                 window: nanos(Duration::from_secs(60)),
                 cooldown: nanos(Duration::from_secs(300)),
                 max_keys: super::memory::DEFAULT_MAX_KEYS,
-                count_missing: true,
+                count_missing: false,
                 keys: KeyExtractor::default(),
                 renderer: ErrorRenderer::default(),
                 map: DashMap::new(),
@@ -198,8 +203,11 @@ impl<C: Clock + Send + Sync + 'static> FailedAuthLayer<C> {
     }
 
     /// Whether a request without any credential counts as a failure
-    /// (default `true`; an MCP client's first, unauthenticated request
-    /// counts once).
+    /// (default `false`). Every MCP client's first request carries no
+    /// credential (discovery), so counting them lets ten clients behind one
+    /// address lock each other, valid credentials included, out for the
+    /// cool-down; turn it on only where clients are known to authenticate
+    /// from their first request.
     ///
     /// # Panics
     ///
@@ -491,13 +499,10 @@ where
                 if let (true, Some(key)) = (failed, key.take()) {
                     let client = key.to_string();
                     if tracker.record_failure(key, tracker.now()) {
-                        tracing::warn!(
-                            target: audit::TARGET,
-                            outcome = "throttled",
-                            layer = "failed_auth",
-                            client,
-                            reason = "repeated_authentication_failures",
-                            cooldown_secs = Duration::from_nanos(tracker.cooldown).as_secs(),
+                        audit::blocked(
+                            "failed_auth",
+                            &client,
+                            Duration::from_nanos(tracker.cooldown),
                         );
                     }
                 }
@@ -667,5 +672,46 @@ mod tests {
             401
         );
         assert_eq!(send(&layer, req(tracked, KEY)).await.0, 429);
+    }
+
+    fn anonymous(peer: &str) -> Request<Body> {
+        let mut req = Request::get("/").body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        req
+    }
+
+    async fn send_required(layer: &FailedAuthLayer, req: Request<Body>) -> StatusCode {
+        let svc = ServiceBuilder::new()
+            .layer(layer.clone())
+            .layer(ApiKeyLayer::new(
+                ApiKeys::new().with(ApiKey::new("good", KEY)),
+            ))
+            .service_fn(ok);
+        svc.oneshot(req).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn missing_credentials_are_not_counted_by_default() {
+        // Discovery: every MCP client's first request carries nothing.
+        let layer = FailedAuthLayer::new().threshold(3, Duration::from_secs(60));
+        let peer = "192.0.2.30:1";
+        for _ in 0..10 {
+            assert_eq!(send_required(&layer, anonymous(peer)).await, 401);
+        }
+        assert_eq!(layer.tracked(), 0);
+        assert_eq!(send_required(&layer, req(peer, KEY)).await, 200);
+    }
+
+    #[tokio::test]
+    async fn missing_credentials_count_when_asked() {
+        let layer = FailedAuthLayer::new()
+            .threshold(3, Duration::from_secs(60))
+            .count_missing_credentials(true);
+        let peer = "192.0.2.31:1";
+        for _ in 0..3 {
+            assert_eq!(send_required(&layer, anonymous(peer)).await, 401);
+        }
+        assert_eq!(send_required(&layer, req(peer, KEY)).await, 429);
     }
 }
