@@ -41,9 +41,50 @@
 //! assert_eq!(index.find("mail://x"), None);
 //! ```
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
+};
 
 use super::uri_template::UriTemplate;
+
+/// The index's maps hash a slice of the URI per probe, so the hash is a
+/// fast word-at-a-time one (the rustc "Fx" multiply-rotate) rather than
+/// SipHash. Only the configured templates are inserted; a caller picks
+/// only what is looked up, so it cannot fill one bucket (no hash flooding).
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let mut word = [0u8; 8];
+        let rest = chunks.remainder();
+        word[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(word));
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// URI templates and a value for each, indexed by literal prefix and
 /// suffix. See the [module docs](self).
@@ -51,18 +92,77 @@ use super::uri_template::UriTemplate;
 pub struct TemplateIndex<T> {
     /// Most specific first.
     entries: Vec<(UriTemplate, T)>,
-    by_prefix: HashMap<Box<str>, Group>,
+    by_prefix: FxMap<Box<str>, Group>,
     /// The distinct prefix lengths, ascending.
-    prefix_lens: Vec<usize>,
+    prefix_lens: Vec<Len>,
+}
+
+/// One distinct length of the prefixes (or of one group's suffixes), with
+/// the bytes they start and end with: a URI whose bytes at those places are
+/// not among them is passed over without hashing it.
+#[derive(Debug)]
+struct Len {
+    len: usize,
+    first: ByteSet,
+    last: ByteSet,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn insert(&mut self, b: u8) {
+        self.0[usize::from(b >> 6)] |= 1 << (b & 63);
+    }
+
+    fn contains(&self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+}
+
+impl Len {
+    /// The distinct lengths of `texts`, ascending, with their end bytes.
+    fn of<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<Len> {
+        let mut lens: Vec<Len> = Vec::new();
+        for text in texts {
+            let i = match lens.binary_search_by_key(&text.len(), |l| l.len) {
+                Ok(i) => i,
+                Err(i) => {
+                    lens.insert(
+                        i,
+                        Len {
+                            len: text.len(),
+                            first: ByteSet::default(),
+                            last: ByteSet::default(),
+                        },
+                    );
+                    i
+                }
+            };
+            if let (Some(&first), Some(&last)) = (text.as_bytes().first(), text.as_bytes().last()) {
+                lens[i].first.insert(first);
+                lens[i].last.insert(last);
+            }
+        }
+        lens
+    }
+
+    /// Whether `part` (of this length) may be one of the texts.
+    fn may_be(&self, part: &[u8]) -> bool {
+        match (part.first(), part.last()) {
+            (Some(&first), Some(&last)) => self.first.contains(first) && self.last.contains(last),
+            _ => true,
+        }
+    }
 }
 
 /// The templates that share one literal prefix.
 #[derive(Debug, Default)]
 struct Group {
     /// Positions in `entries`, ascending (most specific first).
-    by_suffix: HashMap<Box<str>, Vec<usize>>,
+    by_suffix: FxMap<Box<str>, Vec<usize>>,
     /// The distinct suffix lengths, ascending.
-    suffix_lens: Vec<usize>,
+    suffix_lens: Vec<Len>,
 }
 
 impl<T> TemplateIndex<T> {
@@ -72,7 +172,7 @@ impl<T> TemplateIndex<T> {
         let mut entries: Vec<_> = templates.into_iter().collect();
         // Stable: equal specificity keeps registration order.
         entries.sort_by_key(|(t, _)| t.specificity_key());
-        let mut by_prefix: HashMap<Box<str>, Group> = HashMap::new();
+        let mut by_prefix: FxMap<Box<str>, Group> = FxMap::default();
         for (i, (t, _)) in entries.iter().enumerate() {
             let group = by_prefix.entry(t.literal_prefix().into()).or_default();
             group
@@ -81,13 +181,9 @@ impl<T> TemplateIndex<T> {
                 .or_default()
                 .push(i);
         }
-        let mut prefix_lens: Vec<usize> = by_prefix.keys().map(|p| p.len()).collect();
-        prefix_lens.sort_unstable();
-        prefix_lens.dedup();
+        let prefix_lens = Len::of(by_prefix.keys().map(|p| &**p));
         for group in by_prefix.values_mut() {
-            group.suffix_lens = group.by_suffix.keys().map(|s| s.len()).collect();
-            group.suffix_lens.sort_unstable();
-            group.suffix_lens.dedup();
+            group.suffix_lens = Len::of(group.by_suffix.keys().map(|s| &**s));
         }
         Self {
             entries,
@@ -101,23 +197,27 @@ impl<T> TemplateIndex<T> {
     #[must_use]
     pub fn find(&self, uri: &str) -> Option<&T> {
         let mut best = usize::MAX;
-        for &plen in &self.prefix_lens {
-            let Some(prefix) = uri.get(..plen) else {
-                if plen > uri.len() {
+        for plen in &self.prefix_lens {
+            let Some(prefix) = uri.get(..plen.len) else {
+                if plen.len > uri.len() {
                     break;
                 }
                 continue; // not a character boundary of `uri`
             };
+            if !plen.may_be(prefix.as_bytes()) {
+                continue;
+            }
             let Some(group) = self.by_prefix.get(prefix) else {
                 continue;
             };
-            let rest = uri.len() - plen;
-            for &slen in &group.suffix_lens {
-                if slen > rest {
+            let rest = uri.len() - plen.len;
+            for slen in &group.suffix_lens {
+                if slen.len > rest {
                     break;
                 }
                 let Some(candidates) = uri
-                    .get(uri.len() - slen..)
+                    .get(uri.len() - slen.len..)
+                    .filter(|suffix| slen.may_be(suffix.as_bytes()))
                     .and_then(|suffix| group.by_suffix.get(suffix))
                 else {
                     continue;
