@@ -72,24 +72,31 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Median nanoseconds per iteration of each (group, size), from criterion's
-/// samples (`iter_custom`).
+/// Nanoseconds per call of each (group, size), one entry per round of
+/// [`interleaved`].
 static SAMPLES: Mutex<BTreeMap<(&'static str, usize), Vec<f64>>> = Mutex::new(BTreeMap::new());
 
-/// Times `iters` runs of `f`, records ns per run for the ratio table.
-fn timed(group: &'static str, n: usize, iters: u64, mut f: impl FnMut()) -> Duration {
-    let start = Instant::now();
-    for _ in 0..iters {
-        f();
+/// The ratios' own measurement: `rounds` rounds, each timing a batch of
+/// calls of every case in turn, so that a change in the machine's load (it
+/// is shared) hits every case alike rather than whichever criterion was
+/// measuring at the time. The ratio table uses the median round.
+fn interleaved(group: &'static str, rounds: usize, cases: &mut [(usize, usize, &mut dyn FnMut())]) {
+    for (_, batch, f) in cases.iter_mut() {
+        for _ in 0..*batch {
+            f(); // warm up
+        }
     }
-    let elapsed = start.elapsed();
-    SAMPLES
-        .lock()
-        .unwrap()
-        .entry((group, n))
-        .or_default()
-        .push(elapsed.as_nanos() as f64 / iters as f64);
-    elapsed
+    let mut samples = SAMPLES.lock().unwrap();
+    for _ in 0..rounds {
+        for (n, batch, f) in cases.iter_mut() {
+            let start = Instant::now();
+            for _ in 0..*batch {
+                f();
+            }
+            let ns = start.elapsed().as_nanos() as f64 / *batch as f64;
+            samples.entry((group, *n)).or_default().push(ns);
+        }
+    }
 }
 
 fn api_key(i: usize) -> String {
@@ -103,27 +110,84 @@ fn key_set(n: usize) -> ApiKeys {
 }
 
 fn keys(c: &mut Criterion) {
+    const SIZES: [usize; 4] = [1, 100, 10_000, 100_000];
+    let sets: Vec<(ApiKeys, String)> = SIZES
+        .iter()
+        .map(|&n| (key_set(n), api_key(n - 1)))
+        .collect();
+    let invalid = "mcp_sk_made-up-key-0123456789abcdefghijklmno";
     let mut g = c.benchmark_group("scale/api_key_verify");
-    for n in [1usize, 100, 10_000, 100_000] {
-        let set = key_set(n);
-        let valid = api_key(n - 1);
+    for (n, (set, valid)) in SIZES.iter().zip(&sets) {
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
-            b.iter_custom(|iters| {
-                timed("api_key_verify", n, iters, || {
-                    black_box(set.verify(black_box(&valid)).unwrap());
-                })
-            })
+            b.iter(|| black_box(set.verify(black_box(valid)).unwrap()))
         });
-        let invalid = "mcp_sk_made-up-key-0123456789abcdefghijklmno";
         g.bench_function(BenchmarkId::new("invalid", n), |b| {
-            b.iter_custom(|iters| {
-                timed("api_key_verify_invalid", n, iters, || {
-                    assert!(set.verify(black_box(invalid)).is_none());
-                })
-            })
+            b.iter(|| assert!(set.verify(black_box(invalid)).is_none()))
         });
     }
     g.finish();
+    if !wanted("scale/api_key_verify") {
+        return;
+    }
+    let mut valid: Vec<_> = sets
+        .iter()
+        .map(|(set, key)| move || drop(black_box(set.verify(black_box(key)).unwrap())))
+        .collect();
+    let mut cases: Vec<(usize, usize, &mut dyn FnMut())> = SIZES
+        .iter()
+        .zip(valid.iter_mut())
+        .map(|(&n, f)| (n, 5_000, f as &mut dyn FnMut()))
+        .collect();
+    interleaved("api_key_verify", 60, &mut cases);
+    let mut invalid: Vec<_> = sets
+        .iter()
+        .map(|(set, _)| move || assert!(set.verify(black_box(invalid)).is_none()))
+        .collect();
+    let mut cases: Vec<(usize, usize, &mut dyn FnMut())> = SIZES
+        .iter()
+        .zip(invalid.iter_mut())
+        .map(|(&n, f)| (n, 5_000, f as &mut dyn FnMut()))
+        .collect();
+    interleaved("api_key_verify_invalid", 60, &mut cases);
+}
+
+/// Whether the command line's filter (if any) selects `name`.
+fn wanted(name: &str) -> bool {
+    filter().is_none_or(|f| name.contains(&f))
+}
+
+/// The positional argument criterion takes as its filter: the first one
+/// that is neither an option nor an option's value.
+fn filter() -> Option<String> {
+    const WITH_VALUE: &[&str] = &[
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--save-baseline",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--nresamples",
+        "--output-format",
+        "--color",
+        "--profile-time",
+        "--plotting-backend",
+        "--format",
+        "--logfile",
+        "--skip",
+    ];
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if WITH_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            return Some(arg);
+        }
+    }
+    None
 }
 
 /// `n` templates of two realistic shapes: a literal path per service
@@ -146,21 +210,45 @@ fn templates(n: usize) -> (McpPolicy, String) {
 }
 
 fn rules(c: &mut Criterion) {
+    const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
+    let cases: Vec<(McpPolicy, McpCall)> = SIZES
+        .iter()
+        .map(|&n| {
+            let (policy, uri) = templates(n);
+            (
+                policy,
+                McpCall::new("resources/read", Some(Target::Resource(uri))),
+            )
+        })
+        .collect();
     let mut g = c.benchmark_group("scale/resource_rule");
-    for n in [10usize, 100, 1_000, 10_000] {
-        let (policy, uri) = templates(n);
-        let call = McpCall::new("resources/read", Some(Target::Resource(uri)));
+    for (n, (policy, call)) in SIZES.iter().zip(&cases) {
         let default = policy.rule_for(None) as *const Rule;
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
-            b.iter_custom(|iters| {
-                timed("resource_rule", n, iters, || {
-                    let rule = policy.rule_for(Some(black_box(&call)));
-                    assert!(!std::ptr::eq(rule, default), "a template matched");
-                })
+            b.iter(|| {
+                let rule = policy.rule_for(Some(black_box(call)));
+                assert!(!std::ptr::eq(rule, default), "a template matched");
             })
         });
     }
     g.finish();
+    if !wanted("scale/resource_rule") {
+        return;
+    }
+    let mut calls: Vec<_> = cases
+        .iter()
+        .map(|(policy, call)| {
+            move || {
+                black_box(policy.rule_for(Some(black_box(call))));
+            }
+        })
+        .collect();
+    let mut cases: Vec<(usize, usize, &mut dyn FnMut())> = SIZES
+        .iter()
+        .zip(calls.iter_mut())
+        .map(|(&n, f)| (n, 5_000, f as &mut dyn FnMut()))
+        .collect();
+    interleaved("resource_rule", 60, &mut cases);
 }
 
 /// A `tools/list` result of `n` tools; a rule for every third one that the
@@ -195,6 +283,7 @@ fn lists(c: &mut Criterion) {
     let request = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
     let mut g = c.benchmark_group("scale/tools_list_filter");
     g.sample_size(20);
+    let mut calls: Vec<(usize, Box<dyn FnMut() + '_>)> = Vec::new();
     for n in [100usize, 1_000, 10_000] {
         let (policy, listing) = tools_list(n);
         let svc = ServiceBuilder::new()
@@ -210,7 +299,7 @@ fn lists(c: &mut Criterion) {
                     )
                 }
             });
-        let call = || {
+        let call = move || {
             let mut req = Request::post("/mcp")
                 .header("content-type", "application/json")
                 .header("accept", "application/json, text/event-stream")
@@ -238,14 +327,20 @@ fn lists(c: &mut Criterion) {
             "the filter drops every third tool"
         );
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
-            b.iter_custom(|iters| {
-                timed("tools_list_filter", n, iters, || {
-                    black_box(rt.block_on(call()));
-                })
-            })
+            b.iter(|| black_box(rt.block_on(call())))
         });
+        let rt = &rt;
+        calls.push((n, Box::new(move || drop(black_box(rt.block_on(call()))))));
     }
     g.finish();
+    if !wanted("scale/tools_list_filter") {
+        return;
+    }
+    let mut cases: Vec<(usize, usize, &mut dyn FnMut())> = calls
+        .iter_mut()
+        .map(|(n, f)| (*n, (20_000 / *n).max(1), &mut **f as &mut dyn FnMut()))
+        .collect();
+    interleaved("tools_list_filter", 10, &mut cases);
 }
 
 /// Live bytes per entry after `n` insertions made by `insert`, measured
@@ -408,7 +503,7 @@ fn report() {
     for ((group, n), s) in samples.iter_mut() {
         groups.entry(group).or_default().push((*n, median(s)));
     }
-    eprintln!("\nratios to the smallest case (median ns per call, same run):");
+    eprintln!("\nratios to the smallest case (median of interleaved rounds, ns per call):");
     for (group, rows) in &groups {
         let (n0, base) = rows[0];
         for &(n, ns) in rows {
@@ -460,11 +555,7 @@ fn main() {
         "building a policy of 10,000 templates: {:.0} ms",
         start.elapsed().as_secs_f64() * 1e3
     );
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    if filter
-        .as_deref()
-        .is_none_or(|f| "memory".contains(f) || f.contains("memory"))
-    {
+    if wanted("memory") {
         memory();
     }
     benches();
