@@ -18,7 +18,7 @@
 //!
 //! # Precedence
 //!
-//! As [`UriTemplate`](super::UriTemplate) describes: the most specific
+//! As [`UriTemplate`] describes: the most specific
 //! matching template wins (most literal characters, then fewest variables,
 //! then the one registered first). The index keeps the templates in that
 //! order and a lookup returns the first one in it that matches, whichever
