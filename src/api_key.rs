@@ -38,8 +38,8 @@
 //! the very next request, with no restart and no lock on the request path.
 //! A request sees either the old set or the new one, never a mix; the new
 //! set is built before the swap, and the old one is freed by the thread
-//! that swapped it out (after the requests still reading it are done), not
-//! by a request.
+//! that swapped it out (or, while requests are still reading it, by a
+//! short-lived thread once they are done), not by a request.
 
 use std::{
     collections::HashMap,
@@ -209,9 +209,9 @@ impl KeySet {
 #[derive(Clone, Default)]
 pub struct ApiKeys(Arc<ArcSwap<KeySet>>);
 
-/// How long a reload waits for the requests still reading the old set
-/// before it stops waiting and lets the last of them free it.
-const RETIRE_PATIENCE: Duration = Duration::from_millis(100);
+/// How long the thread freeing an old key set waits for the requests
+/// still reading it before it lets the last of them free it.
+const RETIRE_PATIENCE: Duration = Duration::from_secs(1);
 
 impl ApiKeys {
     /// An empty set (every key is refused).
@@ -336,25 +336,27 @@ impl ApiKeys {
     /// set. On error the current keys stay in force.
     ///
     /// The new set is built first (reading and parsing happen on the
-    /// calling thread), then swapped in atomically: a request sees either
-    /// the old keys or the new ones. The old set is freed on the calling
-    /// thread once the requests still reading it are done (they hold it for
-    /// one map lookup), so a reload of many keys costs requests nothing.
+    /// calling thread, which blocks on the file: call it from
+    /// `spawn_blocking` in async code), then swapped in atomically: a
+    /// request sees either the old keys or the new ones. The old set is
+    /// freed on the calling thread, or, when requests are still reading it
+    /// (for one map lookup), on a short-lived thread once they are done: a
+    /// reload of many keys costs requests nothing.
     ///
     /// # Errors
     ///
     /// As [`from_digest_file`](Self::from_digest_file).
     pub fn reload_digest_file(&self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
         let set = parse_digest_file(path.as_ref())?;
-        retire(self.0.swap(Arc::new(set)), RETIRE_PATIENCE);
+        retire(self.0.swap(Arc::new(set)));
         Ok(())
     }
 
     /// Replaces the keys of this set (and of all its clones) with those of
     /// `other`. As with [`reload_digest_file`](Self::reload_digest_file),
-    /// the old keys are freed on the calling thread.
+    /// the old keys are never freed by a request.
     pub fn replace(&self, other: &ApiKeys) {
-        retire(self.0.swap(other.0.load_full()), RETIRE_PATIENCE);
+        retire(self.0.swap(other.0.load_full()));
     }
 
     /// Checks a presented key. Returns the matching key's principal.
@@ -463,14 +465,27 @@ impl FromIterator<ApiKey> for ApiKeys {
     }
 }
 
-/// Frees a key set swapped out of an [`ApiKeys`] on this thread: waits (up
-/// to `patience`) for the requests still reading it to let go, so that
-/// freeing a large set never lands on a request. Returns whether this
-/// thread freed it (`false`: someone still held it; the last holder frees
-/// it, as with any `Arc`; that is another [`ApiKeys`] sharing the set
-/// through [`ApiKeys::replace`], or a reader descheduled for longer than
-/// `patience`).
-fn retire<T>(mut old: Arc<T>, patience: Duration) -> bool {
+/// Frees a key set swapped out of an [`ApiKeys`], never in a request:
+/// at once when nobody else holds it (the usual case), else on a thread of
+/// its own that waits for the requests still reading it (they hold it for
+/// one map lookup). The caller never waits.
+fn retire<T: Send + Sync + 'static>(old: Arc<T>) {
+    let Err(shared) = Arc::try_unwrap(old).map(drop) else {
+        return;
+    };
+    // If no thread can be made, the closure and its reference are dropped
+    // here, and the last holder frees the set, as with any `Arc`.
+    let _ = std::thread::Builder::new()
+        .name("tower-mcp-auth-key-retire".into())
+        .spawn(move || wait_and_free(shared, RETIRE_PATIENCE));
+}
+
+/// Waits (up to `patience`) until `old` is held by nobody else, then frees
+/// it. Returns whether it was freed here (`false`: it is still held, by
+/// another [`ApiKeys`] sharing the set through [`ApiKeys::replace`] or a
+/// reader descheduled for longer than `patience`; the last holder frees
+/// it).
+fn wait_and_free<T>(mut old: Arc<T>, patience: Duration) -> bool {
     let deadline = Instant::now() + patience;
     loop {
         match Arc::try_unwrap(old) {
@@ -480,7 +495,7 @@ fn retire<T>(mut old: Arc<T>, patience: Duration) -> bool {
             }
             Err(shared) if Instant::now() < deadline => {
                 old = shared;
-                std::thread::yield_now();
+                std::thread::sleep(Duration::from_micros(200));
             }
             Err(_) => return false,
         }
@@ -1152,9 +1167,9 @@ mod tests {
     }
 
     #[test]
-    fn retire_frees_the_old_set_on_the_swapping_thread() {
-        // A reader still holds the set for 50 ms: retire waits for it, so the
-        // reader's drop is not the last one.
+    fn an_old_set_is_freed_after_its_last_reader_not_by_it() {
+        // A reader still holds the set for 50 ms: the freeing waits for it,
+        // so the reader's drop is not the last one.
         let old = Arc::new(vec![0u8; 1024]);
         let reader = Arc::clone(&old);
         let held = std::thread::spawn(move || {
@@ -1162,7 +1177,7 @@ mod tests {
             drop(reader);
         });
         let start = Instant::now();
-        assert!(retire(old, Duration::from_secs(10)));
+        assert!(wait_and_free(old, Duration::from_secs(10)));
         assert!(start.elapsed() >= Duration::from_millis(40));
         held.join().unwrap();
 
@@ -1170,8 +1185,30 @@ mod tests {
         // patience, and the other holder keeps a working set.
         let old = Arc::new(vec![0u8; 1024]);
         let other = Arc::clone(&old);
-        assert!(!retire(old, Duration::from_millis(10)));
+        assert!(!wait_and_free(old, Duration::from_millis(10)));
         assert_eq!(Arc::strong_count(&other), 1);
+
+        // `retire` itself never waits, even for a set held for good.
+        let old = Arc::new(vec![0u8; 1024]);
+        let other = Arc::clone(&old);
+        let start = Instant::now();
+        retire(old);
+        assert!(start.elapsed() < Duration::from_millis(100));
+        drop(other);
+    }
+
+    #[test]
+    fn replace_shares_the_set_and_a_second_replace_does_not_block() {
+        let a = ApiKeys::new().with(ApiKey::new("a", KEY_A));
+        let b = ApiKeys::new().with(ApiKey::new("b", KEY_B));
+        a.replace(&b);
+        assert_eq!(a.verify(KEY_B).unwrap().subject(), "b");
+        assert!(a.verify(KEY_A).is_none());
+        let start = Instant::now();
+        a.replace(&ApiKeys::new()); // `b` still holds the old set
+        assert!(start.elapsed() < Duration::from_millis(100));
+        assert!(a.is_empty());
+        assert_eq!(b.verify(KEY_B).unwrap().subject(), "b");
     }
 
     #[test]
