@@ -9,7 +9,8 @@
 //!   failed-auth map, the verified-token (JWT) cache and the introspection
 //!   cache, printed before the timings.
 //!
-//! Each group ends with its ratios to its smallest case, measured in the
+//! Before timing, it checks that a key check and a rule lookup allocate
+//! nothing. Each group ends with its ratios to its smallest case, measured in the
 //! same run (median of criterion's samples).
 //!
 //! `cargo bench --all-features --bench scale -- --warm-up-time 1 --measurement-time 2`
@@ -22,7 +23,7 @@ use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     num::NonZeroU32,
     sync::{
-        atomic::{AtomicIsize, Ordering},
+        atomic::{AtomicIsize, AtomicUsize, Ordering},
         Mutex,
     },
     time::{Duration, Instant, SystemTime},
@@ -46,12 +47,21 @@ use tower_mcp_auth::{
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many allocations `f` makes.
+fn allocations(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    f();
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
 
 // SAFETY: every call is forwarded unchanged to the system allocator; only
 // a counter is updated on the side.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         unsafe { System.alloc(layout) }
     }
 
@@ -61,6 +71,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         LIVE.fetch_add(
             new_size as isize - layout.size() as isize,
             Ordering::Relaxed,
@@ -116,6 +127,10 @@ fn keys(c: &mut Criterion) {
         .map(|&n| (key_set(n), api_key(n - 1)))
         .collect();
     let invalid = "mcp_sk_made-up-key-0123456789abcdefghijklmno";
+    for (set, valid) in &sets {
+        let made = allocations(|| drop(black_box(set.verify(valid))));
+        assert_eq!(made, 0, "a key check allocates nothing");
+    }
     let mut g = c.benchmark_group("scale/api_key_verify");
     for (n, (set, valid)) in SIZES.iter().zip(&sets) {
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
@@ -221,6 +236,12 @@ fn rules(c: &mut Criterion) {
             )
         })
         .collect();
+    for (policy, call) in &cases {
+        let made = allocations(|| {
+            black_box(policy.rule_for(Some(call)));
+        });
+        assert_eq!(made, 0, "deciding a URI allocates nothing");
+    }
     let mut g = c.benchmark_group("scale/resource_rule");
     for (n, (policy, call)) in SIZES.iter().zip(&cases) {
         let default = policy.rule_for(None) as *const Rule;
