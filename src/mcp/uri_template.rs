@@ -32,6 +32,7 @@
 //! assert!(!t.matches("user:///private"));       // a variable is never empty
 //! assert!(!t.matches("user://4/2/private"));    // nor spans a `/`
 //! assert_eq!(t.literal_len(), "user:///private".len());
+//! assert_eq!((t.literal_prefix(), t.literal_suffix()), ("user://", "/private"));
 //! assert!(UriTemplate::parse("user://{+path}").is_err()); // level 2: refused
 //! ```
 
