@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
     jwt::{JwtLayer, JwtValidator},
-    mcp::{McpRequest, MessageKind, UriTemplate},
+    mcp::{McpRequest, MessageKind, TemplateIndex, UriTemplate},
     ApiKey, ApiKeyLayer, ApiKeys, AuthError, ProtectedResource, Scopes,
 };
 
@@ -343,6 +343,14 @@ pub fn uri_template(data: &[u8]) {
         t.matches(&uri),
         reference_match(&parts, &uri.chars().collect::<Vec<_>>()),
         "{template:?} against {uri:?}"
+    );
+    // The index (by literal prefix and suffix) finds the template exactly
+    // when it matches, or when the URI is the template's own text.
+    let index = TemplateIndex::new([(t.clone(), ())]);
+    assert_eq!(
+        index.find(&uri).is_some(),
+        uri == t.as_str() || t.matches(&uri),
+        "index: {template:?} against {uri:?}"
     );
     let value: String = uri
         .chars()

@@ -2,9 +2,18 @@
 //!
 //! Keys are read from one header (`X-API-Key` by default) and, when enabled,
 //! from `Authorization: ApiKey <key>`; never from the query string. Only a
-//! SHA-256 digest of each key is kept in memory, and a presented key is
-//! compared against every digest in constant time. The key's name becomes
-//! the [`Principal`]'s subject.
+//! SHA-256 digest of each key is kept in memory, in a map keyed by that
+//! digest: a presented key is hashed once and looked up, so checking it
+//! costs the same with one key or a hundred thousand. The key's name
+//! becomes the [`Principal`]'s subject.
+//!
+//! # Timing
+//!
+//! The lookup's timing depends only on the digest of the presented key
+//! (and its comparison with a stored digest is constant time). An attacker
+//! learns at most something about the SHA-256 digest of a string they
+//! chose; to turn that into a valid key they would need a preimage of a
+//! stored digest, which SHA-256 does not give. See SECURITY.md.
 //!
 //! # Example
 //!
@@ -27,12 +36,18 @@
 //! an [`ApiKeys`] share one key set, swapped atomically:
 //! [`ApiKeys::reload_digest_file`] and [`ApiKeys::replace`] take effect for
 //! the very next request, with no restart and no lock on the request path.
+//! A request sees either the old set or the new one, never a mix; the new
+//! set is built before the swap, and the old one is freed by the thread
+//! that swapped it out (or, while requests are still reading it, by a
+//! short-lived thread once they are done), not by a request.
 
 use std::{
+    collections::HashMap,
     fmt,
     path::Path,
     sync::Arc,
     task::{Context, Poll},
+    time::{Duration, Instant},
 };
 
 use arc_swap::ArcSwap;
@@ -41,7 +56,7 @@ use base64::Engine;
 use http::{header, HeaderMap, HeaderName, Request};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use subtle::{ConditionallySelectable, ConstantTimeEq};
+use subtle::ConstantTimeEq;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -67,7 +82,7 @@ pub static DEFAULT_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 /// One API key: a name, the SHA-256 digest of the key, and its scopes.
 #[derive(Clone)]
 pub struct ApiKey {
-    digest: [u8; 32],
+    digest: KeyDigest,
     principal: Principal,
     too_short: bool,
 }
@@ -81,7 +96,7 @@ impl ApiKey {
     pub fn new(name: impl Into<String>, key: impl AsRef<str>) -> Self {
         let key = key.as_ref();
         Self {
-            digest: digest(key.as_bytes()),
+            digest: KeyDigest(digest(key.as_bytes())),
             principal: Principal::new(AuthScheme::ApiKey, name),
             too_short: key.len() < MIN_KEY_LEN,
         }
@@ -95,9 +110,9 @@ impl ApiKey {
     /// [`ConfigError::Invalid`] when `digest_hex` is not 64 hex digits.
     pub fn from_digest(name: impl Into<String>, digest_hex: &str) -> Result<Self, ConfigError> {
         Ok(Self {
-            digest: parse_hex_digest(digest_hex).ok_or_else(|| {
+            digest: KeyDigest(parse_hex_digest(digest_hex).ok_or_else(|| {
                 ConfigError::Invalid("an API key digest must be 64 hex digits (SHA-256)".into())
-            })?,
+            })?),
             principal: Principal::new(AuthScheme::ApiKey, name),
             too_short: false,
         })
@@ -136,9 +151,67 @@ impl fmt::Debug for ApiKey {
     }
 }
 
-/// A set of API keys, shared by every clone and reloadable at run time.
+/// The SHA-256 digest of a key: the key of the set's map.
+///
+/// Equality is constant time (`subtle`); the map hashes digests with the
+/// standard library's randomly keyed SipHash, so neither a stored digest
+/// (a digest file may hold any 64 hex digits) nor a presented key can
+/// steer entries into one bucket, and where a lookup probes is not
+/// predictable from outside.
+#[derive(Clone, Copy)]
+struct KeyDigest([u8; 32]);
+
+impl PartialEq for KeyDigest {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for KeyDigest {}
+
+// Consistent with `eq`: equal digests have equal bytes.
+impl std::hash::Hash for KeyDigest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+type DigestMap = HashMap<KeyDigest, Principal>;
+
+/// One immutable key set: what a request sees.
 #[derive(Clone, Default)]
-pub struct ApiKeys(Arc<ArcSwap<Vec<ApiKey>>>);
+struct KeySet(DigestMap);
+
+impl KeySet {
+    fn from_keys(keys: impl IntoIterator<Item = ApiKey>) -> Self {
+        let mut set = Self::default();
+        set.extend(keys);
+        set
+    }
+
+    /// Adds keys; a key whose digest is already in the set replaces it (the
+    /// last one given wins).
+    fn extend(&mut self, keys: impl IntoIterator<Item = ApiKey>) {
+        let keys = keys.into_iter();
+        self.0.reserve(keys.size_hint().0);
+        for key in keys {
+            self.0.insert(key.digest, key.principal);
+        }
+    }
+}
+
+/// A set of API keys, shared by every clone and reloadable at run time.
+///
+/// Building a set is linear in its size ([`with`](Self::with) adds in
+/// place when no clone shares the set; [`FromIterator`] and the loaders
+/// build it in one pass), and [`verify`](Self::verify) is one SHA-256 and
+/// one map lookup whatever the size.
+#[derive(Clone, Default)]
+pub struct ApiKeys(Arc<ArcSwap<KeySet>>);
+
+/// How long the thread freeing an old key set waits for the requests
+/// still reading it before it lets the last of them free it.
+const RETIRE_PATIENCE: Duration = Duration::from_secs(1);
 
 impl ApiKeys {
     /// An empty set (every key is refused).
@@ -147,14 +220,25 @@ impl ApiKeys {
         Self::default()
     }
 
+    fn from_set(set: KeySet) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(set)))
+    }
+
     /// Adds a key, returning a new set (clones made before do not see it;
     /// use [`replace`](Self::replace) to change a set in use). Use
     /// [`try_with`](Self::try_with) to refuse short keys.
+    ///
+    /// When no clone shares the set (a builder chain), the key is added in
+    /// place: building a set of `n` keys this way is linear in `n`.
     #[must_use]
     pub fn with(self, key: ApiKey) -> Self {
-        let mut keys = Vec::clone(&self.0.load());
-        keys.push(key);
-        Self(Arc::new(ArcSwap::from_pointee(keys)))
+        let mut set = match Arc::try_unwrap(self.0) {
+            // Nobody else holds this set: take its keys without a copy.
+            Ok(swap) => swap.into_inner(),
+            Err(shared) => shared.load_full(),
+        };
+        Arc::make_mut(&mut set).extend([key]);
+        Self(Arc::new(ArcSwap::new(set)))
     }
 
     /// Adds a key, refusing one shorter than [`MIN_KEY_LEN`].
@@ -220,7 +304,7 @@ impl ApiKeys {
         if keys.is_empty() {
             return Err(ConfigError::EmptyEnv { var: var.into() });
         }
-        Ok(Self(Arc::new(ArcSwap::from_pointee(keys))))
+        Ok(Self::from_set(KeySet::from_keys(keys)))
     }
 
     /// Reads a file of key digests, one key per line:
@@ -245,57 +329,59 @@ impl ApiKeys {
     /// [`ConfigError::Io`] when the file cannot be read,
     /// [`ConfigError::KeyFile`] with the line number for a malformed line.
     pub fn from_digest_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        let keys = parse_digest_file(path.as_ref())?;
-        Ok(Self(Arc::new(ArcSwap::from_pointee(keys))))
+        Ok(Self::from_set(parse_digest_file(path.as_ref())?))
     }
 
     /// Re-reads a digest file and swaps its keys in for every clone of this
     /// set. On error the current keys stay in force.
     ///
+    /// The new set is built first (reading and parsing happen on the
+    /// calling thread, which blocks on the file: call it from
+    /// `spawn_blocking` in async code), then swapped in atomically: a
+    /// request sees either the old keys or the new ones. The old set is
+    /// freed on the calling thread, or, when requests are still reading it
+    /// (for one map lookup), on a short-lived thread once they are done: a
+    /// reload of many keys costs requests nothing.
+    ///
     /// # Errors
     ///
     /// As [`from_digest_file`](Self::from_digest_file).
     pub fn reload_digest_file(&self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
-        let keys = parse_digest_file(path.as_ref())?;
-        self.0.store(Arc::new(keys));
+        let set = parse_digest_file(path.as_ref())?;
+        retire(self.0.swap(Arc::new(set)));
         Ok(())
     }
 
     /// Replaces the keys of this set (and of all its clones) with those of
-    /// `other`.
+    /// `other`. As with [`reload_digest_file`](Self::reload_digest_file),
+    /// the old keys are never freed by a request.
     pub fn replace(&self, other: &ApiKeys) {
-        self.0.store(other.0.load_full());
+        retire(self.0.swap(other.0.load_full()));
     }
 
     /// Checks a presented key. Returns the matching key's principal.
     ///
-    /// The presented key is hashed once and compared against every stored
-    /// digest in constant time, so timing tells nothing about which key, or
-    /// how much of one, matched.
+    /// The presented key is hashed once (SHA-256) and its digest looked up
+    /// in a map, so the cost does not depend on how many keys the set
+    /// holds. The timing depends only on the presented key's own digest,
+    /// which tells its sender nothing about any valid key (see the module
+    /// docs).
     #[must_use]
     pub fn verify(&self, presented: &str) -> Option<Principal> {
-        let d = digest(presented.as_bytes());
-        let keys = self.0.load();
-        let mut found = subtle::Choice::from(0);
-        let mut index = 0u32;
-        for (i, key) in keys.iter().enumerate() {
-            let eq = key.digest.ct_eq(&d);
-            index.conditional_assign(&(i as u32), eq);
-            found |= eq;
-        }
-        bool::from(found).then(|| keys[index as usize].principal.clone())
+        let d = KeyDigest(digest(presented.as_bytes()));
+        self.0.load().0.get(&d).cloned()
     }
 
-    /// How many keys the set holds.
+    /// How many keys the set holds (keys with the same digest count once).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.load().len()
+        self.0.load().0.len()
     }
 
     /// Whether the set is empty.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.0.load().is_empty()
+        self.0.load().0.is_empty()
     }
 
     /// Makes a new random key: [`KEY_PREFIX`] followed by 256 bits of
@@ -337,7 +423,82 @@ impl ApiKeys {
 
 impl fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.load().iter()).finish()
+        let set = self.0.load();
+        let mut keys: Vec<_> = set.0.values().map(|p| (p.subject(), p.scopes())).collect();
+        keys.sort_unstable_by_key(|&(name, _)| name);
+        f.debug_list()
+            .entries(keys.iter().map(|&(name, scopes)| KeyView { name, scopes }))
+            .finish()
+    }
+}
+
+/// How `Debug` shows one key of a set: its name and scopes, never a digest.
+struct KeyView<'a> {
+    name: &'a str,
+    scopes: &'a Scopes,
+}
+
+impl fmt::Debug for KeyView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("name", &self.name)
+            .field("scopes", self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A set built in one pass (linear in the number of keys). A key whose
+/// digest repeats an earlier one replaces it.
+///
+/// ```
+/// use tower_mcp_auth::{ApiKey, ApiKeys};
+///
+/// let keys: ApiKeys = (0..1000)
+///     .map(|i| ApiKey::new(format!("tenant-{i}"), format!("mcp_sk_tenant-key-{i:08}")))
+///     .collect();
+/// assert_eq!(keys.len(), 1000);
+/// assert_eq!(keys.verify("mcp_sk_tenant-key-00000042").unwrap().subject(), "tenant-42");
+/// ```
+impl FromIterator<ApiKey> for ApiKeys {
+    fn from_iter<I: IntoIterator<Item = ApiKey>>(keys: I) -> Self {
+        Self::from_set(KeySet::from_keys(keys))
+    }
+}
+
+/// Frees a key set swapped out of an [`ApiKeys`], never in a request:
+/// at once when nobody else holds it (the usual case), else on a thread of
+/// its own that waits for the requests still reading it (they hold it for
+/// one map lookup). The caller never waits.
+fn retire<T: Send + Sync + 'static>(old: Arc<T>) {
+    let Err(shared) = Arc::try_unwrap(old).map(drop) else {
+        return;
+    };
+    // If no thread can be made, the closure and its reference are dropped
+    // here, and the last holder frees the set, as with any `Arc`.
+    let _ = std::thread::Builder::new()
+        .name("tower-mcp-auth-key-retire".into())
+        .spawn(move || wait_and_free(shared, RETIRE_PATIENCE));
+}
+
+/// Waits (up to `patience`) until `old` is held by nobody else, then frees
+/// it. Returns whether it was freed here (`false`: it is still held, by
+/// another [`ApiKeys`] sharing the set through [`ApiKeys::replace`] or a
+/// reader descheduled for longer than `patience`; the last holder frees
+/// it).
+fn wait_and_free<T>(mut old: Arc<T>, patience: Duration) -> bool {
+    let deadline = Instant::now() + patience;
+    loop {
+        match Arc::try_unwrap(old) {
+            Ok(set) => {
+                drop(set);
+                return true;
+            }
+            Err(shared) if Instant::now() < deadline => {
+                old = shared;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err(_) => return false,
+        }
     }
 }
 
@@ -359,7 +520,7 @@ fn parse_hex_digest(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn parse_digest_file(path: &Path) -> Result<Vec<ApiKey>, ConfigError> {
+fn parse_digest_file(path: &Path) -> Result<KeySet, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
         path: path.to_owned(),
         source,
@@ -389,7 +550,7 @@ fn parse_digest_file(path: &Path) -> Result<Vec<ApiKey>, ConfigError> {
         let scopes = fields.next().unwrap_or_default();
         keys.push(key.scopes(scopes.split_ascii_whitespace()));
     }
-    Ok(keys)
+    Ok(KeySet::from_keys(keys))
 }
 
 /// A [`Layer`] that authenticates requests by API key. See the
@@ -947,5 +1108,157 @@ mod tests {
         std::fs::write(&path, "garbage").unwrap();
         assert!(keys.reload_digest_file(&path).is_err());
         assert_eq!(status(KEY_B).await, 200, "a failed reload keeps the keys");
+    }
+
+    #[test]
+    fn building_a_large_set_is_linear() {
+        // With a copy per `with` (the old set), 100,000 keys took minutes.
+        let start = std::time::Instant::now();
+        let mut keys = ApiKeys::new();
+        for i in 0..100_000 {
+            keys = keys.with(ApiKey::from_digest(format!("k{i}"), &format!("{i:064x}")).unwrap());
+        }
+        let collected: ApiKeys = (0..100_000)
+            .map(|i| ApiKey::from_digest(format!("k{i}"), &format!("{i:064x}")).unwrap())
+            .collect();
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!((keys.len(), collected.len()), (100_000, 100_000));
+        let digest = KeyDigest(parse_hex_digest(&format!("{:064x}", 77_777)).unwrap());
+        assert_eq!(keys.0.load().0[&digest].subject(), "k77777");
+    }
+
+    #[test]
+    fn with_on_a_shared_set_leaves_the_clone_alone() {
+        let a = ApiKeys::new().with(ApiKey::new("a", KEY_A));
+        let clone = a.clone();
+        let ab = a.with(ApiKey::new("b", KEY_B));
+        assert!(clone.verify(KEY_B).is_none());
+        assert_eq!(clone.len(), 1);
+        assert_eq!(ab.verify(KEY_B).unwrap().subject(), "b");
+        assert_eq!(ab.verify(KEY_A).unwrap().subject(), "a");
+    }
+
+    #[test]
+    fn a_repeated_key_is_the_last_one_given() {
+        let keys = ApiKeys::new()
+            .with(ApiKey::new("old-name", KEY_A))
+            .with(ApiKey::new("new-name", KEY_A).scopes(["x"]));
+        assert_eq!(keys.len(), 1);
+        let p = keys.verify(KEY_A).unwrap();
+        assert_eq!(
+            (p.subject(), p.scopes().to_string().as_str()),
+            ("new-name", "x")
+        );
+    }
+
+    #[test]
+    fn digests_compare_in_full() {
+        let a = KeyDigest([7; 32]);
+        let mut b = [7; 32];
+        b[31] = 8;
+        assert!(a != KeyDigest(b));
+        let keys = ApiKeys::new().with(ApiKey::from_digest("a", &"07".repeat(32)).unwrap());
+        assert!(!keys.0.load().0.contains_key(&KeyDigest(b)));
+        assert!(keys.0.load().0.contains_key(&a));
+    }
+
+    #[test]
+    fn an_old_set_is_freed_after_its_last_reader_not_by_it() {
+        // A reader still holds the set for 50 ms: the freeing waits for it,
+        // so the reader's drop is not the last one.
+        let old = Arc::new(vec![0u8; 1024]);
+        let reader = Arc::clone(&old);
+        let held = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(reader);
+        });
+        let start = Instant::now();
+        assert!(wait_and_free(old, Duration::from_secs(10)));
+        assert!(start.elapsed() >= Duration::from_millis(40));
+        held.join().unwrap();
+
+        // Held for good (another `ApiKeys` shares it): gives up after its
+        // patience, and the other holder keeps a working set.
+        let old = Arc::new(vec![0u8; 1024]);
+        let other = Arc::clone(&old);
+        assert!(!wait_and_free(old, Duration::from_millis(10)));
+        assert_eq!(Arc::strong_count(&other), 1);
+
+        // `retire` itself never waits, even for a set held for good.
+        let old = Arc::new(vec![0u8; 1024]);
+        let other = Arc::clone(&old);
+        let start = Instant::now();
+        retire(old);
+        assert!(start.elapsed() < Duration::from_millis(100));
+        drop(other);
+    }
+
+    #[test]
+    fn replace_shares_the_set_and_a_second_replace_does_not_block() {
+        let a = ApiKeys::new().with(ApiKey::new("a", KEY_A));
+        let b = ApiKeys::new().with(ApiKey::new("b", KEY_B));
+        a.replace(&b);
+        assert_eq!(a.verify(KEY_B).unwrap().subject(), "b");
+        assert!(a.verify(KEY_A).is_none());
+        let start = Instant::now();
+        a.replace(&ApiKeys::new()); // `b` still holds the old set
+        assert!(start.elapsed() < Duration::from_millis(100));
+        assert!(a.is_empty());
+        assert_eq!(b.verify(KEY_B).unwrap().subject(), "b");
+    }
+
+    #[test]
+    fn reload_under_concurrent_verification_sees_old_or_new_only() {
+        let dir = std::env::temp_dir().join(format!("tma-reload-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (old, new) = (dir.join("old.txt"), dir.join("new.txt"));
+        let shared = SecretString::from(KEY_A);
+        let file = |path: &Path, version: &str| {
+            let mut text = ApiKeys::digest_line(version, &shared, [version]);
+            for i in 0..5_000 {
+                text.push_str(&format!("\nfiller-{i}:{i:064x}"));
+            }
+            std::fs::write(path, text).unwrap();
+        };
+        file(&old, "v1");
+        file(&new, "v2");
+        let keys = ApiKeys::from_digest_file(&old).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let seen = std::thread::scope(|s| {
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (keys, stop) = (keys.clone(), &stop);
+                    s.spawn(move || {
+                        let mut seen = [0usize; 2];
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            let p = keys.verify(KEY_A).expect("the shared key never fails");
+                            let scopes = p.scopes().to_string();
+                            assert_eq!(p.subject(), scopes, "name and scopes of one set");
+                            seen[usize::from(p.subject() == "v2")] += 1;
+                        }
+                        seen
+                    })
+                })
+                .collect();
+            for round in 0..10 {
+                let path = if round % 2 == 0 { &new } else { &old };
+                keys.reload_digest_file(path).unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            readers
+                .into_iter()
+                .map(|r| r.join().unwrap())
+                .fold([0, 0], |a, b| [a[0] + b[0], a[1] + b[1]])
+        });
+        assert!(
+            seen[0] > 0 && seen[1] > 0,
+            "both sets were served: {seen:?}"
+        );
+        assert_eq!(keys.len(), 5_001);
     }
 }

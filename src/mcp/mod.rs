@@ -6,6 +6,7 @@
 //! | [`McpRequest::parse`] ([`inspect`]) | the JSON-RPC peek: each call's id, method and target |
 //! | [`Rule`], [`McpPolicy`] ([`policy`]) | what each call needs |
 //! | [`UriTemplate`] ([`uri_template`]) | RFC 6570 level-1 templates for resources |
+//! | [`TemplateIndex`] ([`template_index`]) | many templates decided without a linear scan |
 //! | [`McpPolicyLayer`] ([`layer`]) | reads the body once, decides, hands on the same bytes |
 //! | [`filter`] | `*/list` results trimmed to what the caller may call |
 //! | [`SessionBindingLayer`] ([`session`]) | a session belongs to the principal that opened it |
@@ -94,10 +95,12 @@ mod json;
 pub mod layer;
 pub mod policy;
 pub mod session;
+pub mod template_index;
 pub mod uri_template;
 
 pub use inspect::{McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH};
 pub use layer::{McpPolicyLayer, McpPolicyService, McpResponseFuture, DEFAULT_BODY_LIMIT};
 pub use policy::{McpPolicy, McpPolicyBuilder, Rule};
 pub use session::{SessionBinding, SessionBindingLayer, SessionFuture};
+pub use template_index::TemplateIndex;
 pub use uri_template::UriTemplate;

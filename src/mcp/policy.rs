@@ -102,6 +102,7 @@ use crate::{
 
 use super::{
     inspect::{Kind, McpCall, Target},
+    template_index::TemplateIndex,
     uri_template::UriTemplate,
 };
 
@@ -441,7 +442,7 @@ struct Inner {
     tools: HashMap<String, Rule>,
     prompts: HashMap<String, Rule>,
     resources: HashMap<String, Rule>,
-    templates: Vec<(UriTemplate, Rule)>,
+    templates: TemplateIndex<Rule>,
     methods: HashMap<String, Rule>,
 }
 
@@ -510,13 +511,10 @@ impl McpPolicy {
 
     fn resource_rule(&self, uri: &str) -> Option<&Rule> {
         let inner = &*self.0;
-        inner.resources.get(uri).or_else(|| {
-            inner
-                .templates
-                .iter()
-                .find(|(t, _)| t.as_str() == uri || t.matches(uri))
-                .map(|(_, r)| r)
-        })
+        inner
+            .resources
+            .get(uri)
+            .or_else(|| inner.templates.find(uri))
     }
 
     /// Decides one call (`None`: a request without a call; a
@@ -721,6 +719,7 @@ impl McpPolicyBuilder {
         let methods = map("method", self.methods, &mut errors);
         let mut resources = HashMap::new();
         let mut templates: Vec<(UriTemplate, Rule)> = Vec::new();
+        let mut template_sources = std::collections::HashSet::new();
         for (source, rule) in self.resources {
             check_rule(&format!("resource `{source}`"), &rule, &mut errors);
             match UriTemplate::parse(&source) {
@@ -731,15 +730,14 @@ impl McpPolicyBuilder {
                     }
                 }
                 Ok(t) => {
-                    if templates.iter().any(|(o, _)| o.as_str() == source) {
+                    if !template_sources.insert(source.clone()) {
                         errors.push(format!("resource `{source}` has two rules"));
                     }
                     templates.push((t, rule));
                 }
             }
         }
-        // Stable: equal specificity keeps registration order.
-        templates.sort_by_key(|(t, _)| t.specificity_key());
+        let templates = TemplateIndex::new(templates);
         if !errors.is_empty() {
             return Err(ConfigError::Invalid(format!(
                 "invalid MCP policy: {}",

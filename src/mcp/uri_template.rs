@@ -8,9 +8,12 @@
 //! other than `/`, `?` and `#` (a level-1 expansion percent-encodes every
 //! reserved character, so a value never spans a path segment; accepting the
 //! other reserved characters unencoded keeps a lenient client's URI under
-//! the template's rule rather than the default). Matching is an NFA
-//! simulation: linear in the URI's length times the template's length, with
-//! no backtracking, whatever the input.
+//! the template's rule rather than the default). The literal text before
+//! the first variable and after the last one is compared directly; what
+//! lies between is an NFA simulation: linear in the URI's length times the
+//! template's length, with no backtracking, whatever the input, and no
+//! allocation unless the template has more than 127 characters between
+//! its first and last variable.
 //!
 //! # Specificity
 //!
@@ -29,6 +32,7 @@
 //! assert!(!t.matches("user:///private"));       // a variable is never empty
 //! assert!(!t.matches("user://4/2/private"));    // nor spans a `/`
 //! assert_eq!(t.literal_len(), "user:///private".len());
+//! assert_eq!((t.literal_prefix(), t.literal_suffix()), ("user://", "/private"));
 //! assert!(UriTemplate::parse("user://{+path}").is_err()); // level 2: refused
 //! ```
 
@@ -48,7 +52,14 @@ pub struct UriTemplate {
     source: String,
     tokens: Vec<Token>,
     vars: usize,
+    /// Bytes of `source` before the first variable.
+    prefix: usize,
+    /// Bytes of `source` after the last variable.
+    suffix: usize,
 }
+
+/// The NFA states that fit in the matcher's stack buffer (two words).
+const INLINE_STATES: usize = 128;
 
 impl UriTemplate {
     /// Parses a template.
@@ -112,11 +123,32 @@ impl UriTemplate {
                 c => tokens.push(Token::Lit(c)),
             }
         }
+        let prefix = source.find('{').unwrap_or(source.len());
+        let suffix = source.rfind('}').map_or(0, |end| source.len() - end - 1);
         Ok(Self {
             source: source.to_owned(),
             tokens,
             vars,
+            prefix,
+            suffix,
         })
+    }
+
+    /// The literal text before the first variable (the whole template when
+    /// it has none). Every URI the template matches starts with it.
+    #[must_use]
+    pub fn literal_prefix(&self) -> &str {
+        &self.source[..self.prefix]
+    }
+
+    /// The literal text after the last variable (empty when it has none).
+    /// Every URI the template matches ends with it.
+    #[must_use]
+    pub fn literal_suffix(&self) -> &str {
+        if self.vars == 0 {
+            return "";
+        }
+        &self.source[self.source.len() - self.suffix..]
     }
 
     /// The template as written.
@@ -146,43 +178,34 @@ impl UriTemplate {
     /// Whether `uri` is an expansion of this template.
     #[must_use]
     pub fn matches(&self, uri: &str) -> bool {
-        let n = self.tokens.len();
-        // `cur[i]`: the tokens before `i` have matched the input so far.
-        // `in_var[i]`: token `i` is a variable that has taken at least one
-        // character and may take more.
-        let mut cur = vec![false; n + 1];
-        let mut in_var = vec![false; n];
-        let mut next = vec![false; n + 1];
-        let mut next_var = vec![false; n];
-        cur[0] = true;
-        for c in uri.chars() {
-            next.iter_mut().for_each(|b| *b = false);
-            next_var.iter_mut().for_each(|b| *b = false);
-            let mut any = false;
-            for i in 0..n {
-                match self.tokens[i] {
-                    Token::Lit(l) => {
-                        if cur[i] && l == c {
-                            next[i + 1] = true;
-                            any = true;
-                        }
-                    }
-                    Token::Var => {
-                        if (cur[i] || in_var[i]) && !matches!(c, '/' | '?' | '#') {
-                            next_var[i] = true;
-                            next[i + 1] = true;
-                            any = true;
-                        }
-                    }
-                }
-            }
-            if !any {
-                return false;
-            }
-            std::mem::swap(&mut cur, &mut next);
-            std::mem::swap(&mut in_var, &mut next_var);
+        if self.vars == 0 {
+            return uri == self.source;
         }
-        cur[n]
+        let (prefix, suffix) = (self.literal_prefix(), self.literal_suffix());
+        // Each variable takes at least one character.
+        if uri.len() < prefix.len() + suffix.len() + self.vars
+            || !uri.starts_with(prefix)
+            || !uri.ends_with(suffix)
+        {
+            return false;
+        }
+        let Some(middle) = uri.get(prefix.len()..uri.len() - suffix.len()) else {
+            return false;
+        };
+        // The tokens from the first variable to the last one.
+        let first = prefix.chars().count();
+        let last = self.tokens.len()
+            - self.source[self.source.len() - self.suffix..]
+                .chars()
+                .count();
+        let tokens = &self.tokens[first..last];
+        let words = (tokens.len() + 1).div_ceil(64);
+        if tokens.len() < INLINE_STATES {
+            let mut buf = [0u64; 4 * INLINE_STATES / 64];
+            run(tokens, middle, &mut buf[..4 * words])
+        } else {
+            run(tokens, middle, &mut vec![0u64; 4 * words])
+        }
     }
 
     /// Orders templates from most to least specific: more literal
@@ -190,6 +213,51 @@ impl UriTemplate {
     pub(crate) fn specificity_key(&self) -> (std::cmp::Reverse<usize>, usize) {
         (std::cmp::Reverse(self.literal_len()), self.vars)
     }
+}
+
+/// The NFA simulation over `tokens` (which start and end with a variable)
+/// and `input`. `state` holds four bitsets of `tokens.len() + 1` bits,
+/// zeroed: the current states, the next ones, and for each variable
+/// whether it has taken a character and may take more (current, next).
+/// State `i`: the tokens before `i` have matched the input so far.
+fn run(tokens: &[Token], input: &str, state: &mut [u64]) -> bool {
+    let n = tokens.len();
+    let words = state.len() / 4;
+    let (cur, rest) = state.split_at_mut(words);
+    let (next, rest) = rest.split_at_mut(words);
+    let (in_var, next_var) = rest.split_at_mut(words);
+    let (mut cur, mut next, mut in_var, mut next_var) = (cur, next, in_var, next_var);
+    let get = |set: &[u64], i: usize| set[i / 64] & (1 << (i % 64)) != 0;
+    let set = |set: &mut [u64], i: usize| set[i / 64] |= 1 << (i % 64);
+    set(cur, 0);
+    for c in input.chars() {
+        next.fill(0);
+        next_var.fill(0);
+        let mut any = false;
+        for (i, token) in tokens.iter().enumerate() {
+            match *token {
+                Token::Lit(l) => {
+                    if l == c && get(cur, i) {
+                        set(next, i + 1);
+                        any = true;
+                    }
+                }
+                Token::Var => {
+                    if (get(cur, i) || get(in_var, i)) && !matches!(c, '/' | '?' | '#') {
+                        set(next_var, i);
+                        set(next, i + 1);
+                        any = true;
+                    }
+                }
+            }
+        }
+        if !any {
+            return false;
+        }
+        std::mem::swap(&mut cur, &mut next);
+        std::mem::swap(&mut in_var, &mut next_var);
+    }
+    get(cur, n)
 }
 
 impl fmt::Debug for UriTemplate {
@@ -255,6 +323,35 @@ mod tests {
         let exact = UriTemplate::parse("admin://system/stats").unwrap();
         assert!(exact.is_exact() && exact.matches("admin://system/stats"));
         assert!(!exact.matches("admin://system/stats2"));
+    }
+
+    #[test]
+    fn literal_prefix_and_suffix() {
+        let t = UriTemplate::parse("user://{id}/x/{section}.json").unwrap();
+        assert_eq!(
+            (t.literal_prefix(), t.literal_suffix()),
+            ("user://", ".json")
+        );
+        let t = UriTemplate::parse("{s}://é/{x}").unwrap();
+        assert_eq!((t.literal_prefix(), t.literal_suffix()), ("", ""));
+        let t = UriTemplate::parse("a://exact").unwrap();
+        assert_eq!((t.literal_prefix(), t.literal_suffix()), ("a://exact", ""));
+        // Multi-byte characters around and inside the variables.
+        let t = UriTemplate::parse("ü://{x}/ß{y}€").unwrap();
+        assert!(t.matches("ü://1/ß2€"));
+        assert!(t.matches("ü://é/ßé€"));
+        assert!(!t.matches("ü://1/ß€"));
+        assert!(!t.matches("ü://€"));
+    }
+
+    #[test]
+    fn long_templates_match_past_the_inline_buffer() {
+        let middle = "m".repeat(300);
+        let t = UriTemplate::parse(&format!("a://{{x}}/{middle}/{{y}}")).unwrap();
+        assert!(t.matches(&format!("a://1/{middle}/2")));
+        assert!(!t.matches(&format!("a://1/{middle}x/2")));
+        let t = UriTemplate::parse(&format!("a://{{x}}{}{{y}}", "/b".repeat(40))).unwrap();
+        assert!(t.matches(&format!("a://1{}2", "/b".repeat(40))));
     }
 
     #[test]
