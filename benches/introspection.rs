@@ -30,6 +30,7 @@ async fn introspect(Form(form): Form<HashMap<String, String>>) -> Json<serde_jso
     let sub = form.get("token").cloned().unwrap_or_default();
     Json(serde_json::json!({
         "active": true, "sub": sub, "scope": "read:data", "client_id": "bench",
+        "aud": "https://mcp.example.com/mcp",
         "exp": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600,
     }))
 }
@@ -60,6 +61,7 @@ fn bench(c: &mut Criterion) {
         format!("http://{addr}/introspect")
     });
     let introspector = Introspector::builder(&url, "bench", SecretString::from("bench-secret"))
+        .audience("https://mcp.example.com/mcp")
         .build()
         .unwrap();
     let bare = ServiceBuilder::new().service_fn(route);

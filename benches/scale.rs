@@ -491,6 +491,7 @@ fn memory() {
                     Json(serde_json::json!({
                         "active": true, "sub": form.get("token").cloned().unwrap_or_default(),
                         "scope": "read:data", "client_id": "bench", "exp": now + 3600,
+                        "aud": "https://mcp.example.com/mcp",
                     }))
                 },
             ),
@@ -499,6 +500,7 @@ fn memory() {
         format!("http://{addr}/introspect")
     });
     let introspector = Introspector::builder(&url, "bench", SecretString::from("bench-secret"))
+        .audience("https://mcp.example.com/mcp")
         .build()
         .unwrap();
     let intro_n = 5_000;
