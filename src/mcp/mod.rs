@@ -7,7 +7,7 @@
 //! | [`Rule`], [`McpPolicy`] ([`policy`]) | what each call needs |
 //! | [`UriTemplate`] ([`uri_template`]) | RFC 6570 level-1 templates for resources |
 //! | [`McpPolicyLayer`] ([`layer`]) | reads the body once, decides, hands on the same bytes |
-//! | [`filter`] | `*/list` results trimmed to what the caller may call |
+//! | [`filter`] | list results trimmed to what the caller may call, on every response |
 //!
 //! Put the layer after the authentication layers (made `.optional()` so the
 //! policy decides what needs a credential) and before the MCP service. It
@@ -84,6 +84,8 @@ pub mod policy;
 pub mod uri_template;
 
 pub use inspect::{McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH};
-pub use layer::{McpPolicyLayer, McpPolicyService, McpResponseFuture, DEFAULT_BODY_LIMIT};
+pub use layer::{
+    McpPolicyLayer, McpPolicyService, McpResponseFuture, DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT,
+};
 pub use policy::{McpPolicy, McpPolicyBuilder, Rule};
 pub use uri_template::UriTemplate;

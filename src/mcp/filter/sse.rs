@@ -1,0 +1,308 @@
+//! The `text/event-stream` side of the filter: events pass one by one as
+//! they complete, each looked at once.
+//!
+//! The scan keeps its place: bytes already scanned for the end of the
+//! current event are not scanned again when the next chunk arrives, and a
+//! completed event is cut off the buffer, so the work is linear in the
+//! stream. The buffer holds at most one incomplete event, bounded by the
+//! layer's response limit.
+
+use std::{
+    borrow::Cow,
+    pin::Pin,
+    task::{ready, Context, Poll},
+};
+
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use http_body::Frame;
+use pin_project_lite::pin_project;
+
+use super::{first_byte, shape, ListFilter, Unreadable};
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+pin_project! {
+    /// An SSE body whose events carrying list results are filtered.
+    pub(super) struct SseFilter {
+        #[pin]
+        inner: Body,
+        buf: BytesMut,
+        split: Splitter,
+        filter: ListFilter,
+        // The stream's first event (which may start with a byte order mark).
+        first: bool,
+        done: bool,
+    }
+}
+
+impl SseFilter {
+    pub(super) fn new(inner: Body, filter: ListFilter) -> Self {
+        Self {
+            inner,
+            buf: BytesMut::new(),
+            split: Splitter::default(),
+            filter,
+            first: true,
+            done: false,
+        }
+    }
+}
+
+/// Finds where events end, remembering how far it has looked.
+#[derive(Debug, Default)]
+pub(super) struct Splitter {
+    /// The first byte not yet looked at.
+    scan: usize,
+    /// Where the current line starts.
+    line_start: usize,
+}
+
+impl Splitter {
+    /// The end of the first event in `buf` (after its blank line), looking
+    /// only at bytes it has not looked at before. Lines end with CRLF, LF
+    /// or CR (WHATWG HTML, "Parsing an event stream"); a CR at the end of
+    /// `buf` waits for the next byte unless the stream has ended (`eof`).
+    /// After `Some(end)` the caller cuts `buf` at `end`.
+    pub(super) fn next(&mut self, buf: &[u8], eof: bool) -> Option<usize> {
+        let mut i = self.scan;
+        while let Some(off) = buf[i..].iter().position(|&b| b == b'\n' || b == b'\r') {
+            let at = i + off;
+            let next = match (buf[at], buf.get(at + 1)) {
+                (b'\r', Some(b'\n')) => at + 2,
+                (b'\r', None) if !eof => {
+                    self.scan = at;
+                    return None;
+                }
+                _ => at + 1,
+            };
+            if at == self.line_start {
+                *self = Self::default();
+                return Some(next);
+            }
+            self.line_start = next;
+            i = next;
+        }
+        self.scan = buf.len();
+        None
+    }
+}
+
+/// The lines of an event, without their ends.
+fn lines(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = raw;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+            .unwrap_or(rest.len());
+        let line = &rest[..end];
+        let skip = match (rest.get(end), rest.get(end + 1)) {
+            (Some(b'\r'), Some(b'\n')) => 2,
+            (Some(_), _) => 1,
+            (None, _) => 0,
+        };
+        rest = &rest[end + skip..];
+        Some(line)
+    })
+}
+
+/// A line's field name and value (a leading space of the value removed).
+fn field(line: &[u8]) -> (&[u8], &[u8]) {
+    match line.iter().position(|&b| b == b':') {
+        Some(c) => {
+            let value = &line[c + 1..];
+            (&line[..c], value.strip_prefix(b" ").unwrap_or(value))
+        }
+        None => (line, &[]),
+    }
+}
+
+/// The event's data: its `data` lines joined with LF, as a client reads
+/// them (borrowed when there is one).
+fn data(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
+    let mut data: Option<Cow<'_, [u8]>> = None;
+    for line in lines(raw) {
+        let (name, value) = field(line);
+        if name != b"data" {
+            continue;
+        }
+        data = Some(match data {
+            None => Cow::Borrowed(value),
+            Some(d) => {
+                let mut joined = d.into_owned();
+                joined.push(b'\n');
+                joined.extend_from_slice(value);
+                Cow::Owned(joined)
+            }
+        });
+    }
+    data
+}
+
+/// Hands on one event, filtered when its data is a list result.
+fn event(
+    filter: &ListFilter,
+    raw: BytesMut,
+    first: bool,
+    out: &mut BytesMut,
+) -> Result<(), Unreadable> {
+    let fields = if first {
+        raw.strip_prefix(BOM).unwrap_or(&raw)
+    } else {
+        &raw[..]
+    };
+    let Some(data) = data(fields) else {
+        out.unsplit(raw);
+        return Ok(());
+    };
+    if !first_byte(&data).is_some_and(super::may_be_json) {
+        out.unsplit(raw);
+        return Ok(());
+    }
+    if !shape::carries_list(&data).map_err(|_| Unreadable::NotJson)? {
+        out.unsplit(raw);
+        return Ok(());
+    }
+    let json = filter.rewrite(&data)?;
+    for line in lines(fields) {
+        if !line.is_empty() && field(line).0 != b"data" {
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\n");
+        }
+    }
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(&json);
+    out.extend_from_slice(b"\n\n");
+    Ok(())
+}
+
+impl http_body::Body for SseFilter {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let mut this = self.project();
+        loop {
+            if *this.done {
+                return Poll::Ready(None);
+            }
+            let eof = match ready!(this.inner.as_mut().poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        this.buf.extend_from_slice(&data);
+                        false
+                    }
+                    Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+                },
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => true,
+            };
+            let mut out = BytesMut::new();
+            let mut failed = None;
+            while let Some(end) = this.split.next(this.buf, eof) {
+                let raw = this.buf.split_to(end);
+                let first = std::mem::take(this.first);
+                if let Err(why) = event(this.filter, raw, first, &mut out) {
+                    failed = Some(why);
+                    break;
+                }
+            }
+            if failed.is_none() && eof && !this.buf.is_empty() {
+                // An event cut short by the end of the stream.
+                let raw = this.buf.split();
+                let first = std::mem::take(this.first);
+                failed = event(this.filter, raw, first, &mut out).err();
+            }
+            if failed.is_none() && this.buf.len() > this.filter.limit {
+                failed = Some(Unreadable::TooLarge);
+            }
+            if let Some(why) = failed {
+                // Nothing after an unreadable event goes out: the client's
+                // pending requests get an error instead.
+                this.filter.audit(why);
+                for message in this.filter.errors(why) {
+                    out.extend_from_slice(b"event: message\ndata: ");
+                    out.extend_from_slice(message.as_bytes());
+                    out.extend_from_slice(b"\n\n");
+                }
+                this.buf.clear();
+                *this.done = true;
+            }
+            *this.done |= eof;
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(out.freeze()))));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `text` to a splitter in chunks of `size`; the events it cuts.
+    fn split(text: &[u8], size: usize) -> Vec<Vec<u8>> {
+        let mut s = Splitter::default();
+        let mut buf = BytesMut::new();
+        let mut events = Vec::new();
+        for chunk in text.chunks(size) {
+            buf.extend_from_slice(chunk);
+            while let Some(end) = s.next(&buf, false) {
+                events.push(buf.split_to(end).to_vec());
+            }
+            // Linear: everything in the buffer has been looked at once and
+            // is not looked at again (a CR at the end waits for its LF).
+            let waiting_cr = buf.last() == Some(&b'\r');
+            assert_eq!(s.scan, buf.len() - usize::from(waiting_cr));
+        }
+        if let Some(end) = s.next(&buf, true) {
+            events.push(buf.split_to(end).to_vec());
+        }
+        if !buf.is_empty() {
+            events.push(buf.to_vec());
+        }
+        events
+    }
+
+    #[test]
+    fn events_end_at_a_blank_line_of_any_line_ending() {
+        let text = b"data: a\n\nid: 1\r\ndata: b\r\n\r\ndata: c\r\rdata: d\n\r: comment\n\ndata: e";
+        let want: Vec<&[u8]> = vec![
+            b"data: a\n\n",
+            b"id: 1\r\ndata: b\r\n\r\n",
+            b"data: c\r\r",
+            b"data: d\n\r",
+            b": comment\n\n",
+            b"data: e",
+        ];
+        for size in 1..=text.len() {
+            assert_eq!(split(text, size), want, "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn data_is_joined_as_a_client_reads_it() {
+        let raw = b"event: message\ndata:{\"a\":\ndata\ndata:  1}\n: data: no\nid: 2\n\n";
+        assert_eq!(data(raw).as_deref(), Some(&b"{\"a\":\n\n 1}"[..]));
+        assert_eq!(data(b"id: 1\n\n"), None);
+    }
+
+    #[test]
+    fn a_long_event_in_small_chunks_is_scanned_once() {
+        // 4 MiB in 1 KiB chunks: a rescan from the start on every chunk
+        // would look at about 8 GiB of bytes; this looks at 4 MiB.
+        let mut text = b"data: ".to_vec();
+        text.resize(4 << 20, b'x');
+        text.extend_from_slice(b"\n\n");
+        let started = std::time::Instant::now();
+        assert_eq!(split(&text, 1024).len(), 1);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+}
