@@ -630,6 +630,46 @@ mod tests {
         assert_refused(out, Value::Null, "not valid JSON").await;
     }
 
+    #[derive(Clone, Default)]
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_reply_is_an_audit_event() {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let mut res = response(Some("application/json"), RESULT);
+        res.headers_mut()
+            .insert(header::CONTENT_ENCODING, "br".parse().unwrap());
+        let _ = apply(res, key_filter(TOOLS)).await;
+        let out = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        for field in [
+            "tower_mcp_auth::audit",
+            r#"outcome="refused""#,
+            r#"reason="unreadable_reply""#,
+            r#"subject="u""#,
+            "status=502",
+            r#"method="POST""#,
+            r#"path="/mcp""#,
+        ] {
+            assert!(out.contains(field), "{field} in {out}");
+        }
+    }
+
     #[tokio::test]
     async fn sse_filters_every_list_event_across_chunk_boundaries() {
         let progress =
@@ -709,6 +749,28 @@ mod tests {
             assert_eq!((&v["id"], &v["error"]["code"]), (&json!(1), &json!(-32603)));
             assert!(v.to_string().contains(why), "{v}");
         }
+    }
+
+    /// 4 MiB in 1 KiB chunks: the event is scanned once and the held bytes
+    /// are not copied again per chunk (a rescan or a recopy would touch
+    /// about 8 GiB).
+    #[tokio::test]
+    async fn sse_work_is_linear_in_the_stream() {
+        let mut text =
+            String::from("data: {\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":{\"s\":\"");
+        text.extend(std::iter::repeat_n('x', 4 << 20));
+        text.push_str("\"}}\n\n");
+        let started = std::time::Instant::now();
+        let body = Body::new(Chunks::of(&text, 1024));
+        let out = apply(
+            response(Some("text/event-stream"), body),
+            filter_with(AuthScheme::ApiKey, "", TOOLS, 8 << 20),
+        )
+        .await;
+        assert_eq!(body_of(out).await.len(), text.len());
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+        eprintln!("4 MiB in 1 KiB chunks: {took:?}");
     }
 
     /// A body that yields its chunks one frame at a time, then maybe fails.

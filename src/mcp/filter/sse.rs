@@ -16,24 +16,24 @@ use std::{
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use http_body::Frame;
-use pin_project_lite::pin_project;
 
 use super::{first_byte, shape, ListFilter, Unreadable};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-pin_project! {
-    /// An SSE body whose events carrying list results are filtered.
-    pub(super) struct SseFilter {
-        #[pin]
-        inner: Body,
-        buf: BytesMut,
-        split: Splitter,
-        filter: ListFilter,
-        // The stream's first event (which may start with a byte order mark).
-        first: bool,
-        done: bool,
-    }
+/// An SSE body whose events carrying list results are filtered.
+pub(super) struct SseFilter {
+    inner: Body,
+    /// The start of an event whose end has not come yet.
+    buf: BytesMut,
+    split: Splitter,
+    /// Where each whole event of the current poll ends.
+    ends: Vec<usize>,
+    filter: ListFilter,
+    /// Before the stream's first event (which may start with a byte order
+    /// mark).
+    first: bool,
+    done: bool,
 }
 
 impl SseFilter {
@@ -42,6 +42,7 @@ impl SseFilter {
             inner,
             buf: BytesMut::new(),
             split: Splitter::default(),
+            ends: Vec::new(),
             filter,
             first: true,
             done: false,
@@ -143,41 +144,128 @@ fn data(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
     data
 }
 
-/// Hands on one event, filtered when its data is a list result.
-fn event(
-    filter: &ListFilter,
-    raw: BytesMut,
-    first: bool,
-    out: &mut BytesMut,
-) -> Result<(), Unreadable> {
+/// One event, filtered when its data is a list result: `None` when it
+/// goes on as it is (most events: nothing is copied), else the event
+/// written again.
+fn event(filter: &ListFilter, raw: &[u8], first: bool) -> Result<Option<Vec<u8>>, Unreadable> {
     let fields = if first {
-        raw.strip_prefix(BOM).unwrap_or(&raw)
+        raw.strip_prefix(BOM).unwrap_or(raw)
     } else {
-        &raw[..]
+        raw
     };
     let Some(data) = data(fields) else {
-        out.unsplit(raw);
-        return Ok(());
+        return Ok(None);
     };
-    if !first_byte(&data).is_some_and(super::may_be_json) {
-        out.unsplit(raw);
-        return Ok(());
-    }
-    if !shape::carries_list(&data).map_err(|_| Unreadable::NotJson)? {
-        out.unsplit(raw);
-        return Ok(());
+    if !first_byte(&data).is_some_and(super::may_be_json)
+        || !shape::carries_list(&data).map_err(|_| Unreadable::NotJson)?
+    {
+        return Ok(None);
     }
     let json = filter.rewrite(&data)?;
+    let mut out = Vec::with_capacity(fields.len().max(json.len()) + 16);
     for line in lines(fields) {
         if !line.is_empty() && field(line).0 != b"data" {
             out.extend_from_slice(line);
-            out.extend_from_slice(b"\n");
+            out.push(b'\n');
         }
     }
     out.extend_from_slice(b"data: ");
     out.extend_from_slice(&json);
     out.extend_from_slice(b"\n\n");
-    Ok(())
+    Ok(Some(out))
+}
+
+/// What one poll hands on: a single piece as it is (the usual case: one
+/// chunk of whole events, nothing rewritten), or several joined.
+#[derive(Default)]
+struct Out {
+    first: Option<Bytes>,
+    joined: BytesMut,
+}
+
+impl Out {
+    fn push(&mut self, piece: Bytes) {
+        if piece.is_empty() {
+            return;
+        }
+        match self.first.take() {
+            None if self.joined.is_empty() => self.first = Some(piece),
+            first => {
+                if let Some(first) = first {
+                    self.joined.extend_from_slice(&first);
+                }
+                self.joined.extend_from_slice(&piece);
+            }
+        }
+    }
+
+    fn finish(self) -> Option<Bytes> {
+        match self.first {
+            Some(first) => Some(first),
+            None if self.joined.is_empty() => None,
+            None => Some(self.joined.freeze()),
+        }
+    }
+}
+
+impl SseFilter {
+    /// The whole events now available (their ends in `self.ends`); the
+    /// start of an incomplete one stays in `self.buf`. A chunk that arrives
+    /// while nothing is held is not copied, except for an incomplete event
+    /// at its end; held bytes are never copied again.
+    fn whole_events(&mut self, data: Option<Bytes>, eof: bool) -> Bytes {
+        let Self {
+            buf, split, ends, ..
+        } = self;
+        ends.clear();
+        let chunk = match data {
+            Some(d) if buf.is_empty() => Some(d),
+            Some(d) => {
+                buf.extend_from_slice(&d);
+                None
+            }
+            None => None,
+        };
+        let src: &[u8] = chunk.as_deref().unwrap_or(buf);
+        let mut start = 0;
+        while start < src.len() {
+            match split.next(&src[start..], eof) {
+                Some(len) => start += len,
+                // An event cut short by the end of the stream.
+                None if eof => start = src.len(),
+                None => break,
+            }
+            ends.push(start);
+        }
+        match chunk {
+            Some(chunk) => {
+                buf.extend_from_slice(&chunk[start..]);
+                chunk.slice(..start)
+            }
+            None => buf.split_to(start).freeze(),
+        }
+    }
+
+    /// Hands on the events of `work`, each filtered.
+    fn events(&mut self, work: &Bytes, out: &mut Out) -> Result<(), Unreadable> {
+        let mut start = 0;
+        // Events handed on as they are, not pushed yet: one slice.
+        let mut raw_from = 0;
+        for &end in &self.ends {
+            let first = std::mem::take(&mut self.first);
+            if let Some(rewritten) = event(&self.filter, &work[start..end], first)? {
+                out.push(work.slice(raw_from..start));
+                out.push(Bytes::from(rewritten));
+                raw_from = end;
+            }
+            start = end;
+        }
+        out.push(work.slice(raw_from..start));
+        if self.buf.len() > self.filter.limit {
+            return Err(Unreadable::TooLarge);
+        }
+        Ok(())
+    }
 }
 
 impl http_body::Body for SseFilter {
@@ -185,59 +273,37 @@ impl http_body::Body for SseFilter {
     type Error = axum::Error;
 
     fn poll_frame(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let mut this = self.project();
+        let this = &mut *self;
         loop {
-            if *this.done {
+            if this.done {
                 return Poll::Ready(None);
             }
-            let eof = match ready!(this.inner.as_mut().poll_frame(cx)) {
+            let (data, eof) = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
-                        this.buf.extend_from_slice(&data);
-                        false
-                    }
+                    Ok(data) => (Some(data), false),
                     Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
                 },
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
-                None => true,
+                None => (None, true),
             };
-            let mut out = BytesMut::new();
-            let mut failed = None;
-            while let Some(end) = this.split.next(this.buf, eof) {
-                let raw = this.buf.split_to(end);
-                let first = std::mem::take(this.first);
-                if let Err(why) = event(this.filter, raw, first, &mut out) {
-                    failed = Some(why);
-                    break;
-                }
-            }
-            if failed.is_none() && eof && !this.buf.is_empty() {
-                // An event cut short by the end of the stream.
-                let raw = this.buf.split();
-                let first = std::mem::take(this.first);
-                failed = event(this.filter, raw, first, &mut out).err();
-            }
-            if failed.is_none() && this.buf.len() > this.filter.limit {
-                failed = Some(Unreadable::TooLarge);
-            }
-            if let Some(why) = failed {
+            let work = this.whole_events(data, eof);
+            let mut out = Out::default();
+            if let Err(why) = this.events(&work, &mut out) {
                 // Nothing after an unreadable event goes out: the client's
                 // pending requests get an error instead.
                 this.filter.audit(why);
                 for message in this.filter.errors(why) {
-                    out.extend_from_slice(b"event: message\ndata: ");
-                    out.extend_from_slice(message.as_bytes());
-                    out.extend_from_slice(b"\n\n");
+                    out.push(Bytes::from(format!("event: message\ndata: {message}\n\n")));
                 }
-                this.buf.clear();
-                *this.done = true;
+                this.buf = BytesMut::new();
+                this.done = true;
             }
-            *this.done |= eof;
-            if !out.is_empty() {
-                return Poll::Ready(Some(Ok(Frame::data(out.freeze()))));
+            this.done |= eof;
+            if let Some(data) = out.finish() {
+                return Poll::Ready(Some(Ok(Frame::data(data))));
             }
         }
     }
