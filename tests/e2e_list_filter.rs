@@ -236,7 +236,7 @@ async fn same_id_pairs_in_one_session_never_leak_on_any_stream() {
                 // Half the pairs send the list first, half the ping: rmcp
                 // routes the first reply to the later exchange and the
                 // second to the GET stream.
-                let list_first = id % 2 == 0;
+                let list_first = id.is_multiple_of(2);
                 let (first, second) = if list_first {
                     (list, ping)
                 } else {
