@@ -50,6 +50,30 @@ impl SseFilter {
     }
 }
 
+/// The offset of the first CR or LF in `bytes`. Eight bytes at a time
+/// (SWAR, as the JSON scanner's string runs): the zero-byte test flags a
+/// byte only after a truly flagged one, so the lowest flag is exact.
+#[inline]
+fn line_break(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGHS: u64 = ONES << 7;
+    let mut i = 0;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let lf = word ^ (ONES * u64::from(b'\n'));
+        let cr = word ^ (ONES * u64::from(b'\r'));
+        let flags = ((lf.wrapping_sub(ONES) & !lf) | (cr.wrapping_sub(ONES) & !cr)) & HIGHS;
+        if flags != 0 {
+            return Some(i + (flags.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    bytes[i..]
+        .iter()
+        .position(|&b| b == b'\n' || b == b'\r')
+        .map(|p| i + p)
+}
+
 /// Finds where events end, remembering how far it has looked.
 #[derive(Debug, Default)]
 pub(super) struct Splitter {
@@ -67,7 +91,7 @@ impl Splitter {
     /// After `Some(end)` the caller cuts `buf` at `end`.
     pub(super) fn next(&mut self, buf: &[u8], eof: bool) -> Option<usize> {
         let mut i = self.scan;
-        while let Some(off) = buf[i..].iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(off) = line_break(&buf[i..]) {
             let at = i + off;
             let next = match (buf[at], buf.get(at + 1)) {
                 (b'\r', Some(b'\n')) => at + 2,
@@ -96,10 +120,7 @@ fn lines(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
         if rest.is_empty() {
             return None;
         }
-        let end = rest
-            .iter()
-            .position(|&b| b == b'\n' || b == b'\r')
-            .unwrap_or(rest.len());
+        let end = line_break(rest).unwrap_or(rest.len());
         let line = &rest[..end];
         let skip = match (rest.get(end), rest.get(end + 1)) {
             (Some(b'\r'), Some(b'\n')) => 2,
@@ -350,6 +371,28 @@ mod tests {
         ];
         for size in 1..=text.len() {
             assert_eq!(split(text, size), want, "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn line_breaks_are_found_wherever_they_are() {
+        for len in 0..40 {
+            for at in 0..len {
+                for brk in [b'\n', b'\r'] {
+                    // Bytes around the breaks that the SWAR test must not
+                    // take for them (0x0B, 0x8A, 0x0C, 0x8D, …).
+                    let mut bytes: Vec<u8> = (0..len)
+                        .map(|i| [0x0B, 0x8A, 0x0C, 0x8D, b'a'][i % 5])
+                        .collect();
+                    bytes[at] = brk;
+                    if at + 1 < len {
+                        bytes[at + 1] = b'\n';
+                    }
+                    assert_eq!(line_break(&bytes), Some(at), "{bytes:?}");
+                }
+            }
+            let none: Vec<u8> = (0..len).map(|i| [0x0B, 0x8A, 0x0C, 0x8D][i % 4]).collect();
+            assert_eq!(line_break(&none), None);
         }
     }
 
