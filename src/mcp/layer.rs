@@ -642,6 +642,51 @@ mod tests {
         assert_eq!(run(layer().filter_lists(false)).await, 2);
     }
 
+    /// Whatever the request (a ping, the GET stream), a list result in the
+    /// reply is filtered for the caller of that exchange.
+    #[tokio::test]
+    async fn lists_are_filtered_on_every_exchange() {
+        let result =
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read"},{"name":"admin"}]}}"#;
+        let svc =
+            ServiceBuilder::new()
+                .layer(layer())
+                .service_fn(move |req: Request<Body>| async move {
+                    let sse = req.method() == Method::GET;
+                    let (ct, body) = if sse {
+                        ("text/event-stream", format!("data: {result}\n\n"))
+                    } else {
+                        ("application/json", result.to_owned())
+                    };
+                    let mut res = http::Response::new(Body::from(body));
+                    res.headers_mut()
+                        .insert(header::CONTENT_TYPE, ct.parse().unwrap());
+                    Ok::<_, Infallible>(res)
+                });
+        let ping = post(
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            jwt("read:data"),
+        );
+        let mut get = Request::get("/mcp").body(Body::empty()).unwrap();
+        get.extensions_mut()
+            .insert(Principal::new(AuthScheme::ApiKey, "k"));
+        for (req, want) in [(ping, "read"), (get, "admin")] {
+            let res = svc.clone().oneshot(req).await.unwrap();
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            let text = String::from_utf8(bytes.to_vec()).unwrap();
+            let json = text.trim().trim_start_matches("data: ");
+            let v: Value = serde_json::from_str(json).unwrap();
+            assert_eq!(
+                (
+                    v["result"]["tools"].clone(),
+                    v["result"]["cacheScope"].clone()
+                ),
+                (json!([{ "name": want }]), json!("private")),
+                "{text}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn header_mismatch() {
         let mut req = post(READ, jwt("read:data"));
