@@ -2,8 +2,13 @@
 //! API key → JWT (HS256) → `McpPolicyLayer` → `RateLimitLayer` in front of a
 //! trivial service that reads the whole body (as an MCP server does), on a
 //! 1 KiB `tools/call`; and each layer alone on the same request and service.
+//! The route answers as an MCP server does: a JSON-RPC result in an
+//! `application/json` body (or one SSE event, for the `_sse` variants); the
+//! `_tools_list` variants send `tools/list` and get the example server's 11
+//! tools back, which the policy layer filters.
 //! After the measurements it prints the ratio table (median of each bench
-//! over the median of `bare_route`, from criterion's estimates of this run).
+//! over the median of its bare-route baseline, from criterion's estimates of
+//! this run).
 //!
 //! `cargo bench --bench stack -- --warm-up-time 1 --measurement-time 3`
 
@@ -86,10 +91,65 @@ fn policy() -> McpPolicy {
         .unwrap()
 }
 
-/// The service behind every variant: reads the whole body, answers 200.
+/// A `tools/list` request.
+const TOOLS_LIST: &str = r#"{"jsonrpc":"2.0","id":42,"method":"tools/list"}"#;
+
+/// The service behind every variant: reads the whole body, answers 200
+/// with a JSON-RPC result, as an MCP server in JSON-response mode does: the
+/// example server's 11 tools to a `tools/list`, else a `tools/call` result
+/// naming the body's length.
 async fn route(req: Request<Body>) -> Result<http::Response<Body>, Infallible> {
     let body = req.into_body().collect().await.unwrap().to_bytes();
-    Ok(http::Response::new(Body::from(body.len().to_string())))
+    Ok(http::Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from(reply(&body)))
+        .unwrap())
+}
+
+/// The same replies as one SSE event, as an MCP server streams them.
+async fn sse_route(req: Request<Body>) -> Result<http::Response<Body>, Infallible> {
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    Ok(http::Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from(format!(
+            "event: message\ndata: {}\n\n",
+            reply(&body)
+        )))
+        .unwrap())
+}
+
+fn reply(body: &[u8]) -> String {
+    if body == TOOLS_LIST.as_bytes() {
+        let tools: Vec<String> = [
+            "get_user_data",
+            "read_sensitive_data",
+            "update_user_data",
+            "get_my_profile",
+            "update_my_profile",
+            "create_admin_user",
+            "delete_user",
+            "list_all_users",
+            "get_user_by_id",
+            "protected_operation",
+            "rate_limited_operation",
+        ]
+        .iter()
+        .map(|n| {
+            format!(
+                r#"{{"name":"{n}","description":"The {n} tool.","inputSchema":{{"type":"object","properties":{{"id":{{"type":"string"}}}}}}}}"#
+            )
+        })
+        .collect();
+        format!(
+            r#"{{"jsonrpc":"2.0","id":42,"result":{{"tools":[{}]}}}}"#,
+            tools.join(",")
+        )
+    } else {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":42,"result":{{"content":[{{"type":"text","text":"{}"}}],"isError":false}}}}"#,
+            body.len()
+        )
+    }
 }
 
 type Svc = BoxCloneSyncService<Request<Body>, http::Response<Body>, Infallible>;
@@ -162,16 +222,20 @@ impl Layers {
     }
 }
 
-/// The bare route and every layered variant, each with the credential it
-/// is called with.
-fn variants(l: &Layers) -> Vec<(&'static str, Svc, Cred)> {
+/// What a variant is called with: the request body and the credential.
+#[derive(Clone, Copy)]
+enum Call {
+    /// The 1 KiB `tools/call`.
+    ToolsCall,
+    /// `tools/list` (its reply is filtered by the policy layer).
+    ToolsList,
+}
+
+/// The bare route and every layered variant, each with the call and the
+/// credential it is called with.
+fn variants(l: &Layers) -> Vec<(&'static str, Svc, Call, Cred)> {
     // The bare route is an axum route_service with the same service; every
     // layered variant is boxed the same way, so the box is in the baseline.
-    let bare: Svc = BoxCloneSyncService::new(
-        axum::Router::new()
-            .route_service("/mcp", ServiceBuilder::new().service_fn(route))
-            .into_service::<Body>(),
-    );
     let mount = |svc: Svc| -> Svc {
         BoxCloneSyncService::new(
             axum::Router::new()
@@ -179,18 +243,45 @@ fn variants(l: &Layers) -> Vec<(&'static str, Svc, Cred)> {
                 .into_service::<Body>(),
         )
     };
+    let bare: Svc = BoxCloneSyncService::new(
+        axum::Router::new()
+            .route_service("/mcp", ServiceBuilder::new().service_fn(route))
+            .into_service::<Body>(),
+    );
+    let bare_sse: Svc = BoxCloneSyncService::new(
+        axum::Router::new()
+            .route_service("/mcp", ServiceBuilder::new().service_fn(sse_route))
+            .into_service::<Body>(),
+    );
+    let policy = || McpPolicyLayer::new(policy(), &l.resource);
     vec![
-        ("bare_route", bare.clone(), Cred::ApiKey),
+        ("bare_route", bare.clone(), Call::ToolsCall, Cred::ApiKey),
         // The same route with the request that the layers after
         // authentication get: a principal in its extensions, no header.
-        ("bare_route_principal", bare, Cred::Principal),
-        ("full_stack_api_key", mount(l.full()), Cred::ApiKey),
-        ("full_stack_jwt_cache_hit", mount(l.full()), Cred::Bearer),
+        (
+            "bare_route_principal",
+            bare.clone(),
+            Call::ToolsCall,
+            Cred::Principal,
+        ),
+        (
+            "full_stack_api_key",
+            mount(l.full()),
+            Call::ToolsCall,
+            Cred::ApiKey,
+        ),
+        (
+            "full_stack_jwt_cache_hit",
+            mount(l.full()),
+            Call::ToolsCall,
+            Cred::Bearer,
+        ),
         (
             "api_key_alone",
             mount(BoxCloneSyncService::new(
                 ServiceBuilder::new().layer(l.api_key()).service_fn(route),
             )),
+            Call::ToolsCall,
             Cred::ApiKey,
         ),
         (
@@ -198,15 +289,15 @@ fn variants(l: &Layers) -> Vec<(&'static str, Svc, Cred)> {
             mount(BoxCloneSyncService::new(
                 ServiceBuilder::new().layer(l.jwt()).service_fn(route),
             )),
+            Call::ToolsCall,
             Cred::Bearer,
         ),
         (
             "policy_alone",
             mount(BoxCloneSyncService::new(
-                ServiceBuilder::new()
-                    .layer(McpPolicyLayer::new(policy(), &l.resource))
-                    .service_fn(route),
+                ServiceBuilder::new().layer(policy()).service_fn(route),
             )),
+            Call::ToolsCall,
             Cred::Principal,
         ),
         (
@@ -216,12 +307,51 @@ fn variants(l: &Layers) -> Vec<(&'static str, Svc, Cred)> {
                     .layer(l.rate_limit())
                     .service_fn(route),
             )),
+            Call::ToolsCall,
+            Cred::Principal,
+        ),
+        ("bare_route_sse", bare_sse, Call::ToolsCall, Cred::Principal),
+        (
+            "policy_alone_sse",
+            mount(BoxCloneSyncService::new(
+                ServiceBuilder::new().layer(policy()).service_fn(sse_route),
+            )),
+            Call::ToolsCall,
+            Cred::Principal,
+        ),
+        (
+            "bare_route_tools_list",
+            bare,
+            Call::ToolsList,
+            Cred::Principal,
+        ),
+        (
+            "policy_alone_tools_list",
+            mount(BoxCloneSyncService::new(
+                ServiceBuilder::new().layer(policy()).service_fn(route),
+            )),
+            Call::ToolsList,
             Cred::Principal,
         ),
     ]
 }
 
-fn setup() -> (tokio::runtime::Runtime, Layers, bytes::Bytes, String) {
+/// The bodies of one run: the 1 KiB `tools/call` and `tools/list`.
+struct Bodies {
+    call: bytes::Bytes,
+    list: bytes::Bytes,
+}
+
+impl Bodies {
+    fn of(&self, call: Call) -> &bytes::Bytes {
+        match call {
+            Call::ToolsCall => &self.call,
+            Call::ToolsList => &self.list,
+        }
+    }
+}
+
+fn setup() -> (tokio::runtime::Runtime, Layers, Bodies, String) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -229,7 +359,11 @@ fn setup() -> (tokio::runtime::Runtime, Layers, bytes::Bytes, String) {
     let l = Layers {
         resource: ProtectedResource::builder(AUD).build().unwrap(),
     };
-    (rt, l, call_body(1024), format!("Bearer {}", token()))
+    let bodies = Bodies {
+        call: call_body(1024),
+        list: bytes::Bytes::from_static(TOOLS_LIST.as_bytes()),
+    };
+    (rt, l, bodies, format!("Bearer {}", token()))
 }
 
 /// `STACK_PROFILE=<variant>:<n>`: runs one variant `n` times and nothing
@@ -246,12 +380,12 @@ fn profile(spec: &str) {
         .split_once(':')
         .expect("STACK_PROFILE is <variant>:<iterations>");
     let n: u32 = n.parse().expect("STACK_PROFILE iterations");
-    let (rt, l, body, bearer) = setup();
-    let (_, svc, cred) = variants(&l)
+    let (rt, l, bodies, bearer) = setup();
+    let (_, svc, call, cred) = variants(&l)
         .into_iter()
-        .find(|(v, _, _)| *v == name)
+        .find(|(v, _, _, _)| *v == name)
         .unwrap_or_else(|| panic!("no variant {name}"));
-    rt.block_on(profile_loop(svc, &body, cred, &bearer, n));
+    rt.block_on(profile_loop(svc, bodies.of(call), cred, &bearer, n));
 }
 
 /// The requests of a profile run, in a function of their own so that the
@@ -265,31 +399,39 @@ async fn profile_loop(svc: Svc, body: &bytes::Bytes, cred: Cred, bearer: &str, n
             .await
             .unwrap();
         assert_eq!(res.status(), 200);
-        black_box(res);
+        black_box(drain(res).await);
     }
 }
 
 fn bench(c: &mut Criterion) {
-    let (rt, l, body, bearer) = setup();
+    let (rt, l, bodies, bearer) = setup();
     let variants = variants(&l);
 
     let mut group = c.benchmark_group(GROUP);
-    group.throughput(Throughput::Bytes(body.len() as u64));
-    for (name, svc, cred) in variants {
+    for (name, svc, call, cred) in variants {
+        let body = bodies.of(call);
+        group.throughput(Throughput::Bytes(body.len() as u64));
         // Check once, outside the timing, that the variant lets it through.
         let res = rt
-            .block_on(svc.clone().oneshot(request(&body, cred, &bearer)))
+            .block_on(svc.clone().oneshot(request(body, cred, &bearer)))
             .unwrap();
         assert_eq!(res.status(), 200, "{name}");
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| {
-                let req = request(&body, cred, &bearer);
+                let req = request(body, cred, &bearer);
                 let svc = svc.clone();
-                async move { black_box(svc.oneshot(req).await.unwrap()) }
+                // The body is read, as the server writing it out would:
+                // the SSE filter does its work while the body is polled.
+                async move { black_box(drain(svc.oneshot(req).await.unwrap()).await) }
             })
         });
     }
     group.finish();
+}
+
+/// Reads a response's body whole.
+async fn drain(res: http::Response<Body>) -> bytes::Bytes {
+    res.into_body().collect().await.unwrap().to_bytes()
 }
 
 /// Criterion's median estimate (ns) of `bench` in this run, if measured.
@@ -305,6 +447,8 @@ fn median(dir: &Path, bench: &str) -> Option<f64> {
 fn baseline_of(variant: &str) -> &'static str {
     match variant {
         "policy_alone" | "rate_limit_alone" | "bare_route_principal" => "bare_route_principal",
+        "policy_alone_sse" | "bare_route_sse" => "bare_route_sse",
+        "policy_alone_tools_list" | "bare_route_tools_list" => "bare_route_tools_list",
         _ => "bare_route",
     }
 }
@@ -339,6 +483,10 @@ fn print_ratios(started: SystemTime) {
         "jwt_cache_hit_alone",
         "policy_alone",
         "rate_limit_alone",
+        "bare_route_sse",
+        "policy_alone_sse",
+        "bare_route_tools_list",
+        "policy_alone_tools_list",
     ] {
         let baseline = baseline_of(b);
         let base = match baseline {

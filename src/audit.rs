@@ -115,14 +115,64 @@ pub fn refused(
     method: &Method,
     path: &str,
 ) {
-    let scheme = principal.map(|p| p.scheme().as_str());
-    let subject = principal.map(|p| bounded(p.subject()));
     let outcome = if err.kind() == AuthErrorKind::RateLimited {
         "throttled"
     } else {
         "refused"
     };
-    let detail = bounded(err.description());
+    refusal(
+        layer,
+        outcome,
+        Refusal {
+            reason: err.kind().code(),
+            detail: err.description(),
+            status: err.status().as_u16(),
+        },
+        principal,
+        method,
+        path,
+    );
+}
+
+/// Why a layer refused something that is not an [`AuthError`] (a reply it
+/// cannot read, a session id that is not the caller's): the `reason` code,
+/// a `detail` text and the HTTP `status` given.
+#[derive(Clone, Copy, Debug)]
+pub struct Refusal<'a> {
+    /// A short stable code (`unknown_session`, `unreadable_reply`).
+    pub reason: &'static str,
+    /// What happened, for a person (bounded like every field).
+    pub detail: &'a str,
+    /// The status of the answer.
+    pub status: u16,
+}
+
+/// Emits a `refused` event for a [`Refusal`]. Every client-chosen field is
+/// [`bounded`].
+pub fn refused_because(
+    layer: &'static str,
+    why: Refusal<'_>,
+    principal: Option<&Principal>,
+    method: &Method,
+    path: &str,
+) {
+    refusal(layer, "refused", why, principal, method, path);
+}
+
+fn refusal(
+    layer: &'static str,
+    outcome: &'static str,
+    why: Refusal<'_>,
+    principal: Option<&Principal>,
+    method: &Method,
+    path: &str,
+) {
+    if !tracing::enabled!(target: TARGET, tracing::Level::WARN) {
+        return; // nobody listens: no field is even bounded
+    }
+    let scheme = principal.map(|p| p.scheme().as_str());
+    let subject = principal.map(|p| bounded(p.subject()));
+    let detail = bounded(why.detail);
     let method = bounded(method.as_str());
     let path = bounded(path);
     tracing::warn!(
@@ -131,9 +181,9 @@ pub fn refused(
         layer,
         scheme,
         subject = subject.as_deref(),
-        reason = err.kind().code(),
+        reason = why.reason,
         detail = &*detail,
-        status = err.status().as_u16(),
+        status = why.status,
         method = &*method,
         path = &*path,
     );

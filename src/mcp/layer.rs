@@ -56,6 +56,10 @@ use super::{
 /// The default body limit: 4 MiB, the same as rmcp's.
 pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
+/// The default response limit of the list filter: 16 MiB, for a JSON body
+/// or one SSE event it holds to read.
+pub const DEFAULT_RESPONSE_LIMIT: usize = 16 * 1024 * 1024;
+
 /// Authorizes every MCP call with an [`McpPolicy`].
 ///
 /// For a POST it reads the body once (up to [`body_limit`](Self::body_limit):
@@ -77,6 +81,12 @@ pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// extensions, so that an outer
 /// [`FailedAuthLayer`](crate::rate_limit::FailedAuthLayer) does not count a
 /// verified credential used for the wrong call as a failed authentication.
+///
+/// Every response of the endpoint goes through the list [`filter`]
+/// (unless [`filter_lists(false)`](Self::filter_lists)), which must read
+/// it: put a compression layer (tower-http's `CompressionLayer`) **outside**
+/// this layer, never between it and the MCP service. A compressed reply
+/// is not passed on: it is replaced by a JSON-RPC error (502).
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct McpPolicyLayer {
@@ -89,6 +99,7 @@ struct Config {
     challenge: Challenge,
     renderer: ErrorRenderer,
     body_limit: usize,
+    response_limit: usize,
     filter_lists: bool,
 }
 
@@ -102,6 +113,7 @@ impl McpPolicyLayer {
                 challenge: resource.challenge(),
                 renderer: ErrorRenderer::default(),
                 body_limit: DEFAULT_BODY_LIMIT,
+                response_limit: DEFAULT_RESPONSE_LIMIT,
                 filter_lists: true,
             }),
         }
@@ -113,9 +125,18 @@ impl McpPolicyLayer {
         self
     }
 
+    /// The most the list filter holds of one reply, in bytes (default
+    /// [`DEFAULT_RESPONSE_LIMIT`]): a JSON body, or one event of an SSE
+    /// stream. A reply over it is not passed on (see [`filter`]).
+    pub fn response_limit(mut self, bytes: usize) -> Self {
+        Arc::make_mut(&mut self.config).response_limit = bytes;
+        self
+    }
+
     /// Whether `tools/list`, `prompts/list`, `resources/list` and
     /// `resources/templates/list` results are filtered to what the caller
-    /// may call (default `true`). See [`filter`].
+    /// may call (default `true`), on every response of the endpoint. See
+    /// [`filter`].
     pub fn filter_lists(mut self, on: bool) -> Self {
         Arc::make_mut(&mut self.config).filter_lists = on;
         self
@@ -380,11 +401,15 @@ where
                 &parts.method,
                 audit::path(&parts.uri, &parts.extensions),
             );
-            let lists = if config.filter_lists {
-                ListFilter::new(&config.policy, principal, &mcp)
-            } else {
-                None
-            };
+            let lists = config.filter_lists.then(|| {
+                ListFilter::new(
+                    &config.policy,
+                    principal,
+                    &mcp,
+                    &parts,
+                    config.response_limit,
+                )
+            });
             parts.extensions.insert(mcp);
             let response = inner.call(Request::from_parts(parts, body)).await?;
             let response = response.map(Body::new);
@@ -618,6 +643,51 @@ mod tests {
         };
         assert_eq!(run(layer()).await, 1);
         assert_eq!(run(layer().filter_lists(false)).await, 2);
+    }
+
+    /// Whatever the request (a ping, the GET stream), a list result in the
+    /// reply is filtered for the caller of that exchange.
+    #[tokio::test]
+    async fn lists_are_filtered_on_every_exchange() {
+        let result =
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read"},{"name":"admin"}]}}"#;
+        let svc =
+            ServiceBuilder::new()
+                .layer(layer())
+                .service_fn(move |req: Request<Body>| async move {
+                    let sse = req.method() == Method::GET;
+                    let (ct, body) = if sse {
+                        ("text/event-stream", format!("data: {result}\n\n"))
+                    } else {
+                        ("application/json", result.to_owned())
+                    };
+                    let mut res = http::Response::new(Body::from(body));
+                    res.headers_mut()
+                        .insert(header::CONTENT_TYPE, ct.parse().unwrap());
+                    Ok::<_, Infallible>(res)
+                });
+        let ping = post(
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            jwt("read:data"),
+        );
+        let mut get = Request::get("/mcp").body(Body::empty()).unwrap();
+        get.extensions_mut()
+            .insert(Principal::new(AuthScheme::ApiKey, "k"));
+        for (req, want) in [(ping, "read"), (get, "admin")] {
+            let res = svc.clone().oneshot(req).await.unwrap();
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            let text = String::from_utf8(bytes.to_vec()).unwrap();
+            let json = text.trim().trim_start_matches("data: ");
+            let v: Value = serde_json::from_str(json).unwrap();
+            assert_eq!(
+                (
+                    v["result"]["tools"].clone(),
+                    v["result"]["cacheScope"].clone()
+                ),
+                (json!([{ "name": want }]), json!("private")),
+                "{text}"
+            );
+        }
     }
 
     #[tokio::test]

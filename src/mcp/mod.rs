@@ -8,7 +8,7 @@
 //! | [`UriTemplate`] ([`uri_template`]) | RFC 6570 level-1 templates for resources |
 //! | [`TemplateIndex`] ([`template_index`]) | many templates decided without a linear scan |
 //! | [`McpPolicyLayer`] ([`layer`]) | reads the body once, decides, hands on the same bytes |
-//! | [`filter`] | `*/list` results trimmed to what the caller may call |
+//! | [`filter`] | list results trimmed to what the caller may call, on every response |
 //! | [`SessionBindingLayer`] ([`session`]) | a session belongs to the principal that opened it |
 //!
 //! Put the layer after the authentication layers (made `.optional()` so the
@@ -99,7 +99,9 @@ pub mod template_index;
 pub mod uri_template;
 
 pub use inspect::{McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH};
-pub use layer::{McpPolicyLayer, McpPolicyService, McpResponseFuture, DEFAULT_BODY_LIMIT};
+pub use layer::{
+    McpPolicyLayer, McpPolicyService, McpResponseFuture, DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT,
+};
 pub use policy::{McpPolicy, McpPolicyBuilder, Rule};
 pub use session::{SessionBinding, SessionBindingLayer, SessionFuture};
 pub use template_index::TemplateIndex;

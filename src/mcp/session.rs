@@ -131,8 +131,6 @@ const TAG_B64_LEN: usize = 22;
 const DOMAIN: &[u8] = b"tower-mcp-auth session binding v1";
 /// Body of rmcp 3.11's answer to an unknown session id (POST and GET).
 const UNKNOWN_SESSION_BODY: &str = "Not Found: Session not found";
-/// Characters of the subject an audit event keeps.
-const AUDIT_SUBJECT_CHARS: usize = 64;
 
 /// Binds each Streamable HTTP session to the principal that opened it.
 /// See the [module docs](self) for the design.
@@ -355,19 +353,16 @@ fn unknown_session(method: &Method) -> Response {
 
 /// The audit event of a refused session id. The id itself is not logged.
 fn audit_refusal<B>(req: &Request<B>, owner: Option<&Principal>, status: StatusCode) {
-    let subject: Option<String> =
-        owner.map(|p| p.subject().chars().take(AUDIT_SUBJECT_CHARS).collect());
-    tracing::warn!(
-        target: audit::TARGET,
-        outcome = "refused",
-        layer = "session_binding",
-        scheme = owner.map(|p| p.scheme().as_str()),
-        subject = subject.as_deref(),
-        reason = "unknown_session",
-        detail = "the session id was not issued to this caller",
-        status = status.as_u16(),
-        method = req.method().as_str(),
-        path = audit::path(req.uri(), req.extensions()),
+    audit::refused_because(
+        "session_binding",
+        audit::Refusal {
+            reason: "unknown_session",
+            detail: "the session id was not issued to this caller",
+            status: status.as_u16(),
+        },
+        owner,
+        req.method(),
+        audit::path(req.uri(), req.extensions()),
     );
 }
 
@@ -837,7 +832,8 @@ mod tests {
             assert!(line.contains(field), "{field}: {line}");
         }
         assert!(!line.contains(&id) && !line.contains("sess-1"), "{line}");
-        assert!(line.contains(&"m".repeat(64)) && !line.contains(&"m".repeat(65)));
+        let kept = crate::audit::MAX_FIELD_BYTES;
+        assert!(line.contains(&"m".repeat(kept)) && !line.contains(&"m".repeat(kept + 1)));
         assert!(line.len() < 1000, "{}", line.len());
     }
 }

@@ -1,0 +1,807 @@
+//! List filtering: every `tools/list`, `prompts/list`, `resources/list` and
+//! `resources/templates/list` result that leaves the MCP endpoint is
+//! trimmed to what the caller of that HTTP exchange may call.
+//!
+//! An item stays when the [`McpPolicy`] would allow the caller to use it:
+//! a tool when `tools/call` of its `name` is allowed, a prompt when
+//! `prompts/get` of its `name` is, a resource when `resources/read` of its
+//! `uri` is, a resource template when reading its `uriTemplate` is (the
+//! template string matches a rule registered for the same template, and
+//! any template whose variables cover it). An item without that member is
+//! dropped. A filtered result is marked `"cacheScope": "private"` (MCP
+//! 2026-07-28, SEP-2549: absent means `"public"`, which would let a client
+//! or an intermediary serve one caller's list to another).
+//!
+//! # What is filtered: the shape, not the id
+//!
+//! A message is a list result by its shape: its `result` is an object with
+//! a `tools`, `prompts`, `resources` or `resourceTemplates` array. Every
+//! message of every response of the endpoint is looked at, whatever its
+//! `id` and whichever request it answers, and filtered for the principal
+//! of the HTTP exchange that carries it: the POST's own JSON body or SSE
+//! stream, another POST's stream (rmcp routes a reply by its JSON-RPC id
+//! within the session, so a reply can leave on another exchange that
+//! reused the id), and the standalone GET stream. Matching replies to
+//! requests by id cannot be made safe: rmcp rewrites ids (`1.0`, `1e0`,
+//! `-0` come back as `1` and `0`) and routes by them.
+//!
+//! A response that is not a list result costs one pass of the crate's JSON
+//! scanner over it, with nothing built: only a list result is parsed into
+//! a [`serde_json::Value`] and written again.
+//!
+//! - A body that is not an event stream (`application/json`, or anything
+//!   else) is held until it ends, up to the layer's
+//!   [`response_limit`](crate::mcp::McpPolicyLayer::response_limit), when
+//!   its first byte that is not white space may start a JSON text (`{`,
+//!   `[`, a byte order mark, or the first byte of UTF-16 or UTF-32);
+//!   any other body cannot be a JSON-RPC message and streams through
+//!   untouched.
+//! - `text/event-stream`: events pass one by one as they complete; each is
+//!   scanned once (linear in the stream), and an incomplete event is held
+//!   up to the same limit.
+//!
+//! # Fail closed
+//!
+//! A reply the filter cannot read never goes out unfiltered:
+//!
+//! - a body with a `Content-Encoding` (compressed): put a compression
+//!   layer **outside** [`McpPolicyLayer`](crate::mcp::McpPolicyLayer), so
+//!   that it compresses what the filter has already read;
+//! - a JSON text that does not parse, a body or event over the limit, a
+//!   body that fails while being read.
+//!
+//! Such a body is replaced by a JSON-RPC error, code `-32603` (internal
+//! error: the fault is the server's, not the client's), one for each id of
+//! the request (`null` when it had none), with HTTP status 502 Bad
+//! Gateway (the layer stands in front of the MCP server as a gateway and
+//! got a reply it cannot pass on). On an event stream the headers have
+//! gone already: the unreadable event is replaced by those errors and the
+//! stream ends. Either way an audit event (`outcome = "refused"`, `reason
+//! = "unreadable_reply"`) says why.
+//!
+//! Switch filtering off with
+//! [`McpPolicyLayer::filter_lists(false)`](crate::mcp::McpPolicyLayer::filter_lists).
+//!
+//! # Example
+//!
+//! ```
+//! use tower_mcp_auth::mcp::{McpPolicy, Rule};
+//! use tower_mcp_auth::{AuthScheme, Principal};
+//!
+//! let policy = McpPolicy::builder()
+//!     .tool("create_admin_user", Rule::api_key())
+//!     .tool("get_user_data", Rule::bearer().scopes(["read:data"]))
+//!     .build()
+//!     .unwrap();
+//! let key = Principal::new(AuthScheme::ApiKey, "svc");
+//! // What the filter asks for each listed tool:
+//! assert!(policy.may_call_tool(Some(&key), "create_admin_user"));
+//! assert!(!policy.may_call_tool(Some(&key), "get_user_data"));
+//! ```
+
+mod shape;
+mod sse;
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use axum::{body::Body, extract::OriginalUri, response::Response};
+use bytes::Bytes;
+use http::{header, request::Parts, HeaderMap, Method, StatusCode, Uri};
+use http_body::Frame;
+use http_body_util::BodyExt;
+use serde_json::Value;
+
+use crate::{audit, error::JsonRpcId, principal::Principal};
+
+use self::shape::ListKind;
+use super::{inspect::McpRequest, policy::McpPolicy};
+
+/// Why a reply could not be filtered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unreadable {
+    Encoded,
+    NotJson,
+    TooLarge,
+    BodyFailed,
+}
+
+impl Unreadable {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Encoded => "the reply has a Content-Encoding (compressed); put compression outside the policy layer",
+            Self::NotJson => "the reply is not valid JSON",
+            Self::TooLarge => "the reply is larger than the response limit",
+            Self::BodyFailed => "the reply's body failed while being read",
+        }
+    }
+}
+
+/// The filter of one HTTP exchange: for whom, and how to refuse.
+pub(crate) struct ListFilter {
+    policy: McpPolicy,
+    principal: Option<Principal>,
+    /// The request's ids (for the errors that replace an unreadable reply).
+    first_id: Option<JsonRpcId>,
+    more_ids: Vec<JsonRpcId>,
+    limit: usize,
+    method: Method,
+    uri: Uri,
+}
+
+impl ListFilter {
+    /// The filter for the exchange of `parts` and `req`, holding at most
+    /// `limit` bytes of a reply.
+    pub(crate) fn new(
+        policy: &McpPolicy,
+        principal: Option<Principal>,
+        req: &McpRequest,
+        parts: &Parts,
+        limit: usize,
+    ) -> Self {
+        let mut ids = req.calls().iter().filter_map(|c| c.id().cloned());
+        let first_id = ids.next();
+        let more_ids = ids.collect();
+        Self {
+            policy: policy.clone(),
+            principal,
+            first_id,
+            more_ids,
+            limit,
+            method: parts.method.clone(),
+            uri: parts
+                .extensions
+                .get::<OriginalUri>()
+                .map_or_else(|| parts.uri.clone(), |o| o.0.clone()),
+        }
+    }
+
+    fn allowed(&self, kind: ListKind, name: &str) -> bool {
+        let p = self.principal.as_ref();
+        match kind {
+            ListKind::Tools => self.policy.may_call_tool(p, name),
+            ListKind::Prompts => self.policy.may_get_prompt(p, name),
+            ListKind::Resources | ListKind::Templates => self.policy.may_read_resource(p, name),
+        }
+    }
+
+    /// `text`, which carries a list result, filtered and written again.
+    fn rewrite(&self, text: &[u8]) -> Result<Vec<u8>, Unreadable> {
+        let mut value: Value = serde_json::from_slice(text).map_err(|_| Unreadable::NotJson)?;
+        shape::filter(&mut value, &|kind, name| self.allowed(kind, name));
+        serde_json::to_vec(&value).map_err(|_| Unreadable::NotJson)
+    }
+
+    /// The JSON-RPC errors that stand for an unreadable reply: one per id
+    /// of the request, or one with the `null` id.
+    fn errors(&self, why: Unreadable) -> Vec<String> {
+        let message = |id: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32603,"message":"the server's reply was withheld: the list filter could not read it","data":{{"error":"unreadable_reply","error_description":"{}"}}}}}}"#,
+                why.describe()
+            )
+        };
+        match &self.first_id {
+            None => vec![message("null")],
+            Some(first) => std::iter::once(first)
+                .chain(&self.more_ids)
+                .map(|id| message(id.get()))
+                .collect(),
+        }
+    }
+
+    /// The response that replaces an unreadable reply (502).
+    fn refuse(&self, why: Unreadable) -> Response {
+        self.audit(why);
+        let mut errors = self.errors(why);
+        let body = if errors.len() == 1 {
+            errors.remove(0)
+        } else {
+            format!("[{}]", errors.join(","))
+        };
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = StatusCode::BAD_GATEWAY;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+
+    fn audit(&self, why: Unreadable) {
+        audit::refused_because(
+            "mcp_policy",
+            audit::Refusal {
+                reason: "unreadable_reply",
+                detail: why.describe(),
+                status: 502,
+            },
+            self.principal.as_ref(),
+            &self.method,
+            self.uri.path(),
+        );
+    }
+}
+
+/// The first byte of `text` that is not JSON white space.
+fn first_byte(text: &[u8]) -> Option<u8> {
+    text.iter()
+        .copied()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// Whether a text whose first byte (after white space) is `b` may be read
+/// as JSON by a client: an object or array, or the byte order mark or the
+/// first byte of a UTF-16 / UTF-32 text, which some clients decode before
+/// parsing. Anything else cannot be a JSON-RPC message.
+fn may_be_json(b: u8) -> bool {
+    matches!(b, b'{' | b'[' | 0xEF | 0xFE | 0xFF | 0x00)
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .get(..17)
+                .is_some_and(|t| t.eq_ignore_ascii_case("text/event-stream"))
+        })
+}
+
+/// Whether the body has a content coding other than `identity`.
+fn is_encoded(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|c| {
+            let c = c.trim_ascii();
+            !c.is_empty() && !c.eq_ignore_ascii_case(b"identity")
+        })
+}
+
+/// Filters a response of the MCP endpoint for the exchange's caller.
+pub(crate) async fn apply(response: Response, filter: ListFilter) -> Response {
+    if http_body::Body::size_hint(response.body()).exact() == Some(0) {
+        return response;
+    }
+    if is_encoded(response.headers()) {
+        return filter.refuse(Unreadable::Encoded);
+    }
+    if is_event_stream(response.headers()) {
+        let (mut parts, body) = response.into_parts();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, Body::new(sse::SseFilter::new(body, filter)));
+    }
+    plain(response, filter).await
+}
+
+/// A body held in memory: the first chunk as it came, more copied after.
+#[derive(Default)]
+struct Held {
+    first: Bytes,
+    more: Option<Vec<u8>>,
+}
+
+impl Held {
+    fn push(&mut self, data: Bytes) {
+        if let Some(buf) = &mut self.more {
+            buf.extend_from_slice(&data);
+        } else if self.first.is_empty() {
+            self.first = data;
+        } else {
+            let mut buf = Vec::with_capacity(self.first.len() + data.len());
+            buf.extend_from_slice(&self.first);
+            buf.extend_from_slice(&data);
+            self.more = Some(buf);
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.more.as_deref().unwrap_or(&self.first)
+    }
+
+    fn into_bytes(self) -> Bytes {
+        self.more.map_or(self.first, Bytes::from)
+    }
+}
+
+/// A body that is not an event stream: held and checked when it may be
+/// JSON, else streamed on.
+async fn plain(response: Response, filter: ListFilter) -> Response {
+    let (mut parts, mut body) = response.into_parts();
+    let mut held = Held::default();
+    let mut json = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return filter.refuse(Unreadable::BodyFailed);
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers: a JSON response has none to keep
+        };
+        held.push(data);
+        if json.is_none() {
+            json = first_byte(held.bytes()).map(may_be_json);
+        }
+        match json {
+            Some(false) => {
+                let head = held.into_bytes();
+                return Response::from_parts(parts, Body::new(Prefixed::new(head, body)));
+            }
+            _ if held.bytes().len() > filter.limit => {
+                return filter.refuse(Unreadable::TooLarge);
+            }
+            _ => {}
+        }
+    }
+    let bytes = held.into_bytes();
+    if json != Some(true) {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    match shape::carries_list(&bytes) {
+        Err(_) => filter.refuse(Unreadable::NotJson),
+        Ok(false) => Response::from_parts(parts, Body::from(bytes)),
+        Ok(true) => match filter.rewrite(&bytes) {
+            Ok(out) => {
+                parts.headers.remove(header::CONTENT_LENGTH);
+                Response::from_parts(parts, Body::from(out))
+            }
+            Err(why) => filter.refuse(why),
+        },
+    }
+}
+
+/// The bytes read to decide, then the rest of the body as it comes.
+struct Prefixed {
+    head: Option<Bytes>,
+    rest: Body,
+}
+
+impl Prefixed {
+    fn new(head: Bytes, rest: Body) -> Self {
+        Self {
+            head: Some(head),
+            rest,
+        }
+    }
+}
+
+impl http_body::Body for Prefixed {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Some(head) = self.head.take() {
+            return Poll::Ready(Some(Ok(Frame::data(head))));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.is_none() && self.rest.is_end_stream()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        mcp::{McpRequest, Rule},
+        principal::{AuthScheme, Scopes},
+    };
+    use serde_json::json;
+    use std::collections::VecDeque;
+
+    fn policy() -> McpPolicy {
+        McpPolicy::builder()
+            .tool("key_tool", Rule::api_key())
+            .tool("read_tool", Rule::bearer().scopes(["read:data"]))
+            .prompt("key_prompt", Rule::api_key())
+            .resource("user://{id}/private", Rule::bearer().scopes(["read:data"]))
+            .build()
+            .unwrap()
+    }
+
+    /// The filter of a POST of `body` by an API key (or a bearer token with
+    /// `scopes`), holding at most `limit` bytes.
+    fn filter_with(scheme: AuthScheme, scopes: &str, body: &str, limit: usize) -> ListFilter {
+        let p = Principal::new(scheme, "u").with_scopes(Scopes::parse(scopes));
+        let method = if body.is_empty() { "GET" } else { "POST" };
+        let (parts, ()) = http::Request::builder()
+            .method(method)
+            .uri("/mcp")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let req = if body.is_empty() {
+            McpRequest::empty()
+        } else {
+            McpRequest::parse(body.as_bytes()).unwrap()
+        };
+        ListFilter::new(&policy(), Some(p), &req, &parts, limit)
+    }
+
+    fn key_filter(body: &str) -> ListFilter {
+        filter_with(AuthScheme::ApiKey, "", body, DEFAULT_LIMIT)
+    }
+
+    const DEFAULT_LIMIT: usize = 1 << 20;
+    const TOOLS: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    const RESULT: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"key_tool"},{"name":"read_tool"},{"name":"open_tool"},{"nameless":1}],"nextCursor":"c"}}"#;
+    /// What an API key may see of `RESULT`.
+    fn key_view(id: Value) -> Value {
+        json!({"jsonrpc":"2.0","id":id,"result":{"tools":[{"name":"key_tool"},{"name":"open_tool"}],"nextCursor":"c","cacheScope":"private"}})
+    }
+
+    fn response(content_type: Option<&str>, body: impl Into<Body>) -> Response {
+        let mut res = Response::new(body.into());
+        if let Some(ct) = content_type {
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, ct.parse().unwrap());
+        }
+        res
+    }
+
+    async fn body_of(r: Response) -> String {
+        String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    }
+
+    async fn json_of(r: Response) -> Value {
+        let text = body_of(r).await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    #[tokio::test]
+    async fn json_response_is_filtered_and_marked_private() {
+        let mut res = response(Some("application/json"), RESULT);
+        res.headers_mut()
+            .insert(header::CONTENT_LENGTH, RESULT.len().into());
+        let out = apply(res, key_filter(TOOLS)).await;
+        assert_eq!(out.status(), 200);
+        assert!(out.headers().get(header::CONTENT_LENGTH).is_none());
+        assert_eq!(json_of(out).await, key_view(json!(1)));
+    }
+
+    /// 1a: rmcp answers `1.0`, `1e0`, `10E-1` with the id `1` and `-0` with
+    /// `0`; the filter must not depend on the spelling.
+    #[tokio::test]
+    async fn ids_rmcp_rewrites_are_filtered() {
+        for (sent, echoed) in [("1.0", 1), ("1e0", 1), ("10E-1", 1), ("-0", 0)] {
+            let req = TOOLS.replace("\"id\":1", &format!("\"id\":{sent}"));
+            let reply = RESULT.replace("\"id\":1", &format!("\"id\":{echoed}"));
+            let out = apply(response(Some("application/json"), reply), key_filter(&req)).await;
+            assert_eq!(json_of(out).await, key_view(json!(echoed)), "id {sent}");
+        }
+    }
+
+    /// 1b: a list result on the response to a ping (rmcp routed it there by
+    /// a reused id), and on the GET stream, is filtered for that caller.
+    #[tokio::test]
+    async fn a_list_on_any_exchange_is_filtered() {
+        let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        let out = apply(response(Some("application/json"), RESULT), key_filter(ping)).await;
+        assert_eq!(json_of(out).await, key_view(json!(1)));
+
+        let stream = format!("id: 3\ndata: {RESULT}\n\n");
+        let out = apply(response(Some("text/event-stream"), stream), key_filter("")).await;
+        let text = body_of(out).await;
+        let data = text
+            .strip_prefix("id: 3\ndata: ")
+            .and_then(|t| t.strip_suffix("\n\n"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(
+            serde_json::from_str::<Value>(data).unwrap(),
+            key_view(json!(1))
+        );
+    }
+
+    #[tokio::test]
+    async fn every_list_kind_and_batches_and_escaped_names() {
+        let batch = json!([
+            {"jsonrpc":"2.0","id":"a","result":{"prompts":[{"name":"key_prompt"},{"name":"p"}],"cacheScope":"public"}},
+            {"jsonrpc":"2.0","id":"b","result":{"resources":[{"uri":"user://1/private"},{"uri":"file:///x"}]}},
+            {"jsonrpc":"2.0","id":"c","result":{"resourceTemplates":[{"uriTemplate":"user://{id}/private"},{"uriTemplate":"x://{y}"}]}},
+            {"jsonrpc":"2.0","id":"d","result":{"content":[]}},
+        ]);
+        let out = apply(
+            response(Some("application/json"), batch.to_string()),
+            key_filter(TOOLS),
+        )
+        .await;
+        assert_eq!(
+            json_of(out).await,
+            json!([
+                {"jsonrpc":"2.0","id":"a","result":{"prompts":[{"name":"key_prompt"},{"name":"p"}],"cacheScope":"private"}},
+                {"jsonrpc":"2.0","id":"b","result":{"resources":[{"uri":"file:///x"}],"cacheScope":"private"}},
+                {"jsonrpc":"2.0","id":"c","result":{"resourceTemplates":[{"uriTemplate":"x://{y}"}],"cacheScope":"private"}},
+                {"jsonrpc":"2.0","id":"d","result":{"content":[]}},
+            ])
+        );
+        // A bearer without the scope does not get the API-key prompt.
+        let prompts = r#"{"jsonrpc":"2.0","id":2,"result":{"prompts":[{"name":"key_prompt"}]}}"#;
+        let out = apply(
+            response(Some("application/json"), prompts),
+            filter_with(AuthScheme::Jwt, "", TOOLS, DEFAULT_LIMIT),
+        )
+        .await;
+        assert_eq!(json_of(out).await["result"]["prompts"], json!([]));
+        // Member names spelled with escapes are the same names to a client.
+        let escaped =
+            r#"{"jsonrpc":"2.0","id":1,"r\u0065sult":{"t\u006fols":[{"name":"read_tool"}]}}"#;
+        let out = apply(
+            response(Some("application/json"), escaped),
+            key_filter(TOOLS),
+        )
+        .await;
+        assert_eq!(json_of(out).await["result"]["tools"], json!([]));
+    }
+
+    #[tokio::test]
+    async fn replies_without_a_list_pass_as_they_are() {
+        let other = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"{\"tools\":[1]}"}],"tools":{"not":"an array"}}}"#;
+        let out = apply(response(Some("application/json"), other), key_filter(TOOLS)).await;
+        assert_eq!(body_of(out).await, other);
+        // Text that cannot be a JSON-RPC message streams through, length kept.
+        let mut res = response(Some("text/plain"), "Session not found");
+        res.headers_mut().insert(header::CONTENT_LENGTH, 17.into());
+        let out = apply(res, key_filter(TOOLS)).await;
+        assert_eq!(out.headers()[header::CONTENT_LENGTH], "17");
+        assert_eq!(body_of(out).await, "Session not found");
+    }
+
+    /// 1d: a list in a body of another content type is filtered all the same.
+    #[tokio::test]
+    async fn content_type_does_not_matter() {
+        for ct in [None, Some("text/plain"), Some("application/x-unknown")] {
+            let out = apply(response(ct, RESULT), key_filter(TOOLS)).await;
+            assert_eq!(json_of(out).await, key_view(json!(1)), "{ct:?}");
+        }
+    }
+
+    async fn assert_refused(out: Response, id: Value, why: &str) {
+        assert_eq!(out.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(out.headers()[header::CONTENT_TYPE], "application/json");
+        let v = json_of(out).await;
+        assert_eq!(
+            (&v["id"], &v["error"]["code"], &v["error"]["data"]["error"]),
+            (&id, &json!(-32603), &json!("unreadable_reply")),
+            "{v}"
+        );
+        assert!(
+            v["error"]["data"]["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(why),
+            "{v}"
+        );
+        assert!(!v.to_string().contains("read_tool"), "{v}");
+    }
+
+    /// 1d: what the filter cannot read does not go out.
+    #[tokio::test]
+    async fn unreadable_replies_fail_closed() {
+        // Compressed, whatever the content type (here an SSE stream).
+        for ct in ["application/json", "text/event-stream"] {
+            let mut res = response(Some(ct), RESULT);
+            res.headers_mut()
+                .insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+            assert_refused(apply(res, key_filter(TOOLS)).await, json!(1), "compress").await;
+        }
+        let mut res = response(Some("application/json"), RESULT);
+        res.headers_mut()
+            .insert(header::CONTENT_ENCODING, "identity".parse().unwrap());
+        assert_eq!(
+            json_of(apply(res, key_filter(TOOLS)).await).await,
+            key_view(json!(1))
+        );
+        // Not JSON (a trailing object, NaN, a byte order mark).
+        for bad in [
+            format!("{RESULT}{{}}"),
+            RESULT.replace("\"c\"", "NaN"),
+            format!("\u{feff}{RESULT}"),
+        ] {
+            let out = apply(response(Some("application/json"), bad), key_filter(TOOLS)).await;
+            assert_refused(out, json!(1), "not valid JSON").await;
+        }
+        // Over the limit, and a body that fails.
+        let small = filter_with(AuthScheme::ApiKey, "", TOOLS, 64);
+        let out = apply(response(Some("application/json"), RESULT), small).await;
+        assert_refused(out, json!(1), "larger").await;
+        let failing = Body::new(Chunks::failing(vec![Bytes::from_static(b"{\"jsonrpc\"")]));
+        let out = apply(
+            response(Some("application/json"), failing),
+            key_filter(TOOLS),
+        )
+        .await;
+        assert_refused(out, json!(1), "failed").await;
+        // A batch request gets one error per id; a GET the null id.
+        let batch = format!(r#"[{TOOLS},{{"jsonrpc":"2.0","id":"x","method":"ping"}}]"#);
+        let out = apply(response(Some("application/json"), "{"), key_filter(&batch)).await;
+        let v = json_of(out).await;
+        assert_eq!((&v[0]["id"], &v[1]["id"]), (&json!(1), &json!("x")));
+        let out = apply(response(Some("application/json"), "{"), key_filter("")).await;
+        assert_refused(out, Value::Null, "not valid JSON").await;
+    }
+
+    #[derive(Clone, Default)]
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_reply_is_an_audit_event() {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let mut res = response(Some("application/json"), RESULT);
+        res.headers_mut()
+            .insert(header::CONTENT_ENCODING, "br".parse().unwrap());
+        let _ = apply(res, key_filter(TOOLS)).await;
+        let out = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        for field in [
+            "tower_mcp_auth::audit",
+            r#"outcome="refused""#,
+            r#"reason="unreadable_reply""#,
+            r#"subject="u""#,
+            "status=502",
+            r#"method="POST""#,
+            r#"path="/mcp""#,
+        ] {
+            assert!(out.contains(field), "{field} in {out}");
+        }
+    }
+
+    #[tokio::test]
+    async fn sse_filters_every_list_event_across_chunk_boundaries() {
+        let progress =
+            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n";
+        let priming = "id: 0\nretry: 3000\ndata:\n\n";
+        let result = format!("id: 7\r\ndata: {RESULT}\r\n\r\n");
+        // A second list result (another id), split over two data lines.
+        let second = "data: {\"jsonrpc\":\"2.0\",\"id\":2,\ndata: \"result\":{\"tools\":[{\"name\":\"read_tool\"}]}}\r\r";
+        let whole = format!("{priming}{progress}{result}{second}");
+        for size in [1, 5, 64, whole.len()] {
+            let body = Body::new(Chunks::of(&whole, size));
+            let out = apply(
+                response(Some("text/event-stream"), body),
+                filter_with(AuthScheme::Jwt, "read:data", TOOLS, DEFAULT_LIMIT),
+            )
+            .await;
+            let text = body_of(out).await;
+            let lists = text
+                .strip_prefix(&format!("{priming}{progress}"))
+                .unwrap_or_else(|| panic!("chunks of {size}: {text}"));
+            let (first, second) = lists
+                .strip_prefix("id: 7\ndata: ")
+                .and_then(|l| l.strip_suffix("\n\n"))
+                .and_then(|l| l.split_once("\n\ndata: "))
+                .unwrap_or_else(|| panic!("chunks of {size}: {lists}"));
+            let parse = |t: &str| serde_json::from_str::<Value>(t).unwrap();
+            let mut want = key_view(json!(1));
+            want["result"]["tools"] = json!([{"name":"read_tool"},{"name":"open_tool"}]);
+            assert_eq!(parse(first), want, "chunks of {size}");
+            assert_eq!(
+                parse(second),
+                json!({"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"read_tool"}],"cacheScope":"private"}}),
+                "chunks of {size}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn sse_with_a_byte_order_mark_is_filtered() {
+        let stream = format!("\u{feff}data: {RESULT}\n\n");
+        let out = apply(
+            response(Some("text/event-stream"), stream),
+            key_filter(TOOLS),
+        )
+        .await;
+        let text = body_of(out).await;
+        assert!(!text.contains("read_tool"), "{text}");
+        assert!(text.contains("key_tool"), "{text}");
+    }
+
+    /// An unreadable event is replaced by the errors, and nothing follows.
+    #[tokio::test]
+    async fn sse_fails_closed() {
+        let ok = "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n";
+        let cases = [
+            (
+                format!("{ok}data: {RESULT}x\n\ndata: {RESULT}\n\n"),
+                DEFAULT_LIMIT,
+                "not valid JSON",
+            ),
+            (format!("{ok}data: {RESULT}\n\n"), ok.len() + 20, "larger"),
+        ];
+        for (stream, limit, why) in cases {
+            let body = Body::new(Chunks::of(&stream, 16));
+            let out = apply(
+                response(Some("text/event-stream"), body),
+                filter_with(AuthScheme::ApiKey, "", TOOLS, limit),
+            )
+            .await;
+            let text = body_of(out).await;
+            let rest = text.strip_prefix(ok).unwrap_or_else(|| panic!("{text}"));
+            let data = rest
+                .strip_prefix("event: message\ndata: ")
+                .and_then(|r| r.strip_suffix("\n\n"))
+                .unwrap_or_else(|| panic!("{rest}"));
+            let v: Value = serde_json::from_str(data).unwrap();
+            assert_eq!((&v["id"], &v["error"]["code"]), (&json!(1), &json!(-32603)));
+            assert!(v.to_string().contains(why), "{v}");
+        }
+    }
+
+    /// 4 MiB in 1 KiB chunks: the event is scanned once and the held bytes
+    /// are not copied again per chunk (a rescan or a recopy would touch
+    /// about 8 GiB).
+    #[tokio::test]
+    async fn sse_work_is_linear_in_the_stream() {
+        let mut text =
+            String::from("data: {\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":{\"s\":\"");
+        text.extend(std::iter::repeat_n('x', 4 << 20));
+        text.push_str("\"}}\n\n");
+        let started = std::time::Instant::now();
+        let body = Body::new(Chunks::of(&text, 1024));
+        let out = apply(
+            response(Some("text/event-stream"), body),
+            filter_with(AuthScheme::ApiKey, "", TOOLS, 8 << 20),
+        )
+        .await;
+        assert_eq!(body_of(out).await.len(), text.len());
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+        eprintln!("4 MiB in 1 KiB chunks: {took:?}");
+    }
+
+    /// A body that yields its chunks one frame at a time, then maybe fails.
+    struct Chunks(VecDeque<Bytes>, bool);
+
+    impl Chunks {
+        fn of(text: &str, size: usize) -> Self {
+            Self(
+                text.as_bytes()
+                    .chunks(size)
+                    .map(Bytes::copy_from_slice)
+                    .collect(),
+                false,
+            )
+        }
+        fn failing(chunks: Vec<Bytes>) -> Self {
+            Self(chunks.into(), true)
+        }
+    }
+
+    impl http_body::Body for Chunks {
+        type Data = Bytes;
+        type Error = std::io::Error;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            match self.0.pop_front() {
+                Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                None if self.1 => Poll::Ready(Some(Err(std::io::Error::other("reset")))),
+                None => Poll::Ready(None),
+            }
+        }
+    }
+}

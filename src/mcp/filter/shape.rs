@@ -1,0 +1,213 @@
+//! The shape of a list result: found by the crate's JSON scanner without
+//! building a value, and filtered on a [`serde_json::Value`] only when it is
+//! there.
+//!
+//! A message carries a list when its `result` is an object with a
+//! `tools`, `prompts`, `resources` or `resourceTemplates` member that is an
+//! array, whatever its `id` (a number rmcp rewrites, an id another exchange
+//! used) and whatever request it answers.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use super::super::json::{Scanner, SyntaxError, MAX_DEPTH};
+
+/// One list member of a result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ListKind {
+    /// `tools`: kept when `tools/call` of the item's `name` is allowed.
+    Tools,
+    /// `prompts`: kept when `prompts/get` of the item's `name` is allowed.
+    Prompts,
+    /// `resources`: kept when `resources/read` of the item's `uri` is.
+    Resources,
+    /// `resourceTemplates`: kept when reading the item's `uriTemplate` is.
+    Templates,
+}
+
+impl ListKind {
+    const ALL: [Self; 4] = [Self::Tools, Self::Prompts, Self::Resources, Self::Templates];
+
+    /// The result member holding the items.
+    fn member(self) -> &'static str {
+        match self {
+            Self::Tools => "tools",
+            Self::Prompts => "prompts",
+            Self::Resources => "resources",
+            Self::Templates => "resourceTemplates",
+        }
+    }
+
+    /// The item member naming one item.
+    fn key(self) -> &'static str {
+        match self {
+            Self::Tools | Self::Prompts => "name",
+            Self::Resources => "uri",
+            Self::Templates => "uriTemplate",
+        }
+    }
+}
+
+/// Whether `text` (one JSON-RPC message, or a batch of them) holds a
+/// message whose `result` has a list member. All of `text` is checked:
+/// an error when it is not one JSON value (the reply then cannot be
+/// filtered, and must not go out).
+pub(super) fn carries_list(text: &[u8]) -> Result<bool, SyntaxError> {
+    let mut s = Scanner::new(text);
+    let found = match s.peek() {
+        Some(b'[') => {
+            s.expect(b'[', "`[`")?;
+            let mut found = false;
+            if !s.eat(b']') {
+                loop {
+                    found |= message_or_value(&mut s, MAX_DEPTH - 1)?;
+                    if !s.next_element()? {
+                        break;
+                    }
+                }
+            }
+            found
+        }
+        _ => message_or_value(&mut s, MAX_DEPTH)?,
+    };
+    s.end()?;
+    Ok(found)
+}
+
+/// One message (an object), or any other value, skipped. `room`: how many
+/// levels of nesting are still allowed.
+fn message_or_value(s: &mut Scanner<'_>, room: usize) -> Result<bool, SyntaxError> {
+    if s.peek() != Some(b'{') || room == 0 {
+        s.value(room)?;
+        return Ok(false);
+    }
+    s.expect(b'{', "`{`")?;
+    let mut found = false;
+    if s.eat(b'}') {
+        return Ok(false);
+    }
+    loop {
+        let name = s.member_name()?;
+        if name.is("result") && s.peek() == Some(b'{') && room > 1 {
+            found |= result(s, room - 1)?;
+        } else {
+            s.value(room - 1)?;
+        }
+        if !s.next_member()? {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// A result object: whether one of its members is a list.
+fn result(s: &mut Scanner<'_>, room: usize) -> Result<bool, SyntaxError> {
+    s.expect(b'{', "`{`")?;
+    let mut found = false;
+    if s.eat(b'}') {
+        return Ok(false);
+    }
+    loop {
+        let name = s.member_name()?;
+        if s.peek() == Some(b'[') && !found {
+            let name: Cow<'_, [u8]> = name.name()?;
+            found = ListKind::ALL
+                .iter()
+                .any(|k| *name == *k.member().as_bytes());
+        }
+        s.value(room - 1)?;
+        if !s.next_member()? {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// Filters every list member of every message in `value` (a message or a
+/// batch) to the items `allowed` keeps, and marks each such result
+/// `"cacheScope": "private"` (SEP-2549: a list filtered for one caller must
+/// not be served to another). `true` when there was a list.
+pub(super) fn filter(value: &mut Value, allowed: &dyn Fn(ListKind, &str) -> bool) -> bool {
+    match value {
+        Value::Array(batch) => batch
+            .iter_mut()
+            .fold(false, |acc, m| filter_message(m, allowed) | acc),
+        message => filter_message(message, allowed),
+    }
+}
+
+fn filter_message(message: &mut Value, allowed: &dyn Fn(ListKind, &str) -> bool) -> bool {
+    let Some(result) = message.get_mut("result").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    let mut listed = false;
+    for kind in ListKind::ALL {
+        let Some(items) = result.get_mut(kind.member()).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        listed = true;
+        items.retain(|item| {
+            item.get(kind.key())
+                .and_then(Value::as_str)
+                .is_some_and(|name| allowed(kind, name))
+        });
+    }
+    if listed {
+        result.insert("cacheScope".into(), Value::from("private"));
+    }
+    listed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shape_of_a_list_whatever_the_id() {
+        for text in [
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#,
+            r#"{"id":"x","result":{"nextCursor":"c","resourceTemplates":[{}]}}"#,
+            r#"{"result":{"prompts":[]},"jsonrpc":"2.0"}"#,
+            r#"[{"id":1,"result":{}},{"id":1,"result":{"resources":[1]}}]"#,
+            r#"{"res\u0075lt":{"t\u006Fols":[]}}"#,
+            // Duplicates: a client keeps the last, the filter sees them all.
+            r#"{"result":{"tools":[]},"result":{"content":[]}}"#,
+        ] {
+            assert_eq!(carries_list(text.as_bytes()), Ok(true), "{text}");
+        }
+        for text in [
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"tools":[]}]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m","data":{"tools":[]}}}"#,
+            r#"{"jsonrpc":"2.0","method":"x","params":{"tools":[]}}"#,
+            r#"{"result":[{"tools":[]}]}"#,
+            r#"[1,"a",{}]"#,
+            r#""text""#,
+            "{}",
+            "[]",
+        ] {
+            assert_eq!(carries_list(text.as_bytes()), Ok(false), "{text}");
+        }
+        for text in [
+            "{",
+            r#"{"result":{"tools":[]}} {}"#,
+            r#"{"result":{"tools":[NaN]}}"#,
+        ] {
+            assert!(carries_list(text.as_bytes()).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn filtering_keeps_what_is_allowed_and_marks_it_private() {
+        let mut v = serde_json::json!({"id":1,"result":{"tools":[{"name":"a"},{"name":"b"},{"x":1},"c"],"cacheScope":"public","ttlMs":5}});
+        assert!(filter(&mut v, &|kind, name| kind == ListKind::Tools && name == "a"));
+        assert_eq!(
+            v,
+            serde_json::json!({"id":1,"result":{"tools":[{"name":"a"}],"cacheScope":"private","ttlMs":5}})
+        );
+        let mut other = serde_json::json!({"id":1,"result":{"content":[]}});
+        assert!(!filter(&mut other, &|_, _| false));
+        assert_eq!(other, serde_json::json!({"id":1,"result":{"content":[]}}));
+    }
+}
