@@ -177,7 +177,7 @@ mod tests {
             let sleep = self
                 .sleep
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep(every)));
-            if sleep.as_mut().poll(cx).is_pending() {
+            if std::future::Future::poll(sleep.as_mut(), cx).is_pending() {
                 return Poll::Pending;
             }
             self.sleep = None;
