@@ -697,6 +697,66 @@ mod tests {
     }
 
     #[test]
+    fn well_known_urls_insert_then_append() {
+        let urls = |i: &str| AuthorizationServerMetadata::well_known_urls(i).unwrap();
+        for issuer in ["https://as.example.com", "https://as.example.com/"] {
+            assert_eq!(
+                urls(issuer),
+                [
+                    "https://as.example.com/.well-known/oauth-authorization-server",
+                    "https://as.example.com/.well-known/openid-configuration",
+                ]
+            );
+        }
+        for issuer in ["http://[::1]:8080/a/b", "http://[::1]:8080/a/b/"] {
+            assert_eq!(
+                urls(issuer),
+                [
+                    "http://[::1]:8080/.well-known/oauth-authorization-server/a/b",
+                    "http://[::1]:8080/.well-known/openid-configuration/a/b",
+                    "http://[::1]:8080/a/b/.well-known/openid-configuration",
+                ]
+            );
+        }
+        for bad in [
+            "https://as.example.com?x=1",
+            "https://as.example.com#x",
+            "http://as.example.com",
+            "as.example.com",
+        ] {
+            let e = AuthorizationServerMetadata::well_known_urls(bad).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::InvalidUrl { what: "issuer", .. }),
+                "{e}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_foreign_issuer_is_quoted_briefly() {
+        let long = format!("https://evil.example.com/{}", "é".repeat(10_000));
+        let origin = serve(move |_| {
+            let doc = serde_json::json!({ "issuer": long });
+            Router::new().route(
+                OAUTH_WELL_KNOWN,
+                get(move || {
+                    let doc = doc.clone();
+                    async move { axum::Json(doc) }
+                }),
+            )
+        })
+        .await;
+        let e = AuthorizationServerMetadata::discover(&origin)
+            .await
+            .unwrap_err();
+        let DiscoveryError::IssuerMismatch { found, .. } = &e else {
+            panic!("{e}");
+        };
+        assert!(found.len() <= MAX_QUOTED + "…".len(), "{}", found.len());
+        assert!(e.to_string().len() < 1024);
+    }
+
+    #[test]
     fn validate_checks_every_endpoint() {
         let e = AuthorizationServerMetadata::new("https://a.example.com")
             .token_endpoint("http://a.example.com/token")
