@@ -3,14 +3,13 @@
 //!
 //! This is the one place that finds an authorization server's metadata:
 //! [`AuthorizationServerMetadata::discover`] for you, and the JWT
-//! validator's
-//! [`jwks_from_issuer`](crate::jwt::JwtValidatorBuilder::jwks_from_issuer)
-//! (feature `jwt`), which follows the same rules to its `jwks_uri`. Both
-//! need only one of the `jwt` and `introspection` features. The metadata
-//! hands you the introspection endpoint and the JWKS URI: build an
-//! [`Introspector`](crate::introspection::Introspector) with
-//! `introspector` (feature `introspection`), or a [`ProtectedResource`]
-//! with [`protected_resource`](AuthorizationServerMetadata::protected_resource).
+//! validator's `JwtValidatorBuilder::jwks_from_issuer` (feature `jwt`),
+//! which follows the same rules to its `jwks_uri`. It needs either of the
+//! `jwt` and `introspection` features. The metadata hands you the
+//! introspection endpoint and the JWKS URI: build an `Introspector` with
+//! `AuthorizationServerMetadata::introspector` (feature `introspection`),
+//! or a [`ProtectedResource`] with
+//! [`protected_resource`](AuthorizationServerMetadata::protected_resource).
 //!
 //! # The rules of discovery
 //!
