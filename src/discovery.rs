@@ -1,15 +1,60 @@
 //! Authorization-server metadata: RFC 8414 and OpenID Connect discovery,
 //! and a document of your own for servers that publish none.
 //!
-//! [`AuthorizationServerMetadata::discover`] reads an issuer's metadata the
-//! way MCP clients do (RFC 8414 first, then OpenID Connect Discovery, with
-//! the path-inserted and path-appended forms for an issuer with a path),
-//! checks that the document names the same `issuer` (RFC 8414 §3.3), and
-//! hands you its introspection endpoint and JWKS URI — to build an
-//! [`Introspector`] with
-//! [`introspector`](AuthorizationServerMetadata::introspector), or a
-//! [`ProtectedResource`] with
+//! This is the one place that finds an authorization server's metadata:
+//! [`AuthorizationServerMetadata::discover`] for you, and the JWT
+//! validator's `JwtValidatorBuilder::jwks_from_issuer` (feature `jwt`),
+//! which follows the same rules to its `jwks_uri`. It needs either of the
+//! `jwt` and `introspection` features. The metadata hands you the
+//! introspection endpoint and the JWKS URI: build an `Introspector` with
+//! `AuthorizationServerMetadata::introspector` (feature `introspection`),
+//! or a [`ProtectedResource`] with
 //! [`protected_resource`](AuthorizationServerMetadata::protected_resource).
+//!
+//! # The rules of discovery
+//!
+//! **The issuer** is an absolute `https` URL (`http` on loopback only) with
+//! no query and no fragment (RFC 8414 §2); anything else is a
+//! configuration error, before any request.
+//!
+//! **The URLs**, tried in this order (MCP authorization, "Authorization
+//! Server Metadata Discovery", which is RFC 8414 §3.1 and OpenID Connect
+//! Discovery §4.1 with the path-inserted OpenID form some servers use),
+//! after removing a terminating `/` from the issuer's path (both RFCs):
+//!
+//! | issuer | URLs |
+//! | --- | --- |
+//! | `https://as.example.com` | `https://as.example.com/.well-known/oauth-authorization-server`, `https://as.example.com/.well-known/openid-configuration` |
+//! | `https://as.example.com/t1` | `https://as.example.com/.well-known/oauth-authorization-server/t1`, `https://as.example.com/.well-known/openid-configuration/t1`, `https://as.example.com/t1/.well-known/openid-configuration` |
+//!
+//! [`AuthorizationServerMetadata::well_known_urls`] gives the list.
+//!
+//! **One answer decides.** Each URL is fetched once (`GET`, `Accept:
+//! application/json`, no redirects followed, a deadline over the whole
+//! exchange and a size cap on the body):
+//!
+//! * a 4xx other than 408 and 429 (404 above all: the server does not
+//!   publish this form) moves on to the next URL; when every URL says so,
+//!   [`DiscoveryError::NotFound`] lists them;
+//! * 200 with a metadata document that passes the checks below is the
+//!   answer;
+//! * anything else ends discovery with its error, without trying the other
+//!   URLs: unreachable, timed out or too large
+//!   ([`Unreachable`](DiscoveryError::Unreachable)); any other status,
+//!   redirects, 408, 429 and 5xx included ([`Status`](DiscoveryError::Status));
+//!   a 200 that is not a metadata object, or whose endpoints are not
+//!   valid URLs by the rule above ([`Invalid`](DiscoveryError::Invalid));
+//!   a document that names another issuer
+//!   ([`IssuerMismatch`](DiscoveryError::IssuerMismatch)).
+//!   A server that is down or misconfigured is reported as such, never
+//!   papered over with another document.
+//!
+//! **The issuer must be identical**: the document's `issuer` equals the
+//! issuer asked for, character for character (RFC 8414 §3.3, OpenID Connect
+//! Discovery §4.3): `https://as.example.com/` is not
+//! `https://as.example.com`, nor is `https://AS.example.com`. Tokens are
+//! then checked against that same string (`iss`), so configure the issuer
+//! exactly as the server writes it.
 //!
 //! An authorization server that publishes no metadata (the classic
 //! `OAuth2Provider(authorize_url, token_url, scopes)` setup) is described
@@ -48,15 +93,12 @@
 //! Discovering a server that does publish metadata:
 //!
 //! ```no_run
-//! use secrecy::SecretString;
 //! use tower_mcp_auth::discovery::AuthorizationServerMetadata;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let metadata = AuthorizationServerMetadata::discover("https://auth.example.com").await?;
-//! let introspector = metadata
-//!     .introspector("mcp-server", SecretString::from("client-secret"))?
-//!     .build()?;
 //! println!("JWKS at {:?}", metadata.jwks_uri);
+//! println!("introspection at {:?}", metadata.introspection_endpoint);
 //! # Ok(()) }
 //! ```
 
@@ -64,14 +106,14 @@ use std::{fmt, time::Duration};
 
 use axum::{routing::get, Router};
 use bytes::Bytes;
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{
     config::ConfigError,
-    introspection::{ClientAuth, HttpClient, Introspector, IntrospectorBuilder},
-    metadata::{check_url, json_response, ProtectedResource, ProtectedResourceBuilder},
+    fetch::HttpClient,
+    metadata::{json_response, ProtectedResource, ProtectedResourceBuilder},
+    url::{check_identifier, check_url},
 };
 
 /// The RFC 8414 well-known path segment.
@@ -80,6 +122,14 @@ pub const OAUTH_WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
 pub const OPENID_WELL_KNOWN: &str = "/.well-known/openid-configuration";
 /// Timeout of one metadata request in [`AuthorizationServerMetadata::discover`].
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest metadata document read by [`AuthorizationServerMetadata::discover`],
+/// in bytes.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+
+/// Why an issuer with a query is refused.
+const ISSUER_RULE: &str = "it must not have a query component (RFC 8414 §2)";
+/// The longest text taken from a fetched document into an error.
+const MAX_QUOTED: usize = 256;
 
 /// Authorization-server metadata (RFC 8414 §2; the members an OpenID
 /// provider publishes are the same). Members this crate does not name are
@@ -261,14 +311,7 @@ impl AuthorizationServerMetadata {
     ///
     /// [`ConfigError::InvalidUrl`] naming the member that is wrong.
     pub fn validate(self) -> Result<Self, ConfigError> {
-        let issuer = check_url("issuer", &self.issuer)?;
-        if issuer.query().is_some() {
-            return Err(ConfigError::InvalidUrl {
-                what: "issuer",
-                url: self.issuer,
-                reason: "it must not have a query component (RFC 8414 §2)",
-            });
-        }
+        check_identifier("issuer", &self.issuer, ISSUER_RULE)?;
         for (what, url) in [
             ("authorization endpoint", &self.authorization_endpoint),
             ("token endpoint", &self.token_endpoint),
@@ -284,47 +327,36 @@ impl AuthorizationServerMetadata {
         Ok(self)
     }
 
-    /// Fetches and checks the metadata of `issuer`, trying in order (MCP
-    /// authorization, "Authorization Server Metadata Discovery"):
+    /// The URLs discovery tries for `issuer`, in order (see the
+    /// [module docs](self#the-rules-of-discovery)).
     ///
-    /// * no path: `/.well-known/oauth-authorization-server`, then
-    ///   `/.well-known/openid-configuration`;
-    /// * with a path `/p`: `/.well-known/oauth-authorization-server/p`,
-    ///   `/.well-known/openid-configuration/p`, `/p/.well-known/openid-configuration`.
+    /// ```
+    /// use tower_mcp_auth::discovery::AuthorizationServerMetadata;
     ///
-    /// A 404 moves on to the next URL; anything else ends the search.
-    ///
-    /// # Errors
-    ///
-    /// A [`DiscoveryError`]: an invalid issuer URL, an unreachable server,
-    /// an unexpected status, no document at all, a document that is not
-    /// metadata, or one naming another issuer.
-    pub async fn discover(issuer: &str) -> Result<Self, DiscoveryError> {
-        let client = reqwest::Client::builder()
-            .timeout(DISCOVERY_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .map_err(|e| ConfigError::Invalid(format!("cannot build the HTTP client: {e}")))?;
-        Self::discover_with(&client, issuer).await
-    }
-
-    /// As [`discover`](Self::discover), with your own `reqwest` client.
+    /// assert_eq!(
+    ///     AuthorizationServerMetadata::well_known_urls("https://as.example.com/t1/")?,
+    ///     [
+    ///         "https://as.example.com/.well-known/oauth-authorization-server/t1",
+    ///         "https://as.example.com/.well-known/openid-configuration/t1",
+    ///         "https://as.example.com/t1/.well-known/openid-configuration",
+    ///     ]
+    /// );
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// As [`discover`](Self::discover).
-    pub async fn discover_with(
-        client: &reqwest::Client,
-        issuer: &str,
-    ) -> Result<Self, DiscoveryError> {
-        let uri = check_url("issuer", issuer)?;
+    /// [`ConfigError::InvalidUrl`] when `issuer` is not an absolute `https`
+    /// URL (`http` on loopback only), or has a query or a fragment.
+    pub fn well_known_urls(issuer: &str) -> Result<Vec<String>, ConfigError> {
+        let uri = check_identifier("issuer", issuer, ISSUER_RULE)?;
         let origin = format!(
             "{}://{}",
             uri.scheme_str().unwrap_or("https"),
             uri.authority().map(|a| a.as_str()).unwrap_or_default()
         );
         let path = uri.path().trim_end_matches('/');
-        let urls: Vec<String> = if path.is_empty() {
+        Ok(if path.is_empty() {
             vec![
                 format!("{origin}{OAUTH_WELL_KNOWN}"),
                 format!("{origin}{OPENID_WELL_KNOWN}"),
@@ -335,30 +367,64 @@ impl AuthorizationServerMetadata {
                 format!("{origin}{OPENID_WELL_KNOWN}{path}"),
                 format!("{origin}{path}{OPENID_WELL_KNOWN}"),
             ]
-        };
-        let http = HttpClient {
-            client: client.clone(),
-            max_body: crate::introspection::MAX_RESPONSE_BYTES,
-        };
+        })
+    }
+
+    /// Fetches and checks the metadata of `issuer` by the
+    /// [rules of discovery](self#the-rules-of-discovery): the well-known
+    /// URLs in order, at most [`DISCOVERY_TIMEOUT`] and
+    /// [`MAX_METADATA_BYTES`] each, no redirects; the document must name
+    /// exactly this issuer.
+    ///
+    /// # Errors
+    ///
+    /// A [`DiscoveryError`]: an invalid issuer URL, an unreachable server,
+    /// an unexpected status, no document at all, a document that is not
+    /// metadata, or one naming another issuer.
+    pub async fn discover(issuer: &str) -> Result<Self, DiscoveryError> {
+        let http = HttpClient::with_limits(MAX_METADATA_BYTES, DISCOVERY_TIMEOUT)?;
+        Self::discover_by(&http, issuer).await
+    }
+
+    /// As [`discover`](Self::discover), with your own `reqwest` client
+    /// (proxies, custom roots). The rules and limits are the same; the
+    /// client's redirect policy is yours (the default client follows none).
+    ///
+    /// # Errors
+    ///
+    /// As [`discover`](Self::discover).
+    pub async fn discover_with(
+        client: &reqwest::Client,
+        issuer: &str,
+    ) -> Result<Self, DiscoveryError> {
+        let http = HttpClient::new(client.clone(), MAX_METADATA_BYTES, DISCOVERY_TIMEOUT);
+        Self::discover_by(&http, issuer).await
+    }
+
+    /// Discovery through `http` (its limits): the one implementation, for
+    /// [`discover`](Self::discover) and the JWKS alike.
+    pub(crate) async fn discover_by(
+        http: &HttpClient,
+        issuer: &str,
+    ) -> Result<Self, DiscoveryError> {
+        let urls = Self::well_known_urls(issuer)?;
         for url in &urls {
-            let request = client
-                .get(url)
-                .header(http::header::ACCEPT, "application/json")
-                .build()
+            let response = http
+                .get_json(url)
+                .await
                 .map_err(|e| DiscoveryError::Unreachable {
                     url: url.clone(),
-                    reason: e.without_url().to_string(),
+                    reason: e.to_string(),
                 })?;
-            let response =
-                http.execute(request)
-                    .await
-                    .map_err(|e| DiscoveryError::Unreachable {
-                        url: url.clone(),
-                        reason: e.to_string(),
-                    })?;
             match response.status().as_u16() {
                 200 => {}
-                404 => continue,
+                408 | 429 => {
+                    return Err(DiscoveryError::Status {
+                        url: url.clone(),
+                        status: response.status().as_u16(),
+                    })
+                }
+                400..=499 => continue, // not published in this form
                 status => {
                     return Err(DiscoveryError::Status {
                         url: url.clone(),
@@ -366,22 +432,20 @@ impl AuthorizationServerMetadata {
                     })
                 }
             }
+            let invalid = |reason: String| DiscoveryError::Invalid {
+                url: url.clone(),
+                reason: quoted(&reason),
+            };
             let metadata: Self =
-                serde_json::from_slice(response.body()).map_err(|e| DiscoveryError::Invalid {
-                    url: url.clone(),
-                    reason: e.to_string(),
-                })?;
-            if metadata.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+                serde_json::from_slice(response.body()).map_err(|e| invalid(e.to_string()))?;
+            if metadata.issuer != issuer {
                 return Err(DiscoveryError::IssuerMismatch {
                     url: url.clone(),
                     expected: issuer.to_owned(),
-                    found: metadata.issuer,
+                    found: quoted(&metadata.issuer),
                 });
             }
-            return metadata.validate().map_err(|e| DiscoveryError::Invalid {
-                url: url.clone(),
-                reason: e.to_string(),
-            });
+            return metadata.validate().map_err(|e| invalid(e.to_string()));
         }
         Err(DiscoveryError::NotFound {
             issuer: issuer.to_owned(),
@@ -389,7 +453,7 @@ impl AuthorizationServerMetadata {
         })
     }
 
-    /// An [`Introspector`] builder for this server's
+    /// An [`Introspector`](crate::introspection::Introspector) builder for this server's
     /// `introspection_endpoint`, authenticating as `client_id` with
     /// `client_secret_basic`, or `client_secret_post` when that is the only
     /// one of the two the server lists.
@@ -398,11 +462,15 @@ impl AuthorizationServerMetadata {
     ///
     /// [`ConfigError::Invalid`] when the metadata names no introspection
     /// endpoint.
+    #[cfg(feature = "introspection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
     pub fn introspector(
         &self,
         client_id: impl Into<String>,
-        client_secret: SecretString,
-    ) -> Result<IntrospectorBuilder, ConfigError> {
+        client_secret: secrecy::SecretString,
+    ) -> Result<crate::introspection::IntrospectorBuilder, ConfigError> {
+        use crate::introspection::{ClientAuth, Introspector};
+
         let url = self.introspection_endpoint.as_deref().ok_or_else(|| {
             ConfigError::Invalid(format!(
                 "the authorization server {} publishes no introspection_endpoint",
@@ -462,6 +530,19 @@ impl AuthorizationServerMetadata {
     }
 }
 
+/// At most [`MAX_QUOTED`] bytes of a text taken from a fetched document
+/// (cut on a character boundary), so an error stays short.
+fn quoted(text: &str) -> String {
+    if text.len() <= MAX_QUOTED {
+        return text.to_owned();
+    }
+    let mut end = MAX_QUOTED;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 impl fmt::Display for AuthorizationServerMetadata {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "authorization server {}", self.issuer)
@@ -471,7 +552,6 @@ impl fmt::Display for AuthorizationServerMetadata {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::SecretString;
 
     /// Serves `make(origin)` on a fresh loopback port; returns the origin.
     async fn serve(make: impl FnOnce(&str) -> Router) -> String {
@@ -503,12 +583,15 @@ mod tests {
             assert_eq!(found, described(&issuer, &origin));
             assert_eq!(found.scopes_supported, ["read:user", "repo"]);
             assert_eq!(found.code_challenge_methods_supported, ["S256"]);
-            let i = found
-                .introspector("rs", SecretString::from("s"))
-                .unwrap()
-                .build()
-                .unwrap();
-            assert_eq!(i.url(), format!("{origin}/introspect"));
+            #[cfg(feature = "introspection")]
+            {
+                let i = found
+                    .introspector("rs", secrecy::SecretString::from("s"))
+                    .unwrap()
+                    .build()
+                    .unwrap();
+                assert_eq!(i.url(), format!("{origin}/introspect"));
+            }
             let r = found
                 .protected_resource("https://mcp.example.com/mcp")
                 .build()
@@ -548,8 +631,13 @@ mod tests {
             serde_json::json!(format!("{origin}/userinfo"))
         );
         // Only client_secret_post is listed: the introspector uses it.
-        let b = found.introspector("rs", SecretString::from("s")).unwrap();
-        assert!(format!("{b:?}").contains("ClientSecretPost"));
+        #[cfg(feature = "introspection")]
+        {
+            let b = found
+                .introspector("rs", secrecy::SecretString::from("s"))
+                .unwrap();
+            assert!(format!("{b:?}").contains("ClientSecretPost"));
+        }
     }
 
     #[tokio::test]
@@ -608,6 +696,66 @@ mod tests {
     }
 
     #[test]
+    fn well_known_urls_insert_then_append() {
+        let urls = |i: &str| AuthorizationServerMetadata::well_known_urls(i).unwrap();
+        for issuer in ["https://as.example.com", "https://as.example.com/"] {
+            assert_eq!(
+                urls(issuer),
+                [
+                    "https://as.example.com/.well-known/oauth-authorization-server",
+                    "https://as.example.com/.well-known/openid-configuration",
+                ]
+            );
+        }
+        for issuer in ["http://[::1]:8080/a/b", "http://[::1]:8080/a/b/"] {
+            assert_eq!(
+                urls(issuer),
+                [
+                    "http://[::1]:8080/.well-known/oauth-authorization-server/a/b",
+                    "http://[::1]:8080/.well-known/openid-configuration/a/b",
+                    "http://[::1]:8080/a/b/.well-known/openid-configuration",
+                ]
+            );
+        }
+        for bad in [
+            "https://as.example.com?x=1",
+            "https://as.example.com#x",
+            "http://as.example.com",
+            "as.example.com",
+        ] {
+            let e = AuthorizationServerMetadata::well_known_urls(bad).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::InvalidUrl { what: "issuer", .. }),
+                "{e}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_foreign_issuer_is_quoted_briefly() {
+        let long = format!("https://evil.example.com/{}", "é".repeat(10_000));
+        let origin = serve(move |_| {
+            let doc = serde_json::json!({ "issuer": long });
+            Router::new().route(
+                OAUTH_WELL_KNOWN,
+                get(move || {
+                    let doc = doc.clone();
+                    async move { axum::Json(doc) }
+                }),
+            )
+        })
+        .await;
+        let e = AuthorizationServerMetadata::discover(&origin)
+            .await
+            .unwrap_err();
+        let DiscoveryError::IssuerMismatch { found, .. } = &e else {
+            panic!("{e}");
+        };
+        assert!(found.len() <= MAX_QUOTED + "…".len(), "{}", found.len());
+        assert!(e.to_string().len() < 1024);
+    }
+
+    #[test]
     fn validate_checks_every_endpoint() {
         let e = AuthorizationServerMetadata::new("https://a.example.com")
             .token_endpoint("http://a.example.com/token")
@@ -619,8 +767,13 @@ mod tests {
                 .validate()
                 .is_err()
         );
-        let m = AuthorizationServerMetadata::new("https://a.example.com");
-        assert!(m.introspector("rs", SecretString::from("s")).is_err());
+        #[cfg(feature = "introspection")]
+        {
+            let m = AuthorizationServerMetadata::new("https://a.example.com");
+            assert!(m
+                .introspector("rs", secrecy::SecretString::from("s"))
+                .is_err());
+        }
     }
 
     #[tokio::test]

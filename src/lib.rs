@@ -56,7 +56,7 @@
 //!
 //! | feature | default | what |
 //! | --- | --- | --- |
-//! | `jwt` | yes | bearer JWT validation (jsonwebtoken, remote JWKS) |
+//! | `jwt` | yes | bearer JWT validation (jsonwebtoken, remote JWKS), RFC 8414 / OpenID metadata discovery |
 //! | `aws-lc-rs` | yes | jsonwebtoken's crypto on aws-lc-rs |
 //! | `rust-crypto` | no | jsonwebtoken's crypto on the RustCrypto crates |
 //! | `mcp` | yes | MCP-aware authorization: [`mcp::McpPolicyLayer`], [`mcp::SessionBindingLayer`] (hmac) |
@@ -73,10 +73,12 @@ pub mod audit;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 mod bearer;
 pub mod config;
-#[cfg(feature = "introspection")]
-#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+#[cfg(any(feature = "jwt", feature = "introspection"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "jwt", feature = "introspection"))))]
 pub mod discovery;
 pub mod error;
+#[cfg(any(feature = "jwt", feature = "introspection"))]
+mod fetch;
 mod future;
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
@@ -93,6 +95,7 @@ pub mod principal;
 #[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
 pub mod rate_limit;
 pub mod scope;
+mod url;
 
 pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyLayer, ApiKeys};
 pub use config::ConfigError;

@@ -30,10 +30,15 @@ use std::{fmt, sync::Arc};
 
 use axum::{body::Body, response::Response, routing::get, Router};
 use bytes::Bytes;
-use http::{header, HeaderValue, Uri};
+use http::{header, HeaderValue};
 use serde::Serialize;
 
-use crate::{config::ConfigError, error::Challenge, principal::Scopes};
+use crate::{
+    config::ConfigError,
+    error::Challenge,
+    principal::Scopes,
+    url::{check_identifier, check_url},
+};
 
 /// The well-known path prefix of RFC 9728 metadata.
 pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
@@ -244,14 +249,11 @@ impl ProtectedResourceBuilder {
     /// absolute `https` URL (`http` is allowed on loopback hosts only), or
     /// carries a fragment; the resource identifier must also have no query.
     pub fn build(self) -> Result<ProtectedResource, ConfigError> {
-        let uri = check_url("resource identifier", &self.resource)?;
-        if uri.query().is_some() {
-            return Err(ConfigError::InvalidUrl {
-                what: "resource identifier",
-                url: self.resource,
-                reason: "it must not have a query component (RFC 8707 §2)",
-            });
-        }
+        let uri = check_identifier(
+            "resource identifier",
+            &self.resource,
+            "it must not have a query component (RFC 8707 §2)",
+        )?;
         for url in &self.authorization_servers {
             check_url("authorization server", url)?;
         }
@@ -293,41 +295,6 @@ impl ProtectedResourceBuilder {
             challenge,
         })))
     }
-}
-
-/// Checks that `url` is absolute, `https` (or `http` on a loopback host) and
-/// has no fragment.
-pub(crate) fn check_url(what: &'static str, url: &str) -> Result<Uri, ConfigError> {
-    let invalid = |reason| ConfigError::InvalidUrl {
-        what,
-        url: url.to_owned(),
-        reason,
-    };
-    if url.contains('#') {
-        return Err(invalid("it must not have a fragment"));
-    }
-    let uri: Uri = url
-        .parse()
-        .map_err(|_| invalid("it is not a valid absolute URL"))?;
-    let host = uri
-        .host()
-        .ok_or_else(|| invalid("it must be an absolute URL with a host"))?;
-    match uri.scheme_str() {
-        Some("https") => Ok(uri),
-        Some("http") if is_loopback(host) => Ok(uri),
-        Some("http") => Err(invalid(
-            "it must use https (http is allowed only on localhost / loopback addresses)",
-        )),
-        _ => Err(invalid("it must be an absolute https URL")),
-    }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

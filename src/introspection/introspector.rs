@@ -23,8 +23,9 @@ use crate::{
     audit,
     config::{secret_from_env, ConfigError},
     error::AuthError,
-    metadata::check_url,
+    fetch::{default_client, FetchError, HttpClient},
     principal::{AuthScheme, Principal, Scopes},
+    url::check_url,
 };
 
 /// Environment variable read by [`Introspector::from_env`] for the endpoint.
@@ -45,7 +46,7 @@ pub const DEFAULT_INACTIVE_TTL: Duration = Duration::from_secs(5);
 pub const DEFAULT_CACHE_CAPACITY: u64 = 10_000;
 /// Default `Retry-After` of a 503 when the endpoint cannot answer.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
-/// Largest introspection (or metadata) response read, in bytes.
+/// Largest introspection response read, in bytes.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// What the client description of a refusal says when the endpoint fails.
@@ -323,20 +324,18 @@ impl Introspector {
         Cached { verdict, ttl }
     }
 
-    /// One introspection call, bounded by the timeout. A failure is audited
-    /// here (once per call, not once per waiting request).
+    /// One introspection call, bounded by the timeout (the deadline of the
+    /// crate's one bounded exchange, [`fetch`](crate::fetch)). A failure is
+    /// audited here (once per call, not once per waiting request).
     async fn call(&self, token: &str) -> Result<Verdict, AuthError> {
         let inner = &*self.0;
-        let failure = match tokio::time::timeout(inner.timeout, inner.introspect(token)).await {
-            Ok(Ok(response)) => return Ok(inner.verdict(response)),
-            Ok(Err(failure)) => failure,
-            Err(_) => format!(
-                "the introspection endpoint did not answer within {:?}",
-                inner.timeout
-            ),
-        };
-        audit::degraded("introspection", &failure);
-        Err(AuthError::unavailable(UNAVAILABLE).with_retry_after(inner.retry_after))
+        match inner.introspect(token).await {
+            Ok(response) => Ok(inner.verdict(response)),
+            Err(failure) => {
+                audit::degraded("introspection", &failure);
+                Err(AuthError::unavailable(UNAVAILABLE).with_retry_after(inner.retry_after))
+            }
+        }
     }
 }
 
@@ -368,7 +367,9 @@ impl Inner {
                     "the introspection endpoint refused the request: {}",
                     err.error()
                 ),
-                RequestTokenError::Request(err) => err.to_string(),
+                RequestTokenError::Request(err) => {
+                    format!("the introspection endpoint failed: {err}")
+                }
                 RequestTokenError::Parse(err, _) => format!(
                     "the introspection endpoint answered something that is not an RFC 7662 response ({})",
                     err.path()
@@ -572,7 +573,7 @@ impl IntrospectorBuilder {
         }
         let client = match self.http {
             Some(c) => c,
-            None => default_http_client()?,
+            None => default_client()?,
         };
         let cache = self.cache.then(|| TokenCache::new(self.capacity.max(1)));
         Ok(Introspector(Arc::new(Inner {
@@ -580,10 +581,7 @@ impl IntrospectorBuilder {
             client_id: self.client_id,
             client_secret: self.client_secret,
             auth: self.auth,
-            http: HttpClient {
-                client,
-                max_body: MAX_RESPONSE_BYTES,
-            },
+            http: HttpClient::new(client, MAX_RESPONSE_BYTES, self.timeout),
             timeout: self.timeout,
             retry_after: self.retry_after,
             audience: self.audience,
@@ -595,87 +593,15 @@ impl IntrospectorBuilder {
     }
 }
 
-/// A `reqwest` client that follows no redirects (so client credentials
-/// never travel anywhere but the configured endpoint).
-pub(crate) fn default_http_client() -> Result<reqwest::Client, ConfigError> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| ConfigError::Invalid(format!("cannot build the HTTP client: {e}")))
-}
-
-/// oauth2's async HTTP client over reqwest 0.13, reading at most
-/// `max_body` bytes of a response.
-#[derive(Clone, Debug)]
-pub(crate) struct HttpClient {
-    pub(crate) client: reqwest::Client,
-    pub(crate) max_body: usize,
-}
-
-/// Why an HTTP exchange failed. Never carries a request body or header.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum HttpError {
-    #[error("the request could not be built: {0}")]
-    Build(String),
-    #[error("the endpoint could not be reached: {0}")]
-    Transport(String),
-    #[error("the response is larger than {0} bytes")]
-    TooLarge(usize),
-}
-
-impl HttpError {
-    fn from_reqwest(e: &reqwest::Error) -> Self {
-        // reqwest errors carry the URL (ours, from configuration) but never
-        // the body; drop the URL anyway to keep audit lines short.
-        let e = e.to_string();
-        Self::Transport(e)
-    }
-}
-
-impl HttpClient {
-    pub(crate) async fn execute(
-        &self,
-        request: reqwest::Request,
-    ) -> Result<http::Response<Vec<u8>>, HttpError> {
-        let mut response = self
-            .client
-            .execute(request)
-            .await
-            .map_err(|e| HttpError::from_reqwest(&e.without_url()))?;
-        if response
-            .content_length()
-            .is_some_and(|n| n > self.max_body as u64)
-        {
-            return Err(HttpError::TooLarge(self.max_body));
-        }
-        let mut out = http::Response::builder()
-            .status(response.status())
-            .body(Vec::new())
-            .map_err(|e| HttpError::Build(e.to_string()))?;
-        *out.headers_mut() = std::mem::take(response.headers_mut());
-        let body = out.body_mut();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| HttpError::from_reqwest(&e.without_url()))?
-        {
-            if body.len() + chunk.len() > self.max_body {
-                return Err(HttpError::TooLarge(self.max_body));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(out)
-    }
-}
-
+/// oauth2's async HTTP client: the crate's one bounded exchange.
 impl<'c> AsyncHttpClient<'c> for HttpClient {
-    type Error = HttpError;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send + 'c>>;
+    type Error = FetchError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, FetchError>> + Send + 'c>>;
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         Box::pin(async move {
             let request = reqwest::Request::try_from(request)
-                .map_err(|e| HttpError::Build(e.without_url().to_string()))?;
+                .map_err(|e| FetchError::Build(e.without_url().to_string()))?;
             self.execute(request).await
         })
     }

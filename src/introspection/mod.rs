@@ -96,7 +96,6 @@ mod cache;
 mod introspector;
 mod layer;
 
-pub(crate) use introspector::HttpClient;
 pub use introspector::{
     AudienceCheck, ClientAuth, Introspector, IntrospectorBuilder, DEFAULT_CACHE_CAPACITY,
     DEFAULT_CACHE_TTL, DEFAULT_INACTIVE_TTL, DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT, ENV_CLIENT_ID,

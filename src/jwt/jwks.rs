@@ -1,5 +1,6 @@
 //! Remote keys: a JWKS fetched from a URL (or found through the issuer's
-//! RFC 8414 / OpenID Connect metadata), cached, refreshed in the background.
+//! RFC 8414 / OpenID Connect metadata, by the rules of
+//! [`discovery`](crate::discovery)), cached, refreshed in the background.
 //!
 //! * Reads are lock-free: the current key set sits in an [`ArcSwapOption`].
 //! * A background task refreshes the set every `refresh_interval`.
@@ -12,10 +13,13 @@
 //! * A failed fetch keeps the last good keys (stale-on-error) and emits an
 //!   [`audit::degraded`](crate::audit::degraded) event. With no keys ever
 //!   fetched, the validator answers 503.
-//! * Each fetch has a timeout and a response-size cap; redirects are not
-//!   followed. HMAC (`oct`) keys are ignored unless explicitly allowed.
+//! * Each fetch (metadata and JWKS alike) is the crate's one bounded
+//!   exchange ([`fetch`](crate::fetch)): a deadline over the whole
+//!   exchange, a response-size cap, no redirects. HMAC (`oct`) keys are
+//!   ignored unless explicitly allowed.
 
 use std::{
+    borrow::Cow,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, Weak,
@@ -32,7 +36,10 @@ use super::{
     cache::OnChange,
     keys::{JwtKey, KeySet},
 };
-use crate::{audit, config::ConfigError, metadata::check_url};
+use crate::{
+    audit, config::ConfigError, discovery::AuthorizationServerMetadata, fetch::HttpClient,
+    url::check_url,
+};
 
 /// Default background refresh interval.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
@@ -89,7 +96,7 @@ pub(crate) struct RemoteJwks {
 struct Shared {
     source: JwksSource,
     resolved_url: ArcSwapOption<String>,
-    client: reqwest::Client,
+    http: HttpClient,
     opts: JwksOptions,
     keys: ArcSwapOption<Loaded>,
     generation: AtomicU64,
@@ -100,9 +107,16 @@ struct Shared {
     on_change: Option<OnChange>,
 }
 
-/// Why a fetch failed (fixed, safe strings).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct FetchError(pub(crate) &'static str);
+/// Why a fetch failed, for the audit trail: never a key, never a body
+/// beyond a bounded quote of a discovered issuer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FetchError(pub(crate) Cow<'static, str>);
+
+impl FetchError {
+    fn fixed(why: &'static str) -> Self {
+        Self(Cow::Borrowed(why))
+    }
+}
 
 impl RemoteJwks {
     pub(crate) fn new(
@@ -116,21 +130,16 @@ impl RemoteJwks {
                 Some(Arc::new(url.clone()))
             }
             JwksSource::Issuer(issuer) => {
-                check_url("issuer", issuer)?;
+                AuthorizationServerMetadata::well_known_urls(issuer)?;
                 None
             }
         };
-        let client = reqwest::Client::builder()
-            .timeout(opts.timeout)
-            .connect_timeout(opts.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ConfigError::Invalid(format!("cannot build the JWKS HTTP client: {e}")))?;
+        let http = HttpClient::with_limits(opts.max_bytes, opts.timeout)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 source,
                 resolved_url: ArcSwapOption::new(resolved),
-                client,
+                http,
                 opts,
                 keys: ArcSwapOption::empty(),
                 generation: AtomicU64::new(0),
@@ -203,7 +212,7 @@ impl RemoteJwks {
             shared.fetch_and_store().await
         })
         .await
-        .unwrap_or(Err(FetchError("the fetch task failed")))
+        .unwrap_or(Err(FetchError::fixed("the fetch task failed")))
     }
 
     /// Starts the background refresher once, if a Tokio runtime is running.
@@ -302,97 +311,39 @@ impl Shared {
             Some(url) => url,
             None => {
                 let JwksSource::Issuer(issuer) = &self.source else {
-                    return Err(FetchError("no JWKS URL"));
+                    return Err(FetchError::fixed("no JWKS URL"));
                 };
                 let url = Arc::new(self.discover(issuer).await?);
                 self.resolved_url.store(Some(url.clone()));
                 url
             }
         };
-        let body = self.get_json(&url).await?;
+        let response = self
+            .http
+            .get_json(&url)
+            .await
+            .map_err(|e| FetchError(e.to_string().into()))?;
+        if !response.status().is_success() {
+            return Err(FetchError(
+                format!("the JWKS URL answered HTTP {}", response.status().as_u16()).into(),
+            ));
+        }
+        let body: Value = serde_json::from_slice(response.body())
+            .map_err(|_| FetchError::fixed("the JWKS is not JSON"))?;
         parse_jwks(&body, self.opts.allow_hmac, self.opts.issuer.as_deref())
     }
 
-    /// RFC 8414 first (`/.well-known/oauth-authorization-server` inserted
-    /// before the issuer's path), then OpenID Connect Discovery
-    /// (`/.well-known/openid-configuration` appended).
+    /// The issuer's `jwks_uri`, by the crate's one discovery
+    /// ([`AuthorizationServerMetadata::discover_by`]) with this JWKS's
+    /// limits.
     async fn discover(&self, issuer: &str) -> Result<String, FetchError> {
-        let mut last = FetchError("discovery failed");
-        for url in discovery_urls(issuer) {
-            match self.get_json(&url).await {
-                Ok(doc) => {
-                    if doc.get("issuer").and_then(Value::as_str) != Some(issuer) {
-                        last = FetchError("the metadata's issuer does not match");
-                        continue;
-                    }
-                    let Some(jwks) = doc.get("jwks_uri").and_then(Value::as_str) else {
-                        last = FetchError("the metadata has no jwks_uri");
-                        continue;
-                    };
-                    if check_url("jwks_uri", jwks).is_err() {
-                        last = FetchError("the metadata's jwks_uri is not an https URL");
-                        continue;
-                    }
-                    return Ok(jwks.to_owned());
-                }
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
-    }
-
-    async fn get_json(&self, url: &str) -> Result<Value, FetchError> {
-        let mut res = self
-            .client
-            .get(url)
-            .header(http::header::ACCEPT, "application/json")
-            .send()
+        let metadata = AuthorizationServerMetadata::discover_by(&self.http, issuer)
             .await
-            .map_err(|e| {
-                FetchError(if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "request failed"
-                })
-            })?;
-        if !res.status().is_success() {
-            return Err(FetchError("non-success status"));
-        }
-        let max = self.opts.max_bytes;
-        if res.content_length().is_some_and(|n| n > max as u64) {
-            return Err(FetchError("response too large"));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(|e| {
-            FetchError(if e.is_timeout() {
-                "timed out"
-            } else {
-                "reading the response failed"
-            })
-        })? {
-            if body.len() + chunk.len() > max {
-                return Err(FetchError("response too large"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice(&body).map_err(|_| FetchError("the response is not JSON"))
+            .map_err(|e| FetchError(format!("discovery: {e}").into()))?;
+        metadata.jwks_uri.ok_or_else(|| {
+            FetchError(format!("discovery: the metadata of {issuer} has no jwks_uri").into())
+        })
     }
-}
-
-pub(crate) fn discovery_urls(issuer: &str) -> Vec<String> {
-    let trimmed = issuer.trim_end_matches('/');
-    let mut urls = Vec::with_capacity(2);
-    if let Some((scheme, rest)) = trimmed.split_once("://") {
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        urls.push(format!(
-            "{scheme}://{authority}/.well-known/oauth-authorization-server{path}"
-        ));
-    }
-    urls.push(format!("{trimmed}/.well-known/openid-configuration"));
-    urls
 }
 
 /// Builds a key set from a JWKS document. Unusable keys (encryption keys,
@@ -404,7 +355,7 @@ pub(crate) fn parse_jwks(
     issuer: Option<&str>,
 ) -> Result<Loaded, FetchError> {
     let Some(items) = doc.get("keys").and_then(Value::as_array) else {
-        return Err(FetchError("the JWKS has no keys array"));
+        return Err(FetchError::fixed("the JWKS has no keys array"));
     };
     let mut set = KeySet::default();
     let mut accepted: Vec<String> = Vec::new();
@@ -427,7 +378,7 @@ pub(crate) fn parse_jwks(
         accepted.push(item.to_string());
     }
     if set.is_empty() {
-        return Err(FetchError("the JWKS has no usable signing key"));
+        return Err(FetchError::fixed("the JWKS has no usable signing key"));
     }
     accepted.sort();
     let mut h = Sha256::new();
@@ -445,24 +396,6 @@ pub(crate) fn parse_jwks(
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn discovery_urls_follow_rfc8414_then_oidc() {
-        assert_eq!(
-            discovery_urls("https://auth.example.com"),
-            [
-                "https://auth.example.com/.well-known/oauth-authorization-server",
-                "https://auth.example.com/.well-known/openid-configuration"
-            ]
-        );
-        assert_eq!(
-            discovery_urls("https://auth.example.com/tenant/1/"),
-            [
-                "https://auth.example.com/.well-known/oauth-authorization-server/tenant/1",
-                "https://auth.example.com/tenant/1/.well-known/openid-configuration"
-            ]
-        );
-    }
 
     #[test]
     fn jwks_skips_hmac_unless_allowed_and_unusable_keys() {

@@ -88,7 +88,8 @@
 //!
 //! [`jwks_url`](JwtValidatorBuilder::jwks_url) or
 //! [`jwks_from_issuer`](JwtValidatorBuilder::jwks_from_issuer) (RFC 8414,
-//! then OpenID Connect Discovery). Reads are lock-free; keys refresh in the
+//! then OpenID Connect Discovery, by the [rules of
+//! discovery](crate::discovery#the-rules-of-discovery)). Reads are lock-free; keys refresh in the
 //! background; an unknown `kid` triggers at most one refetch per minimum
 //! interval (5 s), shared by all the requests that ask; within the
 //! interval such a token is answered 503 with `Retry-After` (the key may

@@ -642,8 +642,12 @@ impl JwtValidatorBuilder {
     }
 
     /// Finds the JWKS through the issuer's metadata (RFC 8414, then OpenID
-    /// Connect Discovery). Tokens checked with those keys must carry this
-    /// `iss` (as with [`jwks_issuer`](Self::jwks_issuer)).
+    /// Connect Discovery, by the [rules of
+    /// discovery](crate::discovery#the-rules-of-discovery): the document
+    /// must name exactly this issuer). Tokens checked with those keys must
+    /// carry this `iss` (as with [`jwks_issuer`](Self::jwks_issuer)). An
+    /// issuer that is not an https URL (http on loopback), or has a query
+    /// or a fragment, fails at [`build`](Self::build).
     pub fn jwks_from_issuer(mut self, issuer: impl Into<String>) -> Self {
         let issuer = issuer.into();
         self.jwks = Some(JwksSource::Issuer(issuer.clone()));
