@@ -286,7 +286,7 @@ fn demo_jwt_secret() -> SecretString {
 
 /// Signs an HS256 access token for `subject` with `scopes`, valid for an
 /// hour, whose audience is the resource identifier: what an authorization
-/// server sharing `JWT_SECRET` would issue. For the demo banner and tests.
+/// server sharing `JWT_SECRET` would issue. For the demo banner.
 pub fn mint_token(
     secret: &SecretString,
     public_url: &str,

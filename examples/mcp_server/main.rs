@@ -41,7 +41,7 @@ use transport::{mcp_service, McpService};
 ///
 /// # Errors
 ///
-/// [`ConfigError`] if the rule set cannot be right (it can: it is tested).
+/// [`ConfigError`] if the rule set is inconsistent.
 pub fn policy() -> Result<McpPolicy, ConfigError> {
     McpPolicy::builder()
         .default(Rule::authenticated())
