@@ -71,7 +71,7 @@ fn token() -> String {
     .unwrap()
 }
 
-/// The example server's rules (examples/mcp_server.rs `policy()`).
+/// The example server's rules (examples/mcp_server/main.rs `policy()`).
 fn policy() -> McpPolicy {
     McpPolicy::builder()
         .default(Rule::authenticated())

@@ -1,6 +1,6 @@
 //! Bounded memory under refusals (issue 9, part 3): 100,000 refused
 //! requests of eight kinds through the example server's whole application
-//! (`examples/mcp_server.rs`, every layer), in process (`oneshot` on the
+//! (`examples/mcp_server/`, every layer), in process (`oneshot` on the
 //! router, no HTTP), after a 10,000-request warm-up; the process's resident
 //! memory (`VmRSS`) may not grow by more than [`MAX_GROWTH`].
 //!
@@ -31,9 +31,8 @@
     feature = "introspection"
 ))]
 
-#[allow(dead_code)]
-#[path = "../examples/mcp_server.rs"]
-mod mcp_server;
+mod support;
+use support::mcp_server;
 
 use std::{
     net::{Ipv4Addr, SocketAddr},

@@ -1,10 +1,9 @@
-//! End to end: the example MCP server (`examples/mcp_server.rs`) behind
+//! End to end: the example MCP server (`examples/mcp_server/`) behind
 //! `ApiKeyLayer`, served on loopback, driven by rmcp's own Streamable HTTP
 //! client and by raw HTTP requests.
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../examples/mcp_server.rs"]
-mod mcp_server;
+mod support;
+use support::mcp_server;
 
 use std::{collections::HashMap, net::SocketAddr};
 

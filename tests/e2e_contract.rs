@@ -1,5 +1,5 @@
 //! End to end: the whole contract of the example MCP server
-//! (`examples/mcp_server.rs`, the table at the end of DESIGN.md), served on
+//! (`examples/mcp_server/`, the table at the end of DESIGN.md), served on
 //! loopback and driven by raw HTTP and rmcp's client: every rule allowed,
 //! refused for the wrong scheme (401) and for a missing scope (403 step-up);
 //! list filtering; tools see the principal; batches, header/body mismatch,
@@ -7,9 +7,8 @@
 //! a compact attack table; opaque tokens by introspection; per-principal
 //! rate limiting, failed-auth throttling, and two replicas sharing Redis.
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../examples/mcp_server.rs"]
-mod mcp_server;
+mod support;
+use support::mcp_server;
 
 mod common;
 

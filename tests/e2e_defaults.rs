@@ -1,4 +1,4 @@
-//! End to end, through the example server (`examples/mcp_server.rs`) on
+//! End to end, through the example server (`examples/mcp_server/`) on
 //! loopback: the defaults that used to fail open or lock users out
 //! (issue 13, items 3 and 4).
 //!
@@ -12,9 +12,8 @@
 //! * a key rotation is "not known yet" (503, `Retry-After`) until the key
 //!   set may be fetched again, never counted as guessing.
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../examples/mcp_server.rs"]
-mod mcp_server;
+mod support;
+use support::mcp_server;
 
 mod common;
 

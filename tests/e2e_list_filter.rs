@@ -1,5 +1,5 @@
 //! End to end: list filtering cannot be escaped (issue 13, item 1), through
-//! the example server (`examples/mcp_server.rs`) on loopback.
+//! the example server (`examples/mcp_server/`) on loopback.
 //!
 //! - ids that rmcp rewrites (`1.0`, `1e0`, `10E-1` come back as `1`, `-0`
 //!   as `0`) on `tools/list`, `resources/list` and
@@ -11,9 +11,8 @@
 //!   so list results leave on the ping's exchange and on the GET stream;
 //!   none carries a tool the API key may not call.
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../examples/mcp_server.rs"]
-mod mcp_server;
+mod support;
+use support::mcp_server;
 
 use std::{
     net::SocketAddr,
@@ -29,7 +28,7 @@ const KEY: &str = "mcp_sk_e2e-list-filter-key-0123456789abcd";
 const JWT_SECRET: &str = "e2e-list-filter-hs256-secret-0123456789abc";
 const ACCEPT: &str = "application/json, text/event-stream";
 
-/// The tools an API key may call (examples/mcp_server.rs `policy()`).
+/// The tools an API key may call (examples/mcp_server/main.rs `policy()`).
 const KEY_TOOLS: [&str; 6] = [
     "create_admin_user",
     "delete_user",

@@ -1,14 +1,13 @@
 //! End to end: a Streamable HTTP session belongs to the principal that
 //! opened it (issue 13, item 2; the class of CVE-2026-52869). The example
-//! server (`examples/mcp_server.rs`) on loopback, with rmcp's stateful
+//! server (`examples/mcp_server/`) on loopback, with rmcp's stateful
 //! sessions: another principal presenting the owner's `Mcp-Session-Id`
 //! gets exactly what rmcp answers for a session it does not know, on POST,
 //! GET (with and without `Last-Event-ID`) and DELETE, and the owner's
 //! session goes on working. Stateless mode is unchanged.
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../examples/mcp_server.rs"]
-mod mcp_server;
+mod support;
+use support::mcp_server;
 
 use std::{
     net::SocketAddr,

@@ -1,4 +1,4 @@
-//! End to end, through the example (`examples/mcp_server.rs`) on loopback:
+//! End to end, through the example (`examples/mcp_server/`) on loopback:
 //! what the policy decides for each target, and that a request the
 //! policy allows gets exactly the answer the bare service gives.
 //!
@@ -14,9 +14,8 @@
 //! - `tasks/get|update|cancel` with `Mcp-Name: <taskId>` are not refused
 //!   with -32020; a wrong `Mcp-Name` is.
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../examples/mcp_server.rs"]
-mod mcp_server;
+mod support;
+use support::mcp_server;
 
 use std::net::SocketAddr;
 

@@ -807,7 +807,7 @@ async fn inner_call(state: Arc<InnerState>, req: Request<Body>) -> Result<Respon
 
 type Stack = tower::util::BoxCloneSyncService<Request<Body>, Response, Infallible>;
 
-/// The example server's stack (examples/mcp_server.rs, `protect`):
+/// The example server's stack (examples/mcp_server/main.rs, `protect`):
 /// FailedAuthLayer → ApiKeyLayer (optional) → JwtLayer (optional, HS256)
 /// → IntrospectionLayer (optional) → McpPolicyLayer → RateLimitLayer,
 /// around the fault-injecting inner service.

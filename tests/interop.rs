@@ -1,4 +1,4 @@
-//! Interoperability: the example MCP server (`examples/mcp_server.rs`, served
+//! Interoperability: the example MCP server (`examples/mcp_server/`, served
 //! in-process on loopback) driven by MCP clients nobody here wrote — the
 //! official TypeScript SDK (`tests/interop/node/client.mjs`) and the official
 //! Python SDK (`tests/interop/python/client.py`) — with a real OAuth 2
@@ -40,9 +40,8 @@
 //! by `scripts/test`), which turns a missing client into a failure.
 //! `INTEROP_PYTHON` names another Python interpreter that has `mcp`.
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../examples/mcp_server.rs"]
-mod mcp_server;
+mod support;
+use support::mcp_server;
 
 use std::{
     collections::HashMap,

@@ -242,9 +242,8 @@ async fn opaque_tokens_from_a_real_authorization_server() {
     child.kill().await.ok();
 }
 
-#[path = "../examples/mcp_server.rs"]
-#[allow(dead_code)]
-mod mcp_server;
+mod support;
+use support::mcp_server;
 
 /// A `tools/call` of `get_user_data` on the example server, stateless mode.
 async fn call_tool(url: &str, token: &str) -> (u16, serde_json::Value) {

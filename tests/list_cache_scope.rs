@@ -7,9 +7,8 @@
 //! filtered list to a caller who may use more. Through the real example
 //! server, with sessions (SSE answer) and stateless (JSON answer).
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../examples/mcp_server.rs"]
-mod mcp_server;
+mod support;
+use support::mcp_server;
 
 mod common;
 

@@ -5,9 +5,8 @@
 //! type redacts secrets; and the layers mark the credential header they
 //! accepted as sensitive before passing the request on.
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../examples/mcp_server.rs"]
-mod mcp_server;
+mod support;
+use support::mcp_server;
 
 use std::{
     convert::Infallible,

@@ -1,7 +1,8 @@
-//! FOR BENCHMARKS ONLY (`scripts/bench-e2e`): the example MCP server's
-//! service ([`mcp_server::mcp_service`], the same tools, store and rmcp
-//! transport) served with NO authentication layers, to measure what the
-//! layer stack of `examples/mcp_server.rs` costs end to end.
+//! FOR BENCHMARKS ONLY (`scripts/bench-e2e`, `scripts/conformance`): the
+//! example MCP server's service (`examples/mcp_server/transport.rs`, the
+//! same tools, store and rmcp transport) served with NO authentication
+//! layers, to measure what the layer stack of `examples/mcp_server/main.rs`
+//! costs end to end.
 //!
 //! Every request gets one fixed principal (the tools need a caller), so the
 //! tools do the same work as behind the stack, and logging is set up as
@@ -10,7 +11,7 @@
 //! reaching it acts as that principal. It binds loopback only.
 //!
 //! ```text
-//! BIND=127.0.0.1:3001 MCP_STATELESS=1 API_KEY=x cargo run --release --example bench_bare_mcp_server
+//! BIND=127.0.0.1:3001 MCP_STATELESS=1 API_KEY=x cargo run --release -p tower-mcp-auth-tools --bin bench_bare_mcp_server
 //! ```
 
 use std::net::SocketAddr;
@@ -20,7 +21,7 @@ use tower::ServiceBuilder;
 use tower_mcp_auth::{AuthScheme, Principal};
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "mcp_server.rs"]
+#[path = "../../../examples/mcp_server/main.rs"]
 mod mcp_server;
 
 #[tokio::main]
@@ -32,7 +33,7 @@ async fn main() {
         )
         .init();
 
-    let config = match mcp_server::Config::from_env() {
+    let config = match mcp_server::config::Config::from_env() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("configuration error: {e}");
@@ -43,7 +44,7 @@ async fn main() {
         eprintln!("this unauthenticated benchmark server binds loopback only");
         std::process::exit(1);
     }
-    let mcp = match mcp_server::mcp_service(&config) {
+    let mcp = match mcp_server::transport::mcp_service(&config) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("configuration error: {e}");
@@ -57,7 +58,7 @@ async fn main() {
             req
         })
         .service(mcp);
-    let app = Router::new().nest_service(mcp_server::MCP_PATH, svc);
+    let app = Router::new().nest_service(mcp_server::config::MCP_PATH, svc);
     let listener = match tokio::net::TcpListener::bind(config.bind).await {
         Ok(l) => l,
         Err(e) => {

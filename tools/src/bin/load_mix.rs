@@ -1,6 +1,6 @@
 //! A load generator for `scripts/load-test`: a BENCHMARK AND TEST TOOL,
 //! not part of the library. It drives the example server
-//! (`examples/mcp_server.rs`, stateless, full layer stack) over loopback
+//! (`examples/mcp_server/`, stateless, full layer stack) over loopback
 //! only, with a mix of clients whose every expected answer it knows, and
 //! fails on any wrong decision, any 5xx and any connection error.
 //!

@@ -1,0 +1,183 @@
+//! The seed's multi-auth MCP server: a real MCP server on rmcp's Streamable
+//! HTTP transport behind every layer of `tower-mcp-auth`.
+//!
+//! ```text
+//! cargo run --example mcp_server
+//! ```
+//!
+//! With no configuration it starts in demo mode: it generates an API key and
+//! an HS256 secret and prints them with a ready `curl` line and a sample
+//! token. The environment variables are listed in [`config`].
+//!
+//! This file is the stack and nothing else; the scenery sits beside it:
+//! [`config`] (the environment), [`tools`] and [`resources`] (what the
+//! server offers), [`store`] (its in-memory users and records) and
+//! [`transport`] (rmcp's service, with its DNS-rebinding checks).
+
+pub mod config;
+pub mod resources;
+pub mod store;
+pub mod tools;
+pub mod transport;
+
+use std::{net::SocketAddr, time::Duration};
+
+use axum::Router;
+use http::request::Parts;
+use tower::ServiceBuilder;
+use tower_mcp_auth::{
+    introspection::IntrospectionLayer,
+    jwt::JwtLayer,
+    mcp::{McpPolicy, McpPolicyLayer, McpRequest, Rule, SessionBindingLayer},
+    rate_limit::{FailedAuthLayer, Quota, RateLimitLayer},
+    ApiKeyLayer, ConfigError, ProtectedResource,
+};
+
+use config::{Config, MCP_PATH};
+use transport::{mcp_service, McpService};
+
+/// The contract's rules: which scheme and scopes each tool and resource
+/// needs.
+///
+/// # Errors
+///
+/// [`ConfigError`] if the rule set is inconsistent.
+pub fn policy() -> Result<McpPolicy, ConfigError> {
+    McpPolicy::builder()
+        .default(Rule::authenticated())
+        .tool("get_user_data", Rule::bearer().scopes(["read:data"]))
+        .tool("read_sensitive_data", Rule::bearer().scopes(["data:read"]))
+        .tool("update_user_data", Rule::bearer().scopes(["write:data"]))
+        .tool("get_my_profile", Rule::bearer().scopes(["read:profile"]))
+        .tool(
+            "update_my_profile",
+            Rule::bearer().scopes(["write:profile"]),
+        )
+        .tool("create_admin_user", Rule::api_key())
+        .tool(
+            "delete_user",
+            Rule::api_key().or(Rule::bearer().scopes(["admin:write"])),
+        )
+        .tool("list_all_users", Rule::api_key())
+        .tool("get_user_by_id", Rule::api_key())
+        .tool("protected_operation", Rule::authenticated())
+        .tool("rate_limited_operation", Rule::authenticated())
+        .resource(
+            "user://{user_id}/private",
+            Rule::bearer().scopes(["read:data"]),
+        )
+        .resource("admin://system/stats", Rule::api_key())
+        // Any other URI (`user://user_001?/private` matches no template):
+        // API key only, not the default. The administrator may still get
+        // the server's own "not found"; nobody else reaches the handler.
+        .unmatched_resource(Rule::api_key())
+        .build()
+}
+
+/// The whole application: RFC 9728 metadata at the root, and the protected
+/// MCP service at [`MCP_PATH`].
+///
+/// # Errors
+///
+/// [`ConfigError`] for a `PUBLIC_URL` that is not a resource identifier, an
+/// impossible quota or an unusable `REDIS_URL`.
+pub async fn app(config: &Config) -> Result<Router, ConfigError> {
+    let resource = config.resource()?;
+    let mcp = mcp_service(config)?;
+    Ok(Router::new()
+        .merge(resource.router())
+        .merge(protect(mcp, config, &resource).await?))
+}
+
+/// THE LAYER STACK: everything between the network and the MCP service,
+/// outermost first, mounted at [`MCP_PATH`].
+///
+/// 1. `FailedAuthLayer`: an address that keeps sending bad credentials is
+///    refused with 429 for a while (key guessing gets nowhere).
+/// 2. The authenticators, each optional (no credential: pass on; a bad one:
+///    401): `X-API-Key`; bearer JWTs (`JWT_SECRET`, or the authorization
+///    server's JWKS); opaque bearer tokens by introspection (the JWT layer
+///    hands a token that is not a JWT on only when introspection is there;
+///    without it such a token is refused, never anonymous).
+/// 3. `McpPolicyLayer`: each JSON-RPC call by [`policy`] (401 with the
+///    challenge, or a 403 step-up); tool and resource lists filtered.
+/// 4. `RateLimitLayer`: per principal (per address when anonymous); a batch
+///    costs one unit per call.
+/// 5. `SessionBindingLayer`: a session belongs to the principal that opened
+///    it; anyone else presenting its id is answered as for an unknown one.
+///
+/// # Errors
+///
+/// [`ConfigError`] for an impossible quota or an unusable `REDIS_URL`.
+pub async fn protect(
+    mcp: McpService,
+    config: &Config,
+    resource: &ProtectedResource,
+) -> Result<Router, ConfigError> {
+    let quota = Quota::try_new(config.rate_limit_per_minute, Duration::from_secs(60))?;
+    let jwt = config.jwt_validator(resource)?.map(|v| {
+        let jwt = JwtLayer::new(v).optional().resource(resource);
+        if config.introspector.is_some() {
+            jwt.pass_opaque_tokens()
+        } else {
+            jwt
+        }
+    });
+    let introspection = (config.introspector.clone())
+        .map(|i| IntrospectionLayer::new(i).optional().resource(resource));
+    let calls = |parts: &Parts| {
+        (parts.extensions.get::<McpRequest>())
+            .map_or(1, |r| u32::try_from(r.calls().len()).unwrap_or(u32::MAX))
+    };
+
+    let stack = ServiceBuilder::new()
+        .layer(FailedAuthLayer::new())
+        .layer(
+            ApiKeyLayer::new(config.api_keys.clone())
+                .optional()
+                .resource(resource),
+        )
+        .option_layer(jwt)
+        .option_layer(introspection)
+        .layer(McpPolicyLayer::new(policy()?, resource))
+        .layer(
+            RateLimitLayer::per_principal(quota)
+                .store(config.rate_limit_store().await?)
+                .cost(calls),
+        )
+        .layer(SessionBindingLayer::new());
+    Ok(Router::new().nest_service(MCP_PATH, stack.service(mcp)))
+}
+
+#[tokio::main]
+async fn main() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter.unwrap_or_else(|_| "info".into()))
+        .init();
+
+    let config = Config::from_env().unwrap_or_else(|e| exit(format!("configuration error: {e}")));
+    let app = app(&config)
+        .await
+        .unwrap_or_else(|e| exit(format!("configuration error: {e}")));
+    let listener = (tokio::net::TcpListener::bind(config.bind).await)
+        .unwrap_or_else(|e| exit(format!("cannot listen on {} (BIND): {e}", config.bind)));
+    let stateless = if config.stateless { ", stateless" } else { "" };
+    println!(
+        "MCP server listening on {} (public URL {}{stateless})",
+        config.bind, config.public_url
+    );
+    if let Some(key) = &config.generated_key {
+        config::print_demo_banner(&config, key);
+    }
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, app).await {
+        exit(format!("server error: {e}"));
+    }
+}
+
+fn exit(message: String) -> ! {
+    eprintln!("{message}");
+    std::process::exit(1)
+}
