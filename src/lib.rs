@@ -70,6 +70,7 @@
 
 pub mod api_key;
 pub mod audit;
+pub mod authenticate;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 mod bearer;
 pub mod config;
@@ -94,7 +95,7 @@ pub mod principal;
 pub mod rate_limit;
 pub mod scope;
 
-pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyLayer, ApiKeys};
+pub use api_key::{ApiKey, ApiKeyLayer, ApiKeys};
 pub use config::ConfigError;
 pub use error::{AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId};
 pub use future::ResponseFuture;

@@ -40,24 +40,59 @@ pub enum AuthScheme {
     Jwt,
     /// A bearer access token verified by RFC 7662 introspection.
     Introspection,
+    /// A scheme of your own ([`AuthScheme::custom`]): a client
+    /// certificate, a signed header, a session cookie.
+    Custom(CustomScheme),
+}
+
+/// The name and kind of a scheme of your own; see [`AuthScheme::custom`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CustomScheme {
+    name: &'static str,
+    bearer: bool,
 }
 
 impl AuthScheme {
-    /// `true` for the OAuth bearer-token schemes ([`Jwt`](Self::Jwt) and
-    /// [`Introspection`](Self::Introspection)).
+    /// A scheme of your own, for the principals an
+    /// [`Authenticator`](crate::authenticate::Authenticator) of yours
+    /// makes: its `name` (the audit events' `scheme` and `layer`, so a
+    /// short snake_case word such as `mtls`), and whether its credential is
+    /// an OAuth bearer token (`Authorization: Bearer`), which decides how
+    /// it chains with the other bearer authenticators.
+    ///
+    /// ```
+    /// use tower_mcp_auth::AuthScheme;
+    ///
+    /// let mtls = AuthScheme::custom("mtls", false);
+    /// assert_eq!(mtls.as_str(), "mtls");
+    /// assert!(!mtls.is_bearer());
+    /// ```
+    #[must_use]
+    pub const fn custom(name: &'static str, bearer: bool) -> Self {
+        Self::Custom(CustomScheme { name, bearer })
+    }
+
+    /// `true` for the OAuth bearer-token schemes ([`Jwt`](Self::Jwt),
+    /// [`Introspection`](Self::Introspection), and a custom one made as
+    /// such).
     #[must_use]
     pub fn is_bearer(self) -> bool {
-        matches!(self, Self::Jwt | Self::Introspection)
+        match self {
+            Self::Jwt | Self::Introspection => true,
+            Self::ApiKey => false,
+            Self::Custom(c) => c.bearer,
+        }
     }
 
     /// A short, stable name for logs and metrics: `api_key`, `jwt`,
-    /// `introspection`.
+    /// `introspection`, or a custom scheme's name.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ApiKey => "api_key",
             Self::Jwt => "jwt",
             Self::Introspection => "introspection",
+            Self::Custom(c) => c.name,
         }
     }
 }
@@ -408,16 +443,19 @@ impl fmt::Debug for Principal {
 /// [`JwtLayer::pass_opaque_tokens`](crate::JwtLayer::pass_opaque_tokens)
 /// leaves for an [`IntrospectionLayer`](crate::IntrospectionLayer)).
 ///
-/// The authenticator that hands a credential on inserts this marker into
-/// the request extensions; the one that verifies the credential removes it
-/// as it inserts the [`Principal`]. A request that still carries it when it
+/// The [authenticator model](crate::authenticate) keeps it: an
+/// authenticator whose verdict is
+/// [`HandOn`](crate::authenticate::Verdict::HandOn) leaves this marker in
+/// the request extensions, and a later one of the same kind (a bearer
+/// authenticator for a bearer token) that accepts the credential removes
+/// it as the [`Principal`] is inserted. A request that still carries it when it
 /// reaches an authorization step
 /// ([`McpPolicyLayer`](crate::mcp::McpPolicyLayer),
 /// [`RequireScopes`](crate::RequireScopes), the [`Principal`] and
 /// `Option<Principal>` extractors) is refused with 401 `invalid_token`: a
 /// presented credential that no layer verifies never passes as anonymous,
-/// however the stack is put together. An authenticator of your own that
-/// verifies such credentials removes the marker the same way.
+/// however the stack is put together. An authenticator of your own takes
+/// part through its verdicts, with nothing to do about the marker.
 ///
 /// # Example
 ///
@@ -434,13 +472,34 @@ impl fmt::Debug for Principal {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UnverifiedCredential {
     by: &'static str,
+    bearer: bool,
 }
 
 impl UnverifiedCredential {
-    /// A marker left by the layer named `by` (`"jwt"`, …).
+    /// A marker left on a bearer token by the layer named `by` (`"jwt"`, …).
     #[must_use]
     pub fn new(by: &'static str) -> Self {
-        Self { by }
+        Self { by, bearer: true }
+    }
+
+    /// The marker an authenticator of `scheme` leaves on the credential it
+    /// hands on.
+    pub(crate) fn handed_on_by(scheme: AuthScheme) -> Self {
+        Self {
+            by: scheme.as_str(),
+            bearer: scheme.is_bearer(),
+        }
+    }
+
+    /// Whether an authenticator of `scheme` that accepts a credential
+    /// verifies the one this marker is on: a bearer authenticator a bearer
+    /// token, any other the credential of its own scheme.
+    pub(crate) fn is_verified_by(&self, scheme: AuthScheme) -> bool {
+        if self.bearer {
+            scheme.is_bearer()
+        } else {
+            scheme.as_str() == self.by
+        }
     }
 
     /// The layer that handed the credential on.

@@ -102,4 +102,4 @@ pub use introspector::{
     DEFAULT_CACHE_TTL, DEFAULT_INACTIVE_TTL, DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT, ENV_CLIENT_ID,
     ENV_CLIENT_SECRET, ENV_INTROSPECTION_URL, MAX_RESPONSE_BYTES,
 };
-pub use layer::{IntrospectionAuth, IntrospectionLayer, ResponseFuture, DEFAULT_MAX_TOKEN_LEN};
+pub use layer::{IntrospectionAuthenticator, IntrospectionLayer, DEFAULT_MAX_TOKEN_LEN};

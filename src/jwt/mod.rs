@@ -139,7 +139,7 @@ pub use jwks::{
     DEFAULT_REFRESH_INTERVAL,
 };
 pub use keys::JwtKey;
-pub use layer::{JwtAuth, JwtLayer, JwtResponseFuture};
+pub use layer::{JwtAuthenticator, JwtLayer};
 pub use validator::{
     JwtError, JwtErrorKind, JwtValidator, JwtValidatorBuilder, DEFAULT_LEEWAY,
     DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY,
