@@ -378,6 +378,34 @@ impl<A: Authenticator> Config<A> {
     }
 }
 
+/// Finds the bearer token of a request (`Authorization: Bearer <token>`,
+/// RFC 6750 §2.1) the way every bearer authenticator of this crate does,
+/// for a bearer authenticator of your own: `Ok(None)` when no
+/// `Authorization` header uses the `Bearer` scheme (any case); never from
+/// the query string or the body.
+///
+/// # Errors
+///
+/// 400 `invalid_request` for more than one `Authorization` header; 401
+/// `invalid_token` for an empty token, one longer than `max_len` bytes, or
+/// one that is not an RFC 6750 `b64token`.
+///
+/// # Example
+///
+/// ```
+/// use http::HeaderMap;
+/// use tower_mcp_auth::authenticate::bearer_token;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("authorization", "bearer abc.def".parse().unwrap());
+/// assert_eq!(bearer_token(&headers, 4096).unwrap(), Some("abc.def"));
+/// headers.insert("authorization", "Bearer a b".parse().unwrap());
+/// assert_eq!(bearer_token(&headers, 4096).unwrap_err().status(), 401);
+/// ```
+pub fn bearer_token(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, AuthError> {
+    crate::bearer::find_bearer(headers, max_len)
+}
+
 /// Marks every value of each header sensitive.
 fn mark_sensitive(headers: &mut HeaderMap, names: &[HeaderName]) {
     for name in names {
@@ -408,6 +436,7 @@ where
         let config = &*self.config;
         let authenticator = &config.authenticator;
         let existing = Principal::from_extensions(req.extensions()).map(Principal::scheme);
+        let mut verified_before = false;
         let check = match authenticator.find(&req) {
             Err(err) => return ResponseFuture::refused(config.refuse(err, &req)),
             Ok(None) => None,
@@ -417,6 +446,7 @@ where
                 if existing
                     .is_some_and(|e| e.is_bearer() && authenticator.scheme().is_bearer()) =>
             {
+                verified_before = true;
                 None
             }
             Ok(Some(_)) if existing.is_some() => {
@@ -426,6 +456,11 @@ where
             Ok(Some(credential)) => Some(authenticator.verify(credential)),
         };
         match check {
+            // It goes on carrying the credential: sensitive, whoever
+            // verified it.
+            None if verified_before => {
+                mark_sensitive(req.headers_mut(), authenticator.credential_headers());
+            }
             None if existing.is_some() => {}
             None if config.optional => config.pass_anonymous(&mut req),
             None => {
@@ -559,5 +594,427 @@ where
             };
             self.as_mut().project().state.set(next);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The shared rules, run against every authenticator of this crate and
+    //! against the custom one of the module docs.
+
+    use super::*;
+    use crate::{api_key::ApiKey, ApiKeyLayer, ApiKeys};
+    use axum::body::Body;
+    use http::{header, HeaderValue, StatusCode};
+    use http_body_util::BodyExt;
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    const RESOURCE: &str = "https://mcp.example.com/mcp";
+    const CHALLENGE: &str = r#"Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#;
+    const API_KEY: &str = "mcp_sk_aaaaaaaaaaaaaaaaaaaaaaaa";
+
+    static CLIENT_CERT: HeaderName = HeaderName::from_static("x-client-cert-subject");
+
+    /// The docs' custom authenticator: a subject a TLS terminator forwards.
+    #[derive(Clone, Debug)]
+    struct ClientCert;
+
+    impl Authenticator for ClientCert {
+        type Credential<'a> = &'a str;
+        type Future = std::future::Ready<Verdict>;
+
+        fn scheme(&self) -> AuthScheme {
+            AuthScheme::custom("mtls", false)
+        }
+
+        fn credential_headers(&self) -> &[HeaderName] {
+            std::slice::from_ref(&CLIENT_CERT)
+        }
+
+        fn find<'a, B>(&self, req: &'a Request<B>) -> Result<Option<&'a str>, AuthError> {
+            let mut values = req.headers().get_all(&CLIENT_CERT).iter();
+            let Some(value) = values.next() else {
+                return Ok(None);
+            };
+            if values.next().is_some() {
+                return Err(AuthError::invalid_request(
+                    "more than one client certificate",
+                ));
+            }
+            value
+                .to_str()
+                .map(Some)
+                .map_err(|_| AuthError::invalid_token("unreadable subject"))
+        }
+
+        fn verify(&self, subject: &str) -> Check<Self::Future> {
+            Check::Ready(if subject == "CN=billing" {
+                Verdict::Accept(Principal::new(self.scheme(), subject))
+            } else {
+                Verdict::Refuse(AuthError::invalid_token("this certificate is not allowed"))
+            })
+        }
+    }
+
+    /// One authenticator under test: its layer, a good and a bad
+    /// credential, and the subject the good one names.
+    struct Case<A> {
+        layer: AuthenticateLayer<A>,
+        good: (HeaderName, String),
+        bad: (HeaderName, String),
+        subject: &'static str,
+    }
+
+    fn resource() -> ProtectedResource {
+        ProtectedResource::builder(RESOURCE).build().unwrap()
+    }
+
+    fn request(
+        credential: Option<&(HeaderName, String)>,
+        principal: Option<Principal>,
+    ) -> Request<Body> {
+        let mut req = Request::get("/mcp").body(Body::empty()).unwrap();
+        if let Some((name, value)) = credential {
+            req.headers_mut()
+                .append(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        if let Some(p) = principal {
+            req.extensions_mut().insert(p);
+        }
+        req
+    }
+
+    /// Sends `req` through the layer to a handler that answers
+    /// `scheme:subject:<every credential header value sensitive>`.
+    async fn send<A: Authenticator + Clone>(
+        layer: AuthenticateLayer<A>,
+        req: Request<Body>,
+    ) -> (StatusCode, Option<String>, String) {
+        let names = layer.authenticator().credential_headers().to_vec();
+        let svc = ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(move |req: Request<Body>| {
+                let names = names.clone();
+                async move {
+                    let sensitive = names.iter().all(|n| {
+                        req.headers()
+                            .get_all(n)
+                            .iter()
+                            .all(HeaderValue::is_sensitive)
+                    });
+                    let who = Principal::from_extensions(req.extensions())
+                        .map_or("anonymous".to_owned(), |p| {
+                            format!("{}:{}:{sensitive}", p.scheme(), p.subject())
+                        });
+                    Ok::<_, Infallible>(http::Response::new(Body::from(who)))
+                }
+            });
+        let res = svc.oneshot(req).await.unwrap();
+        let status = res.status();
+        let challenge = res
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (status, challenge, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// Every shared rule of the module docs, against one authenticator.
+    async fn shared_rules<A: Authenticator + Clone>(case: Case<A>) {
+        let layer = case.layer.resource(&resource());
+        let scheme = layer.authenticator().scheme();
+        let name = scheme.as_str();
+
+        // No credential: 401 with the resource's challenge.
+        let (status, challenge, body) = send(layer.clone(), request(None, None)).await;
+        assert_eq!(status, 401, "{name}");
+        assert_eq!(challenge.as_deref(), Some(CHALLENGE), "{name}");
+        assert!(body.contains("missing_credential"), "{name}: {body}");
+
+        // Optional: no credential passes on without a principal.
+        let (status, _, body) = send(layer.clone().optional(), request(None, None)).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "anonymous"),
+            "{name}"
+        );
+
+        // A good credential: the principal, every credential value sensitive.
+        let (status, _, body) = send(layer.clone(), request(Some(&case.good), None)).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        assert_eq!(body, format!("{name}:{}:true", case.subject));
+
+        // A bad one: 401 invalid_token with the challenge, optional or not.
+        for layer in [layer.clone(), layer.clone().optional()] {
+            let (status, challenge, _) = send(layer, request(Some(&case.bad), None)).await;
+            assert_eq!(status, 401, "{name}");
+            let challenge = challenge.unwrap();
+            assert!(
+                challenge.contains(r#"error="invalid_token""#),
+                "{name}: {challenge}"
+            );
+            assert!(
+                challenge.contains("resource_metadata="),
+                "{name}: {challenge}"
+            );
+        }
+
+        // Two credentials of the same header: 400 before anything is verified.
+        let mut req = request(Some(&case.good), None);
+        req.headers_mut().append(
+            case.good.0.clone(),
+            HeaderValue::from_str(&case.good.1).unwrap(),
+        );
+        let (status, _, _) = send(layer.clone(), req).await;
+        assert_eq!(status, 400, "{name}");
+
+        // Already authenticated, no credential of ours: passes on as it is.
+        let earlier = Principal::new(AuthScheme::ApiKey, "earlier");
+        let (status, _, body) = send(layer.clone(), request(None, Some(earlier.clone()))).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "api_key:earlier:true"),
+            "{name}"
+        );
+
+        // Already authenticated by another credential, and ours too: two
+        // credentials, 400, whatever the earlier scheme (one rule).
+        for other in [
+            earlier.clone(),
+            Principal::new(AuthScheme::custom("cookie", false), "c"),
+        ] {
+            if other.scheme() == scheme {
+                continue;
+            }
+            let (status, _, body) =
+                send(layer.clone(), request(Some(&case.good), Some(other))).await;
+            assert_eq!(status, 400, "{name}: {body}");
+            assert!(body.contains("more than one credential"), "{name}: {body}");
+        }
+
+        // A principal an earlier bearer authenticator made: the bearer token
+        // is verified already for a bearer authenticator (passes on, nothing
+        // verified again: the bad one is not even looked at); two
+        // credentials for any other.
+        let bearer = Principal::new(AuthScheme::custom("earlier_bearer", true), "b");
+        let (status, _, body) = send(layer.clone(), request(Some(&case.bad), Some(bearer))).await;
+        if scheme.is_bearer() {
+            assert_eq!(
+                (status, body.as_str()),
+                (StatusCode::OK, "earlier_bearer:b:true"),
+                "{name}"
+            );
+        } else {
+            assert_eq!(status, 400, "{name}: {body}");
+        }
+    }
+
+    fn api_key_case() -> Case<crate::api_key::ApiKeyAuthenticator> {
+        Case {
+            layer: ApiKeyLayer::new(ApiKeys::new().with(ApiKey::new("svc", API_KEY))),
+            good: (HeaderName::from_static("x-api-key"), API_KEY.to_owned()),
+            bad: (
+                HeaderName::from_static("x-api-key"),
+                "mcp_sk_wrong-wrong-wrong".to_owned(),
+            ),
+            subject: "svc",
+        }
+    }
+
+    #[tokio::test]
+    async fn shared_rules_api_key() {
+        shared_rules(api_key_case()).await;
+    }
+
+    #[tokio::test]
+    async fn shared_rules_custom_client_certificate() {
+        shared_rules(Case {
+            layer: AuthenticateLayer::custom(ClientCert),
+            good: (CLIENT_CERT.clone(), "CN=billing".to_owned()),
+            bad: (CLIENT_CERT.clone(), "CN=mallory".to_owned()),
+            subject: "CN=billing",
+        })
+        .await;
+    }
+
+    #[cfg(feature = "jwt")]
+    #[tokio::test]
+    async fn shared_rules_jwt() {
+        use crate::jwt::validator::tests::{good_claims, hs256, validator};
+        shared_rules(Case {
+            layer: crate::JwtLayer::new(validator()),
+            good: (
+                header::AUTHORIZATION,
+                format!("Bearer {}", hs256(&good_claims())),
+            ),
+            bad: (header::AUTHORIZATION, "Bearer not-a-jwt".to_owned()),
+            subject: "user-1",
+        })
+        .await;
+    }
+
+    /// A loopback introspection endpoint: `good` is active for the
+    /// resource, anything else inactive.
+    #[cfg(feature = "introspection")]
+    async fn introspection_endpoint() -> String {
+        use axum::{routing::post, Form, Json, Router};
+        use std::collections::HashMap;
+        let app = Router::new().route(
+            "/introspect",
+            post(|Form(form): Form<HashMap<String, String>>| async move {
+                Json(if form.get("token").map(String::as_str) == Some("good") {
+                    serde_json::json!({"active": true, "sub": "alice", "aud": RESOURCE})
+                } else {
+                    serde_json::json!({"active": false})
+                })
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/introspect")
+    }
+
+    #[cfg(feature = "introspection")]
+    #[tokio::test]
+    async fn shared_rules_introspection() {
+        let introspector = crate::Introspector::builder(
+            introspection_endpoint().await,
+            "rs",
+            secrecy::SecretString::from("secret"),
+        )
+        .build()
+        .unwrap();
+        shared_rules(Case {
+            layer: crate::IntrospectionLayer::new(introspector),
+            good: (header::AUTHORIZATION, "Bearer good".to_owned()),
+            bad: (header::AUTHORIZATION, "Bearer bad".to_owned()),
+            subject: "alice",
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn every_value_of_a_credential_header_is_sensitive() {
+        // `Authorization: ApiKey` next to another Authorization value: the
+        // key's authenticator marks both (it read them both).
+        let layer = api_key_case().layer.accept_authorization_scheme();
+        let mut req = request(
+            Some(&(header::AUTHORIZATION, format!("ApiKey {API_KEY}"))),
+            None,
+        );
+        req.headers_mut().append(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic dXNlcjpwYXNz"),
+        );
+        let (status, _, body) = send(layer, req).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "api_key:svc:true")
+        );
+    }
+
+    /// A bearer authenticator that hands every token on.
+    #[derive(Clone, Debug)]
+    struct HandsOn(AuthScheme);
+
+    impl Authenticator for HandsOn {
+        type Credential<'a> = &'a str;
+        type Future = std::future::Ready<Verdict>;
+
+        fn scheme(&self) -> AuthScheme {
+            self.0
+        }
+
+        fn credential_headers(&self) -> &[HeaderName] {
+            std::slice::from_ref(&header::AUTHORIZATION)
+        }
+
+        fn find<'a, B>(&self, req: &'a Request<B>) -> Result<Option<&'a str>, AuthError> {
+            bearer_token(req.headers(), 4096)
+        }
+
+        fn verify(&self, _: &str) -> Check<Self::Future> {
+            Check::Ready(Verdict::HandOn)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_handed_on_credential_is_cleared_only_by_one_of_its_kind() {
+        let marked = |req: &Request<Body>| req.extensions().get::<UnverifiedCredential>().is_some();
+        let hand_on = AuthenticateLayer::custom(HandsOn(AuthScheme::custom("first", true)));
+
+        // Handed on and never verified: marked, no principal.
+        let svc = ServiceBuilder::new().layer(hand_on.clone()).service_fn(
+            move |req: Request<Body>| async move {
+                Ok::<_, Infallible>(http::Response::new(Body::from(format!("{}", marked(&req)))))
+            },
+        );
+        let res = svc
+            .oneshot(request(
+                Some(&(header::AUTHORIZATION, "Bearer opaque".into())),
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "true");
+
+        // A later bearer authenticator accepts it: the mark is cleared.
+        #[derive(Clone, Debug)]
+        struct AcceptsBearer;
+        impl Authenticator for AcceptsBearer {
+            type Credential<'a> = &'a str;
+            type Future = std::future::Ready<Verdict>;
+            fn scheme(&self) -> AuthScheme {
+                AuthScheme::custom("second", true)
+            }
+            fn credential_headers(&self) -> &[HeaderName] {
+                std::slice::from_ref(&header::AUTHORIZATION)
+            }
+            fn find<'a, B>(&self, req: &'a Request<B>) -> Result<Option<&'a str>, AuthError> {
+                bearer_token(req.headers(), 4096)
+            }
+            fn verify(&self, token: &str) -> Check<Self::Future> {
+                Check::Ready(Verdict::Accept(Principal::new(self.scheme(), token)))
+            }
+        }
+        let svc = ServiceBuilder::new()
+            .layer(hand_on.clone())
+            .layer(AuthenticateLayer::custom(AcceptsBearer))
+            .service_fn(move |req: Request<Body>| async move {
+                Ok::<_, Infallible>(http::Response::new(Body::from(format!(
+                    "{}:{}",
+                    marked(&req),
+                    Principal::from_extensions(req.extensions())
+                        .unwrap()
+                        .subject()
+                ))))
+            });
+        let res = svc
+            .oneshot(request(
+                Some(&(header::AUTHORIZATION, "Bearer opaque".into())),
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            res.into_body().collect().await.unwrap().to_bytes(),
+            "false:opaque"
+        );
+
+        // An API key accepted after it verifies another credential: the
+        // bearer token stays marked (refused later by the authorization step).
+        let svc = ServiceBuilder::new()
+            .layer(hand_on)
+            .layer(api_key_case().layer)
+            .service_fn(move |req: Request<Body>| async move {
+                Ok::<_, Infallible>(http::Response::new(Body::from(format!("{}", marked(&req)))))
+            });
+        let mut req = request(Some(&(header::AUTHORIZATION, "Bearer opaque".into())), None);
+        req.headers_mut()
+            .insert("x-api-key", HeaderValue::from_static(API_KEY));
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "true");
     }
 }

@@ -71,7 +71,6 @@
 pub mod api_key;
 pub mod audit;
 pub mod authenticate;
-#[cfg(any(feature = "jwt", feature = "introspection"))]
 mod bearer;
 pub mod config;
 #[cfg(feature = "introspection")]

@@ -131,7 +131,7 @@ mod cache;
 mod jwks;
 mod keys;
 mod layer;
-mod validator;
+pub(crate) mod validator;
 
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{
