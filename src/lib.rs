@@ -77,6 +77,7 @@ pub mod config;
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
 pub mod discovery;
 pub mod error;
+mod extract;
 mod future;
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]

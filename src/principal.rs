@@ -24,11 +24,8 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 use serde_json::{Map, Value};
-
-use crate::error::{AuthError, Challenge};
 
 /// How a [`Principal`] proved who it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -360,9 +357,17 @@ impl Principal {
         &self.0.subject
     }
 
-    /// The subject, shared (for keys that outlive the request).
-    #[cfg(feature = "rate-limit")]
-    pub(crate) fn shared_subject(&self) -> Arc<str> {
+    /// The subject, shared: a reference count, no copy (for a key that
+    /// outlives the request, such as a rate limiter's).
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthScheme, Principal};
+    ///
+    /// let p = Principal::new(AuthScheme::ApiKey, "svc");
+    /// assert_eq!(&*p.shared_subject(), "svc");
+    /// ```
+    #[must_use]
+    pub fn shared_subject(&self) -> Arc<str> {
         self.0.subject.clone()
     }
 
@@ -435,125 +440,6 @@ impl fmt::Debug for Principal {
             .field("client_id", &self.0.client_id)
             .field("expires_at", &self.0.expires_at)
             .finish_non_exhaustive()
-    }
-}
-
-/// A credential that an authenticator found, did not verify, and handed on
-/// to a later one (for example an opaque bearer token that
-/// [`JwtLayer::pass_opaque_tokens`](crate::JwtLayer::pass_opaque_tokens)
-/// leaves for an [`IntrospectionLayer`](crate::IntrospectionLayer)).
-///
-/// The [authenticator model](crate::authenticate) keeps it: an
-/// authenticator whose verdict is
-/// [`HandOn`](crate::authenticate::Verdict::HandOn) leaves this marker in
-/// the request extensions, and a later one of the same kind (a bearer
-/// authenticator for a bearer token) that accepts the credential removes
-/// it as the [`Principal`] is inserted. A request that still carries it when it
-/// reaches an authorization step
-/// ([`McpPolicyLayer`](crate::mcp::McpPolicyLayer),
-/// [`RequireScopes`](crate::RequireScopes), the [`Principal`] and
-/// `Option<Principal>` extractors) is refused with 401 `invalid_token`: a
-/// presented credential that no layer verifies never passes as anonymous,
-/// however the stack is put together. An authenticator of your own takes
-/// part through its verdicts, with nothing to do about the marker.
-///
-/// # Example
-///
-/// ```
-/// use http::Extensions;
-/// use tower_mcp_auth::principal::UnverifiedCredential;
-///
-/// let mut ext = Extensions::new();
-/// ext.insert(UnverifiedCredential::new("jwt"));
-/// assert_eq!(UnverifiedCredential::refusal(&ext).unwrap().status(), 401);
-/// ext.remove::<UnverifiedCredential>(); // verified by a later layer
-/// assert!(UnverifiedCredential::refusal(&ext).is_none());
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UnverifiedCredential {
-    by: &'static str,
-    bearer: bool,
-}
-
-impl UnverifiedCredential {
-    /// A marker left on a bearer token by the layer named `by` (`"jwt"`, …).
-    #[must_use]
-    pub fn new(by: &'static str) -> Self {
-        Self { by, bearer: true }
-    }
-
-    /// The marker an authenticator of `scheme` leaves on the credential it
-    /// hands on.
-    pub(crate) fn handed_on_by(scheme: AuthScheme) -> Self {
-        Self {
-            by: scheme.as_str(),
-            bearer: scheme.is_bearer(),
-        }
-    }
-
-    /// Whether an authenticator of `scheme` that accepts a credential
-    /// verifies the one this marker is on: a bearer authenticator a bearer
-    /// token, any other the credential of its own scheme.
-    pub(crate) fn is_verified_by(&self, scheme: AuthScheme) -> bool {
-        if self.bearer {
-            scheme.is_bearer()
-        } else {
-            scheme.as_str() == self.by
-        }
-    }
-
-    /// The layer that handed the credential on.
-    #[must_use]
-    pub fn by(&self) -> &'static str {
-        self.by
-    }
-
-    /// The refusal for a request whose extensions still carry the marker
-    /// (401 `invalid_token`, with the request's challenge and JSON-RPC id
-    /// when known); `None` when they do not.
-    #[must_use]
-    pub fn refusal(extensions: &http::Extensions) -> Option<AuthError> {
-        extensions.get::<Self>()?;
-        let mut err = AuthError::invalid_token("no layer could verify the bearer token");
-        if let Some(challenge) = extensions.get::<Challenge>() {
-            err = err.with_challenge(challenge.clone());
-        }
-        Some(err.with_request_context(extensions))
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Principal {
-    type Rejection = AuthError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(err) = UnverifiedCredential::refusal(&parts.extensions) {
-            return Err(err);
-        }
-        if let Some(p) = parts.extensions.get::<Principal>() {
-            return Ok(p.clone());
-        }
-        let mut err = AuthError::missing_credential();
-        if let Some(challenge) = parts.extensions.get::<Challenge>() {
-            err = err.with_challenge(challenge.clone());
-        }
-        Err(err.with_request_context(&parts.extensions))
-    }
-}
-
-/// `Option<Principal>`: `None` for an anonymous request; a request that
-/// carries a credential no layer verified ([`UnverifiedCredential`]) is
-/// refused with 401 rather than passed to the handler as anonymous.
-impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
-    type Rejection = AuthError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        match UnverifiedCredential::refusal(&parts.extensions) {
-            Some(err) => Err(err),
-            None => Ok(parts.extensions.get::<Principal>().cloned()),
-        }
     }
 }
 

@@ -37,10 +37,11 @@ use tower_service::Service;
 
 use crate::{
     audit,
+    authenticate::UnverifiedCredential,
     error::{AuthError, Challenge, ErrorRenderer},
     future::{BoxError, ResponseFuture},
     metadata::ProtectedResource,
-    principal::{Principal, Scopes, UnverifiedCredential},
+    principal::{Principal, Scopes},
 };
 
 /// Requires the request's [`Principal`] to hold scopes: all of a set, or

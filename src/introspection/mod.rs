@@ -53,7 +53,7 @@
 //! ```
 //!
 //! The JWT layer marks the request it hands on
-//! ([`UnverifiedCredential`](crate::principal::UnverifiedCredential)); this
+//! ([`UnverifiedCredential`](crate::authenticate::UnverifiedCredential)); this
 //! layer clears the mark when it verifies the token.
 //!
 //! When a request reaches this layer with a [`Principal`](crate::Principal)

@@ -41,7 +41,7 @@ impl AuthenticateLayer<JwtAuthenticator> {
     /// to a later authenticator, an
     /// [`IntrospectionLayer`](crate::IntrospectionLayer), instead of
     /// refusing it. The request goes on without a principal but marked
-    /// [`UnverifiedCredential`](crate::principal::UnverifiedCredential):
+    /// [`UnverifiedCredential`](crate::authenticate::UnverifiedCredential):
     /// the introspection layer verifies the token and clears the mark, and
     /// if no layer does (a stack without one),
     /// [`McpPolicyLayer`](crate::mcp::McpPolicyLayer),
@@ -106,7 +106,7 @@ impl Authenticator for JwtAuthenticator {
 mod tests {
     use super::*;
     use crate::{
-        error::ErrorRenderer, metadata::ProtectedResource, principal::UnverifiedCredential,
+        authenticate::UnverifiedCredential, error::ErrorRenderer, metadata::ProtectedResource,
     };
     use crate::{
         jwt::validator::tests::{good_claims, hs256, validator},

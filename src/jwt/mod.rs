@@ -76,7 +76,7 @@
 //! nobody verifies never passes as anonymous. To hand such tokens to an
 //! introspection layer placed after this one, say so with
 //! [`pass_opaque_tokens`](JwtLayer::pass_opaque_tokens): the request goes
-//! on marked [`UnverifiedCredential`](crate::principal::UnverifiedCredential),
+//! on marked [`UnverifiedCredential`](crate::authenticate::UnverifiedCredential),
 //! the introspection layer clears the mark when it verifies the token, and
 //! the authorization steps (`McpPolicyLayer`, `RequireScopes`, the
 //! `Principal` extractors) refuse a request still marked with 401
