@@ -159,7 +159,7 @@ impl Config {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopes<S>
 where
-    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone,
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>>,
     ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
