@@ -35,11 +35,13 @@ use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
+pub use crate::future::ResponseFuture;
+
 use crate::{
     audit,
     authenticate::UnverifiedCredential,
     error::{AuthError, Challenge, ErrorRenderer},
-    future::{BoxError, ResponseFuture},
+    future::BoxError,
     metadata::ProtectedResource,
     principal::{Principal, Scopes},
 };
