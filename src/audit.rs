@@ -153,6 +153,8 @@ pub(crate) struct Refusal<'a> {
 
 /// Emits a `refused` event for a [`Refusal`]. Every client-chosen field is
 /// [`bounded`].
+// Used by feature-gated layers only: not dead with them on.
+#[cfg_attr(not(feature = "mcp"), allow(dead_code))]
 pub(crate) fn refused_because(
     layer: &'static str,
     why: Refusal<'_>,
@@ -196,6 +198,11 @@ fn refusal(
 
 /// Emits a `degraded` event: a backend failed but the layer still decided
 /// (stale keys served, rate-limit store unreachable and failing open).
+// Used by feature-gated layers only: not dead with them on.
+#[cfg_attr(
+    not(any(feature = "jwt", feature = "introspection", feature = "rate-limit")),
+    allow(dead_code)
+)]
 pub(crate) fn degraded(layer: &'static str, detail: &str) {
     count(layer, "degraded", "backend_failure");
     let detail = bounded(detail);
@@ -205,6 +212,8 @@ pub(crate) fn degraded(layer: &'static str, detail: &str) {
 /// Emits the `throttled` event of an address that
 /// [`FailedAuthLayer`](crate::rate_limit::FailedAuthLayer) starts to
 /// refuse for `cooldown`.
+// Used by feature-gated layers only: not dead with them on.
+#[cfg_attr(not(feature = "rate-limit"), allow(dead_code))]
 pub(crate) fn blocked(layer: &'static str, client: &str, cooldown: Duration) {
     count(layer, "throttled", "repeated_authentication_failures");
     let client = bounded(client);
@@ -222,6 +231,8 @@ pub(crate) fn blocked(layer: &'static str, client: &str, cooldown: Duration) {
 /// first call and how many calls the request held) or `refused`/… (with
 /// the call that was refused). `rpc_method` and `target` are the JSON-RPC
 /// method and the tool, prompt or resource (`target_kind` says which).
+// Used by feature-gated layers only: not dead with them on.
+#[cfg_attr(not(feature = "mcp"), allow(dead_code))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn mcp_decision(
     err: Option<&AuthError>,

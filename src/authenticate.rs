@@ -219,6 +219,8 @@ impl<A: Authenticator> AuthenticateLayer<A> {
         &self.config.authenticator
     }
 
+    /// Sets the challenge (the JWT layer's, from its validator).
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
     pub(crate) fn challenge(mut self, challenge: Option<Challenge>) -> Self
     where
         A: Clone,
@@ -344,8 +346,8 @@ impl<A: Authenticator> Config<A> {
         }
     }
 
-    /// Applies a verdict: `Ok` to go on, `Err` with the refusal.
-    fn apply<B>(&self, verdict: Verdict, req: &mut Request<B>) -> Result<(), Response> {
+    /// Applies a verdict: `None` to go on, else the refusal.
+    fn apply<B>(&self, verdict: Verdict, req: &mut Request<B>) -> Option<Response> {
         let scheme = self.authenticator.scheme();
         match verdict {
             Verdict::Accept(principal) => {
@@ -364,15 +366,15 @@ impl<A: Authenticator> Config<A> {
                     ext.remove::<UnverifiedCredential>();
                 }
                 ext.insert(principal);
-                Ok(())
+                None
             }
-            Verdict::Refuse(err) => Err(self.refuse(err, req)),
+            Verdict::Refuse(err) => Some(self.refuse(err, req)),
             Verdict::HandOn => {
                 mark_sensitive(req.headers_mut(), self.authenticator.credential_headers());
                 req.extensions_mut()
                     .insert(UnverifiedCredential::handed_on_by(scheme));
                 self.pass_anonymous(req);
-                Ok(())
+                None
             }
         }
     }
@@ -468,7 +470,7 @@ where
                 return ResponseFuture::refused(config.refuse(err, &req));
             }
             Some(Check::Ready(verdict)) => {
-                if let Err(response) = config.apply(verdict, &mut req) {
+                if let Some(response) = config.apply(verdict, &mut req) {
                     return ResponseFuture::refused(response);
                 }
             }
@@ -583,10 +585,10 @@ where
                         config,
                     } = rest.take().expect("polled after completion");
                     match config.apply(verdict, &mut req) {
-                        Ok(()) => State::Inner {
+                        None => State::Inner {
                             future: inner.call(req),
                         },
-                        Err(response) => State::Refused {
+                        Some(response) => State::Refused {
                             response: Some(response),
                         },
                     }

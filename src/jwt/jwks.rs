@@ -10,7 +10,7 @@
 //!   `Retry-After` until a fetch is allowed, not 401 (a rotation the
 //!   server has not seen yet is not a bad token).
 //! * A failed fetch keeps the last good keys (stale-on-error) and emits an
-//!   [`audit::degraded`](crate::audit::degraded) event. With no keys ever
+//!   `degraded` [audit](crate::audit) event. With no keys ever
 //!   fetched, the validator answers 503.
 //! * Each fetch has a timeout and a response-size cap; redirects are not
 //!   followed. HMAC (`oct`) keys are ignored unless explicitly allowed.

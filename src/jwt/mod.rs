@@ -96,7 +96,7 @@
 //! invalid), so a freshly published key is refused for at most the
 //! interval plus one fetch; a failed fetch
 //! keeps the last good keys and emits an
-//! [`audit::degraded`](crate::audit::degraded) event; no keys ever fetched
+//! `degraded` [audit](crate::audit) event; no keys ever fetched
 //! means 503. Remote `oct` (HMAC) keys are ignored unless
 //! [`jwks_allow_hmac`](JwtValidatorBuilder::jwks_allow_hmac).
 //!
