@@ -310,15 +310,62 @@ pub const DECISIONS_METRIC: &str = "tower_mcp_auth_decisions_total";
 #[inline]
 fn count(layer: &'static str, outcome: &'static str, reason: &'static str) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(
-        DECISIONS_METRIC,
-        "layer" => layer,
-        "outcome" => outcome,
-        "reason" => reason,
-    )
-    .increment(1);
+    counters::increment(layer, outcome, reason);
     #[cfg(not(feature = "metrics"))]
     let _ = (layer, outcome, reason);
+}
+
+/// The decision counter's keys, made once per label combination (and
+/// thread) rather than once per request: a key built per call (a vector of
+/// labels, hashed) cost more than the rest of an API-key check.
+#[cfg(feature = "metrics")]
+mod counters {
+    use std::cell::RefCell;
+
+    use metrics::{Key, Label, Level, Metadata};
+
+    use super::DECISIONS_METRIC;
+
+    static METADATA: Metadata<'static> =
+        Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+    /// Label values are `&'static str`s from fixed sets: compared by
+    /// address and length, a hit costs a few comparisons.
+    type Labels = [&'static str; 3];
+
+    thread_local! {
+        static KEYS: RefCell<Vec<(Labels, Key)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn same(a: &Labels, b: &Labels) -> bool {
+        a.iter().zip(b).all(|(x, y)| std::ptr::eq(*x, *y) || x == y)
+    }
+
+    pub(super) fn increment(layer: &'static str, outcome: &'static str, reason: &'static str) {
+        let labels = [layer, outcome, reason];
+        KEYS.with(|keys| {
+            let mut keys = keys.borrow_mut();
+            let i = match keys.iter().position(|(l, _)| same(l, &labels)) {
+                Some(i) => i,
+                None => {
+                    let key = Key::from_parts(
+                        DECISIONS_METRIC,
+                        vec![
+                            Label::from_static_parts("layer", layer),
+                            Label::from_static_parts("outcome", outcome),
+                            Label::from_static_parts("reason", reason),
+                        ],
+                    );
+                    keys.push((labels, key));
+                    keys.len() - 1
+                }
+            };
+            let key = &keys[i].1;
+            metrics::with_recorder(|recorder| {
+                recorder.register_counter(key, &METADATA).increment(1)
+            });
+        });
+    }
 }
 
 #[cfg(test)]

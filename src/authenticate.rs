@@ -86,7 +86,7 @@ use std::{
 };
 
 use axum::{body::Body, response::Response};
-use http::{header::Entry, HeaderMap, HeaderName, Request};
+use http::{HeaderMap, HeaderName, Request};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -408,13 +408,12 @@ pub fn bearer_token(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>,
     crate::bearer::find_bearer(headers, max_len)
 }
 
-/// Marks every value of each header sensitive.
+/// Marks every value of each header sensitive: one pass over the headers,
+/// comparing names (no hashing, no lookup per name).
 fn mark_sensitive(headers: &mut HeaderMap, names: &[HeaderName]) {
-    for name in names {
-        if let Entry::Occupied(mut e) = headers.entry(name) {
-            for v in e.iter_mut() {
-                v.set_sensitive(true);
-            }
+    for (name, value) in headers.iter_mut() {
+        if names.contains(name) {
+            value.set_sensitive(true);
         }
     }
 }
@@ -482,11 +481,13 @@ where
                 return ResponseFuture {
                     state: State::Verifying {
                         future,
-                        rest: Some(Waiting {
+                        // Boxed: the slow path only, so that the future
+                        // every request carries stays small.
+                        rest: Some(Box::new(Waiting {
                             inner,
                             req,
                             config: self.config.clone(),
-                        }),
+                        })),
                     },
                 };
             }
@@ -531,7 +532,7 @@ pin_project! {
     {
         Inner { #[pin] future: S::Future },
         Refused { response: Option<Response> },
-        Verifying { #[pin] future: A::Future, rest: Option<Waiting<S, A, B>> },
+        Verifying { #[pin] future: A::Future, rest: Option<Box<Waiting<S, A, B>>> },
     }
 }
 
@@ -583,7 +584,7 @@ where
                         mut inner,
                         mut req,
                         config,
-                    } = rest.take().expect("polled after completion");
+                    } = *rest.take().expect("polled after completion");
                     match config.apply(verdict, &mut req) {
                         None => State::Inner {
                             future: inner.call(req),
