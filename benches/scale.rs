@@ -414,7 +414,7 @@ fn memory() {
             Ok::<_, Infallible>(http::Response::new(Body::empty()))
         });
     let bytes = per_entry(n, |i| {
-        let ip = Ipv4Addr::from(0x0a00_0000 + i as u32);
+        let ip = Ipv4Addr::from(0x0a00_0000u32.wrapping_add(i as u32));
         let mut req = Request::get("/mcp")
             .header("x-api-key", "mcp_sk_made-up-key-0123456789abcdef")
             .body(Body::empty())
