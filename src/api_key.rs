@@ -46,26 +46,20 @@ use std::{
     fmt,
     path::Path,
     sync::Arc,
-    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
 use arc_swap::ArcSwap;
-use axum::response::Response;
 use base64::Engine;
-use http::{header, HeaderMap, HeaderName, Request};
+use http::{header, HeaderName, Request};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::{
-    audit,
+    authenticate::{AuthenticateLayer, Authenticator, Check, Verdict},
     config::{secret_from_env, ConfigError},
-    error::{AuthError, Challenge, ErrorRenderer},
-    future::ResponseFuture,
-    metadata::ProtectedResource,
+    error::AuthError,
     principal::{AuthScheme, Principal, Scopes},
 };
 
@@ -553,123 +547,85 @@ fn parse_digest_file(path: &Path) -> Result<KeySet, ConfigError> {
     Ok(KeySet::from_keys(keys))
 }
 
-/// A [`Layer`] that authenticates requests by API key. See the
-/// [module docs](self).
+/// The [`Layer`](tower_layer::Layer) that authenticates requests by API
+/// key: the one [`AuthenticateLayer`] around an [`ApiKeyAuthenticator`].
+/// See the [module docs](self) and the [shared rules](crate::authenticate).
 ///
 /// * Required (default): no key → 401 with the challenge.
-/// * [`optional`](Self::optional): no key → the request passes on without a
-///   principal (a later layer or the policy decides).
+/// * [`optional`](AuthenticateLayer::optional): no key → the request passes
+///   on without a principal (a later layer or the policy decides).
 /// * A key that is present but wrong → 401 `invalid_token`, always.
 /// * Two key headers, or a key on a request that already has a principal
 ///   (another credential) → 400 `invalid_request`.
-#[derive(Clone, Debug)]
-#[must_use]
-pub struct ApiKeyLayer {
-    config: Arc<Config>,
-}
+pub type ApiKeyLayer = AuthenticateLayer<ApiKeyAuthenticator>;
 
+/// The [`Authenticator`] of API keys: reads the key from its header (and,
+/// when enabled, `Authorization: ApiKey <key>`) and looks it up in an
+/// [`ApiKeys`] set. Built by [`ApiKeyLayer::new`].
 #[derive(Clone, Debug)]
-struct Config {
+pub struct ApiKeyAuthenticator {
     keys: ApiKeys,
-    header: HeaderName,
-    authorization_scheme: bool,
-    optional: bool,
-    challenge: Option<Challenge>,
-    renderer: ErrorRenderer,
+    /// The key header, then `Authorization` when that scheme is accepted.
+    headers: Vec<HeaderName>,
 }
 
-impl ApiKeyLayer {
+impl ApiKeyAuthenticator {
+    fn header(&self) -> &HeaderName {
+        &self.headers[0]
+    }
+
+    fn authorization_scheme(&self) -> bool {
+        self.headers.len() > 1
+    }
+}
+
+impl AuthenticateLayer<ApiKeyAuthenticator> {
     /// A required API-key layer reading `X-API-Key`.
     pub fn new(keys: ApiKeys) -> Self {
-        Self {
-            config: Arc::new(Config {
-                keys,
-                header: DEFAULT_HEADER.clone(),
-                authorization_scheme: false,
-                optional: false,
-                challenge: None,
-                renderer: ErrorRenderer::default(),
-            }),
-        }
+        Self::custom(ApiKeyAuthenticator {
+            keys,
+            headers: vec![DEFAULT_HEADER.clone()],
+        })
     }
 
     /// Reads the key from another header.
     pub fn header(mut self, name: HeaderName) -> Self {
-        Arc::make_mut(&mut self.config).header = name;
+        self.authenticator_mut().headers[0] = name;
         self
     }
 
     /// Also accepts `Authorization: ApiKey <key>` (scheme name
     /// case-insensitive).
     pub fn accept_authorization_scheme(mut self) -> Self {
-        Arc::make_mut(&mut self.config).authorization_scheme = true;
-        self
-    }
-
-    /// Lets requests without a key pass on unauthenticated.
-    pub fn optional(mut self) -> Self {
-        Arc::make_mut(&mut self.config).optional = true;
-        self
-    }
-
-    /// Adds the resource's `resource_metadata` (and realm) to challenges.
-    pub fn resource(mut self, resource: &ProtectedResource) -> Self {
-        Arc::make_mut(&mut self.config).challenge = Some(resource.challenge());
-        self
-    }
-
-    /// Renders refusals with a custom renderer.
-    pub fn renderer(mut self, renderer: ErrorRenderer) -> Self {
-        Arc::make_mut(&mut self.config).renderer = renderer;
-        self
-    }
-}
-
-impl<S> Layer<S> for ApiKeyLayer {
-    type Service = ApiKeyAuth<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        ApiKeyAuth {
-            inner,
-            config: self.config.clone(),
+        let auth = self.authenticator_mut();
+        if !auth.authorization_scheme() {
+            auth.headers.push(header::AUTHORIZATION);
         }
+        self
     }
 }
 
-/// The service made by [`ApiKeyLayer`].
-#[derive(Clone, Debug)]
-pub struct ApiKeyAuth<S> {
-    inner: S,
-    config: Arc<Config>,
+fn strip_apikey_scheme(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("apikey").then_some(rest)
 }
 
-impl<S> ApiKeyAuth<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
+impl Authenticator for ApiKeyAuthenticator {
+    type Credential<'a> = &'a str;
+    type Future = std::future::Ready<Verdict>;
+
+    fn scheme(&self) -> AuthScheme {
+        AuthScheme::ApiKey
     }
 
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
+    fn credential_headers(&self) -> &[HeaderName] {
+        &self.headers
     }
 
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-/// What the headers carry.
-enum Found<'a> {
-    None,
-    Key(&'a str),
-}
-
-impl Config {
-    fn find<'a>(&self, headers: &'a HeaderMap) -> Result<Found<'a>, AuthError> {
+    fn find<'a, B>(&self, req: &'a Request<B>) -> Result<Option<&'a str>, AuthError> {
+        let headers = req.headers();
         let mut found = None;
-        let mut values = headers.get_all(&self.header).iter();
+        let mut values = headers.get_all(self.header()).iter();
         if let Some(v) = values.next() {
             if values.next().is_some() {
                 return Err(AuthError::invalid_request(
@@ -681,7 +637,7 @@ impl Config {
                     .map_err(|_| AuthError::invalid_token("the API key is not valid"))?,
             );
         }
-        if self.authorization_scheme {
+        if self.authorization_scheme() {
             for v in headers.get_all(header::AUTHORIZATION) {
                 let Some(key) = v.to_str().ok().and_then(strip_apikey_scheme) else {
                     continue;
@@ -692,104 +648,23 @@ impl Config {
                 found = Some(key);
             }
         }
-        Ok(found.map_or(Found::None, |k| Found::Key(k.trim())))
+        Ok(found.map(str::trim))
     }
 
-    fn refuse(&self, err: AuthError, req: &Request<impl Sized>) -> Response {
-        let err = match &self.challenge {
-            Some(c) => err.with_challenge(c.clone()),
-            None => err,
-        }
-        .with_request(req);
-        audit::refused(
-            "api_key",
-            &err,
-            Principal::from_extensions(req.extensions()),
-            req.method(),
-            audit::path(req.uri(), req.extensions()),
-        );
-        self.renderer.render(err)
-    }
-}
-
-fn strip_apikey_scheme(value: &str) -> Option<&str> {
-    let (scheme, rest) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("apikey").then_some(rest)
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ApiKeyAuth<S>
-where
-    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone,
-    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    ResBody::Error: Into<crate::future::BoxError>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let config = &*self.config;
-        let has_principal = req.extensions().get::<Principal>().is_some();
-        let principal = match config.find(req.headers()) {
-            Err(err) => return ResponseFuture::refused(config.refuse(err, &req)),
-            Ok(Found::None) if has_principal => None,
-            Ok(Found::None) if config.optional => {
-                if let Some(c) = &config.challenge {
-                    req.extensions_mut().insert(c.clone());
-                }
-                None
-            }
-            Ok(Found::None) => {
-                let err = AuthError::missing_credential();
-                return ResponseFuture::refused(config.refuse(err, &req));
-            }
-            Ok(Found::Key(_)) if has_principal => {
-                let err = AuthError::invalid_request(
-                    "more than one credential was sent; send either an API key or a bearer token",
-                );
-                return ResponseFuture::refused(config.refuse(err, &req));
-            }
-            Ok(Found::Key(key)) => match config.keys.verify(key) {
-                Some(p) => Some(p),
-                None => {
-                    let err = AuthError::invalid_token("the API key is not valid");
-                    return ResponseFuture::refused(config.refuse(err, &req));
-                }
-            },
-        };
-        if let Some(principal) = principal {
-            audit::accepted(
-                "api_key",
-                &principal,
-                req.method(),
-                audit::path(req.uri(), req.extensions()),
-            );
-            if let Some(v) = req.headers_mut().get_mut(&config.header) {
-                v.set_sensitive(true);
-            }
-            if config.authorization_scheme {
-                // The key may have come in `Authorization: ApiKey <key>`.
-                if let Some(v) = req.headers_mut().get_mut(header::AUTHORIZATION) {
-                    v.set_sensitive(true);
-                }
-            }
-            req.extensions_mut().insert(principal);
-        }
-        // Decided at once: the service `poll_ready` readied takes the call,
-        // no clone needed.
-        ResponseFuture::inner(self.inner.call(req))
+    fn verify(&self, key: &str) -> Check<Self::Future> {
+        Check::Ready(match self.keys.verify(key) {
+            Some(principal) => Verdict::Accept(principal),
+            None => Verdict::Refuse(AuthError::invalid_token("the API key is not valid")),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::ProtectedResource;
     use axum::body::Body;
-    use http::StatusCode;
+    use http::{HeaderMap, StatusCode};
     use http_body_util::BodyExt;
     use std::convert::Infallible;
     use tower::{ServiceBuilder, ServiceExt};

@@ -20,6 +20,21 @@
 //! marked with the field's original length (`…[cut: 1048576 bytes]`), so a
 //! 1 MiB tool name adds a few hundred bytes to the log, not a megabyte.
 //!
+//! # Metrics (feature `metrics`)
+//!
+//! Every event is also counted, through the [`metrics`](https://docs.rs/metrics)
+//! crate's facade (plug in its Prometheus or OpenTelemetry exporter; this
+//! crate depends on no exporter). One counter, [`DECISIONS_METRIC`]:
+//!
+//! | metric | labels |
+//! | --- | --- |
+//! | `tower_mcp_auth_decisions_total` | `layer` (`api_key`, `jwt`, `introspection`, a custom authenticator's scheme, `scopes`, `mcp_policy`, `session_binding`, `rate_limit`, `failed_auth`, …), `outcome` (`accepted`, `refused`, `throttled`, `degraded`), `reason` (the refusal's code, `none` for an acceptance, `backend_failure` for a degraded backend, `repeated_authentication_failures` for a blocked address) |
+//!
+//! Every label value is one of a fixed set: no client-chosen text becomes
+//! a label, so the series stay few. A rising `refused` count with reason
+//! `invalid_token` on one layer is what monitoring for credential guessing
+//! watches.
+//!
 //! # Example
 //!
 //! Route the audit trail to its own output with a target filter:
@@ -50,20 +65,8 @@ pub const MAX_FIELD_BYTES: usize = 256;
 /// holds at most [`MAX_FIELD_BYTES`] bytes, else its longest prefix within
 /// that bound (cut on a character boundary) followed by
 /// `…[cut: <original length> bytes]`.
-///
-/// # Example
-///
-/// ```
-/// use tower_mcp_auth::audit::{bounded, MAX_FIELD_BYTES};
-///
-/// assert_eq!(bounded("get_user_data"), "get_user_data");
-/// let long = "x".repeat(1 << 20);
-/// let cut = bounded(&long);
-/// assert!(cut.len() < MAX_FIELD_BYTES + 32);
-/// assert!(cut.ends_with("…[cut: 1048576 bytes]"));
-/// ```
 #[must_use]
-pub fn bounded(field: &str) -> Cow<'_, str> {
+pub(crate) fn bounded(field: &str) -> Cow<'_, str> {
     if field.len() <= MAX_FIELD_BYTES {
         return Cow::Borrowed(field);
     }
@@ -82,14 +85,15 @@ pub fn bounded(field: &str) -> Cow<'_, str> {
 /// else the URI's path. Never the query string, which may hold a
 /// credential that this crate never reads but a client may have sent.
 #[must_use]
-pub fn path<'a>(uri: &'a Uri, extensions: &'a Extensions) -> &'a str {
+pub(crate) fn path<'a>(uri: &'a Uri, extensions: &'a Extensions) -> &'a str {
     extensions
         .get::<OriginalUri>()
         .map_or(uri.path(), |original| original.0.path())
 }
 
 /// Emits an `accepted` event for a verified credential.
-pub fn accepted(layer: &'static str, principal: &Principal, method: &Method, path: &str) {
+pub(crate) fn accepted(layer: &'static str, principal: &Principal, method: &Method, path: &str) {
+    count(layer, "accepted", "none");
     if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
         return; // nobody listens: no field is even bounded
     }
@@ -108,7 +112,7 @@ pub fn accepted(layer: &'static str, principal: &Principal, method: &Method, pat
 
 /// Emits a `refused` (or `throttled`) event for a refusal. `subject` and
 /// `scheme` are the caller's when it is known.
-pub fn refused(
+pub(crate) fn refused(
     layer: &'static str,
     err: &AuthError,
     principal: Option<&Principal>,
@@ -138,18 +142,20 @@ pub fn refused(
 /// cannot read, a session id that is not the caller's): the `reason` code,
 /// a `detail` text and the HTTP `status` given.
 #[derive(Clone, Copy, Debug)]
-pub struct Refusal<'a> {
+pub(crate) struct Refusal<'a> {
     /// A short stable code (`unknown_session`, `unreadable_reply`).
-    pub reason: &'static str,
+    pub(crate) reason: &'static str,
     /// What happened, for a person (bounded like every field).
-    pub detail: &'a str,
+    pub(crate) detail: &'a str,
     /// The status of the answer.
-    pub status: u16,
+    pub(crate) status: u16,
 }
 
 /// Emits a `refused` event for a [`Refusal`]. Every client-chosen field is
 /// [`bounded`].
-pub fn refused_because(
+// Used by feature-gated layers only: not dead with them on.
+#[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+pub(crate) fn refused_because(
     layer: &'static str,
     why: Refusal<'_>,
     principal: Option<&Principal>,
@@ -167,6 +173,7 @@ fn refusal(
     method: &Method,
     path: &str,
 ) {
+    count(layer, outcome, why.reason);
     if !tracing::enabled!(target: TARGET, tracing::Level::WARN) {
         return; // nobody listens: no field is even bounded
     }
@@ -191,7 +198,13 @@ fn refusal(
 
 /// Emits a `degraded` event: a backend failed but the layer still decided
 /// (stale keys served, rate-limit store unreachable and failing open).
-pub fn degraded(layer: &'static str, detail: &str) {
+// Used by feature-gated layers only: not dead with them on.
+#[cfg_attr(
+    not(any(feature = "jwt", feature = "introspection", feature = "rate-limit")),
+    allow(dead_code)
+)]
+pub(crate) fn degraded(layer: &'static str, detail: &str) {
+    count(layer, "degraded", "backend_failure");
     let detail = bounded(detail);
     tracing::warn!(target: TARGET, outcome = "degraded", layer, detail = &*detail);
 }
@@ -199,7 +212,10 @@ pub fn degraded(layer: &'static str, detail: &str) {
 /// Emits the `throttled` event of an address that
 /// [`FailedAuthLayer`](crate::rate_limit::FailedAuthLayer) starts to
 /// refuse for `cooldown`.
-pub fn blocked(layer: &'static str, client: &str, cooldown: Duration) {
+// Used by feature-gated layers only: not dead with them on.
+#[cfg_attr(not(feature = "rate-limit"), allow(dead_code))]
+pub(crate) fn blocked(layer: &'static str, client: &str, cooldown: Duration) {
+    count(layer, "throttled", "repeated_authentication_failures");
     let client = bounded(client);
     tracing::warn!(
         target: TARGET,
@@ -215,8 +231,10 @@ pub fn blocked(layer: &'static str, client: &str, cooldown: Duration) {
 /// first call and how many calls the request held) or `refused`/… (with
 /// the call that was refused). `rpc_method` and `target` are the JSON-RPC
 /// method and the tool, prompt or resource (`target_kind` says which).
+// Used by feature-gated layers only: not dead with them on.
+#[cfg_attr(not(feature = "mcp"), allow(dead_code))]
 #[allow(clippy::too_many_arguments)]
-pub fn mcp_decision(
+pub(crate) fn mcp_decision(
     err: Option<&AuthError>,
     principal: Option<&Principal>,
     rpc_method: Option<&str>,
@@ -226,6 +244,10 @@ pub fn mcp_decision(
     method: &Method,
     path: &str,
 ) {
+    match err {
+        None => count("mcp_policy", "accepted", "none"),
+        Some(err) => count("mcp_policy", "refused", err.kind().code()),
+    }
     let listening = match err {
         None => tracing::enabled!(target: TARGET, tracing::Level::INFO),
         Some(_) => tracing::enabled!(target: TARGET, tracing::Level::WARN),
@@ -280,6 +302,72 @@ pub fn mcp_decision(
     }
 }
 
+/// The name of the decision counter (feature `metrics`).
+pub const DECISIONS_METRIC: &str = "tower_mcp_auth_decisions_total";
+
+/// Counts one decision (feature `metrics`): every event of this module
+/// goes through here, so the counters and the audit trail agree.
+#[inline]
+fn count(layer: &'static str, outcome: &'static str, reason: &'static str) {
+    #[cfg(feature = "metrics")]
+    counters::increment(layer, outcome, reason);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (layer, outcome, reason);
+}
+
+/// The decision counter's keys, made once per label combination (and
+/// thread) rather than once per request: a key built per call (a vector of
+/// labels, hashed) cost more than the rest of an API-key check.
+#[cfg(feature = "metrics")]
+mod counters {
+    use std::cell::RefCell;
+
+    use metrics::{Key, Label, Level, Metadata};
+
+    use super::DECISIONS_METRIC;
+
+    static METADATA: Metadata<'static> =
+        Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+    /// Label values are `&'static str`s from fixed sets: compared by
+    /// address and length, a hit costs a few comparisons.
+    type Labels = [&'static str; 3];
+
+    thread_local! {
+        static KEYS: RefCell<Vec<(Labels, Key)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn same(a: &Labels, b: &Labels) -> bool {
+        a.iter().zip(b).all(|(x, y)| std::ptr::eq(*x, *y) || x == y)
+    }
+
+    pub(super) fn increment(layer: &'static str, outcome: &'static str, reason: &'static str) {
+        let labels = [layer, outcome, reason];
+        KEYS.with(|keys| {
+            let mut keys = keys.borrow_mut();
+            let i = match keys.iter().position(|(l, _)| same(l, &labels)) {
+                Some(i) => i,
+                None => {
+                    let key = Key::from_parts(
+                        DECISIONS_METRIC,
+                        vec![
+                            Label::from_static_parts("layer", layer),
+                            Label::from_static_parts("outcome", outcome),
+                            Label::from_static_parts("reason", reason),
+                        ],
+                    );
+                    keys.push((labels, key));
+                    keys.len() - 1
+                }
+            };
+            let key = &keys[i].1;
+            metrics::with_recorder(|recorder| {
+                recorder.register_counter(key, &METADATA).increment(1)
+            });
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,5 +391,121 @@ mod tests {
         let odd = format!("a{long}");
         let cut = bounded(&odd);
         assert_eq!(cut.split_once('…').unwrap().0.len(), MAX_FIELD_BYTES - 1);
+    }
+}
+
+#[cfg(all(test, feature = "metrics"))]
+mod metrics_tests {
+    //! The counters, seen by a small recorder, for decisions of several
+    //! layers.
+
+    use std::{
+        collections::BTreeMap,
+        sync::{Arc, Mutex},
+    };
+
+    use axum::body::Body;
+    use http::{Request, StatusCode};
+    use metrics::{
+        Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+    use tower::{ServiceBuilder, ServiceExt};
+
+    use crate::{ApiKey, ApiKeyLayer, ApiKeys, RequireScopesLayer};
+
+    /// Counts per `name{label=value,...}`.
+    #[derive(Clone, Default)]
+    struct Counts(Arc<Mutex<BTreeMap<String, u64>>>);
+
+    struct One(Counts, String);
+
+    impl CounterFn for One {
+        fn increment(&self, value: u64) {
+            *self.0 .0.lock().unwrap().entry(self.1.clone()).or_default() += value;
+        }
+        fn absolute(&self, value: u64) {
+            self.0 .0.lock().unwrap().insert(self.1.clone(), value);
+        }
+    }
+
+    impl Recorder for Counts {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let name = format!("{}{{{}}}", key.name(), labels.join(","));
+            Counter::from_arc(Arc::new(One(self.clone(), name)))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    const KEY: &str = "mcp_sk_aaaaaaaaaaaaaaaaaaaaaaaa";
+
+    #[test]
+    fn every_decision_is_counted_by_layer_outcome_and_reason() {
+        let counts = Counts::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        metrics::with_local_recorder(&counts, || {
+            runtime.block_on(async {
+                let keys = ApiKeys::new().with(ApiKey::new("svc", KEY).scopes(["read"]));
+                let svc = ServiceBuilder::new()
+                    .layer(ApiKeyLayer::new(keys))
+                    .layer(RequireScopesLayer::all(["write"]))
+                    .service_fn(|_: Request<Body>| async {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty()))
+                    });
+                for (key, want) in [
+                    (Some(KEY), StatusCode::FORBIDDEN),
+                    (Some("mcp_sk_wrong-wrong-wrong"), StatusCode::UNAUTHORIZED),
+                    (None, StatusCode::UNAUTHORIZED),
+                    (Some("mcp_sk_wrong-wrong-wrong"), StatusCode::UNAUTHORIZED),
+                ] {
+                    let mut req = Request::get("/mcp");
+                    if let Some(key) = key {
+                        req = req.header("x-api-key", key);
+                    }
+                    let res = svc
+                        .clone()
+                        .oneshot(req.body(Body::empty()).unwrap())
+                        .await
+                        .unwrap();
+                    assert_eq!(res.status(), want);
+                }
+            });
+        });
+        let counts = counts.0.lock().unwrap().clone();
+        let name = super::DECISIONS_METRIC;
+        let want: BTreeMap<String, u64> = [
+            (
+                format!("{name}{{layer=api_key,outcome=accepted,reason=none}}"),
+                1,
+            ),
+            (
+                format!("{name}{{layer=api_key,outcome=refused,reason=invalid_token}}"),
+                2,
+            ),
+            (
+                format!("{name}{{layer=api_key,outcome=refused,reason=missing_credential}}"),
+                1,
+            ),
+            (
+                format!("{name}{{layer=scopes,outcome=refused,reason=insufficient_scope}}"),
+                1,
+            ),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(counts, want);
     }
 }

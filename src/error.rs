@@ -200,7 +200,7 @@ impl Challenge {
 /// extensions by whatever parsed the body (the MCP inspect step). When
 /// present, refusals are rendered as JSON-RPC error objects with this id.
 #[derive(Clone, Debug)]
-pub struct JsonRpcId(Arc<str>);
+pub struct JsonRpcId(pub(crate) Arc<str>);
 
 impl JsonRpcId {
     /// Wraps a raw JSON id (a string, a number, or `null`).
@@ -215,14 +215,6 @@ impl JsonRpcId {
     #[must_use]
     pub fn new(raw: &RawValue) -> Self {
         Self(Arc::from(raw.get()))
-    }
-
-    /// An id from JSON text the caller has already checked to be one JSON
-    /// value (the MCP inspect step's scanner): one allocation, no second
-    /// parse.
-    #[cfg(feature = "mcp")]
-    pub(crate) fn from_checked_json(text: &str) -> Self {
-        Self(Arc::from(text))
     }
 
     /// The `null` id, for a request whose id could not be read.

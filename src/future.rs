@@ -1,5 +1,6 @@
-//! The response future shared by the layers that answer without reading the
-//! body: either the inner service's future, or a refusal ready at once.
+//! The response future of [`RequireScopes`](crate::RequireScopes)
+//! (`scope::ResponseFuture`): either the inner service's future, or a
+//! refusal ready at once.
 
 use std::{
     future::Future,
@@ -15,7 +16,7 @@ use pin_project_lite::pin_project;
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pin_project! {
-    /// Response future of this crate's layers: the inner service's response
+    /// Response future of [`RequireScopes`](crate::RequireScopes): the inner service's response
     /// (its body converted into an [`axum::body::Body`], which costs nothing
     /// when it already is one) or a refusal.
     pub struct ResponseFuture<F> {

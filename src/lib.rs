@@ -14,6 +14,13 @@
 //! | `mcp::McpPolicyLayer` | per-tool / per-resource rules on one MCP endpoint, step-up 403s, list filtering |
 //! | `mcp::SessionBindingLayer` | a Streamable HTTP session belongs to the principal that opened it |
 //! | `IntrospectionLayer` (feature `introspection`) | opaque bearer tokens by RFC 7662 introspection, cached, single flight |
+//! | [`AuthenticateLayer::custom`](authenticate::AuthenticateLayer::custom) | your own [`Authenticator`](authenticate::Authenticator) (a client certificate, a signed header) |
+//!
+//! The three authenticators are one [model](authenticate): one layer, one
+//! service and one future run an [`Authenticator`](authenticate::Authenticator)
+//! and own the steps every scheme shares (optional, two credentials,
+//! already authenticated, the refusal with its challenge, the audit event,
+//! sensitive headers, the principal, handing a credential on).
 //!
 //! Refusals are [`AuthError`]s: the right status, an RFC 6750
 //! `WWW-Authenticate: Bearer` challenge carrying `resource_metadata`, and a
@@ -62,6 +69,7 @@
 //! | `mcp` | yes | MCP-aware authorization: [`mcp::McpPolicyLayer`], [`mcp::SessionBindingLayer`] (hmac) |
 //! | `rate-limit` | yes | `rate_limit`: per-principal rate limiting (governor), failed-auth throttling |
 //! | `redis` | no | a Redis store for the rate limiter, shared by replicas (implies `rate-limit`) |
+//! | `metrics` | no | every decision counted on the `metrics` facade: `tower_mcp_auth_decisions_total` by layer, outcome and reason (see [audit]) |
 //! | `introspection` | yes | RFC 7662 introspection (oauth2, moka), RFC 8414 / OpenID metadata discovery |
 //! | `full` | no | everything |
 #![forbid(unsafe_code)]
@@ -70,13 +78,14 @@
 
 pub mod api_key;
 pub mod audit;
-#[cfg(any(feature = "jwt", feature = "introspection"))]
+pub mod authenticate;
 mod bearer;
 pub mod config;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "jwt", feature = "introspection"))))]
 pub mod discovery;
 pub mod error;
+mod extract;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 mod fetch;
 mod future;
@@ -97,10 +106,9 @@ pub mod rate_limit;
 pub mod scope;
 mod url;
 
-pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyLayer, ApiKeys};
+pub use api_key::{ApiKey, ApiKeyLayer, ApiKeys};
 pub use config::ConfigError;
 pub use error::{AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId};
-pub use future::ResponseFuture;
 #[cfg(feature = "introspection")]
 pub use introspection::{IntrospectionLayer, Introspector};
 #[cfg(feature = "jwt")]

@@ -24,11 +24,8 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 use serde_json::{Map, Value};
-
-use crate::error::{AuthError, Challenge};
 
 /// How a [`Principal`] proved who it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,24 +37,59 @@ pub enum AuthScheme {
     Jwt,
     /// A bearer access token verified by RFC 7662 introspection.
     Introspection,
+    /// A scheme of your own ([`AuthScheme::custom`]): a client
+    /// certificate, a signed header, a session cookie.
+    Custom(CustomScheme),
+}
+
+/// The name and kind of a scheme of your own; see [`AuthScheme::custom`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CustomScheme {
+    name: &'static str,
+    bearer: bool,
 }
 
 impl AuthScheme {
-    /// `true` for the OAuth bearer-token schemes ([`Jwt`](Self::Jwt) and
-    /// [`Introspection`](Self::Introspection)).
+    /// A scheme of your own, for the principals an
+    /// [`Authenticator`](crate::authenticate::Authenticator) of yours
+    /// makes: its `name` (the audit events' `scheme` and `layer`, so a
+    /// short snake_case word such as `mtls`), and whether its credential is
+    /// an OAuth bearer token (`Authorization: Bearer`), which decides how
+    /// it chains with the other bearer authenticators.
+    ///
+    /// ```
+    /// use tower_mcp_auth::AuthScheme;
+    ///
+    /// let mtls = AuthScheme::custom("mtls", false);
+    /// assert_eq!(mtls.as_str(), "mtls");
+    /// assert!(!mtls.is_bearer());
+    /// ```
+    #[must_use]
+    pub const fn custom(name: &'static str, bearer: bool) -> Self {
+        Self::Custom(CustomScheme { name, bearer })
+    }
+
+    /// `true` for the OAuth bearer-token schemes ([`Jwt`](Self::Jwt),
+    /// [`Introspection`](Self::Introspection), and a custom one made as
+    /// such).
     #[must_use]
     pub fn is_bearer(self) -> bool {
-        matches!(self, Self::Jwt | Self::Introspection)
+        match self {
+            Self::Jwt | Self::Introspection => true,
+            Self::ApiKey => false,
+            Self::Custom(c) => c.bearer,
+        }
     }
 
     /// A short, stable name for logs and metrics: `api_key`, `jwt`,
-    /// `introspection`.
+    /// `introspection`, or a custom scheme's name.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ApiKey => "api_key",
             Self::Jwt => "jwt",
             Self::Introspection => "introspection",
+            Self::Custom(c) => c.name,
         }
     }
 }
@@ -325,9 +357,17 @@ impl Principal {
         &self.0.subject
     }
 
-    /// The subject, shared (for keys that outlive the request).
-    #[cfg(feature = "rate-limit")]
-    pub(crate) fn shared_subject(&self) -> Arc<str> {
+    /// The subject, shared: a reference count, no copy (for a key that
+    /// outlives the request, such as a rate limiter's).
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthScheme, Principal};
+    ///
+    /// let p = Principal::new(AuthScheme::ApiKey, "svc");
+    /// assert_eq!(&*p.shared_subject(), "svc");
+    /// ```
+    #[must_use]
+    pub fn shared_subject(&self) -> Arc<str> {
         self.0.subject.clone()
     }
 
@@ -400,101 +440,6 @@ impl fmt::Debug for Principal {
             .field("client_id", &self.0.client_id)
             .field("expires_at", &self.0.expires_at)
             .finish_non_exhaustive()
-    }
-}
-
-/// A credential that an authenticator found, did not verify, and handed on
-/// to a later one (for example an opaque bearer token that
-/// [`JwtLayer::pass_opaque_tokens`](crate::JwtLayer::pass_opaque_tokens)
-/// leaves for an [`IntrospectionLayer`](crate::IntrospectionLayer)).
-///
-/// The authenticator that hands a credential on inserts this marker into
-/// the request extensions; the one that verifies the credential removes it
-/// as it inserts the [`Principal`]. A request that still carries it when it
-/// reaches an authorization step
-/// ([`McpPolicyLayer`](crate::mcp::McpPolicyLayer),
-/// [`RequireScopes`](crate::RequireScopes), the [`Principal`] and
-/// `Option<Principal>` extractors) is refused with 401 `invalid_token`: a
-/// presented credential that no layer verifies never passes as anonymous,
-/// however the stack is put together. An authenticator of your own that
-/// verifies such credentials removes the marker the same way.
-///
-/// # Example
-///
-/// ```
-/// use http::Extensions;
-/// use tower_mcp_auth::principal::UnverifiedCredential;
-///
-/// let mut ext = Extensions::new();
-/// ext.insert(UnverifiedCredential::new("jwt"));
-/// assert_eq!(UnverifiedCredential::refusal(&ext).unwrap().status(), 401);
-/// ext.remove::<UnverifiedCredential>(); // verified by a later layer
-/// assert!(UnverifiedCredential::refusal(&ext).is_none());
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UnverifiedCredential {
-    by: &'static str,
-}
-
-impl UnverifiedCredential {
-    /// A marker left by the layer named `by` (`"jwt"`, …).
-    #[must_use]
-    pub fn new(by: &'static str) -> Self {
-        Self { by }
-    }
-
-    /// The layer that handed the credential on.
-    #[must_use]
-    pub fn by(&self) -> &'static str {
-        self.by
-    }
-
-    /// The refusal for a request whose extensions still carry the marker
-    /// (401 `invalid_token`, with the request's challenge and JSON-RPC id
-    /// when known); `None` when they do not.
-    #[must_use]
-    pub fn refusal(extensions: &http::Extensions) -> Option<AuthError> {
-        extensions.get::<Self>()?;
-        let mut err = AuthError::invalid_token("no layer could verify the bearer token");
-        if let Some(challenge) = extensions.get::<Challenge>() {
-            err = err.with_challenge(challenge.clone());
-        }
-        Some(err.with_request_context(extensions))
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Principal {
-    type Rejection = AuthError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(err) = UnverifiedCredential::refusal(&parts.extensions) {
-            return Err(err);
-        }
-        if let Some(p) = parts.extensions.get::<Principal>() {
-            return Ok(p.clone());
-        }
-        let mut err = AuthError::missing_credential();
-        if let Some(challenge) = parts.extensions.get::<Challenge>() {
-            err = err.with_challenge(challenge.clone());
-        }
-        Err(err.with_request_context(&parts.extensions))
-    }
-}
-
-/// `Option<Principal>`: `None` for an anonymous request; a request that
-/// carries a credential no layer verified ([`UnverifiedCredential`]) is
-/// refused with 401 rather than passed to the handler as anonymous.
-impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
-    type Rejection = AuthError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        match UnverifiedCredential::refusal(&parts.extensions) {
-            Some(err) => Err(err),
-            None => Ok(parts.extensions.get::<Principal>().cloned()),
-        }
     }
 }
 

@@ -35,12 +35,15 @@ use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
+pub use crate::future::ResponseFuture;
+
 use crate::{
     audit,
+    authenticate::UnverifiedCredential,
     error::{AuthError, Challenge, ErrorRenderer},
-    future::{BoxError, ResponseFuture},
+    future::BoxError,
     metadata::ProtectedResource,
-    principal::{Principal, Scopes, UnverifiedCredential},
+    principal::{Principal, Scopes},
 };
 
 /// Requires the request's [`Principal`] to hold scopes: all of a set, or
@@ -158,7 +161,7 @@ impl Config {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopes<S>
 where
-    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone,
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>>,
     ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {

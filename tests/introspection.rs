@@ -536,7 +536,9 @@ impl<S: tower::Service<Request<Body>>> tower::Service<Request<Body>> for FakeJwt
         } else {
             // As `JwtLayer::pass_opaque_tokens` does.
             req.extensions_mut()
-                .insert(tower_mcp_auth::principal::UnverifiedCredential::new("jwt"));
+                .insert(tower_mcp_auth::authenticate::UnverifiedCredential::new(
+                    "jwt",
+                ));
         }
         self.0.call(req)
     }

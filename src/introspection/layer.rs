@@ -1,329 +1,114 @@
-//! [`IntrospectionLayer`] and its service.
+//! [`IntrospectionLayer`] and its [`IntrospectionAuthenticator`].
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::{future::Future, pin::Pin, sync::Arc};
 
-use axum::response::Response;
-use http::{header, HeaderMap, Request};
-use pin_project_lite::pin_project;
-use tower_layer::Layer;
-use tower_service::Service;
+use http::{header, HeaderName, Request};
 
 use super::Introspector;
 use crate::{
-    audit,
-    error::{AuthError, Challenge, ErrorRenderer},
-    future::BoxError,
+    authenticate::{AuthenticateLayer, Authenticator, Check, Verdict},
+    error::AuthError,
     metadata::ProtectedResource,
-    principal::{Principal, UnverifiedCredential},
+    principal::AuthScheme,
 };
 
 /// Default longest bearer token accepted, in bytes.
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 4096;
 
-/// A [`Layer`] that authenticates `Authorization: Bearer` tokens by RFC 7662
-/// introspection. See the [module docs](super) for behaviour and stacking.
-#[derive(Clone, Debug)]
-#[must_use]
-pub struct IntrospectionLayer {
-    config: Arc<Config>,
-}
+/// The [`Layer`](tower_layer::Layer) that authenticates
+/// `Authorization: Bearer` tokens by RFC 7662 introspection: the one
+/// [`AuthenticateLayer`] around an [`IntrospectionAuthenticator`]. See the
+/// [module docs](super) for behaviour and stacking, and the
+/// [shared rules](crate::authenticate).
+pub type IntrospectionLayer = AuthenticateLayer<IntrospectionAuthenticator>;
 
+/// The [`Authenticator`] of opaque bearer tokens, by introspection. Built
+/// by [`IntrospectionLayer::new`].
 #[derive(Clone, Debug)]
-struct Config {
+pub struct IntrospectionAuthenticator {
     introspector: Introspector,
-    optional: bool,
-    audience: Option<String>,
-    challenge: Option<Challenge>,
-    renderer: ErrorRenderer,
+    audience: Option<Arc<str>>,
     max_token_len: usize,
 }
 
-impl IntrospectionLayer {
+impl AuthenticateLayer<IntrospectionAuthenticator> {
     /// A required introspection layer.
     pub fn new(introspector: Introspector) -> Self {
-        let audience = introspector.audience().map(str::to_owned);
-        Self {
-            config: Arc::new(Config {
-                introspector,
-                optional: false,
-                audience,
-                challenge: None,
-                renderer: ErrorRenderer::default(),
-                max_token_len: DEFAULT_MAX_TOKEN_LEN,
-            }),
-        }
-    }
-
-    /// Lets requests without a bearer token pass on unauthenticated. A
-    /// token that is present but bad is still refused.
-    pub fn optional(mut self) -> Self {
-        Arc::make_mut(&mut self.config).optional = true;
-        self
-    }
-
-    /// Adds the resource's `resource_metadata` (and realm) to challenges,
-    /// and checks `aud` against its identifier unless the [`Introspector`]
-    /// was given an audience of its own.
-    pub fn resource(mut self, resource: &ProtectedResource) -> Self {
-        let config = Arc::make_mut(&mut self.config);
-        config.challenge = Some(resource.challenge());
-        if config.introspector.audience().is_none() {
-            config.audience = Some(resource.resource().to_owned());
-        }
-        self
-    }
-
-    /// Renders refusals with a custom renderer.
-    pub fn renderer(mut self, renderer: ErrorRenderer) -> Self {
-        Arc::make_mut(&mut self.config).renderer = renderer;
-        self
+        let audience = introspector.audience().map(Arc::from);
+        Self::custom(IntrospectionAuthenticator {
+            introspector,
+            audience,
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+        })
     }
 
     /// The longest token accepted (default 4096 bytes); a longer one is
     /// refused with 401 without being sent anywhere.
     pub fn max_token_len(mut self, len: usize) -> Self {
-        Arc::make_mut(&mut self.config).max_token_len = len;
+        self.authenticator_mut().max_token_len = len;
         self
     }
 }
 
-impl<S> Layer<S> for IntrospectionLayer {
-    type Service = IntrospectionAuth<S>;
+/// The slow path: a cache miss waiting on the introspection endpoint.
+type Introspecting = Pin<Box<dyn Future<Output = Verdict> + Send>>;
 
-    fn layer(&self, inner: S) -> Self::Service {
-        IntrospectionAuth {
-            inner,
-            config: self.config.clone(),
+fn verdict(result: Result<crate::Principal, AuthError>) -> Verdict {
+    match result {
+        Ok(principal) => Verdict::Accept(principal),
+        Err(err) => Verdict::Refuse(err),
+    }
+}
+
+impl Authenticator for IntrospectionAuthenticator {
+    type Credential<'a> = &'a str;
+    type Future = Introspecting;
+
+    fn scheme(&self) -> AuthScheme {
+        AuthScheme::Introspection
+    }
+
+    fn credential_headers(&self) -> &[HeaderName] {
+        std::slice::from_ref(&header::AUTHORIZATION)
+    }
+
+    fn find<'a, B>(&self, req: &'a Request<B>) -> Result<Option<&'a str>, AuthError> {
+        crate::bearer::find_bearer(req.headers(), self.max_token_len)
+    }
+
+    fn verify(&self, token: &str) -> Check<Introspecting> {
+        if let Some(hit) = self
+            .introspector
+            .try_cached(token, self.audience.as_deref())
+        {
+            return Check::Ready(verdict(hit));
+        }
+        let introspector = self.introspector.clone();
+        let audience = self.audience.clone();
+        let token = token.to_owned();
+        Check::Pending(Box::pin(async move {
+            let verified = introspector.verify_for(&token, audience.as_deref()).await;
+            drop(token);
+            verdict(verified)
+        }))
+    }
+
+    /// Checks `aud` against the resource's identifier unless the
+    /// [`Introspector`] was given an audience of its own.
+    fn resource(&mut self, resource: &ProtectedResource) {
+        if self.introspector.audience().is_none() {
+            self.audience = Some(Arc::from(resource.resource()));
         }
     }
-}
-
-/// The service made by [`IntrospectionLayer`].
-#[derive(Clone, Debug)]
-pub struct IntrospectionAuth<S> {
-    inner: S,
-    config: Arc<Config>,
-}
-
-impl<S> IntrospectionAuth<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl Config {
-    fn refuse(&self, err: AuthError, req: &Request<impl Sized>) -> Response {
-        let err = match &self.challenge {
-            Some(c) => err.with_challenge(c.clone()),
-            None => err,
-        }
-        .with_request(req);
-        audit::refused(
-            "introspection",
-            &err,
-            Principal::from_extensions(req.extensions()),
-            req.method(),
-            audit::path(req.uri(), req.extensions()),
-        );
-        self.renderer.render(err)
-    }
-}
-
-pin_project! {
-    /// The response future of [`IntrospectionAuth`]: the inner service's
-    /// future (a cache hit, a refusal, a pass-through), or a boxed one while
-    /// a cache miss waits on the network.
-    pub struct ResponseFuture<F, E> {
-        #[pin]
-        kind: Kind<F, E>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, E> {
-        Now { #[pin] future: crate::future::ResponseFuture<F> },
-        Introspecting { future: BoxedResponse<E> },
-    }
-}
-
-type BoxedResponse<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
-
-impl<F, E> ResponseFuture<F, E> {
-    fn now(future: F) -> Self {
-        Self {
-            kind: Kind::Now {
-                future: crate::future::ResponseFuture::inner(future),
-            },
-        }
-    }
-
-    fn refused(response: Response) -> Self {
-        Self {
-            kind: Kind::Now {
-                future: crate::future::ResponseFuture::refused(response),
-            },
-        }
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, E>
-where
-    F: Future<Output = Result<http::Response<B>, E>>,
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Now { future } => future.poll(cx),
-            KindProj::Introspecting { future } => future.as_mut().poll(cx),
-        }
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for IntrospectionAuth<S>
-where
-    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let config = &*self.config;
-        let existing = Principal::from_extensions(req.extensions()).map(Principal::scheme);
-        let token = match crate::bearer::find_bearer(req.headers(), config.max_token_len) {
-            Ok(token) => token,
-            Err(err) => return ResponseFuture::refused(config.refuse(err, &req)),
-        };
-        let (cached, token) = match (existing, token) {
-            // An outer layer authenticated the request with something that
-            // is not a bearer token (an API key) and a bearer token came too.
-            (Some(scheme), Some(_)) if !scheme.is_bearer() => {
-                let err = AuthError::invalid_request(
-                    "more than one credential was sent; send either an API key or a bearer token",
-                );
-                return ResponseFuture::refused(config.refuse(err, &req));
-            }
-            // An outer layer (JwtLayer) verified this request's credential.
-            (Some(_), _) => (None, None),
-            (None, None) if config.optional => {
-                if let Some(c) = &config.challenge {
-                    req.extensions_mut().insert(c.clone());
-                }
-                (None, None)
-            }
-            (None, None) => {
-                let err = AuthError::missing_credential();
-                return ResponseFuture::refused(config.refuse(err, &req));
-            }
-            (None, Some(token)) => match config
-                .introspector
-                .try_cached(token, config.audience.as_deref())
-            {
-                Some(hit) => (Some(hit), None),
-                None => (None, Some(token.to_owned())),
-            },
-        };
-        match (cached, token) {
-            (Some(Err(err)), _) => return ResponseFuture::refused(config.refuse(err, &req)),
-            (Some(Ok(principal)), _) => accept(&mut req, principal),
-            (None, None) => {}
-            (None, Some(token)) => {
-                let ready = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, ready);
-                let config = self.config.clone();
-                return ResponseFuture {
-                    kind: Kind::Introspecting {
-                        future: Box::pin(async move {
-                            let verified = config
-                                .introspector
-                                .verify_for(&token, config.audience.as_deref())
-                                .await;
-                            drop(token);
-                            match verified {
-                                Ok(principal) => {
-                                    accept(&mut req, principal);
-                                    call_inner(inner, req).await
-                                }
-                                Err(err) => Ok(config.refuse(err, &req)),
-                            }
-                        }),
-                    },
-                };
-            }
-        }
-        ResponseFuture::now(self.inner.call(req))
-    }
-}
-
-/// Inserts the principal, and clears the mark an outer layer left on the
-/// token it handed on ([`UnverifiedCredential`]): verified now.
-fn accept<B>(req: &mut Request<B>, principal: Principal) {
-    audit::accepted(
-        "introspection",
-        &principal,
-        req.method(),
-        audit::path(req.uri(), req.extensions()),
-    );
-    mark_sensitive(req.headers_mut());
-    req.extensions_mut().remove::<UnverifiedCredential>();
-    req.extensions_mut().insert(principal);
-}
-
-fn mark_sensitive(headers: &mut HeaderMap) {
-    if let http::header::Entry::Occupied(mut e) = headers.entry(header::AUTHORIZATION) {
-        for v in e.iter_mut() {
-            v.set_sensitive(true);
-        }
-    }
-}
-
-async fn call_inner<S, ReqBody, ResBody>(
-    mut inner: S,
-    req: Request<ReqBody>,
-) -> Result<Response, S::Error>
-where
-    S: Service<Request<ReqBody>, Response = http::Response<ResBody>>,
-    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    let response = inner.call(req).await?;
-    Ok(response.map(axum::body::Body::new))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::principal::AuthScheme;
+    use crate::principal::Principal;
     use axum::body::Body;
+    use http::HeaderMap;
     use http::StatusCode;
     use http_body_util::BodyExt;
     use secrecy::SecretString;

@@ -53,7 +53,7 @@
 //! ```
 //!
 //! The JWT layer marks the request it hands on
-//! ([`UnverifiedCredential`](crate::principal::UnverifiedCredential)); this
+//! ([`UnverifiedCredential`](crate::authenticate::UnverifiedCredential)); this
 //! layer clears the mark when it verifies the token.
 //!
 //! When a request reaches this layer with a [`Principal`](crate::Principal)
@@ -101,4 +101,4 @@ pub use introspector::{
     DEFAULT_CACHE_TTL, DEFAULT_INACTIVE_TTL, DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT, ENV_CLIENT_ID,
     ENV_CLIENT_SECRET, ENV_INTROSPECTION_URL, MAX_RESPONSE_BYTES,
 };
-pub use layer::{IntrospectionAuth, IntrospectionLayer, ResponseFuture, DEFAULT_MAX_TOKEN_LEN};
+pub use layer::{IntrospectionAuthenticator, IntrospectionLayer, DEFAULT_MAX_TOKEN_LEN};

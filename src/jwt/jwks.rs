@@ -11,7 +11,7 @@
 //!   `Retry-After` until a fetch is allowed, not 401 (a rotation the
 //!   server has not seen yet is not a bad token).
 //! * A failed fetch keeps the last good keys (stale-on-error) and emits an
-//!   [`audit::degraded`](crate::audit::degraded) event. With no keys ever
+//!   `degraded` [audit](crate::audit) event. With no keys ever
 //!   fetched, the validator answers 503.
 //! * Each fetch (metadata and JWKS alike) is the crate's one bounded
 //!   exchange ([`fetch`](crate::fetch)): a deadline over the whole

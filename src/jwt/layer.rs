@@ -1,331 +1,103 @@
-//! [`JwtLayer`] and its service [`JwtAuth`].
+//! [`JwtLayer`] and its [`JwtAuthenticator`].
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::{future::Future, pin::Pin};
 
-use axum::{body::Body, response::Response};
-use http::{header, HeaderMap, Request};
-use pin_project_lite::pin_project;
-use tower_layer::Layer;
-use tower_service::Service;
+use http::{header, HeaderName, Request};
 
 use super::validator::{JwtError, JwtValidator, Step};
 use crate::{
-    audit,
-    error::{AuthError, Challenge, ErrorRenderer},
-    future::{BoxError, ResponseFuture},
-    metadata::ProtectedResource,
-    principal::{Principal, UnverifiedCredential},
+    authenticate::{AuthenticateLayer, Authenticator, Check, Verdict},
+    error::AuthError,
+    principal::{AuthScheme, Principal},
 };
 
-/// A [`Layer`] that authenticates `Authorization: Bearer` JWTs with a
-/// [`JwtValidator`]. See the [module docs](super) for the rules.
-#[derive(Clone, Debug)]
-#[must_use]
-pub struct JwtLayer {
-    config: Arc<Config>,
-}
+/// The [`Layer`](tower_layer::Layer) that authenticates
+/// `Authorization: Bearer` JWTs with a [`JwtValidator`]: the one
+/// [`AuthenticateLayer`] around a [`JwtAuthenticator`]. See the
+/// [module docs](super) for the rules and the
+/// [shared ones](crate::authenticate).
+pub type JwtLayer = AuthenticateLayer<JwtAuthenticator>;
 
+/// The [`Authenticator`] of bearer JWTs. Built by [`JwtLayer::new`].
 #[derive(Clone, Debug)]
-struct Config {
+pub struct JwtAuthenticator {
     validator: JwtValidator,
-    optional: bool,
     pass_opaque: bool,
-    challenge: Option<Challenge>,
-    renderer: ErrorRenderer,
 }
 
-impl JwtLayer {
+impl AuthenticateLayer<JwtAuthenticator> {
     /// A required JWT layer. Refusals carry the challenge of the resource
     /// the validator was built for.
     pub fn new(validator: JwtValidator) -> Self {
         let challenge = validator.challenge().cloned();
-        Self {
-            config: Arc::new(Config {
-                validator,
-                optional: false,
-                pass_opaque: false,
-                challenge,
-                renderer: ErrorRenderer::default(),
-            }),
-        }
-    }
-
-    /// Lets requests without a bearer token pass on without a principal.
-    /// A bearer token that is presented is still verified: a JWT that fails
-    /// verification, and a token that is not a JWT at all, are refused with
-    /// 401 `invalid_token` (see [`pass_opaque_tokens`](Self::pass_opaque_tokens)
-    /// to hand the latter to an introspection layer).
-    pub fn optional(mut self) -> Self {
-        Arc::make_mut(&mut self.config).optional = true;
-        self
+        Self::custom(JwtAuthenticator {
+            validator,
+            pass_opaque: false,
+        })
+        .challenge(challenge)
     }
 
     /// Hands a bearer token that is not a JWT at all (an opaque token) on
     /// to a later authenticator, an
     /// [`IntrospectionLayer`](crate::IntrospectionLayer), instead of
     /// refusing it. The request goes on without a principal but marked
-    /// [`UnverifiedCredential`]: the introspection layer verifies the token
-    /// and clears the mark, and if no layer does (a stack without one),
+    /// [`UnverifiedCredential`](crate::authenticate::UnverifiedCredential):
+    /// the introspection layer verifies the token and clears the mark, and
+    /// if no layer does (a stack without one),
     /// [`McpPolicyLayer`](crate::mcp::McpPolicyLayer),
     /// [`RequireScopes`](crate::RequireScopes) and the [`Principal`]
     /// extractors refuse the request with 401 `invalid_token`. A JWT-shaped
     /// token that fails verification is refused here, always.
     pub fn pass_opaque_tokens(mut self) -> Self {
-        Arc::make_mut(&mut self.config).pass_opaque = true;
-        self
-    }
-
-    /// Uses this resource's challenge (`resource_metadata`, realm).
-    pub fn resource(mut self, resource: &ProtectedResource) -> Self {
-        Arc::make_mut(&mut self.config).challenge = Some(resource.challenge());
-        self
-    }
-
-    /// Renders refusals with a custom renderer.
-    pub fn renderer(mut self, renderer: ErrorRenderer) -> Self {
-        Arc::make_mut(&mut self.config).renderer = renderer;
+        self.authenticator_mut().pass_opaque = true;
         self
     }
 }
 
-impl<S> Layer<S> for JwtLayer {
-    type Service = JwtAuth<S>;
+/// The slow path: waiting for the remote key set.
+type Fetching = Pin<Box<dyn Future<Output = Verdict> + Send>>;
 
-    fn layer(&self, inner: S) -> Self::Service {
-        JwtAuth {
-            inner,
-            config: self.config.clone(),
-        }
-    }
-}
-
-/// The service made by [`JwtLayer`].
-#[derive(Clone, Debug)]
-pub struct JwtAuth<S> {
-    inner: S,
-    config: Arc<Config>,
-}
-
-impl<S> JwtAuth<S> {
-    /// Wraps `inner` (same as `JwtLayer::new(validator).layer(inner)`).
-    pub fn layer(validator: JwtValidator) -> JwtLayer {
-        JwtLayer::new(validator)
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-/// What the `Authorization` headers carry for this layer.
-#[derive(Debug, PartialEq, Eq)]
-enum Found<'a> {
-    None,
-    Bearer(&'a str),
-}
-
-impl Config {
-    fn find<'a>(&self, headers: &'a HeaderMap) -> Result<Found<'a>, AuthError> {
-        Ok(
-            match crate::bearer::find_bearer(headers, self.validator.max_token_bytes())? {
-                Some(token) => Found::Bearer(token),
-                None => Found::None,
-            },
-        )
-    }
-
-    fn refuse<B>(&self, err: AuthError, req: &Request<B>) -> Response {
-        let err = match &self.challenge {
-            Some(c) => err.with_challenge(c.clone()),
-            None => err,
-        }
-        .with_request(req);
-        audit::refused(
-            "jwt",
-            &err,
-            Principal::from_extensions(req.extensions()),
-            req.method(),
-            audit::path(req.uri(), req.extensions()),
-        );
-        self.renderer.render(err)
-    }
-
-    fn accept<B>(&self, principal: Principal, req: &mut Request<B>) {
-        audit::accepted(
-            "jwt",
-            &principal,
-            req.method(),
-            audit::path(req.uri(), req.extensions()),
-        );
-        if let Some(v) = req.headers_mut().get_mut(header::AUTHORIZATION) {
-            v.set_sensitive(true);
-        }
-        req.extensions_mut().insert(principal);
-    }
-
-    /// Passes an unauthenticated request on (optional mode).
-    fn pass_anonymous<B>(&self, req: &mut Request<B>) {
-        if let Some(c) = &self.challenge {
-            req.extensions_mut().insert(c.clone());
-        }
-    }
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-pin_project! {
-    /// Response future of [`JwtAuth`]: answered at once (cache hit, static
-    /// key, refusal), or after fetching remote keys.
-    pub struct JwtResponseFuture<F, E> {
-        #[pin]
-        kind: Kind<F, E>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, E> {
-        Now { #[pin] future: ResponseFuture<F> },
-        Fetching { future: BoxFuture<Result<Response, E>> },
-    }
-}
-
-impl<F, B, E> Future for JwtResponseFuture<F, E>
-where
-    F: Future<Output = Result<http::Response<B>, E>>,
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Now { future } => future.poll(cx),
-            KindProj::Fetching { future } => future.as_mut().poll(cx),
-        }
-    }
-}
-
-impl<F, E> JwtResponseFuture<F, E> {
-    fn now(future: ResponseFuture<F>) -> Self {
-        Self {
-            kind: Kind::Now { future },
-        }
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S>
-where
-    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = JwtResponseFuture<S::Future, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let config = &*self.config;
-        let refused = |r| JwtResponseFuture::now(ResponseFuture::refused(r));
-        let has_principal = req.extensions().get::<Principal>().is_some();
-        let token = match config.find(req.headers()) {
-            Err(err) => return refused(config.refuse(err, &req)),
-            Ok(Found::None) if has_principal => None,
-            Ok(Found::None) if config.optional => {
-                config.pass_anonymous(&mut req);
-                None
-            }
-            Ok(Found::None) => {
-                return refused(config.refuse(AuthError::missing_credential(), &req))
-            }
-            Ok(Found::Bearer(_)) if has_principal => {
-                let err = AuthError::invalid_request(
-                    "more than one credential was sent; send either an API key or a bearer token",
-                );
-                return refused(config.refuse(err, &req));
-            }
-            Ok(Found::Bearer(token)) => Some(token),
-        };
-        let step = token.map(|t| (config.validator.try_verify(t), t));
-        match step {
-            // Decided at once: the service `poll_ready` readied takes the
-            // call, no clone needed.
-            None => JwtResponseFuture::now(ResponseFuture::inner(self.inner.call(req))),
-            Some((Step::Done(result), _)) => match config.decide(result, &mut req) {
-                None => JwtResponseFuture::now(ResponseFuture::inner(self.inner.call(req))),
-                Some(response) => refused(response),
-            },
-            Some((Step::Fetch, token)) => {
-                // The call waits for the keys: it takes the readied service
-                // and leaves a clone in its place.
-                let ready = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, ready);
-                let token = token.to_owned();
-                let config = self.config.clone();
-                JwtResponseFuture {
-                    kind: Kind::Fetching {
-                        future: Box::pin(async move {
-                            let result = config.validator.verify_after_fetch(&token).await;
-                            drop(token);
-                            match config.decide(result, &mut req) {
-                                None => inner.call(req).await.map(|r| r.map(Body::new)),
-                                Some(response) => Ok(response),
-                            }
-                        }),
-                    },
-                }
-            }
-        }
-    }
-}
-
-impl Config {
-    /// Accepts (inserting the principal) or hands an opaque token on,
-    /// marked unverified, when asked to (`None`: go on), or renders the
-    /// refusal.
-    fn decide<B>(
-        &self,
-        result: Result<Principal, JwtError>,
-        req: &mut Request<B>,
-    ) -> Option<Response> {
-        let config = self;
+impl JwtAuthenticator {
+    /// The verdict on a verification's result.
+    fn verdict(result: Result<Principal, JwtError>, pass_opaque: bool) -> Verdict {
         match result {
-            Ok(principal) => {
-                config.accept(principal, req);
-                None
+            Ok(principal) => Verdict::Accept(principal),
+            // Not ours: an opaque token for a later introspection layer.
+            Err(e) if e.is_not_jwt() && pass_opaque => Verdict::HandOn,
+            Err(e) => Verdict::Refuse(AuthError::from(e)),
+        }
+    }
+}
+
+impl Authenticator for JwtAuthenticator {
+    type Credential<'a> = &'a str;
+    type Future = Fetching;
+
+    fn scheme(&self) -> AuthScheme {
+        AuthScheme::Jwt
+    }
+
+    fn credential_headers(&self) -> &[HeaderName] {
+        std::slice::from_ref(&header::AUTHORIZATION)
+    }
+
+    fn find<'a, B>(&self, req: &'a Request<B>) -> Result<Option<&'a str>, AuthError> {
+        crate::bearer::find_bearer(req.headers(), self.validator.max_token_bytes())
+    }
+
+    fn verify(&self, token: &str) -> Check<Fetching> {
+        match self.validator.try_verify(token) {
+            Step::Done(result) => Check::Ready(Self::verdict(result, self.pass_opaque)),
+            Step::Fetch => {
+                let validator = self.validator.clone();
+                let pass_opaque = self.pass_opaque;
+                let token = token.to_owned();
+                Check::Pending(Box::pin(async move {
+                    let result = validator.verify_after_fetch(&token).await;
+                    drop(token);
+                    Self::verdict(result, pass_opaque)
+                }))
             }
-            Err(e) if e.is_not_jwt() && config.pass_opaque => {
-                // Not ours: an opaque token for a later introspection
-                // layer, which clears the mark when it verifies it.
-                req.extensions_mut()
-                    .insert(UnverifiedCredential::new("jwt"));
-                config.pass_anonymous(req);
-                None
-            }
-            Err(e) => Some(config.refuse(AuthError::from(e), req)),
         }
     }
 }
@@ -334,9 +106,14 @@ impl Config {
 mod tests {
     use super::*;
     use crate::{
+        authenticate::UnverifiedCredential, error::ErrorRenderer, metadata::ProtectedResource,
+    };
+    use crate::{
         jwt::validator::tests::{good_claims, hs256, validator},
         principal::AuthScheme,
     };
+    use axum::body::Body;
+    use http::HeaderMap;
     use http::StatusCode;
     use http_body_util::BodyExt;
     use std::convert::Infallible;

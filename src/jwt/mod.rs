@@ -76,7 +76,7 @@
 //! nobody verifies never passes as anonymous. To hand such tokens to an
 //! introspection layer placed after this one, say so with
 //! [`pass_opaque_tokens`](JwtLayer::pass_opaque_tokens): the request goes
-//! on marked [`UnverifiedCredential`](crate::principal::UnverifiedCredential),
+//! on marked [`UnverifiedCredential`](crate::authenticate::UnverifiedCredential),
 //! the introspection layer clears the mark when it verifies the token, and
 //! the authorization steps (`McpPolicyLayer`, `RequireScopes`, the
 //! `Principal` extractors) refuse a request still marked with 401
@@ -97,7 +97,7 @@
 //! invalid), so a freshly published key is refused for at most the
 //! interval plus one fetch; a failed fetch
 //! keeps the last good keys and emits an
-//! [`audit::degraded`](crate::audit::degraded) event; no keys ever fetched
+//! `degraded` [audit](crate::audit) event; no keys ever fetched
 //! means 503. Remote `oct` (HMAC) keys are ignored unless
 //! [`jwks_allow_hmac`](JwtValidatorBuilder::jwks_allow_hmac).
 //!
@@ -132,7 +132,7 @@ mod cache;
 mod jwks;
 mod keys;
 mod layer;
-mod validator;
+pub(crate) mod validator;
 
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{
@@ -140,7 +140,7 @@ pub use jwks::{
     DEFAULT_REFRESH_INTERVAL,
 };
 pub use keys::JwtKey;
-pub use layer::{JwtAuth, JwtLayer, JwtResponseFuture};
+pub use layer::{JwtAuthenticator, JwtLayer};
 pub use validator::{
     JwtError, JwtErrorKind, JwtValidator, JwtValidatorBuilder, DEFAULT_LEEWAY,
     DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY,

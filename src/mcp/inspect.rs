@@ -718,7 +718,9 @@ impl Message<'_> {
                 // The scanner checked the grammar; a string id must also be
                 // UTF-8 to be echoed back.
                 match std::str::from_utf8(raw).ok().filter(|_| ok) {
-                    Some(text) => Some(JsonRpcId::from_checked_json(text)),
+                    // Checked to be one JSON value by the scanner: one
+                    // allocation, no second parse.
+                    Some(text) => Some(JsonRpcId(std::sync::Arc::from(text))),
                     None => return Err(invalid("a JSON-RPC id must be a string or a number")),
                 }
             }

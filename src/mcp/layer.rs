@@ -384,7 +384,8 @@ where
             };
             let principal = parts.extensions.get::<Principal>().cloned();
             let n = mcp.calls().len();
-            if let Some(err) = crate::principal::UnverifiedCredential::refusal(&parts.extensions) {
+            if let Some(err) = crate::authenticate::UnverifiedCredential::refusal(&parts.extensions)
+            {
                 return Ok(config.refuse(err, &parts, mcp.calls().first(), n));
             }
             if let Err((err, call)) = config.decide(principal.as_ref(), &mcp) {

@@ -117,6 +117,28 @@ struct Tracker<C: Clock> {
     sweeping: AtomicBool,
 }
 
+impl<C: Clock + Clone> Tracker<C> {
+    /// The same configuration, with no failures recorded yet.
+    fn reconfigurable(&self) -> Self {
+        Self {
+            clock: self.clock.clone(),
+            start: self.start,
+            threshold: self.threshold,
+            window: self.window,
+            cooldown: self.cooldown,
+            max_keys: self.max_keys,
+            count_missing: self.count_missing,
+            keys: self.keys.clone(),
+            renderer: self.renderer.clone(),
+            map: DashMap::new(),
+            len: AtomicUsize::new(0),
+            next_sweep: AtomicU64::new(nanos(SWEEP_EVERY)),
+            last_sweep: AtomicU64::new(0),
+            sweeping: AtomicBool::new(false),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     window_start: u64,
@@ -141,7 +163,7 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-impl<C: Clock + Send + Sync + 'static> FailedAuthLayer<C> {
+impl<C: Clock + Clone + Send + Sync + 'static> FailedAuthLayer<C> {
     /// As [`new`](FailedAuthLayer::new), on the given clock (for tests).
     pub fn with_clock(clock: C) -> Self {
         let start = clock.now();
@@ -165,16 +187,18 @@ impl<C: Clock + Send + Sync + 'static> FailedAuthLayer<C> {
         }
     }
 
+    /// The configuration, to change: a layer that shares its tracker with
+    /// clones gets a tracker of its own first (copy on write, as
+    /// `Arc::make_mut` for the other layers; its failures start from none).
     fn config(&mut self) -> &mut Tracker<C> {
-        Arc::get_mut(&mut self.tracker).expect("configure a FailedAuthLayer before cloning it")
+        if Arc::get_mut(&mut self.tracker).is_none() {
+            self.tracker = Arc::new(self.tracker.reconfigurable());
+        }
+        Arc::get_mut(&mut self.tracker).expect("a tracker just made is not shared")
     }
 
     /// Blocks an address after `failures` refused credentials within
     /// `window` (`failures` at least 1).
-    ///
-    /// # Panics
-    ///
-    /// When called on a layer that has already been cloned.
     pub fn threshold(mut self, failures: u32, window: Duration) -> Self {
         let c = self.config();
         c.threshold = failures.max(1);
@@ -183,20 +207,12 @@ impl<C: Clock + Send + Sync + 'static> FailedAuthLayer<C> {
     }
 
     /// How long a blocked address stays blocked.
-    ///
-    /// # Panics
-    ///
-    /// When called on a layer that has already been cloned.
     pub fn cooldown(mut self, cooldown: Duration) -> Self {
         self.config().cooldown = nanos(cooldown);
         self
     }
 
     /// The most addresses tracked at once (at least 1).
-    ///
-    /// # Panics
-    ///
-    /// When called on a layer that has already been cloned.
     pub fn max_keys(mut self, max: usize) -> Self {
         self.config().max_keys = max.max(1);
         self
@@ -208,20 +224,12 @@ impl<C: Clock + Send + Sync + 'static> FailedAuthLayer<C> {
     /// address lock each other, valid credentials included, out for the
     /// cool-down; turn it on only where clients are known to authenticate
     /// from their first request.
-    ///
-    /// # Panics
-    ///
-    /// When called on a layer that has already been cloned.
     pub fn count_missing_credentials(mut self, on: bool) -> Self {
         self.config().count_missing = on;
         self
     }
 
     /// Believes forwarding headers from these proxies.
-    ///
-    /// # Panics
-    ///
-    /// When called on a layer that has already been cloned.
     pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
         let c = self.config();
         c.keys = std::mem::take(&mut c.keys).trusted_proxies(proxies);
@@ -229,10 +237,6 @@ impl<C: Clock + Send + Sync + 'static> FailedAuthLayer<C> {
     }
 
     /// Renders refusals with a custom renderer.
-    ///
-    /// # Panics
-    ///
-    /// When called on a layer that has already been cloned.
     pub fn renderer(mut self, renderer: ErrorRenderer) -> Self {
         self.config().renderer = renderer;
         self
@@ -406,7 +410,7 @@ impl<S, C: Clock> FailedAuth<S, C> {
 
 impl<S, C, ReqBody, ResBody> Service<Request<ReqBody>> for FailedAuth<S, C>
 where
-    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone,
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>>,
     C: Clock + Send + Sync + 'static,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
@@ -518,6 +522,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configuring_a_cloned_layer_leaves_the_clone_alone_and_never_panics() {
+        let first = FailedAuthLayer::new();
+        let second = first
+            .clone()
+            .threshold(3, Duration::from_secs(1))
+            .cooldown(Duration::from_secs(2));
+        assert_eq!(
+            (second.tracker.threshold, second.tracker.cooldown),
+            (3, 2_000_000_000)
+        );
+        assert_eq!(
+            first.tracker.threshold, 10,
+            "the clone keeps its configuration"
+        );
+        assert!(!Arc::ptr_eq(&first.tracker, &second.tracker));
+    }
     use crate::{ApiKey, ApiKeyLayer, ApiKeys};
     use axum::{extract::ConnectInfo, response::IntoResponse};
     use governor::clock::FakeRelativeClock;

@@ -1,0 +1,1107 @@
+//! One authenticator model: the [`Authenticator`] trait, and the one layer
+//! ([`AuthenticateLayer`]), service ([`Authenticate`]) and
+//! [`ResponseFuture`] that every authenticator of this crate (API key,
+//! JWT, introspection) and of yours runs in.
+//!
+//! An authenticator says two things: where its credential is
+//! ([`find`](Authenticator::find)) and whether it is good
+//! ([`verify`](Authenticator::verify), at once or after waiting, as a
+//! remote key set or an introspection endpoint may make it). Everything
+//! else is decided here, once, the same way for every scheme:
+//!
+//! | the request | what happens |
+//! | --- | --- |
+//! | no credential of this authenticator's, and a [`Principal`] already there | passes on |
+//! | no credential, layer [`optional`](AuthenticateLayer::optional) | passes on without a principal (with the challenge for a later refusal) |
+//! | no credential | 401 `missing_credential` with the challenge |
+//! | a credential that cannot be read (two of them, malformed) | what [`find`](Authenticator::find) says (400 / 401) |
+//! | a credential, and a principal an earlier authenticator made | **one rule**: a bearer token is one credential, so a principal made from it by an earlier bearer authenticator means it is verified already (passes on); any other pair is two credentials: 400 `invalid_request` |
+//! | [`Verdict::Accept`] | `accepted` audit event; **every** value of each [credential header](Authenticator::credential_headers) marked sensitive; the [`Principal`] inserted |
+//! | [`Verdict::Refuse`] | `refused` audit event; the refusal with the challenge, rendered by the layer's [`ErrorRenderer`] |
+//! | [`Verdict::HandOn`] | passes on without a principal, marked [`UnverifiedCredential`]: a later authenticator of the same kind verifies it (and clears the mark) or the request is refused 401 `invalid_token` by whatever authorizes it |
+//!
+//! # Your own authenticator
+//!
+//! A client certificate checked by the TLS terminator in front of the
+//! server, which forwards the certificate's subject in a header it strips
+//! from client requests:
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use http::{HeaderMap, HeaderName, Request};
+//! use tower_mcp_auth::{
+//!     authenticate::{AuthenticateLayer, Authenticator, Check, Verdict},
+//!     AuthError, AuthScheme, Principal,
+//! };
+//!
+//! static CLIENT_CERT: HeaderName = HeaderName::from_static("x-client-cert-subject");
+//!
+//! #[derive(Clone)]
+//! struct ClientCert {
+//!     allowed: Vec<String>,
+//! }
+//!
+//! impl Authenticator for ClientCert {
+//!     type Credential<'a> = &'a str;
+//!     // Decided at once: this future is never made.
+//!     type Future = std::future::Ready<Verdict>;
+//!
+//!     fn scheme(&self) -> AuthScheme {
+//!         AuthScheme::custom("mtls", false)
+//!     }
+//!
+//!     fn credential_headers(&self) -> &[HeaderName] {
+//!         std::slice::from_ref(&CLIENT_CERT)
+//!     }
+//!
+//!     fn find<'a, B>(&self, req: &'a Request<B>) -> Result<Option<&'a str>, AuthError> {
+//!         let mut values = req.headers().get_all(&CLIENT_CERT).iter();
+//!         let Some(value) = values.next() else { return Ok(None) };
+//!         if values.next().is_some() {
+//!             return Err(AuthError::invalid_request("more than one client certificate"));
+//!         }
+//!         value.to_str().map(Some).map_err(|_| AuthError::invalid_token("unreadable subject"))
+//!     }
+//!
+//!     fn verify(&self, subject: &str) -> Check<Self::Future> {
+//!         Check::Ready(if self.allowed.iter().any(|a| a == subject) {
+//!             Verdict::Accept(Principal::new(self.scheme(), subject))
+//!         } else {
+//!             Verdict::Refuse(AuthError::invalid_token("this certificate is not allowed"))
+//!         })
+//!     }
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/whoami", get(|p: Principal| async move { p.subject().to_owned() }))
+//!     .layer(AuthenticateLayer::custom(ClientCert { allowed: vec!["CN=billing".into()] }));
+//! ```
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{ready, Context, Poll},
+};
+
+use axum::{body::Body, response::Response};
+use http::{HeaderMap, HeaderName, Request};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{
+    audit,
+    error::{AuthError, Challenge, ErrorRenderer},
+    future::BoxError,
+    metadata::ProtectedResource,
+    principal::{AuthScheme, Principal},
+};
+
+/// Turns a request's credential into a [`Principal`], or refuses it. See
+/// the [module docs](self) for the steps every authenticator shares.
+pub trait Authenticator: Send + Sync + 'static {
+    /// The credential as [`find`](Self::find) reads it, borrowed from the
+    /// request.
+    type Credential<'a>;
+
+    /// The slow path of [`verify`](Self::verify) (a key set or an
+    /// introspection endpoint to wait for). An authenticator that always
+    /// decides at once names any future here, `std::future::Ready<Verdict>`
+    /// for example, and never makes one.
+    type Future: Future<Output = Verdict> + Send + 'static;
+
+    /// The scheme of the principals this authenticator makes. Its
+    /// [name](AuthScheme::as_str) is the `layer` field of the audit events
+    /// and metrics; whether it [is a bearer scheme](AuthScheme::is_bearer)
+    /// decides the chaining rules (module docs).
+    fn scheme(&self) -> AuthScheme;
+
+    /// The headers the credential is read from: every value of each is
+    /// marked sensitive once the request goes on, so that no later layer
+    /// logs it.
+    fn credential_headers(&self) -> &[HeaderName];
+
+    /// Finds this authenticator's credential: `Ok(None)` when the request
+    /// carries none (another scheme is not this authenticator's).
+    ///
+    /// # Errors
+    ///
+    /// A credential that cannot be read: two of them (400
+    /// `invalid_request`), an empty or malformed one (401 `invalid_token`).
+    fn find<'a, B>(&self, req: &'a Request<B>) -> Result<Option<Self::Credential<'a>>, AuthError>;
+
+    /// Verifies a credential [`find`](Self::find) found: at once when it
+    /// can ([`Check::Ready`], the fast path, which allocates nothing of its
+    /// own), else a future ([`Check::Pending`]).
+    fn verify(&self, credential: Self::Credential<'_>) -> Check<Self::Future>;
+
+    /// Called by [`AuthenticateLayer::resource`] with the protected
+    /// resource: an authenticator that checks the token's audience may
+    /// take the resource's identifier from here. Does nothing by default.
+    fn resource(&mut self, resource: &ProtectedResource) {
+        let _ = resource;
+    }
+}
+
+/// What an [`Authenticator`] decided about a credential.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Verified: the caller.
+    Accept(Principal),
+    /// Refused, for this reason (the layer adds the challenge, the
+    /// request's JSON-RPC id, and renders it).
+    Refuse(AuthError),
+    /// Not this authenticator's to verify (an opaque token for a JWT
+    /// authenticator): handed on, marked [`UnverifiedCredential`], to a
+    /// later authenticator of the same kind.
+    HandOn,
+}
+
+/// [`Authenticator::verify`]'s answer: decided now, or a future.
+#[derive(Debug)]
+pub enum Check<F> {
+    /// Decided at once (the fast path).
+    Ready(Verdict),
+    /// Decided once this future is.
+    Pending(F),
+}
+
+/// The [`Layer`] that runs an [`Authenticator`]. Built by
+/// [`ApiKeyLayer::new`](crate::ApiKeyLayer), `JwtLayer::new`,
+/// `IntrospectionLayer::new`, or [`custom`](Self::custom) for your own.
+#[must_use]
+pub struct AuthenticateLayer<A> {
+    config: Arc<Config<A>>,
+}
+
+impl<A> Clone for AuthenticateLayer<A> {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<A: fmt::Debug> fmt::Debug for AuthenticateLayer<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthenticateLayer")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Config<A> {
+    pub(crate) authenticator: A,
+    optional: bool,
+    challenge: Option<Challenge>,
+    renderer: ErrorRenderer,
+}
+
+impl<A: Authenticator> AuthenticateLayer<A> {
+    /// A required layer around your own authenticator.
+    pub fn custom(authenticator: A) -> Self {
+        Self {
+            config: Arc::new(Config {
+                authenticator,
+                optional: false,
+                challenge: None,
+                renderer: ErrorRenderer::default(),
+            }),
+        }
+    }
+
+    /// The authenticator.
+    #[must_use]
+    pub fn authenticator(&self) -> &A {
+        &self.config.authenticator
+    }
+
+    /// Sets the challenge (the JWT layer's, from its validator).
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+    pub(crate) fn challenge(mut self, challenge: Option<Challenge>) -> Self
+    where
+        A: Clone,
+    {
+        Arc::make_mut(&mut self.config).challenge = challenge;
+        self
+    }
+
+    pub(crate) fn authenticator_mut(&mut self) -> &mut A
+    where
+        A: Clone,
+    {
+        &mut Arc::make_mut(&mut self.config).authenticator
+    }
+}
+
+impl<A: Authenticator + Clone> AuthenticateLayer<A> {
+    /// Lets requests without a credential pass on without a principal (a
+    /// later layer or the policy decides). A credential that is presented
+    /// is still verified, and refused when bad.
+    pub fn optional(mut self) -> Self {
+        Arc::make_mut(&mut self.config).optional = true;
+        self
+    }
+
+    /// Adds the resource's `resource_metadata` (and realm) to challenges,
+    /// and hands the resource to the authenticator
+    /// ([`Authenticator::resource`]).
+    pub fn resource(mut self, resource: &ProtectedResource) -> Self {
+        let config = Arc::make_mut(&mut self.config);
+        config.challenge = Some(resource.challenge());
+        config.authenticator.resource(resource);
+        self
+    }
+
+    /// Renders refusals with a custom renderer.
+    pub fn renderer(mut self, renderer: ErrorRenderer) -> Self {
+        Arc::make_mut(&mut self.config).renderer = renderer;
+        self
+    }
+}
+
+impl<S, A> Layer<S> for AuthenticateLayer<A> {
+    type Service = Authenticate<S, A>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service made by [`AuthenticateLayer`].
+pub struct Authenticate<S, A> {
+    inner: S,
+    config: Arc<Config<A>>,
+}
+
+impl<S: Clone, A> Clone for Authenticate<S, A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, A: fmt::Debug> fmt::Debug for Authenticate<S, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticate")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<S, A> Authenticate<S, A> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The one text of the two-credentials refusal.
+const TWO_CREDENTIALS: &str =
+    "more than one credential was sent; send either an API key or a bearer token";
+
+impl<A: Authenticator> Config<A> {
+    /// Refuses: the challenge, the request's context, the audit event, the
+    /// rendering.
+    fn refuse<B>(&self, err: AuthError, req: &Request<B>) -> Response {
+        let err = match &self.challenge {
+            Some(c) => err.with_challenge(c.clone()),
+            None => err,
+        }
+        .with_request(req);
+        audit::refused(
+            self.authenticator.scheme().as_str(),
+            &err,
+            Principal::from_extensions(req.extensions()),
+            req.method(),
+            audit::path(req.uri(), req.extensions()),
+        );
+        self.renderer.render(err)
+    }
+
+    /// Lets a request go on without a principal: the challenge goes with
+    /// it for a later refusal.
+    fn pass_anonymous<B>(&self, req: &mut Request<B>) {
+        if let Some(c) = &self.challenge {
+            req.extensions_mut().insert(c.clone());
+        }
+    }
+
+    /// Applies a verdict: `None` to go on, else the refusal.
+    fn apply<B>(&self, verdict: Verdict, req: &mut Request<B>) -> Option<Response> {
+        let scheme = self.authenticator.scheme();
+        match verdict {
+            Verdict::Accept(principal) => {
+                audit::accepted(
+                    scheme.as_str(),
+                    &principal,
+                    req.method(),
+                    audit::path(req.uri(), req.extensions()),
+                );
+                mark_sensitive(req.headers_mut(), self.authenticator.credential_headers());
+                let ext = req.extensions_mut();
+                if ext
+                    .get::<UnverifiedCredential>()
+                    .is_some_and(|mark| mark.is_verified_by(scheme))
+                {
+                    ext.remove::<UnverifiedCredential>();
+                }
+                ext.insert(principal);
+                None
+            }
+            Verdict::Refuse(err) => Some(self.refuse(err, req)),
+            Verdict::HandOn => {
+                mark_sensitive(req.headers_mut(), self.authenticator.credential_headers());
+                req.extensions_mut()
+                    .insert(UnverifiedCredential::handed_on_by(scheme));
+                self.pass_anonymous(req);
+                None
+            }
+        }
+    }
+}
+
+/// Finds the bearer token of a request (`Authorization: Bearer <token>`,
+/// RFC 6750 §2.1) the way every bearer authenticator of this crate does,
+/// for a bearer authenticator of your own: `Ok(None)` when no
+/// `Authorization` header uses the `Bearer` scheme (any case); never from
+/// the query string or the body.
+///
+/// # Errors
+///
+/// 400 `invalid_request` for more than one `Authorization` header; 401
+/// `invalid_token` for an empty token, one longer than `max_len` bytes, or
+/// one that is not an RFC 6750 `b64token`.
+///
+/// # Example
+///
+/// ```
+/// use http::HeaderMap;
+/// use tower_mcp_auth::authenticate::bearer_token;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("authorization", "bearer abc.def".parse().unwrap());
+/// assert_eq!(bearer_token(&headers, 4096).unwrap(), Some("abc.def"));
+/// headers.insert("authorization", "Bearer a b".parse().unwrap());
+/// assert_eq!(bearer_token(&headers, 4096).unwrap_err().status(), 401);
+/// ```
+pub fn bearer_token(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, AuthError> {
+    crate::bearer::find_bearer(headers, max_len)
+}
+
+/// Marks every value of each header sensitive: one pass over the headers,
+/// comparing names (no hashing, no lookup per name).
+fn mark_sensitive(headers: &mut HeaderMap, names: &[HeaderName]) {
+    for (name, value) in headers.iter_mut() {
+        if names.contains(name) {
+            value.set_sensitive(true);
+        }
+    }
+}
+
+impl<S, A, ReqBody, ResBody> Service<Request<ReqBody>> for Authenticate<S, A>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone,
+    A: Authenticator,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, A, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let config = &*self.config;
+        let authenticator = &config.authenticator;
+        let existing = Principal::from_extensions(req.extensions()).map(Principal::scheme);
+        let mut verified_before = false;
+        let check = match authenticator.find(&req) {
+            Err(err) => return ResponseFuture::refused(config.refuse(err, &req)),
+            Ok(None) => None,
+            // One rule for "already authenticated": a bearer token is one
+            // credential, which an earlier bearer authenticator verified.
+            Ok(Some(_))
+                if existing
+                    .is_some_and(|e| e.is_bearer() && authenticator.scheme().is_bearer()) =>
+            {
+                verified_before = true;
+                None
+            }
+            Ok(Some(_)) if existing.is_some() => {
+                let err = AuthError::invalid_request(TWO_CREDENTIALS);
+                return ResponseFuture::refused(config.refuse(err, &req));
+            }
+            Ok(Some(credential)) => Some(authenticator.verify(credential)),
+        };
+        match check {
+            // It goes on carrying the credential: sensitive, whoever
+            // verified it.
+            None if verified_before => {
+                mark_sensitive(req.headers_mut(), authenticator.credential_headers());
+            }
+            None if existing.is_some() => {}
+            None if config.optional => config.pass_anonymous(&mut req),
+            None => {
+                let err = AuthError::missing_credential();
+                return ResponseFuture::refused(config.refuse(err, &req));
+            }
+            Some(Check::Ready(verdict)) => {
+                if let Some(response) = config.apply(verdict, &mut req) {
+                    return ResponseFuture::refused(response);
+                }
+            }
+            Some(Check::Pending(future)) => {
+                // The call waits: it takes the readied service and leaves a
+                // clone in its place.
+                let ready = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, ready);
+                return ResponseFuture {
+                    state: State::Verifying {
+                        future,
+                        // Boxed: the slow path only, so that the future
+                        // every request carries stays small.
+                        rest: Some(Box::new(Waiting {
+                            inner,
+                            req,
+                            config: self.config.clone(),
+                        })),
+                    },
+                };
+            }
+        }
+        // Decided at once: the service `poll_ready` readied takes the call,
+        // no clone needed.
+        ResponseFuture {
+            state: State::Inner {
+                future: self.inner.call(req),
+            },
+        }
+    }
+}
+
+/// What a pending verification holds until it is decided.
+struct Waiting<S, A, B> {
+    inner: S,
+    req: Request<B>,
+    config: Arc<Config<A>>,
+}
+
+pin_project! {
+    /// The response future of [`Authenticate`]: the inner service's
+    /// response (its body converted into an [`axum::body::Body`], free when
+    /// it already is one), a refusal, or a verification to wait for first.
+    pub struct ResponseFuture<S, A, B>
+    where
+        S: Service<Request<B>>,
+        A: Authenticator,
+    {
+        #[pin]
+        state: State<S, A, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, A, B>
+    where
+        S: Service<Request<B>>,
+        A: Authenticator,
+    {
+        Inner { #[pin] future: S::Future },
+        Refused { response: Option<Response> },
+        Verifying { #[pin] future: A::Future, rest: Option<Box<Waiting<S, A, B>>> },
+    }
+}
+
+impl<S, A, B> ResponseFuture<S, A, B>
+where
+    S: Service<Request<B>>,
+    A: Authenticator,
+{
+    fn refused(response: Response) -> Self {
+        Self {
+            state: State::Refused {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<S, A, B> fmt::Debug for ResponseFuture<S, A, B>
+where
+    S: Service<Request<B>>,
+    A: Authenticator,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S, A, B, ResBody> Future for ResponseFuture<S, A, B>
+where
+    S: Service<Request<B>, Response = http::Response<ResBody>>,
+    A: Authenticator,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let next = match self.as_mut().project().state.project() {
+                StateProj::Inner { future } => {
+                    return Poll::Ready(ready!(future.poll(cx)).map(|r| r.map(Body::new)));
+                }
+                StateProj::Refused { response } => {
+                    return Poll::Ready(Ok(response.take().expect("polled after completion")));
+                }
+                StateProj::Verifying { future, rest } => {
+                    let verdict = ready!(future.poll(cx));
+                    let Waiting {
+                        mut inner,
+                        mut req,
+                        config,
+                    } = *rest.take().expect("polled after completion");
+                    match config.apply(verdict, &mut req) {
+                        None => State::Inner {
+                            future: inner.call(req),
+                        },
+                        Some(response) => State::Refused {
+                            response: Some(response),
+                        },
+                    }
+                }
+            };
+            self.as_mut().project().state.set(next);
+        }
+    }
+}
+
+/// A credential that an authenticator found, did not verify, and handed on
+/// to a later one (for example an opaque bearer token that
+/// [`JwtLayer::pass_opaque_tokens`](crate::JwtLayer::pass_opaque_tokens)
+/// leaves for an [`IntrospectionLayer`](crate::IntrospectionLayer)).
+///
+/// The [authenticator model](self) keeps it: an
+/// authenticator whose verdict is
+/// [`HandOn`](Verdict::HandOn) leaves this marker in
+/// the request extensions, and a later one of the same kind (a bearer
+/// authenticator for a bearer token) that accepts the credential removes
+/// it as the [`Principal`] is inserted. A request that still carries it when it
+/// reaches an authorization step
+/// ([`McpPolicyLayer`](crate::mcp::McpPolicyLayer),
+/// [`RequireScopes`](crate::RequireScopes), the [`Principal`] and
+/// `Option<Principal>` extractors) is refused with 401 `invalid_token`: a
+/// presented credential that no layer verifies never passes as anonymous,
+/// however the stack is put together. An authenticator of your own takes
+/// part through its verdicts, with nothing to do about the marker.
+///
+/// # Example
+///
+/// ```
+/// use http::Extensions;
+/// use tower_mcp_auth::authenticate::UnverifiedCredential;
+///
+/// let mut ext = Extensions::new();
+/// ext.insert(UnverifiedCredential::new("jwt"));
+/// assert_eq!(UnverifiedCredential::refusal(&ext).unwrap().status(), 401);
+/// ext.remove::<UnverifiedCredential>(); // verified by a later layer
+/// assert!(UnverifiedCredential::refusal(&ext).is_none());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnverifiedCredential {
+    by: &'static str,
+    bearer: bool,
+}
+
+impl UnverifiedCredential {
+    /// A marker left on a bearer token by the layer named `by` (`"jwt"`, …).
+    #[must_use]
+    pub fn new(by: &'static str) -> Self {
+        Self { by, bearer: true }
+    }
+
+    /// The marker an authenticator of `scheme` leaves on the credential it
+    /// hands on.
+    pub(crate) fn handed_on_by(scheme: AuthScheme) -> Self {
+        Self {
+            by: scheme.as_str(),
+            bearer: scheme.is_bearer(),
+        }
+    }
+
+    /// Whether an authenticator of `scheme` that accepts a credential
+    /// verifies the one this marker is on: a bearer authenticator a bearer
+    /// token, any other the credential of its own scheme.
+    pub(crate) fn is_verified_by(&self, scheme: AuthScheme) -> bool {
+        if self.bearer {
+            scheme.is_bearer()
+        } else {
+            scheme.as_str() == self.by
+        }
+    }
+
+    /// The layer that handed the credential on.
+    #[must_use]
+    pub fn by(&self) -> &'static str {
+        self.by
+    }
+
+    /// The refusal for a request whose extensions still carry the marker
+    /// (401 `invalid_token`, with the request's challenge and JSON-RPC id
+    /// when known); `None` when they do not.
+    #[must_use]
+    pub fn refusal(extensions: &http::Extensions) -> Option<AuthError> {
+        extensions.get::<Self>()?;
+        let mut err = AuthError::invalid_token("no layer could verify the bearer token");
+        if let Some(challenge) = extensions.get::<Challenge>() {
+            err = err.with_challenge(challenge.clone());
+        }
+        Some(err.with_request_context(extensions))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The shared rules, run against every authenticator of this crate and
+    //! against the custom one of the module docs.
+
+    use super::*;
+    use crate::{api_key::ApiKey, ApiKeyLayer, ApiKeys};
+    use axum::body::Body;
+    use http::{header, HeaderValue, StatusCode};
+    use http_body_util::BodyExt;
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    const RESOURCE: &str = "https://mcp.example.com/mcp";
+    const CHALLENGE: &str = r#"Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#;
+    const API_KEY: &str = "mcp_sk_aaaaaaaaaaaaaaaaaaaaaaaa";
+
+    static CLIENT_CERT: HeaderName = HeaderName::from_static("x-client-cert-subject");
+
+    /// The docs' custom authenticator: a subject a TLS terminator forwards.
+    #[derive(Clone, Debug)]
+    struct ClientCert;
+
+    impl Authenticator for ClientCert {
+        type Credential<'a> = &'a str;
+        type Future = std::future::Ready<Verdict>;
+
+        fn scheme(&self) -> AuthScheme {
+            AuthScheme::custom("mtls", false)
+        }
+
+        fn credential_headers(&self) -> &[HeaderName] {
+            std::slice::from_ref(&CLIENT_CERT)
+        }
+
+        fn find<'a, B>(&self, req: &'a Request<B>) -> Result<Option<&'a str>, AuthError> {
+            let mut values = req.headers().get_all(&CLIENT_CERT).iter();
+            let Some(value) = values.next() else {
+                return Ok(None);
+            };
+            if values.next().is_some() {
+                return Err(AuthError::invalid_request(
+                    "more than one client certificate",
+                ));
+            }
+            value
+                .to_str()
+                .map(Some)
+                .map_err(|_| AuthError::invalid_token("unreadable subject"))
+        }
+
+        fn verify(&self, subject: &str) -> Check<Self::Future> {
+            Check::Ready(if subject == "CN=billing" {
+                Verdict::Accept(Principal::new(self.scheme(), subject))
+            } else {
+                Verdict::Refuse(AuthError::invalid_token("this certificate is not allowed"))
+            })
+        }
+    }
+
+    /// One authenticator under test: its layer, a good and a bad
+    /// credential, and the subject the good one names.
+    struct Case<A> {
+        layer: AuthenticateLayer<A>,
+        good: (HeaderName, String),
+        bad: (HeaderName, String),
+        subject: &'static str,
+    }
+
+    fn resource() -> ProtectedResource {
+        ProtectedResource::builder(RESOURCE).build().unwrap()
+    }
+
+    fn request(
+        credential: Option<&(HeaderName, String)>,
+        principal: Option<Principal>,
+    ) -> Request<Body> {
+        let mut req = Request::get("/mcp").body(Body::empty()).unwrap();
+        if let Some((name, value)) = credential {
+            req.headers_mut()
+                .append(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        if let Some(p) = principal {
+            req.extensions_mut().insert(p);
+        }
+        req
+    }
+
+    /// Sends `req` through the layer to a handler that answers
+    /// `scheme:subject:<every credential header value sensitive>`.
+    async fn send<A: Authenticator + Clone>(
+        layer: AuthenticateLayer<A>,
+        req: Request<Body>,
+    ) -> (StatusCode, Option<String>, String) {
+        let names = layer.authenticator().credential_headers().to_vec();
+        let svc = ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(move |req: Request<Body>| {
+                let names = names.clone();
+                async move {
+                    let sensitive = names.iter().all(|n| {
+                        req.headers()
+                            .get_all(n)
+                            .iter()
+                            .all(HeaderValue::is_sensitive)
+                    });
+                    let who = Principal::from_extensions(req.extensions())
+                        .map_or("anonymous".to_owned(), |p| {
+                            format!("{}:{}:{sensitive}", p.scheme(), p.subject())
+                        });
+                    Ok::<_, Infallible>(http::Response::new(Body::from(who)))
+                }
+            });
+        let res = svc.oneshot(req).await.unwrap();
+        let status = res.status();
+        let challenge = res
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (status, challenge, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// Every shared rule of the module docs, against one authenticator.
+    async fn shared_rules<A: Authenticator + Clone>(case: Case<A>) {
+        let layer = case.layer.resource(&resource());
+        let scheme = layer.authenticator().scheme();
+        let name = scheme.as_str();
+
+        // No credential: 401 with the resource's challenge.
+        let (status, challenge, body) = send(layer.clone(), request(None, None)).await;
+        assert_eq!(status, 401, "{name}");
+        assert_eq!(challenge.as_deref(), Some(CHALLENGE), "{name}");
+        assert!(body.contains("missing_credential"), "{name}: {body}");
+
+        // Optional: no credential passes on without a principal.
+        let (status, _, body) = send(layer.clone().optional(), request(None, None)).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "anonymous"),
+            "{name}"
+        );
+
+        // A good credential: the principal, every credential value sensitive.
+        let (status, _, body) = send(layer.clone(), request(Some(&case.good), None)).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        assert_eq!(body, format!("{name}:{}:true", case.subject));
+
+        // A bad one: 401 invalid_token with the challenge, optional or not.
+        for layer in [layer.clone(), layer.clone().optional()] {
+            let (status, challenge, _) = send(layer, request(Some(&case.bad), None)).await;
+            assert_eq!(status, 401, "{name}");
+            let challenge = challenge.unwrap();
+            assert!(
+                challenge.contains(r#"error="invalid_token""#),
+                "{name}: {challenge}"
+            );
+            assert!(
+                challenge.contains("resource_metadata="),
+                "{name}: {challenge}"
+            );
+        }
+
+        // Two credentials of the same header: 400 before anything is verified.
+        let mut req = request(Some(&case.good), None);
+        req.headers_mut().append(
+            case.good.0.clone(),
+            HeaderValue::from_str(&case.good.1).unwrap(),
+        );
+        let (status, _, _) = send(layer.clone(), req).await;
+        assert_eq!(status, 400, "{name}");
+
+        // Already authenticated, no credential of ours: passes on as it is.
+        let earlier = Principal::new(AuthScheme::ApiKey, "earlier");
+        let (status, _, body) = send(layer.clone(), request(None, Some(earlier.clone()))).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "api_key:earlier:true"),
+            "{name}"
+        );
+
+        // Already authenticated by another credential, and ours too: two
+        // credentials, 400, whatever the earlier scheme (one rule).
+        for other in [
+            earlier.clone(),
+            Principal::new(AuthScheme::custom("cookie", false), "c"),
+        ] {
+            if other.scheme() == scheme {
+                continue;
+            }
+            let (status, _, body) =
+                send(layer.clone(), request(Some(&case.good), Some(other))).await;
+            assert_eq!(status, 400, "{name}: {body}");
+            assert!(body.contains("more than one credential"), "{name}: {body}");
+        }
+
+        // A principal an earlier bearer authenticator made: the bearer token
+        // is verified already for a bearer authenticator (passes on, nothing
+        // verified again: the bad one is not even looked at); two
+        // credentials for any other.
+        let bearer = Principal::new(AuthScheme::custom("earlier_bearer", true), "b");
+        let (status, _, body) = send(layer.clone(), request(Some(&case.bad), Some(bearer))).await;
+        if scheme.is_bearer() {
+            assert_eq!(
+                (status, body.as_str()),
+                (StatusCode::OK, "earlier_bearer:b:true"),
+                "{name}"
+            );
+        } else {
+            assert_eq!(status, 400, "{name}: {body}");
+        }
+    }
+
+    fn api_key_case() -> Case<crate::api_key::ApiKeyAuthenticator> {
+        Case {
+            layer: ApiKeyLayer::new(ApiKeys::new().with(ApiKey::new("svc", API_KEY))),
+            good: (HeaderName::from_static("x-api-key"), API_KEY.to_owned()),
+            bad: (
+                HeaderName::from_static("x-api-key"),
+                "mcp_sk_wrong-wrong-wrong".to_owned(),
+            ),
+            subject: "svc",
+        }
+    }
+
+    #[tokio::test]
+    async fn shared_rules_api_key() {
+        shared_rules(api_key_case()).await;
+    }
+
+    #[tokio::test]
+    async fn shared_rules_custom_client_certificate() {
+        shared_rules(Case {
+            layer: AuthenticateLayer::custom(ClientCert),
+            good: (CLIENT_CERT.clone(), "CN=billing".to_owned()),
+            bad: (CLIENT_CERT.clone(), "CN=mallory".to_owned()),
+            subject: "CN=billing",
+        })
+        .await;
+    }
+
+    #[cfg(feature = "jwt")]
+    #[tokio::test]
+    async fn shared_rules_jwt() {
+        use crate::jwt::validator::tests::{good_claims, hs256, validator};
+        shared_rules(Case {
+            layer: crate::JwtLayer::new(validator()),
+            good: (
+                header::AUTHORIZATION,
+                format!("Bearer {}", hs256(&good_claims())),
+            ),
+            bad: (header::AUTHORIZATION, "Bearer not-a-jwt".to_owned()),
+            subject: "user-1",
+        })
+        .await;
+    }
+
+    /// A loopback introspection endpoint: `good` is active for the
+    /// resource, anything else inactive.
+    #[cfg(feature = "introspection")]
+    async fn introspection_endpoint() -> String {
+        use axum::{routing::post, Form, Json, Router};
+        use std::collections::HashMap;
+        let app = Router::new().route(
+            "/introspect",
+            post(|Form(form): Form<HashMap<String, String>>| async move {
+                Json(if form.get("token").map(String::as_str) == Some("good") {
+                    serde_json::json!({"active": true, "sub": "alice", "aud": RESOURCE})
+                } else {
+                    serde_json::json!({"active": false})
+                })
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/introspect")
+    }
+
+    #[cfg(feature = "introspection")]
+    #[tokio::test]
+    async fn shared_rules_introspection() {
+        let introspector = crate::Introspector::builder(
+            introspection_endpoint().await,
+            "rs",
+            secrecy::SecretString::from("secret"),
+        )
+        .build()
+        .unwrap();
+        shared_rules(Case {
+            layer: crate::IntrospectionLayer::new(introspector),
+            good: (header::AUTHORIZATION, "Bearer good".to_owned()),
+            bad: (header::AUTHORIZATION, "Bearer bad".to_owned()),
+            subject: "alice",
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn every_value_of_a_credential_header_is_sensitive() {
+        // `Authorization: ApiKey` next to another Authorization value: the
+        // key's authenticator marks both (it read them both).
+        let layer = api_key_case().layer.accept_authorization_scheme();
+        let mut req = request(
+            Some(&(header::AUTHORIZATION, format!("ApiKey {API_KEY}"))),
+            None,
+        );
+        req.headers_mut().append(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic dXNlcjpwYXNz"),
+        );
+        let (status, _, body) = send(layer, req).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "api_key:svc:true")
+        );
+    }
+
+    /// A bearer authenticator that hands every token on.
+    #[derive(Clone, Debug)]
+    struct HandsOn(AuthScheme);
+
+    impl Authenticator for HandsOn {
+        type Credential<'a> = &'a str;
+        type Future = std::future::Ready<Verdict>;
+
+        fn scheme(&self) -> AuthScheme {
+            self.0
+        }
+
+        fn credential_headers(&self) -> &[HeaderName] {
+            std::slice::from_ref(&header::AUTHORIZATION)
+        }
+
+        fn find<'a, B>(&self, req: &'a Request<B>) -> Result<Option<&'a str>, AuthError> {
+            bearer_token(req.headers(), 4096)
+        }
+
+        fn verify(&self, _: &str) -> Check<Self::Future> {
+            Check::Ready(Verdict::HandOn)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_handed_on_credential_is_cleared_only_by_one_of_its_kind() {
+        let marked = |req: &Request<Body>| req.extensions().get::<UnverifiedCredential>().is_some();
+        let hand_on = AuthenticateLayer::custom(HandsOn(AuthScheme::custom("first", true)));
+
+        // Handed on and never verified: marked, no principal.
+        let svc = ServiceBuilder::new().layer(hand_on.clone()).service_fn(
+            move |req: Request<Body>| async move {
+                Ok::<_, Infallible>(http::Response::new(Body::from(format!("{}", marked(&req)))))
+            },
+        );
+        let res = svc
+            .oneshot(request(
+                Some(&(header::AUTHORIZATION, "Bearer opaque".into())),
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "true");
+
+        // A later bearer authenticator accepts it: the mark is cleared.
+        #[derive(Clone, Debug)]
+        struct AcceptsBearer;
+        impl Authenticator for AcceptsBearer {
+            type Credential<'a> = &'a str;
+            type Future = std::future::Ready<Verdict>;
+            fn scheme(&self) -> AuthScheme {
+                AuthScheme::custom("second", true)
+            }
+            fn credential_headers(&self) -> &[HeaderName] {
+                std::slice::from_ref(&header::AUTHORIZATION)
+            }
+            fn find<'a, B>(&self, req: &'a Request<B>) -> Result<Option<&'a str>, AuthError> {
+                bearer_token(req.headers(), 4096)
+            }
+            fn verify(&self, token: &str) -> Check<Self::Future> {
+                Check::Ready(Verdict::Accept(Principal::new(self.scheme(), token)))
+            }
+        }
+        let svc = ServiceBuilder::new()
+            .layer(hand_on.clone())
+            .layer(AuthenticateLayer::custom(AcceptsBearer))
+            .service_fn(move |req: Request<Body>| async move {
+                Ok::<_, Infallible>(http::Response::new(Body::from(format!(
+                    "{}:{}",
+                    marked(&req),
+                    Principal::from_extensions(req.extensions())
+                        .unwrap()
+                        .subject()
+                ))))
+            });
+        let res = svc
+            .oneshot(request(
+                Some(&(header::AUTHORIZATION, "Bearer opaque".into())),
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            res.into_body().collect().await.unwrap().to_bytes(),
+            "false:opaque"
+        );
+
+        // An API key accepted after it verifies another credential: the
+        // bearer token stays marked (refused later by the authorization step).
+        let svc = ServiceBuilder::new()
+            .layer(hand_on)
+            .layer(api_key_case().layer)
+            .service_fn(move |req: Request<Body>| async move {
+                Ok::<_, Infallible>(http::Response::new(Body::from(format!("{}", marked(&req)))))
+            });
+        let mut req = request(Some(&(header::AUTHORIZATION, "Bearer opaque".into())), None);
+        req.headers_mut()
+            .insert("x-api-key", HeaderValue::from_static(API_KEY));
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "true");
+    }
+}
