@@ -62,7 +62,7 @@
 //! | `mcp` | yes | MCP-aware authorization: [`mcp::McpPolicyLayer`], [`mcp::SessionBindingLayer`] (hmac) |
 //! | `rate-limit` | yes | `rate_limit`: per-principal rate limiting (governor), failed-auth throttling |
 //! | `redis` | no | a Redis store for the rate limiter, shared by replicas (implies `rate-limit`) |
-//! | `dpop` | no | DPoP proof validation (RFC 9449, SEP-1932): `dpop` (implies `jwt`; hmac) |
+//! | `dpop` | yes | DPoP proof validation (RFC 9449, SEP-1932): `dpop` (implies `jwt`; hmac) |
 //! | `introspection` | yes | RFC 7662 introspection (oauth2, moka), RFC 8414 / OpenID metadata discovery |
 //! | `full` | no | everything |
 #![forbid(unsafe_code)]
