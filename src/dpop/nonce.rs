@@ -25,7 +25,16 @@ const LABEL: &[u8] = b"tower-mcp-auth dpop nonce v1\0";
 /// Encoded nonces are exactly this long.
 const NONCE_LEN: usize = 32;
 
-/// Issues and checks stateless DPoP nonces; see the [module docs](self).
+/// Issues and checks stateless DPoP nonces (RFC 9449 §8, §9).
+///
+/// A nonce is `base64url(window ‖ MAC)`: the number of the time window it
+/// was issued in (8 bytes, big endian) and the first 16 bytes of
+/// HMAC-SHA-256 over a fixed label and that number, keyed by a secret
+/// every replica shares. Any replica checks any nonce with the key alone;
+/// a nonce of the current or the previous window is accepted, so one lives
+/// between one and two windows. Nonces are not single-use (the `jti`
+/// replay check is); they bound how long before use a proof can have been
+/// made.
 ///
 /// # Example
 ///
