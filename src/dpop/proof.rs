@@ -356,6 +356,7 @@ impl ProofValidatorBuilder {
     /// [`ConfigError::Invalid`] for no algorithm, an HMAC algorithm, a
     /// zero window or a proof bound under 256 bytes.
     pub fn build(self) -> Result<ProofValidator, ConfigError> {
+        crate::jwt::install_crypto_provider();
         if self.algorithms.is_empty() {
             return Err(ConfigError::Invalid(
                 "DPoP needs at least one signing algorithm".into(),

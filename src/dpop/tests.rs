@@ -29,6 +29,7 @@ struct Key {
 }
 
 fn key(pem: &[u8], alg: Algorithm) -> Key {
+    crate::jwt::install_crypto_provider();
     let enc = match alg {
         Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
         Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
