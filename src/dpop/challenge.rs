@@ -47,7 +47,10 @@ pub fn challenge(algorithms: &[Algorithm], error: Option<&ProofError>) -> String
     out
 }
 
-/// The DPoP members of the protected-resource metadata (RFC 9728 §2).
+/// The DPoP members of the protected-resource metadata (RFC 9728 §2);
+/// [`ProtectedResourceBuilder`](crate::metadata::ProtectedResourceBuilder)
+/// publishes them (`dpop_signing_alg_values_supported`,
+/// `dpop_bound_access_tokens_required`).
 ///
 /// # Example
 ///

@@ -121,6 +121,14 @@ impl ProofValidator {
         self.inner.nonces.as_ref()
     }
 
+    /// The protected-resource metadata members for this validator;
+    /// `required` when unbound tokens are refused. Pass them to
+    /// [`ProtectedResourceBuilder::dpop_signing_alg_values_supported`](crate::metadata::ProtectedResourceBuilder::dpop_signing_alg_values_supported)
+    /// and `dpop_bound_access_tokens_required`.
+    pub fn metadata(&self, required: bool) -> super::DpopMetadata {
+        super::DpopMetadata::new(&self.inner.algorithms, required)
+    }
+
     /// The `WWW-Authenticate` challenge for a refusal: see [`challenge`](super::challenge).
     pub fn challenge(&self, error: Option<&ProofError>) -> String {
         super::challenge(&self.inner.algorithms, error)
