@@ -744,7 +744,7 @@ pub const DPOP_NOW: u64 = 1_800_000_000;
 /// Input starting with `{`: the payload of a proof the target signs with
 /// its own ES256 key and a correct header, so every claims check runs; a
 /// refusal is then always a claims kind (never the header's or the
-/// signature's), and an accepted proof's claims have `htm` `POST`, the
+/// signature's; too large only past the 8 KiB bound), and an accepted proof's claims have `htm` `POST`, the
 /// token's `ath`, a `jti` of 1 to 256 bytes and `iat` within ±300 s.
 ///
 /// Any other input: the raw `DPoP` header value. An accepted proof (the
@@ -773,6 +773,9 @@ pub fn dpop_proof(data: &[u8]) {
                 let iat = claims["iat"].as_f64().unwrap();
                 assert!((DPOP_NOW as f64 - 301.0..=DPOP_NOW as f64 + 301.0).contains(&iat));
             }
+            Err(ProofErrorKind::TooLarge) => {
+                assert!(proof.len() > tower_mcp_auth::dpop::DEFAULT_MAX_PROOF_BYTES)
+            }
             Err(kind) => assert!(
                 !matches!(
                     kind,
@@ -783,7 +786,6 @@ pub fn dpop_proof(data: &[u8]) {
                         | ProofErrorKind::PrivateJwk
                         | ProofErrorKind::Signature
                         | ProofErrorKind::Critical
-                        | ProofErrorKind::TooLarge
                 ),
                 "a well-signed proof refused for {kind:?}"
             ),
