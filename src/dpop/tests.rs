@@ -31,7 +31,7 @@ struct Key {
 fn key(pem: &[u8], alg: Algorithm) -> Key {
     crate::jwt::install_crypto_provider();
     let enc = match alg {
-        Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
+        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem),
         Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
         _ => EncodingKey::from_rsa_pem(pem),
     }
@@ -168,6 +168,34 @@ async fn real_keys_of_each_default_algorithm_pass() {
 fn es256_b_jkt() -> String {
     let jwk: Jwk = serde_json::from_value(es256_b().jwk).unwrap();
     jwk.thumbprint(ThumbprintHash::SHA256).unwrap()
+}
+
+#[tokio::test]
+async fn es384_when_configured_and_not_by_default() {
+    let k = key(
+        include_bytes!("../../tests/fixtures/ec384_private.pem"),
+        Algorithm::ES384,
+    );
+    assert_eq!(
+        kind(&validator(), &proof(&k)).await,
+        ProofErrorKind::Algorithm
+    );
+    let v = ProofValidator::builder()
+        .algorithms([Algorithm::ES384, Algorithm::ES256])
+        .build()
+        .unwrap();
+    assert_eq!(v.challenge(None), r#"DPoP algs="ES384 ES256""#);
+    assert!(run(&v, &[&proof(&k)], Method::POST, URL).await.is_ok());
+    // A P-256 key under ES384 is refused before any signature check.
+    let p256 = es256();
+    let mut h = header(&p256);
+    h.insert("alg".into(), "ES384".into());
+    let input = format!("{}.{}", b64(&h), b64(&claims()));
+    let sig = sign(input.as_bytes(), &k.enc, Algorithm::ES384).unwrap();
+    assert_eq!(
+        kind(&v, &format!("{input}.{sig}")).await,
+        ProofErrorKind::InvalidJwk
+    );
 }
 
 #[tokio::test]
