@@ -49,6 +49,15 @@
 //!    and, when nonces are on, a current `nonce`;
 //! 6. the proof (its `jti` under its key) has not been seen in the window.
 //!
+//! # Cost
+//!
+//! A proof cannot be cached (each is fresh), so every DPoP request pays one
+//! signature check: `benches/dpop.rs` measures one validation at about
+//! 40 µs for ES256 and 30 µs for EdDSA on aws-lc-rs, 85–90 % of it the
+//! signature; the replay insert is under 1 µs. Against the JWT layer's
+//! cache-hit bearer path (about 1.5 µs) in the same run, a DPoP request
+//! costs about 28× (ES256) and 19× (EdDSA) a bearer request.
+//!
 //! # Choices RFC 9449 and SEP-1932 leave open, and the choice made
 //!
 //! | where | choice |
