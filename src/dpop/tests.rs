@@ -643,3 +643,13 @@ fn every_kind_has_a_fixed_safe_message() {
         assert!(HeaderValue::from_str(&c).is_ok());
     }
 }
+
+/// The layer will hold the future across an await in a `Send` service.
+#[test]
+fn validate_future_is_send_with_header_map_values() {
+    fn assert_send<T: Send>(_: &T) {}
+    let v = validator();
+    let headers = http::HeaderMap::new();
+    let fut = v.validate(headers.get_all("dpop"), &Method::POST, URL, TOKEN);
+    assert_send(&fut);
+}
