@@ -123,3 +123,55 @@ raw_claims = [json.dumps(c, separators=(",", ":")) for c in claims] + [
     "[]", "null", "", "{}", "\"x\"", "{\"sub\":\"\\ud800\"}",
 ]
 write("jwt_claims", variants(raw_claims, 30))
+
+# dpop_proof: claims the target signs itself (starting with "{"), and raw
+# DPoP header values, some signed by a key of their own (ES256, P-256).
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives import hashes
+
+DPOP_NOW = 1800000000
+DPOP_ATH = b64(hashlib.sha256(b"fuzz-access-token").digest())
+dpop_good = {"jti": "j-1", "htm": "POST", "htu": RESOURCE, "iat": DPOP_NOW, "ath": DPOP_ATH}
+dpop_claims = [json.dumps(c, separators=(",", ":")) for c in [
+    dpop_good,
+    {**dpop_good, "htu": "HTTPS://MCP.EXAMPLE.COM:443/%6dcp?q=1#f"},
+    {**dpop_good, "htu": "https://mcp.example.com/a/../mcp"},
+    {**dpop_good, "htu": "https://mcp.example.com/other"},
+    {**dpop_good, "htu": "ftp://mcp.example.com/mcp"},
+    {**dpop_good, "htm": "GET"}, {**dpop_good, "htm": "post"},
+    {**dpop_good, "iat": DPOP_NOW - 300}, {**dpop_good, "iat": DPOP_NOW - 301},
+    {**dpop_good, "iat": DPOP_NOW + 301}, {**dpop_good, "iat": 1800000000.5},
+    {**dpop_good, "iat": "1800000000"}, {**dpop_good, "iat": -1},
+    {**dpop_good, "ath": "x"}, {k: v for k, v in dpop_good.items() if k != "ath"},
+    {**dpop_good, "jti": ""}, {**dpop_good, "jti": "j" * 257},
+    {k: v for k, v in dpop_good.items() if k != "jti"},
+    {**dpop_good, "nonce": "n"},
+]] + [
+    '{"jti":"a","htm":"POST","htm":"GET","htu":"https://mcp.example.com/mcp","iat":1800000000}',
+    "{", "{}", '{"jti":1}',
+]
+dpop_key = ec.derive_private_key(424242, ec.SECP256R1())
+pub = dpop_key.public_key().public_numbers()
+dpop_jwk = {"kty": "EC", "crv": "P-256", "x": b64(pub.x.to_bytes(32, "big")), "y": b64(pub.y.to_bytes(32, "big"))}
+
+
+def es256_proof(header, claims):
+    signing = f"{b64(header)}.{b64(claims)}"
+    r, s = decode_dss_signature(dpop_key.sign(signing.encode(), ec.ECDSA(hashes.SHA256())))
+    return f"{signing}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+dpop_header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": dpop_jwk}
+dpop_raw = [
+    es256_proof(dpop_header, dpop_good),
+    es256_proof({**dpop_header, "typ": "JWT"}, dpop_good),
+    es256_proof({**dpop_header, "jwk": {**dpop_jwk, "d": "AAAA"}}, dpop_good),
+    es256_proof({**dpop_header, "crit": ["x"]}, dpop_good),
+    es256_proof({**dpop_header, "alg": "RS256"}, dpop_good),
+    es256_proof({**dpop_header, "jwk": {**dpop_jwk, "crv": "P-384"}}, dpop_good),
+    f"{b64({**dpop_header, 'alg': 'none'})}.{b64(dpop_good)}.",
+    hs256("secret", {**dpop_header, "alg": "HS256"}, dpop_good),
+    "a.b.c", "..", "", "x" * 9000,
+]
+write("dpop_proof", variants(dpop_claims + dpop_raw, 30))

@@ -21,6 +21,7 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
+    dpop::{MemoryReplayCache, ProofErrorKind, ProofValidator},
     jwt::{JwtLayer, JwtValidator},
     mcp::{McpRequest, MessageKind, TemplateIndex, UriTemplate},
     ApiKey, ApiKeyLayer, ApiKeys, AuthError, ProtectedResource, Scopes,
@@ -40,7 +41,7 @@ pub const JWT_ISSUER: &str = "https://auth.example.com";
 pub type Target = fn(&[u8]);
 
 /// The targets by name, as the corpus directories are named.
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("json_rpc_inspect", json_rpc_inspect),
     ("auth_headers", auth_headers),
     ("scopes", scopes),
@@ -48,6 +49,7 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("mcp_name", mcp_name),
     ("jwt_validate", jwt_validate),
     ("jwt_claims", jwt_claims),
+    ("dpop_proof", dpop_proof),
 ];
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -730,4 +732,135 @@ fn claims_verdict(claims: &Map<String, Value>, len: usize, before: u64, after: u
         client_id,
         scopes,
     })
+}
+
+/// The access token the DPoP target's proofs are presented with.
+pub const DPOP_TOKEN: &str = "fuzz-access-token";
+/// The DPoP target's clock (Unix seconds).
+pub const DPOP_NOW: u64 = 1_800_000_000;
+
+/// DPoP proofs (RFC 9449 §4.3) through `ProofValidator`, two ways.
+///
+/// Input starting with `{`: the payload of a proof the target signs with
+/// its own ES256 key and a correct header, so every claims check runs; a
+/// refusal is then always a claims kind (never the header's or the
+/// signature's; too large only past the 8 KiB bound), and an accepted proof's claims have `htm` `POST`, the
+/// token's `ath`, a `jti` of 1 to 256 bytes and `iat` within ±300 s.
+///
+/// Any other input: the raw `DPoP` header value. An accepted proof (the
+/// input may sign with a key of its own: that is DPoP) has the RFC 7638
+/// thumbprint jsonwebtoken computes for the header's `jwk`.
+///
+/// Both ways: no panic; a refusal is a 401 with an RFC 9449 error code;
+/// an accepted proof is refused as `Replayed` the second time.
+pub fn dpop_proof(data: &[u8]) {
+    let validator = ProofValidator::builder()
+        .replay_cache(MemoryReplayCache::with_capacity(4))
+        .build()
+        .unwrap();
+    if data.first() == Some(&b'{') {
+        let proof = es256_proof(data);
+        match dpop_run(&validator, &proof) {
+            Ok(_) => {
+                let claims: Map<String, Value> = serde_json::from_slice(data).unwrap();
+                let str_of = |k: &str| claims.get(k).and_then(Value::as_str).unwrap();
+                assert_eq!(str_of("htm"), "POST");
+                let ath = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+                    <sha2::Sha256 as sha2::Digest>::digest(DPOP_TOKEN.as_bytes()),
+                );
+                assert_eq!(str_of("ath"), ath);
+                assert!((1..=256).contains(&str_of("jti").len()));
+                let iat = claims["iat"].as_f64().unwrap();
+                assert!((DPOP_NOW as f64 - 301.0..=DPOP_NOW as f64 + 301.0).contains(&iat));
+            }
+            Err(ProofErrorKind::TooLarge) => {
+                assert!(proof.len() > tower_mcp_auth::dpop::DEFAULT_MAX_PROOF_BYTES)
+            }
+            Err(kind) => assert!(
+                !matches!(
+                    kind,
+                    ProofErrorKind::Type
+                        | ProofErrorKind::Algorithm
+                        | ProofErrorKind::MissingJwk
+                        | ProofErrorKind::InvalidJwk
+                        | ProofErrorKind::PrivateJwk
+                        | ProofErrorKind::Signature
+                        | ProofErrorKind::Critical
+                ),
+                "a well-signed proof refused for {kind:?}"
+            ),
+        }
+        return;
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(verified) = dpop_run(&validator, text) {
+        let header: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(text.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(header["jwk"].clone()).unwrap();
+        let thumb = jwk
+            .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+            .unwrap();
+        assert_eq!(verified, thumb, "RFC 7638 thumbprints disagree");
+    }
+}
+
+/// One validation, then (if accepted) the same proof again, which must be
+/// a replay. Returns the thumbprint or the refusal's kind.
+fn dpop_run(validator: &ProofValidator, proof: &str) -> Result<String, ProofErrorKind> {
+    let Ok(value) = HeaderValue::from_str(proof) else {
+        return Err(ProofErrorKind::Malformed);
+    };
+    let method = http::Method::POST;
+    let once = |v: &HeaderValue| {
+        runtime().block_on(validator.validate_at(
+            std::iter::once(v),
+            &method,
+            RESOURCE,
+            DPOP_TOKEN,
+            DPOP_NOW,
+        ))
+    };
+    match once(&value) {
+        Ok(p) => {
+            let again = once(&value).unwrap_err();
+            assert_eq!(again.kind(), ProofErrorKind::Replayed);
+            Ok(p.jkt().to_owned())
+        }
+        Err(e) => {
+            assert_eq!(e.status(), StatusCode::UNAUTHORIZED, "{e}");
+            assert!(e.error_code().is_some());
+            Err(e.kind())
+        }
+    }
+}
+
+/// A DPoP proof over `claims` (as given) signed by the fuzz ES256 key.
+fn es256_proof(claims: &[u8]) -> String {
+    static KEY: OnceLock<(jsonwebtoken::EncodingKey, String)> = OnceLock::new();
+    let (key, header) = KEY.get_or_init(|| {
+        tower_mcp_auth::jwt::install_crypto_provider();
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(include_bytes!(
+            "../tests/fixtures/ec256_private.pem"
+        ))
+        .unwrap();
+        let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::ES256)
+            .unwrap();
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&header).unwrap());
+        (key, header)
+    });
+    let input = format!(
+        "{header}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims)
+    );
+    let sig =
+        jsonwebtoken::crypto::sign(input.as_bytes(), key, jsonwebtoken::Algorithm::ES256).unwrap();
+    format!("{input}.{sig}")
 }

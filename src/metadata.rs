@@ -73,6 +73,10 @@ struct Metadata {
     resource_documentation: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     jwks_uri: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dpop_signing_alg_values_supported: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dpop_bound_access_tokens_required: bool,
 }
 
 /// Builds a [`ProtectedResource`]; see [`ProtectedResource::builder`].
@@ -86,6 +90,8 @@ pub struct ProtectedResourceBuilder {
     resource_documentation: Option<String>,
     jwks_uri: Option<String>,
     realm: Option<String>,
+    dpop_signing_alg_values_supported: Vec<String>,
+    dpop_bound_access_tokens_required: bool,
 }
 
 impl ProtectedResource {
@@ -100,6 +106,8 @@ impl ProtectedResource {
             resource_documentation: None,
             jwks_uri: None,
             realm: None,
+            dpop_signing_alg_values_supported: Vec::new(),
+            dpop_bound_access_tokens_required: false,
         }
     }
 
@@ -234,6 +242,24 @@ impl ProtectedResourceBuilder {
         self
     }
 
+    /// Sets `dpop_signing_alg_values_supported` (RFC 9728 §2): the DPoP
+    /// proof algorithms accepted (none listed by default).
+    pub fn dpop_signing_alg_values_supported<I>(mut self, algs: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.dpop_signing_alg_values_supported = algs.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets `dpop_bound_access_tokens_required` (RFC 9728 §2): unbound
+    /// tokens are refused (listed only when true).
+    pub fn dpop_bound_access_tokens_required(mut self, required: bool) -> Self {
+        self.dpop_bound_access_tokens_required = required;
+        self
+    }
+
     /// Sets the `realm` of challenges (none by default).
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = Some(realm.into());
@@ -281,6 +307,8 @@ impl ProtectedResourceBuilder {
             resource_name: self.resource_name,
             resource_documentation: self.resource_documentation,
             jwks_uri: self.jwks_uri,
+            dpop_signing_alg_values_supported: self.dpop_signing_alg_values_supported,
+            dpop_bound_access_tokens_required: self.dpop_bound_access_tokens_required,
         };
         let document = Bytes::from(
             serde_json::to_vec(&metadata)
@@ -332,6 +360,24 @@ mod tests {
             assert_eq!(r.metadata_url(), want, "{resource}");
             assert_eq!(r.challenge().resource_metadata(), Some(want));
         }
+    }
+
+    #[test]
+    fn dpop_members_are_listed_only_when_set() {
+        let doc = |b: ProtectedResourceBuilder| -> serde_json::Value {
+            serde_json::from_slice(&b.build().unwrap().document()).unwrap()
+        };
+        let plain = doc(ProtectedResource::builder("https://mcp.example.com/mcp"));
+        assert!(plain.get("dpop_signing_alg_values_supported").is_none());
+        assert!(plain.get("dpop_bound_access_tokens_required").is_none());
+        let dpop = doc(ProtectedResource::builder("https://mcp.example.com/mcp")
+            .dpop_signing_alg_values_supported(["ES256", "EdDSA"])
+            .dpop_bound_access_tokens_required(true));
+        assert_eq!(
+            dpop["dpop_signing_alg_values_supported"],
+            serde_json::json!(["ES256", "EdDSA"])
+        );
+        assert_eq!(dpop["dpop_bound_access_tokens_required"], true);
     }
 
     #[test]

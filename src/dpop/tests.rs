@@ -1,0 +1,655 @@
+//! Every check of [`ProofValidator`] with proofs signed by real ES256,
+//! EdDSA, RS256 and PS256 keys (the PEM fixtures under `tests/fixtures/`).
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use http::{HeaderValue, Method};
+use jsonwebtoken::{
+    crypto::sign,
+    jwk::{Jwk, ThumbprintHash},
+    Algorithm, EncodingKey,
+};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::*;
+
+const URL: &str = "https://mcp.example.com/mcp";
+const TOKEN: &str = "an-access-token";
+const NOW: u64 = 1_800_000_000;
+
+struct Key {
+    enc: EncodingKey,
+    alg: Algorithm,
+    jwk: Value,
+}
+
+fn key(pem: &[u8], alg: Algorithm) -> Key {
+    crate::jwt::install_crypto_provider();
+    let enc = match alg {
+        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
+        _ => EncodingKey::from_rsa_pem(pem),
+    }
+    .unwrap();
+    let jwk = serde_json::to_value(Jwk::from_encoding_key(&enc, alg).unwrap()).unwrap();
+    Key { enc, alg, jwk }
+}
+
+fn es256() -> Key {
+    key(
+        include_bytes!("../../tests/fixtures/ec256_private.pem"),
+        Algorithm::ES256,
+    )
+}
+fn es256_b() -> Key {
+    key(
+        include_bytes!("../../tests/fixtures/ec256_b_private.pem"),
+        Algorithm::ES256,
+    )
+}
+fn ed25519() -> Key {
+    key(
+        include_bytes!("../../tests/fixtures/ed25519_private.pem"),
+        Algorithm::EdDSA,
+    )
+}
+fn rsa(alg: Algorithm) -> Key {
+    key(include_bytes!("../../tests/fixtures/rsa1_private.pem"), alg)
+}
+
+fn ath(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
+fn claims() -> Map<String, Value> {
+    static JTI: AtomicU64 = AtomicU64::new(0);
+    let jti = format!("jti-{}", JTI.fetch_add(1, Ordering::Relaxed));
+    json!({"jti": jti, "htm": "POST", "htu": URL, "iat": NOW, "ath": ath(TOKEN)})
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+fn header(k: &Key) -> Map<String, Value> {
+    json!({"typ": "dpop+jwt", "alg": algorithm_name(k.alg), "jwk": k.jwk})
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+fn b64(v: &impl serde::Serialize) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+}
+
+/// A compact JWS over raw header and claims texts, signed by `k`.
+fn signed_raw(k: &Key, header: &str, claims: &str) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    let sig = sign(input.as_bytes(), &k.enc, k.alg).unwrap();
+    format!("{input}.{sig}")
+}
+
+fn signed(k: &Key, header: &Map<String, Value>, claims: &Map<String, Value>) -> String {
+    let input = format!("{}.{}", b64(header), b64(claims));
+    let sig = sign(input.as_bytes(), &k.enc, k.alg).unwrap();
+    format!("{input}.{sig}")
+}
+
+/// A proof by `k` with `edit` applied to the default claims.
+fn proof_with(k: &Key, edit: impl FnOnce(&mut Map<String, Value>)) -> String {
+    let mut c = claims();
+    edit(&mut c);
+    signed(k, &header(k), &c)
+}
+
+fn proof(k: &Key) -> String {
+    proof_with(k, |_| {})
+}
+
+fn validator() -> ProofValidator {
+    ProofValidator::builder().build().unwrap()
+}
+
+async fn run(
+    v: &ProofValidator,
+    proofs: &[&str],
+    method: Method,
+    url: &str,
+) -> Result<VerifiedProof, ProofError> {
+    let values: Vec<HeaderValue> = proofs
+        .iter()
+        .map(|p| HeaderValue::from_str(p).unwrap())
+        .collect();
+    v.validate_at(&values, &method, url, TOKEN, NOW).await
+}
+
+async fn kind(v: &ProofValidator, proof: &str) -> ProofErrorKind {
+    run(v, &[proof], Method::POST, URL)
+        .await
+        .unwrap_err()
+        .kind()
+}
+
+#[tokio::test]
+async fn real_keys_of_each_default_algorithm_pass() {
+    let v = validator();
+    for k in [
+        es256(),
+        ed25519(),
+        rsa(Algorithm::RS256),
+        rsa(Algorithm::PS256),
+    ] {
+        let ok = run(&v, &[&proof(&k)], Method::POST, URL).await.unwrap();
+        assert_eq!(ok.algorithm(), k.alg);
+        assert_eq!(ok.iat(), NOW);
+        assert_eq!(ok.expires_at(), NOW + 301);
+        // The thumbprint agrees with jsonwebtoken's own RFC 7638 code.
+        let jwk: Jwk = serde_json::from_value(k.jwk.clone()).unwrap();
+        assert_eq!(ok.jkt(), jwk.thumbprint(ThumbprintHash::SHA256).unwrap());
+        assert!(ok.check_binding(Some(ok.jkt())).is_ok());
+        assert_eq!(
+            ok.check_binding(Some(&es256_b_jkt())).unwrap_err().kind(),
+            ProofErrorKind::KeyMismatch
+        );
+        let unbound = ok.check_binding(None).unwrap_err();
+        assert_eq!(unbound.kind(), ProofErrorKind::TokenNotBound);
+        assert_eq!(unbound.error_code(), Some("invalid_token"));
+    }
+}
+
+fn es256_b_jkt() -> String {
+    let jwk: Jwk = serde_json::from_value(es256_b().jwk).unwrap();
+    jwk.thumbprint(ThumbprintHash::SHA256).unwrap()
+}
+
+#[tokio::test]
+async fn es384_when_configured_and_not_by_default() {
+    let k = key(
+        include_bytes!("../../tests/fixtures/ec384_private.pem"),
+        Algorithm::ES384,
+    );
+    assert_eq!(
+        kind(&validator(), &proof(&k)).await,
+        ProofErrorKind::Algorithm
+    );
+    let v = ProofValidator::builder()
+        .algorithms([Algorithm::ES384, Algorithm::ES256])
+        .build()
+        .unwrap();
+    assert_eq!(v.challenge(None), r#"DPoP algs="ES384 ES256""#);
+    assert!(run(&v, &[&proof(&k)], Method::POST, URL).await.is_ok());
+    // A P-256 key under ES384 is refused before any signature check.
+    let p256 = es256();
+    let mut h = header(&p256);
+    h.insert("alg".into(), "ES384".into());
+    let input = format!("{}.{}", b64(&h), b64(&claims()));
+    let sig = sign(input.as_bytes(), &k.enc, Algorithm::ES384).unwrap();
+    assert_eq!(
+        kind(&v, &format!("{input}.{sig}")).await,
+        ProofErrorKind::InvalidJwk
+    );
+}
+
+#[tokio::test]
+async fn exactly_one_bounded_header() {
+    let v = validator();
+    let k = es256();
+    assert_eq!(
+        run(&v, &[], Method::POST, URL).await.unwrap_err().kind(),
+        ProofErrorKind::Missing
+    );
+    let two = run(&v, &[&proof(&k), &proof(&k)], Method::POST, URL)
+        .await
+        .unwrap_err();
+    assert_eq!(two.kind(), ProofErrorKind::Multiple);
+    // Oversized: a validly signed proof with a padded claim.
+    let big = proof_with(&k, |c| {
+        c.insert("pad".into(), "x".repeat(DEFAULT_MAX_PROOF_BYTES).into());
+    });
+    assert_eq!(kind(&v, &big).await, ProofErrorKind::TooLarge);
+    // The bound is configurable, and a proof under it passes.
+    let roomy = ProofValidator::builder()
+        .max_proof_bytes(64 * 1024)
+        .build()
+        .unwrap();
+    assert!(run(&roomy, &[&big], Method::POST, URL).await.is_ok());
+    // Not visible ASCII.
+    let v2 = vec![HeaderValue::from_bytes(b"\xff.a.b").unwrap()];
+    assert_eq!(
+        v.validate_at(&v2, &Method::POST, URL, TOKEN, NOW)
+            .await
+            .unwrap_err()
+            .kind(),
+        ProofErrorKind::Malformed
+    );
+}
+
+#[tokio::test]
+async fn malformed_compact_jws() {
+    let v = validator();
+    let p = proof(&es256());
+    let parts: Vec<&str> = p.split('.').collect();
+    for bad in [
+        parts[..2].join("."),
+        format!("{p}.x"),
+        format!("!!.{}.{}", parts[1], parts[2]),
+        format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode("not json"),
+            parts[1],
+            parts[2]
+        ),
+        format!("{}=.{}.{}", parts[0], parts[1], parts[2]),
+    ] {
+        assert_eq!(kind(&v, &bad).await, ProofErrorKind::Malformed, "{bad}");
+    }
+    // Claims that are not JSON, under a valid signature.
+    let k = es256();
+    let h = serde_json::to_string(&header(&k)).unwrap();
+    assert_eq!(
+        kind(&v, &signed_raw(&k, &h, "[1,2]")).await,
+        ProofErrorKind::Malformed
+    );
+    // A duplicated claim is refused, not read one way here and another elsewhere.
+    let dup = r#"{"jti":"a","htm":"POST","htm":"GET","htu":"https://mcp.example.com/mcp","iat":1800000000}"#;
+    assert_eq!(
+        kind(&v, &signed_raw(&k, &h, dup)).await,
+        ProofErrorKind::Malformed
+    );
+}
+
+#[tokio::test]
+async fn typ_must_be_dpop_jwt() {
+    let v = validator();
+    let k = es256();
+    for (typ, want) in [
+        (Some("JWT"), Some(ProofErrorKind::Type)),
+        (Some("at+jwt"), Some(ProofErrorKind::Type)),
+        (None, Some(ProofErrorKind::Type)),
+        (Some("DPoP+JWT"), None),
+    ] {
+        let mut h = header(&k);
+        match typ {
+            Some(t) => h.insert("typ".into(), t.into()),
+            None => h.remove("typ"),
+        };
+        let got = run(&v, &[&signed(&k, &h, &claims())], Method::POST, URL).await;
+        assert_eq!(got.err().map(|e| e.kind()), want, "{typ:?}");
+    }
+}
+
+#[tokio::test]
+async fn alg_none_hmac_and_unlisted_are_refused() {
+    let v = validator();
+    let k = es256();
+    // alg none, no signature.
+    let mut h = header(&k);
+    h.insert("alg".into(), "none".into());
+    let none = format!("{}.{}.", b64(&h), b64(&claims()));
+    assert_eq!(kind(&v, &none).await, ProofErrorKind::Algorithm);
+    // HS256 with a real HMAC signature (the "key" being the jwk text).
+    let mut h = header(&k);
+    h.insert("alg".into(), "HS256".into());
+    let input = format!("{}.{}", b64(&h), b64(&claims()));
+    let sig = sign(
+        input.as_bytes(),
+        &EncodingKey::from_secret(b"secret"),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    assert_eq!(
+        kind(&v, &format!("{input}.{sig}")).await,
+        ProofErrorKind::Algorithm
+    );
+    // A good proof whose alg is not configured.
+    let only_ed = ProofValidator::builder()
+        .algorithms([Algorithm::EdDSA])
+        .build()
+        .unwrap();
+    assert_eq!(kind(&only_ed, &proof(&k)).await, ProofErrorKind::Algorithm);
+    // alg says RSA, the key is EC.
+    let mut h = header(&k);
+    h.insert("alg".into(), "RS256".into());
+    let p = signed(&k, &h, &claims());
+    assert_eq!(kind(&v, &p).await, ProofErrorKind::InvalidJwk);
+    // Builder refusals.
+    assert!(ProofValidator::builder()
+        .algorithms([Algorithm::HS256])
+        .build()
+        .is_err());
+    assert!(ProofValidator::builder().algorithms([]).build().is_err());
+    assert!(ProofValidator::builder()
+        .iat_window(Duration::ZERO)
+        .build()
+        .is_err());
+}
+
+#[tokio::test]
+async fn jwk_must_be_public_present_and_the_signer() {
+    let v = validator();
+    let k = es256();
+    let mut h = header(&k);
+    h.remove("jwk");
+    assert_eq!(
+        kind(&v, &signed(&k, &h, &claims())).await,
+        ProofErrorKind::MissingJwk
+    );
+    // A jwk with its private part.
+    let mut h = header(&k);
+    h["jwk"]
+        .as_object_mut()
+        .unwrap()
+        .insert("d".into(), URL_SAFE_NO_PAD.encode([1u8; 32]).into());
+    assert_eq!(
+        kind(&v, &signed(&k, &h, &claims())).await,
+        ProofErrorKind::PrivateJwk
+    );
+    // Signed by one key, naming another.
+    let mut h = header(&k);
+    h.insert("jwk".into(), es256_b().jwk);
+    assert_eq!(
+        kind(&v, &signed(&k, &h, &claims())).await,
+        ProofErrorKind::Signature
+    );
+    // Claims changed after signing.
+    let p = proof(&k);
+    let parts: Vec<&str> = p.split('.').collect();
+    let mut c = claims();
+    c.insert("htm".into(), "GET".into());
+    let forged = format!("{}.{}.{}", parts[0], b64(&c), parts[2]);
+    assert_eq!(kind(&v, &forged).await, ProofErrorKind::Signature);
+    // crit is not understood.
+    let mut h = header(&k);
+    h.insert("crit".into(), json!(["exp"]));
+    assert_eq!(
+        kind(&v, &signed(&k, &h, &claims())).await,
+        ProofErrorKind::Critical
+    );
+}
+
+#[tokio::test]
+async fn required_claims() {
+    let v = validator();
+    let k = ed25519();
+    for claim in ["jti", "htm", "htu", "iat"] {
+        let p = proof_with(&k, |c| {
+            c.remove(claim);
+        });
+        assert_eq!(kind(&v, &p).await, ProofErrorKind::MissingClaim(claim));
+        let p = proof_with(&k, |c| {
+            c.insert(claim.into(), json!({"nested": true}));
+        });
+        assert_eq!(kind(&v, &p).await, ProofErrorKind::MissingClaim(claim));
+    }
+    let p = proof_with(&k, |c| {
+        c.insert("jti".into(), "".into());
+    });
+    assert_eq!(kind(&v, &p).await, ProofErrorKind::InvalidJti);
+    let p = proof_with(&k, |c| {
+        c.insert("jti".into(), "j".repeat(MAX_JTI_BYTES + 1).into());
+    });
+    assert_eq!(kind(&v, &p).await, ProofErrorKind::InvalidJti);
+}
+
+#[tokio::test]
+async fn htm_is_the_request_method() {
+    let v = validator();
+    let k = es256();
+    let p = proof(&k);
+    let e = run(&v, &[&p], Method::GET, URL).await.unwrap_err();
+    assert_eq!(e.kind(), ProofErrorKind::HtmMismatch);
+    let p = proof_with(&k, |c| {
+        c.insert("htm".into(), "post".into());
+    });
+    assert_eq!(kind(&v, &p).await, ProofErrorKind::HtmMismatch);
+    let p = proof_with(&k, |c| {
+        c.insert("htm".into(), "GET".into());
+    });
+    assert!(run(&v, &[&p], Method::GET, URL).await.is_ok());
+}
+
+#[tokio::test]
+async fn htu_is_the_public_url_normalised_without_query() {
+    let v = validator();
+    let k = es256();
+    for (htu, ok) in [
+        ("https://mcp.example.com/mcp?session=1#frag", true),
+        ("HTTPS://MCP.EXAMPLE.COM:443/mcp", true),
+        ("https://mcp.example.com/%6dcp", true),
+        ("https://mcp.example.com/x/../mcp", true),
+        ("https://mcp.example.com/MCP", false),
+        ("https://mcp.example.com/mcp/", false),
+        ("http://mcp.example.com/mcp", false),
+        ("https://mcp.example.com:8443/mcp", false),
+        ("https://evil.example.com/mcp", false),
+        ("https://mcp.example.com/other", false),
+    ] {
+        let p = proof_with(&k, |c| {
+            c.insert("htu".into(), htu.into());
+        });
+        let got = run(&v, &[&p], Method::POST, URL).await;
+        if ok {
+            assert!(got.is_ok(), "{htu}: {got:?}");
+        } else {
+            assert_eq!(
+                got.unwrap_err().kind(),
+                ProofErrorKind::HtuMismatch,
+                "{htu}"
+            );
+        }
+    }
+    // The request side is normalised the same way, its query ignored.
+    let p = proof(&k);
+    assert!(run(
+        &v,
+        &[&p],
+        Method::POST,
+        "https://MCP.example.com:443/mcp?x=1"
+    )
+    .await
+    .is_ok());
+    for bad in [
+        "ftp://mcp.example.com/mcp",
+        "/mcp",
+        "https://u@mcp.example.com/mcp",
+    ] {
+        let p = proof_with(&k, |c| {
+            c.insert("htu".into(), bad.into());
+        });
+        assert_eq!(kind(&v, &p).await, ProofErrorKind::InvalidHtu, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn iat_inside_the_window() {
+    let v = validator();
+    let k = es256();
+    for (iat, want) in [
+        (json!(NOW - 300), None),
+        (json!(NOW + 300), None),
+        (json!(NOW as f64 + 0.5), None),
+        (json!(NOW - 301), Some(ProofErrorKind::IatTooOld)),
+        (json!(NOW + 301), Some(ProofErrorKind::IatInFuture)),
+        (json!(0), Some(ProofErrorKind::IatTooOld)),
+        (json!(-1), Some(ProofErrorKind::MissingClaim("iat"))),
+        (
+            json!(NOW.to_string()),
+            Some(ProofErrorKind::MissingClaim("iat")),
+        ),
+    ] {
+        let p = proof_with(&k, |c| {
+            c.insert("iat".into(), iat.clone());
+        });
+        let got = run(&v, &[&p], Method::POST, URL).await;
+        assert_eq!(got.err().map(|e| e.kind()), want, "{iat}");
+    }
+    // A narrower window.
+    let narrow = ProofValidator::builder()
+        .iat_window(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let p = proof_with(&k, |c| {
+        c.insert("iat".into(), json!(NOW - 31));
+    });
+    assert_eq!(kind(&narrow, &p).await, ProofErrorKind::IatTooOld);
+}
+
+#[tokio::test]
+async fn ath_is_the_token_hash() {
+    let v = validator();
+    let k = es256();
+    let p = proof_with(&k, |c| {
+        c.remove("ath");
+    });
+    assert_eq!(kind(&v, &p).await, ProofErrorKind::MissingAth);
+    let p = proof_with(&k, |c| {
+        c.insert("ath".into(), ath("another-token").into());
+    });
+    assert_eq!(kind(&v, &p).await, ProofErrorKind::AthMismatch);
+    // The right proof with another token.
+    let p = proof(&k);
+    let values = [HeaderValue::from_str(&p).unwrap()];
+    let e = v
+        .validate_at(&values, &Method::POST, URL, "another-token", NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ProofErrorKind::AthMismatch);
+}
+
+#[tokio::test]
+async fn a_proof_is_accepted_once() {
+    let v = validator();
+    let k = es256();
+    let p = proof(&k);
+    assert!(run(&v, &[&p], Method::POST, URL).await.is_ok());
+    let e = run(&v, &[&p], Method::POST, URL).await.unwrap_err();
+    assert_eq!(e.kind(), ProofErrorKind::Replayed);
+    assert_eq!(e.error_code(), Some("invalid_dpop_proof"));
+    // The same jti under another key is another proof.
+    let mut c = claims();
+    c.insert("jti".into(), "shared".into());
+    assert!(run(&v, &[&signed(&k, &header(&k), &c)], Method::POST, URL)
+        .await
+        .is_ok());
+    let kb = es256_b();
+    assert!(
+        run(&v, &[&signed(&kb, &header(&kb), &c)], Method::POST, URL)
+            .await
+            .is_ok()
+    );
+    // A failed proof does not consume its jti.
+    let p = proof(&k);
+    assert!(run(&v, &[&p], Method::GET, URL).await.is_err());
+    assert!(run(&v, &[&p], Method::POST, URL).await.is_ok());
+    // Full cache: fail closed with a 503.
+    let tiny = ProofValidator::builder()
+        .replay_cache(MemoryReplayCache::with_capacity(1))
+        .build()
+        .unwrap();
+    assert!(run(&tiny, &[&proof(&k)], Method::POST, URL).await.is_ok());
+    let full = run(&tiny, &[&proof(&k)], Method::POST, URL)
+        .await
+        .unwrap_err();
+    assert_eq!(full.kind(), ProofErrorKind::ReplayCacheFull);
+    assert_eq!(full.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(full.error_code(), None);
+}
+
+#[tokio::test]
+async fn server_nonces() {
+    let nonces = Nonces::new([9u8; 32])
+        .unwrap()
+        .window(Duration::from_secs(60));
+    let v = ProofValidator::builder()
+        .nonces(nonces.clone())
+        .build()
+        .unwrap();
+    let k = ed25519();
+    let e = run(&v, &[&proof(&k)], Method::POST, URL).await.unwrap_err();
+    assert_eq!(e.kind(), ProofErrorKind::NonceMissing);
+    assert_eq!(e.error_code(), Some("use_dpop_nonce"));
+    assert!(e.is_nonce_error());
+    assert!(v
+        .challenge(Some(&e))
+        .starts_with(r#"DPoP error="use_dpop_nonce""#));
+    let stale = nonces.current_at(NOW - 120);
+    let p = proof_with(&k, |c| {
+        c.insert("nonce".into(), stale.into());
+    });
+    assert_eq!(kind(&v, &p).await, ProofErrorKind::NonceInvalid);
+    let other = Nonces::new([10u8; 32]).unwrap().current_at(NOW);
+    let p = proof_with(&k, |c| {
+        c.insert("nonce".into(), other.into());
+    });
+    assert_eq!(kind(&v, &p).await, ProofErrorKind::NonceInvalid);
+    for n in [nonces.current_at(NOW), nonces.current_at(NOW - 60)] {
+        let p = proof_with(&k, |c| {
+            c.insert("nonce".into(), n.into());
+        });
+        assert!(run(&v, &[&p], Method::POST, URL).await.is_ok());
+    }
+}
+
+#[test]
+fn every_kind_has_a_fixed_safe_message() {
+    use ProofErrorKind as K;
+    let kinds = [
+        K::Missing,
+        K::Multiple,
+        K::TooLarge,
+        K::Malformed,
+        K::Type,
+        K::Algorithm,
+        K::Critical,
+        K::MissingJwk,
+        K::PrivateJwk,
+        K::InvalidJwk,
+        K::Signature,
+        K::MissingClaim("jti"),
+        K::MissingClaim("htm"),
+        K::MissingClaim("htu"),
+        K::MissingClaim("iat"),
+        K::InvalidJti,
+        K::HtmMismatch,
+        K::InvalidHtu,
+        K::HtuMismatch,
+        K::IatTooOld,
+        K::IatInFuture,
+        K::MissingAth,
+        K::AthMismatch,
+        K::NonceMissing,
+        K::NonceInvalid,
+        K::Replayed,
+        K::KeyMismatch,
+        K::TokenNotBound,
+        K::ReplayCacheFull,
+        K::ReplayStoreUnavailable,
+    ];
+    let mut messages = std::collections::HashSet::new();
+    for k in kinds {
+        let e = ProofError::new(k);
+        let m = e.message();
+        assert!(messages.insert(m), "{k:?} shares its message");
+        assert!(m.len() < 80 && !m.contains('"') && !m.contains('\\'));
+        let c = challenge(&DEFAULT_ALGORITHMS, Some(&e));
+        assert!(HeaderValue::from_str(&c).is_ok());
+    }
+}
+
+/// The layer will hold the future across an await in a `Send` service.
+#[test]
+fn validate_future_is_send_with_header_map_values() {
+    fn assert_send<T: Send>(_: &T) {}
+    let v = validator();
+    let headers = http::HeaderMap::new();
+    let fut = v.validate(headers.get_all("dpop"), &Method::POST, URL, TOKEN);
+    assert_send(&fut);
+}
