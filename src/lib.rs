@@ -107,6 +107,8 @@ pub mod principal;
 #[cfg(feature = "rate-limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
 pub mod rate_limit;
+#[cfg(feature = "redis")]
+mod redis_connection;
 pub mod scope;
 mod url;
 

@@ -24,7 +24,7 @@
 
 use std::{fmt, future::Future, num::NonZeroU32, pin::Pin, sync::Arc, time::Duration};
 
-use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig, Client, Script};
+use redis::{aio::ConnectionManager, Script};
 
 use super::{
     key::RateLimitKey,
@@ -72,24 +72,12 @@ impl RedisStore {
     /// [`ConfigError::Invalid`] when `url` is not a Redis URL (the message
     /// does not repeat the URL, which may hold a password).
     pub async fn connect(url: &str) -> Result<Self, ConfigError> {
-        let client = Client::open(url)
-            .map_err(|_| ConfigError::Invalid("REDIS_URL is not a valid Redis URL".into()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(250)))
-            .set_response_timeout(Some(Duration::from_millis(250)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(100));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
-            ConfigError::Invalid(format!(
-                "cannot set up the Redis connection: {:?}",
-                e.kind()
-            ))
-        })?;
+        let conn = crate::redis_connection::lazy_connection(url)?;
         Ok(Self {
             conn,
             script: Arc::new(Script::new(GCRA)),
             prefix: Arc::from("tower-mcp-auth:rl:"),
-            timeout: Duration::from_millis(250),
+            timeout: crate::redis_connection::TIMEOUT,
         })
     }
 
