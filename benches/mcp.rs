@@ -76,7 +76,12 @@ fn bench(c: &mut Criterion) {
     let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
         .build()
         .unwrap();
-    let layer = McpPolicyLayer::new(policy(), &resource);
+    // The resource layer above the policy, as in a real stack (it carries
+    // the challenge the policy's refusals use).
+    let layer = ServiceBuilder::new()
+        .layer(resource.layer())
+        .layer(McpPolicyLayer::new(policy()))
+        .into_inner();
 
     let mut group = c.benchmark_group("mcp_1KiB_tools_call");
     let small = call_body(1024);
@@ -177,7 +182,12 @@ fn bench_http(c: &mut Criterion) {
     let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
         .build()
         .unwrap();
-    let layer = McpPolicyLayer::new(policy(), &resource);
+    // The resource layer above the policy, as in a real stack (it carries
+    // the challenge the policy's refusals use).
+    let layer = ServiceBuilder::new()
+        .layer(resource.layer())
+        .layer(McpPolicyLayer::new(policy()))
+        .into_inner();
     let principal = |mut req: axum::extract::Request, next: axum::middleware::Next| async move {
         req.extensions_mut().insert(
             Principal::new(AuthScheme::Jwt, "alice").with_scopes(Scopes::parse("read:data")),

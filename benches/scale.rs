@@ -308,7 +308,8 @@ fn lists(c: &mut Criterion) {
     for n in [100usize, 1_000, 10_000] {
         let (policy, listing) = tools_list(n);
         let svc = ServiceBuilder::new()
-            .layer(McpPolicyLayer::new(policy, &resource))
+            .layer(resource.layer())
+            .layer(McpPolicyLayer::new(policy))
             .service_fn(move |_req: Request<Body>| {
                 let listing = listing.clone();
                 async move {

@@ -188,7 +188,6 @@ impl Layers {
     fn api_key(&self) -> ApiKeyLayer {
         ApiKeyLayer::new(ApiKeys::new().with(ApiKey::new("svc", KEY).scopes(["read:data"])))
             .optional()
-            .resource(&self.resource)
     }
 
     fn jwt(&self) -> JwtLayer {
@@ -196,7 +195,7 @@ impl Layers {
             .hs256_secret(&SecretString::from(SECRET))
             .build()
             .unwrap();
-        JwtLayer::new(v).optional().resource(&self.resource)
+        JwtLayer::new(v).optional()
     }
 
     fn rate_limit(&self) -> RateLimitLayer {
@@ -213,9 +212,10 @@ impl Layers {
     fn full(&self) -> Svc {
         BoxCloneSyncService::new(
             ServiceBuilder::new()
+                .layer(self.resource.layer())
                 .layer(self.api_key())
                 .layer(self.jwt())
-                .layer(McpPolicyLayer::new(policy(), &self.resource))
+                .layer(McpPolicyLayer::new(policy()))
                 .layer(self.rate_limit())
                 .service_fn(route),
         )
@@ -253,7 +253,12 @@ fn variants(l: &Layers) -> Vec<(&'static str, Svc, Call, Cred)> {
             .route_service("/mcp", ServiceBuilder::new().service_fn(sse_route))
             .into_service::<Body>(),
     );
-    let policy = || McpPolicyLayer::new(policy(), &l.resource);
+    let policy = || {
+        ServiceBuilder::new()
+            .layer(l.resource.layer())
+            .layer(McpPolicyLayer::new(policy()))
+            .into_inner()
+    };
     vec![
         ("bare_route", bare.clone(), Call::ToolsCall, Cred::ApiKey),
         // The same route with the request that the layers after

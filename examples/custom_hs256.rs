@@ -51,6 +51,7 @@ pub fn app(public_url: &str, secret: &SecretString) -> Result<Router, ConfigErro
         })
         .build()?;
     let mcp = ServiceBuilder::new()
+        .layer(resource.layer()) // every refusal names the resource's metadata
         .layer(JwtLayer::new(validator))
         .service(StreamableHttpService::new(
             || Ok(Operations(Operations::tool_router())),

@@ -64,9 +64,10 @@ pub fn app(public_url: &str, issuer: &str, keys: ApiKeys) -> Result<Router, Conf
         .tool("get_user_by_id", Rule::api_key())
         .build()?;
     let mcp = ServiceBuilder::new()
-        .layer(ApiKeyLayer::new(keys).optional().resource(&resource))
+        .layer(resource.layer()) // every refusal names the resource's metadata
+        .layer(ApiKeyLayer::new(keys).optional())
         .layer(JwtLayer::new(tokens).optional())
-        .layer(McpPolicyLayer::new(policy, &resource))
+        .layer(McpPolicyLayer::new(policy))
         .service(StreamableHttpService::new(
             || Ok(Accounts(Accounts::tool_router())),
             LocalSessionManager::default().into(),

@@ -59,8 +59,9 @@ pub fn app(public_url: &str, issuer: &str) -> Result<Router, ConfigError> {
         )
         .build()?;
     let mcp = ServiceBuilder::new()
+        .layer(resource.layer()) // every refusal names the resource's metadata
         .layer(JwtLayer::new(validator)) // no or bad token: 401
-        .layer(McpPolicyLayer::new(policy, &resource)) // missing scope: 403
+        .layer(McpPolicyLayer::new(policy)) // missing scope: 403
         .service(StreamableHttpService::new(
             || Ok(Users(Users::tool_router())),
             LocalSessionManager::default().into(),

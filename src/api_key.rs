@@ -721,11 +721,10 @@ mod tests {
         let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
             .build()
             .unwrap();
-        let (status, headers, body) = send(
-            ApiKeyLayer::new(keys()).resource(&resource),
-            get().body(Body::empty()).unwrap(),
-        )
-        .await;
+        // As the ProtectedResourceLayer above the stack would.
+        let mut req = get().body(Body::empty()).unwrap();
+        req.extensions_mut().insert(resource.challenge());
+        let (status, headers, body) = send(ApiKeyLayer::new(keys()), req).await;
         assert_eq!(status, 401);
         assert_eq!(
             headers[header::WWW_AUTHENTICATE],

@@ -12,13 +12,17 @@
 //! | the request | what happens |
 //! | --- | --- |
 //! | no credential of this authenticator's, and a [`Principal`] already there | passes on |
-//! | no credential, layer [`optional`](AuthenticateLayer::optional) | passes on without a principal (with the challenge for a later refusal) |
+//! | no credential, layer [`optional`](AuthenticateLayer::optional) | passes on without a principal (a later layer may refuse it) |
 //! | no credential | 401 `missing_credential` with the challenge |
 //! | a credential that cannot be read (two of them, malformed) | what [`find`](Authenticator::find) says (400 / 401) |
 //! | a credential, and a principal an earlier authenticator made | **one rule**: a bearer token is one credential, so a principal made from it by an earlier bearer authenticator means it is verified already (passes on); any other pair is two credentials: 400 `invalid_request` |
 //! | [`Verdict::Accept`] | `accepted` audit event; **every** value of each [credential header](Authenticator::credential_headers) marked sensitive; the [`Principal`] inserted |
 //! | [`Verdict::Refuse`] | `refused` audit event; the refusal with the challenge, rendered by the layer's [`ErrorRenderer`] |
 //! | [`Verdict::HandOn`] | passes on without a principal, marked [`UnverifiedCredential`]: a later authenticator of the same kind verifies it (and clears the mark) or the request is refused 401 `invalid_token` by whatever authorizes it |
+//!
+//! "The challenge" is the request's: the `realm` and `resource_metadata`
+//! that a [`ProtectedResourceLayer`](crate::ProtectedResourceLayer) above
+//! the stack put on it (a bare `Bearer` challenge without one).
 //!
 //! # Your own authenticator
 //!
@@ -93,9 +97,8 @@ use tower_service::Service;
 
 use crate::{
     audit,
-    error::{AuthError, Challenge, ErrorRenderer},
+    error::{AuthError, ErrorRenderer},
     future::BoxError,
-    metadata::ProtectedResource,
     principal::{AuthScheme, Principal},
 };
 
@@ -136,13 +139,6 @@ pub trait Authenticator: Send + Sync + 'static {
     /// can ([`Check::Ready`], the fast path, which allocates nothing of its
     /// own), else a future ([`Check::Pending`]).
     fn verify(&self, credential: Self::Credential<'_>) -> Check<Self::Future>;
-
-    /// Called by [`AuthenticateLayer::resource`] with the protected
-    /// resource: an authenticator that checks the token's audience may
-    /// take the resource's identifier from here. Does nothing by default.
-    fn resource(&mut self, resource: &ProtectedResource) {
-        let _ = resource;
-    }
 }
 
 /// What an [`Authenticator`] decided about a credential.
@@ -196,7 +192,6 @@ impl<A: fmt::Debug> fmt::Debug for AuthenticateLayer<A> {
 pub(crate) struct Config<A> {
     pub(crate) authenticator: A,
     optional: bool,
-    challenge: Option<Challenge>,
     renderer: ErrorRenderer,
 }
 
@@ -207,7 +202,6 @@ impl<A: Authenticator> AuthenticateLayer<A> {
             config: Arc::new(Config {
                 authenticator,
                 optional: false,
-                challenge: None,
                 renderer: ErrorRenderer::default(),
             }),
         }
@@ -217,16 +211,6 @@ impl<A: Authenticator> AuthenticateLayer<A> {
     #[must_use]
     pub fn authenticator(&self) -> &A {
         &self.config.authenticator
-    }
-
-    /// Sets the challenge (the JWT layer's, from its validator).
-    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
-    pub(crate) fn challenge(mut self, challenge: Option<Challenge>) -> Self
-    where
-        A: Clone,
-    {
-        Arc::make_mut(&mut self.config).challenge = challenge;
-        self
     }
 
     pub(crate) fn authenticator_mut(&mut self) -> &mut A
@@ -243,16 +227,6 @@ impl<A: Authenticator + Clone> AuthenticateLayer<A> {
     /// is still verified, and refused when bad.
     pub fn optional(mut self) -> Self {
         Arc::make_mut(&mut self.config).optional = true;
-        self
-    }
-
-    /// Adds the resource's `resource_metadata` (and realm) to challenges,
-    /// and hands the resource to the authenticator
-    /// ([`Authenticator::resource`]).
-    pub fn resource(mut self, resource: &ProtectedResource) -> Self {
-        let config = Arc::make_mut(&mut self.config);
-        config.challenge = Some(resource.challenge());
-        config.authenticator.resource(resource);
         self
     }
 
@@ -320,14 +294,11 @@ const TWO_CREDENTIALS: &str =
     "more than one credential was sent; send either an API key or a bearer token";
 
 impl<A: Authenticator> Config<A> {
-    /// Refuses: the challenge, the request's context, the audit event, the
-    /// rendering.
+    /// Refuses: the request's context (its challenge, from
+    /// [`ProtectedResourceLayer`](crate::ProtectedResourceLayer)), the audit
+    /// event, the rendering.
     fn refuse<B>(&self, err: AuthError, req: &Request<B>) -> Response {
-        let err = match &self.challenge {
-            Some(c) => err.with_challenge(c.clone()),
-            None => err,
-        }
-        .with_request(req);
+        let err = err.with_request(req);
         audit::refused(
             self.authenticator.scheme().as_str(),
             &err,
@@ -336,14 +307,6 @@ impl<A: Authenticator> Config<A> {
             audit::path(req.uri(), req.extensions()),
         );
         self.renderer.render(err)
-    }
-
-    /// Lets a request go on without a principal: the challenge goes with
-    /// it for a later refusal.
-    fn pass_anonymous<B>(&self, req: &mut Request<B>) {
-        if let Some(c) = &self.challenge {
-            req.extensions_mut().insert(c.clone());
-        }
     }
 
     /// Applies a verdict: `None` to go on, else the refusal.
@@ -373,7 +336,6 @@ impl<A: Authenticator> Config<A> {
                 mark_sensitive(req.headers_mut(), self.authenticator.credential_headers());
                 req.extensions_mut()
                     .insert(UnverifiedCredential::handed_on_by(scheme));
-                self.pass_anonymous(req);
                 None
             }
         }
@@ -462,8 +424,7 @@ where
             None if verified_before => {
                 mark_sensitive(req.headers_mut(), authenticator.credential_headers());
             }
-            None if existing.is_some() => {}
-            None if config.optional => config.pass_anonymous(&mut req),
+            None if existing.is_some() || config.optional => {}
             None => {
                 let err = AuthError::missing_credential();
                 return ResponseFuture::refused(config.refuse(err, &req));
@@ -676,11 +637,10 @@ impl UnverifiedCredential {
     #[must_use]
     pub fn refusal(extensions: &http::Extensions) -> Option<AuthError> {
         extensions.get::<Self>()?;
-        let mut err = AuthError::invalid_token("no layer could verify the bearer token");
-        if let Some(challenge) = extensions.get::<Challenge>() {
-            err = err.with_challenge(challenge.clone());
-        }
-        Some(err.with_request_context(extensions))
+        Some(
+            AuthError::invalid_token("no layer could verify the bearer token")
+                .with_request_context(extensions),
+        )
     }
 }
 
@@ -690,7 +650,7 @@ mod tests {
     //! against the custom one of the module docs.
 
     use super::*;
-    use crate::{api_key::ApiKey, ApiKeyLayer, ApiKeys};
+    use crate::{api_key::ApiKey, ApiKeyLayer, ApiKeys, ProtectedResource};
     use axum::body::Body;
     use http::{header, HeaderValue, StatusCode};
     use http_body_util::BodyExt;
@@ -780,6 +740,7 @@ mod tests {
     ) -> (StatusCode, Option<String>, String) {
         let names = layer.authenticator().credential_headers().to_vec();
         let svc = ServiceBuilder::new()
+            .layer(resource().layer())
             .layer(layer)
             .service_fn(move |req: Request<Body>| {
                 let names = names.clone();
@@ -809,7 +770,7 @@ mod tests {
 
     /// Every shared rule of the module docs, against one authenticator.
     async fn shared_rules<A: Authenticator + Clone>(case: Case<A>) {
-        let layer = case.layer.resource(&resource());
+        let layer = case.layer;
         let scheme = layer.authenticator().scheme();
         let name = scheme.as_str();
 
@@ -971,6 +932,7 @@ mod tests {
             "rs",
             secrecy::SecretString::from("secret"),
         )
+        .audience(RESOURCE)
         .build()
         .unwrap();
         shared_rules(Case {

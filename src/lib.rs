@@ -50,7 +50,8 @@
 //!     .nest_service(
 //!         "/mcp",
 //!         ServiceBuilder::new()
-//!             .layer(ApiKeyLayer::new(ApiKeys::from_env("API_KEY")?).resource(&resource))
+//!             .layer(resource.layer()) // every refusal names the metadata
+//!             .layer(ApiKeyLayer::new(ApiKeys::from_env("API_KEY")?))
 //!             .service(mcp),
 //!     );
 //!
@@ -109,6 +110,7 @@ pub mod principal;
 pub mod rate_limit;
 #[cfg(feature = "redis")]
 mod redis_connection;
+mod resource;
 pub mod scope;
 mod url;
 
@@ -121,6 +123,7 @@ pub use introspection::{IntrospectionLayer, Introspector};
 pub use jwt::{JwtLayer, JwtValidator};
 pub use metadata::ProtectedResource;
 pub use principal::{AuthScheme, Principal, Scopes};
+pub use resource::{ProtectedResourceLayer, ProtectedResourceService};
 pub use scope::{RequireScopes, RequireScopesLayer};
 
 /// The README's examples, compiled as doctests.

@@ -40,9 +40,8 @@ pub use crate::future::ResponseFuture;
 use crate::{
     audit,
     authenticate::UnverifiedCredential,
-    error::{AuthError, Challenge, ErrorRenderer},
+    error::{AuthError, ErrorRenderer},
     future::BoxError,
-    metadata::ProtectedResource,
     principal::{Principal, Scopes},
 };
 
@@ -58,7 +57,6 @@ pub struct RequireScopesLayer {
 struct Config {
     scopes: Scopes,
     any: bool,
-    challenge: Option<Challenge>,
     renderer: ErrorRenderer,
 }
 
@@ -86,16 +84,9 @@ impl RequireScopesLayer {
             config: Arc::new(Config {
                 scopes,
                 any,
-                challenge: None,
                 renderer: ErrorRenderer::default(),
             }),
         }
-    }
-
-    /// Adds the resource's `resource_metadata` (and realm) to challenges.
-    pub fn resource(mut self, resource: &ProtectedResource) -> Self {
-        Arc::make_mut(&mut self.config).challenge = Some(resource.challenge());
-        self
     }
 
     /// Renders refusals with a custom renderer.
@@ -180,10 +171,7 @@ where
             Some(err) => Err(err),
             None => config.check(principal),
         };
-        if let Err(mut err) = checked {
-            if let Some(c) = &config.challenge {
-                err = err.with_challenge(c.clone());
-            }
+        if let Err(err) = checked {
             let err = err.with_request_context(req.extensions());
             audit::refused(
                 "scopes",
@@ -202,6 +190,7 @@ where
 mod tests {
     use super::*;
     use crate::principal::AuthScheme;
+    use crate::ProtectedResource;
     use axum::body::Body;
     use http::header;
     use std::convert::Infallible;
@@ -214,6 +203,13 @@ mod tests {
                 Ok::<_, Infallible>(http::Response::new(Body::from("ok")))
             });
         let mut req = Request::get("/data").body(Body::empty()).unwrap();
+        // As the ProtectedResourceLayer above the stack would.
+        req.extensions_mut().insert(
+            ProtectedResource::builder("https://api.example.com/data")
+                .build()
+                .unwrap()
+                .challenge(),
+        );
         if let Some(s) = scopes {
             req.extensions_mut()
                 .insert(Principal::new(AuthScheme::Jwt, "u").with_scopes(Scopes::parse(s)));
@@ -234,7 +230,7 @@ mod tests {
         assert_eq!(res.status(), 403);
         assert_eq!(
             res.headers()[header::WWW_AUTHENTICATE],
-            r#"Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="read:data write:data""#
+            r#"Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="read:data write:data", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
         );
     }
 
@@ -247,14 +243,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_principal_is_401_with_resource_metadata() {
-        let resource = ProtectedResource::builder("https://api.example.com/data")
-            .build()
-            .unwrap();
-        let res = run(
-            RequireScopesLayer::all(["read:data"]).resource(&resource),
-            None,
-        )
-        .await;
+        let res = run(RequireScopesLayer::all(["read:data"]), None).await;
         assert_eq!(res.status(), 401);
         assert_eq!(
             res.headers()[header::WWW_AUTHENTICATE],

@@ -216,16 +216,9 @@ async fn a_stack_that_hands_tokens_to_a_missing_introspection_layer_refuses_them
         .build()
         .unwrap();
     let stack = ServiceBuilder::new()
-        .layer(
-            JwtLayer::new(validator)
-                .optional()
-                .pass_opaque_tokens()
-                .resource(&resource),
-        )
-        .layer(McpPolicyLayer::new(
-            mcp_server::policy().unwrap(),
-            &resource,
-        ))
+        .layer(resource.layer())
+        .layer(JwtLayer::new(validator).optional().pass_opaque_tokens())
+        .layer(McpPolicyLayer::new(mcp_server::policy().unwrap()))
         .service(mcp_server::mcp_service(&config).unwrap());
     let addr = spawn(listener, Router::new().nest_service("/mcp", stack));
     let ping = json!({"jsonrpc": "2.0", "id": 9, "method": "ping"}).to_string();
@@ -296,14 +289,15 @@ async fn jwt_and_introspection_stack_introspects_opaque_tokens() {
             .with_state((calls.clone(), config.public_url.clone())),
     )
     .await;
-    // The example's way: no audience given, the layer takes the
-    // resource's identifier.
+    // The example's way: the audience is the resource identifier, given
+    // to the introspector (never taken from the stack).
     config.introspector = Some(
         Introspector::builder(
             format!("http://{authz}/introspect"),
             INTROSPECT_ID,
             SecretString::from(INTROSPECT_SECRET),
         )
+        .audience(config.public_url.clone())
         .build()
         .unwrap(),
     );

@@ -334,7 +334,8 @@ impl Protected {
                     format!("inner:{}", p.subject())
                 }),
             )
-            .route_layer(layer);
+            .route_layer(layer)
+            .route_layer(resource().layer());
         Self {
             url: format!("http://{}/mcp", common::serve(app).await),
             inner_calls,
@@ -606,6 +607,7 @@ async fn jwks_fetch_survives_the_cancellation_of_the_request_that_started_it() {
 fn introspector(url: String) -> Introspector {
     Introspector::builder(url, "mcp-rs", SecretString::from("client-secret-0123"))
         .timeout(TIMEOUT)
+        .audience(AUD)
         .build()
         .unwrap()
 }
@@ -623,10 +625,9 @@ async fn introspection_faults_are_503_within_the_timeout_and_never_pass() {
         ] {
             server.set(mode);
             let app = Arc::new(
-                Protected::start(
-                    IntrospectionLayer::new(introspector(server.introspection_url()))
-                        .resource(&resource()),
-                )
+                Protected::start(IntrospectionLayer::new(introspector(
+                    server.introspection_url(),
+                )))
                 .await,
             );
             // The same token from several requests at once (one call,
@@ -661,10 +662,9 @@ async fn introspection_faults_are_503_within_the_timeout_and_never_pass() {
 async fn introspection_recovers_when_the_endpoint_comes_back() {
     bounded(async {
         let addr = free_addr();
-        let app = Protected::start(
-            IntrospectionLayer::new(introspector(format!("http://{addr}/introspect")))
-                .resource(&resource()),
-        )
+        let app = Protected::start(IntrospectionLayer::new(introspector(format!(
+            "http://{addr}/introspect"
+        ))))
         .await;
         assert_unavailable(&app.call("good-alice").await, "connection refused");
 
@@ -700,10 +700,11 @@ async fn introspection_waiters_survive_the_cancellation_of_the_leader() {
             SecretString::from("client-secret-0123"),
         )
         .timeout(Duration::from_secs(5))
+        .audience(AUD)
         .build()
         .unwrap();
         let svc = ServiceBuilder::new()
-            .layer(IntrospectionLayer::new(i).resource(&resource()))
+            .layer(IntrospectionLayer::new(i))
             .service(tower::service_fn(|req: Request<Body>| async move {
                 let who = Principal::from_extensions(req.extensions())
                     .map(|p| p.subject().to_owned())
@@ -824,20 +825,12 @@ fn full_stack(inner: Arc<InnerState>, introspection_url: String) -> Stack {
         .build()
         .unwrap();
     let svc = ServiceBuilder::new()
+        .layer(resource.layer())
         .layer(FailedAuthLayer::new())
-        .layer(ApiKeyLayer::new(keys).optional().resource(&resource))
-        .layer(
-            JwtLayer::new(jwt)
-                .optional()
-                .pass_opaque_tokens()
-                .resource(&resource),
-        )
-        .layer(
-            IntrospectionLayer::new(introspector(introspection_url))
-                .optional()
-                .resource(&resource),
-        )
-        .layer(McpPolicyLayer::new(policy, &resource))
+        .layer(ApiKeyLayer::new(keys).optional())
+        .layer(JwtLayer::new(jwt).optional().pass_opaque_tokens())
+        .layer(IntrospectionLayer::new(introspector(introspection_url)).optional())
+        .layer(McpPolicyLayer::new(policy))
         .layer(RateLimitLayer::per_principal(Quota::per_minute(1000)))
         .service(tower::service_fn(move |req| inner_call(inner.clone(), req)));
     Stack::new(svc)

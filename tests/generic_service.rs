@@ -80,7 +80,8 @@ async fn parts(response: axum::response::Response) -> (StatusCode, http::HeaderM
 async fn api_key_layer_around_a_plain_service_fn() {
     let calls = Arc::new(AtomicUsize::new(0));
     let svc = ServiceBuilder::new()
-        .layer(ApiKeyLayer::new(keys()).resource(&resource()))
+        .layer(resource().layer())
+        .layer(ApiKeyLayer::new(keys()))
         .service(echo(calls.clone()));
 
     // Accepted: the principal reaches the service, the body is untouched.
@@ -120,6 +121,7 @@ async fn api_key_layer_around_a_plain_service_fn() {
 
     // Optional: no key passes on anonymously.
     let optional = ServiceBuilder::new()
+        .layer(resource().layer())
         .layer(ApiKeyLayer::new(keys()).optional())
         .service(echo(calls.clone()));
     let (status, _, body) = parts(optional.oneshot(request(None)).await.unwrap()).await;
@@ -131,8 +133,9 @@ async fn api_key_layer_around_a_plain_service_fn() {
 async fn require_scopes_layer_around_a_plain_service_fn() {
     let calls = Arc::new(AtomicUsize::new(0));
     let svc = ServiceBuilder::new()
-        .layer(ApiKeyLayer::new(keys()).resource(&resource()))
-        .layer(RequireScopesLayer::all(["write:data"]).resource(&resource()))
+        .layer(resource().layer())
+        .layer(ApiKeyLayer::new(keys()))
+        .layer(RequireScopesLayer::all(["write:data"]))
         .service(echo(calls.clone()));
 
     let (status, _, body) = parts(svc.clone().oneshot(request(Some(WRITER))).await.unwrap()).await;

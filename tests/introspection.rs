@@ -204,6 +204,7 @@ async fn start_app(layer: IntrospectionLayer) -> String {
     let app = Router::new()
         .route("/mcp", get(whoami))
         .route_layer(layer)
+        .route_layer(resource().layer())
         .merge(resource().router());
     format!("http://{}/mcp", serve(app).await)
 }
@@ -223,9 +224,7 @@ async fn get_with(url: &str, auth: Option<&str>) -> (StatusCode, HeaderMap, Stri
 #[tokio::test]
 async fn active_token_reaches_the_handler_with_its_principal() {
     let (state, url) = start_as().await;
-    let app =
-        start_app(IntrospectionLayer::new(builder(&url).build().unwrap()).resource(&resource()))
-            .await;
+    let app = start_app(IntrospectionLayer::new(builder(&url).build().unwrap())).await;
     let (status, _, body) = get_with(&app, Some("Bearer active-alice")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, "introspection|alice|app|read:data write:data|acme");
@@ -252,9 +251,7 @@ async fn client_secret_post_is_used_when_asked() {
 #[tokio::test]
 async fn refusals_are_401_with_the_challenge() {
     let (_state, url) = start_as().await;
-    let app =
-        start_app(IntrospectionLayer::new(builder(&url).build().unwrap()).resource(&resource()))
-            .await;
+    let app = start_app(IntrospectionLayer::new(builder(&url).build().unwrap())).await;
     let md = "resource_metadata=\"http://127.0.0.1/.well-known/oauth-protected-resource/mcp\"";
     for (auth, description) in [
         ("Bearer inactive-x", "the access token is not active"),
@@ -292,26 +289,23 @@ async fn refusals_are_401_with_the_challenge() {
 }
 
 #[tokio::test]
-async fn audience_from_the_layer_resource_and_strictness() {
+async fn audience_from_the_introspector_only_and_strictness() {
     let (_state, url) = start_as().await;
-    // No resource, no audience: nothing to check against, so refused.
+    // No audience on the introspector: nothing to check against, so
+    // refused, although the stack's ProtectedResourceLayer names the
+    // resource (the audience is never taken from a request's extensions).
     let bare = Introspector::builder(&url, CLIENT_ID, SecretString::from(CLIENT_SECRET))
         .build()
         .unwrap();
     let app = start_app(IntrospectionLayer::new(bare)).await;
     assert_eq!(get_with(&app, Some("Bearer active-x")).await.0, 401);
-    // The audience from the layer's resource.
-    let bare = Introspector::builder(&url, CLIENT_ID, SecretString::from(CLIENT_SECRET))
-        .build()
-        .unwrap();
-    let app = start_app(IntrospectionLayer::new(bare).resource(&resource())).await;
+    // The audience configured on the introspector.
+    let app = start_app(IntrospectionLayer::new(builder(&url).build().unwrap())).await;
     assert_eq!(get_with(&app, Some("Bearer active-x")).await.0, 200);
     assert_eq!(get_with(&app, Some("Bearer otheraud-x")).await.0, 401);
     // Required by default: a response without aud is refused (a token of
     // some other application of the same authorization server).
-    let app =
-        start_app(IntrospectionLayer::new(builder(&url).build().unwrap()).resource(&resource()))
-            .await;
+    let app = start_app(IntrospectionLayer::new(builder(&url).build().unwrap())).await;
     let (status, headers, _) = get_with(&app, Some("Bearer noaud-x")).await;
     assert_eq!(status, 401);
     assert!(
@@ -323,15 +317,12 @@ async fn audience_from_the_layer_resource_and_strictness() {
     );
     assert_eq!(get_with(&app, Some("Bearer active-x")).await.0, 200);
     // The opt-out for authorization servers that never send aud.
-    let app = start_app(
-        IntrospectionLayer::new(
-            builder(&url)
-                .audience_check(AudienceCheck::WhenPresent)
-                .build()
-                .unwrap(),
-        )
-        .resource(&resource()),
-    )
+    let app = start_app(IntrospectionLayer::new(
+        builder(&url)
+            .audience_check(AudienceCheck::WhenPresent)
+            .build()
+            .unwrap(),
+    ))
     .await;
     assert_eq!(get_with(&app, Some("Bearer noaud-x")).await.0, 200);
     assert_eq!(get_with(&app, Some("Bearer otheraud-x")).await.0, 401);
@@ -340,9 +331,7 @@ async fn audience_from_the_layer_resource_and_strictness() {
 #[tokio::test]
 async fn an_active_refresh_token_is_not_an_access_token() {
     let (_state, url) = start_as().await;
-    let app =
-        start_app(IntrospectionLayer::new(builder(&url).build().unwrap()).resource(&resource()))
-            .await;
+    let app = start_app(IntrospectionLayer::new(builder(&url).build().unwrap())).await;
     let (status, headers, _) = get_with(&app, Some("Bearer refresh-x")).await;
     assert_eq!(status, 401);
     assert!(
@@ -423,15 +412,12 @@ async fn fail_closed_when_the_endpoint_is_down() {
 #[tokio::test]
 async fn results_are_cached_and_inactive_ones_briefly() {
     let (state, url) = start_as().await;
-    let app = start_app(
-        IntrospectionLayer::new(
-            builder(&url)
-                .inactive_ttl(Duration::from_millis(1500))
-                .build()
-                .unwrap(),
-        )
-        .resource(&resource()),
-    )
+    let app = start_app(IntrospectionLayer::new(
+        builder(&url)
+            .inactive_ttl(Duration::from_millis(1500))
+            .build()
+            .unwrap(),
+    ))
     .await;
     for _ in 0..5 {
         assert_eq!(get_with(&app, Some("Bearer active-a")).await.0, 200);

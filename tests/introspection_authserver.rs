@@ -161,6 +161,7 @@ async fn opaque_tokens_from_a_real_authorization_server() {
     let introspector = metadata
         .introspector(CLIENT_ID, SecretString::from(CLIENT_SECRET))
         .unwrap()
+        .audience(resource.resource())
         .build()
         .unwrap();
     let app = Router::new()
@@ -176,7 +177,8 @@ async fn opaque_tokens_from_a_real_authorization_server() {
                 )
             }),
         )
-        .route_layer(IntrospectionLayer::new(introspector).resource(&resource))
+        .route_layer(IntrospectionLayer::new(introspector))
+        .route_layer(resource.layer())
         .merge(resource.router());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 

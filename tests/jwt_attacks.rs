@@ -63,6 +63,7 @@ async fn app_with(mode: impl FnOnce(JwtLayer) -> JwtLayer) -> SocketAddr {
             }),
         )
         .layer(layer)
+        .layer(resource.layer())
         .merge(resource.router());
     serve(app).await
 }

@@ -196,9 +196,10 @@ async fn spawn(json_response: bool) -> App {
     );
     let keys = ApiKeys::new().with(ApiKey::new("svc", API_KEY));
     let mcp = ServiceBuilder::new()
+        .layer(resource.layer())
         .layer(axum::middleware::from_fn(fake_bearer))
-        .layer(ApiKeyLayer::new(keys).optional().resource(&resource))
-        .layer(McpPolicyLayer::new(policy(), &resource))
+        .layer(ApiKeyLayer::new(keys).optional())
+        .layer(McpPolicyLayer::new(policy()))
         .service(service);
     let app = Router::new()
         .merge(resource.router())

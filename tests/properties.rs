@@ -77,7 +77,8 @@ async fn through_layer(
     body: Vec<u8>,
 ) -> (StatusCode, Vec<u8>) {
     let svc = ServiceBuilder::new()
-        .layer(McpPolicyLayer::new(policy, &resource()).filter_lists(false))
+        .layer(resource().layer())
+        .layer(McpPolicyLayer::new(policy).filter_lists(false))
         .service_fn(echo);
     let mut req = Request::post("/mcp")
         .header("content-type", "application/json")

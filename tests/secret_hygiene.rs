@@ -551,7 +551,7 @@ async fn debug_of_every_config_type_redacts_secrets() {
 
     let policy = mcp_server::policy().unwrap();
     assert_redacted("McpPolicy", &format!("{policy:?}"));
-    let pl = McpPolicyLayer::new(policy, &resource);
+    let pl = McpPolicyLayer::new(policy);
     assert_redacted("McpPolicyLayer", &format!("{pl:?}"));
     let rl = RateLimitLayer::per_principal(Quota::per_minute(5));
     assert_redacted("RateLimitLayer", &format!("{rl:?}"));

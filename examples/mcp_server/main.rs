@@ -92,6 +92,8 @@ pub async fn app(config: &Config) -> Result<Router, ConfigError> {
 /// THE LAYER STACK: everything between the network and the MCP service,
 /// outermost first, mounted at [`MCP_PATH`].
 ///
+/// 0. `resource.layer()`: every refusal below carries the resource's
+///    challenge (`resource_metadata`, for discovery).
 /// 1. `FailedAuthLayer`: an address that keeps sending bad credentials is
 ///    refused with 429 for a while (key guessing gets nowhere).
 /// 2. The authenticators, each optional (no credential: pass on; a bad one:
@@ -116,30 +118,27 @@ pub async fn protect(
 ) -> Result<Router, ConfigError> {
     let quota = Quota::try_new(config.rate_limit_per_minute, Duration::from_secs(60))?;
     let jwt = config.jwt_validator(resource)?.map(|v| {
-        let jwt = JwtLayer::new(v).optional().resource(resource);
+        let jwt = JwtLayer::new(v).optional();
         if config.introspector.is_some() {
             jwt.pass_opaque_tokens()
         } else {
             jwt
         }
     });
-    let introspection = (config.introspector.clone())
-        .map(|i| IntrospectionLayer::new(i).optional().resource(resource));
+    let introspection =
+        (config.introspector.clone()).map(|i| IntrospectionLayer::new(i).optional());
     let calls = |parts: &Parts| {
         (parts.extensions.get::<McpRequest>())
             .map_or(1, |r| u32::try_from(r.calls().len()).unwrap_or(u32::MAX))
     };
 
     let stack = ServiceBuilder::new()
+        .layer(resource.layer())
         .layer(FailedAuthLayer::new())
-        .layer(
-            ApiKeyLayer::new(config.api_keys.clone())
-                .optional()
-                .resource(resource),
-        )
+        .layer(ApiKeyLayer::new(config.api_keys.clone()).optional())
         .option_layer(jwt)
         .option_layer(introspection)
-        .layer(McpPolicyLayer::new(policy()?, resource))
+        .layer(McpPolicyLayer::new(policy()?))
         .layer(
             RateLimitLayer::per_principal(quota)
                 .store(config.rate_limit_store().await?)

@@ -84,9 +84,9 @@ impl ClientAuth {
 /// tokens issued for it, so the default is [`Required`](Self::Required):
 /// an active token whose introspection answer has no `aud`, or one without
 /// the expected audience, is refused, and so is every token when no
-/// audience is configured at all (neither
-/// [`IntrospectorBuilder::audience`] nor
-/// [`IntrospectionLayer::resource`](super::IntrospectionLayer::resource)).
+/// audience is configured ([`IntrospectorBuilder::audience`]: the audience
+/// is never taken from the request or the stack, so a stack without it
+/// fails closed).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AudienceCheck {
@@ -497,9 +497,9 @@ impl IntrospectorBuilder {
         self
     }
 
-    /// The audience `aud` must contain (usually the resource identifier;
-    /// [`IntrospectionLayer::resource`](super::IntrospectionLayer::resource)
-    /// uses the resource's when none is set here).
+    /// The audience `aud` must contain: the resource identifier
+    /// ([`ProtectedResource::resource`](crate::ProtectedResource::resource)).
+    /// Without it every token is refused.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audience = Some(audience.into());
         self

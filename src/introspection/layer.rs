@@ -8,7 +8,6 @@ use super::Introspector;
 use crate::{
     authenticate::{AuthenticateLayer, Authenticator, Check, Verdict},
     error::AuthError,
-    metadata::ProtectedResource,
     principal::AuthScheme,
 };
 
@@ -92,14 +91,6 @@ impl Authenticator for IntrospectionAuthenticator {
             verdict(verified)
         }))
     }
-
-    /// Checks `aud` against the resource's identifier unless the
-    /// [`Introspector`] was given an audience of its own.
-    fn resource(&mut self, resource: &ProtectedResource) {
-        if self.introspector.audience().is_none() {
-            self.audience = Some(Arc::from(resource.resource()));
-        }
-    }
 }
 
 #[cfg(test)]
@@ -107,6 +98,7 @@ mod tests {
     use super::*;
     use crate::principal::AuthScheme;
     use crate::principal::Principal;
+    use crate::ProtectedResource;
     use axum::body::Body;
     use http::HeaderMap;
     use http::StatusCode;
@@ -149,6 +141,13 @@ mod tests {
         if let Some(p) = principal {
             req.extensions_mut().insert(p);
         }
+        // As the ProtectedResourceLayer above the stack would.
+        req.extensions_mut().insert(
+            ProtectedResource::builder("https://mcp.example.com/mcp")
+                .build()
+                .unwrap()
+                .challenge(),
+        );
         let svc = ServiceBuilder::new().layer(layer).service_fn(echo);
         let res = svc.oneshot(req).await.unwrap();
         let (parts, body) = res.into_parts();
@@ -162,15 +161,7 @@ mod tests {
 
     #[tokio::test]
     async fn missing_token_is_401_or_passes_when_optional() {
-        let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
-            .build()
-            .unwrap();
-        let (status, headers, body) = send(
-            IntrospectionLayer::new(unreachable()).resource(&resource),
-            None,
-            &[],
-        )
-        .await;
+        let (status, headers, body) = send(IntrospectionLayer::new(unreachable()), None, &[]).await;
         assert_eq!(status, 401);
         assert_eq!(
             headers[header::WWW_AUTHENTICATE],

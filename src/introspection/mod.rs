@@ -83,11 +83,13 @@
 //!     "mcp-server",
 //!     SecretString::from("client-secret"),
 //! )
+//! .audience(resource.resource()) // `aud` must name this resource
 //! .build()?;
 //!
 //! let app: Router = Router::new()
 //!     .route("/mcp", post(|p: Principal| async move { p.subject().to_owned() }))
-//!     .layer(IntrospectionLayer::new(introspector).resource(&resource))
+//!     .layer(IntrospectionLayer::new(introspector))
+//!     .layer(resource.layer()) // outermost: every refusal's challenge
 //!     .merge(resource.router());
 //! # Ok(()) }
 //! ```

@@ -26,15 +26,12 @@ pub struct JwtAuthenticator {
 }
 
 impl AuthenticateLayer<JwtAuthenticator> {
-    /// A required JWT layer. Refusals carry the challenge of the resource
-    /// the validator was built for.
+    /// A required JWT layer.
     pub fn new(validator: JwtValidator) -> Self {
-        let challenge = validator.challenge().cloned();
         Self::custom(JwtAuthenticator {
             validator,
             pass_opaque: false,
         })
-        .challenge(challenge)
     }
 
     /// Hands a bearer token that is not a JWT at all (an opaque token) on
@@ -131,7 +128,16 @@ mod tests {
         Ok(http::Response::new(Body::from(who)))
     }
 
-    async fn send(layer: JwtLayer, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
+    async fn send(layer: JwtLayer, mut req: Request<Body>) -> (StatusCode, HeaderMap, String) {
+        // As the ProtectedResourceLayer above the stack would.
+        if req.extensions().get::<crate::Challenge>().is_none() {
+            req.extensions_mut().insert(
+                crate::ProtectedResource::builder("https://mcp.example.com/mcp")
+                    .build()
+                    .unwrap()
+                    .challenge(),
+            );
+        }
         let svc = ServiceBuilder::new().layer(layer).service_fn(echo);
         let res = svc.oneshot(req).await.unwrap();
         let (parts, body) = res.into_parts();
@@ -357,15 +363,15 @@ mod tests {
         let resource = ProtectedResource::builder("https://other.example.com/api")
             .build()
             .unwrap();
-        let layer = JwtLayer::new(validator())
-            .resource(&resource)
-            .renderer(ErrorRenderer::new(|e| {
-                let mut r = axum::response::IntoResponse::into_response(e);
-                r.headers_mut().insert("x-refused", "1".parse().unwrap());
-                r
-            }));
-        let (status, headers, _) =
-            send(layer, Request::get("/").body(Body::empty()).unwrap()).await;
+        let layer = JwtLayer::new(validator()).renderer(ErrorRenderer::new(|e| {
+            let mut r = axum::response::IntoResponse::into_response(e);
+            r.headers_mut().insert("x-refused", "1".parse().unwrap());
+            r
+        }));
+        // As the ProtectedResourceLayer above the stack would.
+        let mut req = Request::get("/").body(Body::empty()).unwrap();
+        req.extensions_mut().insert(resource.challenge());
+        let (status, headers, _) = send(layer, req).await;
         assert_eq!(status, 401);
         assert_eq!(headers["x-refused"], "1");
         assert!(headers[header::WWW_AUTHENTICATE]

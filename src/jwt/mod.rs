@@ -19,7 +19,8 @@
 //!
 //! let app: Router = Router::new()
 //!     .route("/whoami", get(|p: Principal| async move { p.subject().to_owned() }))
-//!     .layer(JwtLayer::new(validator));
+//!     .layer(JwtLayer::new(validator))
+//!     .layer(resource.layer()); // outermost: the challenge of every 401
 //! # Ok(()) }
 //! ```
 //!

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     config::ConfigError,
-    error::{AuthError, Challenge},
+    error::AuthError,
     metadata::ProtectedResource,
     principal::{AuthScheme, Principal, Scopes},
 };
@@ -163,7 +163,6 @@ struct Inner {
     claim_checks: Vec<Arc<ClaimCheck>>,
     max_token_bytes: usize,
     cache: Option<TokenCache>,
-    challenge: Option<Challenge>,
 }
 
 /// The result of the synchronous part of a check.
@@ -177,9 +176,10 @@ pub(crate) enum Step {
 impl JwtValidator {
     /// A builder whose audience is the resource's identifier (RFC 8707; the
     /// MCP authorization spec requires the token's `aud` to name this
-    /// server) and whose refusals carry the resource's challenge.
+    /// server). Only the identifier is taken: refusals get the resource's
+    /// challenge from [`ProtectedResourceLayer`](crate::ProtectedResourceLayer).
     pub fn builder(resource: &ProtectedResource) -> JwtValidatorBuilder {
-        let mut b = JwtValidatorBuilder::new().challenge(resource.challenge());
+        let mut b = JwtValidatorBuilder::new();
         b.default_audience = Some(resource.resource().to_owned());
         b
     }
@@ -227,10 +227,6 @@ impl JwtValidator {
     #[must_use]
     pub fn max_token_bytes(&self) -> usize {
         self.0.max_token_bytes
-    }
-
-    pub(crate) fn challenge(&self) -> Option<&Challenge> {
-        self.0.challenge.as_ref()
     }
 
     pub(crate) async fn verify_after_fetch(&self, token: &str) -> Result<Principal, JwtError> {
@@ -584,7 +580,6 @@ pub struct JwtValidatorBuilder {
     max_token_bytes: usize,
     cache_ttl: Option<Duration>,
     cache_capacity: u64,
-    challenge: Option<Challenge>,
 }
 
 impl fmt::Debug for JwtValidatorBuilder {
@@ -615,7 +610,6 @@ impl JwtValidatorBuilder {
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             cache_ttl: Some(cache::DEFAULT_TTL),
             cache_capacity: cache::DEFAULT_CAPACITY,
-            challenge: None,
         }
     }
 
@@ -777,12 +771,6 @@ impl JwtValidatorBuilder {
         self
     }
 
-    /// The challenge refusals carry (set by [`JwtValidator::builder`]).
-    pub fn challenge(mut self, challenge: Challenge) -> Self {
-        self.challenge = Some(challenge);
-        self
-    }
-
     /// Builds the validator.
     ///
     /// # Errors
@@ -873,7 +861,6 @@ impl JwtValidatorBuilder {
             claim_checks: self.claim_checks,
             max_token_bytes: self.max_token_bytes,
             cache,
-            challenge: self.challenge,
         })))
     }
 }

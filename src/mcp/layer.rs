@@ -19,8 +19,9 @@
 //! let app: Router = Router::new().nest_service(
 //!     "/mcp",
 //!     ServiceBuilder::new()
-//!         .layer(ApiKeyLayer::new(ApiKeys::new()).optional().resource(&resource))
-//!         .layer(McpPolicyLayer::new(policy, &resource))
+//!         .layer(resource.layer()) // its challenge on every 401 and 403
+//!         .layer(ApiKeyLayer::new(ApiKeys::new()).optional())
+//!         .layer(McpPolicyLayer::new(policy))
 //!         .service(mcp),
 //! );
 //! ```
@@ -41,9 +42,8 @@ use tower_service::Service;
 
 use crate::{
     audit,
-    error::{AuthError, Challenge, ErrorRenderer, JsonRpcId},
+    error::{AuthError, ErrorRenderer, JsonRpcId},
     future::BoxError,
-    metadata::ProtectedResource,
     principal::Principal,
 };
 
@@ -96,7 +96,6 @@ pub struct McpPolicyLayer {
 #[derive(Clone, Debug)]
 struct Config {
     policy: McpPolicy,
-    challenge: Challenge,
     renderer: ErrorRenderer,
     body_limit: usize,
     response_limit: usize,
@@ -104,13 +103,13 @@ struct Config {
 }
 
 impl McpPolicyLayer {
-    /// A layer enforcing `policy` for `resource` (whose challenge every
-    /// 401 and 403 carries). List filtering is on.
-    pub fn new(policy: McpPolicy, resource: &ProtectedResource) -> Self {
+    /// A layer enforcing `policy`. List filtering is on. Its 401 and 403
+    /// carry the challenge of the
+    /// [`ProtectedResourceLayer`](crate::ProtectedResourceLayer) above.
+    pub fn new(policy: McpPolicy) -> Self {
         Self {
             config: Arc::new(Config {
                 policy,
-                challenge: resource.challenge(),
                 renderer: ErrorRenderer::default(),
                 body_limit: DEFAULT_BODY_LIMIT,
                 response_limit: DEFAULT_RESPONSE_LIMIT,
@@ -168,10 +167,9 @@ pub struct McpPolicyService<S> {
 }
 
 impl<S> McpPolicyService<S> {
-    /// The layer for `policy` and `resource`: the same as
-    /// [`McpPolicyLayer::new`].
-    pub fn layer(policy: McpPolicy, resource: &ProtectedResource) -> McpPolicyLayer {
-        McpPolicyLayer::new(policy, resource)
+    /// The layer for `policy`: the same as [`McpPolicyLayer::new`].
+    pub fn layer(policy: McpPolicy) -> McpPolicyLayer {
+        McpPolicyLayer::new(policy)
     }
 
     /// The inner service.
@@ -192,7 +190,7 @@ impl<S> McpPolicyService<S> {
 
 /// The response future of [`McpPolicyService`]: boxed, because reading the
 /// body is an honest async step.
-pub type McpResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
 
 impl Config {
     fn refuse(
@@ -202,9 +200,7 @@ impl Config {
         call: Option<&McpCall>,
         calls: usize,
     ) -> Response {
-        let err = err
-            .with_challenge(self.challenge.clone())
-            .with_request_context(&parts.extensions);
+        let err = err.with_request_context(&parts.extensions);
         let principal = Principal::from_extensions(&parts.extensions);
         match call {
             Some(c) => audit::mcp_decision(
@@ -344,7 +340,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = McpResponseFuture<S::Error>;
+    type Future = ResponseFuture<S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -356,7 +352,6 @@ where
         let mut inner = std::mem::replace(&mut self.inner, ready);
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            parts.extensions.insert(config.challenge.clone());
             let (mcp, body) = if parts.method == Method::POST {
                 // Refused before the id is known: JSON-RPC's `null` id.
                 let unread = |err: AuthError| match err.jsonrpc_id() {
@@ -425,6 +420,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ProtectedResource;
     use crate::{
         mcp::Rule,
         principal::{AuthScheme, Scopes},
@@ -447,7 +443,7 @@ mod tests {
             .tool("admin", Rule::api_key())
             .build()
             .unwrap();
-        McpPolicyLayer::new(policy, &resource())
+        McpPolicyLayer::new(policy)
     }
 
     async fn run(
@@ -467,6 +463,9 @@ mod tests {
                 res.headers_mut().insert("x-calls", calls.into());
                 Ok::<_, Infallible>(res)
             });
+        // As the ProtectedResourceLayer above the stack would.
+        let mut req = req;
+        req.extensions_mut().insert(resource().challenge());
         let res = svc.oneshot(req).await.unwrap();
         let (parts, body) = res.into_parts();
         (

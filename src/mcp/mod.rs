@@ -84,8 +84,9 @@
 //!     .resource("user://{user_id}/private", Rule::bearer().scopes(["read:data"]))
 //!     .build()?;
 //! let layers = ServiceBuilder::new()
-//!     .layer(ApiKeyLayer::new(ApiKeys::new()).optional().resource(&resource))
-//!     .layer(McpPolicyLayer::new(policy, &resource));
+//!     .layer(resource.layer()) // every refusal names the resource's metadata
+//!     .layer(ApiKeyLayer::new(ApiKeys::new()).optional())
+//!     .layer(McpPolicyLayer::new(policy));
 //! # let _ = layers; Ok(()) }
 //! ```
 
@@ -99,10 +100,8 @@ pub mod template_index;
 pub mod uri_template;
 
 pub use inspect::{McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH};
-pub use layer::{
-    McpPolicyLayer, McpPolicyService, McpResponseFuture, DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT,
-};
+pub use layer::{McpPolicyLayer, McpPolicyService, DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT};
 pub use policy::{McpPolicy, McpPolicyBuilder, Rule};
-pub use session::{SessionBinding, SessionBindingLayer, SessionFuture};
+pub use session::{SessionBinding, SessionBindingLayer};
 pub use template_index::TemplateIndex;
 pub use uri_template::UriTemplate;

@@ -90,8 +90,9 @@
 //! // Replicas behind one load balancer share the key; one process needs none.
 //! let key = [7u8; 32]; // read it from a secret store
 //! let layers = ServiceBuilder::new()
-//!     .layer(ApiKeyLayer::new(ApiKeys::new()).optional().resource(&resource))
-//!     .layer(McpPolicyLayer::new(policy, &resource))
+//!     .layer(resource.layer())
+//!     .layer(ApiKeyLayer::new(ApiKeys::new()).optional())
+//!     .layer(McpPolicyLayer::new(policy))
 //!     .layer(SessionBindingLayer::with_key(key)?);
 //! # let _ = layers; Ok(()) }
 //! ```
@@ -374,7 +375,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = SessionFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -396,7 +397,7 @@ where
                 None if matches!(*req.method(), Method::POST | Method::GET | Method::DELETE) => {
                     let response = unknown_session(req.method());
                     audit_refusal(&req, owner.as_ref(), response.status());
-                    return SessionFuture {
+                    return ResponseFuture {
                         kind: Kind::Refused {
                             response: Some(response),
                         },
@@ -409,7 +410,7 @@ where
         }
         let ready = self.inner.clone();
         let future = std::mem::replace(&mut self.inner, ready).call(req);
-        SessionFuture {
+        ResponseFuture {
             kind: Kind::Inner {
                 future,
                 owner,
@@ -422,7 +423,7 @@ where
 pin_project! {
     /// The response future of [`SessionBinding`]: the inner service's
     /// response with its session ids sealed, or the unknown-session answer.
-    pub struct SessionFuture<F> {
+    pub struct ResponseFuture<F> {
         #[pin]
         kind: Kind<F>,
     }
@@ -436,7 +437,7 @@ pin_project! {
     }
 }
 
-impl<F, B, E> Future for SessionFuture<F>
+impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<http::Response<B>, E>>,
     B: http_body::Body<Data = Bytes> + Send + 'static,

@@ -417,7 +417,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = FailedAuthResponseFuture<S::Future, C>;
+    type Future = ResponseFuture<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -437,13 +437,13 @@ where
                 req.method(),
                 audit::path(req.uri(), req.extensions()),
             );
-            return FailedAuthResponseFuture {
+            return ResponseFuture {
                 kind: Kind::Refused {
                     response: Some(t.renderer.render(err)),
                 },
             };
         }
-        FailedAuthResponseFuture {
+        ResponseFuture {
             kind: Kind::Inner {
                 future: self.inner.call(req),
                 key: Some(key),
@@ -455,7 +455,7 @@ where
 
 pin_project! {
     /// Response future of [`FailedAuth`].
-    pub struct FailedAuthResponseFuture<F, C: Clock> {
+    pub struct ResponseFuture<F, C: Clock> {
         #[pin]
         kind: Kind<F, C>,
     }
@@ -469,14 +469,13 @@ pin_project! {
     }
 }
 
-impl<F, C: Clock> fmt::Debug for FailedAuthResponseFuture<F, C> {
+impl<F, C: Clock> fmt::Debug for ResponseFuture<F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FailedAuthResponseFuture")
-            .finish_non_exhaustive()
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, C, B, E> Future for FailedAuthResponseFuture<F, C>
+impl<F, C, B, E> Future for ResponseFuture<F, C>
 where
     F: Future<Output = Result<http::Response<B>, E>>,
     C: Clock + Send + Sync + 'static,

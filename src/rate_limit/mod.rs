@@ -67,7 +67,7 @@ mod store;
 /// [`FailedAuthLayer::with_clock`] (`FakeRelativeClock` in tests).
 pub use governor::clock;
 
-pub use failed_auth::{FailedAuth, FailedAuthLayer, FailedAuthResponseFuture};
+pub use failed_auth::{FailedAuth, FailedAuthLayer};
 pub use key::{KeyExtractor, ProxyHeader, RateLimitKey, TrustedProxies};
 pub use layer::{FailMode, RateLimit, RateLimitLayer, ResponseFuture};
 pub use memory::{MemoryStore, DEFAULT_MAX_KEYS, DEFAULT_SWEEP_INTERVAL, MAX_DISTINCT_QUOTAS};
