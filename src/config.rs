@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use secrecy::ExposeSecret;
-//! use tower_mcp_auth::config::{ConfigError, secret_from_env};
+//! use tower_mcp_auth::{ConfigError, secret_from_env};
 //!
 //! std::env::remove_var("DOCTEST_MISSING_SECRET");
 //! let err = secret_from_env("DOCTEST_MISSING_SECRET").unwrap_err();

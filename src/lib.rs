@@ -32,7 +32,7 @@
 //! ```no_run
 //! use axum::{Router, routing::post};
 //! use tower::ServiceBuilder;
-//! use tower_mcp_auth::{ApiKeyLayer, ApiKeys, Principal, ProtectedResource};
+//! use tower_mcp_auth::{api_key::{ApiKeyLayer, ApiKeys}, Principal, ProtectedResource};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
@@ -82,18 +82,18 @@ pub mod api_key;
 pub mod audit;
 pub mod authenticate;
 mod bearer;
-pub mod config;
+mod config;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "jwt", feature = "introspection"))))]
 pub mod discovery;
 #[cfg(feature = "dpop")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
 pub mod dpop;
-pub mod error;
+mod error;
 mod extract;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 mod fetch;
-mod future;
+pub mod future;
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
 pub mod introspection;
@@ -103,26 +103,25 @@ pub mod jwt;
 #[cfg(feature = "mcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
 pub mod mcp;
-pub mod metadata;
-pub mod principal;
+mod metadata;
+mod principal;
 #[cfg(feature = "rate-limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
 pub mod rate_limit;
 #[cfg(feature = "redis")]
 mod redis_connection;
 mod resource;
-pub mod scope;
+mod scope;
 mod url;
 
-pub use api_key::{ApiKey, ApiKeyLayer, ApiKeys};
-pub use config::ConfigError;
-pub use error::{AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId};
-#[cfg(feature = "introspection")]
-pub use introspection::{IntrospectionLayer, Introspector};
-#[cfg(feature = "jwt")]
-pub use jwt::{JwtLayer, JwtValidator};
-pub use metadata::ProtectedResource;
-pub use principal::{AuthScheme, Principal, Scopes};
+pub use config::{optional_secret_from_env, secret_from_env, ConfigError};
+pub use error::{
+    AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId, JSONRPC_FORBIDDEN,
+    JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, JSONRPC_RATE_LIMITED, JSONRPC_TOO_LARGE,
+    JSONRPC_UNAUTHORIZED, JSONRPC_UNAVAILABLE,
+};
+pub use metadata::{ProtectedResource, ProtectedResourceBuilder, WELL_KNOWN_PATH};
+pub use principal::{AuthScheme, CustomScheme, Principal, Scopes};
 pub use resource::{ProtectedResourceLayer, ProtectedResourceService};
 pub use scope::{RequireScopes, RequireScopesLayer};
 

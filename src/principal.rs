@@ -252,7 +252,7 @@ impl serde::Serialize for Scopes {
 /// The authenticated caller of one request.
 ///
 /// Inserted into the request extensions by an authentication layer
-/// ([`ApiKeyLayer`](crate::ApiKeyLayer), the JWT or introspection layers).
+/// ([`ApiKeyLayer`](crate::api_key::ApiKeyLayer), the JWT or introspection layers).
 /// Cloning is cheap (one reference count).
 ///
 /// # As an axum extractor

@@ -12,7 +12,7 @@
 //! ```
 //! use axum::{Router, routing::post};
 //! use tower::ServiceBuilder;
-//! use tower_mcp_auth::{ApiKey, ApiKeyLayer, ApiKeys, RequireScopesLayer};
+//! use tower_mcp_auth::{api_key::{ApiKey, ApiKeyLayer, ApiKeys}, RequireScopesLayer};
 //!
 //! let keys = ApiKeys::new().with(ApiKey::new("writer", "mcp_sk_writer-0123456789abcdef").scopes(["write:data"]));
 //!
@@ -35,7 +35,7 @@ use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
-pub use crate::future::ResponseFuture;
+use crate::future::ResponseFuture;
 
 use crate::{
     audit,

@@ -6,7 +6,7 @@
 //! ```
 //! use axum::{Router, body::Body, routing::post};
 //! use tower::ServiceBuilder;
-//! use tower_mcp_auth::{ApiKeyLayer, ApiKeys, ProtectedResource};
+//! use tower_mcp_auth::{api_key::{ApiKeyLayer, ApiKeys}, ProtectedResource};
 //! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
 //!
 //! let resource = ProtectedResource::builder("https://mcp.example.com/mcp").build().unwrap();
@@ -79,7 +79,7 @@ pub const DEFAULT_RESPONSE_LIMIT: usize = 16 * 1024 * 1024;
 /// `resource_metadata`) and render as JSON-RPC errors. A refusal of an
 /// authenticated caller also carries its [`Principal`] in the response
 /// extensions, so that an outer
-/// [`FailedAuthLayer`](crate::rate_limit::FailedAuthLayer) does not count a
+/// [`FailedAuthLayer`](crate::rate_limit::failed_auth::FailedAuthLayer) does not count a
 /// verified credential used for the wrong call as a failed authentication.
 ///
 /// Every response of the endpoint goes through the list [`filter`]

@@ -70,7 +70,7 @@
 //!
 //! ```
 //! use tower::ServiceBuilder;
-//! use tower_mcp_auth::{ApiKeyLayer, ApiKeys, ProtectedResource};
+//! use tower_mcp_auth::{api_key::{ApiKeyLayer, ApiKeys}, ProtectedResource};
 //! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -90,18 +90,21 @@
 //! # let _ = layers; Ok(()) }
 //! ```
 
-pub mod filter;
-pub mod inspect;
+mod filter;
+mod inspect;
 mod json;
-pub mod layer;
-pub mod policy;
+mod layer;
+mod policy;
 pub mod session;
-pub mod template_index;
-pub mod uri_template;
+mod template_index;
+mod uri_template;
 
-pub use inspect::{McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH};
-pub use layer::{McpPolicyLayer, McpPolicyService, DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT};
+pub use inspect::{
+    McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH, MCP_METHOD, MCP_NAME,
+};
+pub use layer::{
+    McpPolicyLayer, McpPolicyService, ResponseFuture, DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT,
+};
 pub use policy::{McpPolicy, McpPolicyBuilder, Rule};
-pub use session::{SessionBinding, SessionBindingLayer};
 pub use template_index::TemplateIndex;
 pub use uri_template::UriTemplate;
