@@ -7,7 +7,7 @@
 //!
 //! | layer | job |
 //! | --- | --- |
-//! | [`ApiKeyLayer`] | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`] set |
+//! | [`ApiKeyLayer`](api_key::ApiKeyLayer) | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`](api_key::ApiKeys) set |
 //! | `JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys or a remote JWKS, see [`jwt`] |
 //! | [`RequireScopesLayer`] | all-of / any-of scope checks for a plain route |
 //! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
@@ -21,6 +21,25 @@
 //! and own the steps every scheme shares (optional, two credentials,
 //! already authenticated, the refusal with its challenge, the audit event,
 //! sensitive headers, the principal, handing a credential on).
+//!
+//! # One path per item
+//!
+//! Every public item has one path. The core that every layer shares sits at
+//! the crate root and only there: [`Principal`], [`AuthScheme`],
+//! [`CustomScheme`], [`Scopes`], [`AuthError`] with [`AuthErrorKind`],
+//! [`Challenge`], [`JsonRpcId`], [`ErrorRenderer`] and the `JSONRPC_*`
+//! codes, [`ConfigError`] with [`secret_from_env`] and
+//! [`optional_secret_from_env`], [`ProtectedResource`] with its builder and
+//! [`ProtectedResourceLayer`], and [`RequireScopesLayer`] (whose future is
+//! [`future::ResponseFuture`]). Each layer's items sit in that layer's
+//! module only, as in tower-http: [`api_key::ApiKeyLayer`],
+//! [`authenticate::AuthenticateLayer`], `jwt::JwtLayer`,
+//! `introspection::IntrospectionLayer`, `mcp::McpPolicyLayer`,
+//! `rate_limit::RateLimitLayer`, `dpop`, `discovery`, [`audit`]. A module
+//! holds at most one `ResponseFuture`, so where a feature has a second layer
+//! it has its own module: `mcp::session::SessionBindingLayer`,
+//! `rate_limit::failed_auth::FailedAuthLayer`. Nothing is re-exported at a
+//! second path.
 //!
 //! Refusals are [`AuthError`]s: the right status, an RFC 6750
 //! `WWW-Authenticate: Bearer` challenge carrying `resource_metadata`, and a
@@ -67,7 +86,7 @@
 //! | `jwt` | yes | bearer JWT validation (jsonwebtoken, remote JWKS), RFC 8414 / OpenID metadata discovery |
 //! | `aws-lc-rs` | yes | jsonwebtoken's crypto on aws-lc-rs |
 //! | `rust-crypto` | no | jsonwebtoken's crypto on the RustCrypto crates |
-//! | `mcp` | yes | MCP-aware authorization: [`mcp::McpPolicyLayer`], [`mcp::SessionBindingLayer`] (hmac) |
+//! | `mcp` | yes | MCP-aware authorization: [`mcp::McpPolicyLayer`], [`mcp::session::SessionBindingLayer`] (hmac) |
 //! | `rate-limit` | yes | `rate_limit`: per-principal rate limiting (governor), failed-auth throttling |
 //! | `redis` | no | a Redis store for the rate limiter, shared by replicas (implies `rate-limit`) |
 //! | `metrics` | no | every decision counted on the `metrics` facade: `tower_mcp_auth_decisions_total` by layer, outcome and reason (see [audit]) |

@@ -1,22 +1,4 @@
 //! Who is calling: [`Principal`], its [`AuthScheme`] and its [`Scopes`].
-//!
-//! Authentication layers insert exactly one [`Principal`] into the request
-//! extensions; everything after them (scope checks, the MCP policy, the rate
-//! limiter, your handlers and rmcp tools) reads it from there.
-//!
-//! # Example
-//!
-//! ```
-//! use tower_mcp_auth::{AuthScheme, Principal, Scopes};
-//!
-//! let principal = Principal::new(AuthScheme::Jwt, "user-42")
-//!     .with_scopes(Scopes::parse("read:data write:data"))
-//!     .with_client_id("my-client");
-//!
-//! assert_eq!(principal.subject(), "user-42");
-//! assert!(principal.scopes().contains("read:data"));
-//! assert!(principal.scheme().is_bearer());
-//! ```
 
 use std::{
     fmt,
@@ -287,6 +269,26 @@ impl serde::Serialize for Scopes {
 /// fn caller(parts: &http::request::Parts) -> Option<&Principal> {
 ///     Principal::from_parts(parts)
 /// }
+/// ```
+///
+/// Who is calling: [`Principal`], its [`AuthScheme`] and its [`Scopes`].
+///
+/// Authentication layers insert exactly one [`Principal`] into the request
+/// extensions; everything after them (scope checks, the MCP policy, the rate
+/// limiter, your handlers and rmcp tools) reads it from there.
+///
+/// # Example
+///
+/// ```
+/// use tower_mcp_auth::{AuthScheme, Principal, Scopes};
+///
+/// let principal = Principal::new(AuthScheme::Jwt, "user-42")
+///     .with_scopes(Scopes::parse("read:data write:data"))
+///     .with_client_id("my-client");
+///
+/// assert_eq!(principal.subject(), "user-42");
+/// assert!(principal.scopes().contains("read:data"));
+/// assert!(principal.scheme().is_bearer());
 /// ```
 #[derive(Clone, PartialEq)]
 pub struct Principal(Arc<Inner>);

@@ -1,8 +1,8 @@
 //! Rate limiting (feature `rate-limit`): [`RateLimitLayer`] throttles each
 //! principal (each client address when anonymous) to a [`Quota`], and
-//! [`FailedAuthLayer`] stops credential guessing per client address.
+//! [`FailedAuthLayer`](failed_auth::FailedAuthLayer) stops credential guessing per client address.
 //!
-//! * **Keys** ([`key`]): the principal's scheme and subject; anonymous
+//! * **Keys** ([`KeyExtractor`]): the principal's scheme and subject; anonymous
 //!   requests by client address from axum's `ConnectInfo`, believing
 //!   `X-Forwarded-For` / `Forwarded` only from [`TrustedProxies`] and
 //!   taking the right-most untrusted hop; or a custom function.
@@ -64,7 +64,7 @@ mod redis;
 mod store;
 
 /// governor's clocks, for [`MemoryStore::with_clock`] and
-/// [`FailedAuthLayer::with_clock`] (`FakeRelativeClock` in tests).
+/// [`FailedAuthLayer::with_clock`](failed_auth::FailedAuthLayer::with_clock) (`FakeRelativeClock` in tests).
 pub use governor::clock;
 
 pub use key::{KeyExtractor, ProxyHeader, RateLimitKey, TrustedProxies};
