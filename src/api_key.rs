@@ -19,7 +19,8 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use tower_mcp_auth::{api_key::{ApiKey, ApiKeyLayer, ApiKeys}, Principal};
+//! use tower_mcp_auth::api_key::{ApiKey, ApiKeyLayer, ApiKeys};
+//! use tower_mcp_auth::Principal;
 //!
 //! let keys = ApiKeys::new()
 //!     .with(ApiKey::new("billing-service", "mcp_sk_billing-0123456789abcdef").scopes(["read:data"]))

@@ -620,7 +620,8 @@ type RenderFn = dyn Fn(AuthError) -> Response + Send + Sync;
 ///
 /// ```
 /// use axum::response::{IntoResponse, Response};
-/// use tower_mcp_auth::{api_key::{ApiKeyLayer, ApiKeys}, ErrorRenderer};
+/// use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
+/// use tower_mcp_auth::ErrorRenderer;
 ///
 /// let renderer = ErrorRenderer::new(|err| {
 ///     let mut response = err.into_response();

@@ -51,7 +51,8 @@
 //! ```no_run
 //! use axum::{Router, routing::post};
 //! use tower::ServiceBuilder;
-//! use tower_mcp_auth::{api_key::{ApiKeyLayer, ApiKeys}, Principal, ProtectedResource};
+//! use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
+//! use tower_mcp_auth::{Principal, ProtectedResource};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let resource = ProtectedResource::builder("https://mcp.example.com/mcp")

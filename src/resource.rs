@@ -34,7 +34,8 @@ use crate::{error::Challenge, metadata::ProtectedResource};
 /// ```
 /// use axum::{routing::post, Router};
 /// use tower::ServiceBuilder;
-/// use tower_mcp_auth::{api_key::{ApiKey, ApiKeyLayer, ApiKeys}, ProtectedResource};
+/// use tower_mcp_auth::api_key::{ApiKey, ApiKeyLayer, ApiKeys};
+/// use tower_mcp_auth::ProtectedResource;
 ///
 /// let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
 ///     .authorization_server("https://auth.example.com")

@@ -37,7 +37,8 @@ use crate::{
 /// ```
 /// use axum::{Router, routing::post};
 /// use tower::ServiceBuilder;
-/// use tower_mcp_auth::{api_key::{ApiKey, ApiKeyLayer, ApiKeys}, RequireScopesLayer};
+/// use tower_mcp_auth::api_key::{ApiKey, ApiKeyLayer, ApiKeys};
+/// use tower_mcp_auth::RequireScopesLayer;
 ///
 /// let keys = ApiKeys::new().with(ApiKey::new("writer", "mcp_sk_writer-0123456789abcdef").scopes(["write:data"]));
 ///

@@ -71,7 +71,8 @@ pub const DEFAULT_RESPONSE_LIMIT: usize = 16 * 1024 * 1024;
 /// ```
 /// use axum::{Router, body::Body, routing::post};
 /// use tower::ServiceBuilder;
-/// use tower_mcp_auth::{api_key::{ApiKeyLayer, ApiKeys}, ProtectedResource};
+/// use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
+/// use tower_mcp_auth::ProtectedResource;
 /// use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
 ///
 /// let resource = ProtectedResource::builder("https://mcp.example.com/mcp").build().unwrap();

@@ -153,7 +153,8 @@
 //!
 //! ```
 //! use tower::ServiceBuilder;
-//! use tower_mcp_auth::{api_key::{ApiKeyLayer, ApiKeys}, ProtectedResource};
+//! use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
+//! use tower_mcp_auth::ProtectedResource;
 //! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {

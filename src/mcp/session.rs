@@ -81,8 +81,10 @@
 //!
 //! ```
 //! use tower::ServiceBuilder;
-//! use tower_mcp_auth::{api_key::{ApiKeyLayer, ApiKeys}, ProtectedResource};
-//! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule, session::SessionBindingLayer};
+//! use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
+//! use tower_mcp_auth::ProtectedResource;
+//! use tower_mcp_auth::mcp::session::SessionBindingLayer;
+//! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let resource = ProtectedResource::builder("https://mcp.example.com/mcp").build()?;

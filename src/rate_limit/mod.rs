@@ -29,8 +29,10 @@
 //! use axum::{Router, routing::post};
 //! use http::request::Parts;
 //! use tower::ServiceBuilder;
-//! use tower_mcp_auth::{api_key::{ApiKeyLayer, ApiKeys}, Principal};
-//! use tower_mcp_auth::rate_limit::{failed_auth::FailedAuthLayer, Quota, RateLimitLayer};
+//! use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
+//! use tower_mcp_auth::Principal;
+//! use tower_mcp_auth::rate_limit::failed_auth::FailedAuthLayer;
+//! use tower_mcp_auth::rate_limit::{Quota, RateLimitLayer};
 //!
 //! /// What an earlier layer (the MCP inspect step) put into the extensions.
 //! #[derive(Clone)]
