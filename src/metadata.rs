@@ -22,8 +22,6 @@ pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
 ///
 /// Built with [`ProtectedResource::builder`]; cheap to clone.
 ///
-/// RFC 9728 protected-resource metadata: [`ProtectedResource`].
-///
 /// The resource identifier (the MCP endpoint's canonical URL) is what tokens
 /// must be issued for (their audience, RFC 8707) and the anchor of the
 /// metadata URL that every `401` challenge carries in `resource_metadata`.

@@ -271,8 +271,6 @@ impl serde::Serialize for Scopes {
 /// }
 /// ```
 ///
-/// Who is calling: [`Principal`], its [`AuthScheme`] and its [`Scopes`].
-///
 /// Authentication layers insert exactly one [`Principal`] into the request
 /// extensions; everything after them (scope checks, the MCP policy, the rate
 /// limiter, your handlers and rmcp tools) reads it from there.

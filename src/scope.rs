@@ -23,8 +23,6 @@ use crate::{
 /// Requires the request's [`Principal`] to hold scopes: all of a set, or
 /// any of a set.
 ///
-/// Scope checks for plain routes: [`RequireScopesLayer`].
-///
 /// Put it after an authentication layer. No principal → 401 with the
 /// challenge; a principal without the scopes → 403 `insufficient_scope`
 /// naming the scopes required (RFC 6750 §3.1).

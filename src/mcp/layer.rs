@@ -63,9 +63,6 @@ pub const DEFAULT_RESPONSE_LIMIT: usize = 16 * 1024 * 1024;
 /// this layer, never between it and the MCP service. A compressed reply
 /// is not passed on: it is replaced by a JSON-RPC error (502).
 ///
-/// [`McpPolicyLayer`]: inspect each MCP request, decide it with an
-/// [`McpPolicy`], and filter list results.
-///
 /// # Example
 ///
 /// ```

@@ -342,9 +342,6 @@ impl fmt::Debug for Rule {
 /// The rules of one MCP endpoint. Built once with [`McpPolicy::builder`];
 /// cheap to clone.
 ///
-/// What each tool, prompt, resource and method needs: [`Rule`] and
-/// [`McpPolicy`].
-///
 /// # Rules
 ///
 /// A rule is one or more alternatives; a call is allowed when any

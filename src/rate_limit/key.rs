@@ -262,9 +262,6 @@ type KeyFn = dyn Fn(&Parts) -> Option<RateLimitKey> + Send + Sync;
 
 /// Finds the [`RateLimitKey`] of a request.
 ///
-/// Which bucket a request counts against: [`RateLimitKey`], and how it is
-/// found ([`KeyExtractor`], [`TrustedProxies`]).
-///
 /// * An authenticated request: its [`Principal`]'s scheme and subject, so
 ///   a key named `ci` and a token whose `sub` is `ci` are different callers.
 /// * An anonymous request: the client's IP address. That is the peer
