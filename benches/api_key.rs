@@ -11,7 +11,7 @@ use http::Request;
 use tower::ServiceExt;
 #[allow(deprecated)]
 use tower_http::validate_request::ValidateRequestHeaderLayer;
-use tower_mcp_auth::{ApiKey, ApiKeyLayer, ApiKeys};
+use tower_mcp_auth::api_key::{ApiKey, ApiKeyLayer, ApiKeys};
 
 const KEY: &str = "mcp_sk_benchbenchbenchbenchbenchbenchbench12";
 

@@ -36,11 +36,12 @@ use http_body_util::BodyExt;
 use secrecy::SecretString;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
+    api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     introspection::Introspector,
     jwt::{install_crypto_provider, JwtValidator},
     mcp::{McpCall, McpPolicy, McpPolicyLayer, Rule, Target},
-    rate_limit::{FailedAuthLayer, MemoryStore, Quota, RateLimitKey},
-    ApiKey, ApiKeyLayer, ApiKeys, AuthScheme, Principal, ProtectedResource, Scopes,
+    rate_limit::{failed_auth::FailedAuthLayer, MemoryStore, Quota, RateLimitKey},
+    AuthScheme, Principal, ProtectedResource, Scopes,
 };
 
 /// Counts live heap bytes, to measure memory per entry.

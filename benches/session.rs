@@ -29,7 +29,7 @@ use http::{HeaderValue, Request};
 use http_body_util::BodyExt;
 use tower::{util::BoxCloneSyncService, ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
-    mcp::{session::SESSION_ID, SessionBindingLayer},
+    mcp::session::{SessionBindingLayer, SESSION_ID},
     AuthScheme, Principal,
 };
 

@@ -26,10 +26,11 @@ use http_body_util::BodyExt;
 use secrecy::SecretString;
 use tower::{util::BoxCloneSyncService, ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
+    api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     jwt::{install_crypto_provider, JwtLayer, JwtValidator},
     mcp::{McpPolicy, McpPolicyLayer, McpRequest, Rule},
     rate_limit::{Quota, RateLimitLayer},
-    ApiKey, ApiKeyLayer, ApiKeys, AuthScheme, Principal, ProtectedResource,
+    AuthScheme, Principal, ProtectedResource,
 };
 
 const GROUP: &str = "stack_1KiB_tools_call";

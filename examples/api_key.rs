@@ -30,7 +30,11 @@ use rmcp::{
 };
 use serde::Deserialize;
 use tower::ServiceBuilder;
-use tower_mcp_auth::{rate_limit::FailedAuthLayer, ApiKeyLayer, ApiKeys, Principal};
+use tower_mcp_auth::{
+    api_key::{ApiKeyLayer, ApiKeys},
+    rate_limit::failed_auth::FailedAuthLayer,
+    Principal,
+};
 
 /// THE STACK: a client address that keeps guessing keys is cooled down
 /// (429); every request needs a valid `X-API-Key` (401 otherwise).

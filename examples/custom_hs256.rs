@@ -34,9 +34,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
-    config::secret_from_env,
     jwt::{JwtLayer, JwtValidator},
-    ConfigError, Principal, ProtectedResource,
+    secret_from_env, ConfigError, Principal, ProtectedResource,
 };
 
 /// THE STACK: one layer. The validator pins HS256 to the secret, requires

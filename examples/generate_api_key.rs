@@ -10,7 +10,7 @@
 //! `ApiKeys::reload_digest_file`.
 
 use secrecy::ExposeSecret;
-use tower_mcp_auth::ApiKeys;
+use tower_mcp_auth::api_key::ApiKeys;
 
 fn main() {
     let mut args = std::env::args().skip(1);

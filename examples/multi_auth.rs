@@ -38,9 +38,10 @@ use rmcp::{
 use serde::Deserialize;
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
+    api_key::{ApiKeyLayer, ApiKeys},
     jwt::{JwtLayer, JwtValidator},
     mcp::{McpPolicy, McpPolicyLayer, Rule},
-    ApiKeyLayer, ApiKeys, ConfigError, Principal, ProtectedResource,
+    ConfigError, Principal, ProtectedResource,
 };
 
 /// THE STACK: both authenticators optional (no credential of theirs: pass

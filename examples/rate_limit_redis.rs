@@ -34,9 +34,9 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
-    config::secret_from_env,
+    api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     rate_limit::{FailMode, Quota, RateLimitLayer, RedisStore},
-    ApiKey, ApiKeyLayer, ApiKeys, ConfigError, Principal,
+    secret_from_env, ConfigError, Principal,
 };
 
 /// THE STACK: who is calling (the key's name), then that user's quota,

@@ -21,10 +21,11 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
+    api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     dpop::{MemoryReplayCache, ProofErrorKind, ProofValidator},
     jwt::{JwtLayer, JwtValidator},
     mcp::{McpRequest, MessageKind, TemplateIndex, UriTemplate},
-    ApiKey, ApiKeyLayer, ApiKeys, AuthError, ProtectedResource, Scopes,
+    AuthError, ProtectedResource, Scopes,
 };
 
 /// The HS256 secret the JWT target's validator trusts. Fuzz input cannot

@@ -19,7 +19,8 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use tower_mcp_auth::{ApiKey, ApiKeyLayer, ApiKeys, Principal};
+//! use tower_mcp_auth::api_key::{ApiKey, ApiKeyLayer, ApiKeys};
+//! use tower_mcp_auth::Principal;
 //!
 //! let keys = ApiKeys::new()
 //!     .with(ApiKey::new("billing-service", "mcp_sk_billing-0123456789abcdef").scopes(["read:data"]))
@@ -306,7 +307,7 @@ impl ApiKeys {
     /// with `#` are skipped.
     ///
     /// ```
-    /// use tower_mcp_auth::ApiKeys;
+    /// use tower_mcp_auth::api_key::ApiKeys;
     ///
     /// let key = ApiKeys::generate();
     /// let line = ApiKeys::digest_line("ci-bot", &key, ["read:data"]);
@@ -445,7 +446,7 @@ impl fmt::Debug for KeyView<'_> {
 /// digest repeats an earlier one replaces it.
 ///
 /// ```
-/// use tower_mcp_auth::{ApiKey, ApiKeys};
+/// use tower_mcp_auth::api_key::{ApiKey, ApiKeys};
 ///
 /// let keys: ApiKeys = (0..1000)
 ///     .map(|i| ApiKey::new(format!("tenant-{i}"), format!("mcp_sk_tenant-key-{i:08}")))

@@ -210,7 +210,7 @@ pub(crate) fn degraded(layer: &'static str, detail: &str) {
 }
 
 /// Emits the `throttled` event of an address that
-/// [`FailedAuthLayer`](crate::rate_limit::FailedAuthLayer) starts to
+/// [`FailedAuthLayer`](crate::rate_limit::failed_auth::FailedAuthLayer) starts to
 /// refuse for `cooldown`.
 // Used by feature-gated layers only: not dead with them on.
 #[cfg_attr(not(feature = "rate-limit"), allow(dead_code))]
@@ -411,7 +411,10 @@ mod metrics_tests {
     };
     use tower::{ServiceBuilder, ServiceExt};
 
-    use crate::{ApiKey, ApiKeyLayer, ApiKeys, RequireScopesLayer};
+    use crate::{
+        api_key::{ApiKey, ApiKeyLayer, ApiKeys},
+        RequireScopesLayer,
+    };
 
     /// Counts per `name{label=value,...}`.
     #[derive(Clone, Default)]

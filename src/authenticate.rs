@@ -165,7 +165,7 @@ pub enum Check<F> {
 }
 
 /// The [`Layer`] that runs an [`Authenticator`]. Built by
-/// [`ApiKeyLayer::new`](crate::ApiKeyLayer), `JwtLayer::new`,
+/// [`ApiKeyLayer::new`](crate::api_key::ApiKeyLayer), `JwtLayer::new`,
 /// `IntrospectionLayer::new`, or [`custom`](Self::custom) for your own.
 #[must_use]
 pub struct AuthenticateLayer<A> {
@@ -563,8 +563,8 @@ where
 
 /// A credential that an authenticator found, did not verify, and handed on
 /// to a later one (for example an opaque bearer token that
-/// [`JwtLayer::pass_opaque_tokens`](crate::JwtLayer::pass_opaque_tokens)
-/// leaves for an [`IntrospectionLayer`](crate::IntrospectionLayer)).
+/// [`JwtLayer::pass_opaque_tokens`](crate::jwt::JwtLayer::pass_opaque_tokens)
+/// leaves for an [`IntrospectionLayer`](crate::introspection::IntrospectionLayer)).
 ///
 /// The [authenticator model](self) keeps it: an
 /// authenticator whose verdict is
@@ -650,7 +650,10 @@ mod tests {
     //! against the custom one of the module docs.
 
     use super::*;
-    use crate::{api_key::ApiKey, ApiKeyLayer, ApiKeys, ProtectedResource};
+    use crate::{
+        api_key::{ApiKey, ApiKeyLayer, ApiKeys},
+        ProtectedResource,
+    };
     use axum::body::Body;
     use http::{header, HeaderValue, StatusCode};
     use http_body_util::BodyExt;
@@ -891,7 +894,7 @@ mod tests {
     async fn shared_rules_jwt() {
         use crate::jwt::validator::tests::{good_claims, hs256, validator};
         shared_rules(Case {
-            layer: crate::JwtLayer::new(validator()),
+            layer: crate::jwt::JwtLayer::new(validator()),
             good: (
                 header::AUTHORIZATION,
                 format!("Bearer {}", hs256(&good_claims())),
@@ -927,7 +930,7 @@ mod tests {
     #[cfg(feature = "introspection")]
     #[tokio::test]
     async fn shared_rules_introspection() {
-        let introspector = crate::Introspector::builder(
+        let introspector = crate::introspection::Introspector::builder(
             introspection_endpoint().await,
             "rs",
             secrecy::SecretString::from("secret"),
@@ -936,7 +939,7 @@ mod tests {
         .build()
         .unwrap();
         shared_rules(Case {
-            layer: crate::IntrospectionLayer::new(introspector),
+            layer: crate::introspection::IntrospectionLayer::new(introspector),
             good: (header::AUTHORIZATION, "Bearer good".to_owned()),
             bad: (header::AUTHORIZATION, "Bearer bad".to_owned()),
             subject: "alice",

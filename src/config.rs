@@ -1,26 +1,28 @@
 //! Configuration errors and credentials from the environment.
-//!
-//! Every fallible piece of configuration in this crate fails at build time
-//! with a [`ConfigError`] that says what is wrong and how to fix it, never
-//! with a panic at request time.
-//!
-//! # Example
-//!
-//! ```
-//! use secrecy::ExposeSecret;
-//! use tower_mcp_auth::config::{ConfigError, secret_from_env};
-//!
-//! std::env::remove_var("DOCTEST_MISSING_SECRET");
-//! let err = secret_from_env("DOCTEST_MISSING_SECRET").unwrap_err();
-//! assert!(matches!(err, ConfigError::MissingEnv { .. }));
-//! assert!(err.to_string().contains("DOCTEST_MISSING_SECRET"));
-//! ```
 
 use std::path::PathBuf;
 
 use secrecy::SecretString;
 
 /// A configuration mistake, found when a layer, validator or policy is built.
+///
+/// Configuration errors and credentials from the environment.
+///
+/// Every fallible piece of configuration in this crate fails at build time
+/// with a [`ConfigError`] that says what is wrong and how to fix it, never
+/// with a panic at request time.
+///
+/// # Example
+///
+/// ```
+/// use secrecy::ExposeSecret;
+/// use tower_mcp_auth::{ConfigError, secret_from_env};
+///
+/// std::env::remove_var("DOCTEST_MISSING_SECRET");
+/// let err = secret_from_env("DOCTEST_MISSING_SECRET").unwrap_err();
+/// assert!(matches!(err, ConfigError::MissingEnv { .. }));
+/// assert!(err.to_string().contains("DOCTEST_MISSING_SECRET"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {

@@ -1,36 +1,5 @@
 //! Every refusal: [`AuthError`], rendered as a response with the right
 //! status, an RFC 6750 `WWW-Authenticate` challenge and a JSON body.
-//!
-//! | kind | status | challenge `error` |
-//! | --- | --- | --- |
-//! | [`MissingCredential`](AuthErrorKind::MissingCredential) | 401 | none (RFC 6750 §3.1) |
-//! | [`InvalidToken`](AuthErrorKind::InvalidToken) | 401 | `invalid_token` |
-//! | [`InvalidRequest`](AuthErrorKind::InvalidRequest) | 400 | `invalid_request` |
-//! | [`MalformedRequest`](AuthErrorKind::MalformedRequest) | 400 | no challenge |
-//! | [`InsufficientScope`](AuthErrorKind::InsufficientScope) | 403 | `insufficient_scope` |
-//! | [`Forbidden`](AuthErrorKind::Forbidden) | 403 | no challenge |
-//! | [`PayloadTooLarge`](AuthErrorKind::PayloadTooLarge) | 413 | no challenge |
-//! | [`RateLimited`](AuthErrorKind::RateLimited) | 429 | no challenge, `Retry-After` |
-//! | [`Unavailable`](AuthErrorKind::Unavailable) | 503 | no challenge, `Retry-After` |
-//!
-//! The body is `{"error": …, "error_description": …}`, or, when the request
-//! was JSON-RPC (a [`JsonRpcId`] is in its extensions), a JSON-RPC error
-//! object that carries the request's `id`. A refusal never contains a
-//! credential: descriptions are fixed strings chosen by this crate.
-//!
-//! # Example
-//!
-//! ```
-//! use axum::response::IntoResponse;
-//! use tower_mcp_auth::{AuthError, Scopes};
-//!
-//! let response = AuthError::insufficient_scope(Scopes::parse("write:data")).into_response();
-//! assert_eq!(response.status(), 403);
-//! assert_eq!(
-//!     response.headers()["www-authenticate"],
-//!     r#"Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="write:data""#
-//! );
-//! ```
 
 use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
 
@@ -240,6 +209,40 @@ impl JsonRpcId {
 /// A refusal. Renders as a complete HTTP response via [`IntoResponse`]; a
 /// copy of the error is put into the response's extensions so an outer
 /// layer can render it its own way.
+///
+/// Every refusal: [`AuthError`], rendered as a response with the right
+/// status, an RFC 6750 `WWW-Authenticate` challenge and a JSON body.
+///
+/// | kind | status | challenge `error` |
+/// | --- | --- | --- |
+/// | [`MissingCredential`](AuthErrorKind::MissingCredential) | 401 | none (RFC 6750 §3.1) |
+/// | [`InvalidToken`](AuthErrorKind::InvalidToken) | 401 | `invalid_token` |
+/// | [`InvalidRequest`](AuthErrorKind::InvalidRequest) | 400 | `invalid_request` |
+/// | [`MalformedRequest`](AuthErrorKind::MalformedRequest) | 400 | no challenge |
+/// | [`InsufficientScope`](AuthErrorKind::InsufficientScope) | 403 | `insufficient_scope` |
+/// | [`Forbidden`](AuthErrorKind::Forbidden) | 403 | no challenge |
+/// | [`PayloadTooLarge`](AuthErrorKind::PayloadTooLarge) | 413 | no challenge |
+/// | [`RateLimited`](AuthErrorKind::RateLimited) | 429 | no challenge, `Retry-After` |
+/// | [`Unavailable`](AuthErrorKind::Unavailable) | 503 | no challenge, `Retry-After` |
+///
+/// The body is `{"error": …, "error_description": …}`, or, when the request
+/// was JSON-RPC (a [`JsonRpcId`] is in its extensions), a JSON-RPC error
+/// object that carries the request's `id`. A refusal never contains a
+/// credential: descriptions are fixed strings chosen by this crate.
+///
+/// # Example
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// use tower_mcp_auth::{AuthError, Scopes};
+///
+/// let response = AuthError::insufficient_scope(Scopes::parse("write:data")).into_response();
+/// assert_eq!(response.status(), 403);
+/// assert_eq!(
+///     response.headers()["www-authenticate"],
+///     r#"Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="write:data""#
+/// );
+/// ```
 #[derive(Clone)]
 pub struct AuthError(Box<ErrorInner>);
 
@@ -617,7 +620,8 @@ type RenderFn = dyn Fn(AuthError) -> Response + Send + Sync;
 ///
 /// ```
 /// use axum::response::{IntoResponse, Response};
-/// use tower_mcp_auth::{ApiKeyLayer, ApiKeys, ErrorRenderer};
+/// use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
+/// use tower_mcp_auth::ErrorRenderer;
 ///
 /// let renderer = ErrorRenderer::new(|err| {
 ///     let mut response = err.into_response();

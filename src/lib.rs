@@ -7,7 +7,7 @@
 //!
 //! | layer | job |
 //! | --- | --- |
-//! | [`ApiKeyLayer`] | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`] set |
+//! | [`ApiKeyLayer`](api_key::ApiKeyLayer) | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`](api_key::ApiKeys) set |
 //! | `JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys or a remote JWKS, see [`jwt`] |
 //! | [`RequireScopesLayer`] | all-of / any-of scope checks for a plain route |
 //! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
@@ -22,6 +22,25 @@
 //! already authenticated, the refusal with its challenge, the audit event,
 //! sensitive headers, the principal, handing a credential on).
 //!
+//! # One path per item
+//!
+//! Every public item has one path. The core that every layer shares sits at
+//! the crate root and only there: [`Principal`], [`AuthScheme`],
+//! [`CustomScheme`], [`Scopes`], [`AuthError`] with [`AuthErrorKind`],
+//! [`Challenge`], [`JsonRpcId`], [`ErrorRenderer`] and the `JSONRPC_*`
+//! codes, [`ConfigError`] with [`secret_from_env`] and
+//! [`optional_secret_from_env`], [`ProtectedResource`] with its builder and
+//! [`ProtectedResourceLayer`], and [`RequireScopesLayer`] (whose future is
+//! [`future::ResponseFuture`]). Each layer's items sit in that layer's
+//! module only, as in tower-http: [`api_key::ApiKeyLayer`],
+//! [`authenticate::AuthenticateLayer`], `jwt::JwtLayer`,
+//! `introspection::IntrospectionLayer`, `mcp::McpPolicyLayer`,
+//! `rate_limit::RateLimitLayer`, `dpop`, `discovery`, [`audit`]. A module
+//! holds at most one `ResponseFuture`, so where a feature has a second layer
+//! it has its own module: `mcp::session::SessionBindingLayer`,
+//! `rate_limit::failed_auth::FailedAuthLayer`. Nothing is re-exported at a
+//! second path.
+//!
 //! Refusals are [`AuthError`]s: the right status, an RFC 6750
 //! `WWW-Authenticate: Bearer` challenge carrying `resource_metadata`, and a
 //! JSON (or JSON-RPC) body that never echoes a credential. Every decision
@@ -32,7 +51,8 @@
 //! ```no_run
 //! use axum::{Router, routing::post};
 //! use tower::ServiceBuilder;
-//! use tower_mcp_auth::{ApiKeyLayer, ApiKeys, Principal, ProtectedResource};
+//! use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
+//! use tower_mcp_auth::{Principal, ProtectedResource};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
@@ -67,7 +87,7 @@
 //! | `jwt` | yes | bearer JWT validation (jsonwebtoken, remote JWKS), RFC 8414 / OpenID metadata discovery |
 //! | `aws-lc-rs` | yes | jsonwebtoken's crypto on aws-lc-rs |
 //! | `rust-crypto` | no | jsonwebtoken's crypto on the RustCrypto crates |
-//! | `mcp` | yes | MCP-aware authorization: [`mcp::McpPolicyLayer`], [`mcp::SessionBindingLayer`] (hmac) |
+//! | `mcp` | yes | MCP-aware authorization: [`mcp::McpPolicyLayer`], [`mcp::session::SessionBindingLayer`] (hmac) |
 //! | `rate-limit` | yes | `rate_limit`: per-principal rate limiting (governor), failed-auth throttling |
 //! | `redis` | no | a Redis store for the rate limiter, shared by replicas (implies `rate-limit`) |
 //! | `metrics` | no | every decision counted on the `metrics` facade: `tower_mcp_auth_decisions_total` by layer, outcome and reason (see [audit]) |
@@ -82,18 +102,18 @@ pub mod api_key;
 pub mod audit;
 pub mod authenticate;
 mod bearer;
-pub mod config;
+mod config;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "jwt", feature = "introspection"))))]
 pub mod discovery;
 #[cfg(feature = "dpop")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
 pub mod dpop;
-pub mod error;
+mod error;
 mod extract;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 mod fetch;
-mod future;
+pub mod future;
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
 pub mod introspection;
@@ -103,26 +123,25 @@ pub mod jwt;
 #[cfg(feature = "mcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
 pub mod mcp;
-pub mod metadata;
-pub mod principal;
+mod metadata;
+mod principal;
 #[cfg(feature = "rate-limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
 pub mod rate_limit;
 #[cfg(feature = "redis")]
 mod redis_connection;
 mod resource;
-pub mod scope;
+mod scope;
 mod url;
 
-pub use api_key::{ApiKey, ApiKeyLayer, ApiKeys};
-pub use config::ConfigError;
-pub use error::{AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId};
-#[cfg(feature = "introspection")]
-pub use introspection::{IntrospectionLayer, Introspector};
-#[cfg(feature = "jwt")]
-pub use jwt::{JwtLayer, JwtValidator};
-pub use metadata::ProtectedResource;
-pub use principal::{AuthScheme, Principal, Scopes};
+pub use config::{optional_secret_from_env, secret_from_env, ConfigError};
+pub use error::{
+    AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId, JSONRPC_FORBIDDEN,
+    JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, JSONRPC_RATE_LIMITED, JSONRPC_TOO_LARGE,
+    JSONRPC_UNAUTHORIZED, JSONRPC_UNAVAILABLE,
+};
+pub use metadata::{ProtectedResource, ProtectedResourceBuilder, WELL_KNOWN_PATH};
+pub use principal::{AuthScheme, CustomScheme, Principal, Scopes};
 pub use resource::{ProtectedResourceLayer, ProtectedResourceService};
 pub use scope::{RequireScopes, RequireScopesLayer};
 

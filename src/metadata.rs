@@ -1,30 +1,4 @@
 //! RFC 9728 protected-resource metadata: [`ProtectedResource`].
-//!
-//! The resource identifier (the MCP endpoint's canonical URL) is what tokens
-//! must be issued for (their audience, RFC 8707) and the anchor of the
-//! metadata URL that every `401` challenge carries in `resource_metadata`.
-//!
-//! # Example
-//!
-//! ```
-//! use axum::Router;
-//! use tower_mcp_auth::ProtectedResource;
-//!
-//! let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
-//!     .authorization_server("https://auth.example.com")
-//!     .scopes_supported(["read:data", "write:data"])
-//!     .resource_name("Example MCP server")
-//!     .build()?;
-//!
-//! assert_eq!(
-//!     resource.metadata_url(),
-//!     "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
-//! );
-//!
-//! // Serves the document at both well-known paths.
-//! let app: Router = Router::new().merge(resource.router());
-//! # Ok::<(), tower_mcp_auth::ConfigError>(())
-//! ```
 
 use std::{fmt, sync::Arc};
 
@@ -47,6 +21,32 @@ pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
 /// authorization servers that issue tokens for it, and the scopes it knows.
 ///
 /// Built with [`ProtectedResource::builder`]; cheap to clone.
+///
+/// The resource identifier (the MCP endpoint's canonical URL) is what tokens
+/// must be issued for (their audience, RFC 8707) and the anchor of the
+/// metadata URL that every `401` challenge carries in `resource_metadata`.
+///
+/// # Example
+///
+/// ```
+/// use axum::Router;
+/// use tower_mcp_auth::ProtectedResource;
+///
+/// let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+///     .authorization_server("https://auth.example.com")
+///     .scopes_supported(["read:data", "write:data"])
+///     .resource_name("Example MCP server")
+///     .build()?;
+///
+/// assert_eq!(
+///     resource.metadata_url(),
+///     "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+/// );
+///
+/// // Serves the document at both well-known paths.
+/// let app: Router = Router::new().merge(resource.router());
+/// # Ok::<(), tower_mcp_auth::ConfigError>(())
+/// ```
 #[derive(Clone)]
 pub struct ProtectedResource(Arc<Inner>);
 

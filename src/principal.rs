@@ -1,22 +1,4 @@
 //! Who is calling: [`Principal`], its [`AuthScheme`] and its [`Scopes`].
-//!
-//! Authentication layers insert exactly one [`Principal`] into the request
-//! extensions; everything after them (scope checks, the MCP policy, the rate
-//! limiter, your handlers and rmcp tools) reads it from there.
-//!
-//! # Example
-//!
-//! ```
-//! use tower_mcp_auth::{AuthScheme, Principal, Scopes};
-//!
-//! let principal = Principal::new(AuthScheme::Jwt, "user-42")
-//!     .with_scopes(Scopes::parse("read:data write:data"))
-//!     .with_client_id("my-client");
-//!
-//! assert_eq!(principal.subject(), "user-42");
-//! assert!(principal.scopes().contains("read:data"));
-//! assert!(principal.scheme().is_bearer());
-//! ```
 
 use std::{
     fmt,
@@ -252,7 +234,7 @@ impl serde::Serialize for Scopes {
 /// The authenticated caller of one request.
 ///
 /// Inserted into the request extensions by an authentication layer
-/// ([`ApiKeyLayer`](crate::ApiKeyLayer), the JWT or introspection layers).
+/// ([`ApiKeyLayer`](crate::api_key::ApiKeyLayer), the JWT or introspection layers).
 /// Cloning is cheap (one reference count).
 ///
 /// # As an axum extractor
@@ -287,6 +269,24 @@ impl serde::Serialize for Scopes {
 /// fn caller(parts: &http::request::Parts) -> Option<&Principal> {
 ///     Principal::from_parts(parts)
 /// }
+/// ```
+///
+/// Authentication layers insert exactly one [`Principal`] into the request
+/// extensions; everything after them (scope checks, the MCP policy, the rate
+/// limiter, your handlers and rmcp tools) reads it from there.
+///
+/// # Example
+///
+/// ```
+/// use tower_mcp_auth::{AuthScheme, Principal, Scopes};
+///
+/// let principal = Principal::new(AuthScheme::Jwt, "user-42")
+///     .with_scopes(Scopes::parse("read:data write:data"))
+///     .with_client_id("my-client");
+///
+/// assert_eq!(principal.subject(), "user-42");
+/// assert!(principal.scopes().contains("read:data"));
+/// assert!(principal.scheme().is_bearer());
 /// ```
 #[derive(Clone, PartialEq)]
 pub struct Principal(Arc<Inner>);

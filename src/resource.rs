@@ -20,7 +20,7 @@ use crate::{error::Challenge, metadata::ProtectedResource};
 /// No other layer takes the resource.
 ///
 /// The token audience is not taken from here: it is configuration of the
-/// verifier ([`JwtValidator::builder`](crate::JwtValidator::builder),
+/// verifier ([`JwtValidator::builder`](crate::jwt::JwtValidator::builder),
 /// [`IntrospectorBuilder::audience`](crate::introspection::IntrospectorBuilder::audience)),
 /// so a stack that forgets this layer still checks the audience.
 ///
@@ -34,7 +34,8 @@ use crate::{error::Challenge, metadata::ProtectedResource};
 /// ```
 /// use axum::{routing::post, Router};
 /// use tower::ServiceBuilder;
-/// use tower_mcp_auth::{ApiKey, ApiKeyLayer, ApiKeys, ProtectedResource};
+/// use tower_mcp_auth::api_key::{ApiKey, ApiKeyLayer, ApiKeys};
+/// use tower_mcp_auth::ProtectedResource;
 ///
 /// let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
 ///     .authorization_server("https://auth.example.com")

@@ -1,29 +1,4 @@
 //! Scope checks for plain routes: [`RequireScopesLayer`].
-//!
-//! Put it after an authentication layer. No principal → 401 with the
-//! challenge; a principal without the scopes → 403 `insufficient_scope`
-//! naming the scopes required (RFC 6750 §3.1).
-//!
-//! For an MCP endpoint, where each tool needs different scopes, use the MCP
-//! policy instead.
-//!
-//! # Example
-//!
-//! ```
-//! use axum::{Router, routing::post};
-//! use tower::ServiceBuilder;
-//! use tower_mcp_auth::{ApiKey, ApiKeyLayer, ApiKeys, RequireScopesLayer};
-//!
-//! let keys = ApiKeys::new().with(ApiKey::new("writer", "mcp_sk_writer-0123456789abcdef").scopes(["write:data"]));
-//!
-//! let app: Router = Router::new()
-//!     .route("/data", post(|| async { "written" }))
-//!     .layer(
-//!         ServiceBuilder::new()
-//!             .layer(ApiKeyLayer::new(keys))
-//!             .layer(RequireScopesLayer::all(["write:data"])),
-//!     );
-//! ```
 
 use std::{
     sync::Arc,
@@ -35,7 +10,7 @@ use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
-pub use crate::future::ResponseFuture;
+use crate::future::ResponseFuture;
 
 use crate::{
     audit,
@@ -47,6 +22,32 @@ use crate::{
 
 /// Requires the request's [`Principal`] to hold scopes: all of a set, or
 /// any of a set.
+///
+/// Put it after an authentication layer. No principal → 401 with the
+/// challenge; a principal without the scopes → 403 `insufficient_scope`
+/// naming the scopes required (RFC 6750 §3.1).
+///
+/// For an MCP endpoint, where each tool needs different scopes, use the MCP
+/// policy instead.
+///
+/// # Example
+///
+/// ```
+/// use axum::{Router, routing::post};
+/// use tower::ServiceBuilder;
+/// use tower_mcp_auth::api_key::{ApiKey, ApiKeyLayer, ApiKeys};
+/// use tower_mcp_auth::RequireScopesLayer;
+///
+/// let keys = ApiKeys::new().with(ApiKey::new("writer", "mcp_sk_writer-0123456789abcdef").scopes(["write:data"]));
+///
+/// let app: Router = Router::new()
+///     .route("/data", post(|| async { "written" }))
+///     .layer(
+///         ServiceBuilder::new()
+///             .layer(ApiKeyLayer::new(keys))
+///             .layer(RequireScopesLayer::all(["write:data"])),
+///     );
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct RequireScopesLayer {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use axum::{body::Body, routing::post, Router};
 use http::Request;
 use tower::ServiceExt;
-use tower_mcp_auth::{ApiKey, ApiKeyLayer, ApiKeys};
+use tower_mcp_auth::api_key::{ApiKey, ApiKeyLayer, ApiKeys};
 
 const KEY: &str = "mcp_sk_audit-test-key-0123456789";
 const WRONG: &str = "mcp_sk_audit-wrong-key-0123456789";

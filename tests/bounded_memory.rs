@@ -42,7 +42,7 @@ use std::{
 use axum::{body::Body, extract::ConnectInfo, http::Request, Router};
 use secrecy::SecretString;
 use tower::ServiceExt;
-use tower_mcp_auth::{ApiKey, ApiKeys};
+use tower_mcp_auth::api_key::{ApiKey, ApiKeys};
 
 const WARM_UP: usize = 10_000;
 const REQUESTS: usize = 100_000;

@@ -16,7 +16,7 @@ use rmcp::{
     RoleClient, ServiceExt as _,
 };
 use serde_json::{json, Value};
-use tower_mcp_auth::{ApiKey, ApiKeys};
+use tower_mcp_auth::api_key::{ApiKey, ApiKeys};
 
 const KEY: &str = "mcp_sk_e2e-test-key-0123456789abcdef";
 const KEY_NAME: &str = "ci-admin";

@@ -36,7 +36,10 @@ use rmcp::{
 };
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use tower_mcp_auth::{introspection::Introspector, ApiKey, ApiKeys};
+use tower_mcp_auth::{
+    api_key::{ApiKey, ApiKeys},
+    introspection::Introspector,
+};
 
 const KEY: &str = "mcp_sk_e2e-contract-key-0123456789abcdef";
 const KEY_NAME: &str = "ci-admin";

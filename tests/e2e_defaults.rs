@@ -37,10 +37,11 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
+    api_key::{ApiKey, ApiKeys},
     introspection::Introspector,
     jwt::{JwtLayer, JwtValidator},
     mcp::McpPolicyLayer,
-    ApiKey, ApiKeys, ProtectedResource,
+    ProtectedResource,
 };
 
 const KEY: &str = "mcp_sk_e2e-defaults-key-0123456789abcdef";

@@ -22,7 +22,7 @@ use std::{
 
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use tower_mcp_auth::{ApiKey, ApiKeys};
+use tower_mcp_auth::api_key::{ApiKey, ApiKeys};
 
 const KEY: &str = "mcp_sk_e2e-list-filter-key-0123456789abcd";
 const JWT_SECRET: &str = "e2e-list-filter-hs256-secret-0123456789abc";

@@ -17,7 +17,7 @@ use std::{
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use tower_mcp_auth::{ApiKey, ApiKeys};
+use tower_mcp_auth::api_key::{ApiKey, ApiKeys};
 
 const KEY: &str = "mcp_sk_e2e-sessions-key-0123456789abcdef";
 const KEY_NAME: &str = "ci-admin";

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use tower_mcp_auth::{ApiKey, ApiKeys};
+use tower_mcp_auth::api_key::{ApiKey, ApiKeys};
 
 const KEY: &str = "mcp_sk_e2e-targets-key-0123456789abcdef";
 const JWT_SECRET: &str = "e2e-targets-hs256-secret-0123456789abcdef";

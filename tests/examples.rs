@@ -11,7 +11,7 @@ use common::{now, JwksServer, Signer};
 use reqwest::{header::HeaderMap, StatusCode};
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use tower_mcp_auth::ApiKeys;
+use tower_mcp_auth::api_key::ApiKeys;
 
 #[allow(dead_code)]
 #[path = "../examples/api_key.rs"]
@@ -434,10 +434,13 @@ async fn rate_limit_redis_example_counts_each_user_across_replicas() {
     let Some(redis) = Redis::start() else { return };
     let redis_url = format!("redis://127.0.0.1:{}/", redis.1);
     let keys = || {
-        let alice = tower_mcp_auth::ApiKey::new("alice", "mcp_sk_alice_key_0001");
+        let alice = tower_mcp_auth::api_key::ApiKey::new("alice", "mcp_sk_alice_key_0001");
         ApiKeys::new()
             .with(alice)
-            .with(tower_mcp_auth::ApiKey::new("bob", "mcp_sk_bob_key_00001"))
+            .with(tower_mcp_auth::api_key::ApiKey::new(
+                "bob",
+                "mcp_sk_bob_key_00001",
+            ))
     };
     let (mut urls, mut replicas) = (Vec::new(), Vec::new());
     for _ in 0..2 {

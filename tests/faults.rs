@@ -56,11 +56,12 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
+    api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     introspection::{IntrospectionLayer, Introspector},
     jwt::{JwtLayer, JwtValidator},
     mcp::{McpPolicy, McpPolicyLayer, Rule},
-    rate_limit::{FailedAuthLayer, Quota, RateLimitLayer},
-    ApiKey, ApiKeyLayer, ApiKeys, Principal, ProtectedResource,
+    rate_limit::{failed_auth::FailedAuthLayer, Quota, RateLimitLayer},
+    Principal, ProtectedResource,
 };
 
 /// The timeout configured on the JWKS and introspection clients.

@@ -13,7 +13,8 @@ use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
-    ApiKey, ApiKeyLayer, ApiKeys, Principal, ProtectedResource, RequireScopesLayer,
+    api_key::{ApiKey, ApiKeyLayer, ApiKeys},
+    Principal, ProtectedResource, RequireScopesLayer,
 };
 
 const WRITER: &str = "mcp_sk_writer-0123456789abcdef";

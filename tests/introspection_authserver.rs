@@ -275,7 +275,7 @@ async fn example_server_accepts_tokens_the_authorization_server_reports_active()
 
     // The example configured as by OAUTH_INTROSPECTION_URL, OAUTH_CLIENT_ID
     // and OAUTH_CLIENT_SECRET (and an API key, so no demo secret).
-    let keys = tower_mcp_auth::ApiKeys::new().with(tower_mcp_auth::ApiKey::new(
+    let keys = tower_mcp_auth::api_key::ApiKeys::new().with(tower_mcp_auth::api_key::ApiKey::new(
         "svc",
         "mcp_sk_introspection-e2e-0123456789",
     ));

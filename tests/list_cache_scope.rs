@@ -14,7 +14,7 @@ mod common;
 
 use axum::Router;
 use serde_json::{json, Value};
-use tower_mcp_auth::{ApiKey, ApiKeys};
+use tower_mcp_auth::api_key::{ApiKey, ApiKeys};
 
 const KEY: &str = "mcp_sk_list-cache-scope-0123456789abcdef";
 

@@ -26,8 +26,9 @@ use rmcp::{
 use serde_json::{json, Value};
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
+    api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     mcp::{McpPolicy, McpPolicyLayer, Rule},
-    ApiKey, ApiKeyLayer, ApiKeys, AuthScheme, Principal, ProtectedResource, Scopes,
+    AuthScheme, Principal, ProtectedResource, Scopes,
 };
 
 const API_KEY: &str = "mcp_sk_test-0123456789abcdef0123";

@@ -8,8 +8,9 @@ use axum::{routing::post, Router};
 use governor::clock::FakeRelativeClock;
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
-    rate_limit::{FailedAuthLayer, MemoryStore, Quota, RateLimitLayer},
-    ApiKey, ApiKeyLayer, ApiKeys, Principal,
+    api_key::{ApiKey, ApiKeyLayer, ApiKeys},
+    rate_limit::{failed_auth::FailedAuthLayer, MemoryStore, Quota, RateLimitLayer},
+    Principal,
 };
 
 const ALICE: &str = "mcp_sk_alice-0123456789abcdef0123";

@@ -17,11 +17,12 @@ use secrecy::SecretString;
 use serde_json::json;
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
+    api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     introspection::{IntrospectionLayer, Introspector},
     jwt::{JwtLayer, JwtValidator},
     mcp::{McpPolicy, McpPolicyLayer, Rule},
     rate_limit::{Quota, RateLimitLayer},
-    ApiKey, ApiKeyLayer, ApiKeys, ProtectedResource,
+    ProtectedResource,
 };
 
 const API_KEY: &str = "mcp_sk_svc-0123456789abcdef0123";

@@ -15,8 +15,9 @@ use std::{
 use axum::{routing::get, Router};
 use secrecy::SecretString;
 use tower_mcp_auth::{
+    api_key::{ApiKeyLayer, ApiKeys},
     mcp::{McpPolicy, Rule},
-    ApiKeyLayer, ApiKeys, AuthScheme, Principal, Scopes,
+    AuthScheme, Principal, Scopes,
 };
 
 const SHARED: &str = "mcp_sk_shared-key-in-both-sets-0123456789";

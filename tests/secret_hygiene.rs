@@ -22,11 +22,12 @@ use secrecy::SecretString;
 use serde_json::json;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
+    api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     introspection::{IntrospectionLayer, Introspector},
     jwt::{JwtKey, JwtLayer, JwtValidator},
     mcp::{McpPolicyLayer, Rule},
-    rate_limit::{FailedAuthLayer, Quota, RateLimitLayer},
-    ApiKey, ApiKeyLayer, ApiKeys, ProtectedResource,
+    rate_limit::{failed_auth::FailedAuthLayer, Quota, RateLimitLayer},
+    ProtectedResource,
 };
 
 const KEY: &str = "mcp_sk_hygiene-admin-key-0123456789abcdef";

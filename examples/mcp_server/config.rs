@@ -25,11 +25,12 @@ use std::{
 
 use secrecy::{ExposeSecret, SecretString};
 use tower_mcp_auth::{
-    config::optional_secret_from_env,
+    api_key::{ApiKey, ApiKeys},
     introspection::Introspector,
     jwt::JwtValidator,
+    optional_secret_from_env,
     rate_limit::{AnyStore, MemoryStore},
-    ApiKey, ApiKeys, ConfigError, ProtectedResource,
+    ConfigError, ProtectedResource,
 };
 
 /// Where the MCP endpoint is mounted in the router.

@@ -26,11 +26,12 @@ use axum::Router;
 use http::request::Parts;
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
+    api_key::ApiKeyLayer,
     introspection::IntrospectionLayer,
     jwt::JwtLayer,
-    mcp::{McpPolicy, McpPolicyLayer, McpRequest, Rule, SessionBindingLayer},
-    rate_limit::{FailedAuthLayer, Quota, RateLimitLayer},
-    ApiKeyLayer, ConfigError, ProtectedResource,
+    mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer, McpRequest, Rule},
+    rate_limit::{failed_auth::FailedAuthLayer, Quota, RateLimitLayer},
+    ConfigError, ProtectedResource,
 };
 
 use config::{Config, MCP_PATH};

@@ -36,7 +36,7 @@ impl AuthenticateLayer<JwtAuthenticator> {
 
     /// Hands a bearer token that is not a JWT at all (an opaque token) on
     /// to a later authenticator, an
-    /// [`IntrospectionLayer`](crate::IntrospectionLayer), instead of
+    /// [`IntrospectionLayer`](crate::introspection::IntrospectionLayer), instead of
     /// refusing it. The request goes on without a principal but marked
     /// [`UnverifiedCredential`](crate::authenticate::UnverifiedCredential):
     /// the introspection layer verifies the token and clears the mark, and

@@ -1,58 +1,4 @@
 //! The JSON-RPC peek: what a POST to the MCP endpoint asks for.
-//!
-//! [`McpRequest::parse`] reads a single message or a batch in one pass
-//! that checks all of the body is JSON but builds nothing it does not
-//! need: the `arguments` of a tool call and every other member are
-//! skipped, never built into a tree. For each message it keeps the `id`,
-//! the `method` and the targets:
-//!
-//! | method | target |
-//! | --- | --- |
-//! | `tools/call` | [`Target::Tool`] from `params.name` |
-//! | `prompts/get` | [`Target::Prompt`] from `params.name` |
-//! | `resources/read`, `resources/subscribe`, `resources/unsubscribe`, `resources/directory/read` and `skills/get` (skills extension) | [`Target::Resource`] from `params.uri` |
-//! | `subscriptions/listen` (MCP 2026-07-28) | one [`Target::Resource`] per URI of `params.notifications.resourceSubscriptions` (none when it is absent or `null`) |
-//! | `tasks/get`, `tasks/update`, `tasks/cancel` (tasks extension, SEP-2663), `tasks/result` (2025-11-25) | [`Target::Task`] from `params.taskId` |
-//! | `completion/complete` | `params.ref`: `ref/prompt` → [`Target::Prompt`] (`name`), `ref/resource` → [`Target::Resource`] (`uri`) |
-//!
-//! The shapes are those of the MCP 2026-07-28 schema and its extensions,
-//! as rmcp 3 reads them (`GetTaskParams`, `GetSkillRequestParams`,
-//! `ReadResourceDirectoryRequestParams`, `SubscriptionFilter`).
-//!
-//! Errors are 400s that render as JSON-RPC errors: a body that is not JSON
-//! is a parse error (`-32700`); JSON that is not a JSON-RPC request,
-//! notification or response is an invalid request (`-32600`). Duplicate
-//! `id`, `method` or `params` members are refused too, and so is a repeated
-//! `name`, `uri`, `ref`, `taskId` or `notifications` in the `params` of a
-//! method that reads it: another parser downstream might take the other
-//! copy.
-//!
-//! A message whose `params` lack the member that names its target, or hold
-//! something other than a string there, is **not** refused: it is a call
-//! without a target, and the [`McpPolicy`](crate::mcp::McpPolicy) decides
-//! it as it decides a target that matches no rule (the rule for unmatched
-//! targets of its kind, else its method's rule, else the default). If that
-//! allows the caller, the server gives its own answer (invalid params, or
-//! method not found for a method its protocol revision removed), exactly
-//! as it would without this layer.
-//!
-//! # Example
-//!
-//! ```
-//! use tower_mcp_auth::mcp::{McpRequest, Target};
-//!
-//! let body = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call",
-//!                 "params":{"name":"get_user_data","arguments":{"id":"42"}}}"#;
-//! let req = McpRequest::parse(body).unwrap();
-//! let call = &req.calls()[0];
-//! assert_eq!(call.method(), Some("tools/call"));
-//! assert_eq!(call.target(), Some(&Target::Tool("get_user_data".into())));
-//! assert_eq!(call.id().unwrap().get(), "7");
-//!
-//! let err = McpRequest::parse(b"{not json").unwrap_err();
-//! assert_eq!(err.status(), 400);
-//! assert_eq!(err.jsonrpc_code(), -32700);
-//! ```
 
 use std::borrow::Cow;
 
@@ -298,6 +244,62 @@ impl McpCall {
 /// handler logging what was called).
 ///
 /// A GET (the SSE stream) or DELETE (end of session) has no calls.
+///
+/// The JSON-RPC peek: what a POST to the MCP endpoint asks for.
+///
+/// [`McpRequest::parse`] reads a single message or a batch in one pass
+/// that checks all of the body is JSON but builds nothing it does not
+/// need: the `arguments` of a tool call and every other member are
+/// skipped, never built into a tree. For each message it keeps the `id`,
+/// the `method` and the targets:
+///
+/// | method | target |
+/// | --- | --- |
+/// | `tools/call` | [`Target::Tool`] from `params.name` |
+/// | `prompts/get` | [`Target::Prompt`] from `params.name` |
+/// | `resources/read`, `resources/subscribe`, `resources/unsubscribe`, `resources/directory/read` and `skills/get` (skills extension) | [`Target::Resource`] from `params.uri` |
+/// | `subscriptions/listen` (MCP 2026-07-28) | one [`Target::Resource`] per URI of `params.notifications.resourceSubscriptions` (none when it is absent or `null`) |
+/// | `tasks/get`, `tasks/update`, `tasks/cancel` (tasks extension, SEP-2663), `tasks/result` (2025-11-25) | [`Target::Task`] from `params.taskId` |
+/// | `completion/complete` | `params.ref`: `ref/prompt` → [`Target::Prompt`] (`name`), `ref/resource` → [`Target::Resource`] (`uri`) |
+///
+/// The shapes are those of the MCP 2026-07-28 schema and its extensions,
+/// as rmcp 3 reads them (`GetTaskParams`, `GetSkillRequestParams`,
+/// `ReadResourceDirectoryRequestParams`, `SubscriptionFilter`).
+///
+/// Errors are 400s that render as JSON-RPC errors: a body that is not JSON
+/// is a parse error (`-32700`); JSON that is not a JSON-RPC request,
+/// notification or response is an invalid request (`-32600`). Duplicate
+/// `id`, `method` or `params` members are refused too, and so is a repeated
+/// `name`, `uri`, `ref`, `taskId` or `notifications` in the `params` of a
+/// method that reads it: another parser downstream might take the other
+/// copy.
+///
+/// A message whose `params` lack the member that names its target, or hold
+/// something other than a string there, is **not** refused: it is a call
+/// without a target, and the [`McpPolicy`](crate::mcp::McpPolicy) decides
+/// it as it decides a target that matches no rule (the rule for unmatched
+/// targets of its kind, else its method's rule, else the default). If that
+/// allows the caller, the server gives its own answer (invalid params, or
+/// method not found for a method its protocol revision removed), exactly
+/// as it would without this layer.
+///
+/// # Example
+///
+/// ```
+/// use tower_mcp_auth::mcp::{McpRequest, Target};
+///
+/// let body = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call",
+///                 "params":{"name":"get_user_data","arguments":{"id":"42"}}}"#;
+/// let req = McpRequest::parse(body).unwrap();
+/// let call = &req.calls()[0];
+/// assert_eq!(call.method(), Some("tools/call"));
+/// assert_eq!(call.target(), Some(&Target::Tool("get_user_data".into())));
+/// assert_eq!(call.id().unwrap().get(), "7");
+///
+/// let err = McpRequest::parse(b"{not json").unwrap_err();
+/// assert_eq!(err.status(), 400);
+/// assert_eq!(err.jsonrpc_code(), -32700);
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct McpRequest {
     calls: Vec<McpCall>,

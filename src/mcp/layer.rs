@@ -1,30 +1,5 @@
 //! [`McpPolicyLayer`]: inspect each MCP request, decide it with an
 //! [`McpPolicy`], and filter list results.
-//!
-//! # Example
-//!
-//! ```
-//! use axum::{Router, body::Body, routing::post};
-//! use tower::ServiceBuilder;
-//! use tower_mcp_auth::{ApiKeyLayer, ApiKeys, ProtectedResource};
-//! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
-//!
-//! let resource = ProtectedResource::builder("https://mcp.example.com/mcp").build().unwrap();
-//! let policy = McpPolicy::builder()
-//!     .default(Rule::authenticated())
-//!     .tool("create_admin_user", Rule::api_key())
-//!     .build()
-//!     .unwrap();
-//! let mcp = Router::new().route("/", post(|body: String| async move { body }));
-//! let app: Router = Router::new().nest_service(
-//!     "/mcp",
-//!     ServiceBuilder::new()
-//!         .layer(resource.layer()) // its challenge on every 401 and 403
-//!         .layer(ApiKeyLayer::new(ApiKeys::new()).optional())
-//!         .layer(McpPolicyLayer::new(policy))
-//!         .service(mcp),
-//! );
-//! ```
 
 use std::{
     future::Future,
@@ -79,14 +54,40 @@ pub const DEFAULT_RESPONSE_LIMIT: usize = 16 * 1024 * 1024;
 /// `resource_metadata`) and render as JSON-RPC errors. A refusal of an
 /// authenticated caller also carries its [`Principal`] in the response
 /// extensions, so that an outer
-/// [`FailedAuthLayer`](crate::rate_limit::FailedAuthLayer) does not count a
+/// [`FailedAuthLayer`](crate::rate_limit::failed_auth::FailedAuthLayer) does not count a
 /// verified credential used for the wrong call as a failed authentication.
 ///
-/// Every response of the endpoint goes through the list [`filter`]
+/// Every response of the endpoint goes through the [list filter](crate::mcp#list-filtering)
 /// (unless [`filter_lists(false)`](Self::filter_lists)), which must read
 /// it: put a compression layer (tower-http's `CompressionLayer`) **outside**
 /// this layer, never between it and the MCP service. A compressed reply
 /// is not passed on: it is replaced by a JSON-RPC error (502).
+///
+/// # Example
+///
+/// ```
+/// use axum::{Router, body::Body, routing::post};
+/// use tower::ServiceBuilder;
+/// use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
+/// use tower_mcp_auth::ProtectedResource;
+/// use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
+///
+/// let resource = ProtectedResource::builder("https://mcp.example.com/mcp").build().unwrap();
+/// let policy = McpPolicy::builder()
+///     .default(Rule::authenticated())
+///     .tool("create_admin_user", Rule::api_key())
+///     .build()
+///     .unwrap();
+/// let mcp = Router::new().route("/", post(|body: String| async move { body }));
+/// let app: Router = Router::new().nest_service(
+///     "/mcp",
+///     ServiceBuilder::new()
+///         .layer(resource.layer()) // its challenge on every 401 and 403
+///         .layer(ApiKeyLayer::new(ApiKeys::new()).optional())
+///         .layer(McpPolicyLayer::new(policy))
+///         .service(mcp),
+/// );
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct McpPolicyLayer {
@@ -126,7 +127,7 @@ impl McpPolicyLayer {
 
     /// The most the list filter holds of one reply, in bytes (default
     /// [`DEFAULT_RESPONSE_LIMIT`]): a JSON body, or one event of an SSE
-    /// stream. A reply over it is not passed on (see [`filter`]).
+    /// stream. A reply over it is not passed on (see [list filtering](crate::mcp#list-filtering)).
     pub fn response_limit(mut self, bytes: usize) -> Self {
         Arc::make_mut(&mut self.config).response_limit = bytes;
         self
@@ -135,7 +136,7 @@ impl McpPolicyLayer {
     /// Whether `tools/list`, `prompts/list`, `resources/list` and
     /// `resources/templates/list` results are filtered to what the caller
     /// may call (default `true`), on every response of the endpoint. See
-    /// [`filter`].
+    /// [list filtering](crate::mcp#list-filtering).
     pub fn filter_lists(mut self, on: bool) -> Self {
         Arc::make_mut(&mut self.config).filter_lists = on;
         self

@@ -3,13 +3,13 @@
 //!
 //! | piece | job |
 //! | --- | --- |
-//! | [`McpRequest::parse`] ([`inspect`]) | the JSON-RPC peek: each call's id, method and target |
-//! | [`Rule`], [`McpPolicy`] ([`policy`]) | what each call needs |
-//! | [`UriTemplate`] ([`uri_template`]) | RFC 6570 level-1 templates for resources |
-//! | [`TemplateIndex`] ([`template_index`]) | many templates decided without a linear scan |
-//! | [`McpPolicyLayer`] ([`layer`]) | reads the body once, decides, hands on the same bytes |
-//! | [`filter`] | list results trimmed to what the caller may call, on every response |
-//! | [`SessionBindingLayer`] ([`session`]) | a session belongs to the principal that opened it |
+//! | [`McpRequest::parse`] | the JSON-RPC peek: each call's id, method and target |
+//! | [`Rule`], [`McpPolicy`] | what each call needs |
+//! | [`UriTemplate`] | RFC 6570 level-1 templates for resources |
+//! | [`TemplateIndex`] | many templates decided without a linear scan |
+//! | [`McpPolicyLayer`] | reads the body once, decides, hands on the same bytes |
+//! | [list filtering](#list-filtering) | list results trimmed to what the caller may call, on every response |
+//! | [`session::SessionBindingLayer`] ([`session`]) | a session belongs to the principal that opened it |
 //!
 //! Put the layer after the authentication layers (made `.optional()` so the
 //! policy decides what needs a credential) and before the MCP service. It
@@ -34,7 +34,7 @@
 //! - A call the layer cannot give a target (a removed or malformed method)
 //!   is not refused as malformed: the policy decides it as a target that
 //!   matches no rule, and the server answers it if that allows the caller
-//!   (see [`policy`]).
+//!   (see [`McpPolicy`]).
 //! - 403 `insufficient_scope` lists granted ∪ required scopes (MCP
 //!   2025-11-25, authorization, "Runtime Insufficient Scope Errors",
 //!   recommended approach), with `resource_metadata` and
@@ -66,11 +66,95 @@
 //!
 //! (tests/mcp_policy.rs runs exactly this against a real rmcp server.)
 //!
+//! # List filtering
+//!
+//! List filtering: every `tools/list`, `prompts/list`, `resources/list` and
+//! `resources/templates/list` result that leaves the MCP endpoint is
+//! trimmed to what the caller of that HTTP exchange may call.
+//!
+//! An item stays when the [`McpPolicy`] would allow the caller to use it:
+//! a tool when `tools/call` of its `name` is allowed, a prompt when
+//! `prompts/get` of its `name` is, a resource when `resources/read` of its
+//! `uri` is, a resource template when reading its `uriTemplate` is (the
+//! template string matches a rule registered for the same template, and
+//! any template whose variables cover it). An item without that member is
+//! dropped. A filtered result is marked `"cacheScope": "private"` (MCP
+//! 2026-07-28, SEP-2549: absent means `"public"`, which would let a client
+//! or an intermediary serve one caller's list to another).
+//!
+//! ## What is filtered: the shape, not the id
+//!
+//! A message is a list result by its shape: its `result` is an object with
+//! a `tools`, `prompts`, `resources` or `resourceTemplates` array. Every
+//! message of every response of the endpoint is looked at, whatever its
+//! `id` and whichever request it answers, and filtered for the principal
+//! of the HTTP exchange that carries it: the POST's own JSON body or SSE
+//! stream, another POST's stream (rmcp routes a reply by its JSON-RPC id
+//! within the session, so a reply can leave on another exchange that
+//! reused the id), and the standalone GET stream. Matching replies to
+//! requests by id cannot be made safe: rmcp rewrites ids (`1.0`, `1e0`,
+//! `-0` come back as `1` and `0`) and routes by them.
+//!
+//! A response that is not a list result costs one pass of the crate's JSON
+//! scanner over it, with nothing built: only a list result is parsed into
+//! a [`serde_json::Value`] and written again.
+//!
+//! - A body that is not an event stream (`application/json`, or anything
+//!   else) is held until it ends, up to the layer's
+//!   [`response_limit`](crate::mcp::McpPolicyLayer::response_limit), when
+//!   its first byte that is not white space may start a JSON text (`{`,
+//!   `[`, a byte order mark, or the first byte of UTF-16 or UTF-32);
+//!   any other body cannot be a JSON-RPC message and streams through
+//!   untouched.
+//! - `text/event-stream`: events pass one by one as they complete; each is
+//!   scanned once (linear in the stream), and an incomplete event is held
+//!   up to the same limit.
+//!
+//! ## Fail closed
+//!
+//! A reply the filter cannot read never goes out unfiltered:
+//!
+//! - a body with a `Content-Encoding` (compressed): put a compression
+//!   layer **outside** [`McpPolicyLayer`], so
+//!   that it compresses what the filter has already read;
+//! - a JSON text that does not parse, a body or event over the limit, a
+//!   body that fails while being read.
+//!
+//! Such a body is replaced by a JSON-RPC error, code `-32603` (internal
+//! error: the fault is the server's, not the client's), one for each id of
+//! the request (`null` when it had none), with HTTP status 502 Bad
+//! Gateway (the layer stands in front of the MCP server as a gateway and
+//! got a reply it cannot pass on). On an event stream the headers have
+//! gone already: the unreadable event is replaced by those errors and the
+//! stream ends. Either way an audit event (`outcome = "refused"`, `reason
+//! = "unreadable_reply"`) says why.
+//!
+//! Switch filtering off with
+//! [`McpPolicyLayer::filter_lists(false)`](crate::mcp::McpPolicyLayer::filter_lists).
+//!
+//! ## Example
+//!
+//! ```
+//! use tower_mcp_auth::mcp::{McpPolicy, Rule};
+//! use tower_mcp_auth::{AuthScheme, Principal};
+//!
+//! let policy = McpPolicy::builder()
+//!     .tool("create_admin_user", Rule::api_key())
+//!     .tool("get_user_data", Rule::bearer().scopes(["read:data"]))
+//!     .build()
+//!     .unwrap();
+//! let key = Principal::new(AuthScheme::ApiKey, "svc");
+//! // What the filter asks for each listed tool:
+//! assert!(policy.may_call_tool(Some(&key), "create_admin_user"));
+//! assert!(!policy.may_call_tool(Some(&key), "get_user_data"));
+//! ```
+//!
 //! # Example
 //!
 //! ```
 //! use tower::ServiceBuilder;
-//! use tower_mcp_auth::{ApiKeyLayer, ApiKeys, ProtectedResource};
+//! use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
+//! use tower_mcp_auth::ProtectedResource;
 //! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -90,18 +174,21 @@
 //! # let _ = layers; Ok(()) }
 //! ```
 
-pub mod filter;
-pub mod inspect;
+mod filter;
+mod inspect;
 mod json;
-pub mod layer;
-pub mod policy;
+mod layer;
+mod policy;
 pub mod session;
-pub mod template_index;
-pub mod uri_template;
+mod template_index;
+mod uri_template;
 
-pub use inspect::{McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH};
-pub use layer::{McpPolicyLayer, McpPolicyService, DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT};
+pub use inspect::{
+    McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH, MCP_METHOD, MCP_NAME,
+};
+pub use layer::{
+    McpPolicyLayer, McpPolicyService, ResponseFuture, DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT,
+};
 pub use policy::{McpPolicy, McpPolicyBuilder, Rule};
-pub use session::{SessionBinding, SessionBindingLayer};
 pub use template_index::TemplateIndex;
 pub use uri_template::UriTemplate;

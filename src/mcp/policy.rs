@@ -1,96 +1,5 @@
 //! What each tool, prompt, resource and method needs: [`Rule`] and
 //! [`McpPolicy`].
-//!
-//! # Rules
-//!
-//! A rule is one or more alternatives; a call is allowed when any
-//! alternative allows it. An alternative names the schemes it accepts —
-//! [`Rule::api_key`], [`Rule::bearer`] (JWT or introspection),
-//! [`Rule::authenticated`] (alias [`Rule::any`]), or [`Rule::public`] —
-//! the scopes it needs ([`Rule::scopes`]: all of them; [`Rule::any_scope`]:
-//! at least one), and optional [`Rule::check`]s over the [`Principal`] and
-//! the call. [`Rule::or`] adds an alternative. The builder methods apply to
-//! the last alternative.
-//!
-//! # Decisions
-//!
-//! | situation | answer |
-//! | --- | --- |
-//! | some alternative allows the call | allowed |
-//! | no principal | 401, challenge without an error code, `scope` = what a bearer alternative needs |
-//! | a principal of a scheme no alternative accepts | 401 `invalid_token`, same `scope` |
-//! | right scheme, scopes missing | 403 `insufficient_scope`, `scope` = granted ∪ required |
-//! | right scheme and scopes, a check said no | 403 `forbidden`, no challenge |
-//!
-//! The 403 `scope` follows the "recommended approach" of MCP 2025-11-25
-//! (authorization, *Runtime Insufficient Scope Errors*): the scopes the
-//! token already has plus the ones the call needs, so that a client that
-//! re-authorizes with it does not lose what it had. (2026-07-28 moves that
-//! accumulation to the client; a union is still a correct answer there.)
-//!
-//! # Which rule applies
-//!
-//! For a call aimed at a target (the table in [`inspect`](super::inspect)),
-//! the first of:
-//!
-//! 1. the target's own rule: the tool's ([`tool`](McpPolicyBuilder::tool)),
-//!    the prompt's ([`prompt`](McpPolicyBuilder::prompt)), the resource's
-//!    ([`resource`](McpPolicyBuilder::resource): an exact URI first, then
-//!    the most specific matching [`UriTemplate`]);
-//! 2. the rule for targets of its kind that match no rule of their own
-//!    ([`unmatched_tool`](McpPolicyBuilder::unmatched_tool),
-//!    [`unmatched_prompt`](McpPolicyBuilder::unmatched_prompt),
-//!    [`unmatched_resource`](McpPolicyBuilder::unmatched_resource)), when
-//!    set;
-//! 3. the method's rule ([`method`](McpPolicyBuilder::method));
-//! 4. the default.
-//!
-//! Resources are named by `resources/read`, `resources/subscribe`,
-//! `resources/unsubscribe`, `resources/directory/read`, `skills/get`,
-//! `subscriptions/listen` and `completion/complete` (`ref/resource`), so
-//! a resource rule holds for every way of reaching the resource. Tasks
-//! (`tasks/get`, `tasks/update`, `tasks/cancel`) have no rules of their
-//! own: their method's rule decides, and its [`Rule::check`]s see the
-//! [`Target::Task`]. A method without a target → its method rule, else the
-//! default. A request without a call (GET, DELETE) and a client's
-//! JSON-RPC response take the default rule.
-//!
-//! A call with several targets (`subscriptions/listen` with several
-//! resource subscriptions) is allowed only if each target is; the refusal
-//! names the first target refused.
-//!
-//! A call whose method names a target that the body lacks (a
-//! `resources/read` without a string `params.uri`) is decided as a target
-//! that matches no rule: step 2, else 3, else 4. That is safe: such a call
-//! can never match a target's rule, so no target's rule is skipped; the
-//! layer reads the target where rmcp does (the same member, escapes
-//! decoded, repeated members refused), so when the layer finds no target
-//! the server finds none either and answers with its own error (invalid
-//! params, or method not found for a method its revision removed)
-//! without running any handler; and it gets no more than any unknown
-//! target would. Refusing it instead as malformed would change what the
-//! server answers.
-//!
-//! # Example
-//!
-//! ```
-//! use tower_mcp_auth::mcp::{McpPolicy, Rule};
-//!
-//! let policy = McpPolicy::builder()
-//!     .default(Rule::authenticated())
-//!     .tool("get_user_data", Rule::bearer().scopes(["read:data"]))
-//!     .tool("delete_user", Rule::api_key().or(Rule::bearer().scopes(["admin:write"])))
-//!     .resource("user://{user_id}/private", Rule::bearer().scopes(["read:data"]))
-//!     // A URI no resource rule matches: API key only, not the default.
-//!     .unmatched_resource(Rule::api_key())
-//!     .method("logging/setLevel", Rule::api_key())
-//!     .build()
-//!     .unwrap();
-//!
-//! // A rule set that cannot be right fails at build time.
-//! assert!(McpPolicy::builder().resource("user://{+id}", Rule::public()).build().is_err());
-//! assert!(McpPolicy::builder().tool("x", Rule::public().scopes(["a"])).build().is_err());
-//! ```
 
 use std::{collections::HashMap, fmt, sync::Arc};
 
@@ -161,7 +70,7 @@ impl Alternative {
 }
 
 /// What a call needs: schemes, scopes, checks, alternatives. See the
-/// [module docs](self).
+/// [`McpPolicy`] docs.
 #[derive(Clone)]
 #[must_use]
 pub struct Rule {
@@ -326,7 +235,7 @@ impl Rule {
     ///
     /// # Errors
     ///
-    /// The refusal, as described in the [module docs](self), without the
+    /// The refusal, as described in the [`McpPolicy`] docs, without the
     /// challenge's `resource_metadata` (the layer adds it).
     pub fn authorize(
         &self,
@@ -431,7 +340,98 @@ impl fmt::Debug for Rule {
 }
 
 /// The rules of one MCP endpoint. Built once with [`McpPolicy::builder`];
-/// cheap to clone. See the [module docs](self).
+/// cheap to clone.
+///
+/// # Rules
+///
+/// A rule is one or more alternatives; a call is allowed when any
+/// alternative allows it. An alternative names the schemes it accepts —
+/// [`Rule::api_key`], [`Rule::bearer`] (JWT or introspection),
+/// [`Rule::authenticated`] (alias [`Rule::any`]), or [`Rule::public`] —
+/// the scopes it needs ([`Rule::scopes`]: all of them; [`Rule::any_scope`]:
+/// at least one), and optional [`Rule::check`]s over the [`Principal`] and
+/// the call. [`Rule::or`] adds an alternative. The builder methods apply to
+/// the last alternative.
+///
+/// # Decisions
+///
+/// | situation | answer |
+/// | --- | --- |
+/// | some alternative allows the call | allowed |
+/// | no principal | 401, challenge without an error code, `scope` = what a bearer alternative needs |
+/// | a principal of a scheme no alternative accepts | 401 `invalid_token`, same `scope` |
+/// | right scheme, scopes missing | 403 `insufficient_scope`, `scope` = granted ∪ required |
+/// | right scheme and scopes, a check said no | 403 `forbidden`, no challenge |
+///
+/// The 403 `scope` follows the "recommended approach" of MCP 2025-11-25
+/// (authorization, *Runtime Insufficient Scope Errors*): the scopes the
+/// token already has plus the ones the call needs, so that a client that
+/// re-authorizes with it does not lose what it had. (2026-07-28 moves that
+/// accumulation to the client; a union is still a correct answer there.)
+///
+/// # Which rule applies
+///
+/// For a call aimed at a target (the table in [`McpRequest`](super::McpRequest)),
+/// the first of:
+///
+/// 1. the target's own rule: the tool's ([`tool`](McpPolicyBuilder::tool)),
+///    the prompt's ([`prompt`](McpPolicyBuilder::prompt)), the resource's
+///    ([`resource`](McpPolicyBuilder::resource): an exact URI first, then
+///    the most specific matching [`UriTemplate`]);
+/// 2. the rule for targets of its kind that match no rule of their own
+///    ([`unmatched_tool`](McpPolicyBuilder::unmatched_tool),
+///    [`unmatched_prompt`](McpPolicyBuilder::unmatched_prompt),
+///    [`unmatched_resource`](McpPolicyBuilder::unmatched_resource)), when
+///    set;
+/// 3. the method's rule ([`method`](McpPolicyBuilder::method));
+/// 4. the default.
+///
+/// Resources are named by `resources/read`, `resources/subscribe`,
+/// `resources/unsubscribe`, `resources/directory/read`, `skills/get`,
+/// `subscriptions/listen` and `completion/complete` (`ref/resource`), so
+/// a resource rule holds for every way of reaching the resource. Tasks
+/// (`tasks/get`, `tasks/update`, `tasks/cancel`) have no rules of their
+/// own: their method's rule decides, and its [`Rule::check`]s see the
+/// [`Target::Task`]. A method without a target → its method rule, else the
+/// default. A request without a call (GET, DELETE) and a client's
+/// JSON-RPC response take the default rule.
+///
+/// A call with several targets (`subscriptions/listen` with several
+/// resource subscriptions) is allowed only if each target is; the refusal
+/// names the first target refused.
+///
+/// A call whose method names a target that the body lacks (a
+/// `resources/read` without a string `params.uri`) is decided as a target
+/// that matches no rule: step 2, else 3, else 4. That is safe: such a call
+/// can never match a target's rule, so no target's rule is skipped; the
+/// layer reads the target where rmcp does (the same member, escapes
+/// decoded, repeated members refused), so when the layer finds no target
+/// the server finds none either and answers with its own error (invalid
+/// params, or method not found for a method its revision removed)
+/// without running any handler; and it gets no more than any unknown
+/// target would. Refusing it instead as malformed would change what the
+/// server answers.
+///
+/// # Example
+///
+/// ```
+/// use tower_mcp_auth::mcp::{McpPolicy, Rule};
+///
+/// let policy = McpPolicy::builder()
+///     .default(Rule::authenticated())
+///     .tool("get_user_data", Rule::bearer().scopes(["read:data"]))
+///     .tool("delete_user", Rule::api_key().or(Rule::bearer().scopes(["admin:write"])))
+///     .resource("user://{user_id}/private", Rule::bearer().scopes(["read:data"]))
+///     // A URI no resource rule matches: API key only, not the default.
+///     .unmatched_resource(Rule::api_key())
+///     .method("logging/setLevel", Rule::api_key())
+///     .build()
+///     .unwrap();
+///
+/// // A rule set that cannot be right fails at build time.
+/// assert!(McpPolicy::builder().resource("user://{+id}", Rule::public()).build().is_err());
+/// assert!(McpPolicy::builder().tool("x", Rule::public().scopes(["a"])).build().is_err());
+/// ```
 #[derive(Clone, Debug)]
 pub struct McpPolicy(Arc<Inner>);
 
@@ -485,7 +485,7 @@ impl McpPolicy {
     }
 
     /// The rule that decides `call` (`None`: a request without a call),
-    /// as the [module docs](self) say; for a call with several targets,
+    /// as the [`McpPolicy`] docs say; for a call with several targets,
     /// the rule of the first ([`authorize`](Self::authorize) decides each).
     pub fn rule_for(&self, call: Option<&McpCall>) -> &Rule {
         let inner = &*self.0;
@@ -608,7 +608,7 @@ impl McpPolicyBuilder {
 
     /// The rule for a tool that has no rule of its own (before the
     /// `tools/call` method rule and the default; see the
-    /// [module docs](self)).
+    /// [`McpPolicy`] docs).
     pub fn unmatched_tool(mut self, rule: Rule) -> Self {
         self.unmatched.tool = Some(rule);
         self

@@ -81,8 +81,10 @@
 //!
 //! ```
 //! use tower::ServiceBuilder;
-//! use tower_mcp_auth::{ApiKeyLayer, ApiKeys, ProtectedResource};
-//! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule, SessionBindingLayer};
+//! use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
+//! use tower_mcp_auth::ProtectedResource;
+//! use tower_mcp_auth::mcp::session::SessionBindingLayer;
+//! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let resource = ProtectedResource::builder("https://mcp.example.com/mcp").build()?;
@@ -164,7 +166,7 @@ impl SessionBindingLayer {
     /// [`MIN_KEY_LEN`] bytes.
     ///
     /// ```
-    /// use tower_mcp_auth::mcp::SessionBindingLayer;
+    /// use tower_mcp_auth::mcp::session::SessionBindingLayer;
     ///
     /// assert!(SessionBindingLayer::with_key([1u8; 32]).is_ok());
     /// assert!(SessionBindingLayer::with_key(b"short").is_err());

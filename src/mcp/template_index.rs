@@ -1,45 +1,6 @@
 //! [`TemplateIndex`]: URI templates looked up by their literal prefix and
 //! suffix, so deciding a URI against many templates tries only the few that
 //! could match it.
-//!
-//! # How a URI is decided
-//!
-//! Every URI a template matches starts with the template's literal prefix
-//! (the text before its first variable, scheme included) and ends with its
-//! literal suffix (the text after its last variable). The index groups the
-//! templates by prefix, then by suffix. A lookup takes each distinct prefix
-//! length, looks that many leading bytes of the URI up, and in the group it
-//! finds, each distinct suffix length likewise; only the templates of the
-//! groups found are matched. The cost grows with the number of distinct
-//! prefix and suffix lengths (a few dozen at most for real template sets)
-//! and with the size of the groups found, not with the number of templates.
-//! Templates that share both their prefix and their suffix
-//! (`a://{x}/one/{y}`, `a://{x}/two/{y}`) are tried one by one.
-//!
-//! # Precedence
-//!
-//! As [`UriTemplate`] describes: the most specific
-//! matching template wins (most literal characters, then fewest variables,
-//! then the one registered first). The index keeps the templates in that
-//! order and a lookup returns the first one in it that matches, whichever
-//! group it is in; a URI equal to a template's own text (a completion names
-//! the template) matches that template.
-//!
-//! # Example
-//!
-//! ```
-//! use tower_mcp_auth::mcp::{TemplateIndex, UriTemplate};
-//!
-//! let index = TemplateIndex::new(
-//!     ["user://{id}/{section}", "user://{id}/private", "file:///{path}"]
-//!         .into_iter()
-//!         .map(|t| (UriTemplate::parse(t).unwrap(), t)),
-//! );
-//! assert_eq!(index.find("user://42/private"), Some(&"user://{id}/private"));
-//! assert_eq!(index.find("user://42/public"), Some(&"user://{id}/{section}"));
-//! assert_eq!(index.find("file:///etc"), Some(&"file:///{path}"));
-//! assert_eq!(index.find("mail://x"), None);
-//! ```
 
 use std::{
     collections::HashMap,
@@ -87,7 +48,50 @@ impl Hasher for FxHasher {
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// URI templates and a value for each, indexed by literal prefix and
-/// suffix. See the [module docs](self).
+/// suffix.
+///
+/// [`TemplateIndex`]: URI templates looked up by their literal prefix and
+/// suffix, so deciding a URI against many templates tries only the few that
+/// could match it.
+///
+/// # How a URI is decided
+///
+/// Every URI a template matches starts with the template's literal prefix
+/// (the text before its first variable, scheme included) and ends with its
+/// literal suffix (the text after its last variable). The index groups the
+/// templates by prefix, then by suffix. A lookup takes each distinct prefix
+/// length, looks that many leading bytes of the URI up, and in the group it
+/// finds, each distinct suffix length likewise; only the templates of the
+/// groups found are matched. The cost grows with the number of distinct
+/// prefix and suffix lengths (a few dozen at most for real template sets)
+/// and with the size of the groups found, not with the number of templates.
+/// Templates that share both their prefix and their suffix
+/// (`a://{x}/one/{y}`, `a://{x}/two/{y}`) are tried one by one.
+///
+/// # Precedence
+///
+/// As [`UriTemplate`] describes: the most specific
+/// matching template wins (most literal characters, then fewest variables,
+/// then the one registered first). The index keeps the templates in that
+/// order and a lookup returns the first one in it that matches, whichever
+/// group it is in; a URI equal to a template's own text (a completion names
+/// the template) matches that template.
+///
+/// # Example
+///
+/// ```
+/// use tower_mcp_auth::mcp::{TemplateIndex, UriTemplate};
+///
+/// let index = TemplateIndex::new(
+///     ["user://{id}/{section}", "user://{id}/private", "file:///{path}"]
+///         .into_iter()
+///         .map(|t| (UriTemplate::parse(t).unwrap(), t)),
+/// );
+/// assert_eq!(index.find("user://42/private"), Some(&"user://{id}/private"));
+/// assert_eq!(index.find("user://42/public"), Some(&"user://{id}/{section}"));
+/// assert_eq!(index.find("file:///etc"), Some(&"file:///{path}"));
+/// assert_eq!(index.find("mail://x"), None);
+/// ```
 #[derive(Debug)]
 pub struct TemplateIndex<T> {
     /// Most specific first.

@@ -1,40 +1,5 @@
 //! RFC 6570 level-1 URI templates (`user://{user_id}/private`), matched
 //! against concrete resource URIs.
-//!
-//! # Matching
-//!
-//! A template is a sequence of literal characters and `{name}` variables.
-//! A literal matches itself; a variable matches **one or more** characters
-//! other than `/`, `?` and `#` (a level-1 expansion percent-encodes every
-//! reserved character, so a value never spans a path segment; accepting the
-//! other reserved characters unencoded keeps a lenient client's URI under
-//! the template's rule rather than the default). The literal text before
-//! the first variable and after the last one is compared directly; what
-//! lies between is an NFA simulation: linear in the URI's length times the
-//! template's length, with no backtracking, whatever the input, and no
-//! allocation unless the template has more than 127 characters between
-//! its first and last variable.
-//!
-//! # Specificity
-//!
-//! When several templates match, the **most specific** wins: the one with
-//! the most literal characters; on a tie, the one with fewer variables; on
-//! a tie again, the one registered first. A resource registered without
-//! any variable is an exact URI and beats every template.
-//!
-//! # Example
-//!
-//! ```
-//! use tower_mcp_auth::mcp::UriTemplate;
-//!
-//! let t = UriTemplate::parse("user://{user_id}/private").unwrap();
-//! assert!(t.matches("user://42/private"));
-//! assert!(!t.matches("user:///private"));       // a variable is never empty
-//! assert!(!t.matches("user://4/2/private"));    // nor spans a `/`
-//! assert_eq!(t.literal_len(), "user:///private".len());
-//! assert_eq!((t.literal_prefix(), t.literal_suffix()), ("user://", "/private"));
-//! assert!(UriTemplate::parse("user://{+path}").is_err()); // level 2: refused
-//! ```
 
 use std::fmt;
 
@@ -47,6 +12,44 @@ enum Token {
 }
 
 /// A parsed RFC 6570 level-1 URI template.
+///
+/// RFC 6570 level-1 URI templates (`user://{user_id}/private`), matched
+/// against concrete resource URIs.
+///
+/// # Matching
+///
+/// A template is a sequence of literal characters and `{name}` variables.
+/// A literal matches itself; a variable matches **one or more** characters
+/// other than `/`, `?` and `#` (a level-1 expansion percent-encodes every
+/// reserved character, so a value never spans a path segment; accepting the
+/// other reserved characters unencoded keeps a lenient client's URI under
+/// the template's rule rather than the default). The literal text before
+/// the first variable and after the last one is compared directly; what
+/// lies between is an NFA simulation: linear in the URI's length times the
+/// template's length, with no backtracking, whatever the input, and no
+/// allocation unless the template has more than 127 characters between
+/// its first and last variable.
+///
+/// # Specificity
+///
+/// When several templates match, the **most specific** wins: the one with
+/// the most literal characters; on a tie, the one with fewer variables; on
+/// a tie again, the one registered first. A resource registered without
+/// any variable is an exact URI and beats every template.
+///
+/// # Example
+///
+/// ```
+/// use tower_mcp_auth::mcp::UriTemplate;
+///
+/// let t = UriTemplate::parse("user://{user_id}/private").unwrap();
+/// assert!(t.matches("user://42/private"));
+/// assert!(!t.matches("user:///private"));       // a variable is never empty
+/// assert!(!t.matches("user://4/2/private"));    // nor spans a `/`
+/// assert_eq!(t.literal_len(), "user:///private".len());
+/// assert_eq!((t.literal_prefix(), t.literal_suffix()), ("user://", "/private"));
+/// assert!(UriTemplate::parse("user://{+path}").is_err()); // level 2: refused
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct UriTemplate {
     source: String,

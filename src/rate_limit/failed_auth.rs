@@ -44,8 +44,8 @@
 //! use std::time::Duration;
 //! use axum::{Router, routing::get};
 //! use tower::ServiceBuilder;
-//! use tower_mcp_auth::{ApiKeyLayer, ApiKeys};
-//! use tower_mcp_auth::rate_limit::FailedAuthLayer;
+//! use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
+//! use tower_mcp_auth::rate_limit::failed_auth::FailedAuthLayer;
 //!
 //! let app: Router = Router::new().route("/", get(|| async { "ok" })).layer(
 //!     ServiceBuilder::new()
@@ -539,7 +539,7 @@ mod tests {
         );
         assert!(!Arc::ptr_eq(&first.tracker, &second.tracker));
     }
-    use crate::{ApiKey, ApiKeyLayer, ApiKeys};
+    use crate::api_key::{ApiKey, ApiKeyLayer, ApiKeys};
     use axum::{extract::ConnectInfo, response::IntoResponse};
     use governor::clock::FakeRelativeClock;
     use http::{header, StatusCode};

@@ -1,41 +1,5 @@
 //! Which bucket a request counts against: [`RateLimitKey`], and how it is
 //! found ([`KeyExtractor`], [`TrustedProxies`]).
-//!
-//! * An authenticated request: its [`Principal`]'s scheme and subject, so
-//!   a key named `ci` and a token whose `sub` is `ci` are different callers.
-//! * An anonymous request: the client's IP address. That is the peer
-//!   address from axum's [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo)
-//!   (serve with `into_make_service_with_connect_info::<SocketAddr>()`),
-//!   unless the peer is a [trusted proxy](TrustedProxies): then the
-//!   right-most address in `X-Forwarded-For` (or `Forwarded`) that is not
-//!   itself a trusted proxy. The left-most hop is whatever the client wrote
-//!   and is never used. Without `ConnectInfo` every anonymous request shares
-//!   one bucket.
-//! * A custom function of the request's [`Parts`] can replace both.
-//!
-//! # Example
-//!
-//! ```
-//! use std::net::{IpAddr, SocketAddr};
-//! use axum::extract::ConnectInfo;
-//! use http::Request;
-//! use tower_mcp_auth::rate_limit::{KeyExtractor, RateLimitKey, TrustedProxies};
-//!
-//! let proxies = TrustedProxies::new(["10.0.0.0/8"])?;
-//! let extractor = KeyExtractor::default().trusted_proxies(proxies);
-//!
-//! let mut req = Request::get("/mcp")
-//!     .header("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.1.2.3")
-//!     .body(())?;
-//! req.extensions_mut()
-//!     .insert(ConnectInfo("10.0.0.1:40000".parse::<SocketAddr>()?));
-//! let (parts, ()) = req.into_parts();
-//!
-//! // 10.0.0.1 and 10.1.2.3 are proxies; 203.0.113.9 is the client.
-//! let ip: IpAddr = "203.0.113.9".parse()?;
-//! assert_eq!(extractor.extract(&parts), RateLimitKey::ip(ip));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 
 use std::{
     fmt,
@@ -296,7 +260,43 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 
 type KeyFn = dyn Fn(&Parts) -> Option<RateLimitKey> + Send + Sync;
 
-/// Finds the [`RateLimitKey`] of a request; see the [module docs](self).
+/// Finds the [`RateLimitKey`] of a request.
+///
+/// * An authenticated request: its [`Principal`]'s scheme and subject, so
+///   a key named `ci` and a token whose `sub` is `ci` are different callers.
+/// * An anonymous request: the client's IP address. That is the peer
+///   address from axum's [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo)
+///   (serve with `into_make_service_with_connect_info::<SocketAddr>()`),
+///   unless the peer is a [trusted proxy](TrustedProxies): then the
+///   right-most address in `X-Forwarded-For` (or `Forwarded`) that is not
+///   itself a trusted proxy. The left-most hop is whatever the client wrote
+///   and is never used. Without `ConnectInfo` every anonymous request shares
+///   one bucket.
+/// * A custom function of the request's [`Parts`] can replace both.
+///
+/// # Example
+///
+/// ```
+/// use std::net::{IpAddr, SocketAddr};
+/// use axum::extract::ConnectInfo;
+/// use http::Request;
+/// use tower_mcp_auth::rate_limit::{KeyExtractor, RateLimitKey, TrustedProxies};
+///
+/// let proxies = TrustedProxies::new(["10.0.0.0/8"])?;
+/// let extractor = KeyExtractor::default().trusted_proxies(proxies);
+///
+/// let mut req = Request::get("/mcp")
+///     .header("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.1.2.3")
+///     .body(())?;
+/// req.extensions_mut()
+///     .insert(ConnectInfo("10.0.0.1:40000".parse::<SocketAddr>()?));
+/// let (parts, ()) = req.into_parts();
+///
+/// // 10.0.0.1 and 10.1.2.3 are proxies; 203.0.113.9 is the client.
+/// let ip: IpAddr = "203.0.113.9".parse()?;
+/// assert_eq!(extractor.extract(&parts), RateLimitKey::ip(ip));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Default)]
 pub struct KeyExtractor {
     custom: Option<Arc<KeyFn>>,

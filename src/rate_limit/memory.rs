@@ -1,53 +1,5 @@
 //! [`MemoryStore`]: rate-limit state in this process, on `governor`'s GCRA,
 //! with a bounded number of keys and a sweep run by the store itself.
-//!
-//! # Memory under attack
-//!
-//! An anonymous attacker picks the key (a new source address per request),
-//! so the store bounds what it keeps:
-//!
-//! * **Sweep.** Every [`sweep_interval`](MemoryStore::sweep_interval)
-//!   (default 10 s) the next check removes every key whose bucket has been
-//!   full again for one refill interval (governor's `retain_recent`): such
-//!   a key is indistinguishable from one never seen. The sweep is amortised into checks rather than
-//!   run by a background task: it needs no runtime, cannot outlive the
-//!   store, follows the store's clock (so tests with a fake clock are
-//!   deterministic), and one check at a time runs it (a try-lock) while the
-//!   others go on; it visits one map shard at a time, so other checks wait
-//!   at most for one shard. When the store is full a sweep also runs at
-//!   once, at most once a second.
-//! * **Maximum key count** ([`max_keys`](MemoryStore::max_keys), default
-//!   100 000 for the whole store). Past it, a key the store does not
-//!   already hold is not added: it is checked against one shared
-//!   [overflow](super::RateLimitKey::overflow) bucket under its own quota.
-//!   Keys already tracked (the callers active before the flood) keep their
-//!   own buckets; newcomers share one, so a flood of new addresses throttles
-//!   itself and memory stays at `max_keys + 1` entries (give or take one per
-//!   thread racing on the last slot). A `degraded` audit event reports the
-//!   overflow once per sweep.
-//!
-//! # Example
-//!
-//! ```
-//! use std::{num::NonZeroU32, time::Duration};
-//! use governor::clock::FakeRelativeClock;
-//! use tower_mcp_auth::rate_limit::{MemoryStore, Quota, RateLimitKey};
-//!
-//! let clock = FakeRelativeClock::default();
-//! let store = MemoryStore::with_clock(clock.clone()).max_keys(10_000);
-//! let key = RateLimitKey::custom("tenant-1");
-//! let quota = Quota::per_minute(2);
-//! let one = NonZeroU32::MIN;
-//!
-//! assert!(store.check_now(&key, quota, one).is_allowed());
-//! assert!(store.check_now(&key, quota, one).is_allowed());
-//! let refused = store.check_now(&key, quota, one);
-//! assert!(!refused.is_allowed());
-//! assert_eq!(refused.retry_after(), Duration::from_secs(30));
-//!
-//! clock.advance(Duration::from_secs(30));
-//! assert!(store.check_now(&key, quota, one).is_allowed());
-//! ```
 
 use std::{
     fmt,
@@ -86,11 +38,62 @@ pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// used (normally the layer's default) and reported as `degraded`.
 pub const MAX_DISTINCT_QUOTAS: usize = 64;
 
-/// In-process rate-limit state; see the [module docs](self). Clones share
+/// In-process rate-limit state. Clones share
 /// the state.
 ///
 /// Generic over governor's [`Clock`] so tests can use
 /// [`FakeRelativeClock`](governor::clock::FakeRelativeClock).
+///
+/// [`MemoryStore`]: rate-limit state in this process, on `governor`'s GCRA,
+/// with a bounded number of keys and a sweep run by the store itself.
+///
+/// # Memory under attack
+///
+/// An anonymous attacker picks the key (a new source address per request),
+/// so the store bounds what it keeps:
+///
+/// * **Sweep.** Every [`sweep_interval`](MemoryStore::sweep_interval)
+///   (default 10 s) the next check removes every key whose bucket has been
+///   full again for one refill interval (governor's `retain_recent`): such
+///   a key is indistinguishable from one never seen. The sweep is amortised into checks rather than
+///   run by a background task: it needs no runtime, cannot outlive the
+///   store, follows the store's clock (so tests with a fake clock are
+///   deterministic), and one check at a time runs it (a try-lock) while the
+///   others go on; it visits one map shard at a time, so other checks wait
+///   at most for one shard. When the store is full a sweep also runs at
+///   once, at most once a second.
+/// * **Maximum key count** ([`max_keys`](MemoryStore::max_keys), default
+///   100 000 for the whole store). Past it, a key the store does not
+///   already hold is not added: it is checked against one shared
+///   [overflow](super::RateLimitKey::overflow) bucket under its own quota.
+///   Keys already tracked (the callers active before the flood) keep their
+///   own buckets; newcomers share one, so a flood of new addresses throttles
+///   itself and memory stays at `max_keys + 1` entries (give or take one per
+///   thread racing on the last slot). A `degraded` audit event reports the
+///   overflow once per sweep.
+///
+/// # Example
+///
+/// ```
+/// use std::{num::NonZeroU32, time::Duration};
+/// use governor::clock::FakeRelativeClock;
+/// use tower_mcp_auth::rate_limit::{MemoryStore, Quota, RateLimitKey};
+///
+/// let clock = FakeRelativeClock::default();
+/// let store = MemoryStore::with_clock(clock.clone()).max_keys(10_000);
+/// let key = RateLimitKey::custom("tenant-1");
+/// let quota = Quota::per_minute(2);
+/// let one = NonZeroU32::MIN;
+///
+/// assert!(store.check_now(&key, quota, one).is_allowed());
+/// assert!(store.check_now(&key, quota, one).is_allowed());
+/// let refused = store.check_now(&key, quota, one);
+/// assert!(!refused.is_allowed());
+/// assert_eq!(refused.retry_after(), Duration::from_secs(30));
+///
+/// clock.advance(Duration::from_secs(30));
+/// assert!(store.check_now(&key, quota, one).is_allowed());
+/// ```
 pub struct MemoryStore<C: Clock = DefaultClock> {
     inner: Arc<Inner<C>>,
 }
@@ -171,7 +174,7 @@ where
     }
 
     /// Sets the maximum number of keys (at least 1); see the
-    /// [module docs](self) for what happens past it.
+    /// [`MemoryStore`] docs for what happens past it.
     #[must_use]
     pub fn max_keys(self, max: usize) -> Self {
         self.inner.shared.max.store(max.max(1), Ordering::Relaxed);

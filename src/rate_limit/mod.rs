@@ -1,8 +1,8 @@
 //! Rate limiting (feature `rate-limit`): [`RateLimitLayer`] throttles each
 //! principal (each client address when anonymous) to a [`Quota`], and
-//! [`FailedAuthLayer`] stops credential guessing per client address.
+//! [`FailedAuthLayer`](failed_auth::FailedAuthLayer) stops credential guessing per client address.
 //!
-//! * **Keys** ([`key`]): the principal's scheme and subject; anonymous
+//! * **Keys** ([`KeyExtractor`]): the principal's scheme and subject; anonymous
 //!   requests by client address from axum's `ConnectInfo`, believing
 //!   `X-Forwarded-For` / `Forwarded` only from [`TrustedProxies`] and
 //!   taking the right-most untrusted hop; or a custom function.
@@ -29,8 +29,10 @@
 //! use axum::{Router, routing::post};
 //! use http::request::Parts;
 //! use tower::ServiceBuilder;
-//! use tower_mcp_auth::{ApiKeyLayer, ApiKeys, Principal};
-//! use tower_mcp_auth::rate_limit::{FailedAuthLayer, Quota, RateLimitLayer};
+//! use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
+//! use tower_mcp_auth::Principal;
+//! use tower_mcp_auth::rate_limit::failed_auth::FailedAuthLayer;
+//! use tower_mcp_auth::rate_limit::{Quota, RateLimitLayer};
 //!
 //! /// What an earlier layer (the MCP inspect step) put into the extensions.
 //! #[derive(Clone)]
@@ -55,19 +57,18 @@
 
 pub mod failed_auth;
 pub mod headers;
-pub mod key;
+mod key;
 mod layer;
-pub mod memory;
+mod memory;
 mod quota;
 #[cfg(feature = "redis")]
-pub mod redis;
+mod redis;
 mod store;
 
 /// governor's clocks, for [`MemoryStore::with_clock`] and
-/// [`FailedAuthLayer::with_clock`] (`FakeRelativeClock` in tests).
+/// [`FailedAuthLayer::with_clock`](failed_auth::FailedAuthLayer::with_clock) (`FakeRelativeClock` in tests).
 pub use governor::clock;
 
-pub use failed_auth::{FailedAuth, FailedAuthLayer};
 pub use key::{KeyExtractor, ProxyHeader, RateLimitKey, TrustedProxies};
 pub use layer::{FailMode, RateLimit, RateLimitLayer, ResponseFuture};
 pub use memory::{MemoryStore, DEFAULT_MAX_KEYS, DEFAULT_SWEEP_INTERVAL, MAX_DISTINCT_QUOTAS};

@@ -1,26 +1,5 @@
 //! [`RedisStore`] (feature `redis`): rate-limit state in Redis, shared by
 //! every replica, so N server processes enforce one quota.
-//!
-//! Each check is **one** Lua script (GCRA, the same algorithm as the
-//! memory store) run atomically by Redis with Redis's own clock (`TIME`),
-//! so replicas with skewed clocks still agree. Keys expire when their
-//! bucket is full again. The connection is a `redis` `ConnectionManager`
-//! that reconnects on its own; a check that cannot be answered within the
-//! [timeout](RedisStore::timeout) (default 250 ms) is a [`StoreError`],
-//! and the layer's [`FailMode`](super::FailMode) decides.
-//!
-//! # Example
-//!
-//! ```no_run
-//! use tower_mcp_auth::rate_limit::{FailMode, Quota, RateLimitLayer, RedisStore};
-//!
-//! # async fn run() -> Result<(), tower_mcp_auth::ConfigError> {
-//! let store = RedisStore::connect("redis://127.0.0.1:6379/").await?;
-//! let layer = RateLimitLayer::per_principal(Quota::per_minute(100))
-//!     .store(store)
-//!     .fail_mode(FailMode::Open);
-//! # Ok(()) }
-//! ```
 
 use std::{fmt, future::Future, num::NonZeroU32, pin::Pin, sync::Arc, time::Duration};
 
@@ -53,7 +32,31 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_
 return {1, math.floor((tau - (new_tat - now)) / interval), new_tat - now}
 ";
 
-/// Rate-limit state in Redis; see the [module docs](self). Cheap to clone.
+/// Rate-limit state in Redis. Cheap to clone.
+///
+/// [`RedisStore`] (feature `redis`): rate-limit state in Redis, shared by
+/// every replica, so N server processes enforce one quota.
+///
+/// Each check is **one** Lua script (GCRA, the same algorithm as the
+/// memory store) run atomically by Redis with Redis's own clock (`TIME`),
+/// so replicas with skewed clocks still agree. Keys expire when their
+/// bucket is full again. The connection is a `redis` `ConnectionManager`
+/// that reconnects on its own; a check that cannot be answered within the
+/// [timeout](RedisStore::timeout) (default 250 ms) is a [`StoreError`],
+/// and the layer's [`FailMode`](super::FailMode) decides.
+///
+/// # Example
+///
+/// ```no_run
+/// use tower_mcp_auth::rate_limit::{FailMode, Quota, RateLimitLayer, RedisStore};
+///
+/// # async fn run() -> Result<(), tower_mcp_auth::ConfigError> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/").await?;
+/// let layer = RateLimitLayer::per_principal(Quota::per_minute(100))
+///     .store(store)
+///     .fail_mode(FailMode::Open);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
