@@ -8,12 +8,13 @@
 //! | layer | job |
 //! | --- | --- |
 //! | [`ApiKeyLayer`](api_key::ApiKeyLayer) | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`](api_key::ApiKeys) set |
-//! | `JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys or a remote JWKS, see [`jwt`] |
+//! | `jwt::JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys or a remote JWKS, see [`jwt`] |
 //! | [`RequireScopesLayer`] | all-of / any-of scope checks for a plain route |
+//! | [`ProtectedResource::layer`] | the top of a stack: every refusal below carries the `resource_metadata` challenge |
 //! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
 //! | `mcp::McpPolicyLayer` | per-tool / per-resource rules on one MCP endpoint, step-up 403s, list filtering |
-//! | `mcp::SessionBindingLayer` | a Streamable HTTP session belongs to the principal that opened it |
-//! | `IntrospectionLayer` (feature `introspection`) | opaque bearer tokens by RFC 7662 introspection, cached, single flight |
+//! | `mcp::session::SessionBindingLayer` | a Streamable HTTP session belongs to the principal that opened it |
+//! | `introspection::IntrospectionLayer` (feature `introspection`) | opaque bearer tokens by RFC 7662 introspection, cached, single flight |
 //! | [`AuthenticateLayer::custom`](authenticate::AuthenticateLayer::custom) | your own [`Authenticator`](authenticate::Authenticator) (a client certificate, a signed header) |
 //!
 //! The three authenticators are one [model](authenticate): one layer, one

@@ -6,13 +6,12 @@
 //! GET (with and without `Last-Event-ID`) and DELETE, and the owner's
 //! session goes on working. Stateless mode is unchanged.
 
+mod common;
 mod support;
+use common::Captured;
 use support::mcp_server;
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex, OnceLock},
-};
+use std::{net::SocketAddr, sync::OnceLock};
 
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
@@ -26,23 +25,10 @@ const SESSION: &str = "mcp-session-id";
 
 /// Everything written to the `tracing` subscriber of this test binary
 /// (one global subscriber: its audit events are the layers' own).
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn audit_log() -> &'static Capture {
-    static LOG: OnceLock<Capture> = OnceLock::new();
+fn audit_log() -> &'static Captured {
+    static LOG: OnceLock<Captured> = OnceLock::new();
     LOG.get_or_init(|| {
-        let capture = Capture::default();
+        let capture = Captured::default();
         let writer = capture.clone();
         tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
@@ -55,7 +41,7 @@ fn audit_log() -> &'static Capture {
 
 /// The audit lines written so far that contain every one of `needles`.
 fn audit_lines(needles: &[&str]) -> Vec<String> {
-    let out = String::from_utf8(audit_log().0.lock().unwrap().clone()).unwrap();
+    let out = audit_log().text();
     out.lines()
         .filter(|l| needles.iter().all(|n| l.contains(n)))
         .map(str::to_owned)
