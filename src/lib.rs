@@ -42,6 +42,16 @@
 //! `rate_limit::failed_auth::FailedAuthLayer`. Nothing is re-exported at a
 //! second path.
 //!
+//! Names follow tower-http: a layer `FooLayer` makes the service `Foo`
+//! (`RateLimitLayer` → `RateLimit`, `AuthenticateLayer` → `Authenticate`),
+//! and each module's future is its `ResponseFuture`. Where `Foo` already
+//! names the data the layer carries, a type users build and share, the
+//! service is `FooService` instead: `mcp::McpPolicyLayer` carries an
+//! `McpPolicy` and makes an `McpPolicyService`; [`ProtectedResourceLayer`]
+//! carries a [`ProtectedResource`] and makes a [`ProtectedResourceService`].
+//! Renaming the data to free the name would rename the two types users
+//! write most for a service type they never write.
+//!
 //! Refusals are [`AuthError`]s: the right status, an RFC 6750
 //! `WWW-Authenticate: Bearer` challenge carrying `resource_metadata`, and a
 //! JSON (or JSON-RPC) body that never echoes a credential. Every decision
