@@ -49,8 +49,13 @@ pub enum AuthErrorKind {
     Forbidden,
     /// The body is larger than the configured limit (413).
     PayloadTooLarge,
-    /// Throttled (429, `Retry-After`).
+    /// Throttled by a quota: too many calls (429, `Retry-After`).
     RateLimited,
+    /// Throttled because this client address presented too many bad
+    /// credentials lately: the failed-authentication cool-down of
+    /// [`FailedAuthLayer`](crate::rate_limit::failed_auth::FailedAuthLayer)
+    /// (429, `Retry-After`: the rest of the cool-down).
+    TooManyFailedAuthentications,
     /// A backend needed for the decision (JWKS, introspection, rate-limit
     /// store) cannot answer (503, `Retry-After`).
     Unavailable,
@@ -65,7 +70,7 @@ impl AuthErrorKind {
             Self::InvalidRequest | Self::MalformedRequest => StatusCode::BAD_REQUEST,
             Self::InsufficientScope | Self::Forbidden => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited | Self::TooManyFailedAuthentications => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -83,6 +88,7 @@ impl AuthErrorKind {
             Self::Forbidden => "forbidden",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
+            Self::TooManyFailedAuthentications => "too_many_failed_authentications",
             Self::Unavailable => "temporarily_unavailable",
         }
     }
@@ -95,7 +101,7 @@ impl AuthErrorKind {
             Self::InvalidRequest | Self::MalformedRequest => JSONRPC_INVALID_REQUEST,
             Self::InsufficientScope | Self::Forbidden => JSONRPC_FORBIDDEN,
             Self::PayloadTooLarge => JSONRPC_TOO_LARGE,
-            Self::RateLimited => JSONRPC_RATE_LIMITED,
+            Self::RateLimited | Self::TooManyFailedAuthentications => JSONRPC_RATE_LIMITED,
             Self::Unavailable => JSONRPC_UNAVAILABLE,
         }
     }
@@ -223,6 +229,7 @@ impl JsonRpcId {
 /// | [`Forbidden`](AuthErrorKind::Forbidden) | 403 | no challenge |
 /// | [`PayloadTooLarge`](AuthErrorKind::PayloadTooLarge) | 413 | no challenge |
 /// | [`RateLimited`](AuthErrorKind::RateLimited) | 429 | no challenge, `Retry-After` |
+/// | [`TooManyFailedAuthentications`](AuthErrorKind::TooManyFailedAuthentications) | 429 | no challenge, `Retry-After` |
 /// | [`Unavailable`](AuthErrorKind::Unavailable) | 503 | no challenge, `Retry-After` |
 ///
 /// The body is `{"error": …, "error_description": …}`, or, when the request
@@ -332,6 +339,40 @@ impl AuthError {
     #[must_use]
     pub fn rate_limited(retry_after: Duration) -> Self {
         Self::new(AuthErrorKind::RateLimited, "rate limit exceeded").with_retry_after(retry_after)
+    }
+
+    /// This client address is cooling down after too many failed
+    /// authentications, for `remaining` more (429, `error`
+    /// `too_many_failed_authentications`); the description names the
+    /// cool-down and its remaining whole seconds, rounded up like
+    /// `Retry-After`, so a developer who locked out their own address
+    /// while testing knows why and for how long.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_mcp_auth::AuthError;
+    ///
+    /// let err = AuthError::too_many_failed_authentications(Duration::from_millis(299_500));
+    /// assert_eq!(err.status(), 429);
+    /// assert_eq!(err.kind().code(), "too_many_failed_authentications");
+    /// assert_eq!(
+    ///     err.description(),
+    ///     "too many failed authentications from this client address: \
+    ///      it is in a cool-down for 300 more seconds"
+    /// );
+    /// ```
+    #[must_use]
+    pub fn too_many_failed_authentications(remaining: Duration) -> Self {
+        let secs = retry_after_secs(remaining);
+        Self::new(
+            AuthErrorKind::TooManyFailedAuthentications,
+            format!(
+                "too many failed authentications from this client address: \
+                 it is in a cool-down for {secs} more second{}",
+                if secs == 1 { "" } else { "s" }
+            ),
+        )
+        .with_retry_after(remaining)
     }
 
     /// A backend needed for the decision is down (503).
@@ -843,6 +884,7 @@ mod tests {
             (Forbidden, 403),
             (PayloadTooLarge, 413),
             (RateLimited, 429),
+            (TooManyFailedAuthentications, 429),
             (Unavailable, 503),
         ] {
             assert_eq!(kind.status().as_u16(), status, "{kind}");

@@ -1217,11 +1217,15 @@ async fn failed_auth_throttle_stops_a_key_guessing_loop() {
         assert_eq!(reply.status, 429, "{cred:?}: {}", reply.body);
         let retry: u64 = reply.header("retry-after").parse().unwrap();
         assert!((290..=300).contains(&retry), "{retry}");
+        let message = format!(
+            "too many failed authentications from this client address: \
+             it is in a cool-down for {retry} more seconds"
+        );
         let mut want = rpc_error(
             Value::Null,
             -32029,
-            "rate_limited",
-            "rate limit exceeded",
+            "too_many_failed_authentications",
+            &message,
             None,
         );
         want["error"]["data"]["retry_after"] = retry.into();

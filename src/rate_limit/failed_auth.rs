@@ -18,7 +18,11 @@
 //! After [`threshold`](FailedAuthLayer::threshold) such refusals
 //! within the window, every request from that address, good credentials
 //! or not, is refused with 429 and `Retry-After` for the
-//! [`cool-down`](FailedAuthLayer::cooldown). Other addresses are not
+//! [`cool-down`](FailedAuthLayer::cooldown). The refusal says which 429
+//! it is: `error` is `too_many_failed_authentications` (a quota's 429 from
+//! [`RateLimitLayer`](super::RateLimitLayer) is `rate_limited`) and the
+//! description names the cool-down and the seconds left
+//! ([`AuthError::too_many_failed_authentications`]). Other addresses are not
 //! affected. Addresses are found as [`KeyExtractor::client_ip`] does
 //! (`ConnectInfo`, [`TrustedProxies`]): serve with
 //! `into_make_service_with_connect_info::<SocketAddr>()`, and behind a
@@ -429,7 +433,7 @@ where
         t.maybe_sweep(now);
         let key = t.key(&req);
         if let Some(wait) = t.blocked(&key, now) {
-            let err = AuthError::rate_limited(wait).with_request(&req);
+            let err = AuthError::too_many_failed_authentications(wait).with_request(&req);
             audit::refused(
                 "failed_auth",
                 &err,
@@ -605,6 +609,50 @@ mod tests {
         );
         clock.advance(Duration::from_millis(500));
         assert_eq!(send(&layer, req(attacker, KEY)).await.0, 200);
+    }
+
+    /// The cool-down is told apart from a quota: its own `error` code and
+    /// a message naming the cool-down and the seconds left (issue 17,
+    /// item 4; both used to say `rate_limited` / "rate limit exceeded").
+    #[tokio::test]
+    async fn the_cooldown_names_itself_and_the_time_left() {
+        use http_body_util::BodyExt;
+        let clock = FakeRelativeClock::default();
+        let layer = FailedAuthLayer::with_clock(clock.clone())
+            .threshold(1, Duration::from_secs(60))
+            .cooldown(Duration::from_secs(300));
+        let peer = "192.0.2.77:1";
+        assert_eq!(
+            send(&layer, req(peer, "mcp_sk_wrong-000000000000")).await.0,
+            401
+        );
+        clock.advance(Duration::from_secs(60));
+        let svc = ServiceBuilder::new()
+            .layer(layer.clone())
+            .layer(ApiKeyLayer::new(
+                ApiKeys::new().with(ApiKey::new("good", KEY)),
+            ))
+            .service_fn(ok);
+        let res = svc.oneshot(req(peer, KEY)).await.unwrap();
+        assert_eq!(res.status(), 429);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "240");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "error": "too_many_failed_authentications",
+                "error_description": "too many failed authentications from this client address: it is in a cool-down for 240 more seconds",
+                "retry_after": 240,
+            })
+        );
+        // A quota's refusal keeps its own code.
+        assert_eq!(
+            AuthError::rate_limited(Duration::from_secs(1))
+                .kind()
+                .code(),
+            "rate_limited"
+        );
     }
 
     #[tokio::test]
