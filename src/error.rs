@@ -311,6 +311,34 @@ impl AuthError {
 
     /// The caller lacks scopes (403 `insufficient_scope`); `scope` is what
     /// the challenge's `scope` parameter lists.
+    ///
+    /// # The step-up rule
+    ///
+    /// Every 403 `insufficient_scope` of this crate
+    /// ([`RequireScopesLayer`](crate::RequireScopesLayer) on a plain route,
+    /// [`McpPolicyLayer`](crate::mcp::McpPolicyLayer) on an MCP endpoint)
+    /// lists **the scopes the token already has plus the ones the refused
+    /// call requires** (for an any-of requirement, every scope that would
+    /// do). That is the "recommended approach" of the MCP authorization
+    /// specification (2025-11-25, *Runtime Insufficient Scope Errors*): a
+    /// client that re-authorizes with exactly the challenged `scope` (as
+    /// MCP SDKs do) keeps what it had instead of trading one permission
+    /// for another and looping; and the specification asks a server to be
+    /// consistent in its choice. RFC 6750 §3.1 lets `scope` name the scope
+    /// needed; the union is that, plus what the client holds. From MCP
+    /// 2026-07-28 clients accumulate scopes themselves, and the union stays
+    /// a correct answer. A 401 without a credential names only the
+    /// required scopes (there is nothing granted yet).
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthError, Scopes};
+    ///
+    /// // A token with `read:data` calling something that needs `write:data`:
+    /// let granted = Scopes::parse("read:data");
+    /// let required = Scopes::parse("write:data");
+    /// let err = AuthError::insufficient_scope(granted.union(&required));
+    /// assert_eq!(err.scope().unwrap().to_string(), "read:data write:data");
+    /// ```
     #[must_use]
     pub fn insufficient_scope(scope: Scopes) -> Self {
         Self::new(
@@ -318,6 +346,13 @@ impl AuthError {
             "the access token lacks a required scope",
         )
         .with_scope(scope)
+    }
+
+    /// The step-up refusal of a caller holding `granted` for a call that
+    /// requires `required`: 403 `insufficient_scope` whose `scope` is
+    /// `granted ∪ required` ([the step-up rule](Self::insufficient_scope#the-step-up-rule)).
+    pub(crate) fn step_up(granted: &Scopes, required: &Scopes, description: &'static str) -> Self {
+        Self::new(AuthErrorKind::InsufficientScope, description).with_scope(granted.union(required))
     }
 
     /// Refused by policy for a reason other than scopes (403).
