@@ -204,11 +204,21 @@ impl JsonRpcId {
         &self.0
     }
 
-    /// The id as a [`RawValue`] for serialising (`null` should the text
-    /// ever not be JSON).
-    fn raw(&self) -> &RawValue {
-        serde_json::from_str::<&RawValue>(&self.0)
-            .unwrap_or_else(|_| serde_json::from_str::<&RawValue>("null").expect("null is JSON"))
+    /// The id as a refusal carries it, the way rmcp would echo it: a
+    /// string as sent, a number as the integer rmcp reads (`7.0` → `7`),
+    /// `null` for anything rmcp would not take as an id.
+    fn rendered(&self) -> Box<RawValue> {
+        let text = if self.0.starts_with('"') {
+            serde_json::from_str::<&RawValue>(&self.0)
+                .ok()
+                .map(|_| self.0.to_string())
+        } else {
+            serde_json::from_str(&self.0)
+                .ok()
+                .and_then(crate::refusal::rmcp_id)
+        };
+        RawValue::from_string(text.unwrap_or_else(|| "null".to_owned()))
+            .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is JSON"))
     }
 }
 
@@ -350,7 +360,7 @@ impl AuthError {
 
     /// The step-up refusal of a caller holding `granted` for a call that
     /// requires `required`: 403 `insufficient_scope` whose `scope` is
-    /// `granted ∪ required` ([the step-up rule](Self::insufficient_scope#the-step-up-rule)).
+    /// `granted ∪ required` ([the step-up rule](Self::insufficient_scope)).
     pub(crate) fn step_up(granted: &Scopes, required: &Scopes, description: &'static str) -> Self {
         Self::new(AuthErrorKind::InsufficientScope, description).with_scope(granted.union(required))
     }
@@ -471,10 +481,17 @@ impl AuthError {
     /// and the request is a Streamable HTTP message — a `POST` of
     /// `application/json` that accepts `text/event-stream`, as MCP clients
     /// must send — the body becomes a JSON-RPC error with `id: null`, which
-    /// the transport allows for a message refused before its id was read.
-    /// MCP clients then show this error's description (the Python SDK
-    /// otherwise reports a bare "Server returned an error response"). Any
-    /// other request keeps the plain JSON body.
+    /// JSON-RPC allows for a message whose id was not read. MCP clients
+    /// then show this error's description (the Python SDK otherwise
+    /// reports a bare "Server returned an error response"). Any other
+    /// request keeps the plain JSON body.
+    ///
+    /// The crate's own authenticators ([`AuthenticateLayer`](crate::authenticate::AuthenticateLayer))
+    /// and [`FailedAuthLayer`](crate::rate_limit::failed_auth::FailedAuthLayer)
+    /// go one step further when they refuse such a request: they read up
+    /// to 16 KiB of its body (never the body of a request they let
+    /// through) and replace the `null` with the request's id, parsed as
+    /// rmcp parses it; see README, "Refusals".
     #[must_use]
     pub fn with_request<B>(self, req: &http::Request<B>) -> Self {
         let err = self.with_request_context(req.extensions());
@@ -584,7 +601,7 @@ impl AuthError {
                 #[derive(serde::Serialize)]
                 struct Envelope<'a> {
                     jsonrpc: &'static str,
-                    id: &'a RawValue,
+                    id: Box<RawValue>,
                     error: ErrorObject<'a>,
                 }
                 #[derive(serde::Serialize)]
@@ -595,7 +612,7 @@ impl AuthError {
                 }
                 serde_json::to_string(&Envelope {
                     jsonrpc: "2.0",
-                    id: id.raw(),
+                    id: id.rendered(),
                     error: ErrorObject {
                         code: self.jsonrpc_code(),
                         message: &inner.description,
@@ -610,7 +627,7 @@ impl AuthError {
 
 /// A `POST` of JSON that accepts an SSE answer: a JSON-RPC message on MCP's
 /// Streamable HTTP transport.
-fn is_streamable_http_message<B>(req: &http::Request<B>) -> bool {
+pub(crate) fn is_streamable_http_message<B>(req: &http::Request<B>) -> bool {
     let headers = req.headers();
     let json = headers
         .get(header::CONTENT_TYPE)

@@ -27,7 +27,7 @@ use crate::{
 /// challenge naming the required scopes; a principal without the scopes →
 /// 403 `insufficient_scope` naming the scopes it has plus the ones
 /// required, the crate's one
-/// [step-up rule](crate::AuthError::insufficient_scope#the-step-up-rule)
+/// [step-up rule](crate::AuthError::insufficient_scope)
 /// (the same as [`McpPolicyLayer`](crate::mcp::McpPolicyLayer)'s).
 ///
 /// For an MCP endpoint, where each tool needs different scopes, use the MCP

@@ -36,7 +36,7 @@
 //!   matches no rule, and the server answers it if that allows the caller
 //!   (see [`McpPolicy`]).
 //! - 403 `insufficient_scope` lists granted ∪ required scopes (the
-//!   crate's one [step-up rule](crate::AuthError::insufficient_scope#the-step-up-rule)),
+//!   crate's one [step-up rule](crate::AuthError::insufficient_scope)),
 //!   with `resource_metadata` and `error_description`.
 //!
 //! # Tools see the principal

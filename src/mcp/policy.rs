@@ -364,7 +364,7 @@ impl fmt::Debug for Rule {
 /// | right scheme and scopes, a check said no | 403 `forbidden`, no challenge |
 ///
 /// The 403 `scope` is the crate's one
-/// [step-up rule](crate::AuthError::insufficient_scope#the-step-up-rule),
+/// [step-up rule](crate::AuthError::insufficient_scope),
 /// the same as [`RequireScopesLayer`](crate::RequireScopesLayer)'s: the
 /// scopes the token already has plus the ones the call needs.
 ///
