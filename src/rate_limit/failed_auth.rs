@@ -49,8 +49,8 @@
 //! unless you turn [`count_missing_credentials`](FailedAuthLayer::count_missing_credentials)
 //! on. To get out of a cool-down: wait for `Retry-After`; restart the
 //! server (the counts live in its memory); send from another loopback
-//! address (`curl --interface 127.0.0.2 …`: every `127.x.y.z` is its own
-//! client); or call [`clear`](FailedAuthLayer::clear) on a clone of the
+//! address (`curl --interface 127.0.0.2 …`: on Linux every `127.x.y.z`
+//! is its own client); or call [`clear`](FailedAuthLayer::clear) on a clone of the
 //! layer, from an endpoint of your own. In a development build, a
 //! generous threshold and a short cool-down keep the layer in the stack
 //! without getting in the way:
