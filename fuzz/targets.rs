@@ -263,11 +263,7 @@ pub fn auth_headers(data: &[u8]) {
     let req = req.body(Body::empty()).unwrap();
     let keys = ApiKeys::new().with(ApiKey::new("fuzz", API_KEY));
     let svc = ServiceBuilder::new()
-        .layer(
-            ApiKeyLayer::new(keys)
-                .accept_authorization_scheme()
-                .optional(),
-        )
+        .layer(ApiKeyLayer::new(keys).optional())
         .layer(JwtLayer::new(validator.clone()))
         .service_fn(ok);
     let status = runtime().block_on(svc.oneshot(req)).unwrap().status();

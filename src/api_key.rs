@@ -1,7 +1,12 @@
 //! API keys: the [`ApiKeys`] store and the [`ApiKeyLayer`] that checks them.
 //!
-//! Keys are read from one header (`X-API-Key` by default) and, when enabled,
-//! from `Authorization: ApiKey <key>`; never from the query string. Only a
+//! Keys are read from `X-API-Key` (or another header,
+//! [`header`](ApiKeyLayer::header)) and from `Authorization: ApiKey <key>`
+//! (turned off with [`authorization_scheme(false)`](ApiKeyLayer::authorization_scheme));
+//! never from the query string. A key anywhere else (another header, the
+//! query, `Authorization: Basic`) is no credential to this layer: see
+//! [`FailedAuthLayer`](crate::rate_limit::failed_auth::FailedAuthLayer)
+//! for what counts as a failed login. Only a
 //! SHA-256 digest of each key is kept in memory, in a map keyed by that
 //! digest: a presented key is hashed once and looked up, so checking it
 //! costs the same with one key or a hundred thousand. The key's name
@@ -560,9 +565,9 @@ fn parse_digest_file(path: &Path) -> Result<KeySet, ConfigError> {
 ///   (another credential) → 400 `invalid_request`.
 pub type ApiKeyLayer = AuthenticateLayer<ApiKeyAuthenticator>;
 
-/// The [`Authenticator`] of API keys: reads the key from its header (and,
-/// when enabled, `Authorization: ApiKey <key>`) and looks it up in an
-/// [`ApiKeys`] set. Built by [`ApiKeyLayer::new`].
+/// The [`Authenticator`] of API keys: reads the key from its header and
+/// from `Authorization: ApiKey <key>` (unless turned off) and looks it up
+/// in an [`ApiKeys`] set. Built by [`ApiKeyLayer::new`].
 #[derive(Clone, Debug)]
 pub struct ApiKeyAuthenticator {
     keys: ApiKeys,
@@ -581,25 +586,48 @@ impl ApiKeyAuthenticator {
 }
 
 impl AuthenticateLayer<ApiKeyAuthenticator> {
-    /// A required API-key layer reading `X-API-Key`.
+    /// A required API-key layer reading `X-API-Key` and
+    /// `Authorization: ApiKey <key>` (scheme name case-insensitive); a key
+    /// in both is two credentials (400).
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use tower::ServiceExt;
+    /// use tower_mcp_auth::api_key::{ApiKey, ApiKeyLayer, ApiKeys};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let keys = ApiKeys::new().with(ApiKey::new("ci", "mcp_sk_ci-0123456789abcdef"));
+    /// let app = Router::new().route("/", get(|| async { "ok" })).layer(ApiKeyLayer::new(keys));
+    /// for (name, value) in [
+    ///     ("x-api-key", "mcp_sk_ci-0123456789abcdef"),
+    ///     ("authorization", "ApiKey mcp_sk_ci-0123456789abcdef"),
+    /// ] {
+    ///     let req = http::Request::get("/").header(name, value).body(axum::body::Body::empty())?;
+    ///     assert_eq!(app.clone().oneshot(req).await?.status(), 200);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn new(keys: ApiKeys) -> Self {
         Self::custom(ApiKeyAuthenticator {
             keys,
-            headers: vec![DEFAULT_HEADER.clone()],
+            headers: vec![DEFAULT_HEADER.clone(), header::AUTHORIZATION],
         })
     }
 
-    /// Reads the key from another header.
+    /// Reads the key from another header instead of `X-API-Key`.
     pub fn header(mut self, name: HeaderName) -> Self {
         self.authenticator_mut().headers[0] = name;
         self
     }
 
-    /// Also accepts `Authorization: ApiKey <key>` (scheme name
-    /// case-insensitive).
-    pub fn accept_authorization_scheme(mut self) -> Self {
+    /// Whether `Authorization: ApiKey <key>` is read too (default `true`).
+    /// Turned off, such a header is no credential to this layer (as any
+    /// header it does not read).
+    pub fn authorization_scheme(mut self, accept: bool) -> Self {
         let auth = self.authenticator_mut();
-        if !auth.authorization_scheme() {
+        auth.headers.truncate(1);
+        if accept {
             auth.headers.push(header::AUTHORIZATION);
         }
         self
@@ -785,7 +813,7 @@ mod tests {
         assert_eq!(status, 400);
 
         let (status, _, _) = send(
-            ApiKeyLayer::new(keys()).accept_authorization_scheme(),
+            ApiKeyLayer::new(keys()),
             get()
                 .header("x-api-key", KEY_A)
                 .header("authorization", format!("ApiKey {KEY_B}"))
@@ -823,7 +851,7 @@ mod tests {
     #[tokio::test]
     async fn authorization_apikey_header_is_marked_sensitive() {
         let svc = ServiceBuilder::new()
-            .layer(ApiKeyLayer::new(keys()).accept_authorization_scheme())
+            .layer(ApiKeyLayer::new(keys()))
             .service_fn(|req: Request<Body>| async move {
                 let v = &req.headers()[header::AUTHORIZATION];
                 Ok::<_, Infallible>(http::Response::new(Body::from(if v.is_sensitive() {
@@ -842,23 +870,30 @@ mod tests {
         assert_eq!(body, "sensitive");
     }
 
+    /// README: `ApiKeyLayer` reads `X-API-Key` "(or `Authorization:
+    /// ApiKey`)". It did only after `.accept_authorization_scheme()`; now
+    /// by default (issue 17, item 1), and `.authorization_scheme(false)`
+    /// turns it off.
     #[tokio::test]
-    async fn authorization_apikey_scheme_is_opt_in() {
+    async fn authorization_apikey_is_read_by_default() {
         let req = || {
             get()
                 .header("authorization", format!("apikey {KEY_B}"))
                 .body(Body::empty())
                 .unwrap()
         };
-        let (status, _, _) = send(ApiKeyLayer::new(keys()), req()).await;
+        let (status, _, body) = send(ApiKeyLayer::new(keys()), req()).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "api_key:svc-b:"));
+        let (status, _, body) =
+            send(ApiKeyLayer::new(keys()).authorization_scheme(false), req()).await;
         assert_eq!(status, 401);
-        let (status, _, body) = send(
-            ApiKeyLayer::new(keys()).accept_authorization_scheme(),
-            req(),
-        )
-        .await;
-        assert_eq!(status, 200);
-        assert_eq!(body, "api_key:svc-b:");
+        assert!(body.contains("missing_credential"), "{body}");
+        // Turned on again, and with another key header.
+        let layer = ApiKeyLayer::new(keys())
+            .header(HeaderName::from_static("x-key"))
+            .authorization_scheme(false)
+            .authorization_scheme(true);
+        assert_eq!(send(layer, req()).await.0, 200);
     }
 
     #[tokio::test]

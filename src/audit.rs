@@ -119,7 +119,10 @@ pub(crate) fn refused(
     method: &Method,
     path: &str,
 ) {
-    let outcome = if err.kind() == AuthErrorKind::RateLimited {
+    let outcome = if matches!(
+        err.kind(),
+        AuthErrorKind::RateLimited | AuthErrorKind::TooManyFailedAuthentications
+    ) {
         "throttled"
     } else {
         "refused"

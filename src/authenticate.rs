@@ -17,7 +17,7 @@
 //! | a credential that cannot be read (two of them, malformed) | what [`find`](Authenticator::find) says (400 / 401) |
 //! | a credential, and a principal an earlier authenticator made | **one rule**: a bearer token is one credential, so a principal made from it by an earlier bearer authenticator means it is verified already (passes on); any other pair is two credentials: 400 `invalid_request` |
 //! | [`Verdict::Accept`] | `accepted` audit event; **every** value of each [credential header](Authenticator::credential_headers) marked sensitive; the [`Principal`] inserted |
-//! | [`Verdict::Refuse`] | `refused` audit event; the refusal with the challenge, rendered by the layer's [`ErrorRenderer`] |
+//! | [`Verdict::Refuse`] | `refused` audit event; the refusal with the challenge and, for a JSON-RPC POST, the request's id (read from at most 16 KiB of the refused body, as rmcp reads it, else `null`; never from a body that passes on), rendered by the layer's [`ErrorRenderer`] |
 //! | [`Verdict::HandOn`] | passes on without a principal, marked [`UnverifiedCredential`]: a later authenticator of the same kind verifies it (and clears the mark) or the request is refused 401 `invalid_token` by whatever authorizes it |
 //!
 //! "The challenge" is the request's: the `realm` and `resource_metadata`
@@ -100,6 +100,7 @@ use crate::{
     error::{AuthError, ErrorRenderer},
     future::BoxError,
     principal::{AuthScheme, Principal},
+    refusal,
 };
 
 /// Turns a request's credential into a [`Principal`], or refuses it. See
@@ -296,9 +297,13 @@ const TWO_CREDENTIALS: &str =
 impl<A: Authenticator> Config<A> {
     /// Refuses: the request's context (its challenge, from
     /// [`ProtectedResourceLayer`](crate::ProtectedResourceLayer)), the audit
-    /// event, the rendering.
-    fn refuse<B>(&self, err: AuthError, req: &Request<B>) -> Response {
-        let err = err.with_request(req);
+    /// event, the rendering (after reading the request's JSON-RPC id from
+    /// its body when nothing read it yet: [`refusal`](crate::refusal)).
+    fn refuse<B>(&self, err: AuthError, req: Request<B>) -> refusal::Rendered
+    where
+        B: http_body::Body + Send + 'static,
+    {
+        let err = err.with_request(&req);
         audit::refused(
             self.authenticator.scheme().as_str(),
             &err,
@@ -306,11 +311,11 @@ impl<A: Authenticator> Config<A> {
             req.method(),
             audit::path(req.uri(), req.extensions()),
         );
-        self.renderer.render(err)
+        refusal::render(&self.renderer, err, req)
     }
 
-    /// Applies a verdict: `None` to go on, else the refusal.
-    fn apply<B>(&self, verdict: Verdict, req: &mut Request<B>) -> Option<Response> {
+    /// Applies a verdict: `None` to go on, else the refusal to render.
+    fn apply<B>(&self, verdict: Verdict, req: &mut Request<B>) -> Option<AuthError> {
         let scheme = self.authenticator.scheme();
         match verdict {
             Verdict::Accept(principal) => {
@@ -331,7 +336,7 @@ impl<A: Authenticator> Config<A> {
                 ext.insert(principal);
                 None
             }
-            Verdict::Refuse(err) => Some(self.refuse(err, req)),
+            Verdict::Refuse(err) => Some(err),
             Verdict::HandOn => {
                 mark_sensitive(req.headers_mut(), self.authenticator.credential_headers());
                 req.extensions_mut()
@@ -384,6 +389,7 @@ impl<S, A, ReqBody, ResBody> Service<Request<ReqBody>> for Authenticate<S, A>
 where
     S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone,
     A: Authenticator,
+    ReqBody: http_body::Body + Send + 'static,
     ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
@@ -400,9 +406,11 @@ where
         let authenticator = &config.authenticator;
         let existing = Principal::from_extensions(req.extensions()).map(Principal::scheme);
         let mut verified_before = false;
+        // Decided while the credential borrows the request; refused after,
+        // when the refusal may take the request's body for its id.
         let check = match authenticator.find(&req) {
-            Err(err) => return ResponseFuture::refused(config.refuse(err, &req)),
-            Ok(None) => None,
+            Err(err) => Err(err),
+            Ok(None) => Ok(None),
             // One rule for "already authenticated": a bearer token is one
             // credential, which an earlier bearer authenticator verified.
             Ok(Some(_))
@@ -410,13 +418,14 @@ where
                     .is_some_and(|e| e.is_bearer() && authenticator.scheme().is_bearer()) =>
             {
                 verified_before = true;
-                None
+                Ok(None)
             }
-            Ok(Some(_)) if existing.is_some() => {
-                let err = AuthError::invalid_request(TWO_CREDENTIALS);
-                return ResponseFuture::refused(config.refuse(err, &req));
-            }
-            Ok(Some(credential)) => Some(authenticator.verify(credential)),
+            Ok(Some(_)) if existing.is_some() => Err(AuthError::invalid_request(TWO_CREDENTIALS)),
+            Ok(Some(credential)) => Ok(Some(authenticator.verify(credential))),
+        };
+        let check = match check {
+            Ok(check) => check,
+            Err(err) => return ResponseFuture::refused(config.refuse(err, req)),
         };
         match check {
             // It goes on carrying the credential: sensitive, whoever
@@ -427,11 +436,11 @@ where
             None if existing.is_some() || config.optional => {}
             None => {
                 let err = AuthError::missing_credential();
-                return ResponseFuture::refused(config.refuse(err, &req));
+                return ResponseFuture::refused(config.refuse(err, req));
             }
             Some(Check::Ready(verdict)) => {
-                if let Some(response) = config.apply(verdict, &mut req) {
-                    return ResponseFuture::refused(response);
+                if let Some(err) = config.apply(verdict, &mut req) {
+                    return ResponseFuture::refused(config.refuse(err, req));
                 }
             }
             Some(Check::Pending(future)) => {
@@ -493,6 +502,8 @@ pin_project! {
     {
         Inner { #[pin] future: S::Future },
         Refused { response: Option<Response> },
+        // A refusal reading the request's JSON-RPC id first.
+        Rendering { future: refusal::Pending },
         Verifying { #[pin] future: A::Future, rest: Option<Box<Waiting<S, A, B>>> },
     }
 }
@@ -502,11 +513,24 @@ where
     S: Service<Request<B>>,
     A: Authenticator,
 {
-    fn refused(response: Response) -> Self {
+    fn refused(refusal: refusal::Rendered) -> Self {
         Self {
-            state: State::Refused {
+            state: State::refused(refusal),
+        }
+    }
+}
+
+impl<S, A, B> State<S, A, B>
+where
+    S: Service<Request<B>>,
+    A: Authenticator,
+{
+    fn refused(refusal: refusal::Rendered) -> Self {
+        match refusal {
+            refusal::Rendered::Now(response) => Self::Refused {
                 response: Some(response),
             },
+            refusal::Rendered::Later(future) => Self::Rendering { future },
         }
     }
 }
@@ -525,6 +549,7 @@ impl<S, A, B, ResBody> Future for ResponseFuture<S, A, B>
 where
     S: Service<Request<B>, Response = http::Response<ResBody>>,
     A: Authenticator,
+    B: http_body::Body + Send + 'static,
     ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
@@ -539,6 +564,7 @@ where
                 StateProj::Refused { response } => {
                     return Poll::Ready(Ok(response.take().expect("polled after completion")));
                 }
+                StateProj::Rendering { future } => return future.as_mut().poll(cx).map(Ok),
                 StateProj::Verifying { future, rest } => {
                     let verdict = ready!(future.poll(cx));
                     let Waiting {
@@ -550,9 +576,7 @@ where
                         None => State::Inner {
                             future: inner.call(req),
                         },
-                        Some(response) => State::Refused {
-                            response: Some(response),
-                        },
+                        Some(err) => State::refused(config.refuse(err, req)),
                     }
                 }
             };
@@ -951,7 +975,7 @@ mod tests {
     async fn every_value_of_a_credential_header_is_sensitive() {
         // `Authorization: ApiKey` next to another Authorization value: the
         // key's authenticator marks both (it read them both).
-        let layer = api_key_case().layer.accept_authorization_scheme();
+        let layer = api_key_case().layer;
         let mut req = request(
             Some(&(header::AUTHORIZATION, format!("ApiKey {API_KEY}"))),
             None,

@@ -49,8 +49,13 @@ pub enum AuthErrorKind {
     Forbidden,
     /// The body is larger than the configured limit (413).
     PayloadTooLarge,
-    /// Throttled (429, `Retry-After`).
+    /// Throttled by a quota: too many calls (429, `Retry-After`).
     RateLimited,
+    /// Throttled because this client address presented too many bad
+    /// credentials lately: the failed-authentication cool-down of
+    /// [`FailedAuthLayer`](crate::rate_limit::failed_auth::FailedAuthLayer)
+    /// (429, `Retry-After`: the rest of the cool-down).
+    TooManyFailedAuthentications,
     /// A backend needed for the decision (JWKS, introspection, rate-limit
     /// store) cannot answer (503, `Retry-After`).
     Unavailable,
@@ -65,7 +70,7 @@ impl AuthErrorKind {
             Self::InvalidRequest | Self::MalformedRequest => StatusCode::BAD_REQUEST,
             Self::InsufficientScope | Self::Forbidden => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited | Self::TooManyFailedAuthentications => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -83,6 +88,7 @@ impl AuthErrorKind {
             Self::Forbidden => "forbidden",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
+            Self::TooManyFailedAuthentications => "too_many_failed_authentications",
             Self::Unavailable => "temporarily_unavailable",
         }
     }
@@ -95,7 +101,7 @@ impl AuthErrorKind {
             Self::InvalidRequest | Self::MalformedRequest => JSONRPC_INVALID_REQUEST,
             Self::InsufficientScope | Self::Forbidden => JSONRPC_FORBIDDEN,
             Self::PayloadTooLarge => JSONRPC_TOO_LARGE,
-            Self::RateLimited => JSONRPC_RATE_LIMITED,
+            Self::RateLimited | Self::TooManyFailedAuthentications => JSONRPC_RATE_LIMITED,
             Self::Unavailable => JSONRPC_UNAVAILABLE,
         }
     }
@@ -198,11 +204,21 @@ impl JsonRpcId {
         &self.0
     }
 
-    /// The id as a [`RawValue`] for serialising (`null` should the text
-    /// ever not be JSON).
-    fn raw(&self) -> &RawValue {
-        serde_json::from_str::<&RawValue>(&self.0)
-            .unwrap_or_else(|_| serde_json::from_str::<&RawValue>("null").expect("null is JSON"))
+    /// The id as a refusal carries it, the way rmcp would echo it: a
+    /// string as sent, a number as the integer rmcp reads (`7.0` → `7`),
+    /// `null` for anything rmcp would not take as an id.
+    fn rendered(&self) -> Box<RawValue> {
+        let text = if self.0.starts_with('"') {
+            serde_json::from_str::<&RawValue>(&self.0)
+                .ok()
+                .map(|_| self.0.to_string())
+        } else {
+            serde_json::from_str(&self.0)
+                .ok()
+                .and_then(crate::refusal::rmcp_id)
+        };
+        RawValue::from_string(text.unwrap_or_else(|| "null".to_owned()))
+            .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is JSON"))
     }
 }
 
@@ -223,6 +239,7 @@ impl JsonRpcId {
 /// | [`Forbidden`](AuthErrorKind::Forbidden) | 403 | no challenge |
 /// | [`PayloadTooLarge`](AuthErrorKind::PayloadTooLarge) | 413 | no challenge |
 /// | [`RateLimited`](AuthErrorKind::RateLimited) | 429 | no challenge, `Retry-After` |
+/// | [`TooManyFailedAuthentications`](AuthErrorKind::TooManyFailedAuthentications) | 429 | no challenge, `Retry-After` |
 /// | [`Unavailable`](AuthErrorKind::Unavailable) | 503 | no challenge, `Retry-After` |
 ///
 /// The body is `{"error": …, "error_description": …}`, or, when the request
@@ -304,6 +321,34 @@ impl AuthError {
 
     /// The caller lacks scopes (403 `insufficient_scope`); `scope` is what
     /// the challenge's `scope` parameter lists.
+    ///
+    /// # The step-up rule
+    ///
+    /// Every 403 `insufficient_scope` of this crate
+    /// ([`RequireScopesLayer`](crate::RequireScopesLayer) on a plain route,
+    /// [`McpPolicyLayer`](crate::mcp::McpPolicyLayer) on an MCP endpoint)
+    /// lists **the scopes the token already has plus the ones the refused
+    /// call requires** (for an any-of requirement, every scope that would
+    /// do). That is the "recommended approach" of the MCP authorization
+    /// specification (2025-11-25, *Runtime Insufficient Scope Errors*): a
+    /// client that re-authorizes with exactly the challenged `scope` (as
+    /// MCP SDKs do) keeps what it had instead of trading one permission
+    /// for another and looping; and the specification asks a server to be
+    /// consistent in its choice. RFC 6750 §3.1 lets `scope` name the scope
+    /// needed; the union is that, plus what the client holds. From MCP
+    /// 2026-07-28 clients accumulate scopes themselves, and the union stays
+    /// a correct answer. A 401 without a credential names only the
+    /// required scopes (there is nothing granted yet).
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthError, Scopes};
+    ///
+    /// // A token with `read:data` calling something that needs `write:data`:
+    /// let granted = Scopes::parse("read:data");
+    /// let required = Scopes::parse("write:data");
+    /// let err = AuthError::insufficient_scope(granted.union(&required));
+    /// assert_eq!(err.scope().unwrap().to_string(), "read:data write:data");
+    /// ```
     #[must_use]
     pub fn insufficient_scope(scope: Scopes) -> Self {
         Self::new(
@@ -311,6 +356,13 @@ impl AuthError {
             "the access token lacks a required scope",
         )
         .with_scope(scope)
+    }
+
+    /// The step-up refusal of a caller holding `granted` for a call that
+    /// requires `required`: 403 `insufficient_scope` whose `scope` is
+    /// `granted ∪ required` ([the step-up rule](Self::insufficient_scope)).
+    pub(crate) fn step_up(granted: &Scopes, required: &Scopes, description: &'static str) -> Self {
+        Self::new(AuthErrorKind::InsufficientScope, description).with_scope(granted.union(required))
     }
 
     /// Refused by policy for a reason other than scopes (403).
@@ -332,6 +384,40 @@ impl AuthError {
     #[must_use]
     pub fn rate_limited(retry_after: Duration) -> Self {
         Self::new(AuthErrorKind::RateLimited, "rate limit exceeded").with_retry_after(retry_after)
+    }
+
+    /// This client address is cooling down after too many failed
+    /// authentications, for `remaining` more (429, `error`
+    /// `too_many_failed_authentications`); the description names the
+    /// cool-down and its remaining whole seconds, rounded up like
+    /// `Retry-After`, so a developer who locked out their own address
+    /// while testing knows why and for how long.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_mcp_auth::AuthError;
+    ///
+    /// let err = AuthError::too_many_failed_authentications(Duration::from_millis(299_500));
+    /// assert_eq!(err.status(), 429);
+    /// assert_eq!(err.kind().code(), "too_many_failed_authentications");
+    /// assert_eq!(
+    ///     err.description(),
+    ///     "too many failed authentications from this client address: \
+    ///      it is in a cool-down for 300 more seconds"
+    /// );
+    /// ```
+    #[must_use]
+    pub fn too_many_failed_authentications(remaining: Duration) -> Self {
+        let secs = retry_after_secs(remaining);
+        Self::new(
+            AuthErrorKind::TooManyFailedAuthentications,
+            format!(
+                "too many failed authentications from this client address: \
+                 it is in a cool-down for {secs} more second{}",
+                if secs == 1 { "" } else { "s" }
+            ),
+        )
+        .with_retry_after(remaining)
     }
 
     /// A backend needed for the decision is down (503).
@@ -395,10 +481,17 @@ impl AuthError {
     /// and the request is a Streamable HTTP message — a `POST` of
     /// `application/json` that accepts `text/event-stream`, as MCP clients
     /// must send — the body becomes a JSON-RPC error with `id: null`, which
-    /// the transport allows for a message refused before its id was read.
-    /// MCP clients then show this error's description (the Python SDK
-    /// otherwise reports a bare "Server returned an error response"). Any
-    /// other request keeps the plain JSON body.
+    /// JSON-RPC allows for a message whose id was not read. MCP clients
+    /// then show this error's description (the Python SDK otherwise
+    /// reports a bare "Server returned an error response"). Any other
+    /// request keeps the plain JSON body.
+    ///
+    /// The crate's own authenticators ([`AuthenticateLayer`](crate::authenticate::AuthenticateLayer))
+    /// and [`FailedAuthLayer`](crate::rate_limit::failed_auth::FailedAuthLayer)
+    /// go one step further when they refuse such a request: they read up
+    /// to 16 KiB of its body (never the body of a request they let
+    /// through) and replace the `null` with the request's id, parsed as
+    /// rmcp parses it; see README, "Refusals".
     #[must_use]
     pub fn with_request<B>(self, req: &http::Request<B>) -> Self {
         let err = self.with_request_context(req.extensions());
@@ -508,7 +601,7 @@ impl AuthError {
                 #[derive(serde::Serialize)]
                 struct Envelope<'a> {
                     jsonrpc: &'static str,
-                    id: &'a RawValue,
+                    id: Box<RawValue>,
                     error: ErrorObject<'a>,
                 }
                 #[derive(serde::Serialize)]
@@ -519,7 +612,7 @@ impl AuthError {
                 }
                 serde_json::to_string(&Envelope {
                     jsonrpc: "2.0",
-                    id: id.raw(),
+                    id: id.rendered(),
                     error: ErrorObject {
                         code: self.jsonrpc_code(),
                         message: &inner.description,
@@ -534,7 +627,7 @@ impl AuthError {
 
 /// A `POST` of JSON that accepts an SSE answer: a JSON-RPC message on MCP's
 /// Streamable HTTP transport.
-fn is_streamable_http_message<B>(req: &http::Request<B>) -> bool {
+pub(crate) fn is_streamable_http_message<B>(req: &http::Request<B>) -> bool {
     let headers = req.headers();
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -843,6 +936,7 @@ mod tests {
             (Forbidden, 403),
             (PayloadTooLarge, 413),
             (RateLimited, 429),
+            (TooManyFailedAuthentications, 429),
             (Unavailable, 503),
         ] {
             assert_eq!(kind.status().as_u16(), status, "{kind}");

@@ -141,6 +141,7 @@ mod principal;
 pub mod rate_limit;
 #[cfg(feature = "redis")]
 mod redis_connection;
+mod refusal;
 mod resource;
 mod scope;
 mod url;

@@ -24,8 +24,11 @@ use crate::{
 /// any of a set.
 ///
 /// Put it after an authentication layer. No principal → 401 with the
-/// challenge; a principal without the scopes → 403 `insufficient_scope`
-/// naming the scopes required (RFC 6750 §3.1).
+/// challenge naming the required scopes; a principal without the scopes →
+/// 403 `insufficient_scope` naming the scopes it has plus the ones
+/// required, the crate's one
+/// [step-up rule](crate::AuthError::insufficient_scope)
+/// (the same as [`McpPolicyLayer`](crate::mcp::McpPolicyLayer)'s).
 ///
 /// For an MCP endpoint, where each tool needs different scopes, use the MCP
 /// policy instead.
@@ -146,7 +149,11 @@ impl Config {
         if ok {
             Ok(())
         } else {
-            Err(AuthError::insufficient_scope(self.scopes.clone()))
+            Err(AuthError::step_up(
+                granted,
+                &self.scopes,
+                "the access token lacks a required scope",
+            ))
         }
     }
 }
@@ -232,6 +239,30 @@ mod tests {
         assert_eq!(
             res.headers()[header::WWW_AUTHENTICATE],
             r#"Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="read:data write:data", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
+        );
+    }
+
+    /// The step-up rule, the same as `McpPolicyLayer`'s (issue 17, item
+    /// 5): the 403 names what the token has plus what the route needs, so
+    /// a client re-authorizing with it keeps `profile` (it named only
+    /// `write:data` before).
+    #[tokio::test]
+    async fn the_challenge_names_granted_plus_required() {
+        let res = run(RequireScopesLayer::all(["write:data"]), Some("profile")).await;
+        assert_eq!(res.status(), 403);
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="profile write:data", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
+        );
+        let res = run(
+            RequireScopesLayer::any(["admin", "write:data"]),
+            Some("profile"),
+        )
+        .await;
+        let challenge = res.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(
+            challenge.contains(r#"scope="admin profile write:data""#),
+            "{challenge}"
         );
     }
 

@@ -482,7 +482,7 @@ async fn wrong_key_is_401_invalid_token() {
     let body = response.text().await.unwrap();
     assert_eq!(
         body,
-        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"the API key is not valid","data":{"error":"invalid_token","error_description":"the API key is not valid"}}}"#
+        r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"the API key is not valid","data":{"error":"invalid_token","error_description":"the API key is not valid"}}}"#
     );
     assert!(!body.contains("not-the-right-key"));
 }

@@ -991,11 +991,11 @@ async fn rs256_token_from_a_loopback_jwks_and_attacks_refused() {
             challenge(&app, Some(("invalid_token", why)), None),
             "{why}"
         );
-        // The authenticators run before the body is read: a JSON-RPC error
-        // with a null id (the request's id is not known yet).
+        // The authenticators run before the body is read, and read it
+        // when they refuse: a JSON-RPC error with the request's id.
         assert_eq!(
             reply.json(),
-            rpc_error(Value::Null, -32001, "invalid_token", why, None),
+            rpc_error(json!(7), -32001, "invalid_token", why, None),
             "{why}"
         );
     }
@@ -1121,7 +1121,7 @@ async fn opaque_tokens_by_introspection() {
     );
     assert_eq!(
         reply.json(),
-        rpc_error(Value::Null, -32001, "invalid_token", why, None)
+        rpc_error(json!(11), -32001, "invalid_token", why, None)
     );
 }
 
@@ -1217,11 +1217,15 @@ async fn failed_auth_throttle_stops_a_key_guessing_loop() {
         assert_eq!(reply.status, 429, "{cred:?}: {}", reply.body);
         let retry: u64 = reply.header("retry-after").parse().unwrap();
         assert!((290..=300).contains(&retry), "{retry}");
+        let message = format!(
+            "too many failed authentications from this client address: \
+             it is in a cool-down for {retry} more seconds"
+        );
         let mut want = rpc_error(
-            Value::Null,
+            json!(7),
             -32029,
-            "rate_limited",
-            "rate limit exceeded",
+            "too_many_failed_authentications",
+            &message,
             None,
         );
         want["error"]["data"]["retry_after"] = retry.into();

@@ -148,11 +148,11 @@ async fn require_scopes_layer_around_a_plain_service_fn() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
         headers[header::WWW_AUTHENTICATE],
-        r#"Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="write:data", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
+        r#"Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="read:data write:data", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
     );
     assert_eq!(
         body,
-        r#"{"error":"insufficient_scope","error_description":"the access token lacks a required scope","scope":"write:data"}"#
+        r#"{"error":"insufficient_scope","error_description":"the access token lacks a required scope","scope":"read:data write:data"}"#
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 

@@ -720,7 +720,7 @@ fn official_sdks_against_the_example_server() {
             }
         }
         // A refusal's reason reaches the user through each SDK (the
-        // JSON-RPC error body with a null id).
+        // JSON-RPC error body, with the request's id).
         for o in outcomes
             .iter()
             .filter(|o| (o.flow == "wrong_key" || o.flow == "bad_token") && o.result == "pass")

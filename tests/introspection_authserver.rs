@@ -322,10 +322,10 @@ async fn example_server_accepts_tokens_the_authorization_server_reports_active()
     assert_eq!(res.status(), 200);
     let (status, body) = call_tool(&app_url, &revoked).await;
     assert_eq!(status, 401, "{body}");
-    // Refused by the authenticator, before the body is read: a JSON-RPC
-    // error with a null id (what MCP clients surface), the OAuth error in
-    // its data.
-    assert!(body["id"].is_null(), "{body}");
+    // Refused by the authenticator, which reads the refused body for its
+    // id: a JSON-RPC error with the request's id (what MCP clients
+    // surface), the OAuth error in its data.
+    assert_eq!(body["id"], 7, "{body}");
     assert_eq!(body["error"]["data"]["error"], "invalid_token", "{body}");
 
     child.kill().await.ok();

@@ -194,8 +194,9 @@ mod tests {
     }
 
     // Interop regression: an MCP message (JSON POST accepting SSE) refused
-    // before its id is read gets a JSON-RPC error with a null id, which MCP
-    // SDKs surface with its message.
+    // by an authenticator gets a JSON-RPC error, which MCP SDKs surface with
+    // its message, carrying the request's id (read from the refused body;
+    // issue 17, item 2: it was null).
     #[tokio::test]
     async fn bad_jwt_on_a_streamable_http_message_is_a_jsonrpc_error() {
         let mut claims = good_claims();
@@ -213,7 +214,7 @@ mod tests {
         assert_eq!(status, 401);
         assert_eq!(
             body,
-            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"the token is not for this resource","data":{"error":"invalid_token","error_description":"the token is not for this resource"}}}"#
+            r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32001,"message":"the token is not for this resource","data":{"error":"invalid_token","error_description":"the token is not for this resource"}}}"#
         );
         assert!(!body.contains(&token));
     }

@@ -35,10 +35,9 @@
 //!   is not refused as malformed: the policy decides it as a target that
 //!   matches no rule, and the server answers it if that allows the caller
 //!   (see [`McpPolicy`]).
-//! - 403 `insufficient_scope` lists granted ∪ required scopes (MCP
-//!   2025-11-25, authorization, "Runtime Insufficient Scope Errors",
-//!   recommended approach), with `resource_metadata` and
-//!   `error_description`.
+//! - 403 `insufficient_scope` lists granted ∪ required scopes (the
+//!   crate's one [step-up rule](crate::AuthError::insufficient_scope)),
+//!   with `resource_metadata` and `error_description`.
 //!
 //! # Tools see the principal
 //!

@@ -5,7 +5,7 @@ use std::{collections::HashMap, fmt, sync::Arc};
 
 use crate::{
     config::ConfigError,
-    error::{AuthError, AuthErrorKind},
+    error::AuthError,
     principal::{AuthScheme, Principal, Scopes},
 };
 
@@ -310,11 +310,11 @@ impl Rule {
                     .map(Principal::scopes)
                     .cloned()
                     .unwrap_or_default();
-                AuthError::new(
-                    AuthErrorKind::InsufficientScope,
+                AuthError::step_up(
+                    &granted,
+                    &required,
                     "the access token lacks a scope this call requires",
                 )
-                .with_scope(granted.union(&required))
             }
             Miss::Check => {
                 AuthError::forbidden("the policy does not allow this caller to make this call")
@@ -363,11 +363,10 @@ impl fmt::Debug for Rule {
 /// | right scheme, scopes missing | 403 `insufficient_scope`, `scope` = granted ∪ required |
 /// | right scheme and scopes, a check said no | 403 `forbidden`, no challenge |
 ///
-/// The 403 `scope` follows the "recommended approach" of MCP 2025-11-25
-/// (authorization, *Runtime Insufficient Scope Errors*): the scopes the
-/// token already has plus the ones the call needs, so that a client that
-/// re-authorizes with it does not lose what it had. (2026-07-28 moves that
-/// accumulation to the client; a union is still a correct answer there.)
+/// The 403 `scope` is the crate's one
+/// [step-up rule](crate::AuthError::insufficient_scope),
+/// the same as [`RequireScopesLayer`](crate::RequireScopesLayer)'s: the
+/// scopes the token already has plus the ones the call needs.
 ///
 /// # Which rule applies
 ///

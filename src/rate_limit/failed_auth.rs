@@ -18,13 +18,80 @@
 //! After [`threshold`](FailedAuthLayer::threshold) such refusals
 //! within the window, every request from that address, good credentials
 //! or not, is refused with 429 and `Retry-After` for the
-//! [`cool-down`](FailedAuthLayer::cooldown). Other addresses are not
+//! [`cool-down`](FailedAuthLayer::cooldown). The refusal says which 429
+//! it is: `error` is `too_many_failed_authentications` (a quota's 429 from
+//! [`RateLimitLayer`](super::RateLimitLayer) is `rate_limited`) and the
+//! description names the cool-down and the seconds left
+//! ([`AuthError::too_many_failed_authentications`]). Other addresses are not
 //! affected. Addresses are found as [`KeyExtractor::client_ip`] does
 //! (`ConnectInfo`, [`TrustedProxies`]): serve with
 //! `into_make_service_with_connect_info::<SocketAddr>()`, and behind a
 //! proxy configure [`trusted_proxies`](FailedAuthLayer::trusted_proxies),
 //! or every client shares the proxy's (or, without `ConnectInfo`, one
 //! common) entry and one guesser blocks them all.
+//!
+//! # What counts as a failed login
+//!
+//! | the request | counted |
+//! | --- | --- |
+//! | a credential a layer read and refused (401 `invalid_token`): a wrong or expired key or token, a token for another resource, a bearer token no layer verifies — an API key sent as `Authorization: Bearer <key>` is such a token | yes |
+//! | no credential a layer reads (401 `missing_credential`): MCP discovery, and a key where no layer looks (another header, the query string, `Authorization: Basic`, `Authorization: ApiKey` under [`authorization_scheme(false)`](crate::api_key::ApiKeyLayer::authorization_scheme)) | only with [`count_missing_credentials(true)`](FailedAuthLayer::count_missing_credentials) |
+//! | a verified credential refused by an authorization layer (the wrong scheme or too few scopes for a tool: the response carries the [`Principal`]) | no |
+//! | two credentials or a malformed request (400), a backend that cannot decide (503), a throttled call (429) | no |
+//!
+//! # Local development
+//!
+//! Testing with curl, a typo in a key is a failed login like any other:
+//! ten within a minute and your own address (`127.0.0.1`) is refused for
+//! five minutes with 429 `too_many_failed_authentications`, whose
+//! description and `Retry-After` say how long is left. Requests without a
+//! key (discovery, a key in a header no layer reads) are not counted
+//! unless you turn [`count_missing_credentials`](FailedAuthLayer::count_missing_credentials)
+//! on. To get out of a cool-down: wait for `Retry-After`; restart the
+//! server (the counts live in its memory); send from another loopback
+//! address (`curl --interface 127.0.0.2 …`: on Linux every `127.x.y.z`
+//! is its own client); or call [`clear`](FailedAuthLayer::clear) on a clone of the
+//! layer, from an endpoint of your own. In a development build, a
+//! generous threshold and a short cool-down keep the layer in the stack
+//! without getting in the way:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::{net::SocketAddr, time::Duration};
+//! use axum::{body::Body, extract::ConnectInfo, routing::get, Router};
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use tower_mcp_auth::api_key::{ApiKey, ApiKeyLayer, ApiKeys};
+//! use tower_mcp_auth::rate_limit::failed_auth::FailedAuthLayer;
+//!
+//! let failed_auth = if cfg!(debug_assertions) {
+//!     FailedAuthLayer::new().threshold(3, Duration::from_secs(60)).cooldown(Duration::from_secs(5))
+//! } else {
+//!     FailedAuthLayer::new()
+//! };
+//! let keys = ApiKeys::new().with(ApiKey::new("dev", "mcp_sk_dev-0123456789abcdef"));
+//! let app = Router::new().route("/", get(|| async { "ok" })).layer(
+//!     ServiceBuilder::new().layer(failed_auth.clone()).layer(ApiKeyLayer::new(keys)),
+//! );
+//! let send = |key: &'static str| {
+//!     let mut req = http::Request::get("/").header("x-api-key", key).body(Body::empty()).unwrap();
+//!     req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 50000))));
+//!     app.clone().oneshot(req)
+//! };
+//! for _ in 0..3 {
+//!     assert_eq!(send("mcp_sk_typo-0123456789abcdef").await?.status(), 401);
+//! }
+//! assert_eq!(send("mcp_sk_dev-0123456789abcdef").await?.status(), 429); // locked out
+//! failed_auth.clear();
+//! assert_eq!(send("mcp_sk_dev-0123456789abcdef").await?.status(), 200);
+//! # Ok(()) }
+//! ```
+//!
+//! To see why a request was refused, read the audit trail
+//! ([`crate::audit`]): `RUST_LOG=tower_mcp_auth::audit=info` with a
+//! `tracing_subscriber` `EnvFilter`: each refusal names its `layer` and
+//! `reason`, and an address this layer blocks is a `throttled` event
+//! naming the `client`.
 //!
 //! Blocking an address is an audit event with `outcome = "throttled"`,
 //! `layer = "failed_auth"` and the `client` address; each refused request
@@ -81,6 +148,7 @@ use crate::{
     error::{AuthError, AuthErrorKind, ErrorRenderer},
     future::BoxError,
     principal::Principal,
+    refusal,
 };
 
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
@@ -247,6 +315,20 @@ impl<C: Clock + Clone + Send + Sync + 'static> FailedAuthLayer<C> {
     pub fn tracked(&self) -> usize {
         self.tracker.len.load(Ordering::Relaxed)
     }
+
+    /// Forgets every failure and lifts every cool-down at once, for this
+    /// layer and every clone of it (the services it made included): for an
+    /// operator's endpoint or a test, or a developer who locked their own
+    /// address out (see the module docs, "Local development").
+    pub fn clear(&self) {
+        let t = &*self.tracker;
+        let mut removed = 0;
+        t.map.retain(|_, _| {
+            removed += 1;
+            false
+        });
+        t.len.fetch_sub(removed, Ordering::Relaxed);
+    }
 }
 
 impl<C: Clock> fmt::Debug for FailedAuthLayer<C> {
@@ -412,6 +494,7 @@ impl<S, C, ReqBody, ResBody> Service<Request<ReqBody>> for FailedAuth<S, C>
 where
     S: Service<Request<ReqBody>, Response = http::Response<ResBody>>,
     C: Clock + Send + Sync + 'static,
+    ReqBody: http_body::Body + Send + 'static,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
@@ -429,7 +512,7 @@ where
         t.maybe_sweep(now);
         let key = t.key(&req);
         if let Some(wait) = t.blocked(&key, now) {
-            let err = AuthError::rate_limited(wait).with_request(&req);
+            let err = AuthError::too_many_failed_authentications(wait).with_request(&req);
             audit::refused(
                 "failed_auth",
                 &err,
@@ -438,8 +521,11 @@ where
                 audit::path(req.uri(), req.extensions()),
             );
             return ResponseFuture {
-                kind: Kind::Refused {
-                    response: Some(t.renderer.render(err)),
+                kind: match refusal::render(&t.renderer, err, req) {
+                    refusal::Rendered::Now(response) => Kind::Refused {
+                        response: Some(response),
+                    },
+                    refusal::Rendered::Later(future) => Kind::Rendering { future },
                 },
             };
         }
@@ -466,6 +552,8 @@ pin_project! {
     enum Kind<F, C: Clock> {
         Inner { #[pin] future: F, key: Option<RateLimitKey>, tracker: Arc<Tracker<C>> },
         Refused { response: Option<Response> },
+        // A refusal reading the request's JSON-RPC id first.
+        Rendering { future: refusal::Pending },
     }
 }
 
@@ -514,6 +602,7 @@ where
             KindProj::Refused { response } => {
                 Poll::Ready(Ok(response.take().expect("polled after completion")))
             }
+            KindProj::Rendering { future } => future.as_mut().poll(cx).map(Ok),
         }
     }
 }
@@ -605,6 +694,70 @@ mod tests {
         );
         clock.advance(Duration::from_millis(500));
         assert_eq!(send(&layer, req(attacker, KEY)).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn clear_lifts_every_cooldown_for_every_clone() {
+        let layer = FailedAuthLayer::with_clock(FakeRelativeClock::default())
+            .threshold(1, Duration::from_secs(60));
+        let clone = layer.clone();
+        for peer in ["192.0.2.81:1", "192.0.2.82:1"] {
+            assert_eq!(
+                send(&layer, req(peer, "mcp_sk_wrong-000000000000")).await.0,
+                401
+            );
+            assert_eq!(send(&layer, req(peer, KEY)).await.0, 429);
+        }
+        assert_eq!(layer.tracked(), 2);
+        clone.clear();
+        assert_eq!(layer.tracked(), 0);
+        for peer in ["192.0.2.81:1", "192.0.2.82:1"] {
+            assert_eq!(send(&layer, req(peer, KEY)).await.0, 200);
+        }
+    }
+
+    /// The cool-down is told apart from a quota: its own `error` code and
+    /// a message naming the cool-down and the seconds left (issue 17,
+    /// item 4; both used to say `rate_limited` / "rate limit exceeded").
+    #[tokio::test]
+    async fn the_cooldown_names_itself_and_the_time_left() {
+        use http_body_util::BodyExt;
+        let clock = FakeRelativeClock::default();
+        let layer = FailedAuthLayer::with_clock(clock.clone())
+            .threshold(1, Duration::from_secs(60))
+            .cooldown(Duration::from_secs(300));
+        let peer = "192.0.2.77:1";
+        assert_eq!(
+            send(&layer, req(peer, "mcp_sk_wrong-000000000000")).await.0,
+            401
+        );
+        clock.advance(Duration::from_secs(60));
+        let svc = ServiceBuilder::new()
+            .layer(layer.clone())
+            .layer(ApiKeyLayer::new(
+                ApiKeys::new().with(ApiKey::new("good", KEY)),
+            ))
+            .service_fn(ok);
+        let res = svc.oneshot(req(peer, KEY)).await.unwrap();
+        assert_eq!(res.status(), 429);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "240");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "error": "too_many_failed_authentications",
+                "error_description": "too many failed authentications from this client address: it is in a cool-down for 240 more seconds",
+                "retry_after": 240,
+            })
+        );
+        // A quota's refusal keeps its own code.
+        assert_eq!(
+            AuthError::rate_limited(Duration::from_secs(1))
+                .kind()
+                .code(),
+            "rate_limited"
+        );
     }
 
     #[tokio::test]

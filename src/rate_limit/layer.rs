@@ -188,12 +188,42 @@ impl<St: RateLimitStore> RateLimitLayer<St> {
         self.refresh()
     }
 
-    /// The cost of a call in quota units (default 1; 0 is taken as 1; more
-    /// than the burst is taken as the whole burst). The function sees the
-    /// request's [`Parts`], extensions included, so a call summary put
-    /// there by an earlier layer (the MCP inspect step) can price a
-    /// `tools/call` by tool name, and a JSON-RPC batch by the sum of its
-    /// calls.
+    /// The cost of a request in quota units, replacing the default (0 is
+    /// taken as 1; more than the burst is taken as the whole burst). The
+    /// function sees the request's [`Parts`], extensions included, so a
+    /// call summary put there by an earlier layer (the MCP inspect step's
+    /// [`McpRequest`](crate::mcp::McpRequest)) can price a `tools/call` by
+    /// tool name.
+    ///
+    /// **The default** is one unit per JSON-RPC message: a request that
+    /// [`McpPolicyLayer`](crate::mcp::McpPolicyLayer) (outside this layer)
+    /// inspected costs as many units as its body holds messages, so a
+    /// batch of 40 calls costs 40, as 40 requests would; any other request
+    /// (a GET stream, a DELETE, a plain route, or no MCP inspection in
+    /// front) costs 1. rmcp refuses batches with 415 (MCP 2025-06-18 took
+    /// them out of the protocol), so with rmcp a batch only ever costs its
+    /// sender; a server that does run batches is not worked 40 times for
+    /// one unit.
+    ///
+    /// ```
+    /// use http::request::Parts;
+    /// use tower_mcp_auth::mcp::McpRequest;
+    /// use tower_mcp_auth::rate_limit::{Quota, RateLimitLayer};
+    ///
+    /// // `tools/call` of `expensive_report` costs 10, every other message 1.
+    /// let limits = RateLimitLayer::per_principal(Quota::per_minute(100)).cost(|parts: &Parts| {
+    ///     parts.extensions.get::<McpRequest>().map_or(1, |r| {
+    ///         r.calls()
+    ///             .iter()
+    ///             .map(|c| match c.target().map(|t| t.name()) {
+    ///                 Some("expensive_report") => 10,
+    ///                 _ => 1,
+    ///             })
+    ///             .sum()
+    ///     })
+    /// });
+    /// # let _ = limits;
+    /// ```
     pub fn cost<F>(mut self, f: F) -> Self
     where
         F: Fn(&Parts) -> u32 + Send + Sync + 'static,
@@ -381,9 +411,10 @@ where
         let (parts, body) = req.into_parts();
         let key = config.keys.extract(&parts);
         let quota = config.quota_for(Principal::from_parts(&parts));
-        let cost = config.cost.as_ref().map_or(NonZeroU32::MIN, |f| {
-            NonZeroU32::new(f(&parts)).unwrap_or(NonZeroU32::MIN)
-        });
+        let cost = config.cost.as_ref().map_or_else(
+            || default_cost(&parts),
+            |f| NonZeroU32::new(f(&parts)).unwrap_or(NonZeroU32::MIN),
+        );
         let mut check = self.store.check(&key, quota, cost);
         let req = Request::from_parts(parts, body);
         // A store that answers at once (the memory store) is decided here,
@@ -408,6 +439,20 @@ where
             config: self.config.clone(),
         }
     }
+}
+
+/// The cost of a request without a [`cost`](RateLimitLayer::cost)
+/// function: one unit per JSON-RPC message the MCP inspect step found
+/// (a batch of `n` costs `n`), else 1.
+fn default_cost(parts: &Parts) -> NonZeroU32 {
+    #[cfg(feature = "mcp")]
+    if let Some(request) = parts.extensions.get::<crate::mcp::McpRequest>() {
+        let n = u32::try_from(request.calls().len()).unwrap_or(u32::MAX);
+        return NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+    }
+    #[cfg(not(feature = "mcp"))]
+    let _ = parts;
+    NonZeroU32::MIN
 }
 
 /// What a check's outcome makes of the call: the inner service's future,

@@ -7,8 +7,10 @@
 //!   `X-Forwarded-For` / `Forwarded` only from [`TrustedProxies`] and
 //!   taking the right-most untrusted hop; or a custom function.
 //! * **Quotas** ([`Quota`]): `Quota::per_minute(100).burst(10)`, overridden
-//!   per principal ([`RateLimitLayer::override_quota`]); calls may cost
-//!   more than one unit ([`RateLimitLayer::cost`]).
+//!   per principal ([`RateLimitLayer::override_quota`]). A request costs
+//!   one unit per JSON-RPC message the MCP inspect step found in it (a
+//!   batch of 40 calls costs 40), else one; [`RateLimitLayer::cost`]
+//!   prices calls your own way.
 //! * **Refusals**: 429 with `Retry-After` in whole seconds rounded up
 //!   (never 0), a JSON (or JSON-RPC, with the request's id) body, and the
 //!   IETF `RateLimit-Policy` / `RateLimit` fields ([`headers`]), which

@@ -1,0 +1,232 @@
+//! The JSON-RPC id of a refusal made before anything read the body: the
+//! authenticators' and [`FailedAuthLayer`]'s.
+//!
+//! A refusal of a Streamable HTTP message (a `POST` of JSON that accepts
+//! SSE) is a JSON-RPC error, and should carry the request's `id`. A layer
+//! that refuses before the body was read (no [`JsonRpcId`] in the
+//! extensions) reads it then, and only then: never the body of a request
+//! it lets through (that one reaches the MCP server untouched), only the
+//! body of one it refuses, which nobody else will read. The read is
+//! bounded: at most [`ID_PEEK_LIMIT`] bytes (a body that says it is longer
+//! is not read at all), so a refused request holds at most 16 KiB for as
+//! long as its client takes to send them, the same exposure as any
+//! endpoint that reads bodies. The id is then parsed as rmcp parses it:
+//! the body must be one JSON object (a batch is not), with one `id`
+//! member that is a string or an integer (`1.0` and `1e2` are integers,
+//! rendered `1` and `100` as rmcp renders them; past ±2^53 written as a
+//! float, or not an integer, rmcp refuses the message and so is there no
+//! id). Anything else is `"id": null`, which JSON-RPC 2.0 (§5) prescribes
+//! when the id cannot be determined.
+//!
+//! [`FailedAuthLayer`]: crate::rate_limit::failed_auth::FailedAuthLayer
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use axum::response::Response;
+use bytes::Buf;
+use http::Request;
+use http_body::Body;
+use pin_project_lite::pin_project;
+
+use crate::error::{is_streamable_http_message, AuthError, ErrorRenderer, JsonRpcId};
+
+/// The most bytes of a refused request's body read to find its id.
+pub(crate) const ID_PEEK_LIMIT: usize = 16 * 1024;
+
+/// A refusal still reading the body for its id.
+pub(crate) type Pending = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// A rendered refusal, now or once the id is read.
+pub(crate) enum Rendered {
+    Now(Response),
+    Later(Pending),
+}
+
+/// Renders `err` (already given the request's context with
+/// [`AuthError::with_request`]) for `req`, reading the request's id from
+/// its body first when it is a Streamable HTTP message whose id nobody
+/// read.
+pub(crate) fn render<B>(renderer: &ErrorRenderer, err: AuthError, req: Request<B>) -> Rendered
+where
+    B: Body + Send + 'static,
+{
+    if req.extensions().get::<JsonRpcId>().is_some() || !is_streamable_http_message(&req) {
+        return Rendered::Now(renderer.render(err));
+    }
+    let renderer = renderer.clone();
+    let peek = Peek::new(req.into_body());
+    Rendered::Later(Box::pin(async move {
+        let id = peek.await.as_deref().and_then(id_of);
+        renderer.render(err.with_jsonrpc_id(id.unwrap_or_else(JsonRpcId::null)))
+    }))
+}
+
+/// The id of one JSON-RPC message, as rmcp reads it (`NumberOrString`):
+/// `None` when the body is not one JSON object with at most one `id`, or
+/// the id is not a string or an integer rmcp accepts.
+pub(crate) fn id_of(body: &[u8]) -> Option<JsonRpcId> {
+    #[derive(serde::Deserialize)]
+    struct Message {
+        id: Option<serde_json::Value>,
+    }
+    let text = rmcp_id(serde_json::from_slice::<Message>(body).ok()?.id?)?;
+    Some(JsonRpcId(text.into()))
+}
+
+/// An id as rmcp reads and echoes it (`NumberOrString`): the JSON text of
+/// a string, or of the integer a number stands for; `None` for anything
+/// else.
+pub(crate) fn rmcp_id(id: serde_json::Value) -> Option<String> {
+    match id {
+        serde_json::Value::String(s) => serde_json::to_string(&s).ok(),
+        serde_json::Value::Number(n) => Some(rmcp_integer(&n)?.to_string()),
+        _ => None,
+    }
+}
+
+/// rmcp's reading of a numeric id: an `i64`, a `u64` up to `i64::MAX`, or a
+/// float with no fraction below 2^53 in magnitude.
+fn rmcp_integer(n: &serde_json::Number) -> Option<i64> {
+    if let Some(i) = n.as_i64() {
+        return Some(i);
+    }
+    if n.as_u64().is_some() {
+        return None; // above i64::MAX
+    }
+    const MAX_EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    let f = n.as_f64()?;
+    #[allow(clippy::cast_possible_truncation)]
+    (f.fract() == 0.0 && f.abs() < MAX_EXACT).then_some(f as i64)
+}
+
+pin_project! {
+    /// Reads a body whole, up to [`ID_PEEK_LIMIT`] bytes: `None` past it,
+    /// or when the body fails.
+    struct Peek<B> {
+        #[pin]
+        body: B,
+        buf: Vec<u8>,
+        over: bool,
+    }
+}
+
+impl<B: Body> Peek<B> {
+    fn new(body: B) -> Self {
+        let over = body.size_hint().lower() > ID_PEEK_LIMIT as u64;
+        Self {
+            body,
+            buf: Vec::new(),
+            over,
+        }
+    }
+}
+
+impl<B: Body> Future for Peek<B> {
+    type Output = Option<Vec<u8>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if *this.over {
+            return Poll::Ready(None);
+        }
+        loop {
+            match std::task::ready!(this.body.as_mut().poll_frame(cx)) {
+                None => return Poll::Ready(Some(std::mem::take(this.buf))),
+                Some(Err(_)) => return Poll::Ready(None),
+                Some(Ok(frame)) => {
+                    let Ok(mut data) = frame.into_data() else {
+                        continue;
+                    };
+                    if data.remaining() > ID_PEEK_LIMIT - this.buf.len() {
+                        *this.over = true;
+                        return Poll::Ready(None);
+                    }
+                    while data.has_remaining() {
+                        let chunk = data.chunk();
+                        this.buf.extend_from_slice(chunk);
+                        let n = chunk.len();
+                        data.advance(n);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(body: &str) -> Option<String> {
+        id_of(body.as_bytes()).map(|id| id.get().to_owned())
+    }
+
+    #[test]
+    fn ids_as_rmcp_reads_them() {
+        let msg = |id: &str| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#);
+        for (given, want) in [
+            ("7", Some("7")),
+            ("-3", Some("-3")),
+            (r#""req-7""#, Some(r#""req-7""#)),
+            (r#""\u0041""#, Some(r#""A""#)),
+            ("1.0", Some("1")),
+            ("1e2", Some("100")),
+            ("-0", Some("0")),
+            ("9223372036854775807", Some("9223372036854775807")),
+            ("9223372036854775808", None),
+            ("1.5", None),
+            ("1e300", None),
+            ("null", None),
+            ("true", None),
+            ("{}", None),
+            ("[1]", None),
+        ] {
+            assert_eq!(id(&msg(given)).as_deref(), want, "{given}");
+        }
+        // One message object, one id; anything else has none.
+        assert_eq!(id(r#"{"id":1,"id":2,"method":"ping"}"#), None);
+        assert_eq!(id(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#), None);
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":1,"method":"ping"} x"#), None);
+        assert_eq!(id(r#"{"jsonrpc":"2.0","method":"ping"}"#), None);
+        assert_eq!(id("not json"), None);
+        // The member named with an escape is the member rmcp reads.
+        assert_eq!(id(r#"{"\u0069d":5,"method":"ping"}"#).as_deref(), Some("5"));
+    }
+
+    #[tokio::test]
+    async fn the_peek_is_bounded() {
+        let small = format!(r#"{{"id":1,"pad":"{}"}}"#, "x".repeat(ID_PEEK_LIMIT - 20));
+        assert!(small.len() <= ID_PEEK_LIMIT);
+        assert!(Peek::new(axum::body::Body::from(small)).await.is_some());
+        let large = "x".repeat(ID_PEEK_LIMIT + 1);
+        // Known to be too long: not read at all.
+        let body = axum::body::Body::from(large.clone());
+        assert!(body.size_hint().lower() > ID_PEEK_LIMIT as u64);
+        assert_eq!(Peek::new(body).await, None);
+        // A stream of unknown length: read up to the limit, then given up.
+        let chunks = large
+            .as_bytes()
+            .chunks(1024)
+            .map(bytes::Bytes::copy_from_slice);
+        assert_eq!(Peek::new(Chunks(chunks.collect())).await, None);
+    }
+
+    /// A body of frames with no length hint.
+    struct Chunks(std::collections::VecDeque<bytes::Bytes>);
+
+    impl Body for Chunks {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            Poll::Ready(self.0.pop_front().map(|b| Ok(http_body::Frame::data(b))))
+        }
+    }
+}
