@@ -600,11 +600,14 @@ impl AuthError {
             param("error", self.0.error_code.unwrap_or(code));
             param("error_description", &self.0.description);
         }
+        // The scopes go with the error; without an error (no credential)
+        // they are a hint for either scheme.
+        let scope_here = with_error || kind.challenge_error().is_none();
         if let Some(scope) = self
             .0
             .scope
             .as_ref()
-            .filter(|s| !s.is_empty() && with_error)
+            .filter(|s| !s.is_empty() && scope_here)
         {
             param("scope", &scope.to_string());
         }
