@@ -470,18 +470,17 @@ impl fmt::Debug for Principal {
     }
 }
 
-/// The longest `cnf.jkt` read (a SHA-256 thumbprint is 43 characters).
-const MAX_JKT_LEN: usize = 128;
-
 /// The `cnf.jkt` of a token's claims (or introspection response): `None`
 /// without `cnf` or without `jkt` in it (another confirmation method).
 ///
 /// # Errors
 ///
 /// A fixed description when `cnf` is not an object or `jkt` not a
-/// non-empty string of at most [`MAX_JKT_LEN`] bytes.
+/// non-empty string of at most 128 bytes.
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 pub(crate) fn cnf_jkt(claims: &Map<String, Value>) -> Result<Option<&str>, &'static str> {
+    /// The longest `cnf.jkt` read (a SHA-256 thumbprint is 43 characters).
+    const MAX_JKT_LEN: usize = 128;
     const MALFORMED: &str = "the token's cnf claim is malformed";
     match claims.get("cnf") {
         None | Some(Value::Null) => Ok(None),

@@ -457,7 +457,7 @@ async fn every_bad_proof_is_refused_before_any_tool_runs() {
     let reply = post(
         &app,
         &format!("DPoP {token}"),
-        &[proof.clone()],
+        std::slice::from_ref(&proof),
         &get_user_data(),
     )
     .await;
