@@ -606,6 +606,38 @@ async fn the_nonce_round_trip() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(app.tool_calls().await, before + 1);
     assert_eq!(reply.nonce().as_deref(), Some(nonce.as_str()));
+
+    // Asking for the nonce is not a failed credential: one address goes
+    // through the round trip more often than the failed-auth threshold
+    // (10) allows failures, and is never throttled.
+    let one = client();
+    for _ in 0..12 {
+        let proof = key.proof(&app.public_url, &token);
+        let res = one
+            .post(app.socket_url())
+            .header("content-type", "application/json")
+            .header("accept", ACCEPT)
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .body(get_user_data())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    let mut claims = DpopKey::claims(&app.public_url, &token);
+    claims["nonce"] = json!(nonce);
+    let res = one
+        .post(app.socket_url())
+        .header("content-type", "application/json")
+        .header("accept", ACCEPT)
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", key.sign(&key.header(), &claims))
+        .body(get_user_data())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 }
 
 #[tokio::test]

@@ -49,13 +49,13 @@ impl Dpop {
     /// DPoP beside bearer tokens: bound tokens need a proof, unbound ones
     /// still work as bearer tokens.
     pub fn new(proofs: ProofValidator) -> Self {
-        let algs = super::challenge(proofs.algorithms(), None);
-        let algs = algs
-            .strip_prefix("DPoP algs=\"")
-            .and_then(|a| a.strip_suffix('"'))
-            .unwrap_or_default();
+        let algs: Vec<&str> = proofs
+            .algorithms()
+            .iter()
+            .map(|a| super::algorithm_name(*a))
+            .collect();
         Self {
-            algs: Arc::from(algs),
+            algs: Arc::from(algs.join(" ")),
             proofs,
             required: false,
         }
