@@ -18,6 +18,7 @@
 //! | a credential, and a principal an earlier authenticator made | **one rule**: a bearer token is one credential, so a principal made from it by an earlier bearer authenticator means it is verified already (passes on); any other pair is two credentials: 400 `invalid_request` |
 //! | [`Verdict::Accept`] | `accepted` audit event; **every** value of each [credential header](Authenticator::credential_headers) marked sensitive; the [`Principal`] inserted |
 //! | [`Verdict::Refuse`] | `refused` audit event; the refusal with the challenge, rendered by the layer's [`ErrorRenderer`] |
+//! | a response of this layer, accepted or refused | the authenticator's [response header](Authenticator::response_header), if any (DPoP's `DPoP-Nonce`) |
 //! | [`Verdict::HandOn`] | passes on without a principal, marked [`UnverifiedCredential`]: a later authenticator of the same kind verifies it (and clears the mark) or the request is refused 401 `invalid_token` by whatever authorizes it |
 //!
 //! "The challenge" is the request's: the `realm` and `resource_metadata`
