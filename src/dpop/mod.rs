@@ -139,7 +139,14 @@
 //! 40 µs for ES256 and 30 µs for EdDSA on aws-lc-rs, 85–90 % of it the
 //! signature; the replay insert is under 1 µs. Against the JWT layer's
 //! cache-hit bearer path (about 1.5 µs) in the same run, a DPoP request
-//! costs about 28× (ES256) and 19× (EdDSA) a bearer request.
+//! costs about 28× (ES256) and 19× (EdDSA) a bearer request. Through the
+//! layer (`layer/dpop_request` in the same bench, whole requests through
+//! `JwtLayer::new(v).dpop(d)`), one run on a loaded two-core machine
+//! measured 90 µs (ES256) and 65 µs (EdDSA) against 5.5 µs for the bearer
+//! cache hit of that run (16× and 12×), the same as proof validation plus
+//! the bearer path: the wrapper adds nothing measurable, and an unbound
+//! bearer token through a DPoP-enabled layer costs what it costs without
+//! DPoP (4.5 µs, within the noise).
 //!
 //! # Choices RFC 9449 and SEP-1932 leave open, and the choice made
 //!
