@@ -681,9 +681,9 @@ const INTROSPECT_SECRET: &str = "introspection-dpop-secret";
 async fn introspected_tokens_bound_by_cnf_jkt() {
     let key = DpopKey::a();
     let jkt = key.jkt.clone();
+    // The example's listener first: the endpoint's answers name its URL.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    drop(listener);
     let aud = format!("http://localhost:{port}/mcp");
     let endpoint = {
         let aud = aud.clone();
@@ -708,10 +708,7 @@ async fn introspected_tokens_bound_by_cnf_jkt() {
         ))
         .await
     };
-    // The example on that port, with introspection only.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
+    // The example, with introspection only.
     let keys = ApiKeys::new().with(ApiKey::new("admin", KEY));
     let mut config = mcp_server::Config::new(aud.clone(), keys);
     config.stateless = true;
