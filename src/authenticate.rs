@@ -963,6 +963,24 @@ mod tests {
         .await;
     }
 
+    #[cfg(feature = "dpop")]
+    #[tokio::test]
+    async fn shared_rules_jwt_with_dpop() {
+        use crate::dpop::{Dpop, ProofValidator};
+        use crate::jwt::validator::tests::{good_claims, hs256, validator};
+        let dpop = Dpop::new(ProofValidator::builder().build().unwrap());
+        shared_rules(Case {
+            layer: crate::jwt::JwtLayer::new(validator()).dpop(dpop),
+            good: (
+                header::AUTHORIZATION,
+                format!("Bearer {}", hs256(&good_claims())),
+            ),
+            bad: (header::AUTHORIZATION, "Bearer not-a-jwt".to_owned()),
+            subject: "user-1",
+        })
+        .await;
+    }
+
     /// A loopback introspection endpoint: `good` is active for the
     /// resource, anything else inactive.
     #[cfg(feature = "introspection")]
