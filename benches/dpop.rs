@@ -8,7 +8,12 @@
 //!   fresh proof (parse, jwk, signature, claims, htu, ath, replay insert);
 //! - `part/verify_only/{alg}`: the same without the replay insert;
 //! - `part/signature_only/{alg}`: the signature check alone;
-//! - `part/replay_insert`: the in-memory replay cache's insert.
+//! - `part/replay_insert`: the in-memory replay cache's insert;
+//! - `layer/dpop_request/{ES256,EdDSA}`: a whole request through
+//!   `JwtLayer::new(v).dpop(d)` (below `ProtectedResource::layer()`) with
+//!   a bound token (cache hit) and a fresh proof;
+//! - `layer/bearer_through_dpop_layer/ES256`: an unbound bearer token
+//!   through the same layer (what `.dpop(..)` costs the bearer path).
 //!
 //! Run: `cargo bench --bench dpop`.
 
@@ -18,7 +23,11 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use axum::{body::Body, routing::get, Router};
+use axum::{
+    body::Body,
+    routing::{get, post},
+    Router,
+};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::{HeaderValue, Method, Request};
@@ -27,7 +36,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 use tower_mcp_auth::{
-    dpop::{MemoryReplayCache, ProofValidator, ReplayKey},
+    dpop::{Dpop, MemoryReplayCache, ProofValidator, ReplayKey},
     jwt::{install_crypto_provider, JwtKey, JwtLayer, JwtValidator},
     ProtectedResource,
 };
@@ -117,6 +126,51 @@ fn bearer_request(token: &str) -> Request<Body> {
         .unwrap()
 }
 
+/// `POST /mcp` behind the resource's layer and `JwtLayer::new(v).dpop(d)`,
+/// with an unbound token and one token bound to each proof key.
+fn dpop_app(keys: &[ProofKey]) -> (Router, String, Vec<String>) {
+    let enc = EncodingKey::from_ec_pem(&fixture("ec256_private.pem")).unwrap();
+    let key = JwtKey::ec_pem(Algorithm::ES256, &fixture("ec256_public.pem")).unwrap();
+    let dpop = Dpop::new(validator());
+    let resource = ProtectedResource::builder(URL).dpop(&dpop).build().unwrap();
+    let jwt = JwtValidator::builder(&resource).key(key).build().unwrap();
+    let token = |cnf: Option<String>| {
+        let mut claims = json!({"sub": "bench-user", "aud": URL, "exp": now() + 3600,
+                                "iat": now(), "scope": "read:data", "client_id": "bench"});
+        if let Some(jkt) = cnf {
+            claims["cnf"] = json!({"jkt": jkt});
+        }
+        jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &enc).unwrap()
+    };
+    let bound = keys
+        .iter()
+        .map(|k| {
+            let jwk = Jwk::from_encoding_key(&k.enc, k.alg).unwrap();
+            let jkt = jwk
+                .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+                .unwrap();
+            token(Some(jkt))
+        })
+        .collect();
+    let app = Router::new()
+        .route("/mcp", post(|| async { "ok" }))
+        .layer(JwtLayer::new(jwt).dpop(dpop))
+        .layer(resource.layer());
+    (app, token(None), bound)
+}
+
+fn dpop_request(token: &str, proof: Option<HeaderValue>) -> Request<Body> {
+    let req = Request::post("/mcp");
+    match proof {
+        Some(p) => req
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", p),
+        None => req.header("authorization", format!("Bearer {token}")),
+    }
+    .body(Body::empty())
+    .unwrap()
+}
+
 fn validator() -> ProofValidator {
     ProofValidator::builder()
         .replay_cache(MemoryReplayCache::with_capacity(usize::MAX))
@@ -179,6 +233,32 @@ fn bench(c: &mut Criterion) {
             cache.insert_once_sync(key, 1_000, 1_301).unwrap()
         })
     });
+    let keys = proof_keys();
+    let (app, unbound, bound) = dpop_app(&keys);
+    group.bench_function("layer/bearer_through_dpop_layer/ES256", |b| {
+        b.to_async(&rt).iter(|| async {
+            let res = app
+                .clone()
+                .oneshot(dpop_request(&unbound, None))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            black_box(res)
+        })
+    });
+    for (k, token) in keys.iter().zip(&bound) {
+        group.bench_function(format!("layer/dpop_request/{}", k.name), |b| {
+            b.iter_batched(
+                || dpop_request(token, Some(proof(k, token))),
+                |req| {
+                    let res = rt.block_on(app.clone().oneshot(req)).unwrap();
+                    assert_eq!(res.status(), 200);
+                    black_box(res)
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     group.finish();
 }
 
@@ -225,6 +305,37 @@ fn ratios(_: &mut Criterion) {
             k.name,
             t.as_secs_f64() / base.as_secs_f64(),
             (t + base).as_secs_f64() / base.as_secs_f64(),
+        );
+    }
+    // Through the layer: `JwtLayer::new(v).dpop(d)`, whole requests.
+    let keys = proof_keys();
+    let (app, unbound, bound) = dpop_app(&keys);
+    let t = mean(20_000, || {
+        let res = rt
+            .block_on(app.clone().oneshot(dpop_request(&unbound, None)))
+            .unwrap();
+        black_box(res);
+    });
+    println!(
+        "ratio layer/bearer_through_dpop_layer/ES256 = {t:?} = {:.2}x the bearer cache hit",
+        t.as_secs_f64() / base.as_secs_f64()
+    );
+    for (k, token) in keys.iter().zip(&bound) {
+        let reqs: Vec<_> = (0..4_000)
+            .map(|_| dpop_request(token, Some(proof(k, token))))
+            .collect();
+        let mut it = reqs.into_iter();
+        let t = mean(3_600, || {
+            let res = rt
+                .block_on(app.clone().oneshot(it.next().unwrap()))
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            black_box(res);
+        });
+        println!(
+            "ratio layer/dpop_request/{} = {t:?} = {:.1}x the bearer cache hit",
+            k.name,
+            t.as_secs_f64() / base.as_secs_f64(),
         );
     }
 }

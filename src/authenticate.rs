@@ -18,6 +18,7 @@
 //! | a credential, and a principal an earlier authenticator made | **one rule**: a bearer token is one credential, so a principal made from it by an earlier bearer authenticator means it is verified already (passes on); any other pair is two credentials: 400 `invalid_request` |
 //! | [`Verdict::Accept`] | `accepted` audit event; **every** value of each [credential header](Authenticator::credential_headers) marked sensitive; the [`Principal`] inserted |
 //! | [`Verdict::Refuse`] | `refused` audit event; the refusal with the challenge and, for a JSON-RPC POST, the request's id (read from at most 16 KiB of the refused body, as rmcp reads it, else `null`; never from a body that passes on), rendered by the layer's [`ErrorRenderer`] |
+//! | a response of this layer, accepted or refused | the authenticator's [response header](Authenticator::response_header), if any (DPoP's `DPoP-Nonce`) |
 //! | [`Verdict::HandOn`] | passes on without a principal, marked [`UnverifiedCredential`]: a later authenticator of the same kind verifies it (and clears the mark) or the request is refused 401 `invalid_token` by whatever authorizes it |
 //!
 //! "The challenge" is the request's: the `realm` and `resource_metadata`
@@ -140,6 +141,13 @@ pub trait Authenticator: Send + Sync + 'static {
     /// can ([`Check::Ready`], the fast path, which allocates nothing of its
     /// own), else a future ([`Check::Pending`]).
     fn verify(&self, credential: Self::Credential<'_>) -> Check<Self::Future>;
+
+    /// A header for the response to every request this authenticator
+    /// accepted or refused (DPoP's `DPoP-Nonce`, RFC 9449 §8); none by
+    /// default.
+    fn response_header(&self) -> Option<(HeaderName, http::HeaderValue)> {
+        None
+    }
 }
 
 /// What an [`Authenticator`] decided about a credential.
@@ -219,6 +227,23 @@ impl<A: Authenticator> AuthenticateLayer<A> {
         A: Clone,
     {
         &mut Arc::make_mut(&mut self.config).authenticator
+    }
+
+    /// The same layer (optional or not, its renderer) around another
+    /// authenticator made from this one.
+    #[cfg(feature = "dpop")]
+    pub(crate) fn map_authenticator<B>(self, f: impl FnOnce(A) -> B) -> AuthenticateLayer<B>
+    where
+        A: Clone,
+    {
+        let config = Arc::unwrap_or_clone(self.config);
+        AuthenticateLayer {
+            config: Arc::new(Config {
+                authenticator: f(config.authenticator),
+                optional: config.optional,
+                renderer: config.renderer,
+            }),
+        }
     }
 }
 
@@ -311,7 +336,26 @@ impl<A: Authenticator> Config<A> {
             req.method(),
             audit::path(req.uri(), req.extensions()),
         );
-        refusal::render(&self.renderer, err, req)
+        match (
+            refusal::render(&self.renderer, err, req),
+            self.authenticator.response_header(),
+        ) {
+            (rendered, None) => rendered,
+            (refusal::Rendered::Now(response), Some(header)) => {
+                refusal::Rendered::Now(with_header(response, header))
+            }
+            (refusal::Rendered::Later(pending), Some(header)) => refusal::Rendered::Later(
+                Box::pin(async move { with_header(pending.await, header) }),
+            ),
+        }
+    }
+
+    /// The response header of an accepted request.
+    fn extra(&self, verdict: &Verdict) -> Extra {
+        match verdict {
+            Verdict::Accept(_) => self.authenticator.response_header().map(Box::new),
+            _ => None,
+        }
     }
 
     /// Applies a verdict: `None` to go on, else the refusal to render.
@@ -375,6 +419,17 @@ pub fn bearer_token(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>,
     crate::bearer::find_bearer(headers, max_len)
 }
 
+/// `response` with an authenticator's [response
+/// header](Authenticator::response_header).
+fn with_header(mut response: Response, (name, value): (HeaderName, http::HeaderValue)) -> Response {
+    response.headers_mut().insert(name, value);
+    response
+}
+
+/// The response header of an accepted request, boxed: most authenticators
+/// have none, and the future every request carries stays small.
+type Extra = Option<Box<(HeaderName, http::HeaderValue)>>;
+
 /// Marks every value of each header sensitive: one pass over the headers,
 /// comparing names (no hashing, no lookup per name).
 fn mark_sensitive(headers: &mut HeaderMap, names: &[HeaderName]) {
@@ -408,6 +463,7 @@ where
         let mut verified_before = false;
         // Decided while the credential borrows the request; refused after,
         // when the refusal may take the request's body for its id.
+        let mut extra = None;
         let check = match authenticator.find(&req) {
             Err(err) => Err(err),
             Ok(None) => Ok(None),
@@ -439,6 +495,7 @@ where
                 return ResponseFuture::refused(config.refuse(err, req));
             }
             Some(Check::Ready(verdict)) => {
+                extra = config.extra(&verdict);
                 if let Some(err) = config.apply(verdict, &mut req) {
                     return ResponseFuture::refused(config.refuse(err, req));
                 }
@@ -467,6 +524,7 @@ where
         ResponseFuture {
             state: State::Inner {
                 future: self.inner.call(req),
+                extra,
             },
         }
     }
@@ -500,7 +558,7 @@ pin_project! {
         S: Service<Request<B>>,
         A: Authenticator,
     {
-        Inner { #[pin] future: S::Future },
+        Inner { #[pin] future: S::Future, extra: Extra },
         Refused { response: Option<Response> },
         // A refusal reading the request's JSON-RPC id first.
         Rendering { future: refusal::Pending },
@@ -558,8 +616,15 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             let next = match self.as_mut().project().state.project() {
-                StateProj::Inner { future } => {
-                    return Poll::Ready(ready!(future.poll(cx)).map(|r| r.map(Body::new)));
+                StateProj::Inner { future, extra } => {
+                    let result = ready!(future.poll(cx)).map(|r| r.map(Body::new));
+                    return Poll::Ready(result.map(|mut response| {
+                        if let Some(header) = extra.take() {
+                            let (name, value) = *header;
+                            response.headers_mut().insert(name, value);
+                        }
+                        response
+                    }));
                 }
                 StateProj::Refused { response } => {
                     return Poll::Ready(Ok(response.take().expect("polled after completion")));
@@ -572,9 +637,11 @@ where
                         mut req,
                         config,
                     } = *rest.take().expect("polled after completion");
+                    let extra = config.extra(&verdict);
                     match config.apply(verdict, &mut req) {
                         None => State::Inner {
                             future: inner.call(req),
+                            extra,
                         },
                         Some(err) => State::refused(config.refuse(err, req)),
                     }
@@ -919,6 +986,24 @@ mod tests {
         use crate::jwt::validator::tests::{good_claims, hs256, validator};
         shared_rules(Case {
             layer: crate::jwt::JwtLayer::new(validator()),
+            good: (
+                header::AUTHORIZATION,
+                format!("Bearer {}", hs256(&good_claims())),
+            ),
+            bad: (header::AUTHORIZATION, "Bearer not-a-jwt".to_owned()),
+            subject: "user-1",
+        })
+        .await;
+    }
+
+    #[cfg(feature = "dpop")]
+    #[tokio::test]
+    async fn shared_rules_jwt_with_dpop() {
+        use crate::dpop::{Dpop, ProofValidator};
+        use crate::jwt::validator::tests::{good_claims, hs256, validator};
+        let dpop = Dpop::new(ProofValidator::builder().build().unwrap());
+        shared_rules(Case {
+            layer: crate::jwt::JwtLayer::new(validator()).dpop(dpop),
             good: (
                 header::AUTHORIZATION,
                 format!("Bearer {}", hs256(&good_claims())),

@@ -102,7 +102,7 @@
 //! | `rate-limit` | yes | `rate_limit`: per-principal rate limiting (governor), failed-auth throttling |
 //! | `redis` | no | a Redis store for the rate limiter, shared by replicas (implies `rate-limit`) |
 //! | `metrics` | no | every decision counted on the `metrics` facade: `tower_mcp_auth_decisions_total` by layer, outcome and reason (see [audit]) |
-//! | `dpop` | yes | DPoP proof validation (RFC 9449, SEP-1932): `dpop` (implies `jwt`; hmac) |
+//! | `dpop` | yes | DPoP (RFC 9449, SEP-1932): `.dpop(..)` on the JWT and introspection layers, proof validation, replay caches, nonces: `dpop` (implies `jwt`; hmac) |
 //! | `introspection` | yes | RFC 7662 introspection (oauth2, moka), RFC 8414 / OpenID metadata discovery |
 //! | `full` | no | everything |
 #![forbid(unsafe_code)]

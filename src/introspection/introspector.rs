@@ -411,6 +411,11 @@ impl Inner {
             principal = principal.with_expires_at(SystemTime::from(exp));
         }
         let audience = response.aud().cloned();
+        match crate::principal::cnf_jkt(&response.extra_fields().claims) {
+            Ok(Some(jkt)) => principal = principal.with_cnf_jkt(jkt),
+            Ok(None) => {}
+            Err(malformed) => return Verdict::Refused(malformed),
+        }
         if let Ok(Value::Object(claims)) = serde_json::to_value(&response) {
             principal = principal.with_claims(claims);
         }
@@ -649,6 +654,28 @@ mod tests {
         assert_eq!(p.claim("tenant"), Some(&json!("acme")));
         assert_eq!(p.claim("sub"), Some(&json!("alice")));
         assert_eq!(p.claim("scope"), Some(&json!("read:data write:data")));
+    }
+
+    #[test]
+    fn cnf_jkt_binds_the_principal_and_a_malformed_cnf_refuses() {
+        let i = inner(AudienceCheck::WhenPresent);
+        let now = SystemTime::now();
+        let v = i.0.verdict(parse(json!({"active": true, "sub": "a", "token_type": "DPoP",
+                                         "cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}})));
+        let p = i.0.check(v, None, now).unwrap();
+        assert_eq!(
+            p.cnf_jkt(),
+            Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+        );
+        let v = i.0.verdict(parse(json!({"active": true, "sub": "a"})));
+        assert_eq!(i.0.check(v, None, now).unwrap().cnf_jkt(), None);
+        let v = i.0.verdict(parse(
+            json!({"active": true, "sub": "a", "cnf": {"jkt": 7}}),
+        ));
+        assert_eq!(
+            i.0.check(v, None, now).unwrap_err().description(),
+            "the token's cnf claim is malformed"
+        );
     }
 
     #[test]

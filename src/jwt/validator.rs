@@ -410,6 +410,7 @@ impl JwtValidator {
             })?,
             (None, None) => Scopes::empty(),
         };
+        let jkt = crate::principal::cnf_jkt(&claims).map_err(JwtError::invalid)?;
         for check in &inner.claim_checks {
             check(&claims).map_err(JwtError::invalid)?;
         }
@@ -418,6 +419,9 @@ impl JwtValidator {
             .with_expires_at(expires_at);
         if let Some(c) = client_id {
             principal = principal.with_client_id(c);
+        }
+        if let Some(jkt) = jkt {
+            principal = principal.with_cnf_jkt(jkt);
         }
         Ok(principal.with_claims(claims))
     }
@@ -924,6 +928,27 @@ pub(crate) mod tests {
 
     async fn err(v: &JwtValidator, token: &str) -> JwtError {
         v.verify(token).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn cnf_jkt_binds_the_principal_and_a_malformed_cnf_is_invalid() {
+        let v = validator();
+        let mut claims = good_claims();
+        claims["cnf"] = json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"});
+        let p = v.verify(&hs256(&claims)).await.unwrap();
+        assert_eq!(
+            p.cnf_jkt(),
+            Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+        );
+        assert_eq!(
+            v.verify(&hs256(&good_claims())).await.unwrap().cnf_jkt(),
+            None
+        );
+        claims["cnf"] = json!("0ZcOCORZNYy");
+        assert_eq!(
+            err(&v, &hs256(&claims)).await.description(),
+            "the token's cnf claim is malformed"
+        );
     }
 
     #[tokio::test]

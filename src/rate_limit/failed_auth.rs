@@ -28,7 +28,9 @@
 //! `into_make_service_with_connect_info::<SocketAddr>()`, and behind a
 //! proxy configure [`trusted_proxies`](FailedAuthLayer::trusted_proxies),
 //! or every client shares the proxy's (or, without `ConnectInfo`, one
-//! common) entry and one guesser blocks them all.
+//! common) entry and one guesser blocks them all. A DPoP refusal that only
+//! asks for the server's nonce (`use_dpop_nonce`) is not counted either:
+//! every DPoP client of a server with nonces meets one.
 //!
 //! # What counts as a failed login
 //!
@@ -439,6 +441,13 @@ impl<C: Clock + Send + Sync + 'static> Tracker<C> {
     }
 }
 
+/// A DPoP refusal that only asks for the server's nonce (RFC 9449 §8): a
+/// step of the protocol every client of a server with nonces goes through,
+/// after its token and proof were checked, not a failed credential.
+fn asks_for_nonce(err: &AuthError) -> bool {
+    err.error_code() == "use_dpop_nonce"
+}
+
 impl<S, C: Clock> Layer<S> for FailedAuthLayer<C> {
     type Service = FailedAuth<S, C>;
 
@@ -586,7 +595,7 @@ where
                     && res
                         .extensions()
                         .get::<AuthError>()
-                        .is_some_and(|e| tracker.counts(e.kind()));
+                        .is_some_and(|e| tracker.counts(e.kind()) && !asks_for_nonce(e));
                 if let (true, Some(key)) = (failed, key.take()) {
                     let client = key.to_string();
                     if tracker.record_failure(key, tracker.now()) {
