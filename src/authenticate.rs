@@ -139,6 +139,13 @@ pub trait Authenticator: Send + Sync + 'static {
     /// can ([`Check::Ready`], the fast path, which allocates nothing of its
     /// own), else a future ([`Check::Pending`]).
     fn verify(&self, credential: Self::Credential<'_>) -> Check<Self::Future>;
+
+    /// A header for the response to every request this authenticator
+    /// accepted or refused (DPoP's `DPoP-Nonce`, RFC 9449 §8); none by
+    /// default.
+    fn response_header(&self) -> Option<(HeaderName, http::HeaderValue)> {
+        None
+    }
 }
 
 /// What an [`Authenticator`] decided about a credential.
@@ -218,6 +225,23 @@ impl<A: Authenticator> AuthenticateLayer<A> {
         A: Clone,
     {
         &mut Arc::make_mut(&mut self.config).authenticator
+    }
+
+    /// The same layer (optional or not, its renderer) around another
+    /// authenticator made from this one.
+    #[cfg(feature = "dpop")]
+    pub(crate) fn map_authenticator<B>(self, f: impl FnOnce(A) -> B) -> AuthenticateLayer<B>
+    where
+        A: Clone,
+    {
+        let config = Arc::unwrap_or_clone(self.config);
+        AuthenticateLayer {
+            config: Arc::new(Config {
+                authenticator: f(config.authenticator),
+                optional: config.optional,
+                renderer: config.renderer,
+            }),
+        }
     }
 }
 
@@ -306,7 +330,15 @@ impl<A: Authenticator> Config<A> {
             req.method(),
             audit::path(req.uri(), req.extensions()),
         );
-        self.renderer.render(err)
+        with_header(self.renderer.render(err), &self.authenticator)
+    }
+
+    /// The response header of an accepted request.
+    fn extra(&self, verdict: &Verdict) -> Extra {
+        match verdict {
+            Verdict::Accept(_) => self.authenticator.response_header().map(Box::new),
+            _ => None,
+        }
     }
 
     /// Applies a verdict: `None` to go on, else the refusal.
@@ -370,6 +402,19 @@ pub fn bearer_token(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>,
     crate::bearer::find_bearer(headers, max_len)
 }
 
+/// `response` with the authenticator's [response
+/// header](Authenticator::response_header), if it has one.
+fn with_header<A: Authenticator>(mut response: Response, authenticator: &A) -> Response {
+    if let Some((name, value)) = authenticator.response_header() {
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
+
+/// The response header of an accepted request, boxed: most authenticators
+/// have none, and the future every request carries stays small.
+type Extra = Option<Box<(HeaderName, http::HeaderValue)>>;
+
 /// Marks every value of each header sensitive: one pass over the headers,
 /// comparing names (no hashing, no lookup per name).
 fn mark_sensitive(headers: &mut HeaderMap, names: &[HeaderName]) {
@@ -400,6 +445,7 @@ where
         let authenticator = &config.authenticator;
         let existing = Principal::from_extensions(req.extensions()).map(Principal::scheme);
         let mut verified_before = false;
+        let mut extra = None;
         let check = match authenticator.find(&req) {
             Err(err) => return ResponseFuture::refused(config.refuse(err, &req)),
             Ok(None) => None,
@@ -430,6 +476,7 @@ where
                 return ResponseFuture::refused(config.refuse(err, &req));
             }
             Some(Check::Ready(verdict)) => {
+                extra = config.extra(&verdict);
                 if let Some(response) = config.apply(verdict, &mut req) {
                     return ResponseFuture::refused(response);
                 }
@@ -458,6 +505,7 @@ where
         ResponseFuture {
             state: State::Inner {
                 future: self.inner.call(req),
+                extra,
             },
         }
     }
@@ -491,7 +539,7 @@ pin_project! {
         S: Service<Request<B>>,
         A: Authenticator,
     {
-        Inner { #[pin] future: S::Future },
+        Inner { #[pin] future: S::Future, extra: Extra },
         Refused { response: Option<Response> },
         Verifying { #[pin] future: A::Future, rest: Option<Box<Waiting<S, A, B>>> },
     }
@@ -533,8 +581,15 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             let next = match self.as_mut().project().state.project() {
-                StateProj::Inner { future } => {
-                    return Poll::Ready(ready!(future.poll(cx)).map(|r| r.map(Body::new)));
+                StateProj::Inner { future, extra } => {
+                    let result = ready!(future.poll(cx)).map(|r| r.map(Body::new));
+                    return Poll::Ready(result.map(|mut response| {
+                        if let Some(header) = extra.take() {
+                            let (name, value) = *header;
+                            response.headers_mut().insert(name, value);
+                        }
+                        response
+                    }));
                 }
                 StateProj::Refused { response } => {
                     return Poll::Ready(Ok(response.take().expect("polled after completion")));
@@ -546,9 +601,11 @@ where
                         mut req,
                         config,
                     } = *rest.take().expect("polled after completion");
+                    let extra = config.extra(&verdict);
                     match config.apply(verdict, &mut req) {
                         None => State::Inner {
                             future: inner.call(req),
+                            extra,
                         },
                         Some(response) => State::Refused {
                             response: Some(response),

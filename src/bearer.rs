@@ -19,6 +19,28 @@ use crate::error::AuthError;
 ///   (refused before anything looks inside it), or one that is not an
 ///   RFC 6750 `b64token`.
 pub(crate) fn find_bearer(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, AuthError> {
+    match find_token(headers, max_len, false)? {
+        Some((Scheme::Bearer, token)) => Ok(Some(token)),
+        _ => Ok(None),
+    }
+}
+
+/// The scheme an access token came with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// `Authorization: Bearer` (RFC 6750).
+    Bearer,
+    /// `Authorization: DPoP` (RFC 9449 §7.1).
+    Dpop,
+}
+
+/// [`find_bearer`], and with `dpop` the `DPoP` scheme too (any case; its
+/// token68 is the same `b64token`), with the same checks.
+pub(crate) fn find_token(
+    headers: &HeaderMap,
+    max_len: usize,
+    dpop: bool,
+) -> Result<Option<(Scheme, &str)>, AuthError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -28,12 +50,20 @@ pub(crate) fn find_bearer(headers: &HeaderMap, max_len: usize) -> Result<Option<
             "more than one Authorization header was sent",
         ));
     }
-    let Some(token) = strip_bearer(value.as_bytes()) else {
-        return Ok(None);
+    let value = value.as_bytes();
+    let (scheme, token) = match strip_scheme(value, b"bearer") {
+        Some(token) => (Scheme::Bearer, token),
+        None => match strip_scheme(value, b"dpop").filter(|_| dpop) {
+            Some(token) => (Scheme::Dpop, token),
+            None => return Ok(None),
+        },
     };
     let token = token.trim_ascii();
     if token.is_empty() {
-        return Err(AuthError::invalid_token("the bearer token is empty"));
+        return Err(AuthError::invalid_token(match scheme {
+            Scheme::Bearer => "the bearer token is empty",
+            Scheme::Dpop => "the DPoP access token is empty",
+        }));
     }
     if token.len() > max_len {
         return Err(AuthError::invalid_token("the token is too large"));
@@ -42,14 +72,14 @@ pub(crate) fn find_bearer(headers: &HeaderMap, max_len: usize) -> Result<Option<
         return Err(AuthError::invalid_token("the token is malformed"));
     }
     // A b64token is ASCII.
-    Ok(std::str::from_utf8(token).ok())
+    Ok(std::str::from_utf8(token).ok().map(|t| (scheme, t)))
 }
 
-/// The bytes after `Bearer` (any case) and white space, if the value uses
-/// that scheme.
-fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
-    let (scheme, rest) = value.split_at_checked(6)?;
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
+/// The bytes after `scheme` (lowercase; matched in any case) and white
+/// space, if the value uses that scheme.
+fn strip_scheme<'a>(value: &'a [u8], scheme: &[u8]) -> Option<&'a [u8]> {
+    let (name, rest) = value.split_at_checked(scheme.len())?;
+    if !name.eq_ignore_ascii_case(scheme) {
         return None;
     }
     match rest.first() {
@@ -116,5 +146,23 @@ mod tests {
         assert_eq!(e.status(), 400);
         let e = find_bearer(&h(&["Basic x", "Bearer b"]), 10).unwrap_err();
         assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn dpop_scheme_only_when_asked() {
+        assert_eq!(find_bearer(&h(&["DPoP abc"]), 10).unwrap(), None);
+        assert_eq!(
+            find_token(&h(&["dpop abc"]), 10, true).unwrap(),
+            Some((Scheme::Dpop, "abc"))
+        );
+        assert_eq!(
+            find_token(&h(&["Bearer abc"]), 10, true).unwrap(),
+            Some((Scheme::Bearer, "abc"))
+        );
+        assert_eq!(find_token(&h(&["DPoPabc"]), 10, true).unwrap(), None);
+        let e = find_token(&h(&["DPoP  "]), 10, true).unwrap_err();
+        assert_eq!(e.description(), "the DPoP access token is empty");
+        let e = find_token(&h(&["DPoP a b"]), 10, true).unwrap_err();
+        assert_eq!(e.status(), 401);
     }
 }

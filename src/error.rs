@@ -136,10 +136,12 @@ impl fmt::Display for AuthErrorKind {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Challenge(Arc<ChallengeInner>);
 
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct ChallengeInner {
     realm: Option<String>,
     resource_metadata: Option<String>,
+    public_origin: Option<String>,
+    dpop_algs: Option<String>,
 }
 
 impl Challenge {
@@ -149,7 +151,41 @@ impl Challenge {
         Self(Arc::new(ChallengeInner {
             realm,
             resource_metadata,
+            public_origin: None,
+            dpop_algs: None,
         }))
+    }
+
+    /// Sets the scheme and authority clients reach the resource at
+    /// (`https://mcp.example.com`): with a request's path, the URL a DPoP
+    /// proof's `htu` must name (RFC 9449 §4.3), whatever address the
+    /// socket has.
+    #[must_use]
+    pub fn with_public_origin(mut self, origin: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.0).public_origin = Some(origin.into());
+        self
+    }
+
+    /// Adds a `DPoP` challenge (RFC 9449 §7.1) beside the `Bearer` one,
+    /// with these algorithms (`"ES256 EdDSA"`): the resource accepts
+    /// DPoP-bound tokens.
+    #[must_use]
+    pub fn with_dpop_algs(mut self, algs: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.0).dpop_algs = Some(algs.into());
+        self
+    }
+
+    /// The public origin ([`with_public_origin`](Self::with_public_origin)).
+    #[must_use]
+    pub fn public_origin(&self) -> Option<&str> {
+        self.0.public_origin.as_deref()
+    }
+
+    /// The DPoP algorithms of the `DPoP` challenge, when the resource
+    /// accepts DPoP.
+    #[must_use]
+    pub fn dpop_algs(&self) -> Option<&str> {
+        self.0.dpop_algs.as_deref()
     }
 
     /// The `realm` parameter.
@@ -255,6 +291,8 @@ struct ErrorInner {
     retry_after: Option<Duration>,
     jsonrpc_id: Option<JsonRpcId>,
     jsonrpc_code: Option<i64>,
+    error_code: Option<&'static str>,
+    dpop: Option<Arc<str>>,
 }
 
 impl AuthError {
@@ -272,6 +310,8 @@ impl AuthError {
             retry_after: None,
             jsonrpc_id: None,
             jsonrpc_code: None,
+            error_code: None,
+            dpop: None,
         }))
     }
 
@@ -376,6 +416,48 @@ impl AuthError {
         self
     }
 
+    /// Overrides the challenge's and the body's `error` code with one of
+    /// another scheme's registry (RFC 9449's `invalid_dpop_proof`,
+    /// `use_dpop_nonce`); the status stays the kind's.
+    #[must_use]
+    pub fn with_error_code(mut self, code: &'static str) -> Self {
+        self.0.error_code = Some(code);
+        self
+    }
+
+    /// Says the refused credential was presented with the `DPoP` scheme
+    /// (RFC 9449 §7.1): the error goes in a `DPoP` challenge listing
+    /// `algs` (`"ES256 EdDSA"`), and the `Bearer` challenge beside it
+    /// carries only `realm` and `resource_metadata`.
+    ///
+    /// ```
+    /// use axum::response::IntoResponse;
+    /// use tower_mcp_auth::AuthError;
+    ///
+    /// let response = AuthError::invalid_token("DPoP proof htm does not match the request method")
+    ///     .with_error_code("invalid_dpop_proof")
+    ///     .with_dpop_challenge("ES256")
+    ///     .into_response();
+    /// let challenges: Vec<_> = response.headers().get_all("www-authenticate").iter().collect();
+    /// assert_eq!(challenges[0], "Bearer");
+    /// assert_eq!(
+    ///     challenges[1],
+    ///     r#"DPoP error="invalid_dpop_proof", error_description="DPoP proof htm does not match the request method", algs="ES256""#
+    /// );
+    /// ```
+    #[must_use]
+    pub fn with_dpop_challenge(mut self, algs: impl Into<Arc<str>>) -> Self {
+        self.0.dpop = Some(algs.into());
+        self
+    }
+
+    /// The `error` code of the challenge and the body: the
+    /// [override](Self::with_error_code), else the kind's.
+    #[must_use]
+    pub fn error_code(&self) -> &'static str {
+        self.0.error_code.unwrap_or_else(|| self.0.kind.code())
+    }
+
     /// Picks up what the request's extensions say about how to render: its
     /// [`JsonRpcId`], and a [`Challenge`] when none is set yet.
     #[must_use]
@@ -385,6 +467,17 @@ impl AuthError {
         }
         if self.0.challenge.is_none() {
             self.0.challenge = extensions.get::<Challenge>().cloned();
+        }
+        // A caller that proved possession of a DPoP key (a bound token is
+        // accepted only so) is answered in the DPoP scheme: the 403
+        // step-up names the scopes in the `DPoP` challenge.
+        if self.0.dpop.is_none()
+            && crate::principal::Principal::from_extensions(extensions)
+                .is_some_and(|p| p.cnf_jkt().is_some())
+        {
+            if let Some(algs) = self.0.challenge.as_ref().and_then(Challenge::dpop_algs) {
+                self.0.dpop = Some(Arc::from(algs));
+            }
         }
         self
     }
@@ -453,14 +546,43 @@ impl AuthError {
             .unwrap_or_else(|| self.0.kind.jsonrpc_code())
     }
 
-    /// The `WWW-Authenticate` value, for kinds that carry a challenge.
+    /// The `Bearer` `WWW-Authenticate` value, for kinds that carry a
+    /// challenge. It carries the error, unless the refused credential was
+    /// presented with the DPoP scheme ([`www_authenticate_dpop`](Self::www_authenticate_dpop)).
     #[must_use]
     pub fn www_authenticate(&self) -> Option<HeaderValue> {
-        let kind = self.0.kind;
-        if !kind.has_challenge() {
+        if !self.0.kind.has_challenge() {
             return None;
         }
-        let mut out = String::from("Bearer");
+        self.render_challenge("Bearer", self.0.dpop.is_none(), None)
+    }
+
+    /// The `DPoP` `WWW-Authenticate` value (RFC 9449 §7.1), sent after the
+    /// `Bearer` one when the resource accepts DPoP (its [`Challenge`] lists
+    /// algorithms) or the refusal is of a DPoP credential
+    /// ([`with_dpop_challenge`](Self::with_dpop_challenge)).
+    #[must_use]
+    pub fn www_authenticate_dpop(&self) -> Option<HeaderValue> {
+        if !self.0.kind.has_challenge() {
+            return None;
+        }
+        let algs = match &self.0.dpop {
+            Some(algs) => Some(&**algs),
+            None => self.0.challenge.as_ref().and_then(Challenge::dpop_algs),
+        }?;
+        self.render_challenge("DPoP", self.0.dpop.is_some(), Some(algs))
+    }
+
+    /// One challenge: `scheme`, then `realm`, the error when `with_error`,
+    /// `algs` when given, `resource_metadata`.
+    fn render_challenge(
+        &self,
+        scheme: &str,
+        with_error: bool,
+        algs: Option<&str>,
+    ) -> Option<HeaderValue> {
+        let kind = self.0.kind;
+        let mut out = String::from(scheme);
         let mut first = true;
         let mut param = |name: &str, value: &str| {
             out.push_str(if first { " " } else { ", " });
@@ -474,12 +596,20 @@ impl AuthError {
         if let Some(realm) = challenge.and_then(Challenge::realm) {
             param("realm", realm);
         }
-        if let Some(code) = kind.challenge_error() {
-            param("error", code);
+        if let Some(code) = kind.challenge_error().filter(|_| with_error) {
+            param("error", self.0.error_code.unwrap_or(code));
             param("error_description", &self.0.description);
         }
-        if let Some(scope) = self.0.scope.as_ref().filter(|s| !s.is_empty()) {
+        if let Some(scope) = self
+            .0
+            .scope
+            .as_ref()
+            .filter(|s| !s.is_empty() && with_error)
+        {
             param("scope", &scope.to_string());
+        }
+        if let Some(algs) = algs {
+            param("algs", algs);
         }
         if let Some(url) = challenge.and_then(Challenge::resource_metadata) {
             param("resource_metadata", url);
@@ -491,7 +621,7 @@ impl AuthError {
     fn body(&self) -> String {
         let inner = &*self.0;
         let mut data = serde_json::Map::new();
-        data.insert("error".into(), inner.kind.code().into());
+        data.insert("error".into(), self.error_code().into());
         data.insert(
             "error_description".into(),
             inner.description.as_ref().into(),
@@ -584,6 +714,9 @@ impl IntoResponse for AuthError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(value) = self.www_authenticate() {
             headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(value) = self.www_authenticate_dpop() {
+            headers.append(header::WWW_AUTHENTICATE, value);
         }
         if let Some(retry) = self.0.retry_after {
             headers.insert(header::RETRY_AFTER, retry_after_secs(retry).into());

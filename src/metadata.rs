@@ -260,6 +260,30 @@ impl ProtectedResourceBuilder {
         self
     }
 
+    /// The DPoP members of the metadata from the configuration of the DPoP
+    /// layers: `dpop_signing_alg_values_supported` (the proof
+    /// algorithms, also the `algs` of the `WWW-Authenticate: DPoP`
+    /// challenge every refusal then carries beside the `Bearer` one) and,
+    /// when unbound tokens are refused, `dpop_bound_access_tokens_required`.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{dpop::{Dpop, ProofValidator}, ProtectedResource};
+    ///
+    /// let dpop = Dpop::new(ProofValidator::builder().build()?).required();
+    /// let resource = ProtectedResource::builder("https://mcp.example.com/mcp").dpop(&dpop).build()?;
+    /// let doc: serde_json::Value = serde_json::from_slice(&resource.document()).unwrap();
+    /// assert_eq!(doc["dpop_signing_alg_values_supported"], serde_json::json!(["ES256", "EdDSA", "RS256", "PS256"]));
+    /// assert_eq!(doc["dpop_bound_access_tokens_required"], true);
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    #[cfg(feature = "dpop")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
+    pub fn dpop(self, dpop: &crate::dpop::Dpop) -> Self {
+        let metadata = dpop.metadata();
+        self.dpop_signing_alg_values_supported(metadata.dpop_signing_alg_values_supported)
+            .dpop_bound_access_tokens_required(metadata.dpop_bound_access_tokens_required)
+    }
+
     /// Sets the `realm` of challenges (none by default).
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = Some(realm.into());
@@ -314,7 +338,12 @@ impl ProtectedResourceBuilder {
             serde_json::to_vec(&metadata)
                 .map_err(|e| ConfigError::Invalid(format!("cannot serialize metadata: {e}")))?,
         );
-        let challenge = Challenge::new(self.realm, Some(metadata_url.clone()));
+        let mut challenge = Challenge::new(self.realm, Some(metadata_url.clone()))
+            .with_public_origin(format!("{scheme}://{authority}"));
+        if !metadata.dpop_signing_alg_values_supported.is_empty() {
+            challenge =
+                challenge.with_dpop_algs(metadata.dpop_signing_alg_values_supported.join(" "));
+        }
         Ok(ProtectedResource(Arc::new(Inner {
             metadata,
             metadata_url,

@@ -300,6 +300,7 @@ struct Inner {
     client_id: Option<String>,
     expires_at: Option<SystemTime>,
     claims: Option<Arc<Map<String, Value>>>,
+    cnf_jkt: Option<Box<str>>,
 }
 
 impl Principal {
@@ -313,6 +314,7 @@ impl Principal {
             client_id: None,
             expires_at: None,
             claims: None,
+            cnf_jkt: None,
         }))
     }
 
@@ -343,6 +345,30 @@ impl Principal {
     pub fn with_claims(mut self, claims: Map<String, Value>) -> Self {
         Arc::make_mut(&mut self.0).claims = Some(Arc::new(claims));
         self
+    }
+
+    /// Sets the key the access token is bound to: its `cnf.jkt`
+    /// (RFC 9449 §6), the JWK SHA-256 thumbprint of the client's DPoP key.
+    #[must_use]
+    pub fn with_cnf_jkt(mut self, jkt: impl Into<Box<str>>) -> Self {
+        Arc::make_mut(&mut self.0).cnf_jkt = Some(jkt.into());
+        self
+    }
+
+    /// The key the access token is bound to (`cnf.jkt`, RFC 9449 §6), read
+    /// by the JWT and introspection verifiers from the token's claims or
+    /// the introspection response: `Some` for a DPoP-bound token, which a
+    /// DPoP layer accepts only with a proof signed by that key.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthScheme, Principal};
+    ///
+    /// let p = Principal::new(AuthScheme::Jwt, "alice").with_cnf_jkt("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
+    /// assert_eq!(p.cnf_jkt(), Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"));
+    /// ```
+    #[must_use]
+    pub fn cnf_jkt(&self) -> Option<&str> {
+        self.0.cnf_jkt.as_deref()
     }
 
     /// How the caller authenticated.
@@ -439,7 +465,34 @@ impl fmt::Debug for Principal {
             .field("scopes", &self.0.scopes)
             .field("client_id", &self.0.client_id)
             .field("expires_at", &self.0.expires_at)
+            .field("cnf_jkt", &self.0.cnf_jkt)
             .finish_non_exhaustive()
+    }
+}
+
+/// The longest `cnf.jkt` read (a SHA-256 thumbprint is 43 characters).
+const MAX_JKT_LEN: usize = 128;
+
+/// The `cnf.jkt` of a token's claims (or introspection response): `None`
+/// without `cnf` or without `jkt` in it (another confirmation method).
+///
+/// # Errors
+///
+/// A fixed description when `cnf` is not an object or `jkt` not a
+/// non-empty string of at most [`MAX_JKT_LEN`] bytes.
+#[cfg(any(feature = "jwt", feature = "introspection"))]
+pub(crate) fn cnf_jkt(claims: &Map<String, Value>) -> Result<Option<&str>, &'static str> {
+    const MALFORMED: &str = "the token's cnf claim is malformed";
+    match claims.get("cnf") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(cnf)) => match cnf.get("jkt") {
+            None => Ok(None),
+            Some(Value::String(jkt)) if !jkt.is_empty() && jkt.len() <= MAX_JKT_LEN => {
+                Ok(Some(jkt))
+            }
+            Some(_) => Err(MALFORMED),
+        },
+        Some(_) => Err(MALFORMED),
     }
 }
 
@@ -447,6 +500,23 @@ impl fmt::Debug for Principal {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[cfg(any(feature = "jwt", feature = "introspection"))]
+    #[test]
+    fn cnf_jkt_shapes() {
+        let c = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(cnf_jkt(&c(json!({}))), Ok(None));
+        assert_eq!(cnf_jkt(&c(json!({"cnf": {"x5t#S256": "a"}}))), Ok(None));
+        assert_eq!(cnf_jkt(&c(json!({"cnf": {"jkt": "abc"}}))), Ok(Some("abc")));
+        for bad in [
+            json!({"cnf": "abc"}),
+            json!({"cnf": {"jkt": 1}}),
+            json!({"cnf": {"jkt": ""}}),
+            json!({"cnf": {"jkt": "a".repeat(129)}}),
+        ] {
+            assert!(cnf_jkt(&c(bad)).is_err());
+        }
+    }
 
     #[test]
     fn scopes_parse_sorts_and_dedups() {

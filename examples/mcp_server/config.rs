@@ -12,6 +12,16 @@
 //! | `RATE_LIMIT_PER_MINUTE` | per-principal quota (default 100) |
 //! | `REDIS_URL` | share rate-limit state between replicas (`--features redis`) |
 //! | `MCP_STATELESS` | `1`: rmcp without sessions, plain JSON responses |
+//! | `DPOP_REQUIRED` | `1`: refuse access tokens that are not DPoP-bound (RFC 9449); DPoP-bound tokens from `OAUTH_ISSUER` or introspection work without it |
+//! | `DPOP_NONCES` | `1`: DPoP proofs must carry a server nonce (401 `use_dpop_nonce` with `DPoP-Nonce`, then the current nonce on every response) |
+//! | `DPOP_NONCE_SECRET` | the nonces' key (at least 32 bytes), the same on every replica; default: generated at start |
+//!
+//! DPoP is advertised (protected-resource metadata, `WWW-Authenticate:
+//! DPoP`) when tokens come from an authorization server (`OAUTH_ISSUER`,
+//! introspection) or a `DPOP_` variable is set; the bearer layers take
+//! `Authorization: DPoP` in every configuration, and refuse a DPoP-bound
+//! token sent as `Bearer`. With `REDIS_URL` the replicas share the proofs'
+//! replay cache.
 //!
 //! `PUBLIC_URL` also drives rmcp's DNS-rebinding protection
 //! ([`transport`](super::transport)): only its host (and, for a loopback
@@ -26,6 +36,7 @@ use std::{
 use secrecy::{ExposeSecret, SecretString};
 use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeys},
+    dpop::{Dpop, Nonces, ProofValidator},
     introspection::Introspector,
     jwt::JwtValidator,
     optional_secret_from_env,
@@ -92,6 +103,11 @@ pub struct Config {
     pub rate_limit_per_minute: u32,
     /// Redis shared by replicas for the rate limiter (`REDIS_URL`).
     pub redis_url: Option<String>,
+    /// Refuse tokens that are not DPoP-bound (`DPOP_REQUIRED=1`).
+    pub dpop_required: bool,
+    /// The key of DPoP server nonces, when they are on (`DPOP_NONCES=1`,
+    /// `DPOP_NONCE_SECRET`).
+    pub dpop_nonce_secret: Option<SecretString>,
 }
 
 impl std::fmt::Debug for Config {
@@ -110,6 +126,8 @@ impl std::fmt::Debug for Config {
             .field("introspector", &self.introspector)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "[REDACTED]"))
+            .field("dpop_required", &self.dpop_required)
+            .field("dpop_nonce_secret", &self.dpop_nonce_secret)
             .finish()
     }
 }
@@ -135,6 +153,8 @@ impl Config {
             introspector: None,
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             redis_url: None,
+            dpop_required: false,
+            dpop_nonce_secret: None,
         }
     }
 
@@ -175,7 +195,7 @@ impl Config {
             }
         };
         // Fail now, naming the variable, rather than when the app is built.
-        build_resource(&public_url, None).map_err(|e| ConfigError::InvalidEnv {
+        build_resource(&public_url, None, None).map_err(|e| ConfigError::InvalidEnv {
             var: "PUBLIC_URL".into(),
             reason: e.to_string(),
         })?;
@@ -190,15 +210,23 @@ impl Config {
             }
         };
 
-        let stateless = match std::env::var("MCP_STATELESS").as_deref().map(str::trim) {
-            Err(std::env::VarError::NotPresent) | Ok("" | "0" | "false") => false,
-            Ok("1" | "true") => true,
-            _ => {
+        let stateless = env_flag("MCP_STATELESS", "expected 1 (stateless) or 0 (sessions)")?;
+        let dpop_required = env_flag(
+            "DPOP_REQUIRED",
+            "expected 1 (only DPoP-bound tokens) or 0 (bearer tokens too)",
+        )?;
+        let dpop_nonce_secret = match optional_secret_from_env("DPOP_NONCE_SECRET")? {
+            Some(secret) if secret.expose_secret().len() < 32 => {
                 return Err(ConfigError::InvalidEnv {
-                    var: "MCP_STATELESS".into(),
-                    reason: "expected 1 (stateless) or 0 (sessions)".into(),
+                    var: "DPOP_NONCE_SECRET".into(),
+                    reason: "expected at least 32 bytes".into(),
                 })
             }
+            Some(secret) => Some(secret),
+            None if env_flag("DPOP_NONCES", "expected 1 (server nonces) or 0 (none)")? => {
+                Some(demo_jwt_secret())
+            }
+            None => None,
         };
 
         let (jwt_secret, generated_jwt_secret) = match optional_secret_from_env("JWT_SECRET")? {
@@ -259,8 +287,22 @@ impl Config {
             introspector,
             rate_limit_per_minute,
             redis_url,
+            dpop_required,
+            dpop_nonce_secret,
             ..Self::new(public_url, api_keys)
         })
+    }
+}
+
+/// A `0`/`1` variable: false when unset or empty.
+fn env_flag(var: &str, expected: &str) -> Result<bool, ConfigError> {
+    match std::env::var(var).as_deref().map(str::trim) {
+        Err(std::env::VarError::NotPresent) | Ok("" | "0" | "false") => Ok(false),
+        Ok("1" | "true") => Ok(true),
+        _ => Err(ConfigError::InvalidEnv {
+            var: var.into(),
+            reason: expected.into(),
+        }),
     }
 }
 
@@ -277,7 +319,8 @@ fn env_opt(var: &str) -> Result<Option<String>, ConfigError> {
     }
 }
 
-/// A random 256-bit HS256 secret for demo mode.
+/// A random 256-bit secret (the HS256 secret of demo mode, the DPoP
+/// nonce key).
 fn demo_jwt_secret() -> SecretString {
     use base64::Engine;
     let mut bytes = [0u8; 32];
@@ -327,10 +370,14 @@ pub fn default_public_url(bind: SocketAddr) -> String {
 fn build_resource(
     public_url: &str,
     oauth_issuer: Option<&str>,
+    dpop: Option<&Dpop>,
 ) -> Result<ProtectedResource, ConfigError> {
     let mut builder = ProtectedResource::builder(public_url);
     if let Some(issuer) = oauth_issuer {
         builder = builder.authorization_server(issuer);
+    }
+    if let Some(dpop) = dpop {
+        builder = builder.dpop(dpop);
     }
     builder
         .scopes_supported(SCOPES)
@@ -341,13 +388,61 @@ fn build_resource(
 /// What the layer stack is built from.
 impl Config {
     /// The protected resource (RFC 9728): the resource identifier, the
-    /// authorization server (`OAUTH_ISSUER`) and the [`SCOPES`].
+    /// authorization server (`OAUTH_ISSUER`), the [`SCOPES`] and, when
+    /// [advertised](Self::dpop_advertised), `dpop`'s members.
     ///
     /// # Errors
     ///
     /// [`ConfigError`] when `PUBLIC_URL` is not a valid resource identifier.
-    pub fn resource(&self) -> Result<ProtectedResource, ConfigError> {
-        build_resource(&self.public_url, self.oauth_issuer.as_deref())
+    pub fn resource(&self, dpop: &Dpop) -> Result<ProtectedResource, ConfigError> {
+        let dpop = self.dpop_advertised().then_some(dpop);
+        build_resource(&self.public_url, self.oauth_issuer.as_deref(), dpop)
+    }
+
+    /// Whether DPoP is advertised: tokens come from an authorization
+    /// server (`OAUTH_ISSUER`, introspection), or a `DPOP_` variable is set.
+    pub fn dpop_advertised(&self) -> bool {
+        self.oauth_issuer.is_some()
+            || self.introspector.is_some()
+            || self.dpop_required
+            || self.dpop_nonce_secret.is_some()
+    }
+
+    /// The DPoP configuration of the bearer layers: proofs checked with
+    /// the default algorithms and ±5-minute `iat` window, a replay cache
+    /// in memory (in Redis with `REDIS_URL`), nonces with
+    /// `DPOP_NONCES`/`DPOP_NONCE_SECRET`, unbound tokens refused with
+    /// `DPOP_REQUIRED`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when Redis is unreachable or this build lacks it.
+    pub async fn dpop(&self) -> Result<Dpop, ConfigError> {
+        let mut proofs = ProofValidator::builder();
+        if let Some(secret) = &self.dpop_nonce_secret {
+            proofs = proofs.nonces(Nonces::new(secret.expose_secret().as_bytes())?);
+        }
+        match &self.redis_url {
+            None => {}
+            #[cfg(feature = "redis")]
+            Some(url) => {
+                proofs = proofs
+                    .replay_cache(tower_mcp_auth::dpop::RedisReplayCache::connect(url).await?);
+            }
+            #[cfg(not(feature = "redis"))]
+            Some(_) => {
+                return Err(ConfigError::InvalidEnv {
+                    var: "REDIS_URL".into(),
+                    reason: "this build has no Redis support; run with `--features redis`".into(),
+                })
+            }
+        }
+        let dpop = Dpop::new(proofs.build()?);
+        Ok(if self.dpop_required {
+            dpop.required()
+        } else {
+            dpop
+        })
     }
 
     /// The bearer-token validator: `JWT_SECRET` (HS256, `aud` = the

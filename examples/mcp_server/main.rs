@@ -27,6 +27,7 @@ use http::request::Parts;
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
     api_key::ApiKeyLayer,
+    dpop::Dpop,
     introspection::IntrospectionLayer,
     jwt::JwtLayer,
     mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer, McpRequest, Rule},
@@ -83,11 +84,12 @@ pub fn policy() -> Result<McpPolicy, ConfigError> {
 /// [`ConfigError`] for a `PUBLIC_URL` that is not a resource identifier, an
 /// impossible quota or an unusable `REDIS_URL`.
 pub async fn app(config: &Config) -> Result<Router, ConfigError> {
-    let resource = config.resource()?;
+    let dpop = config.dpop().await?;
+    let resource = config.resource(&dpop)?;
     let mcp = mcp_service(config)?;
     Ok(Router::new()
         .merge(resource.router())
-        .merge(protect(mcp, config, &resource).await?))
+        .merge(protect(mcp, config, &resource, &dpop).await?))
 }
 
 /// THE LAYER STACK: everything between the network and the MCP service,
@@ -101,7 +103,9 @@ pub async fn app(config: &Config) -> Result<Router, ConfigError> {
 ///    401): `X-API-Key`; bearer JWTs (`JWT_SECRET`, or the authorization
 ///    server's JWKS); opaque bearer tokens by introspection (the JWT layer
 ///    hands a token that is not a JWT on only when introspection is there;
-///    without it such a token is refused, never anonymous).
+///    without it such a token is refused, never anonymous). Both bearer
+///    layers take DPoP-bound tokens (`Authorization: DPoP` and a proof,
+///    RFC 9449) and refuse a bound token sent as `Bearer`.
 /// 3. `McpPolicyLayer`: each JSON-RPC call by [`policy`] (401 with the
 ///    challenge, or a 403 step-up); tool and resource lists filtered.
 /// 4. `RateLimitLayer`: per principal (per address when anonymous); a batch
@@ -116,18 +120,20 @@ pub async fn protect(
     mcp: McpService,
     config: &Config,
     resource: &ProtectedResource,
+    dpop: &Dpop,
 ) -> Result<Router, ConfigError> {
     let quota = Quota::try_new(config.rate_limit_per_minute, Duration::from_secs(60))?;
     let jwt = config.jwt_validator(resource)?.map(|v| {
         let jwt = JwtLayer::new(v).optional();
-        if config.introspector.is_some() {
+        let jwt = if config.introspector.is_some() {
             jwt.pass_opaque_tokens()
         } else {
             jwt
-        }
+        };
+        jwt.dpop(dpop.clone())
     });
-    let introspection =
-        (config.introspector.clone()).map(|i| IntrospectionLayer::new(i).optional());
+    let introspection = (config.introspector.clone())
+        .map(|i| IntrospectionLayer::new(i).optional().dpop(dpop.clone()));
     let calls = |parts: &Parts| {
         (parts.extensions.get::<McpRequest>())
             .map_or(1, |r| u32::try_from(r.calls().len()).unwrap_or(u32::MAX))

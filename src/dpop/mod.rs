@@ -87,6 +87,7 @@ mod challenge;
 mod error;
 mod htu;
 mod jwk;
+mod layer;
 mod nonce;
 mod proof;
 #[cfg(feature = "redis")]
@@ -98,6 +99,9 @@ mod tests;
 pub use challenge::{challenge, DpopMetadata};
 pub use error::{ProofError, ProofErrorKind};
 pub use jwk::jkt_matches;
+pub use layer::{
+    Dpop, DpopAuthenticator, DpopCredential, DpopLayer, TokenAuthenticator, DPOP, DPOP_NONCE,
+};
 pub use nonce::Nonces;
 pub use proof::{
     algorithm_name, ProofValidator, ProofValidatorBuilder, VerifiedProof, DEFAULT_ALGORITHMS,

@@ -411,6 +411,11 @@ impl Inner {
             principal = principal.with_expires_at(SystemTime::from(exp));
         }
         let audience = response.aud().cloned();
+        match crate::principal::cnf_jkt(&response.extra_fields().claims) {
+            Ok(Some(jkt)) => principal = principal.with_cnf_jkt(jkt),
+            Ok(None) => {}
+            Err(malformed) => return Verdict::Refused(malformed),
+        }
         if let Ok(Value::Object(claims)) = serde_json::to_value(&response) {
             principal = principal.with_claims(claims);
         }

@@ -52,6 +52,14 @@ impl AuthenticateLayer<IntrospectionAuthenticator> {
 /// The slow path: a cache miss waiting on the introspection endpoint.
 type Introspecting = Pin<Box<dyn Future<Output = Verdict> + Send>>;
 
+impl IntrospectionAuthenticator {
+    /// The longest token read, in bytes.
+    #[cfg(feature = "dpop")]
+    pub(crate) fn token_limit(&self) -> usize {
+        self.max_token_len
+    }
+}
+
 fn verdict(result: Result<crate::Principal, AuthError>) -> Verdict {
     match result {
         Ok(principal) => Verdict::Accept(principal),

@@ -55,6 +55,12 @@ impl AuthenticateLayer<JwtAuthenticator> {
 type Fetching = Pin<Box<dyn Future<Output = Verdict> + Send>>;
 
 impl JwtAuthenticator {
+    /// The longest token read, in bytes.
+    #[cfg(feature = "dpop")]
+    pub(crate) fn max_token_bytes(&self) -> usize {
+        self.validator.max_token_bytes()
+    }
+
     /// The verdict on a verification's result.
     fn verdict(result: Result<Principal, JwtError>, pass_opaque: bool) -> Verdict {
         match result {

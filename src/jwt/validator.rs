@@ -410,6 +410,7 @@ impl JwtValidator {
             })?,
             (None, None) => Scopes::empty(),
         };
+        let jkt = crate::principal::cnf_jkt(&claims).map_err(JwtError::invalid)?;
         for check in &inner.claim_checks {
             check(&claims).map_err(JwtError::invalid)?;
         }
@@ -418,6 +419,9 @@ impl JwtValidator {
             .with_expires_at(expires_at);
         if let Some(c) = client_id {
             principal = principal.with_client_id(c);
+        }
+        if let Some(jkt) = jkt {
+            principal = principal.with_cnf_jkt(jkt);
         }
         Ok(principal.with_claims(claims))
     }
