@@ -200,7 +200,7 @@ fn start_authserver(node: &Path, resources: &[&str]) -> AuthServer {
 #[derive(Clone, Debug)]
 struct Outcome {
     flow: String,
-    /// `pass`, `fail` or `skip`.
+    /// `pass` or `fail`.
     result: String,
     details: Value,
 }
@@ -407,26 +407,6 @@ fn dpop_bound_tokens_from_a_real_authorization_server_and_client() {
             listener.set_nonblocking(true).unwrap();
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        }
-
-        // Until the example accepts DPoP (the dpop-wire branch), say so and
-        // skip: its metadata is where it says it does.
-        let prm = metadata(&public_url).await.expect("the example's metadata");
-        if prm.get("dpop_signing_alg_values_supported").is_none() {
-            eprintln!(
-                "NOTICE: interop_dpop: the example server does not advertise DPoP (no dpop_signing_alg_values_supported in {prm}); the DPoP flows are skipped"
-            );
-            let skipped: Vec<Outcome> = CLIENT_FLOWS
-                .iter()
-                .chain(&["metadata"])
-                .map(|flow| Outcome {
-                    flow: (*flow).into(),
-                    result: "skip".into(),
-                    details: json!({"reason": "the example server does not advertise DPoP"}),
-                })
-                .collect();
-            println!("\n{}", table(&skipped));
-            return;
         }
 
         let env = [

@@ -314,7 +314,8 @@ async function bearerDowngrade() {
   const { DPoP, token, facts } = await boundToken(config, url);
   const asBearer = await rawInitialize(url, { authorization: `Bearer ${token}` });
   const withProof = await libraryInitialize(config, token, DPoP, url);
-  const ok = facts.bound_to_key && asBearer.status === 401 && withProof.status === 200;
+  const ok =
+    facts.bound_to_key && asBearer.status === 401 && asBearer.error === "invalid_token" && withProof.status === 200;
   return { ok, details: { as_bearer: asBearer, with_proof: withProof } };
 }
 
@@ -378,7 +379,12 @@ async function dpopRequired() {
   const required = await bearerToken(config, strict);
   const allowed = await rawInitialize(url, { authorization: `Bearer ${relaxed.token}` });
   const refused = await rawInitialize(strict, { authorization: `Bearer ${required.token}` });
-  const ok = relaxed.cnf === null && required.cnf === null && allowed.status === 200 && refused.status === 401;
+  const ok =
+    relaxed.cnf === null &&
+    required.cnf === null &&
+    allowed.status === 200 &&
+    refused.status === 401 &&
+    refused.error === "invalid_token";
   return { ok, details: { unbound_default_server: allowed, unbound_dpop_required: refused } };
 }
 
