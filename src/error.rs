@@ -600,11 +600,14 @@ impl AuthError {
             param("error", self.0.error_code.unwrap_or(code));
             param("error_description", &self.0.description);
         }
+        // The scopes go with the error; without an error (no credential)
+        // they are a hint for either scheme.
+        let scope_here = with_error || kind.challenge_error().is_none();
         if let Some(scope) = self
             .0
             .scope
             .as_ref()
-            .filter(|s| !s.is_empty() && with_error)
+            .filter(|s| !s.is_empty() && scope_here)
         {
             param("scope", &scope.to_string());
         }
@@ -844,6 +847,70 @@ mod tests {
             response.headers()[header::WWW_AUTHENTICATE],
             r#"Bearer realm="mcp", error="insufficient_scope", error_description="needs 'write' / more??scope ?", scope="read:data write:data", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#
         );
+    }
+
+    #[tokio::test]
+    async fn dpop_challenge_beside_bearer_with_the_error_in_the_scheme_used() {
+        let both = challenge().with_dpop_algs("ES256 EdDSA");
+        let meta = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+        let values = |err: AuthError| {
+            let response = err.into_response();
+            response
+                .headers()
+                .get_all(header::WWW_AUTHENTICATE)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        // A bearer token refused: the error in the Bearer challenge.
+        assert_eq!(
+            values(AuthError::invalid_token("expired").with_challenge(both.clone())),
+            [
+                format!(
+                    r#"Bearer realm="mcp", error="invalid_token", error_description="expired", resource_metadata="{meta}""#
+                ),
+                format!(r#"DPoP realm="mcp", algs="ES256 EdDSA", resource_metadata="{meta}""#),
+            ]
+        );
+        // A DPoP proof refused: the error (and its code) in the DPoP one.
+        let err = AuthError::invalid_token("bad proof")
+            .with_error_code("invalid_dpop_proof")
+            .with_dpop_challenge("ES256")
+            .with_challenge(both.clone());
+        assert_eq!(err.error_code(), "invalid_dpop_proof");
+        assert_eq!(
+            values(err.clone()),
+            [
+                format!(r#"Bearer realm="mcp", resource_metadata="{meta}""#),
+                format!(
+                    r#"DPoP realm="mcp", error="invalid_dpop_proof", error_description="bad proof", algs="ES256", resource_metadata="{meta}""#
+                ),
+            ]
+        );
+        assert_eq!(
+            body_json(err.into_response()).await["error"],
+            "invalid_dpop_proof"
+        );
+        // A 403 to a caller with a DPoP-bound principal: in the DPoP one.
+        let mut ext = http::Extensions::new();
+        ext.insert(both.clone());
+        ext.insert(crate::Principal::new(crate::AuthScheme::Jwt, "u").with_cnf_jkt("jkt"));
+        let err =
+            AuthError::insufficient_scope(Scopes::parse("write:data")).with_request_context(&ext);
+        let got = values(err);
+        assert!(!got[0].contains("error="), "{got:?}");
+        assert!(
+            got[1].starts_with(r#"DPoP realm="mcp", error="insufficient_scope""#),
+            "{got:?}"
+        );
+        assert!(got[1].contains(r#"scope="write:data""#), "{got:?}");
+        // No DPoP on the resource: one Bearer challenge, as before.
+        assert_eq!(
+            values(AuthError::missing_credential().with_challenge(challenge())).len(),
+            1
+        );
+        // No challenge for a 503.
+        assert!(values(AuthError::unavailable("down").with_dpop_challenge("ES256")).is_empty());
     }
 
     fn request(method: &str, headers: &[(&str, &str)]) -> http::Request<()> {

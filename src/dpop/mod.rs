@@ -1,7 +1,90 @@
 //! DPoP (RFC 9449; MCP SEP-1932, "DPoP Profile for MCP"): sender-constrained
 //! access tokens, so a stolen token is useless without its key.
 //!
-//! This module is the scheme's core, independent of any layer:
+//! # On a layer
+//!
+//! DPoP is an option of the token layers, not a layer of its own: a
+//! DPoP-bound token is still a JWT or an introspected token, verified by
+//! the same [`JwtValidator`](crate::jwt::JwtValidator) or
+//! [`Introspector`](crate::introspection::Introspector), with a proof on
+//! top. [`JwtLayer::new(v).dpop(d)`](crate::authenticate::AuthenticateLayer::dpop)
+//! (and the same on an `IntrospectionLayer`) wraps the layer's
+//! authenticator in a [`DpopAuthenticator`], which runs in the one
+//! [authenticator model](crate::authenticate) like every other: it reads
+//! `Authorization: Bearer` and `Authorization: DPoP`, has the inner
+//! authenticator verify the token, then, for the DPoP scheme, checks the
+//! proof with the [`ProofValidator`] against the request's public URL and
+//! the token's `cnf.jkt` ([`Principal::cnf_jkt`](crate::Principal::cnf_jkt)).
+//! Give the same [`Dpop`] to
+//! [`ProtectedResourceBuilder::dpop`](crate::ProtectedResourceBuilder::dpop):
+//! the metadata then lists the algorithms (and
+//! `dpop_bound_access_tokens_required` when [required](Dpop::required)),
+//! and every challenge of the stack gets a `DPoP` one beside the `Bearer`
+//! one.
+//!
+//! ```
+//! use axum::{routing::post, Router};
+//! use secrecy::SecretString;
+//! use tower::ServiceBuilder;
+//! use tower_mcp_auth::{
+//!     dpop::{Dpop, Nonces, ProofValidator},
+//!     jwt::{JwtLayer, JwtValidator},
+//!     Principal, ProtectedResource,
+//! };
+//!
+//! let dpop = Dpop::new(
+//!     ProofValidator::builder()
+//!         .nonces(Nonces::new([7u8; 32])?) // optional: server nonces
+//!         .build()?,
+//! ); // `.required()` to refuse unbound tokens
+//! let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+//!     .authorization_server("https://auth.example.com")
+//!     .dpop(&dpop) // metadata and WWW-Authenticate: DPoP
+//!     .build()?;
+//! let validator = JwtValidator::builder(&resource)
+//!     .hs256_secret(&SecretString::from("0123456789abcdef0123456789abcdef"))
+//!     .build()?;
+//!
+//! let app: Router = Router::new()
+//!     .route("/mcp", post(|p: Principal| async move { p.subject().to_owned() }))
+//!     .layer(
+//!         ServiceBuilder::new()
+//!             .layer(resource.layer()) // the public URL every proof's htu names
+//!             .layer(JwtLayer::new(validator).dpop(dpop)),
+//!     )
+//!     .merge(resource.router());
+//! # Ok::<(), tower_mcp_auth::ConfigError>(())
+//! ```
+//!
+//! | the request | answer |
+//! | --- | --- |
+//! | `Authorization: DPoP <token>`, one good proof by the key of the token's `cnf.jkt` | accepted (the [`Principal`](crate::Principal) carries `cnf_jkt`) |
+//! | a bound token (with `cnf.jkt`) as `Bearer` | 401 `invalid_token` (no downgrade) |
+//! | an unbound token as `DPoP` | 401 `invalid_token`, in the `DPoP` challenge |
+//! | an unbound token as `Bearer` | accepted; with [`Dpop::required`], 401 `invalid_token` |
+//! | a bad token as `DPoP` | 401 `invalid_token`, in the `DPoP` challenge |
+//! | no proof, two proofs, any failed check of the proof, another key | 401 `invalid_dpop_proof` |
+//! | nonces on, proof without the current nonce | 401 `use_dpop_nonce` with `DPoP-Nonce` |
+//! | replay store full or unreachable | 503 with `Retry-After` |
+//! | two `Authorization` headers | 400 `invalid_request` (as for bearer tokens) |
+//!
+//! With nonces on, every response of the layer (accepted or refused)
+//! carries the current nonce in `DPoP-Nonce`. A caller accepted with a
+//! proof is answered in the DPoP scheme by the later steps too: the MCP
+//! policy's 403 step-up puts `insufficient_scope` and the scopes in the
+//! `DPoP` challenge.
+//!
+//! **The public URL.** A proof's `htu` is compared with the resource's
+//! public origin (the scheme and authority of its identifier, from the
+//! [`ProtectedResourceLayer`](crate::ProtectedResourceLayer) above the
+//! stack) followed by the path the application was asked for (axum's
+//! `OriginalUri` when nested): never the socket's address nor the `Host`
+//! header. Without a protected resource on the stack no proof can match
+//! (refused, `invalid_dpop_proof`).
+//!
+//! # The core
+//!
+//! The scheme's core, independent of any layer:
 //!
 //! - [`ProofValidator`]: every check of RFC 9449 §4.3 on the `DPoP`
 //!   header of one request, then the replay check; it returns a
@@ -16,7 +99,7 @@
 //! - [`challenge`] and [`DpopMetadata`]: the `WWW-Authenticate: DPoP`
 //!   value and the protected-resource metadata members.
 //!
-//! # Example
+//! # The core alone
 //!
 //! ```
 //! use std::time::Duration;
@@ -82,6 +165,11 @@
 //! | token not bound but sent as `DPoP` | `invalid_token` ([`ProofErrorKind::TokenNotBound`]) |
 //! | proof key is not the token's `cnf.jkt` | `invalid_dpop_proof` ([`ProofErrorKind::KeyMismatch`]), §4.3 step 12 |
 //! | `error_description` | a fixed sentence per check, never the proof |
+//! | where the binding is read | `cnf.jkt` of the JWT's claims, or of the introspection response's members; a `cnf` that is not an object, or a `jkt` that is not a string of 1 to 128 bytes, makes the token invalid; `cnf` without `jkt` (another confirmation method) is no DPoP binding |
+//! | status of proof failures (§7.1) | 401 with `WWW-Authenticate: DPoP error="invalid_dpop_proof"`, two proofs included; 400 only for two `Authorization` headers; 503 when the replay store cannot answer |
+//! | challenges when both schemes are accepted | `Bearer` first, then `DPoP` (two header values), each with `realm` and `resource_metadata`; the error in the challenge of the scheme the client used; kept when DPoP is required, since MCP clients read `resource_metadata` from a leading `Bearer` challenge |
+//! | `DPoP-Nonce` on responses (§8.2) | on every response of the DPoP layer while nonces are on: refusals and accepted requests alike |
+//! | `htu` of the request | the resource's public origin plus the path the application was asked for |
 
 mod challenge;
 mod error;

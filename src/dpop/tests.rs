@@ -653,3 +653,189 @@ fn validate_future_is_send_with_header_map_values() {
     let fut = v.validate(headers.get_all("dpop"), &Method::POST, URL, TOKEN);
     assert_send(&fut);
 }
+
+/// DPoP on a JWT layer ([`AuthenticateLayer::dpop`](crate::authenticate::AuthenticateLayer::dpop)):
+/// what only a layer can get wrong (the end-to-end cases are in
+/// `tests/e2e_dpop.rs`).
+mod on_a_layer {
+    use super::*;
+    use crate::{
+        jwt::{
+            validator::tests::{good_claims, hs256, validator as jwt_validator},
+            JwtLayer,
+        },
+        Principal, ProtectedResource,
+    };
+    use axum::{body::Body, Router};
+    use http::{header, Request, StatusCode};
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    fn jkt(k: &Key) -> String {
+        let jwk: Jwk = serde_json::from_value(k.jwk.clone()).unwrap();
+        jwk.thumbprint(ThumbprintHash::SHA256).unwrap()
+    }
+
+    fn bound_token(k: &Key) -> String {
+        let mut c = good_claims();
+        c["cnf"] = json!({"jkt": jkt(k)});
+        hs256(&c)
+    }
+
+    /// A proof by `k` for a POST to `htu` with `token`, made now, with
+    /// `nonce` when given.
+    fn live_proof(k: &Key, htu: &str, token: &str, nonce: Option<&str>) -> String {
+        proof_with(k, |c| {
+            c.insert("htu".into(), json!(htu));
+            c.insert("iat".into(), json!(super::super::nonce::unix_now()));
+            c.insert("ath".into(), json!(ath(token)));
+            if let Some(n) = nonce {
+                c.insert("nonce".into(), json!(n));
+            }
+        })
+    }
+
+    /// `POST /mcp` through `app` with `Authorization: DPoP <token>` and `proof`.
+    async fn send(app: Router, token: &str, proof: Option<String>) -> http::Response<Body> {
+        let mut req = Request::post("/mcp").header(header::AUTHORIZATION, format!("DPoP {token}"));
+        if let Some(p) = proof {
+            req = req.header("dpop", p);
+        }
+        app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
+    }
+
+    /// `/mcp` nested in a router, behind the resource's layer (or not) and
+    /// a JWT layer with `dpop`; the handler answers the caller's `cnf.jkt`.
+    fn app(dpop: Dpop, with_resource: bool) -> Router {
+        let resource = ProtectedResource::builder(URL).dpop(&dpop).build().unwrap();
+        let svc = ServiceBuilder::new()
+            .option_layer(with_resource.then(|| resource.layer()))
+            .layer(JwtLayer::new(jwt_validator()).dpop(dpop))
+            .service_fn(|req: Request<Body>| async move {
+                let who = Principal::from_extensions(req.extensions())
+                    .and_then(Principal::cnf_jkt)
+                    .unwrap_or("unbound")
+                    .to_owned();
+                Ok::<_, Infallible>(http::Response::new(Body::from(who)))
+            });
+        Router::new().nest_service("/mcp", svc)
+    }
+
+    #[tokio::test]
+    async fn the_htu_is_the_public_url_of_the_nested_service() {
+        let k = es256();
+        let token = bound_token(&k);
+        let dpop = Dpop::new(validator());
+        // The service sees `/`; the client addressed the public `/mcp`.
+        let res = send(
+            app(dpop.clone(), true),
+            &token,
+            Some(live_proof(&k, URL, &token, None)),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let root = "https://mcp.example.com/";
+        let res = send(
+            app(dpop, true),
+            &token,
+            Some(live_proof(&k, root, &token, None)),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn without_a_protected_resource_no_proof_matches() {
+        let k = es256();
+        let token = bound_token(&k);
+        let res = send(
+            app(Dpop::new(validator()), false),
+            &token,
+            Some(live_proof(&k, URL, &token, None)),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let dpop = res
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .nth(1)
+            .unwrap();
+        assert!(dpop
+            .to_str()
+            .unwrap()
+            .starts_with(r#"DPoP error="invalid_dpop_proof""#));
+    }
+
+    #[tokio::test]
+    async fn nonces_on_refusals_and_on_accepted_requests() {
+        let k = es256();
+        let token = bound_token(&k);
+        let nonces = Nonces::new([9u8; 32]).unwrap();
+        let dpop = Dpop::new(
+            ProofValidator::builder()
+                .nonces(nonces.clone())
+                .build()
+                .unwrap(),
+        );
+        // A nonce of the current window (or, across a turn, the one before).
+        let issued = |res: &http::Response<Body>| {
+            let n = res.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+            assert!(nonces.check_at(&n, super::super::nonce::unix_now()));
+            n
+        };
+        let res = send(
+            app(dpop.clone(), true),
+            &token,
+            Some(live_proof(&k, URL, &token, None)),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let current = issued(&res);
+        let challenges: Vec<_> = res
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .collect();
+        assert!(challenges[1]
+            .to_str()
+            .unwrap()
+            .contains(r#"error="use_dpop_nonce""#));
+        // No credential at all: the refusal still says which nonce to use.
+        let res = app(dpop.clone(), true)
+            .oneshot(Request::post("/mcp").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        issued(&res);
+        let proof = live_proof(&k, URL, &token, Some(&current));
+        let res = send(app(dpop, true), &token, Some(proof)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        issued(&res);
+    }
+
+    #[tokio::test]
+    async fn every_dpop_header_value_is_marked_sensitive() {
+        let k = es256();
+        let token = bound_token(&k);
+        let svc = ServiceBuilder::new()
+            .layer(ProtectedResource::builder(URL).build().unwrap().layer())
+            .layer(JwtLayer::new(jwt_validator()).dpop(Dpop::new(validator())))
+            .service_fn(|req: Request<Body>| async move {
+                let sensitive = req.headers()["dpop"].is_sensitive()
+                    && req.headers()[header::AUTHORIZATION].is_sensitive();
+                Ok::<_, Infallible>(http::Response::new(Body::from(sensitive.to_string())))
+            });
+        let req = Request::post(URL)
+            .header(header::AUTHORIZATION, format!("DPoP {token}"))
+            .header("dpop", live_proof(&k, URL, &token, None))
+            .body(Body::empty())
+            .unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap();
+        assert_eq!(body.to_bytes(), "true");
+    }
+}

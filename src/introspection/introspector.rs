@@ -657,6 +657,28 @@ mod tests {
     }
 
     #[test]
+    fn cnf_jkt_binds_the_principal_and_a_malformed_cnf_refuses() {
+        let i = inner(AudienceCheck::WhenPresent);
+        let now = SystemTime::now();
+        let v = i.0.verdict(parse(json!({"active": true, "sub": "a", "token_type": "DPoP",
+                                         "cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}})));
+        let p = i.0.check(v, None, now).unwrap();
+        assert_eq!(
+            p.cnf_jkt(),
+            Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+        );
+        let v = i.0.verdict(parse(json!({"active": true, "sub": "a"})));
+        assert_eq!(i.0.check(v, None, now).unwrap().cnf_jkt(), None);
+        let v = i.0.verdict(parse(
+            json!({"active": true, "sub": "a", "cnf": {"jkt": 7}}),
+        ));
+        assert_eq!(
+            i.0.check(v, None, now).unwrap_err().description(),
+            "the token's cnf claim is malformed"
+        );
+    }
+
+    #[test]
     fn subject_falls_back_to_username_then_client_id() {
         let i = inner(AudienceCheck::WhenPresent);
         let now = SystemTime::now();

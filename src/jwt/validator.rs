@@ -931,6 +931,27 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn cnf_jkt_binds_the_principal_and_a_malformed_cnf_is_invalid() {
+        let v = validator();
+        let mut claims = good_claims();
+        claims["cnf"] = json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"});
+        let p = v.verify(&hs256(&claims)).await.unwrap();
+        assert_eq!(
+            p.cnf_jkt(),
+            Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+        );
+        assert_eq!(
+            v.verify(&hs256(&good_claims())).await.unwrap().cnf_jkt(),
+            None
+        );
+        claims["cnf"] = json!("0ZcOCORZNYy");
+        assert_eq!(
+            err(&v, &hs256(&claims)).await.description(),
+            "the token's cnf claim is malformed"
+        );
+    }
+
+    #[tokio::test]
     async fn accepts_and_maps_claims() {
         let v = validator();
         let p = v.verify(&hs256(&good_claims())).await.unwrap();
