@@ -17,7 +17,10 @@
 //!
 //! The example is configured the way a user configures it: `OAUTH_ISSUER`
 //! alone (its JWKS found by discovery; no DPoP setting) for the default
-//! server, and a second server with `DPOP_REQUIRED=1` and `DPOP_NONCES=1`.
+//! server, a second server with `DPOP_REQUIRED=1` and `DPOP_NONCES=1`, and
+//! a third that also introspects opaque tokens (`OAUTH_INTROSPECTION_URL`,
+//! `OAUTH_CLIENT_ID`, `OAUTH_CLIENT_SECRET`: oidc-provider's
+//! `/token/introspection`, whose answer carries the token's `cnf.jkt`).
 //!
 //! Flows (one JSON result line each, then a table):
 //!
@@ -29,6 +32,7 @@
 //! | `wrong_htu` | a proof the library made for another URL of the server is refused (401 `invalid_dpop_proof`); one for the endpoint is accepted |
 //! | `replay` | the library's proof sent twice: accepted once, refused (401 `invalid_dpop_proof`) the second time |
 //! | `dpop_required` | an unbound bearer token is accepted by the default server and refused (401) by the one with `DPOP_REQUIRED=1` |
+//! | `introspection` | an opaque DPoP-bound token, its binding learnt by introspection: the same session as `dpop`; sent as `Bearer`, refused |
 //! | `metadata` | the protected-resource metadata: `dpop_signing_alg_values_supported` on both servers, `dpop_bound_access_tokens_required: true` on the strict one only |
 //!
 //! Install (`scripts/test` does it):
@@ -62,14 +66,18 @@ const CLIENT_ID: &str = "dpop-client";
 const CLIENT_SECRET: &str = "dpop-client-secret-0123456789";
 const BEARER_CLIENT_ID: &str = "bearer-client";
 const BEARER_CLIENT_SECRET: &str = "bearer-client-secret-0123456789";
+/// The example server's client at the introspection endpoint.
+const RS_CLIENT_ID: &str = "resource-server";
+const RS_CLIENT_SECRET: &str = "resource-server-secret-0123456789";
 /// The client library's flows, in order.
-const CLIENT_FLOWS: [&str; 6] = [
+const CLIENT_FLOWS: [&str; 7] = [
     "dpop",
     "nonce",
     "bearer_downgrade",
     "wrong_htu",
     "replay",
     "dpop_required",
+    "introspection",
 ];
 /// The client library's name in the report.
 const CLIENT: &str = "openid-client";
@@ -164,13 +172,17 @@ impl Drop for AuthServer {
     }
 }
 
-/// Starts oidc-provider for `resources` (blocking: it runs before any
-/// runtime exists, so that its issuer can go into the environment).
-fn start_authserver(node: &Path, resources: &[&str]) -> AuthServer {
+/// Starts oidc-provider for `resources` (JWT access tokens) and
+/// `opaque_resource` (blocking: it runs before any runtime exists, so that
+/// its issuer can go into the environment).
+fn start_authserver(node: &Path, resources: &[&str], opaque_resource: &str) -> AuthServer {
     let mut child = std::process::Command::new(node)
         .arg("authserver.mjs")
         .current_dir(dir())
         .env("RESOURCES", resources.join(","))
+        .env("OPAQUE_RESOURCES", opaque_resource)
+        .env("RS_CLIENT_ID", RS_CLIENT_ID)
+        .env("RS_CLIENT_SECRET", RS_CLIENT_SECRET)
         .env("SCOPES", mcp_server::SCOPES.join(" "))
         .env("CLIENT_ID", CLIENT_ID)
         .env("CLIENT_SECRET", CLIENT_SECRET)
@@ -301,10 +313,27 @@ async fn metadata_outcome(public_url: &str, strict_url: &str) -> Outcome {
     }
 }
 
-/// What the authorization server answered at its token endpoint: every
-/// request of the DPoP client carried a proof, it demanded a nonce
-/// (`use_dpop_nonce`) and issued `DPoP` tokens after it.
+/// What the authorization server answered: at its token endpoint, a nonce
+/// demanded (`use_dpop_nonce`), `DPoP` tokens issued to requests with a
+/// proof, bearer tokens to requests without; at its introspection
+/// endpoint, the opaque token found active and bound (`cnf.jkt`).
 fn check_authserver(seen: &[Value], failures: &mut Vec<String>) {
+    let introspected = seen
+        .iter()
+        .filter(|r| {
+            r["endpoint"] == "introspection"
+                && r["status"] == 200
+                && r["active"] == true
+                && r["token_type"] == "DPoP"
+                && r["jkt"] == true
+        })
+        .count();
+    if introspected == 0 {
+        failures.push(format!(
+            "the example server never introspected a DPoP-bound token: {seen:?}"
+        ));
+    }
+    let seen: Vec<&Value> = seen.iter().filter(|r| r["endpoint"] == "token").collect();
     let nonce_demanded = seen
         .iter()
         .filter(|r| r["status"] == 400 && r["error"] == "use_dpop_nonce")
@@ -317,9 +346,9 @@ fn check_authserver(seen: &[Value], failures: &mut Vec<String>) {
         .iter()
         .filter(|r| r["status"] == 200 && r["token_type"] == "Bearer" && r["dpop_proof"] == false)
         .count();
-    // dpop, nonce, bearer_downgrade, wrong_htu, replay: a bound token each;
-    // dpop_required: two unbound ones.
-    if nonce_demanded == 0 || dpop_tokens < 5 || bearer_tokens < 2 {
+    // dpop, nonce, bearer_downgrade, wrong_htu, replay, introspection: a
+    // bound token each; dpop_required: two unbound ones.
+    if nonce_demanded == 0 || dpop_tokens < 6 || bearer_tokens < 2 {
         failures.push(format!(
             "the authorization server's token endpoint saw {nonce_demanded} nonce demands, {dpop_tokens} DPoP tokens, {bearer_tokens} bearer tokens: {seen:?}"
         ));
@@ -380,12 +409,15 @@ fn dpop_bound_tokens_from_a_real_authorization_server_and_client() {
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let strict_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let opaque_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let strict_addr = strict_listener.local_addr().unwrap();
+    let opaque_addr = opaque_listener.local_addr().unwrap();
     let public_url = format!("http://{addr}/mcp");
     let strict_url = format!("http://{strict_addr}/mcp");
+    let opaque_url = format!("http://{opaque_addr}/mcp");
 
-    let authserver = start_authserver(&node, &[&public_url, &strict_url]);
+    let authserver = start_authserver(&node, &[&public_url, &strict_url], &opaque_url);
     set_env(&[("API_KEY", API_KEY), ("OAUTH_ISSUER", &authserver.issuer)]);
     // The default server: OAUTH_ISSUER and nothing about DPoP.
     let relaxed = config(addr, &public_url, &[]);
@@ -395,6 +427,19 @@ fn dpop_bound_tokens_from_a_real_authorization_server_and_client() {
         &strict_url,
         &[("DPOP_REQUIRED", "1"), ("DPOP_NONCES", "1")],
     );
+    // The third: opaque tokens by introspection as well.
+    let introspection_url = format!("{}/token/introspection", authserver.issuer);
+    let opaque = config(
+        opaque_addr,
+        &opaque_url,
+        &[
+            ("DPOP_REQUIRED", "0"),
+            ("DPOP_NONCES", "0"),
+            ("OAUTH_INTROSPECTION_URL", &introspection_url),
+            ("OAUTH_CLIENT_ID", RS_CLIENT_ID),
+            ("OAUTH_CLIENT_SECRET", RS_CLIENT_SECRET),
+        ],
+    );
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -402,7 +447,11 @@ fn dpop_bound_tokens_from_a_real_authorization_server_and_client() {
         .build()
         .unwrap();
     rt.block_on(async {
-        for (listener, config) in [(listener, relaxed), (strict_listener, strict)] {
+        for (listener, config) in [
+            (listener, relaxed),
+            (strict_listener, strict),
+            (opaque_listener, opaque),
+        ] {
             let app = mcp_server::app(&config).await.expect("the example app");
             listener.set_nonblocking(true).unwrap();
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
@@ -417,6 +466,7 @@ fn dpop_bound_tokens_from_a_real_authorization_server_and_client() {
             ("BEARER_CLIENT_SECRET", BEARER_CLIENT_SECRET.to_owned()),
             ("MCP_URL", public_url.clone()),
             ("MCP_STRICT_URL", strict_url.clone()),
+            ("MCP_OPAQUE_URL", opaque_url.clone()),
         ];
         let mut outcomes = run_client(&node, &env).await;
         outcomes.push(metadata_outcome(&public_url, &strict_url).await);

@@ -23,6 +23,10 @@
 //                     second is refused
 //   dpop_required     an unbound bearer token is accepted by the default
 //                     server and refused by the one with DPOP_REQUIRED=1
+//   introspection     an opaque DPoP-bound token, checked by the server
+//                     through RFC 7662 introspection (`cnf.jkt` in the
+//                     answer): the same session as `dpop`, and the token
+//                     sent as `Bearer` refused
 //
 // Each flow prints ONE JSON line on stdout and the process exits 0 (a
 // failing flow is a result, not a crash):
@@ -37,6 +41,8 @@
 //   MCP_URL                    the MCP endpoint of the default server
 //   MCP_STRICT_URL             the MCP endpoint of the server with
 //                              nonces on and DPoP required
+//   MCP_OPAQUE_URL             the MCP endpoint of the server that
+//                              introspects opaque tokens
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import * as oidc from "openid-client";
@@ -388,6 +394,33 @@ async function dpopRequired() {
   return { ok, details: { unbound_default_server: allowed, unbound_dpop_required: refused } };
 }
 
+async function introspection() {
+  const url = need("MCP_OPAQUE_URL");
+  const log = [];
+  const config = await configure(need("CLIENT_ID"), need("CLIENT_SECRET"), log);
+  const { DPoP, token, facts } = await boundToken(config, url);
+  const session = await mcpSession(url, config, token, DPoP);
+  const mcp = exchangesWith(log, url);
+  const asBearer = await rawInitialize(url, { authorization: `Bearer ${token}` });
+  const details = {
+    token_type: facts.token_type,
+    opaque: claims(token) === null,
+    mcp_requests: mcp.map((e) => `${e.method} ${e.status}`),
+    fresh_proofs: proofsFresh(mcp, url),
+    user: session.user,
+    as_bearer: asBearer,
+  };
+  const ok =
+    facts.token_type === "dpop" &&
+    details.opaque &&
+    details.fresh_proofs &&
+    mcp.every(accepted) &&
+    session.user === "user_001" &&
+    asBearer.status === 401 &&
+    asBearer.error === "invalid_token";
+  return { ok, details };
+}
+
 const FLOWS = {
   dpop,
   nonce,
@@ -395,6 +428,7 @@ const FLOWS = {
   wrong_htu: wrongHtu,
   replay,
   dpop_required: dpopRequired,
+  introspection,
 };
 
 for (const flow of process.argv.slice(2)) {
