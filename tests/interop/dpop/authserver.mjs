@@ -32,7 +32,8 @@
 // `cnf.jkt`; opaque for OPAQUE_RESOURCES), `clientCredentials`,
 // `introspection` (its answer carries `cnf.jkt` and `token_type: DPoP` for
 // a bound token), an ES256 signing key generated at start (published at its
-// JWKS, found through discovery). One addition: GET /interop/requests
+// JWKS, found through discovery), its in-memory store (it warns about that on
+// stderr: right for a test). One addition: GET /interop/requests
 // lists the token and introspection requests it answered (whether a DPoP
 // proof came with it, the status, the error code, whether an introspected
 // token was active and bound; never a secret or a token), so the test can
