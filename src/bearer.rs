@@ -6,7 +6,7 @@
 
 use http::{header, HeaderMap};
 
-use crate::error::AuthError;
+use crate::{authenticate::Verdict, error::AuthError};
 
 /// Finds the bearer token. `Ok(None)` when no `Authorization` header uses
 /// the `Bearer` scheme (another scheme is not ours). The scheme name is
@@ -18,6 +18,22 @@ use crate::error::AuthError;
 /// * 401 `invalid_token`: an empty token, one longer than `max_len` bytes
 ///   (refused before anything looks inside it), or one that is not an
 ///   RFC 6750 `b64token`.
+/// The verdict of a bearer authenticator that takes no DPoP proofs: a
+/// DPoP-bound token (one whose principal carries `cnf.jkt`) is refused, for
+/// without its proof it is a stolen token's only barrier (RFC 9449 §7.1).
+/// `dpop` is whether a DPoP wrapper checks the proofs of this
+/// authenticator's tokens.
+pub(crate) fn refuse_bound(verdict: Verdict, dpop: bool) -> Verdict {
+    match verdict {
+        Verdict::Accept(p) if !dpop && p.cnf_jkt().is_some() => {
+            Verdict::Refuse(AuthError::invalid_token(
+                "the access token is DPoP-bound, and this resource takes no DPoP proofs",
+            ))
+        }
+        other => other,
+    }
+}
+
 pub(crate) fn find_bearer(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, AuthError> {
     match find_token(headers, max_len, false)? {
         Some((Scheme::Bearer, token)) => Ok(Some(token)),

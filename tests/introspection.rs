@@ -111,6 +111,7 @@ async fn introspect(
     };
     match kind {
         "active" => active(json!({})),
+        "bound" => active(json!({"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}})),
         "slowish" => {
             tokio::time::sleep(Duration::from_millis(150)).await;
             active(json!({}))
@@ -236,6 +237,21 @@ async fn active_token_reaches_the_handler_with_its_principal() {
     );
     assert_eq!(state.calls.load(Ordering::SeqCst), 2);
     assert_eq!(*state.methods.lock().unwrap(), ["basic", "basic"]);
+}
+
+#[tokio::test]
+async fn a_dpop_bound_token_is_refused_by_a_layer_without_dpop() {
+    let (_, url) = start_as().await;
+    let app = start_app(IntrospectionLayer::new(builder(&url).build().unwrap())).await;
+    let (status, headers, body) = get_with(&app, Some("Bearer bound-alice")).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains(r#"error="invalid_token""#));
+    assert!(body.contains("DPoP-bound"), "{body}");
+    let (status, _, _) = get_with(&app, Some("Bearer active-alice")).await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]

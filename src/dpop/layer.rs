@@ -111,6 +111,14 @@ impl Dpop {
 pub trait TokenAuthenticator: for<'a> Authenticator<Credential<'a> = &'a str> + Clone {
     /// The longest token read, in bytes.
     fn max_token_len(&self) -> usize;
+
+    /// Called once by [`AuthenticateLayer::dpop`]: from then on a DPoP
+    /// wrapper checks the proofs of this authenticator's bound tokens, so
+    /// it may accept them. The JWT and introspection authenticators refuse
+    /// a bound token (one whose `cnf.jkt` is set) until then, since without
+    /// a proof check it would be a bearer token again. The default does
+    /// nothing.
+    fn checked_by_dpop(&mut self) {}
 }
 
 #[cfg(feature = "jwt")]
@@ -118,12 +126,20 @@ impl TokenAuthenticator for crate::jwt::JwtAuthenticator {
     fn max_token_len(&self) -> usize {
         self.max_token_bytes()
     }
+
+    fn checked_by_dpop(&mut self) {
+        self.dpop = true;
+    }
 }
 
 #[cfg(feature = "introspection")]
 impl TokenAuthenticator for crate::introspection::IntrospectionAuthenticator {
     fn max_token_len(&self) -> usize {
         self.token_limit()
+    }
+
+    fn checked_by_dpop(&mut self) {
+        self.dpop = true;
     }
 }
 
@@ -149,7 +165,10 @@ impl<A: TokenAuthenticator> AuthenticateLayer<A> {
     /// [`optional`](AuthenticateLayer::optional) and
     /// [`renderer`](AuthenticateLayer::renderer) carry over.
     pub fn dpop(self, dpop: Dpop) -> DpopLayer<A> {
-        self.map_authenticator(|inner| DpopAuthenticator { inner, dpop })
+        self.map_authenticator(|mut inner| {
+            inner.checked_by_dpop();
+            DpopAuthenticator { inner, dpop }
+        })
     }
 }
 

@@ -28,6 +28,9 @@ pub struct IntrospectionAuthenticator {
     introspector: Introspector,
     audience: Option<Arc<str>>,
     max_token_len: usize,
+    /// Whether a DPoP wrapper checks the proofs of bound tokens; until
+    /// then they are refused.
+    pub(crate) dpop: bool,
 }
 
 impl AuthenticateLayer<IntrospectionAuthenticator> {
@@ -38,6 +41,7 @@ impl AuthenticateLayer<IntrospectionAuthenticator> {
             introspector,
             audience,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            dpop: false,
         })
     }
 
@@ -60,9 +64,9 @@ impl IntrospectionAuthenticator {
     }
 }
 
-fn verdict(result: Result<crate::Principal, AuthError>) -> Verdict {
+fn verdict(result: Result<crate::Principal, AuthError>, dpop: bool) -> Verdict {
     match result {
-        Ok(principal) => Verdict::Accept(principal),
+        Ok(principal) => crate::bearer::refuse_bound(Verdict::Accept(principal), dpop),
         Err(err) => Verdict::Refuse(err),
     }
 }
@@ -88,15 +92,16 @@ impl Authenticator for IntrospectionAuthenticator {
             .introspector
             .try_cached(token, self.audience.as_deref())
         {
-            return Check::Ready(verdict(hit));
+            return Check::Ready(verdict(hit, self.dpop));
         }
         let introspector = self.introspector.clone();
         let audience = self.audience.clone();
+        let dpop = self.dpop;
         let token = token.to_owned();
         Check::Pending(Box::pin(async move {
             let verified = introspector.verify_for(&token, audience.as_deref()).await;
             drop(token);
-            verdict(verified)
+            verdict(verified, dpop)
         }))
     }
 }

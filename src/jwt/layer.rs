@@ -23,6 +23,9 @@ pub type JwtLayer = AuthenticateLayer<JwtAuthenticator>;
 pub struct JwtAuthenticator {
     validator: JwtValidator,
     pass_opaque: bool,
+    /// Whether a DPoP wrapper checks the proofs of bound tokens; until
+    /// then they are refused.
+    pub(crate) dpop: bool,
 }
 
 impl AuthenticateLayer<JwtAuthenticator> {
@@ -31,6 +34,7 @@ impl AuthenticateLayer<JwtAuthenticator> {
         Self::custom(JwtAuthenticator {
             validator,
             pass_opaque: false,
+            dpop: false,
         })
     }
 
@@ -62,9 +66,9 @@ impl JwtAuthenticator {
     }
 
     /// The verdict on a verification's result.
-    fn verdict(result: Result<Principal, JwtError>, pass_opaque: bool) -> Verdict {
+    fn verdict(result: Result<Principal, JwtError>, pass_opaque: bool, dpop: bool) -> Verdict {
         match result {
-            Ok(principal) => Verdict::Accept(principal),
+            Ok(principal) => crate::bearer::refuse_bound(Verdict::Accept(principal), dpop),
             // Not ours: an opaque token for a later introspection layer.
             Err(e) if e.is_not_jwt() && pass_opaque => Verdict::HandOn,
             Err(e) => Verdict::Refuse(AuthError::from(e)),
@@ -90,15 +94,15 @@ impl Authenticator for JwtAuthenticator {
 
     fn verify(&self, token: &str) -> Check<Fetching> {
         match self.validator.try_verify(token) {
-            Step::Done(result) => Check::Ready(Self::verdict(result, self.pass_opaque)),
+            Step::Done(result) => Check::Ready(Self::verdict(result, self.pass_opaque, self.dpop)),
             Step::Fetch => {
                 let validator = self.validator.clone();
-                let pass_opaque = self.pass_opaque;
+                let (pass_opaque, dpop) = (self.pass_opaque, self.dpop);
                 let token = token.to_owned();
                 Check::Pending(Box::pin(async move {
                     let result = validator.verify_after_fetch(&token).await;
                     drop(token);
-                    Self::verdict(result, pass_opaque)
+                    Self::verdict(result, pass_opaque, dpop)
                 }))
             }
         }
@@ -176,6 +180,30 @@ mod tests {
             assert_eq!(status, 200);
             assert_eq!(body, "jwt:user-1:read:data write:data:true");
         }
+    }
+
+    #[tokio::test]
+    async fn a_dpop_bound_token_is_refused_by_a_layer_without_dpop() {
+        let mut claims = good_claims();
+        claims["cnf"] = serde_json::json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"});
+        let (status, headers, body) = send(
+            JwtLayer::new(validator()),
+            bearer(&format!("Bearer {}", hs256(&claims))),
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert!(headers[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains(r#"error="invalid_token""#));
+        assert!(body.contains("DPoP-bound"), "{body}");
+        // The same token without `cnf` is a bearer token like any other.
+        let (status, _, _) = send(
+            JwtLayer::new(validator()),
+            bearer(&format!("Bearer {}", hs256(&good_claims()))),
+        )
+        .await;
+        assert_eq!(status, 200);
     }
 
     #[tokio::test]
