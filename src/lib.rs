@@ -95,6 +95,7 @@
 //! | `metrics` | no | every decision counted on the `metrics` facade: `tower_mcp_auth_decisions_total` by layer, outcome and reason (see [audit]) |
 //! | `dpop` | yes | DPoP proof validation (RFC 9449, SEP-1932): `dpop` (implies `jwt`; hmac) |
 //! | `introspection` | yes | RFC 7662 introspection (oauth2, moka), RFC 8414 / OpenID metadata discovery |
+//! | `rmcp` | no | `caller: Principal` as an rmcp `#[tool]` parameter, `rmcp::caller(&ctx)` for other handlers (adds rmcp's `server` part) |
 //! | `full` | no | everything |
 //!
 //! API keys plus HS256 (or PEM) tokens need only
@@ -112,6 +113,7 @@ mod config;
 #[cfg(any(feature = "jwks", feature = "introspection"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "jwks", feature = "introspection"))))]
 pub mod discovery;
+mod dns_rebinding;
 #[cfg(feature = "dpop")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
 pub mod dpop;
@@ -137,6 +139,9 @@ pub mod rate_limit;
 #[cfg(feature = "redis")]
 mod redis_connection;
 mod resource;
+#[cfg(feature = "rmcp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
+pub mod rmcp;
 mod scope;
 mod url;
 
