@@ -37,9 +37,8 @@ use tower_mcp_auth::{
 /// The one resource: the caller's own notes.
 pub const NOTES_URI: &str = "notes://mine";
 
-/// THE STACK and rmcp's settings. `stateless`: no sessions, each POST
-/// answered with plain JSON; otherwise `initialize` opens a session
-/// (`Mcp-Session-Id`) that only its opener may use.
+/// THE STACK and rmcp's settings; a session (`Mcp-Session-Id`) is only
+/// its opener's.
 pub fn app(
     public_url: &str,
     keys: ApiKeys,
@@ -55,18 +54,14 @@ pub fn app(
         .build()?;
 
     // rmcp refuses a Host or Origin other than the public URL's (DNS
-    // rebinding); its default allows loopback only.
+    // rebinding; its default allows loopback only). Stateless: no sessions,
+    // each POST answered with plain JSON; else (rmcp's default) `initialize`
+    // opens a session and answers come as SSE.
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(resource.allowed_hosts())
-        .with_allowed_origins(resource.allowed_origins());
-    let config = if stateless {
-        config
-            .with_legacy_session_mode(false)
-            .with_json_response(true)
-            .with_sse_keep_alive(None)
-    } else {
-        config.with_legacy_session_mode(true) // the default: sessions, SSE answers
-    };
+        .with_allowed_origins(resource.allowed_origins())
+        .with_legacy_session_mode(!stateless)
+        .with_json_response(stateless);
     let mcp = StreamableHttpService::new(
         || Ok(Notes(Notes::tool_router())),
         LocalSessionManager::default().into(),
@@ -92,14 +87,9 @@ struct Notes(ToolRouter<Self>);
 #[tool_router]
 impl Notes {
     /// The caller is a parameter (feature `rmcp`): no `Extension<Parts>`.
-    #[tool(description = "Who is calling: subject, scheme and scopes.")]
+    #[tool(description = "Who is calling, and how.")]
     async fn whoami(&self, caller: Principal) -> String {
-        format!(
-            "{} via {} with scopes [{}]",
-            caller.subject(),
-            caller.scheme(),
-            caller.scopes()
-        )
+        format!("{} via {}", caller.subject(), caller.scheme())
     }
 }
 
@@ -148,10 +138,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = app(&public_url, keys, &secret, stateless)?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("MCP server on {public_url} (stateless: {stateless})");
-    println!(
-        "a token for alice: {}",
-        token(&secret, &public_url, "alice")
-    );
+    let alice = token(&secret, &public_url, "alice");
+    println!("a token for alice: {alice}");
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -500,9 +500,9 @@ async fn rmcp_server_example_hands_the_caller_to_the_tool_and_the_resource() {
 
     // The tool's `caller: Principal` and read_resource's `caller(&ctx)`.
     let by_key = call(&url, &key, "whoami", json!({})).await;
-    assert_eq!(by_key.text(), "api_key via api_key with scopes []");
+    assert_eq!(by_key.text(), "api_key via api_key");
     let by_token = call(&url, &refs(&token), "whoami", json!({})).await;
-    assert_eq!(by_token.text(), "alice via jwt with scopes []");
+    assert_eq!(by_token.text(), "alice via jwt");
     let read = rpc(
         &url,
         &refs(&token),
