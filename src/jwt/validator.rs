@@ -209,8 +209,6 @@ impl JwtValidator {
         }
     }
 
-    #[cfg(feature = "jwks")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
     /// Fetches the remote key set now (single flight with other fetches),
     /// for example at startup to fail fast. Does nothing without a remote
     /// JWKS.
@@ -219,6 +217,8 @@ impl JwtValidator {
     ///
     /// [`JwtErrorKind::Unavailable`] when the fetch failed (the last good
     /// keys, if any, stay in use).
+    #[cfg(feature = "jwks")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
     pub async fn refresh_keys(&self) -> Result<(), JwtError> {
         match &self.0.remote {
             Some(r) => r.refresh_now().await.map_err(|_| JwtError::unavailable()),
