@@ -203,7 +203,7 @@ fn refusal(
 /// (stale keys served, rate-limit store unreachable and failing open).
 // Used by feature-gated layers only: not dead with them on.
 #[cfg_attr(
-    not(any(feature = "jwt", feature = "introspection", feature = "rate-limit")),
+    not(any(feature = "jwks", feature = "introspection", feature = "rate-limit")),
     allow(dead_code)
 )]
 pub(crate) fn degraded(layer: &'static str, detail: &str) {

@@ -3,9 +3,10 @@
 //!
 //! This is the one place that finds an authorization server's metadata:
 //! [`AuthorizationServerMetadata::discover`] for you, and the JWT
-//! validator's `JwtValidatorBuilder::jwks_from_issuer` (feature `jwt`),
+//! validator's `JwtValidatorBuilder::jwks_from_issuer` (feature `jwks`),
 //! which follows the same rules to its `jwks_uri`. It needs either of the
-//! `jwt` and `introspection` features. The metadata hands you the
+//! `jwks` and `introspection` features (`jwt` alone, local keys only,
+//! makes no HTTP request). The metadata hands you the
 //! introspection endpoint and the JWKS URI: build an `Introspector` with
 //! `AuthorizationServerMetadata::introspector` (feature `introspection`),
 //! or a [`ProtectedResource`] with

@@ -8,7 +8,7 @@
 //! | layer | job |
 //! | --- | --- |
 //! | [`ApiKeyLayer`](api_key::ApiKeyLayer) | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`](api_key::ApiKeys) set |
-//! | `jwt::JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys or a remote JWKS, see [`jwt`] |
+//! | `jwt::JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys, or a remote JWKS (feature `jwks`), see [`jwt`] |
 //! | [`RequireScopesLayer`] | all-of / any-of scope checks for a plain route |
 //! | [`ProtectedResource::layer`] | the top of a stack: every refusal below carries the `resource_metadata` challenge |
 //! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
@@ -95,7 +95,8 @@
 //!
 //! | feature | default | what |
 //! | --- | --- | --- |
-//! | `jwt` | yes | bearer JWT validation (jsonwebtoken, remote JWKS), RFC 8414 / OpenID metadata discovery |
+//! | `jwt` | yes | bearer JWT validation (jsonwebtoken) with local keys: HS256 secrets, PEM, JWK; no HTTP client |
+//! | `jwks` | yes | remote keys for `jwt`: a JWKS URL or an issuer's (RFC 8414 / OpenID metadata discovery), on reqwest (implies `jwt`) |
 //! | `aws-lc-rs` | yes | jsonwebtoken's crypto on aws-lc-rs |
 //! | `rust-crypto` | no | jsonwebtoken's crypto on the RustCrypto crates |
 //! | `mcp` | yes | MCP-aware authorization: [`mcp::McpPolicyLayer`], [`mcp::session::SessionBindingLayer`] (hmac) |
@@ -104,7 +105,12 @@
 //! | `metrics` | no | every decision counted on the `metrics` facade: `tower_mcp_auth_decisions_total` by layer, outcome and reason (see [audit]) |
 //! | `dpop` | yes | DPoP (RFC 9449, SEP-1932): `.dpop(..)` on the JWT and introspection layers, proof validation, replay caches, nonces: `dpop` (implies `jwt`; hmac) |
 //! | `introspection` | yes | RFC 7662 introspection (oauth2, moka), RFC 8414 / OpenID metadata discovery |
+//! | `rmcp` | no | `caller: Principal` as an rmcp `#[tool]` parameter, `rmcp::caller(&ctx)` for other handlers (adds rmcp's `server` part) |
 //! | `full` | no | everything |
+//!
+//! API keys plus HS256 (or PEM) tokens need only
+//! `default-features = false, features = ["jwt", "aws-lc-rs"]` (or
+//! `"rust-crypto"`): no HTTP client is compiled in.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -114,15 +120,16 @@ pub mod audit;
 pub mod authenticate;
 mod bearer;
 mod config;
-#[cfg(any(feature = "jwt", feature = "introspection"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "jwt", feature = "introspection"))))]
+#[cfg(any(feature = "jwks", feature = "introspection"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "jwks", feature = "introspection"))))]
 pub mod discovery;
+mod dns_rebinding;
 #[cfg(feature = "dpop")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
 pub mod dpop;
 mod error;
 mod extract;
-#[cfg(any(feature = "jwt", feature = "introspection"))]
+#[cfg(any(feature = "jwks", feature = "introspection"))]
 mod fetch;
 pub mod future;
 #[cfg(feature = "introspection")]
@@ -143,6 +150,9 @@ pub mod rate_limit;
 mod redis_connection;
 mod refusal;
 mod resource;
+#[cfg(feature = "rmcp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
+pub mod rmcp;
 mod scope;
 mod url;
 

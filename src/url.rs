@@ -57,7 +57,7 @@ pub(crate) fn check_identifier(
 }
 
 /// `localhost` or a loopback IP address (IPv6 in brackets or not).
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host

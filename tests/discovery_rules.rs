@@ -13,7 +13,7 @@
 //! a 5xx, a document that was not metadata or one naming another issuer,
 //! and compared the issuer exactly; `discover` stopped at any status but
 //! 404, followed redirects and ignored a trailing `/` of the issuer.
-#![cfg(all(feature = "jwt", feature = "introspection"))]
+#![cfg(all(feature = "jwks", feature = "introspection"))]
 
 mod common;
 

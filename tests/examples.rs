@@ -28,6 +28,9 @@ mod oauth_jwks;
 #[allow(dead_code)]
 #[path = "../examples/rate_limit_redis.rs"]
 mod rate_limit_redis;
+#[allow(dead_code)]
+#[path = "../examples/rmcp_server.rs"]
+mod rmcp_server;
 
 const KEY: &str = "mcp_sk_change_me_0123456789";
 
@@ -483,4 +486,61 @@ async fn rate_limit_redis_example_counts_each_user_across_replicas() {
     .await;
     assert_eq!(other.text(), "ran with param y for bob");
     drop(redis);
+}
+
+#[tokio::test]
+async fn rmcp_server_example_hands_the_caller_to_the_tool_and_the_resource() {
+    const SECRET: &str = "a-long-random-secret-of-32-bytes-or-more";
+    let secret = SecretString::from(SECRET);
+    let (l, url) = listener().await;
+    let keys = ApiKeys::from_list("API_KEY", &SecretString::from(KEY)).unwrap();
+    serve(l, rmcp_server::app(&url, keys, &secret, true).unwrap());
+    let key = [("x-api-key", KEY)];
+    let token = bearer(&rmcp_server::token(&secret, &url, "alice"));
+
+    // The tool's `caller: Principal` and read_resource's `caller(&ctx)`.
+    let by_key = call(&url, &key, "whoami", json!({})).await;
+    assert_eq!(by_key.text(), "api_key via api_key");
+    let by_token = call(&url, &refs(&token), "whoami", json!({})).await;
+    assert_eq!(by_token.text(), "alice via jwt");
+    let read = rpc(
+        &url,
+        &refs(&token),
+        "resources/read",
+        json!({"uri": rmcp_server::NOTES_URI}),
+    )
+    .await;
+    assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
+    assert_eq!(
+        read.body["result"]["contents"][0]["text"],
+        "the notes of alice"
+    );
+
+    // Anonymous or a bad token: 401 with the challenge, before rmcp.
+    let anonymous = call(&url, &[], "whoami", json!({})).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(anonymous.challenge().contains("resource_metadata="));
+    let other = bearer(&rmcp_server::token(
+        &SecretString::from("another-secret-entirely-0123456789abcdef"),
+        &url,
+        "alice",
+    ));
+    let forged = call(&url, &refs(&other), "whoami", json!({})).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+
+    // rmcp's DNS-rebinding checks use the lists drawn from the public URL:
+    // the other loopback names pass, a foreign Host or Origin does not.
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    let localhost = format!("localhost:{port}");
+    let same = format!("http://localhost:{port}");
+    for (header, value, status) in [
+        ("host", localhost.as_str(), StatusCode::OK),
+        ("origin", same.as_str(), StatusCode::OK),
+        ("host", "evil.example", StatusCode::FORBIDDEN),
+        ("origin", "http://evil.example", StatusCode::FORBIDDEN),
+        ("origin", "http://localhost:1", StatusCode::FORBIDDEN),
+    ] {
+        let reply = call(&url, &[key[0], (header, value)], "whoami", json!({})).await;
+        assert_eq!(reply.status, status, "{header}: {value}: {:?}", reply.body);
+    }
 }

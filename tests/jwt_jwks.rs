@@ -1,6 +1,6 @@
 //! Remote JWKS: rotation, outage (stale keys keep working; never fetched →
 //! 503), a flood of unknown `kid`s, discovery, HMAC keys, size and time caps.
-#![cfg(feature = "jwt")]
+#![cfg(feature = "jwks")]
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! JWKS outage: the last good keys keep working and an audit event says so.
 //! (Its own test binary: it installs a thread-local `tracing` subscriber.)
-#![cfg(feature = "jwt")]
+#![cfg(feature = "jwks")]
 
 mod common;
 

@@ -4,10 +4,7 @@
 //! its token's `exp` and the configured maximum; entries made under an older
 //! key set are ignored and the whole cache is emptied when keys change.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant, SystemTime},
-};
+use std::time::{Duration, Instant, SystemTime};
 
 use moka::{sync::Cache, Expiry};
 use sha2::{Digest, Sha256};
@@ -94,6 +91,7 @@ impl TokenCache {
     }
 
     /// Forgets every entry (keys changed).
+    #[cfg(any(feature = "jwks", test))]
     pub(crate) fn clear(&self) {
         self.cache.invalidate_all();
     }
@@ -106,7 +104,8 @@ impl TokenCache {
 }
 
 /// A callback run when a remote key set changes.
-pub(crate) type OnChange = Arc<dyn Fn() + Send + Sync>;
+#[cfg(feature = "jwks")]
+pub(crate) type OnChange = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 #[cfg(test)]
 mod tests {

@@ -296,6 +296,7 @@ impl KeySet {
         self.by_kid.len() + self.anonymous.len()
     }
 
+    #[cfg(feature = "jwks")]
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -55,7 +55,7 @@ impl AuthenticateLayer<JwtAuthenticator> {
     }
 }
 
-/// The slow path: waiting for the remote key set.
+/// The slow path: waiting for the remote key set (feature `jwks`).
 type Fetching = Pin<Box<dyn Future<Output = Verdict> + Send>>;
 
 impl JwtAuthenticator {
@@ -95,6 +95,7 @@ impl Authenticator for JwtAuthenticator {
     fn verify(&self, token: &str) -> Check<Fetching> {
         match self.validator.try_verify(token) {
             Step::Done(result) => Check::Ready(Self::verdict(result, self.pass_opaque, self.dpop)),
+            #[cfg(feature = "jwks")]
             Step::Fetch => {
                 let validator = self.validator.clone();
                 let (pass_opaque, dpop) = (self.pass_opaque, self.dpop);

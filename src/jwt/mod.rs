@@ -85,12 +85,14 @@
 //! fails closed. A JWT-shaped token that fails verification is always
 //! 401: it never falls through to another layer, nor to anonymous.
 //!
-//! # Remote keys
+//! # Remote keys (feature `jwks`)
 //!
+//! Without the `jwks` feature (on by default) a validator has local keys
+//! only and no HTTP client is compiled in. With it,
 //! [`jwks_url`](JwtValidatorBuilder::jwks_url) or
 //! [`jwks_from_issuer`](JwtValidatorBuilder::jwks_from_issuer) (RFC 8414,
 //! then OpenID Connect Discovery, by the [rules of
-//! discovery](crate::discovery#the-rules-of-discovery)). Reads are lock-free; keys refresh in the
+//! discovery](crate::discovery#the-rules-of-discovery)) fetch the keys. Reads are lock-free; keys refresh in the
 //! background; an unknown `kid` triggers at most one refetch per minimum
 //! interval (5 s), shared by all the requests that ask; within the
 //! interval such a token is answered 503 with `Retry-After` (the key may
@@ -130,12 +132,15 @@ compile_error!(
 );
 
 mod cache;
+#[cfg(feature = "jwks")]
 mod jwks;
 mod keys;
 mod layer;
 pub(crate) mod validator;
 
 pub use jsonwebtoken::Algorithm;
+#[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub use jwks::{
     DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MIN_REFETCH_INTERVAL,
     DEFAULT_REFRESH_INTERVAL,

@@ -15,9 +15,10 @@ use secrecy::SecretString;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
+#[cfg(feature = "jwks")]
+use super::jwks::{JwksOptions, JwksSource, RemoteJwks};
 use super::{
     cache::{self, TokenCache},
-    jwks::{JwksOptions, JwksSource, RemoteJwks},
     keys::{JwtKey, KeySet, Lookup},
 };
 use crate::{
@@ -58,7 +59,8 @@ pub enum JwtErrorKind {
     Invalid,
     /// The keys needed to decide could not be fetched, or the token names
     /// a key that is not known yet and the key set may not be fetched
-    /// again yet (503 with `Retry-After`).
+    /// again yet (503 with `Retry-After`). Remote keys only (feature
+    /// `jwks`): a validator of local keys always decides.
     Unavailable,
 }
 
@@ -79,6 +81,7 @@ impl JwtError {
         }
     }
 
+    #[cfg(feature = "jwks")]
     fn unavailable() -> Self {
         Self {
             kind: JwtErrorKind::Unavailable,
@@ -90,6 +93,7 @@ impl JwtError {
     /// The token names a key that is not in the key set, and the set may
     /// be fetched again in `wait`: cannot decide yet (a key rotation the
     /// server has not seen), so not a bad token.
+    #[cfg(feature = "jwks")]
     fn key_not_known_yet(wait: Duration) -> Self {
         Self {
             kind: JwtErrorKind::Unavailable,
@@ -155,6 +159,7 @@ pub struct JwtValidator(Arc<Inner>);
 
 struct Inner {
     keys: KeySet,
+    #[cfg(feature = "jwks")]
     remote: Option<RemoteJwks>,
     validations: Vec<(Algorithm, Validation)>,
     issuers: Vec<String>,
@@ -170,6 +175,7 @@ pub(crate) enum Step {
     Done(Result<Principal, JwtError>),
     /// The keys must be fetched (never fetched, or an unknown `kid` and a
     /// refetch is allowed now).
+    #[cfg(feature = "jwks")]
     Fetch,
 }
 
@@ -198,6 +204,7 @@ impl JwtValidator {
     pub async fn verify(&self, token: &str) -> Result<Principal, JwtError> {
         match self.try_verify(token) {
             Step::Done(r) => r,
+            #[cfg(feature = "jwks")]
             Step::Fetch => self.verify_after_fetch(token).await,
         }
     }
@@ -210,6 +217,8 @@ impl JwtValidator {
     ///
     /// [`JwtErrorKind::Unavailable`] when the fetch failed (the last good
     /// keys, if any, stay in use).
+    #[cfg(feature = "jwks")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
     pub async fn refresh_keys(&self) -> Result<(), JwtError> {
         match &self.0.remote {
             Some(r) => r.refresh_now().await.map_err(|_| JwtError::unavailable()),
@@ -218,6 +227,8 @@ impl JwtValidator {
     }
 
     /// How many times remote keys were fetched (0 without a remote JWKS).
+    #[cfg(feature = "jwks")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
     #[must_use]
     pub fn jwks_fetch_count(&self) -> u64 {
         self.0.remote.as_ref().map_or(0, RemoteJwks::fetch_count)
@@ -229,6 +240,7 @@ impl JwtValidator {
         self.0.max_token_bytes
     }
 
+    #[cfg(feature = "jwks")]
     pub(crate) async fn verify_after_fetch(&self, token: &str) -> Result<Principal, JwtError> {
         if let Some(remote) = &self.0.remote {
             remote.refetch().await;
@@ -240,6 +252,7 @@ impl JwtValidator {
         }
     }
 
+    #[cfg(feature = "jwks")]
     fn missing_key_error(&self) -> JwtError {
         match &self.0.remote {
             Some(r) if r.current().is_none() => JwtError::unavailable(),
@@ -256,15 +269,20 @@ impl JwtValidator {
     /// just fetched for this token, so a `kid` still unknown is unknown
     /// (401), where before a fetch it is "not known yet" (503 with
     /// `Retry-After` until a fetch is allowed).
+    #[cfg_attr(not(feature = "jwks"), allow(unused_variables))]
     fn check(&self, token: &str, fetched: bool) -> Step {
         let inner = &*self.0;
         if token.len() > inner.max_token_bytes {
             return Step::Done(Err(JwtError::invalid("the token is too large")));
         }
+        #[cfg(feature = "jwks")]
         if let Some(remote) = &inner.remote {
             remote.ensure_refresher();
         }
+        #[cfg(feature = "jwks")]
         let generation = inner.remote.as_ref().map_or(0, RemoteJwks::generation);
+        #[cfg(not(feature = "jwks"))]
+        let generation = 0; // local keys never change
         let digest = inner.cache.as_ref().map(|_| cache::digest(token));
         if let (Some(c), Some(d)) = (&inner.cache, &digest) {
             if let Some(p) = c.get(d, generation) {
@@ -287,6 +305,9 @@ impl JwtValidator {
         let kid = header.kid.as_deref();
         let key = match inner.keys.lookup(kid, header.alg) {
             Lookup::Found(k) => Some(k.clone()),
+            #[cfg(not(feature = "jwks"))]
+            Lookup::Unknown => None,
+            #[cfg(feature = "jwks")]
             Lookup::Unknown => match &inner.remote {
                 None => None,
                 Some(remote) => match remote.current() {
@@ -435,10 +456,11 @@ impl JwtValidator {
 impl fmt::Debug for JwtValidator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &*self.0;
-        f.debug_struct("JwtValidator")
-            .field("static_keys", &inner.keys.len())
-            .field("remote_jwks", &inner.remote.is_some())
-            .field("issuers", &inner.issuers)
+        let mut d = f.debug_struct("JwtValidator");
+        d.field("static_keys", &inner.keys.len());
+        #[cfg(feature = "jwks")]
+        d.field("remote_jwks", &inner.remote.is_some());
+        d.field("issuers", &inner.issuers)
             .field("leeway_secs", &inner.leeway)
             .field("require_at_jwt", &inner.require_at_jwt)
             .field("claim_checks", &inner.claim_checks.len())
@@ -568,13 +590,23 @@ impl<'de> Deserialize<'de> for StrictObject {
     }
 }
 
+/// The error of a validator built without a key source.
+#[cfg(feature = "jwks")]
+const NO_KEYS: &str =
+    "a JWT validator needs keys: add a key, an HS256 secret, a JWKS URL or an issuer";
+#[cfg(not(feature = "jwks"))]
+const NO_KEYS: &str = "a JWT validator needs keys: add a key or an HS256 secret \
+    (a JWKS URL or an issuer needs the `jwks` feature)";
+
 /// Builds a [`JwtValidator`].
 #[must_use]
 pub struct JwtValidatorBuilder {
     keys: Vec<JwtKey>,
     errors: Vec<ConfigError>,
-    jwks: Option<JwksSource>,
-    jwks_options: JwksOptions,
+    #[cfg(feature = "jwks")]
+    pub(super) jwks: Option<JwksSource>,
+    #[cfg(feature = "jwks")]
+    pub(super) jwks_options: JwksOptions,
     audiences: Vec<String>,
     default_audience: Option<String>,
     issuers: Vec<String>,
@@ -588,10 +620,11 @@ pub struct JwtValidatorBuilder {
 
 impl fmt::Debug for JwtValidatorBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtValidatorBuilder")
-            .field("keys", &self.keys)
-            .field("jwks", &self.jwks)
-            .field("audiences", &self.audiences)
+        let mut d = f.debug_struct("JwtValidatorBuilder");
+        d.field("keys", &self.keys);
+        #[cfg(feature = "jwks")]
+        d.field("jwks", &self.jwks);
+        d.field("audiences", &self.audiences)
             .field("issuers", &self.issuers)
             .finish_non_exhaustive()
     }
@@ -603,7 +636,9 @@ impl JwtValidatorBuilder {
         Self {
             keys: Vec::new(),
             errors: Vec::new(),
+            #[cfg(feature = "jwks")]
             jwks: None,
+            #[cfg(feature = "jwks")]
             jwks_options: JwksOptions::default(),
             audiences: Vec::new(),
             default_audience: None,
@@ -630,78 +665,6 @@ impl JwtValidatorBuilder {
             Ok(k) => self.keys.push(k),
             Err(e) => self.errors.push(e),
         }
-        self
-    }
-
-    /// Fetches keys from a JWKS URL (https, or http on loopback).
-    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
-        self.jwks = Some(JwksSource::Url(url.into()));
-        self
-    }
-
-    /// Finds the JWKS through the issuer's metadata (RFC 8414, then OpenID
-    /// Connect Discovery, by the [rules of
-    /// discovery](crate::discovery#the-rules-of-discovery): the document
-    /// must name exactly this issuer). Tokens checked with those keys must
-    /// carry this `iss` (as with [`jwks_issuer`](Self::jwks_issuer)). An
-    /// issuer that is not an https URL (http on loopback), or has a query
-    /// or a fragment, fails at [`build`](Self::build).
-    pub fn jwks_from_issuer(mut self, issuer: impl Into<String>) -> Self {
-        let issuer = issuer.into();
-        self.jwks = Some(JwksSource::Issuer(issuer.clone()));
-        self.jwks_options.issuer = Some(issuer);
-        self
-    }
-
-    /// Pins the remote JWKS keys to an issuer: a token checked with one of
-    /// them must carry exactly this `iss`, whatever
-    /// [`issuer`](Self::issuer) says. Use it with
-    /// [`jwks_url`](Self::jwks_url) when the authorization server's keys
-    /// sit beside local keys (for example an HS256 secret whose tokens have
-    /// no `iss`).
-    pub fn jwks_issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.jwks_options.issuer = Some(issuer.into());
-        self
-    }
-
-    /// How often remote keys are refreshed in the background (default 5 min).
-    pub fn jwks_refresh_interval(mut self, every: Duration) -> Self {
-        self.jwks_options.refresh_interval = every;
-        self
-    }
-
-    /// The minimum time between two fetches caused by unknown `kid`s
-    /// (default 5 s, [`DEFAULT_MIN_REFETCH_INTERVAL`](super::DEFAULT_MIN_REFETCH_INTERVAL)).
-    ///
-    /// It bounds both the load a flood of made-up `kid`s puts on the
-    /// authorization server (one fetch per interval) and the time a key
-    /// the server has just started signing with is refused: a token
-    /// naming a `kid` not in the key set is answered 503 with
-    /// `Retry-After` (the time left until a fetch is allowed, never
-    /// counted as a failed login) for at most this interval plus one fetch
-    /// timeout, then accepted once the fetch finds the key (or refused
-    /// with 401 if the fetched set does not have it either).
-    pub fn jwks_min_refetch_interval(mut self, every: Duration) -> Self {
-        self.jwks_options.min_refetch_interval = every;
-        self
-    }
-
-    /// The timeout of one fetch (default 5 s).
-    pub fn jwks_fetch_timeout(mut self, timeout: Duration) -> Self {
-        self.jwks_options.timeout = timeout;
-        self
-    }
-
-    /// The size cap of a JWKS or metadata response (default 256 KiB).
-    pub fn jwks_max_response_bytes(mut self, max: usize) -> Self {
-        self.jwks_options.max_bytes = max;
-        self
-    }
-
-    /// Accepts HMAC (`oct`) keys from the remote JWKS. Off by default: a
-    /// published symmetric key lets anyone mint tokens.
-    pub fn jwks_allow_hmac(mut self, allow: bool) -> Self {
-        self.jwks_options.allow_hmac = allow;
         self
     }
 
@@ -786,11 +749,12 @@ impl JwtValidatorBuilder {
         if let Some(e) = self.errors.drain(..).next() {
             return Err(e);
         }
-        if self.keys.is_empty() && self.jwks.is_none() {
-            return Err(ConfigError::Invalid(
-                "a JWT validator needs keys: add a key, an HS256 secret, a JWKS URL or an issuer"
-                    .into(),
-            ));
+        #[cfg(feature = "jwks")]
+        let no_keys = self.keys.is_empty() && self.jwks.is_none();
+        #[cfg(not(feature = "jwks"))]
+        let no_keys = self.keys.is_empty();
+        if no_keys {
+            return Err(ConfigError::Invalid(NO_KEYS.into()));
         }
         if self.audiences.is_empty() {
             self.audiences.extend(self.default_audience.take());
@@ -818,6 +782,7 @@ impl JwtValidatorBuilder {
             .cache_ttl
             .filter(|t| !t.is_zero() && self.cache_capacity > 0)
             .map(|ttl| TokenCache::new(self.cache_capacity, ttl));
+        #[cfg(feature = "jwks")]
         let remote = match self.jwks {
             Some(source) => {
                 let on_change = cache
@@ -857,6 +822,7 @@ impl JwtValidatorBuilder {
         .collect();
         Ok(JwtValidator(Arc::new(Inner {
             keys,
+            #[cfg(feature = "jwks")]
             remote,
             validations,
             issuers: self.issuers,
@@ -1247,7 +1213,11 @@ pub(crate) mod tests {
                 .with_kid("a")
         };
         assert!(e(base().key(k()).key(k())).contains("share the kid"));
+        #[cfg(feature = "jwks")]
         assert!(e(base().jwks_url("http://auth.example.com/jwks")).contains("https"));
+        // Without remote keys, the error says which feature brings them.
+        #[cfg(not(feature = "jwks"))]
+        assert!(e(base()).contains("needs the `jwks` feature"));
         assert!(JwtKey::rsa_pem(Algorithm::ES256, b"x").is_err());
         assert!(JwtKey::hmac(Algorithm::RS256, &SecretString::from(SECRET)).is_err());
         let v = base()
