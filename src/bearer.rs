@@ -8,21 +8,11 @@ use http::{header, HeaderMap};
 
 use crate::{authenticate::Verdict, error::AuthError};
 
-/// Finds the bearer token. `Ok(None)` when no `Authorization` header uses
-/// the `Bearer` scheme (another scheme is not ours). The scheme name is
-/// case-insensitive (RFC 7235 §2.1).
-///
-/// # Errors
-///
-/// * 400 `invalid_request`: more than one `Authorization` header.
-/// * 401 `invalid_token`: an empty token, one longer than `max_len` bytes
-///   (refused before anything looks inside it), or one that is not an
-///   RFC 6750 `b64token`.
-/// The verdict of a bearer authenticator that takes no DPoP proofs: a
-/// DPoP-bound token (one whose principal carries `cnf.jkt`) is refused, for
-/// without its proof it is a stolen token's only barrier (RFC 9449 §7.1).
-/// `dpop` is whether a DPoP wrapper checks the proofs of this
-/// authenticator's tokens.
+/// The verdict of a bearer authenticator on a token it verified. Unless a
+/// DPoP wrapper checks the proofs of this authenticator's tokens (`dpop`),
+/// a DPoP-bound token (one whose principal carries `cnf.jkt`) is refused:
+/// taken without its proof it would be a bearer token again, and a stolen
+/// one would work (RFC 9449 §7.1).
 pub(crate) fn refuse_bound(verdict: Verdict, dpop: bool) -> Verdict {
     match verdict {
         Verdict::Accept(p) if !dpop && p.cnf_jkt().is_some() => {
@@ -34,6 +24,16 @@ pub(crate) fn refuse_bound(verdict: Verdict, dpop: bool) -> Verdict {
     }
 }
 
+/// Finds the bearer token. `Ok(None)` when no `Authorization` header uses
+/// the `Bearer` scheme (another scheme is not ours). The scheme name is
+/// case-insensitive (RFC 7235 §2.1).
+///
+/// # Errors
+///
+/// * 400 `invalid_request`: more than one `Authorization` header.
+/// * 401 `invalid_token`: an empty token, one longer than `max_len` bytes
+///   (refused before anything looks inside it), or one that is not an
+///   RFC 6750 `b64token`.
 pub(crate) fn find_bearer(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, AuthError> {
     match find_token(headers, max_len, false)? {
         Some((Scheme::Bearer, token)) => Ok(Some(token)),

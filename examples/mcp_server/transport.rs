@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rmcp::transport::streamable_http_server::{
     session::local::LocalSessionManager, StreamableHttpServerConfig, StreamableHttpService,
 };
-use tower_mcp_auth::ConfigError;
+use tower_mcp_auth::{ConfigError, ProtectedResource};
 
 use super::{config::Config, store::Store, tools::McpServer};
 
@@ -19,7 +19,7 @@ use super::{config::Config, store::Store, tools::McpServer};
 pub fn mcp_service(config: &Config) -> Result<McpService, ConfigError> {
     // rmcp's allow-lists for the `Host` and `Origin` headers, from the
     // public URL (a loopback URL allows every loopback name on its port).
-    let resource = config.resource()?;
+    let resource = ProtectedResource::builder(config.public_url.as_str()).build()?;
 
     let sessions = Arc::new(LocalSessionManager::default());
     let store = Store::seeded(sessions.clone());
