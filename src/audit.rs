@@ -413,7 +413,7 @@ mod metrics_tests {
 
     use crate::{
         api_key::{ApiKey, ApiKeyLayer, ApiKeys},
-        RequireScopesLayer,
+        AuthorizeLayer, Rule,
     };
 
     /// Counts per `name{label=value,...}`.
@@ -464,7 +464,7 @@ mod metrics_tests {
                 let keys = ApiKeys::new().with(ApiKey::new("svc", KEY).scopes(["read"]));
                 let svc = ServiceBuilder::new()
                     .layer(ApiKeyLayer::new(keys))
-                    .layer(RequireScopesLayer::all(["write"]))
+                    .layer(AuthorizeLayer::new(Rule::authenticated().scopes(["write"])).unwrap())
                     .service_fn(|_: Request<Body>| async {
                         Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty()))
                     });
@@ -503,7 +503,7 @@ mod metrics_tests {
                 1,
             ),
             (
-                format!("{name}{{layer=scopes,outcome=refused,reason=insufficient_scope}}"),
+                format!("{name}{{layer=authorize,outcome=refused,reason=insufficient_scope}}"),
                 1,
             ),
         ]

@@ -9,7 +9,7 @@
 //! | --- | --- |
 //! | [`ApiKeyLayer`](api_key::ApiKeyLayer) | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`](api_key::ApiKeys) set |
 //! | `jwt::JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys or a remote JWKS, see [`jwt`] |
-//! | [`RequireScopesLayer`] | all-of / any-of scope checks for a plain route |
+//! | [`AuthorizeLayer`] | a [`Rule`] on a plain route ("an API key, or a bearer token with `admin:write`"), the rule language of the MCP policy |
 //! | [`ProtectedResource::layer`] | the top of a stack: every refusal below carries the `resource_metadata` challenge |
 //! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
 //! | `mcp::McpPolicyLayer` | per-tool / per-resource rules on one MCP endpoint, step-up 403s, list filtering |
@@ -31,7 +31,7 @@
 //! [`Challenge`], [`JsonRpcId`], [`ErrorRenderer`] and the `JSONRPC_*`
 //! codes, [`ConfigError`] with [`secret_from_env`] and
 //! [`optional_secret_from_env`], [`ProtectedResource`] with its builder and
-//! [`ProtectedResourceLayer`], and [`RequireScopesLayer`] (whose future is
+//! [`ProtectedResourceLayer`], and [`Rule`] with [`AuthorizeLayer`] (whose future is
 //! [`future::ResponseFuture`]). Each layer's items sit in that layer's
 //! module only, as in tower-http: [`api_key::ApiKeyLayer`],
 //! [`authenticate::AuthenticateLayer`], `jwt::JwtLayer`,
@@ -102,6 +102,7 @@
 pub mod api_key;
 pub mod audit;
 pub mod authenticate;
+mod authorize;
 mod bearer;
 mod config;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
@@ -132,9 +133,10 @@ pub mod rate_limit;
 #[cfg(feature = "redis")]
 mod redis_connection;
 mod resource;
-mod scope;
+mod rule;
 mod url;
 
+pub use authorize::{Authorize, AuthorizeLayer};
 pub use config::{optional_secret_from_env, secret_from_env, ConfigError};
 pub use error::{
     AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId, JSONRPC_FORBIDDEN,
@@ -144,7 +146,7 @@ pub use error::{
 pub use metadata::{ProtectedResource, ProtectedResourceBuilder, WELL_KNOWN_PATH};
 pub use principal::{AuthScheme, CustomScheme, Principal, Scopes};
 pub use resource::{ProtectedResourceLayer, ProtectedResourceService};
-pub use scope::{RequireScopes, RequireScopesLayer};
+pub use rule::Rule;
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `BIND` | listen address (default `127.0.0.1:3000`) |
 //! | `PUBLIC_URL` | the resource identifier, the URL clients use (default `http://<BIND>/mcp`, with `localhost` for an unspecified address) |
-//! | `API_KEY` | the service key(s) for `X-API-Key`, comma separated; unset: demo mode |
+//! | `API_KEY` | the service key(s) for `X-API-Key`, comma separated, each `key` or `name:key[:scope scope …]`; unset: demo mode |
 //! | `JWT_SECRET` | HS256 secret for locally issued tokens (`aud` = the resource identifier, `exp` required, `iss` not required); generated in demo mode |
 //! | `OAUTH_ISSUER`, `OAUTH_JWKS_URL`, `OAUTH_AUDIENCE` | JWT access tokens from an authorization server (`iss` must match; `aud` defaults to the resource identifier) |
 //! | `OAUTH_INTROSPECTION_URL`, `OAUTH_CLIENT_ID`, `OAUTH_CLIENT_SECRET` | opaque tokens, RFC 7662 introspection |

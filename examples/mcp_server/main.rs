@@ -29,9 +29,9 @@ use tower_mcp_auth::{
     api_key::ApiKeyLayer,
     introspection::IntrospectionLayer,
     jwt::JwtLayer,
-    mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer, McpRequest, Rule},
+    mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer, McpRequest},
     rate_limit::{failed_auth::FailedAuthLayer, Quota, RateLimitLayer},
-    ConfigError, ProtectedResource,
+    ConfigError, ProtectedResource, Rule,
 };
 
 use config::{Config, MCP_PATH};

@@ -70,7 +70,8 @@ pub const DEFAULT_RESPONSE_LIMIT: usize = 16 * 1024 * 1024;
 /// use tower::ServiceBuilder;
 /// use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
 /// use tower_mcp_auth::ProtectedResource;
-/// use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
+/// use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer};
+/// use tower_mcp_auth::Rule;
 ///
 /// let resource = ProtectedResource::builder("https://mcp.example.com/mcp").build().unwrap();
 /// let policy = McpPolicy::builder()
@@ -423,8 +424,8 @@ mod tests {
     use super::*;
     use crate::ProtectedResource;
     use crate::{
-        mcp::Rule,
         principal::{AuthScheme, Scopes},
+        Rule,
     };
     use http_body_util::BodyExt;
     use serde_json::{json, Value};

@@ -4,7 +4,7 @@
 //! | piece | job |
 //! | --- | --- |
 //! | [`McpRequest::parse`] | the JSON-RPC peek: each call's id, method and target |
-//! | [`Rule`], [`McpPolicy`] | what each call needs |
+//! | [`McpPolicy`] | what each call needs, in the crate's one rule language, [`Rule`](crate::Rule) |
 //! | [`UriTemplate`] | RFC 6570 level-1 templates for resources |
 //! | [`TemplateIndex`] | many templates decided without a linear scan |
 //! | [`McpPolicyLayer`] | reads the body once, decides, hands on the same bytes |
@@ -135,7 +135,8 @@
 //! ## Example
 //!
 //! ```
-//! use tower_mcp_auth::mcp::{McpPolicy, Rule};
+//! use tower_mcp_auth::mcp::McpPolicy;
+//! use tower_mcp_auth::Rule;
 //! use tower_mcp_auth::{AuthScheme, Principal};
 //!
 //! let policy = McpPolicy::builder()
@@ -155,7 +156,8 @@
 //! use tower::ServiceBuilder;
 //! use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
 //! use tower_mcp_auth::ProtectedResource;
-//! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
+//! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer};
+//! use tower_mcp_auth::Rule;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
@@ -189,6 +191,6 @@ pub use inspect::{
 pub use layer::{
     McpPolicyLayer, McpPolicyService, ResponseFuture, DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT,
 };
-pub use policy::{McpPolicy, McpPolicyBuilder, Rule};
+pub use policy::{McpPolicy, McpPolicyBuilder};
 pub use template_index::TemplateIndex;
 pub use uri_template::UriTemplate;

@@ -315,8 +315,9 @@ impl http_body::Body for Prefixed {
 mod tests {
     use super::*;
     use crate::{
-        mcp::{McpRequest, Rule},
+        mcp::McpRequest,
         principal::{AuthScheme, Scopes},
+        Rule,
     };
     use serde_json::json;
     use std::collections::VecDeque;
