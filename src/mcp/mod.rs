@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | [`McpRequest::parse`] | the JSON-RPC peek: each call's id, method and target |
 //! | [`McpPolicy`] | what each call needs, in the crate's one rule language, [`Rule`](crate::Rule) |
+//! | [`McpPolicy::from_file`], [`SharedPolicy`] | the policy as data (TOML or JSON), reloaded at run time |
 //! | [`UriTemplate`] | RFC 6570 level-1 templates for resources |
 //! | [`TemplateIndex`] | many templates decided without a linear scan |
 //! | [`McpPolicyLayer`] | reads the body once, decides, hands on the same bytes |
@@ -176,6 +177,7 @@
 //! # let _ = layers; Ok(()) }
 //! ```
 
+mod file;
 mod filter;
 mod inspect;
 mod json;
@@ -185,6 +187,7 @@ pub mod session;
 mod template_index;
 mod uri_template;
 
+pub use file::SharedPolicy;
 pub use inspect::{
     McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH, MCP_METHOD, MCP_NAME,
 };

@@ -3,7 +3,12 @@
 
 use std::{any::Any, collections::HashMap, sync::Arc};
 
-use crate::{config::ConfigError, error::AuthError, principal::Principal, rule::Rule};
+use crate::{
+    config::ConfigError,
+    error::AuthError,
+    principal::{Principal, Scopes},
+    rule::Rule,
+};
 
 use super::{
     inspect::{Kind, McpCall, Target},
@@ -283,6 +288,42 @@ impl McpPolicy {
     fn allows(&self, principal: Option<&Principal>, call: &McpCall) -> bool {
         self.rule_for(Some(call)).allows(principal, call)
     }
+
+    /// Every scope some rule of the policy names: the resource's
+    /// `scopes_supported` (RFC 9728), so that the metadata and the
+    /// policy never disagree.
+    ///
+    /// ```
+    /// use tower_mcp_auth::mcp::McpPolicy;
+    /// use tower_mcp_auth::{ProtectedResource, Rule};
+    ///
+    /// let policy = McpPolicy::builder()
+    ///     .tool("get_user_data", Rule::bearer().scopes(["read:data"]))
+    ///     .tool("delete_user", Rule::api_key().or(Rule::bearer().scopes(["admin:write"])))
+    ///     .build()?;
+    /// let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+    ///     .scopes_supported(policy.scopes_named().iter())
+    ///     .build()?;
+    /// assert_eq!(resource.scopes_supported().to_string(), "admin:write read:data");
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn scopes_named(&self) -> Scopes {
+        let inner = &*self.0;
+        let unmatched = [
+            &inner.unmatched.tool,
+            &inner.unmatched.prompt,
+            &inner.unmatched.resource,
+        ];
+        std::iter::once(&inner.default)
+            .chain(unmatched.into_iter().flatten())
+            .chain(inner.tools.values())
+            .chain(inner.prompts.values())
+            .chain(inner.resources.values())
+            .chain(inner.templates.iter().map(|(_, rule)| rule))
+            .chain(inner.methods.values())
+            .fold(Scopes::empty(), |acc, rule| acc.union(&rule.scopes_named()))
+    }
 }
 
 /// `err`, its description prefixed with the target it refused (cut to 64
@@ -463,7 +504,7 @@ impl McpPolicyBuilder {
 mod tests {
     use super::*;
     use crate::error::AuthErrorKind;
-    use crate::principal::{AuthScheme, Scopes};
+    use crate::principal::AuthScheme;
 
     fn jwt(scopes: &str) -> Principal {
         Principal::new(AuthScheme::Jwt, "u").with_scopes(Scopes::parse(scopes))
