@@ -12,6 +12,7 @@
 //! | `RATE_LIMIT_PER_MINUTE` | per-principal quota (default 100) |
 //! | `REDIS_URL` | share rate-limit state between replicas (`--features redis`) |
 //! | `MCP_STATELESS` | `1`: rmcp without sessions, plain JSON responses |
+//! | `POLICY_FILE` | the rules as data (TOML with `--features toml`, or JSON), in place of the built-in `policy()`; re-read on `SIGHUP` (`policy.toml` beside this file reproduces the built-in rules) |
 //!
 //! `PUBLIC_URL` also drives rmcp's DNS-rebinding protection
 //! ([`transport`](super::transport)): only its host (and, for a loopback
@@ -20,6 +21,7 @@
 
 use std::{
     net::SocketAddr,
+    path::PathBuf,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -28,6 +30,7 @@ use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeys},
     introspection::Introspector,
     jwt::JwtValidator,
+    mcp::McpPolicy,
     optional_secret_from_env,
     rate_limit::{AnyStore, MemoryStore},
     ConfigError, ProtectedResource,
@@ -35,17 +38,6 @@ use tower_mcp_auth::{
 
 /// Where the MCP endpoint is mounted in the router.
 pub const MCP_PATH: &str = "/mcp";
-
-/// The scopes this server's tools and resources use (listed in the
-/// protected-resource metadata).
-pub const SCOPES: [&str; 6] = [
-    "read:data",
-    "write:data",
-    "data:read",
-    "read:profile",
-    "write:profile",
-    "admin:write",
-];
 
 /// The default listen address.
 pub const DEFAULT_BIND: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
@@ -92,6 +84,8 @@ pub struct Config {
     pub rate_limit_per_minute: u32,
     /// Redis shared by replicas for the rate limiter (`REDIS_URL`).
     pub redis_url: Option<String>,
+    /// The rules as data (`POLICY_FILE`), in place of the built-in ones.
+    pub policy_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -110,6 +104,7 @@ impl std::fmt::Debug for Config {
             .field("introspector", &self.introspector)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "[REDACTED]"))
+            .field("policy_file", &self.policy_file)
             .finish()
     }
 }
@@ -135,6 +130,7 @@ impl Config {
             introspector: None,
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             redis_url: None,
+            policy_file: None,
         }
     }
 
@@ -175,7 +171,7 @@ impl Config {
             }
         };
         // Fail now, naming the variable, rather than when the app is built.
-        build_resource(&public_url, None).map_err(|e| ConfigError::InvalidEnv {
+        build_resource(&public_url, None, None).map_err(|e| ConfigError::InvalidEnv {
             var: "PUBLIC_URL".into(),
             reason: e.to_string(),
         })?;
@@ -246,6 +242,7 @@ impl Config {
         };
         let redis_url =
             optional_secret_from_env("REDIS_URL")?.map(|url| url.expose_secret().trim().to_owned());
+        let policy_file = env_opt("POLICY_FILE")?.map(PathBuf::from);
 
         Ok(Self {
             bind,
@@ -259,6 +256,7 @@ impl Config {
             introspector,
             rate_limit_per_minute,
             redis_url,
+            policy_file,
             ..Self::new(public_url, api_keys)
         })
     }
@@ -327,13 +325,15 @@ pub fn default_public_url(bind: SocketAddr) -> String {
 fn build_resource(
     public_url: &str,
     oauth_issuer: Option<&str>,
+    policy: Option<&McpPolicy>,
 ) -> Result<ProtectedResource, ConfigError> {
     let mut builder = ProtectedResource::builder(public_url);
     if let Some(issuer) = oauth_issuer {
         builder = builder.authorization_server(issuer);
     }
+    let scopes = policy.map(McpPolicy::scopes_named).unwrap_or_default();
     builder
-        .scopes_supported(SCOPES)
+        .scopes_supported(scopes.iter())
         .resource_name("tower-mcp-auth example MCP server")
         .build()
 }
@@ -341,13 +341,15 @@ fn build_resource(
 /// What the layer stack is built from.
 impl Config {
     /// The protected resource (RFC 9728): the resource identifier, the
-    /// authorization server (`OAUTH_ISSUER`) and the [`SCOPES`].
+    /// authorization server (`OAUTH_ISSUER`) and, as `scopes_supported`,
+    /// every scope `policy` names (so the metadata and the rules never
+    /// disagree).
     ///
     /// # Errors
     ///
     /// [`ConfigError`] when `PUBLIC_URL` is not a valid resource identifier.
-    pub fn resource(&self) -> Result<ProtectedResource, ConfigError> {
-        build_resource(&self.public_url, self.oauth_issuer.as_deref())
+    pub fn resource(&self, policy: &McpPolicy) -> Result<ProtectedResource, ConfigError> {
+        build_resource(&self.public_url, self.oauth_issuer.as_deref(), Some(policy))
     }
 
     /// The bearer-token validator: `JWT_SECRET` (HS256, `aud` = the
@@ -405,7 +407,7 @@ impl Config {
 
 /// The demo-mode banner: the generated key, a `curl` line, and (with a
 /// generated `JWT_SECRET`) a sample token.
-pub fn print_demo_banner(config: &Config, key: &SecretString) {
+pub fn print_demo_banner(config: &Config, key: &SecretString, policy: &McpPolicy) {
     let url = &config.public_url;
     let key = key.expose_secret();
     println!(
@@ -419,7 +421,9 @@ pub fn print_demo_banner(config: &Config, key: &SecretString) {
          Set API_KEY (comma separated for several) to choose the keys yourself."
     );
     if let (true, Some(secret)) = (config.generated_jwt_secret, &config.jwt_secret) {
-        let token = mint_token(secret, url, "demo-user", &SCOPES);
+        let scopes = policy.scopes_named();
+        let scopes: Vec<&str> = scopes.iter().collect();
+        let token = mint_token(secret, url, "demo-user", &scopes);
         println!(
             "\nJWT_SECRET is not set either, so bearer tokens are HS256-signed with this generated secret:\n\n    \
              {}\n\nA sample access token (subject demo-user, every scope, valid for an hour):\n\n    \

@@ -20,7 +20,7 @@ pub mod store;
 pub mod tools;
 pub mod transport;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use axum::Router;
 use http::request::Parts;
@@ -29,7 +29,7 @@ use tower_mcp_auth::{
     api_key::ApiKeyLayer,
     introspection::IntrospectionLayer,
     jwt::JwtLayer,
-    mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer, McpRequest},
+    mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer, McpRequest, SharedPolicy},
     rate_limit::{failed_auth::FailedAuthLayer, Quota, RateLimitLayer},
     ConfigError, ProtectedResource, Rule,
 };
@@ -83,11 +83,48 @@ pub fn policy() -> Result<McpPolicy, ConfigError> {
 /// [`ConfigError`] for a `PUBLIC_URL` that is not a resource identifier, an
 /// impossible quota or an unusable `REDIS_URL`.
 pub async fn app(config: &Config) -> Result<Router, ConfigError> {
-    let resource = config.resource()?;
+    let policy = load_policy(config)?;
+    // `scopes_supported`: every scope the rules name.
+    let resource = config.resource(&policy)?;
     let mcp = mcp_service(config)?;
     Ok(Router::new()
         .merge(resource.router())
-        .merge(protect(mcp, config, &resource).await?))
+        .merge(protect(mcp, config, &resource, policy).await?))
+}
+
+/// The rules in force: `POLICY_FILE` when set (TOML needs `--features
+/// toml`; `policy.toml` beside this file is [`policy`] as data), else
+/// [`policy`].
+///
+/// # Errors
+///
+/// [`ConfigError`] naming the file's line and rule.
+pub fn load_policy(config: &Config) -> Result<McpPolicy, ConfigError> {
+    match &config.policy_file {
+        Some(path) => McpPolicy::from_file(path),
+        None => policy(),
+    }
+}
+
+/// Re-reads `path` on `SIGHUP` and swaps it in; a bad file keeps the rules
+/// in force (the audit event and the error say why).
+fn reload_on_sighup(policy: SharedPolicy, path: PathBuf) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            let (policy, path) = (policy.clone(), path.clone());
+            let reloaded = tokio::task::spawn_blocking(move || policy.reload_file(&path)).await;
+            if let Ok(Err(e)) = reloaded {
+                eprintln!("POLICY_FILE not reloaded, the rules in force stay: {e}");
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (policy, path);
 }
 
 /// THE LAYER STACK: everything between the network and the MCP service,
@@ -102,8 +139,9 @@ pub async fn app(config: &Config) -> Result<Router, ConfigError> {
 ///    server's JWKS); opaque bearer tokens by introspection (the JWT layer
 ///    hands a token that is not a JWT on only when introspection is there;
 ///    without it such a token is refused, never anonymous).
-/// 3. `McpPolicyLayer`: each JSON-RPC call by [`policy`] (401 with the
-///    challenge, or a 403 step-up); tool and resource lists filtered.
+/// 3. `McpPolicyLayer`: each JSON-RPC call by `policy` (401 with the
+///    challenge, or a 403 step-up); tool and resource lists filtered; a
+///    `POLICY_FILE` re-read on `SIGHUP`.
 /// 4. `RateLimitLayer`: per principal (per address when anonymous); a batch
 ///    costs one unit per call.
 /// 5. `SessionBindingLayer`: a session belongs to the principal that opened
@@ -116,6 +154,7 @@ pub async fn protect(
     mcp: McpService,
     config: &Config,
     resource: &ProtectedResource,
+    policy: McpPolicy,
 ) -> Result<Router, ConfigError> {
     let quota = Quota::try_new(config.rate_limit_per_minute, Duration::from_secs(60))?;
     let jwt = config.jwt_validator(resource)?.map(|v| {
@@ -128,6 +167,10 @@ pub async fn protect(
     });
     let introspection =
         (config.introspector.clone()).map(|i| IntrospectionLayer::new(i).optional());
+    let policy = SharedPolicy::new(policy);
+    if let Some(path) = &config.policy_file {
+        reload_on_sighup(policy.clone(), path.clone());
+    }
     let calls = |parts: &Parts| {
         (parts.extensions.get::<McpRequest>())
             .map_or(1, |r| u32::try_from(r.calls().len()).unwrap_or(u32::MAX))
@@ -139,7 +182,7 @@ pub async fn protect(
         .layer(ApiKeyLayer::new(config.api_keys.clone()).optional())
         .option_layer(jwt)
         .option_layer(introspection)
-        .layer(McpPolicyLayer::new(policy()?))
+        .layer(McpPolicyLayer::new(policy))
         .layer(
             RateLimitLayer::per_principal(quota)
                 .store(config.rate_limit_store().await?)
@@ -168,8 +211,8 @@ async fn main() {
         "MCP server listening on {} (public URL {}{stateless})",
         config.bind, config.public_url
     );
-    if let Some(key) = &config.generated_key {
-        config::print_demo_banner(&config, key);
+    if let (Some(key), Ok(policy)) = (&config.generated_key, load_policy(&config)) {
+        config::print_demo_banner(&config, key, &policy);
     }
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, app).await {
