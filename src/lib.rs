@@ -94,6 +94,7 @@
 //! | `metrics` | no | every decision counted on the `metrics` facade: `tower_mcp_auth_decisions_total` by layer, outcome and reason (see [audit]) |
 //! | `dpop` | yes | DPoP proof validation (RFC 9449, SEP-1932): `dpop` (implies `jwt`; hmac) |
 //! | `introspection` | yes | RFC 7662 introspection (oauth2, moka), RFC 8414 / OpenID metadata discovery |
+//! | `toml` | no | policy files in TOML (`mcp::McpPolicy::from_file`; JSON needs no feature) |
 //! | `full` | no | everything |
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
