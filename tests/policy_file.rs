@@ -391,3 +391,99 @@ async fn a_reload_changes_what_a_running_stack_allows_and_a_bad_file_changes_not
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "the old rules stay");
     std::fs::remove_file(path).unwrap();
 }
+
+#[tokio::test]
+async fn the_files_quota_and_tool_costs_throttle_the_real_server() {
+    // policy.toml ends with its (empty) `[rate_limit]` table.
+    let path = std::env::temp_dir().join(format!("tma-policy-rate-{}.toml", std::process::id()));
+    let text = std::fs::read_to_string(policy_file()).unwrap();
+    std::fs::write(
+        &path,
+        format!("{text}\nper_minute = 5\ncosts = {{ get_my_profile = 3 }}\n"),
+    )
+    .unwrap();
+    let app = serve(Some(path.clone())).await;
+    let token = mcp_server::mint_token(
+        &SecretString::from(JWT_SECRET),
+        &app.public_url,
+        "frank",
+        &["read:profile", "read:data"],
+    );
+    let call = |tool: &str| {
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": tool, "arguments": {}}})
+            .to_string()
+    };
+    let post = |body: String| {
+        reqwest::Client::new()
+            .post(format!("http://{}/mcp", app.addr))
+            .header("content-type", "application/json")
+            .header("accept", ACCEPT)
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+    };
+    // 5 a minute: get_my_profile costs 3, get_user_data 1.
+    let res = post(call("get_my_profile")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    // 3 of the 5 units spent: 2 left.
+    let state = res.headers()["ratelimit"].to_str().unwrap();
+    assert!(state.starts_with("\"default\";r=2;"), "{state}");
+    assert_eq!(post(call("get_user_data")).await.unwrap().status(), 200);
+    let res = post(call("get_my_profile")).await.unwrap();
+    assert_eq!(res.status(), 429, "3 more units than the 1 left");
+    assert_eq!(post(call("get_user_data")).await.unwrap().status(), 200);
+    assert_eq!(post(call("get_user_data")).await.unwrap().status(), 429);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[tokio::test]
+async fn a_reload_reprices_calls_for_a_running_rate_limiter() {
+    use tower_mcp_auth::rate_limit::{Quota, RateLimitLayer};
+    let path = std::env::temp_dir().join(format!("tma-policy-cost-{}.json", std::process::id()));
+    std::fs::write(&path, r#"{"rate_limit":{"costs":{"deploy":10}}}"#).unwrap();
+    let policy = SharedPolicy::from_file(&path).unwrap();
+    let keys = ApiKeys::new().with(ApiKey::new("ops", KEY));
+    let per_minute = policy.per_minute_fn();
+    let svc = ServiceBuilder::new()
+        .layer(ApiKeyLayer::new(keys).optional())
+        .layer(McpPolicyLayer::new(policy.clone()))
+        .layer(
+            RateLimitLayer::per_principal(Quota::per_minute(12))
+                .override_quota(move |p| per_minute(p).map(|n| Quota::per_minute(n.get())))
+                .cost(policy.cost_fn()),
+        )
+        .service_fn(|_: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(Body::from("{}")))
+        });
+    let deploy = || {
+        let mut req = Request::post("/mcp")
+            .header("x-api-key", KEY)
+            .header("content-type", "application/json")
+            .body(Body::from(
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy"}}"#,
+            ))
+            .unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(SocketAddr::from((
+                [127, 0, 0, 1],
+                9,
+            ))));
+        req
+    };
+    let remaining =
+        |res: &http::Response<Body>| res.headers()["ratelimit"].to_str().unwrap().to_owned();
+    let res = svc.clone().oneshot(deploy()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(remaining(&res).contains(";r=2;"), "{}", remaining(&res));
+    // Cheaper and a bigger quota from now on.
+    std::fs::write(
+        &path,
+        r#"{"rate_limit":{"per_minute":60,"costs":{"deploy":1}}}"#,
+    )
+    .unwrap();
+    policy.reload_file(&path).unwrap();
+    let res = svc.clone().oneshot(deploy()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(remaining(&res).contains(";r=59;"), "{}", remaining(&res));
+    std::fs::remove_file(path).unwrap();
+}

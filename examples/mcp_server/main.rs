@@ -23,13 +23,12 @@ pub mod transport;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use axum::Router;
-use http::request::Parts;
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
     api_key::ApiKeyLayer,
     introspection::IntrospectionLayer,
     jwt::JwtLayer,
-    mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer, McpRequest, SharedPolicy},
+    mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer, SharedPolicy},
     rate_limit::{failed_auth::FailedAuthLayer, Quota, RateLimitLayer},
     ConfigError, ProtectedResource, Rule,
 };
@@ -143,7 +142,7 @@ fn reload_on_sighup(policy: SharedPolicy, path: PathBuf) {
 ///    challenge, or a 403 step-up); tool and resource lists filtered; a
 ///    `POLICY_FILE` re-read on `SIGHUP`.
 /// 4. `RateLimitLayer`: per principal (per address when anonymous); a batch
-///    costs one unit per call.
+///    costs one unit per call; a `POLICY_FILE`'s quotas and tool costs.
 /// 5. `SessionBindingLayer`: a session belongs to the principal that opened
 ///    it; anyone else presenting its id is answered as for an unknown one.
 ///
@@ -171,10 +170,17 @@ pub async fn protect(
     if let Some(path) = &config.policy_file {
         reload_on_sighup(policy.clone(), path.clone());
     }
-    let calls = |parts: &Parts| {
-        (parts.extensions.get::<McpRequest>())
-            .map_or(1, |r| u32::try_from(r.calls().len()).unwrap_or(u32::MAX))
-    };
+    // The policy's `[rate_limit]` (POLICY_FILE): each principal's quota
+    // (else RATE_LIMIT_PER_MINUTE) and per-tool costs, as reloaded; a
+    // batch costs each of its calls.
+    let per_minute = policy.per_minute_fn();
+    let mut limiter = RateLimitLayer::per_principal(quota)
+        .store(config.rate_limit_store().await?)
+        .override_quota(move |p| per_minute(p).map(|n| Quota::per_minute(n.get())))
+        .cost(policy.cost_fn());
+    if let Some(n) = policy.current().rate_limits().anonymous_per_minute {
+        limiter = limiter.anonymous(Quota::per_minute(n.get()));
+    }
 
     let stack = ServiceBuilder::new()
         .layer(resource.layer())
@@ -183,11 +189,7 @@ pub async fn protect(
         .option_layer(jwt)
         .option_layer(introspection)
         .layer(McpPolicyLayer::new(policy))
-        .layer(
-            RateLimitLayer::per_principal(quota)
-                .store(config.rate_limit_store().await?)
-                .cost(calls),
-        )
+        .layer(limiter)
         .layer(SessionBindingLayer::new());
     Ok(Router::new().nest_service(MCP_PATH, stack.service(mcp)))
 }

@@ -10,6 +10,8 @@ use serde::Deserialize;
 use crate::{audit, config::ConfigError, rule::Rule};
 
 use super::{
+    inspect::McpRequest,
+    limits::RateLimits,
     policy::{McpPolicy, McpPolicyBuilder},
     uri_template::UriTemplate,
 };
@@ -37,6 +39,7 @@ enum Format {
 /// | `default` | a rule: everything no other rule names (absent: `"authenticated"`) | [`default`](McpPolicyBuilder::default) |
 /// | `tools`, `prompts`, `resources`, `methods` | a table (object) from a name, a URI or RFC 6570 level-1 template, or a JSON-RPC method to a rule | [`tool`](McpPolicyBuilder::tool), [`prompt`](McpPolicyBuilder::prompt), [`resource`](McpPolicyBuilder::resource), [`method`](McpPolicyBuilder::method) |
 /// | `unmatched` | a table with `tool`, `prompt`, `resource`: the rules for targets that match no rule of their own | [`unmatched_tool`](McpPolicyBuilder::unmatched_tool), … |
+/// | `rate_limit` | `per_minute`, `anonymous_per_minute` (calls a minute, at least 1) and `costs` (a table from a tool to the units a call of it costs, at least 1) | [`rate_limits`](McpPolicyBuilder::rate_limits) ([`RateLimits`]) |
 ///
 /// A **rule** is one alternative or an array of alternatives (any of
 /// them allows the call: [`Rule::or`]). An **alternative** is a scheme
@@ -213,6 +216,7 @@ const MEMBERS: &[&str] = &[
     "resources",
     "methods",
     "unmatched",
+    "rate_limit",
 ];
 
 struct FileVisitor;
@@ -221,7 +225,7 @@ impl<'de> Visitor<'de> for FileVisitor {
     type Value = PolicyFile;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a policy: a table of `default`, `tools`, `prompts`, `resources`, `methods`, `unmatched`")
+        f.write_str("a policy: a table of `default`, `tools`, `prompts`, `resources`, `methods`, `unmatched`, `rate_limit`")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PolicyFile, A::Error> {
@@ -253,6 +257,7 @@ impl<'de> Visitor<'de> for FileVisitor {
                     b,
                 })?,
                 "unmatched" => map.next_value_seed(UnmatchedSeed(b))?,
+                "rate_limit" => b.rate_limits(map.next_value::<RateLimits>()?),
                 other => {
                     let msg = unknown(other, MEMBERS);
                     return Err(map
@@ -698,6 +703,48 @@ impl SharedPolicy {
     }
 }
 
+impl SharedPolicy {
+    /// The price of each request by the policy in force, for
+    /// `RateLimitLayer::cost` (put the rate limiter inside
+    /// [`McpPolicyLayer`](super::McpPolicyLayer), which leaves the
+    /// [`McpRequest`] in the extensions): [`RateLimits::cost`], 1 for a
+    /// request that was not inspected.
+    pub fn cost_fn(&self) -> impl Fn(&http::request::Parts) -> u32 + Send + Sync + 'static {
+        let shared = self.0.clone();
+        move |parts| {
+            parts
+                .extensions
+                .get::<McpRequest>()
+                .map_or(1, |req| shared.load().rate_limits().cost(req))
+        }
+    }
+
+    /// Each principal's calls a minute by the policy in force (`None`: the
+    /// layer's own quota), for `RateLimitLayer::override_quota`:
+    ///
+    /// ```
+    /// # #[cfg(feature = "rate-limit")] {
+    /// use tower_mcp_auth::mcp::{McpPolicy, SharedPolicy};
+    /// use tower_mcp_auth::rate_limit::{Quota, RateLimitLayer};
+    ///
+    /// let policy = SharedPolicy::new(McpPolicy::from_json(
+    ///     r#"{ "rate_limit": { "per_minute": 30, "costs": { "generate_report": 10 } } }"#,
+    /// )?);
+    /// let per_minute = policy.per_minute_fn();
+    /// let limiter = RateLimitLayer::per_principal(Quota::per_minute(100))
+    ///     .override_quota(move |p| per_minute(p).map(|n| Quota::per_minute(n.get())))
+    ///     .cost(policy.cost_fn());
+    /// # let _ = limiter; }
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    pub fn per_minute_fn(
+        &self,
+    ) -> impl Fn(&crate::Principal) -> Option<std::num::NonZeroU32> + Send + Sync + 'static {
+        let shared = self.0.clone();
+        move |_| shared.load().rate_limits().per_minute
+    }
+}
+
 impl From<McpPolicy> for SharedPolicy {
     fn from(policy: McpPolicy) -> Self {
         Self::new(policy)
@@ -736,7 +783,8 @@ mod tests {
   "prompts": { "greet": "authenticated" },
   "resources": { "user://{id}/private": { "scheme": "bearer", "scopes": ["read:data"] } },
   "methods": { "logging/setLevel": "api_key" },
-  "unmatched": { "resource": "api_key", "tool": { "scheme": "bearer", "scopes": ["tools:any"] } }
+  "unmatched": { "resource": "api_key", "tool": { "scheme": "bearer", "scopes": ["tools:any"] } },
+  "rate_limit": { "per_minute": 30, "anonymous_per_minute": 5, "costs": { "read": 4 } }
 }"#;
 
     #[test]
@@ -756,8 +804,17 @@ mod tests {
             .method("logging/setLevel", Rule::api_key())
             .unmatched_resource(Rule::api_key())
             .unmatched_tool(Rule::bearer().scopes(["tools:any"]))
+            .rate_limits({
+                let mut l = RateLimits::default();
+                l.per_minute = std::num::NonZeroU32::new(30);
+                l.anonymous_per_minute = std::num::NonZeroU32::new(5);
+                l.tool_costs
+                    .insert("read".into(), std::num::NonZeroU32::new(4).unwrap());
+                l
+            })
             .build()
             .unwrap();
+        assert_eq!(file.rate_limits(), code.rate_limits());
         let who = [
             None,
             Some(key()),
@@ -842,6 +899,14 @@ mod tests {
                 "policy:3: `tools` is given twice",
             ),
             ("{\n\"tools\": {", "policy:2: EOF while parsing"),
+            (
+                "{\n\"rate_limit\": {\n\"costs\": { \"t\": 0 }\n}\n}",
+                "policy:3: invalid value: integer `0`, expected a nonzero u32",
+            ),
+            (
+                "{\n\"rate_limit\": {\n\"per_minut\": 5\n}\n}",
+                "policy:3: unknown field `per_minut`",
+            ),
         ];
         for (text, want) in cases {
             let err = json_err(text);
@@ -917,10 +982,14 @@ greet = "authenticated"
 [unmatched]
 resource = "api_key"
 tool = { scheme = "bearer", scopes = ["tools:any"] }
+[rate_limit]
+per_minute = 30
+anonymous_per_minute = 5
+costs = { read = 4 }
 "#;
         let t = McpPolicy::from_toml(toml).unwrap();
         let j = McpPolicy::from_json(JSON).unwrap();
-        assert_eq!(format!("{t:?}").len(), format!("{j:?}").len());
+        assert_eq!(t.rate_limits(), j.rate_limits());
         assert_eq!(t.scopes_named(), j.scopes_named());
         for p in [None, Some(key()), Some(jwt("read:data")), Some(jwt("b"))] {
             for tool in ["read", "either", "delete", "open", "other"] {

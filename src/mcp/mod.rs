@@ -182,6 +182,7 @@ mod filter;
 mod inspect;
 mod json;
 mod layer;
+mod limits;
 mod policy;
 pub mod session;
 mod template_index;
@@ -194,6 +195,7 @@ pub use inspect::{
 pub use layer::{
     McpPolicyLayer, McpPolicyService, ResponseFuture, DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT,
 };
+pub use limits::RateLimits;
 pub use policy::{McpPolicy, McpPolicyBuilder};
 pub use template_index::TemplateIndex;
 pub use uri_template::UriTemplate;

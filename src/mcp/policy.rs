@@ -12,6 +12,7 @@ use crate::{
 
 use super::{
     inspect::{Kind, McpCall, Target},
+    limits::RateLimits,
     template_index::TemplateIndex,
     uri_template::UriTemplate,
 };
@@ -151,6 +152,7 @@ struct Inner {
     resources: HashMap<String, Rule>,
     templates: TemplateIndex<Rule>,
     methods: HashMap<String, Rule>,
+    rate_limits: RateLimits,
 }
 
 /// Builds an [`McpPolicy`]. Every method takes and returns the builder;
@@ -164,6 +166,7 @@ pub struct McpPolicyBuilder {
     prompts: Vec<(String, Rule)>,
     resources: Vec<(String, Rule)>,
     methods: Vec<(String, Rule)>,
+    rate_limits: RateLimits,
 }
 
 /// The rules for targets that match no rule of their own.
@@ -289,6 +292,12 @@ impl McpPolicy {
         self.rule_for(Some(call)).allows(principal, call)
     }
 
+    /// The rate-limit quotas and per-tool costs the policy carries.
+    #[must_use]
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.0.rate_limits
+    }
+
     /// Every scope some rule of the policy names: the resource's
     /// `scopes_supported` (RFC 9728), so that the metadata and the
     /// policy never disagree.
@@ -412,6 +421,13 @@ impl McpPolicyBuilder {
         self
     }
 
+    /// The rate-limit quotas and per-tool costs the policy carries (see
+    /// [`RateLimits`]).
+    pub fn rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limits = limits;
+        self
+    }
+
     /// The rule for a JSON-RPC method (`logging/setLevel`, `tools/list`,
     /// or `tools/call` for tools without a rule of their own).
     pub fn method(mut self, method: impl Into<String>, rule: Rule) -> Self {
@@ -496,6 +512,7 @@ impl McpPolicyBuilder {
             resources,
             templates,
             methods,
+            rate_limits: self.rate_limits,
         })))
     }
 }
