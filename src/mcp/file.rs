@@ -23,7 +23,7 @@ const MAX_QUOTED: usize = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Format {
     Json,
-    #[cfg_attr(not(feature = "toml"), allow(dead_code))]
+    #[cfg(feature = "toml")]
     Toml,
 }
 
@@ -119,15 +119,14 @@ impl McpPolicy {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
         let format = match path.extension().and_then(|e| e.to_str()) {
+            #[cfg(feature = "toml")]
+            Some(ext) if ext.eq_ignore_ascii_case("toml") => Format::Toml,
+            #[cfg(not(feature = "toml"))]
             Some(ext) if ext.eq_ignore_ascii_case("toml") => {
-                if cfg!(feature = "toml") {
-                    Format::Toml
-                } else {
-                    return Err(ConfigError::Invalid(format!(
-                        "{}: TOML policy files need the `toml` feature of tower-mcp-auth; enable it or write the policy in JSON",
-                        path.display()
-                    )));
-                }
+                return Err(ConfigError::Invalid(format!(
+                    "{}: TOML policy files need the `toml` feature of tower-mcp-auth; enable it or write the policy in JSON",
+                    path.display()
+                )));
             }
             _ => Format::Json,
         };
@@ -179,8 +178,6 @@ fn parse(text: &str, format: Format, path: Option<&Path>) -> Result<McpPolicy, C
             let line = e.span().map_or(1, |s| line_of(text, s.start));
             error(line, e.message().trim_end().to_owned())
         })?,
-        #[cfg(not(feature = "toml"))]
-        Format::Toml => unreachable!("TOML is refused before parsing without the feature"),
     };
     // Every rule was checked as it was read; what is left for `build`
     // (nothing, when the checks above are complete) has no line.
@@ -961,6 +958,16 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert!(shared.reload_file(&path).is_err());
         assert!(other.current().may_call_tool(Some(&jwt("")), "t"));
+    }
+
+    #[cfg(not(feature = "toml"))]
+    #[test]
+    fn a_toml_file_without_the_feature_says_what_to_do() {
+        let path = std::env::temp_dir().join(format!("tma-no-toml-{}.toml", std::process::id()));
+        std::fs::write(&path, "default = \"api_key\"\n").unwrap();
+        let err = McpPolicy::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("need the `toml` feature"), "{err}");
+        std::fs::remove_file(path).unwrap();
     }
 
     #[cfg(feature = "toml")]
