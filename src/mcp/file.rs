@@ -801,13 +801,10 @@ mod tests {
             .method("logging/setLevel", Rule::api_key())
             .unmatched_resource(Rule::api_key())
             .unmatched_tool(Rule::bearer().scopes(["tools:any"]))
-            .rate_limits({
-                let mut l = RateLimits::default();
-                l.per_minute = std::num::NonZeroU32::new(30);
-                l.anonymous_per_minute = std::num::NonZeroU32::new(5);
-                l.tool_costs
-                    .insert("read".into(), std::num::NonZeroU32::new(4).unwrap());
-                l
+            .rate_limits(RateLimits {
+                per_minute: std::num::NonZeroU32::new(30),
+                anonymous_per_minute: std::num::NonZeroU32::new(5),
+                tool_costs: [("read".to_owned(), std::num::NonZeroU32::new(4).unwrap())].into(),
             })
             .build()
             .unwrap();
