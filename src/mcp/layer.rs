@@ -404,7 +404,7 @@ where
             );
             let lists = config
                 .filter_lists
-                .then(|| ListFilter::new(&policy, principal, &mcp, &parts, config.response_limit));
+                .then(|| ListFilter::new(policy, principal, &mcp, &parts, config.response_limit));
             parts.extensions.insert(mcp);
             let response = inner.call(Request::from_parts(parts, body)).await?;
             let response = response.map(Body::new);

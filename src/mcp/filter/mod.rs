@@ -58,7 +58,7 @@ impl ListFilter {
     /// The filter for the exchange of `parts` and `req`, holding at most
     /// `limit` bytes of a reply.
     pub(crate) fn new(
-        policy: &McpPolicy,
+        policy: McpPolicy,
         principal: Option<Principal>,
         req: &McpRequest,
         parts: &Parts,
@@ -68,7 +68,7 @@ impl ListFilter {
         let first_id = ids.next();
         let more_ids = ids.collect();
         Self {
-            policy: policy.clone(),
+            policy,
             principal,
             first_id,
             more_ids,
@@ -348,7 +348,7 @@ mod tests {
         } else {
             McpRequest::parse(body.as_bytes()).unwrap()
         };
-        ListFilter::new(&policy(), Some(p), &req, &parts, limit)
+        ListFilter::new(policy(), Some(p), &req, &parts, limit)
     }
 
     fn key_filter(body: &str) -> ListFilter {
