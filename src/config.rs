@@ -82,7 +82,8 @@ pub enum ConfigError {
     PolicyFile {
         /// The file (`None`: text given directly).
         path: Option<PathBuf>,
-        /// The 1-based line of the mistake (the line where the rule ends).
+        /// The 1-based line of the mistake (of the rule: in TOML where its
+        /// value starts, in JSON where it ends).
         line: usize,
         /// What is wrong, naming the rule.
         reason: String,

@@ -49,8 +49,8 @@ enum Format {
 /// ([`Rule::any_scope`]). [`Rule::check`]s are code and have no file form.
 ///
 /// Everything is checked at load, and a mistake is a
-/// [`ConfigError::PolicyFile`] naming the line (where the rule ends) and
-/// the rule: a member or field the format does not know, a scheme that is
+/// [`ConfigError::PolicyFile`] naming the line of the rule (TOML: where
+/// its value starts; JSON: where it ends) and the rule: a member or field the format does not know, a scheme that is
 /// not one of the four, a name given twice, a template that is not level
 /// 1, scopes on `"public"`, an empty `any_scope`, a scope RFC 6749 does
 /// not allow, an empty name.
@@ -92,10 +92,12 @@ enum Format {
 /// # Ok::<(), tower_mcp_auth::ConfigError>(())
 /// ```
 ///
-/// The same policy in JSON:
+/// The same policy in JSON (no feature needed):
 ///
-/// ```json
-/// {
+/// ```
+/// use tower_mcp_auth::mcp::McpPolicy;
+///
+/// let policy = McpPolicy::from_json(r#"{
 ///   "default": "authenticated",
 ///   "tools": {
 ///     "get_user_data": { "scheme": "bearer", "scopes": ["read:data"] },
@@ -104,7 +106,9 @@ enum Format {
 ///   },
 ///   "resources": { "user://{user_id}/private": { "scheme": "bearer", "scopes": ["read:data"] } },
 ///   "unmatched": { "resource": "api_key" }
-/// }
+/// }"#)?;
+/// assert_eq!(policy.scopes_named().to_string(), "admin:write read:data");
+/// # Ok::<(), tower_mcp_auth::ConfigError>(())
 /// ```
 impl McpPolicy {
     /// Reads a policy file: TOML when its name ends in `.toml` (feature
