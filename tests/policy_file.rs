@@ -487,3 +487,83 @@ async fn a_reload_reprices_calls_for_a_running_rate_limiter() {
     assert!(remaining(&res).contains(";r=59;"), "{}", remaining(&res));
     std::fs::remove_file(path).unwrap();
 }
+
+/// The example re-reads `POLICY_FILE` on `SIGHUP`: sent to this process
+/// (the server runs in it), the new rules decide the next call, and a bad
+/// file leaves them in force.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_example_reloads_policy_file_on_sighup() {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Registered before anything is sent, so SIGHUP can never end the
+    // test process, whenever the server's own handler starts listening.
+    let _hangup = signal(SignalKind::hangup()).unwrap();
+    let path = std::env::temp_dir().join(format!("tma-policy-hup-{}.toml", std::process::id()));
+    let text = std::fs::read_to_string(policy_file()).unwrap();
+    std::fs::write(&path, &text).unwrap();
+    let app = serve(Some(path.clone())).await;
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": "list_all_users", "arguments": {}}})
+    .to_string();
+    let status = || async {
+        reqwest::Client::new()
+            .post(format!("http://{}/mcp", app.addr))
+            .header("content-type", "application/json")
+            .header("accept", ACCEPT)
+            .header("x-api-key", KEY)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let hangup_until = |want: u16| async move {
+        for _ in 0..50 {
+            let ok = std::process::Command::new("kill")
+                .args(["-HUP", &std::process::id().to_string()])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok);
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if status().await == want {
+                return true;
+            }
+        }
+        false
+    };
+    assert_eq!(status().await, 200, "an API key may list all users");
+
+    // The operator makes list_all_users bearer-only and sends SIGHUP.
+    let stricter = text.replace(
+        "list_all_users = \"api_key\"",
+        "list_all_users = { scheme = \"bearer\", scopes = [\"admin:write\"] }",
+    );
+    assert_ne!(stricter, text);
+    std::fs::write(&path, &stricter).unwrap();
+    assert!(hangup_until(401).await, "the new rule decides after SIGHUP");
+
+    // A file with a mistake: refused, the stricter rules stay.
+    std::fs::write(
+        &path,
+        text.replace(
+            "list_all_users = \"api_key\"",
+            "list_all_users = \"apikey\"",
+        ),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        assert!(std::process::Command::new("kill")
+            .args(["-HUP", &std::process::id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(status().await, 401, "a bad file changes nothing");
+    }
+    // And a good one again.
+    std::fs::write(&path, &text).unwrap();
+    assert!(hangup_until(200).await);
+    std::fs::remove_file(path).unwrap();
+}

@@ -30,7 +30,7 @@ use tower_mcp_auth::{
     jwt::JwtLayer,
     mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer, SharedPolicy},
     rate_limit::{failed_auth::FailedAuthLayer, Quota, RateLimitLayer},
-    ConfigError, ProtectedResource, Rule,
+    ConfigError, ProtectedResource, Rule, Scopes,
 };
 
 use config::{Config, MCP_PATH};
@@ -106,8 +106,10 @@ pub fn load_policy(config: &Config) -> Result<McpPolicy, ConfigError> {
 }
 
 /// Re-reads `path` on `SIGHUP` and swaps it in; a bad file keeps the rules
-/// in force (the audit event and the error say why).
-fn reload_on_sighup(policy: SharedPolicy, path: PathBuf) {
+/// in force (the audit event and the error say why). The metadata is built
+/// at start: a reload that names new scopes says so (restart to publish
+/// them).
+fn reload_on_sighup(policy: SharedPolicy, path: PathBuf, published: Scopes) {
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -115,15 +117,21 @@ fn reload_on_sighup(policy: SharedPolicy, path: PathBuf) {
             return;
         };
         while hangup.recv().await.is_some() {
-            let (policy, path) = (policy.clone(), path.clone());
-            let reloaded = tokio::task::spawn_blocking(move || policy.reload_file(&path)).await;
-            if let Ok(Err(e)) = reloaded {
-                eprintln!("POLICY_FILE not reloaded, the rules in force stay: {e}");
+            let (shared, path) = (policy.clone(), path.clone());
+            match tokio::task::spawn_blocking(move || shared.reload_file(&path)).await {
+                Ok(Err(e)) => eprintln!("POLICY_FILE not reloaded, the rules in force stay: {e}"),
+                Ok(Ok(())) => {
+                    let unlisted = policy.current().scopes_named().missing_from(&published);
+                    if !unlisted.is_empty() {
+                        eprintln!("POLICY_FILE names scopes the metadata does not list until a restart: {unlisted}");
+                    }
+                }
+                Err(_) => {}
             }
         }
     });
     #[cfg(not(unix))]
-    let _ = (policy, path);
+    let _ = (policy, path, published);
 }
 
 /// THE LAYER STACK: everything between the network and the MCP service,
@@ -168,7 +176,7 @@ pub async fn protect(
         (config.introspector.clone()).map(|i| IntrospectionLayer::new(i).optional());
     let policy = SharedPolicy::new(policy);
     if let Some(path) = &config.policy_file {
-        reload_on_sighup(policy.clone(), path.clone());
+        reload_on_sighup(policy.clone(), path.clone(), resource.scopes_supported());
     }
     // The policy's `[rate_limit]` (POLICY_FILE): each principal's quota
     // (else RATE_LIMIT_PER_MINUTE) and per-tool costs, as reloaded; a
