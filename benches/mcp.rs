@@ -10,8 +10,8 @@ use http::Request;
 use http_body_util::BodyExt;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
-    mcp::{McpPolicy, McpPolicyLayer, McpRequest, Rule},
-    AuthScheme, Principal, ProtectedResource, Scopes,
+    mcp::{McpPolicy, McpPolicyLayer, McpRequest},
+    AuthScheme, Principal, ProtectedResource, Rule, Scopes,
 };
 
 /// A `tools/call` body of about `size` bytes (the arguments pad it out).

@@ -39,9 +39,9 @@ use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     introspection::Introspector,
     jwt::{install_crypto_provider, JwtValidator},
-    mcp::{McpCall, McpPolicy, McpPolicyLayer, Rule, Target},
+    mcp::{McpCall, McpPolicy, McpPolicyLayer, Target},
     rate_limit::{failed_auth::FailedAuthLayer, MemoryStore, Quota, RateLimitKey},
-    AuthScheme, Principal, ProtectedResource, Scopes,
+    AuthScheme, Principal, ProtectedResource, Rule, Scopes,
 };
 
 /// Counts live heap bytes, to measure memory per entry.

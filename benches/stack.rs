@@ -28,9 +28,9 @@ use tower::{util::BoxCloneSyncService, ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     jwt::{install_crypto_provider, JwtLayer, JwtValidator},
-    mcp::{McpPolicy, McpPolicyLayer, McpRequest, Rule},
+    mcp::{McpPolicy, McpPolicyLayer, McpRequest},
     rate_limit::{Quota, RateLimitLayer},
-    AuthScheme, Principal, ProtectedResource,
+    AuthScheme, Principal, ProtectedResource, Rule,
 };
 
 const GROUP: &str = "stack_1KiB_tools_call";

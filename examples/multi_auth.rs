@@ -40,8 +40,8 @@ use tower::ServiceBuilder;
 use tower_mcp_auth::{
     api_key::{ApiKeyLayer, ApiKeys},
     jwt::{JwtLayer, JwtValidator},
-    mcp::{McpPolicy, McpPolicyLayer, Rule},
-    ConfigError, Principal, ProtectedResource,
+    mcp::{McpPolicy, McpPolicyLayer},
+    ConfigError, Principal, ProtectedResource, Rule,
 };
 
 /// THE STACK: both authenticators optional (no credential of theirs: pass

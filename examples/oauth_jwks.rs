@@ -34,8 +34,8 @@ use serde::Deserialize;
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
     jwt::{JwtLayer, JwtValidator},
-    mcp::{McpPolicy, McpPolicyLayer, Rule},
-    ConfigError, Principal, ProtectedResource,
+    mcp::{McpPolicy, McpPolicyLayer},
+    ConfigError, Principal, ProtectedResource, Rule,
 };
 
 /// THE STACK: the resource names its authorization server; the validator

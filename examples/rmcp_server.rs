@@ -30,8 +30,8 @@ use tower::ServiceBuilder;
 use tower_mcp_auth::{
     api_key::{ApiKeyLayer, ApiKeys},
     jwt::{JwtLayer, JwtValidator},
-    mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer, Rule},
-    ConfigError, Principal, ProtectedResource,
+    mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer},
+    ConfigError, Principal, ProtectedResource, Rule,
 };
 
 /// The one resource: the caller's own notes.

@@ -212,6 +212,28 @@ pub(crate) fn degraded(layer: &'static str, detail: &str) {
     tracing::warn!(target: TARGET, outcome = "degraded", layer, detail = &*detail);
 }
 
+/// Emits the outcome of a run-time reload of `what` (a policy file) from
+/// `source`: `reloaded` (info), or `reload_refused` (warn) with `detail`
+/// saying why, the configuration in force kept.
+// Used by feature-gated layers only: not dead with them on.
+#[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+pub(crate) fn reload(layer: &'static str, source: &str, error: Option<&str>) {
+    let source = bounded(source);
+    match error {
+        None => tracing::info!(target: TARGET, outcome = "reloaded", layer, source = &*source),
+        Some(detail) => {
+            let detail = bounded(detail);
+            tracing::warn!(
+                target: TARGET,
+                outcome = "reload_refused",
+                layer,
+                source = &*source,
+                detail = &*detail,
+            );
+        }
+    }
+}
+
 /// Emits the `throttled` event of an address that
 /// [`FailedAuthLayer`](crate::rate_limit::failed_auth::FailedAuthLayer) starts to
 /// refuse for `cooldown`.
@@ -416,7 +438,7 @@ mod metrics_tests {
 
     use crate::{
         api_key::{ApiKey, ApiKeyLayer, ApiKeys},
-        RequireScopesLayer,
+        AuthorizeLayer, Rule,
     };
 
     /// Counts per `name{label=value,...}`.
@@ -467,7 +489,7 @@ mod metrics_tests {
                 let keys = ApiKeys::new().with(ApiKey::new("svc", KEY).scopes(["read"]));
                 let svc = ServiceBuilder::new()
                     .layer(ApiKeyLayer::new(keys))
-                    .layer(RequireScopesLayer::all(["write"]))
+                    .layer(AuthorizeLayer::new(Rule::authenticated().scopes(["write"])).unwrap())
                     .service_fn(|_: Request<Body>| async {
                         Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty()))
                     });
@@ -506,7 +528,7 @@ mod metrics_tests {
                 1,
             ),
             (
-                format!("{name}{{layer=scopes,outcome=refused,reason=insufficient_scope}}"),
+                format!("{name}{{layer=authorize,outcome=refused,reason=insufficient_scope}}"),
                 1,
             ),
         ]

@@ -665,7 +665,7 @@ where
 /// it as the [`Principal`] is inserted. A request that still carries it when it
 /// reaches an authorization step
 /// ([`McpPolicyLayer`](crate::mcp::McpPolicyLayer),
-/// [`RequireScopes`](crate::RequireScopes), the [`Principal`] and
+/// [`Authorize`](crate::Authorize), the [`Principal`] and
 /// `Option<Principal>` extractors) is refused with 401 `invalid_token`: a
 /// presented credential that no layer verifies never passes as anonymous,
 /// however the stack is put together. An authenticator of your own takes

@@ -76,6 +76,18 @@ pub enum ConfigError {
         /// What is wrong (never the line's content).
         reason: String,
     },
+    /// A policy file (or text) that does not parse or holds a rule that
+    /// cannot be right.
+    #[error("{}:{line}: {reason}", path.as_deref().map_or_else(|| "policy".into(), |p| p.display().to_string()))]
+    PolicyFile {
+        /// The file (`None`: text given directly).
+        path: Option<PathBuf>,
+        /// The 1-based line of the mistake (of the rule: in TOML where its
+        /// value starts, in JSON where it ends).
+        line: usize,
+        /// What is wrong, naming the rule.
+        reason: String,
+    },
     /// Anything else that cannot be right: an empty key set, a bad header
     /// name, an impossible rule.
     #[error("{0}")]

@@ -365,7 +365,7 @@ impl AuthError {
     /// # The step-up rule
     ///
     /// Every 403 `insufficient_scope` of this crate
-    /// ([`RequireScopesLayer`](crate::RequireScopesLayer) on a plain route,
+    /// ([`AuthorizeLayer`](crate::AuthorizeLayer) on a plain route,
     /// [`McpPolicyLayer`](crate::mcp::McpPolicyLayer) on an MCP endpoint)
     /// lists **the scopes the token already has plus the ones the refused
     /// call requires** (for an any-of requirement, every scope that would

@@ -1,5 +1,5 @@
-//! The response future of [`RequireScopes`](crate::RequireScopes)
-//! (`scope::ResponseFuture`): either the inner service's future, or a
+//! The response future of [`Authorize`](crate::Authorize)
+//! : either the inner service's future, or a
 //! refusal ready at once.
 
 use std::{
@@ -16,7 +16,7 @@ use pin_project_lite::pin_project;
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pin_project! {
-    /// Response future of [`RequireScopes`](crate::RequireScopes): the inner service's response
+    /// Response future of [`Authorize`](crate::Authorize): the inner service's response
     /// (its body converted into an [`axum::body::Body`], which costs nothing
     /// when it already is one) or a refusal.
     pub struct ResponseFuture<F> {

@@ -9,7 +9,7 @@
 //! | --- | --- |
 //! | [`ApiKeyLayer`](api_key::ApiKeyLayer) | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`](api_key::ApiKeys) set |
 //! | `jwt::JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys, or a remote JWKS (feature `jwks`), see [`jwt`] |
-//! | [`RequireScopesLayer`] | all-of / any-of scope checks for a plain route |
+//! | [`AuthorizeLayer`] | a [`Rule`] on a plain route ("an API key, or a bearer token with `admin:write`"), the rule language of the MCP policy |
 //! | [`ProtectedResource::layer`] | the top of a stack: every refusal below carries the `resource_metadata` challenge |
 //! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
 //! | `mcp::McpPolicyLayer` | per-tool / per-resource rules on one MCP endpoint, step-up 403s, list filtering |
@@ -31,7 +31,7 @@
 //! [`Challenge`], [`JsonRpcId`], [`ErrorRenderer`] and the `JSONRPC_*`
 //! codes, [`ConfigError`] with [`secret_from_env`] and
 //! [`optional_secret_from_env`], [`ProtectedResource`] with its builder and
-//! [`ProtectedResourceLayer`], and [`RequireScopesLayer`] (whose future is
+//! [`ProtectedResourceLayer`], and [`Rule`] with [`AuthorizeLayer`] (whose future is
 //! [`future::ResponseFuture`]). Each layer's items sit in that layer's
 //! module only, as in tower-http: [`api_key::ApiKeyLayer`],
 //! [`authenticate::AuthenticateLayer`], `jwt::JwtLayer`,
@@ -106,6 +106,7 @@
 //! | `dpop` | yes | DPoP (RFC 9449, SEP-1932): `.dpop(..)` on the JWT and introspection layers, proof validation, replay caches, nonces: `dpop` (implies `jwt`; hmac) |
 //! | `introspection` | yes | RFC 7662 introspection (oauth2, moka), RFC 8414 / OpenID metadata discovery |
 //! | `rmcp` | no | `caller: Principal` as an rmcp `#[tool]` parameter, `rmcp::caller(&ctx)` for other handlers (adds rmcp's `server` part) |
+//! | `toml` | no | policy files in TOML (`mcp::McpPolicy::from_file`; JSON needs no feature) |
 //! | `full` | no | everything |
 //!
 //! API keys plus HS256 (or PEM) tokens need only
@@ -118,6 +119,7 @@
 pub mod api_key;
 pub mod audit;
 pub mod authenticate;
+mod authorize;
 mod bearer;
 mod config;
 #[cfg(any(feature = "jwks", feature = "introspection"))]
@@ -153,9 +155,10 @@ mod resource;
 #[cfg(feature = "rmcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub mod rmcp;
-mod scope;
+mod rule;
 mod url;
 
+pub use authorize::{Authorize, AuthorizeLayer};
 pub use config::{optional_secret_from_env, secret_from_env, ConfigError};
 pub use error::{
     AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId, JSONRPC_FORBIDDEN,
@@ -165,7 +168,7 @@ pub use error::{
 pub use metadata::{ProtectedResource, ProtectedResourceBuilder, WELL_KNOWN_PATH};
 pub use principal::{AuthScheme, CustomScheme, Principal, Scopes};
 pub use resource::{ProtectedResourceLayer, ProtectedResourceService};
-pub use scope::{RequireScopes, RequireScopesLayer};
+pub use rule::Rule;
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

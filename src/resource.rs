@@ -14,7 +14,7 @@ use crate::{error::Challenge, metadata::ProtectedResource};
 /// Put it outermost (the first layer a request meets). It puts the
 /// resource's [`Challenge`] (`realm`, `resource_metadata`) on every
 /// request's extensions, and every refusal below it reads it from there:
-/// the authenticators' 401s, [`RequireScopes`](crate::RequireScopes)'s and
+/// the authenticators' 401s, [`Authorize`](crate::Authorize)'s and
 /// the MCP policy's 401 and 403, the rate limiters' 429, the session
 /// binding's refusals and the [`Principal`](crate::Principal) extractors.
 /// No other layer takes the resource.

@@ -424,9 +424,10 @@ async fn no_key_is_401_with_a_challenge_whose_url_serves_the_metadata() {
     assert_eq!(url, metadata_url(addr));
     let want = json!({
         "resource": format!("http://{addr}/mcp"),
+        // Every scope the example's policy names, sorted.
         "scopes_supported": [
-            "read:data", "write:data", "data:read",
-            "read:profile", "write:profile", "admin:write"
+            "admin:write", "data:read", "read:data",
+            "read:profile", "write:data", "write:profile"
         ],
         "bearer_methods_supported": ["header"],
         "resource_name": "tower-mcp-auth example MCP server",

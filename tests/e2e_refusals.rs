@@ -21,9 +21,9 @@ use tower::ServiceBuilder;
 use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     introspection::Introspector,
-    mcp::{McpPolicy, McpPolicyLayer, Rule},
+    mcp::{McpPolicy, McpPolicyLayer},
     rate_limit::{Quota, RateLimitLayer},
-    ProtectedResource,
+    ProtectedResource, Rule,
 };
 
 const KEY: &str = "mcp_sk_e2e-refusals-key-0123456789abcdef";

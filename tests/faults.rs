@@ -59,9 +59,9 @@ use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     introspection::{IntrospectionLayer, Introspector},
     jwt::{JwtLayer, JwtValidator},
-    mcp::{McpPolicy, McpPolicyLayer, Rule},
+    mcp::{McpPolicy, McpPolicyLayer},
     rate_limit::{failed_auth::FailedAuthLayer, Quota, RateLimitLayer},
-    Principal, ProtectedResource,
+    Principal, ProtectedResource, Rule,
 };
 
 /// The timeout configured on the JWKS and introspection clients.

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeyLayer, ApiKeys},
-    Principal, ProtectedResource, RequireScopesLayer,
+    AuthorizeLayer, Principal, ProtectedResource, Rule,
 };
 
 const WRITER: &str = "mcp_sk_writer-0123456789abcdef";
@@ -131,12 +131,12 @@ async fn api_key_layer_around_a_plain_service_fn() {
 }
 
 #[tokio::test]
-async fn require_scopes_layer_around_a_plain_service_fn() {
+async fn authorize_layer_around_a_plain_service_fn() {
     let calls = Arc::new(AtomicUsize::new(0));
     let svc = ServiceBuilder::new()
         .layer(resource().layer())
         .layer(ApiKeyLayer::new(keys()))
-        .layer(RequireScopesLayer::all(["write:data"]))
+        .layer(AuthorizeLayer::new(Rule::authenticated().scopes(["write:data"])).unwrap())
         .service(echo(calls.clone()));
 
     let (status, _, body) = parts(svc.clone().oneshot(request(Some(WRITER))).await.unwrap()).await;
@@ -148,17 +148,19 @@ async fn require_scopes_layer_around_a_plain_service_fn() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
         headers[header::WWW_AUTHENTICATE],
-        r#"Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="read:data write:data", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
+        r#"Bearer error="insufficient_scope", error_description="the access token lacks a scope this call requires", scope="read:data write:data", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
     );
     assert_eq!(
         body,
-        r#"{"error":"insufficient_scope","error_description":"the access token lacks a required scope","scope":"read:data write:data"}"#
+        r#"{"error":"insufficient_scope","error_description":"the access token lacks a scope this call requires","scope":"read:data write:data"}"#
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
     // Any-of, alone (no authentication layer): no principal is a 401.
     let any = ServiceBuilder::new()
-        .layer(RequireScopesLayer::any(["admin", "write:data"]))
+        .layer(
+            AuthorizeLayer::new(Rule::authenticated().any_scope(["admin", "write:data"])).unwrap(),
+        )
         .service(echo(calls.clone()));
     let (status, headers, _) = parts(any.clone().oneshot(request(None)).await.unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

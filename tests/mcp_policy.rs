@@ -27,8 +27,8 @@ use serde_json::{json, Value};
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeyLayer, ApiKeys},
-    mcp::{McpPolicy, McpPolicyLayer, Rule},
-    AuthScheme, Principal, ProtectedResource, Scopes,
+    mcp::{McpPolicy, McpPolicyLayer},
+    AuthScheme, Principal, ProtectedResource, Rule, Scopes,
 };
 
 const API_KEY: &str = "mcp_sk_test-0123456789abcdef0123";

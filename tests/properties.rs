@@ -19,9 +19,9 @@ use proptest::prelude::*;
 use serde_json::json;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
-    mcp::{McpPolicy, McpPolicyLayer, McpRequest, Rule, UriTemplate},
+    mcp::{McpPolicy, McpPolicyLayer, McpRequest, UriTemplate},
     rate_limit::{MemoryStore, Quota, RateLimitKey},
-    AuthScheme, Principal, ProtectedResource, Scopes,
+    AuthScheme, Principal, ProtectedResource, Rule, Scopes,
 };
 
 fn config(cases: u32) -> ProptestConfig {

@@ -20,9 +20,9 @@ use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     introspection::{IntrospectionLayer, Introspector},
     jwt::{JwtLayer, JwtValidator},
-    mcp::{McpPolicy, McpPolicyLayer, Rule},
+    mcp::{McpPolicy, McpPolicyLayer},
     rate_limit::{Quota, RateLimitLayer},
-    ProtectedResource,
+    ProtectedResource, Rule,
 };
 
 const API_KEY: &str = "mcp_sk_svc-0123456789abcdef0123";

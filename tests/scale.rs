@@ -16,8 +16,8 @@ use axum::{routing::get, Router};
 use secrecy::SecretString;
 use tower_mcp_auth::{
     api_key::{ApiKeyLayer, ApiKeys},
-    mcp::{McpPolicy, Rule},
-    AuthScheme, Principal, Scopes,
+    mcp::McpPolicy,
+    AuthScheme, Principal, Rule, Scopes,
 };
 
 const SHARED: &str = "mcp_sk_shared-key-in-both-sets-0123456789";

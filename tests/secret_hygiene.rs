@@ -25,9 +25,9 @@ use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     introspection::{IntrospectionLayer, Introspector},
     jwt::{JwtKey, JwtLayer, JwtValidator},
-    mcp::{McpPolicyLayer, Rule},
+    mcp::McpPolicyLayer,
     rate_limit::{failed_auth::FailedAuthLayer, Quota, RateLimitLayer},
-    ProtectedResource,
+    ProtectedResource, Rule,
 };
 
 const KEY: &str = "mcp_sk_hygiene-admin-key-0123456789abcdef";

@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `BIND` | listen address (default `127.0.0.1:3000`) |
 //! | `PUBLIC_URL` | the resource identifier, the URL clients use (default `http://<BIND>/mcp`, with `localhost` for an unspecified address) |
-//! | `API_KEY` | the service key(s) for `X-API-Key`, comma separated; unset: demo mode |
+//! | `API_KEY` | the service key(s) for `X-API-Key`, comma separated, each `key` or `name:key[:scope scope …]`; unset: demo mode |
 //! | `JWT_SECRET` | HS256 secret for locally issued tokens (`aud` = the resource identifier, `exp` required, `iss` not required); generated in demo mode |
 //! | `OAUTH_ISSUER`, `OAUTH_JWKS_URL`, `OAUTH_AUDIENCE` | JWT access tokens from an authorization server (`iss` must match; `aud` defaults to the resource identifier) |
 //! | `OAUTH_INTROSPECTION_URL`, `OAUTH_CLIENT_ID`, `OAUTH_CLIENT_SECRET` | opaque tokens, RFC 7662 introspection |
@@ -22,6 +22,7 @@
 //! `Authorization: DPoP` in every configuration, and refuse a DPoP-bound
 //! token sent as `Bearer`. With `REDIS_URL` the replicas share the proofs'
 //! replay cache.
+//! | `POLICY_FILE` | the rules as data (TOML with `--features toml`, or JSON), in place of the built-in `policy()`; re-read on `SIGHUP` (`policy.toml` beside this file reproduces the built-in rules) |
 //!
 //! `PUBLIC_URL` also drives rmcp's DNS-rebinding protection
 //! ([`transport`](super::transport)): only its host (and, for a loopback
@@ -30,6 +31,7 @@
 
 use std::{
     net::SocketAddr,
+    path::PathBuf,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -39,6 +41,7 @@ use tower_mcp_auth::{
     dpop::{Dpop, Nonces, ProofValidator},
     introspection::Introspector,
     jwt::JwtValidator,
+    mcp::McpPolicy,
     optional_secret_from_env,
     rate_limit::{AnyStore, MemoryStore},
     ConfigError, ProtectedResource,
@@ -46,17 +49,6 @@ use tower_mcp_auth::{
 
 /// Where the MCP endpoint is mounted in the router.
 pub const MCP_PATH: &str = "/mcp";
-
-/// The scopes this server's tools and resources use (listed in the
-/// protected-resource metadata).
-pub const SCOPES: [&str; 6] = [
-    "read:data",
-    "write:data",
-    "data:read",
-    "read:profile",
-    "write:profile",
-    "admin:write",
-];
 
 /// The default listen address.
 pub const DEFAULT_BIND: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
@@ -108,6 +100,8 @@ pub struct Config {
     /// The key of DPoP server nonces, when they are on (`DPOP_NONCES=1`,
     /// `DPOP_NONCE_SECRET`).
     pub dpop_nonce_secret: Option<SecretString>,
+    /// The rules as data (`POLICY_FILE`), in place of the built-in ones.
+    pub policy_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -128,6 +122,7 @@ impl std::fmt::Debug for Config {
             .field("redis_url", &self.redis_url.as_ref().map(|_| "[REDACTED]"))
             .field("dpop_required", &self.dpop_required)
             .field("dpop_nonce_secret", &self.dpop_nonce_secret)
+            .field("policy_file", &self.policy_file)
             .finish()
     }
 }
@@ -155,6 +150,7 @@ impl Config {
             redis_url: None,
             dpop_required: false,
             dpop_nonce_secret: None,
+            policy_file: None,
         }
     }
 
@@ -195,7 +191,7 @@ impl Config {
             }
         };
         // Fail now, naming the variable, rather than when the app is built.
-        build_resource(&public_url, None, None).map_err(|e| ConfigError::InvalidEnv {
+        build_resource(&public_url, None, None, None).map_err(|e| ConfigError::InvalidEnv {
             var: "PUBLIC_URL".into(),
             reason: e.to_string(),
         })?;
@@ -274,6 +270,7 @@ impl Config {
         };
         let redis_url =
             optional_secret_from_env("REDIS_URL")?.map(|url| url.expose_secret().trim().to_owned());
+        let policy_file = env_opt("POLICY_FILE")?.map(PathBuf::from);
 
         Ok(Self {
             bind,
@@ -289,6 +286,7 @@ impl Config {
             redis_url,
             dpop_required,
             dpop_nonce_secret,
+            policy_file,
             ..Self::new(public_url, api_keys)
         })
     }
@@ -370,17 +368,19 @@ pub fn default_public_url(bind: SocketAddr) -> String {
 fn build_resource(
     public_url: &str,
     oauth_issuer: Option<&str>,
+    policy: Option<&McpPolicy>,
     dpop: Option<&Dpop>,
 ) -> Result<ProtectedResource, ConfigError> {
     let mut builder = ProtectedResource::builder(public_url);
     if let Some(issuer) = oauth_issuer {
         builder = builder.authorization_server(issuer);
     }
+    let scopes = policy.map(McpPolicy::scopes_named).unwrap_or_default();
     if let Some(dpop) = dpop {
         builder = builder.dpop(dpop);
     }
     builder
-        .scopes_supported(SCOPES)
+        .scopes_supported(scopes.iter())
         .resource_name("tower-mcp-auth example MCP server")
         .build()
 }
@@ -388,15 +388,26 @@ fn build_resource(
 /// What the layer stack is built from.
 impl Config {
     /// The protected resource (RFC 9728): the resource identifier, the
-    /// authorization server (`OAUTH_ISSUER`), the [`SCOPES`] and, when
-    /// [advertised](Self::dpop_advertised), `dpop`'s members.
+    /// authorization server (`OAUTH_ISSUER`), as `scopes_supported` every
+    /// scope `policy` names (so the metadata and the rules never
+    /// disagree), and, when [advertised](Self::dpop_advertised), `dpop`'s
+    /// members.
     ///
     /// # Errors
     ///
     /// [`ConfigError`] when `PUBLIC_URL` is not a valid resource identifier.
-    pub fn resource(&self, dpop: &Dpop) -> Result<ProtectedResource, ConfigError> {
+    pub fn resource(
+        &self,
+        policy: &McpPolicy,
+        dpop: &Dpop,
+    ) -> Result<ProtectedResource, ConfigError> {
         let dpop = self.dpop_advertised().then_some(dpop);
-        build_resource(&self.public_url, self.oauth_issuer.as_deref(), dpop)
+        build_resource(
+            &self.public_url,
+            self.oauth_issuer.as_deref(),
+            Some(policy),
+            dpop,
+        )
     }
 
     /// Whether DPoP is advertised: tokens come from an authorization
@@ -500,7 +511,7 @@ impl Config {
 
 /// The demo-mode banner: the generated key, a `curl` line, and (with a
 /// generated `JWT_SECRET`) a sample token.
-pub fn print_demo_banner(config: &Config, key: &SecretString) {
+pub fn print_demo_banner(config: &Config, key: &SecretString, policy: &McpPolicy) {
     let url = &config.public_url;
     let key = key.expose_secret();
     println!(
@@ -514,7 +525,9 @@ pub fn print_demo_banner(config: &Config, key: &SecretString) {
          Set API_KEY (comma separated for several) to choose the keys yourself."
     );
     if let (true, Some(secret)) = (config.generated_jwt_secret, &config.jwt_secret) {
-        let token = mint_token(secret, url, "demo-user", &SCOPES);
+        let scopes = policy.scopes_named();
+        let scopes: Vec<&str> = scopes.iter().collect();
+        let token = mint_token(secret, url, "demo-user", &scopes);
         println!(
             "\nJWT_SECRET is not set either, so bearer tokens are HS256-signed with this generated secret:\n\n    \
              {}\n\nA sample access token (subject demo-user, every scope, valid for an hour):\n\n    \

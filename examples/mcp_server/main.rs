@@ -20,19 +20,18 @@ pub mod store;
 pub mod tools;
 pub mod transport;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use axum::Router;
-use http::request::Parts;
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
     api_key::ApiKeyLayer,
     dpop::Dpop,
     introspection::IntrospectionLayer,
     jwt::JwtLayer,
-    mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer, McpRequest, Rule},
+    mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer, SharedPolicy},
     rate_limit::{failed_auth::FailedAuthLayer, Quota, RateLimitLayer},
-    ConfigError, ProtectedResource,
+    ConfigError, ProtectedResource, Rule, Scopes,
 };
 
 use config::{Config, MCP_PATH};
@@ -84,12 +83,57 @@ pub fn policy() -> Result<McpPolicy, ConfigError> {
 /// [`ConfigError`] for a `PUBLIC_URL` that is not a resource identifier, an
 /// impossible quota or an unusable `REDIS_URL`.
 pub async fn app(config: &Config) -> Result<Router, ConfigError> {
+    let policy = load_policy(config)?;
     let dpop = config.dpop().await?;
-    let resource = config.resource(&dpop)?;
+    // `scopes_supported`: every scope the rules name.
+    let resource = config.resource(&policy, &dpop)?;
     let mcp = mcp_service(config)?;
     Ok(Router::new()
         .merge(resource.router())
-        .merge(protect(mcp, config, &resource, &dpop).await?))
+        .merge(protect(mcp, config, &resource, policy, &dpop).await?))
+}
+
+/// The rules in force: `POLICY_FILE` when set (TOML needs `--features
+/// toml`; `policy.toml` beside this file is [`policy`] as data), else
+/// [`policy`].
+///
+/// # Errors
+///
+/// [`ConfigError`] naming the file's line and rule.
+pub fn load_policy(config: &Config) -> Result<McpPolicy, ConfigError> {
+    match &config.policy_file {
+        Some(path) => McpPolicy::from_file(path),
+        None => policy(),
+    }
+}
+
+/// Re-reads `path` on `SIGHUP` and swaps it in; a bad file keeps the rules
+/// in force (the audit event and the error say why). The metadata is built
+/// at start: a reload that names new scopes says so (restart to publish
+/// them).
+fn reload_on_sighup(policy: SharedPolicy, path: PathBuf, published: Scopes) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            let (shared, path) = (policy.clone(), path.clone());
+            match tokio::task::spawn_blocking(move || shared.reload_file(&path)).await {
+                Ok(Err(e)) => eprintln!("POLICY_FILE not reloaded, the rules in force stay: {e}"),
+                Ok(Ok(())) => {
+                    let unlisted = policy.current().scopes_named().missing_from(&published);
+                    if !unlisted.is_empty() {
+                        eprintln!("POLICY_FILE names scopes the metadata does not list until a restart: {unlisted}");
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (policy, path, published);
 }
 
 /// THE LAYER STACK: everything between the network and the MCP service,
@@ -106,10 +150,11 @@ pub async fn app(config: &Config) -> Result<Router, ConfigError> {
 ///    without it such a token is refused, never anonymous). Both bearer
 ///    layers take DPoP-bound tokens (`Authorization: DPoP` and a proof,
 ///    RFC 9449) and refuse a bound token sent as `Bearer`.
-/// 3. `McpPolicyLayer`: each JSON-RPC call by [`policy`] (401 with the
-///    challenge, or a 403 step-up); tool and resource lists filtered.
+/// 3. `McpPolicyLayer`: each JSON-RPC call by `policy` (401 with the
+///    challenge, or a 403 step-up); tool and resource lists filtered; a
+///    `POLICY_FILE` re-read on `SIGHUP`.
 /// 4. `RateLimitLayer`: per principal (per address when anonymous); a batch
-///    costs one unit per call.
+///    costs one unit per call; a `POLICY_FILE`'s quotas and tool costs.
 /// 5. `SessionBindingLayer`: a session belongs to the principal that opened
 ///    it; anyone else presenting its id is answered as for an unknown one.
 ///
@@ -120,6 +165,7 @@ pub async fn protect(
     mcp: McpService,
     config: &Config,
     resource: &ProtectedResource,
+    policy: McpPolicy,
     dpop: &Dpop,
 ) -> Result<Router, ConfigError> {
     let quota = Quota::try_new(config.rate_limit_per_minute, Duration::from_secs(60))?;
@@ -134,10 +180,21 @@ pub async fn protect(
     });
     let introspection = (config.introspector.clone())
         .map(|i| IntrospectionLayer::new(i).optional().dpop(dpop.clone()));
-    let calls = |parts: &Parts| {
-        (parts.extensions.get::<McpRequest>())
-            .map_or(1, |r| u32::try_from(r.calls().len()).unwrap_or(u32::MAX))
-    };
+    let policy = SharedPolicy::new(policy);
+    if let Some(path) = &config.policy_file {
+        reload_on_sighup(policy.clone(), path.clone(), resource.scopes_supported());
+    }
+    // The policy's `[rate_limit]` (POLICY_FILE): each principal's quota
+    // (else RATE_LIMIT_PER_MINUTE) and per-tool costs, as reloaded; a
+    // batch costs each of its calls.
+    let per_minute = policy.per_minute_fn();
+    let mut limiter = RateLimitLayer::per_principal(quota)
+        .store(config.rate_limit_store().await?)
+        .override_quota(move |p| per_minute(p).map(|n| Quota::per_minute(n.get())))
+        .cost(policy.cost_fn());
+    if let Some(n) = policy.current().rate_limits().anonymous_per_minute {
+        limiter = limiter.anonymous(Quota::per_minute(n.get()));
+    }
 
     let stack = ServiceBuilder::new()
         .layer(resource.layer())
@@ -145,12 +202,8 @@ pub async fn protect(
         .layer(ApiKeyLayer::new(config.api_keys.clone()).optional())
         .option_layer(jwt)
         .option_layer(introspection)
-        .layer(McpPolicyLayer::new(policy()?))
-        .layer(
-            RateLimitLayer::per_principal(quota)
-                .store(config.rate_limit_store().await?)
-                .cost(calls),
-        )
+        .layer(McpPolicyLayer::new(policy))
+        .layer(limiter)
         .layer(SessionBindingLayer::new());
     Ok(Router::new().nest_service(MCP_PATH, stack.service(mcp)))
 }
@@ -174,8 +227,8 @@ async fn main() {
         "MCP server listening on {} (public URL {}{stateless})",
         config.bind, config.public_url
     );
-    if let Some(key) = &config.generated_key {
-        config::print_demo_banner(&config, key);
+    if let (Some(key), Ok(policy)) = (&config.generated_key, load_policy(&config)) {
+        config::print_demo_banner(&config, key, &policy);
     }
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, app).await {

@@ -46,7 +46,7 @@ impl AuthenticateLayer<JwtAuthenticator> {
     /// the introspection layer verifies the token and clears the mark, and
     /// if no layer does (a stack without one),
     /// [`McpPolicyLayer`](crate::mcp::McpPolicyLayer),
-    /// [`RequireScopes`](crate::RequireScopes) and the [`Principal`]
+    /// [`Authorize`](crate::Authorize) and the [`Principal`]
     /// extractors refuse the request with 401 `invalid_token`. A JWT-shaped
     /// token that fails verification is refused here, always.
     pub fn pass_opaque_tokens(mut self) -> Self {

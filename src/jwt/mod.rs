@@ -79,7 +79,7 @@
 //! [`pass_opaque_tokens`](JwtLayer::pass_opaque_tokens): the request goes
 //! on marked [`UnverifiedCredential`](crate::authenticate::UnverifiedCredential),
 //! the introspection layer clears the mark when it verifies the token, and
-//! the authorization steps (`McpPolicyLayer`, `RequireScopes`, the
+//! the authorization steps (`McpPolicyLayer`, `AuthorizeLayer`, the
 //! `Principal` extractors) refuse a request still marked with 401
 //! `invalid_token`, so a stack that forgot the introspection layer still
 //! fails closed. A JWT-shaped token that fails verification is always

@@ -137,7 +137,7 @@ pub struct McpCall {
 
 impl McpCall {
     /// A request for `method` aimed at `target`, without an id (for
-    /// evaluating a [`Rule`](crate::mcp::Rule) outside a request, as list
+    /// evaluating a [`Rule`](crate::Rule) outside a request, as list
     /// filtering does). Without a target, a method that names one (say
     /// `tools/call`) is decided as a call whose target matches no rule.
     #[must_use]

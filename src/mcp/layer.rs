@@ -23,6 +23,7 @@ use crate::{
 };
 
 use super::{
+    file::SharedPolicy,
     filter::{self, ListFilter},
     inspect::{McpCall, McpRequest},
     policy::McpPolicy,
@@ -70,7 +71,8 @@ pub const DEFAULT_RESPONSE_LIMIT: usize = 16 * 1024 * 1024;
 /// use tower::ServiceBuilder;
 /// use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
 /// use tower_mcp_auth::ProtectedResource;
-/// use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
+/// use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer};
+/// use tower_mcp_auth::Rule;
 ///
 /// let resource = ProtectedResource::builder("https://mcp.example.com/mcp").build().unwrap();
 /// let policy = McpPolicy::builder()
@@ -96,7 +98,7 @@ pub struct McpPolicyLayer {
 
 #[derive(Clone, Debug)]
 struct Config {
-    policy: McpPolicy,
+    policy: SharedPolicy,
     renderer: ErrorRenderer,
     body_limit: usize,
     response_limit: usize,
@@ -104,13 +106,14 @@ struct Config {
 }
 
 impl McpPolicyLayer {
-    /// A layer enforcing `policy`. List filtering is on. Its 401 and 403
-    /// carry the challenge of the
+    /// A layer enforcing `policy`: an [`McpPolicy`], or a
+    /// [`SharedPolicy`] that a reload swaps at run time. List filtering
+    /// is on. Its 401 and 403 carry the challenge of the
     /// [`ProtectedResourceLayer`](crate::ProtectedResourceLayer) above.
-    pub fn new(policy: McpPolicy) -> Self {
+    pub fn new(policy: impl Into<SharedPolicy>) -> Self {
         Self {
             config: Arc::new(Config {
-                policy,
+                policy: policy.into(),
                 renderer: ErrorRenderer::default(),
                 body_limit: DEFAULT_BODY_LIMIT,
                 response_limit: DEFAULT_RESPONSE_LIMIT,
@@ -169,7 +172,7 @@ pub struct McpPolicyService<S> {
 
 impl<S> McpPolicyService<S> {
     /// The layer for `policy`: the same as [`McpPolicyLayer::new`].
-    pub fn layer(policy: McpPolicy) -> McpPolicyLayer {
+    pub fn layer(policy: impl Into<SharedPolicy>) -> McpPolicyLayer {
         McpPolicyLayer::new(policy)
     }
 
@@ -229,20 +232,18 @@ impl Config {
         response
     }
 
-    /// Decides every call; the first refusal, named, with its index.
+    /// Decides every call by `policy`; the first refusal, named, with its
+    /// index.
     fn decide<'r>(
-        &self,
+        policy: &McpPolicy,
         principal: Option<&Principal>,
         req: &'r McpRequest,
     ) -> Result<(), (AuthError, Option<&'r McpCall>)> {
         if req.calls().is_empty() {
-            return self
-                .policy
-                .authorize(principal, None)
-                .map_err(|e| (e, None));
+            return policy.authorize(principal, None).map_err(|e| (e, None));
         }
         for (i, call) in req.calls().iter().enumerate() {
-            if let Err(err) = self.policy.authorize(principal, Some(call)) {
+            if let Err(err) = policy.authorize(principal, Some(call)) {
                 let what = describe(call);
                 let description = if req.is_batch() {
                     format!("batch element {i} ({what}): {}", err.description())
@@ -384,7 +385,10 @@ where
             {
                 return Ok(config.refuse(err, &parts, mcp.calls().first(), n));
             }
-            if let Err((err, call)) = config.decide(principal.as_ref(), &mcp) {
+            // One policy decides the whole request and filters its lists,
+            // whatever a reload swaps in meanwhile.
+            let policy = config.policy.current();
+            if let Err((err, call)) = Config::decide(&policy, principal.as_ref(), &mcp) {
                 return Ok(config.refuse(err, &parts, call, n));
             }
             let first = mcp.calls().first();
@@ -398,15 +402,9 @@ where
                 &parts.method,
                 audit::path(&parts.uri, &parts.extensions),
             );
-            let lists = config.filter_lists.then(|| {
-                ListFilter::new(
-                    &config.policy,
-                    principal,
-                    &mcp,
-                    &parts,
-                    config.response_limit,
-                )
-            });
+            let lists = config
+                .filter_lists
+                .then(|| ListFilter::new(policy, principal, &mcp, &parts, config.response_limit));
             parts.extensions.insert(mcp);
             let response = inner.call(Request::from_parts(parts, body)).await?;
             let response = response.map(Body::new);
@@ -423,8 +421,8 @@ mod tests {
     use super::*;
     use crate::ProtectedResource;
     use crate::{
-        mcp::Rule,
         principal::{AuthScheme, Scopes},
+        Rule,
     };
     use http_body_util::BodyExt;
     use serde_json::{json, Value};

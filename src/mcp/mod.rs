@@ -4,7 +4,8 @@
 //! | piece | job |
 //! | --- | --- |
 //! | [`McpRequest::parse`] | the JSON-RPC peek: each call's id, method and target |
-//! | [`Rule`], [`McpPolicy`] | what each call needs |
+//! | [`McpPolicy`] | what each call needs, in the crate's one rule language, [`Rule`](crate::Rule) |
+//! | [`McpPolicy::from_file`], [`SharedPolicy`] | the policy as data (TOML or JSON), reloaded at run time |
 //! | [`UriTemplate`] | RFC 6570 level-1 templates for resources |
 //! | [`TemplateIndex`] | many templates decided without a linear scan |
 //! | [`McpPolicyLayer`] | reads the body once, decides, hands on the same bytes |
@@ -134,7 +135,8 @@
 //! ## Example
 //!
 //! ```
-//! use tower_mcp_auth::mcp::{McpPolicy, Rule};
+//! use tower_mcp_auth::mcp::McpPolicy;
+//! use tower_mcp_auth::Rule;
 //! use tower_mcp_auth::{AuthScheme, Principal};
 //!
 //! let policy = McpPolicy::builder()
@@ -154,7 +156,8 @@
 //! use tower::ServiceBuilder;
 //! use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
 //! use tower_mcp_auth::ProtectedResource;
-//! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
+//! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer};
+//! use tower_mcp_auth::Rule;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
@@ -173,21 +176,25 @@
 //! # let _ = layers; Ok(()) }
 //! ```
 
+mod file;
 mod filter;
 mod inspect;
 mod json;
 mod layer;
+mod limits;
 mod policy;
 pub mod session;
 mod template_index;
 mod uri_template;
 
+pub use file::SharedPolicy;
 pub use inspect::{
     McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH, MCP_METHOD, MCP_NAME,
 };
 pub use layer::{
     McpPolicyLayer, McpPolicyService, ResponseFuture, DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT,
 };
-pub use policy::{McpPolicy, McpPolicyBuilder, Rule};
+pub use limits::RateLimits;
+pub use policy::{McpPolicy, McpPolicyBuilder};
 pub use template_index::TemplateIndex;
 pub use uri_template::UriTemplate;

@@ -1,199 +1,33 @@
-//! What each tool, prompt, resource and method needs: [`Rule`] and
-//! [`McpPolicy`].
+//! What each tool, prompt, resource and method needs: [`McpPolicy`], in
+//! the crate's one rule language, [`Rule`].
 
-use std::{collections::HashMap, fmt, sync::Arc};
+use std::{any::Any, collections::HashMap, sync::Arc};
 
 use crate::{
     config::ConfigError,
     error::AuthError,
-    principal::{AuthScheme, Principal, Scopes},
+    principal::{Principal, Scopes},
+    rule::Rule,
 };
 
 use super::{
     inspect::{Kind, McpCall, Target},
+    limits::RateLimits,
     template_index::TemplateIndex,
     uri_template::UriTemplate,
 };
 
-type CheckFn = dyn Fn(&Principal, &McpCall) -> bool + Send + Sync;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Schemes {
-    Public,
-    Any,
-    ApiKey,
-    Bearer,
-}
-
-impl Schemes {
-    fn accepts(self, scheme: AuthScheme) -> bool {
-        match self {
-            Self::Public | Self::Any => true,
-            Self::ApiKey => scheme == AuthScheme::ApiKey,
-            Self::Bearer => scheme.is_bearer(),
-        }
-    }
-
-    fn accepts_bearer(self) -> bool {
-        !matches!(self, Self::ApiKey)
-    }
-}
-
-#[derive(Clone)]
-struct Alternative {
-    schemes: Schemes,
-    all: Scopes,
-    any: Vec<Scopes>,
-    checks: Vec<Arc<CheckFn>>,
-}
-
-impl Alternative {
-    fn new(schemes: Schemes) -> Self {
-        Self {
-            schemes,
-            all: Scopes::empty(),
-            any: Vec::new(),
-            checks: Vec::new(),
-        }
-    }
-
-    fn required(&self) -> Scopes {
-        self.any
-            .iter()
-            .fold(self.all.clone(), |acc, s| acc.union(s))
-    }
-
-    fn has_scopes(&self, granted: &Scopes) -> bool {
-        granted.contains_all(self.all.iter())
-            && self.any.iter().all(|g| granted.contains_any(g.iter()))
-    }
-}
-
-/// What a call needs: schemes, scopes, checks, alternatives. See the
-/// [`McpPolicy`] docs.
-#[derive(Clone)]
-#[must_use]
-pub struct Rule {
-    alts: Vec<Alternative>,
-    errors: Vec<String>,
-}
-
-/// Why a rule refused, before it is rendered.
-enum Miss {
-    Credential,
-    Scheme,
-    Scopes(Scopes),
-    Check,
-}
-
+/// The MCP side of the [`Rule`] language: checks over the call, and
+/// decisions of one call.
 impl Rule {
-    fn with(schemes: Schemes) -> Self {
-        Self {
-            alts: vec![Alternative::new(schemes)],
-            errors: Vec::new(),
-        }
-    }
-
-    /// Callers authenticated with an API key.
-    pub fn api_key() -> Self {
-        Self::with(Schemes::ApiKey)
-    }
-
-    /// Callers with an OAuth bearer token (JWT or introspected).
-    pub fn bearer() -> Self {
-        Self::with(Schemes::Bearer)
-    }
-
-    /// Any authenticated caller, whatever the scheme.
-    pub fn authenticated() -> Self {
-        Self::with(Schemes::Any)
-    }
-
-    /// Alias of [`Rule::authenticated`].
-    pub fn any() -> Self {
-        Self::authenticated()
-    }
-
-    /// Everyone, authenticated or not. Takes no scopes or checks.
-    pub fn public() -> Self {
-        Self::with(Schemes::Public)
-    }
-
-    /// The alternatives of `rules` (allowed when any allows). Empty →
-    /// an error at [`McpPolicyBuilder::build`].
-    pub fn one_of(rules: impl IntoIterator<Item = Rule>) -> Self {
-        let mut out = Self {
-            alts: Vec::new(),
-            errors: Vec::new(),
-        };
-        for r in rules {
-            out = out.or(r);
-        }
-        if out.alts.is_empty() {
-            out.errors
-                .push("a rule needs at least one alternative (Rule::one_of got none)".into());
-        }
-        out
-    }
-
-    fn last(&mut self) -> Option<&mut Alternative> {
-        let last = self.alts.last_mut();
-        if matches!(
-            last,
-            Some(Alternative {
-                schemes: Schemes::Public,
-                ..
-            })
-        ) {
-            self.errors.push(
-                "Rule::public() takes no scopes or checks; use Rule::authenticated() to require a caller"
-                    .into(),
-            );
-            return None;
-        }
-        last
-    }
-
-    /// Requires every one of `scopes` (added to the last alternative).
-    pub fn scopes<I>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
-    {
-        let scopes: Scopes = scopes.into_iter().collect();
-        self.validate(&scopes);
-        if let Some(alt) = self.last() {
-            alt.all = alt.all.union(&scopes);
-        }
-        self
-    }
-
-    /// Requires at least one of `scopes` (added to the last alternative;
-    /// each call adds one more group that must be met). Empty → an error
-    /// at build time: it could never be met.
-    pub fn any_scope<I>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
-    {
-        let scopes: Scopes = scopes.into_iter().collect();
-        self.validate(&scopes);
-        if scopes.is_empty() {
-            self.errors
-                .push("Rule::any_scope([]) can never be satisfied".into());
-        }
-        if let Some(alt) = self.last() {
-            alt.any.push(scopes);
-        }
-        self
-    }
-
-    /// Adds a check over the caller and the call (to the last
+    /// Adds a check over the caller and the MCP call (to the last
     /// alternative). It runs only once the scheme and scopes are met; a
-    /// `false` refuses with 403.
+    /// `false` refuses with 403. A rule with a check guards MCP calls only:
+    /// [`AuthorizeLayer::new`](crate::AuthorizeLayer::new) refuses it.
     ///
     /// ```
-    /// use tower_mcp_auth::mcp::{Rule, Target};
+    /// use tower_mcp_auth::mcp::Target;
+    /// use tower_mcp_auth::Rule;
     ///
     /// // Only the owner may read `user://{user_id}/private`.
     /// let owner_only = Rule::bearer().scopes(["read:data"]).check(|principal, call| {
@@ -201,172 +35,46 @@ impl Rule {
     ///         if uri == &format!("user://{}/private", principal.subject()))
     /// });
     /// ```
-    pub fn check<F>(mut self, f: F) -> Self
+    #[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
+    pub fn check<F>(self, f: F) -> Self
     where
         F: Fn(&Principal, &McpCall) -> bool + Send + Sync + 'static,
     {
-        if let Some(alt) = self.last() {
-            alt.checks.push(Arc::new(f));
-        }
-        self
-    }
-
-    /// Adds `other`'s alternatives: the call is allowed when this rule or
-    /// `other` allows it.
-    pub fn or(mut self, other: Rule) -> Self {
-        self.alts.extend(other.alts);
-        self.errors.extend(other.errors);
-        self
-    }
-
-    fn validate(&mut self, scopes: &Scopes) {
-        // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-        if let Some(bad) = scopes.iter().find(|s| {
-            !s.bytes()
-                .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
-        }) {
-            self.errors.push(format!(
-                "scope {bad:?} has characters RFC 6749 §3.3 does not allow"
-            ));
-        }
+        // Shown anything but an MCP call, the check refuses.
+        self.push_check(Arc::new(move |p: &Principal, ctx: &dyn Any| {
+            ctx.downcast_ref::<McpCall>().is_some_and(|call| f(p, call))
+        }))
     }
 
     /// Decides one call for `principal` (`None`: anonymous).
     ///
     /// # Errors
     ///
-    /// The refusal, as described in the [`McpPolicy`] docs, without the
+    /// The refusal, as described in the [`Rule`] docs, without the
     /// challenge's `resource_metadata` (the layer adds it).
+    #[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
     pub fn authorize(
         &self,
         principal: Option<&Principal>,
         call: &McpCall,
     ) -> Result<(), AuthError> {
-        match self.evaluate(principal, call) {
-            Ok(()) => Ok(()),
-            Err(miss) => Err(self.refusal(principal, miss)),
-        }
+        self.decide(principal, call)
     }
 
     /// Whether `principal` may make `call`, without building a refusal.
+    #[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
     #[must_use]
     pub fn allows(&self, principal: Option<&Principal>, call: &McpCall) -> bool {
-        self.evaluate(principal, call).is_ok()
-    }
-
-    fn evaluate(&self, principal: Option<&Principal>, call: &McpCall) -> Result<(), Miss> {
-        let mut miss = Miss::Credential;
-        for alt in &self.alts {
-            if alt.schemes == Schemes::Public {
-                return Ok(());
-            }
-            let Some(p) = principal else { continue };
-            if !alt.schemes.accepts(p.scheme()) {
-                if matches!(miss, Miss::Credential) {
-                    miss = Miss::Scheme;
-                }
-                continue;
-            }
-            if !alt.has_scopes(p.scopes()) {
-                if !matches!(miss, Miss::Scopes(_)) {
-                    miss = Miss::Scopes(alt.required());
-                }
-                continue;
-            }
-            if !alt.checks.iter().all(|c| c(p, call)) {
-                if matches!(miss, Miss::Credential | Miss::Scheme) {
-                    miss = Miss::Check;
-                }
-                continue;
-            }
-            return Ok(());
-        }
-        Err(miss)
-    }
-
-    /// The scopes a bearer caller would need (for a 401's `scope`).
-    fn bearer_scopes(&self) -> Scopes {
-        self.alts
-            .iter()
-            .filter(|a| a.schemes.accepts_bearer())
-            .fold(Scopes::empty(), |acc, a| acc.union(&a.required()))
-    }
-
-    fn refusal(&self, principal: Option<&Principal>, miss: Miss) -> AuthError {
-        match miss {
-            Miss::Credential => AuthError::missing_credential().with_scope(self.bearer_scopes()),
-            Miss::Scheme => {
-                let api = self.alts.iter().any(|a| a.schemes == Schemes::ApiKey);
-                let bearer = self.alts.iter().any(|a| a.schemes == Schemes::Bearer);
-                let what = match (api, bearer) {
-                    (true, false) => "this call requires an API key",
-                    (false, true) => "this call requires an OAuth bearer token",
-                    _ => "this call requires an API key or an OAuth bearer token",
-                };
-                AuthError::invalid_token(what).with_scope(self.bearer_scopes())
-            }
-            Miss::Scopes(required) => {
-                let granted = principal
-                    .map(Principal::scopes)
-                    .cloned()
-                    .unwrap_or_default();
-                AuthError::step_up(
-                    &granted,
-                    &required,
-                    "the access token lacks a scope this call requires",
-                )
-            }
-            Miss::Check => {
-                AuthError::forbidden("the policy does not allow this caller to make this call")
-            }
-        }
-    }
-}
-
-impl fmt::Debug for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut list = f.debug_list();
-        for a in &self.alts {
-            list.entry(&format_args!(
-                "{:?} all={:?} any={:?} checks={}",
-                a.schemes,
-                a.all,
-                a.any,
-                a.checks.len()
-            ));
-        }
-        list.finish()
+        self.allows_with(principal, call)
     }
 }
 
 /// The rules of one MCP endpoint. Built once with [`McpPolicy::builder`];
 /// cheap to clone.
 ///
-/// # Rules
-///
-/// A rule is one or more alternatives; a call is allowed when any
-/// alternative allows it. An alternative names the schemes it accepts —
-/// [`Rule::api_key`], [`Rule::bearer`] (JWT or introspection),
-/// [`Rule::authenticated`] (alias [`Rule::any`]), or [`Rule::public`] —
-/// the scopes it needs ([`Rule::scopes`]: all of them; [`Rule::any_scope`]:
-/// at least one), and optional [`Rule::check`]s over the [`Principal`] and
-/// the call. [`Rule::or`] adds an alternative. The builder methods apply to
-/// the last alternative.
-///
-/// # Decisions
-///
-/// | situation | answer |
-/// | --- | --- |
-/// | some alternative allows the call | allowed |
-/// | no principal | 401, challenge without an error code, `scope` = what a bearer alternative needs |
-/// | a principal of a scheme no alternative accepts | 401 `invalid_token`, same `scope` |
-/// | right scheme, scopes missing | 403 `insufficient_scope`, `scope` = granted ∪ required |
-/// | right scheme and scopes, a check said no | 403 `forbidden`, no challenge |
-///
-/// The 403 `scope` is the crate's one
-/// [step-up rule](crate::AuthError::insufficient_scope),
-/// the same as [`RequireScopesLayer`](crate::RequireScopesLayer)'s: the
-/// scopes the token already has plus the ones the call needs.
+/// Each tool, prompt, resource and method gets a [`Rule`], the crate's
+/// one rule language (its docs give the decisions and refusals); on an
+/// MCP endpoint a rule may also carry [`Rule::check`]s over the call.
 ///
 /// # Which rule applies
 ///
@@ -414,7 +122,8 @@ impl fmt::Debug for Rule {
 /// # Example
 ///
 /// ```
-/// use tower_mcp_auth::mcp::{McpPolicy, Rule};
+/// use tower_mcp_auth::mcp::McpPolicy;
+/// use tower_mcp_auth::Rule;
 ///
 /// let policy = McpPolicy::builder()
 ///     .default(Rule::authenticated())
@@ -443,6 +152,7 @@ struct Inner {
     resources: HashMap<String, Rule>,
     templates: TemplateIndex<Rule>,
     methods: HashMap<String, Rule>,
+    rate_limits: RateLimits,
 }
 
 /// Builds an [`McpPolicy`]. Every method takes and returns the builder;
@@ -456,6 +166,7 @@ pub struct McpPolicyBuilder {
     prompts: Vec<(String, Rule)>,
     resources: Vec<(String, Rule)>,
     methods: Vec<(String, Rule)>,
+    rate_limits: RateLimits,
 }
 
 /// The rules for targets that match no rule of their own.
@@ -580,6 +291,48 @@ impl McpPolicy {
     fn allows(&self, principal: Option<&Principal>, call: &McpCall) -> bool {
         self.rule_for(Some(call)).allows(principal, call)
     }
+
+    /// The rate-limit quotas and per-tool costs the policy carries.
+    #[must_use]
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.0.rate_limits
+    }
+
+    /// Every scope some rule of the policy names: the resource's
+    /// `scopes_supported` (RFC 9728), so that the metadata and the
+    /// policy never disagree.
+    ///
+    /// ```
+    /// use tower_mcp_auth::mcp::McpPolicy;
+    /// use tower_mcp_auth::{ProtectedResource, Rule};
+    ///
+    /// let policy = McpPolicy::builder()
+    ///     .tool("get_user_data", Rule::bearer().scopes(["read:data"]))
+    ///     .tool("delete_user", Rule::api_key().or(Rule::bearer().scopes(["admin:write"])))
+    ///     .build()?;
+    /// let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+    ///     .scopes_supported(policy.scopes_named().iter())
+    ///     .build()?;
+    /// assert_eq!(resource.scopes_supported().to_string(), "admin:write read:data");
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn scopes_named(&self) -> Scopes {
+        let inner = &*self.0;
+        let unmatched = [
+            &inner.unmatched.tool,
+            &inner.unmatched.prompt,
+            &inner.unmatched.resource,
+        ];
+        std::iter::once(&inner.default)
+            .chain(unmatched.into_iter().flatten())
+            .chain(inner.tools.values())
+            .chain(inner.prompts.values())
+            .chain(inner.resources.values())
+            .chain(inner.templates.iter().map(|(_, rule)| rule))
+            .chain(inner.methods.values())
+            .fold(Scopes::empty(), |acc, rule| acc.union(&rule.scopes_named()))
+    }
 }
 
 /// `err`, its description prefixed with the target it refused (cut to 64
@@ -627,7 +380,8 @@ impl McpPolicyBuilder {
     /// the default. Also decides those methods when the body names no URI.
     ///
     /// ```
-    /// use tower_mcp_auth::mcp::{McpPolicy, Rule};
+    /// use tower_mcp_auth::mcp::McpPolicy;
+    /// use tower_mcp_auth::Rule;
     /// use tower_mcp_auth::{AuthScheme, Principal};
     ///
     /// let policy = McpPolicy::builder()
@@ -667,6 +421,13 @@ impl McpPolicyBuilder {
         self
     }
 
+    /// The rate-limit quotas and per-tool costs the policy carries (see
+    /// [`RateLimits`]).
+    pub fn rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limits = limits;
+        self
+    }
+
     /// The rule for a JSON-RPC method (`logging/setLevel`, `tools/list`,
     /// or `tools/call` for tools without a rule of their own).
     pub fn method(mut self, method: impl Into<String>, rule: Rule) -> Self {
@@ -685,7 +446,7 @@ impl McpPolicyBuilder {
     pub fn build(self) -> Result<McpPolicy, ConfigError> {
         let mut errors = Vec::new();
         let check_rule = |what: &str, rule: &Rule, errors: &mut Vec<String>| {
-            errors.extend(rule.errors.iter().map(|e| format!("{what}: {e}")));
+            errors.extend(rule.errors().iter().map(|e| format!("{what}: {e}")));
         };
         let default = self.default.unwrap_or_else(Rule::authenticated);
         check_rule("default rule", &default, &mut errors);
@@ -751,6 +512,7 @@ impl McpPolicyBuilder {
             resources,
             templates,
             methods,
+            rate_limits: self.rate_limits,
         })))
     }
 }
@@ -759,6 +521,7 @@ impl McpPolicyBuilder {
 mod tests {
     use super::*;
     use crate::error::AuthErrorKind;
+    use crate::principal::AuthScheme;
 
     fn jwt(scopes: &str) -> Principal {
         Principal::new(AuthScheme::Jwt, "u").with_scopes(Scopes::parse(scopes))

@@ -84,7 +84,8 @@
 //! use tower_mcp_auth::api_key::{ApiKeyLayer, ApiKeys};
 //! use tower_mcp_auth::ProtectedResource;
 //! use tower_mcp_auth::mcp::session::SessionBindingLayer;
-//! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, Rule};
+//! use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer};
+//! use tower_mcp_auth::Rule;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let resource = ProtectedResource::builder("https://mcp.example.com/mcp").build()?;

@@ -13,8 +13,19 @@ mod example;
 pub mod mcp_server {
     pub use super::example::{
         app,
-        config::{mint_token, Config, DEFAULT_BIND, DEMO_KEY_NAME, MCP_PATH, SCOPES},
-        policy,
+        config::{mint_token, Config, DEFAULT_BIND, DEMO_KEY_NAME, MCP_PATH},
+        load_policy, policy,
         transport::mcp_service,
     };
+
+    /// Every scope the example's rules name: its metadata's
+    /// `scopes_supported`, and what its demo token carries.
+    #[allow(dead_code)]
+    pub static SCOPES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+        let scopes = policy().expect("the example's rules").scopes_named();
+        scopes
+            .iter()
+            .map(|s| &*String::leak(s.to_owned()))
+            .collect()
+    });
 }

@@ -58,7 +58,7 @@ impl ListFilter {
     /// The filter for the exchange of `parts` and `req`, holding at most
     /// `limit` bytes of a reply.
     pub(crate) fn new(
-        policy: &McpPolicy,
+        policy: McpPolicy,
         principal: Option<Principal>,
         req: &McpRequest,
         parts: &Parts,
@@ -68,7 +68,7 @@ impl ListFilter {
         let first_id = ids.next();
         let more_ids = ids.collect();
         Self {
-            policy: policy.clone(),
+            policy,
             principal,
             first_id,
             more_ids,
@@ -315,8 +315,9 @@ impl http_body::Body for Prefixed {
 mod tests {
     use super::*;
     use crate::{
-        mcp::{McpRequest, Rule},
+        mcp::McpRequest,
         principal::{AuthScheme, Scopes},
+        Rule,
     };
     use serde_json::json;
     use std::collections::VecDeque;
@@ -347,7 +348,7 @@ mod tests {
         } else {
             McpRequest::parse(body.as_bytes()).unwrap()
         };
-        ListFilter::new(&policy(), Some(p), &req, &parts, limit)
+        ListFilter::new(policy(), Some(p), &req, &parts, limit)
     }
 
     fn key_filter(body: &str) -> ListFilter {

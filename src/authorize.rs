@@ -1,0 +1,312 @@
+//! The rule of a plain route: [`AuthorizeLayer`].
+
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use axum::response::Response;
+use http::Request;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::future::ResponseFuture;
+
+use crate::{
+    audit, authenticate::UnverifiedCredential, config::ConfigError, error::ErrorRenderer,
+    future::BoxError, principal::Principal, rule::Rule,
+};
+
+/// Guards a plain route (an `/admin` axum route, any tower service) with a
+/// [`Rule`]: the same rule language the MCP policy speaks for each tool.
+///
+/// Put it after the authentication layers (made `.optional()` when the
+/// rule admits several schemes). The refusals are the [`Rule`]'s: no
+/// principal → 401 with the challenge; a principal of a scheme the rule
+/// does not accept → 401 `invalid_token`; missing scopes → 403
+/// `insufficient_scope` (RFC 6750 §3.1). A credential that no layer
+/// verified → 401 `invalid_token`.
+///
+/// Scopes only: `AuthorizeLayer::new(Rule::authenticated().scopes([..]))`
+/// (every one) or `Rule::authenticated().any_scope([..])` (at least one).
+///
+/// # Errors
+///
+/// [`new`](Self::new) refuses a rule with mistakes (see [`Rule`]) and a
+/// rule with MCP checks (`Rule::check`, which needs an MCP call to look
+/// at).
+///
+/// # Example
+///
+/// An API key, or a bearer token with `admin:write`:
+///
+/// ```
+/// use axum::{Router, routing::post};
+/// use tower::ServiceBuilder;
+/// use tower_mcp_auth::api_key::{ApiKey, ApiKeyLayer, ApiKeys};
+/// use tower_mcp_auth::{AuthorizeLayer, Rule};
+///
+/// # fn main() -> Result<(), tower_mcp_auth::ConfigError> {
+/// let keys = ApiKeys::new().with(ApiKey::new("ops", "mcp_sk_ops-0123456789abcdef"));
+/// let admin = Rule::api_key().or(Rule::bearer().scopes(["admin:write"]));
+///
+/// let app: Router = Router::new()
+///     .route("/admin", post(|| async { "done" }))
+///     .layer(
+///         ServiceBuilder::new()
+///             .layer(ApiKeyLayer::new(keys).optional())
+///             // .layer(JwtLayer::new(validator).optional())
+///             .layer(AuthorizeLayer::new(admin)?),
+///     );
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct AuthorizeLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    rule: Rule,
+    renderer: ErrorRenderer,
+}
+
+impl AuthorizeLayer {
+    /// A layer that lets through what `rule` allows.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] listing the rule's mistakes, or saying that
+    /// it carries MCP checks.
+    pub fn new(rule: Rule) -> Result<Self, ConfigError> {
+        let mut errors = rule.errors().to_vec();
+        if rule.has_checks() {
+            errors.push(
+                "Rule::check looks at an MCP call; a plain route has none (use the MCP policy)"
+                    .into(),
+            );
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "invalid rule for AuthorizeLayer: {}",
+                errors.join("; ")
+            )));
+        }
+        Ok(Self {
+            config: Arc::new(Config {
+                rule,
+                renderer: ErrorRenderer::default(),
+            }),
+        })
+    }
+
+    /// Renders refusals with a custom renderer.
+    pub fn renderer(mut self, renderer: ErrorRenderer) -> Self {
+        Arc::make_mut(&mut self.config).renderer = renderer;
+        self
+    }
+}
+
+impl<S> Layer<S> for AuthorizeLayer {
+    type Service = Authorize<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authorize {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service made by [`AuthorizeLayer`].
+#[derive(Clone, Debug)]
+pub struct Authorize<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> Authorize<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Authorize<S>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>>,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let config = &*self.config;
+        let principal = Principal::from_extensions(req.extensions());
+        let checked = match UnverifiedCredential::refusal(req.extensions()) {
+            Some(err) => Err(err),
+            None => config.rule.decide(principal, &()),
+        };
+        if let Err(err) = checked {
+            let err = err.with_request_context(req.extensions());
+            audit::refused(
+                "authorize",
+                &err,
+                principal,
+                req.method(),
+                audit::path(req.uri(), req.extensions()),
+            );
+            return ResponseFuture::refused(config.renderer.render(err));
+        }
+        ResponseFuture::inner(self.inner.call(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::principal::{AuthScheme, Scopes};
+    use crate::ProtectedResource;
+    use axum::body::Body;
+    use http::header;
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    fn layer(rule: Rule) -> AuthorizeLayer {
+        AuthorizeLayer::new(rule).unwrap()
+    }
+
+    async fn run(layer: AuthorizeLayer, who: Option<Principal>) -> Response {
+        let svc = ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(|_req: Request<Body>| async {
+                Ok::<_, Infallible>(http::Response::new(Body::from("ok")))
+            });
+        let mut req = Request::get("/data").body(Body::empty()).unwrap();
+        // As the ProtectedResourceLayer above the stack would.
+        req.extensions_mut().insert(
+            ProtectedResource::builder("https://api.example.com/data")
+                .build()
+                .unwrap()
+                .challenge(),
+        );
+        if let Some(p) = who {
+            req.extensions_mut().insert(p);
+        }
+        svc.oneshot(req).await.unwrap()
+    }
+
+    fn jwt(scopes: &str) -> Option<Principal> {
+        Some(Principal::new(AuthScheme::Jwt, "u").with_scopes(Scopes::parse(scopes)))
+    }
+
+    fn key() -> Option<Principal> {
+        Some(Principal::new(AuthScheme::ApiKey, "ops"))
+    }
+
+    #[tokio::test]
+    async fn all_of() {
+        let all = || layer(Rule::authenticated().scopes(["read:data", "write:data"]));
+        assert_eq!(
+            run(all(), jwt("read:data write:data admin")).await.status(),
+            200
+        );
+        let res = run(all(), jwt("read:data")).await;
+        assert_eq!(res.status(), 403);
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer error="insufficient_scope", error_description="the access token lacks a scope this call requires", scope="read:data write:data", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
+        );
+    }
+
+    #[tokio::test]
+    async fn any_of() {
+        let any = || layer(Rule::authenticated().any_scope(["admin", "write:data"]));
+        assert_eq!(run(any(), jwt("write:data")).await.status(), 200);
+        assert_eq!(run(any(), jwt("read:data")).await.status(), 403);
+    }
+
+    #[tokio::test]
+    async fn an_api_key_or_a_bearer_token_with_admin_write() {
+        let admin = || layer(Rule::api_key().or(Rule::bearer().scopes(["admin:write"])));
+        assert_eq!(run(admin(), key()).await.status(), 200);
+        assert_eq!(run(admin(), jwt("admin:write")).await.status(), 200);
+        let res = run(admin(), jwt("read:data")).await;
+        assert_eq!(res.status(), 403);
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer error="insufficient_scope", error_description="the access token lacks a scope this call requires", scope="admin:write read:data", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
+        );
+        let res = run(admin(), None).await;
+        assert_eq!(res.status(), 401);
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer scope="admin:write", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
+        );
+        // A key alone: a bearer token is refused as the wrong scheme.
+        let res = run(layer(Rule::api_key()), jwt("admin:write")).await;
+        assert_eq!(res.status(), 401);
+        assert!(res.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains(
+                r#"error="invalid_token", error_description="this call requires an API key""#
+            ));
+    }
+
+    #[test]
+    fn a_rule_with_mistakes_is_refused_at_construction() {
+        let err = AuthorizeLayer::new(Rule::public().scopes(["a"])).unwrap_err();
+        assert!(err.to_string().contains("takes no scopes"), "{err}");
+        let err = AuthorizeLayer::new(Rule::one_of([])).unwrap_err();
+        assert!(
+            err.to_string().contains("at least one alternative"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_principal_is_401_with_resource_metadata() {
+        let res = run(layer(Rule::authenticated().scopes(["read:data"])), None).await;
+        assert_eq!(res.status(), 401);
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer scope="read:data", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
+        );
+    }
+
+    #[tokio::test]
+    async fn a_credential_nobody_verified_is_401_invalid_token() {
+        let svc = ServiceBuilder::new()
+            .layer(layer(Rule::authenticated()))
+            .service_fn(|_req: Request<Body>| async {
+                Ok::<_, Infallible>(http::Response::new(Body::from("ok")))
+            });
+        let mut req = Request::get("/data").body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(UnverifiedCredential::new("jwt"));
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 401);
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer error="invalid_token", error_description="no layer could verify the bearer token""#
+        );
+    }
+}

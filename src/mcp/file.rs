@@ -1,0 +1,1035 @@
+//! Policy as data: an [`McpPolicy`] from a TOML or JSON file, and the
+//! [`SharedPolicy`] that a reload swaps for every layer holding it.
+
+use std::{collections::HashSet, fmt, path::Path, sync::Arc};
+
+use arc_swap::ArcSwap;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::{audit, config::ConfigError, rule::Rule};
+
+use super::{
+    inspect::McpRequest,
+    limits::RateLimits,
+    policy::{McpPolicy, McpPolicyBuilder},
+    uri_template::UriTemplate,
+};
+
+/// The longest name or URI an error message quotes.
+const MAX_QUOTED: usize = 64;
+
+/// The format of a policy text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Json,
+    #[cfg(feature = "toml")]
+    Toml,
+}
+
+/// Loading a policy from a file.
+///
+/// # The policy file
+///
+/// One document, TOML (feature `toml`) or JSON (always), with these
+/// members, all optional:
+///
+/// | member | what | builder method |
+/// | --- | --- | --- |
+/// | `default` | a rule: everything no other rule names (absent: `"authenticated"`) | [`default`](McpPolicyBuilder::default) |
+/// | `tools`, `prompts`, `resources`, `methods` | a table (object) from a name, a URI or RFC 6570 level-1 template, or a JSON-RPC method to a rule | [`tool`](McpPolicyBuilder::tool), [`prompt`](McpPolicyBuilder::prompt), [`resource`](McpPolicyBuilder::resource), [`method`](McpPolicyBuilder::method) |
+/// | `unmatched` | a table with `tool`, `prompt`, `resource`: the rules for targets that match no rule of their own | [`unmatched_tool`](McpPolicyBuilder::unmatched_tool), … |
+/// | `rate_limit` | `per_minute`, `anonymous_per_minute` (calls a minute, at least 1) and `costs` (a table from a tool to the units a call of it costs, at least 1) | [`rate_limits`](McpPolicyBuilder::rate_limits) ([`RateLimits`]) |
+///
+/// A **rule** is one alternative or an array of alternatives (any of
+/// them allows the call: [`Rule::or`]). An **alternative** is a scheme
+/// name — `"public"`, `"authenticated"`, `"api_key"`, `"bearer"` — or a
+/// table `{ scheme = "…", scopes = […], any_scope = […] }`: `scopes`, every
+/// one required ([`Rule::scopes`]); `any_scope`, at least one of them
+/// ([`Rule::any_scope`]). [`Rule::check`]s are code and have no file form.
+///
+/// Everything is checked at load, and a mistake is a
+/// [`ConfigError::PolicyFile`] naming the line of the rule (TOML: where
+/// its value starts; JSON: where it ends) and the rule: a member or field the format does not know, a scheme that is
+/// not one of the four, a name given twice, a template that is not level
+/// 1, scopes on `"public"`, an empty `any_scope`, a scope RFC 6749 does
+/// not allow, an empty name.
+///
+/// ```
+/// # #[cfg(feature = "toml")] {
+/// use tower_mcp_auth::mcp::McpPolicy;
+/// use tower_mcp_auth::{AuthScheme, Principal, Scopes};
+///
+/// let policy = McpPolicy::from_toml(r#"
+///     default = "authenticated"
+///
+///     [tools]
+///     get_user_data = { scheme = "bearer", scopes = ["read:data"] }
+///     create_admin_user = "api_key"
+///     ## An API key, or a bearer token with admin:write.
+///     delete_user = ["api_key", { scheme = "bearer", scopes = ["admin:write"] }]
+///
+///     [resources]
+///     "user://{user_id}/private" = { scheme = "bearer", scopes = ["read:data"] }
+///
+///     [unmatched]
+///     resource = "api_key"
+/// "#)?;
+///
+/// let admin = Principal::new(AuthScheme::Jwt, "alice").with_scopes(Scopes::parse("admin:write"));
+/// assert!(policy.may_call_tool(Some(&admin), "delete_user"));
+/// assert!(!policy.may_call_tool(Some(&admin), "create_admin_user"));
+/// assert_eq!(policy.scopes_named().to_string(), "admin:write read:data");
+///
+/// // A mistake names its line and its rule.
+/// let err = McpPolicy::from_toml("[tools]\nx = \"api_key\"\ny = { scheme = \"bearr\" }\n")
+///     .unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "policy:3: tool `y`: unknown scheme `bearr` (expected public, authenticated, api_key or bearer)"
+/// );
+/// # }
+/// # Ok::<(), tower_mcp_auth::ConfigError>(())
+/// ```
+///
+/// The same policy in JSON (no feature needed):
+///
+/// ```
+/// use tower_mcp_auth::mcp::McpPolicy;
+///
+/// let policy = McpPolicy::from_json(r#"{
+///   "default": "authenticated",
+///   "tools": {
+///     "get_user_data": { "scheme": "bearer", "scopes": ["read:data"] },
+///     "create_admin_user": "api_key",
+///     "delete_user": ["api_key", { "scheme": "bearer", "scopes": ["admin:write"] }]
+///   },
+///   "resources": { "user://{user_id}/private": { "scheme": "bearer", "scopes": ["read:data"] } },
+///   "unmatched": { "resource": "api_key" }
+/// }"#)?;
+/// assert_eq!(policy.scopes_named().to_string(), "admin:write read:data");
+/// # Ok::<(), tower_mcp_auth::ConfigError>(())
+/// ```
+impl McpPolicy {
+    /// Reads a policy file: TOML when its name ends in `.toml` (feature
+    /// `toml`), else JSON. See [the format](#the-policy-file).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Io`] when the file cannot be read;
+    /// [`ConfigError::PolicyFile`] naming the line and the rule of a
+    /// mistake; [`ConfigError::Invalid`] for a `.toml` file in a build
+    /// without the `toml` feature.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let format = match path.extension().and_then(|e| e.to_str()) {
+            #[cfg(feature = "toml")]
+            Some(ext) if ext.eq_ignore_ascii_case("toml") => Format::Toml,
+            #[cfg(not(feature = "toml"))]
+            Some(ext) if ext.eq_ignore_ascii_case("toml") => {
+                return Err(ConfigError::Invalid(format!(
+                    "{}: TOML policy files need the `toml` feature of tower-mcp-auth; enable it or write the policy in JSON",
+                    path.display()
+                )));
+            }
+            _ => Format::Json,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        parse(&text, format, Some(path))
+    }
+
+    /// A policy from JSON text. See [the format](#the-policy-file).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::PolicyFile`] naming the line and the rule of a
+    /// mistake.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        parse(text, Format::Json, None)
+    }
+
+    /// A policy from TOML text. See [the format](#the-policy-file).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::PolicyFile`] naming the line and the rule of a
+    /// mistake.
+    #[cfg(feature = "toml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        parse(text, Format::Toml, None)
+    }
+}
+
+fn parse(text: &str, format: Format, path: Option<&Path>) -> Result<McpPolicy, ConfigError> {
+    let error = |line: usize, reason: String| ConfigError::PolicyFile {
+        path: path.map(Path::to_path_buf),
+        line,
+        reason,
+    };
+    let file: PolicyFile = match format {
+        Format::Json => serde_json::from_str(text).map_err(|e| {
+            let full = e.to_string();
+            let at = format!(" at line {} column {}", e.line(), e.column());
+            let reason = full.strip_suffix(&at).unwrap_or(&full).to_owned();
+            error(e.line().max(1), reason)
+        })?,
+        #[cfg(feature = "toml")]
+        Format::Toml => toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(1, |s| line_of(text, s.start));
+            error(line, e.message().trim_end().to_owned())
+        })?,
+    };
+    // Every rule was checked as it was read; what is left for `build`
+    // (nothing, when the checks above are complete) has no line.
+    file.builder.build().map_err(|e| error(1, e.to_string()))
+}
+
+/// The 1-based line of byte `offset` of `text`.
+#[cfg(feature = "toml")]
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// A whole file, read straight into a builder.
+struct PolicyFile {
+    builder: McpPolicyBuilder,
+}
+
+impl<'de> Deserialize<'de> for PolicyFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FileVisitor)
+    }
+}
+
+const MEMBERS: &[&str] = &[
+    "default",
+    "tools",
+    "prompts",
+    "resources",
+    "methods",
+    "unmatched",
+    "rate_limit",
+];
+
+struct FileVisitor;
+
+impl<'de> Visitor<'de> for FileVisitor {
+    type Value = PolicyFile;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a policy: a table of `default`, `tools`, `prompts`, `resources`, `methods`, `unmatched`, `rate_limit`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PolicyFile, A::Error> {
+        let mut b = McpPolicy::builder();
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(refuse(
+                    &mut map,
+                    format!("`{}` is given twice", quoted(&key)),
+                ));
+            }
+            b = match key.as_str() {
+                "default" => b.default(map.next_value_seed(RuleSeed::named("default rule"))?),
+                "tools" => map.next_value_seed(Entries {
+                    kind: Kind::Tool,
+                    b,
+                })?,
+                "prompts" => map.next_value_seed(Entries {
+                    kind: Kind::Prompt,
+                    b,
+                })?,
+                "resources" => map.next_value_seed(Entries {
+                    kind: Kind::Resource,
+                    b,
+                })?,
+                "methods" => map.next_value_seed(Entries {
+                    kind: Kind::Method,
+                    b,
+                })?,
+                "unmatched" => map.next_value_seed(UnmatchedSeed(b))?,
+                "rate_limit" => b.rate_limits(map.next_value::<RateLimits>()?),
+                other => {
+                    let msg = unknown(other, MEMBERS);
+                    return Err(map
+                        .next_value_seed(Refuse(msg))
+                        .err()
+                        .unwrap_or_else(|| de::Error::custom("an unknown member")));
+                }
+            };
+        }
+        Ok(PolicyFile { builder: b })
+    }
+}
+
+/// What a table of rules names.
+#[derive(Clone, Copy)]
+enum Kind {
+    Tool,
+    Prompt,
+    Resource,
+    Method,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Tool => "tool",
+            Self::Prompt => "prompt",
+            Self::Resource => "resource",
+            Self::Method => "method",
+        }
+    }
+}
+
+/// A table from names to rules, added to the builder.
+struct Entries {
+    kind: Kind,
+    b: McpPolicyBuilder,
+}
+
+impl<'de> de::DeserializeSeed<'de> for Entries {
+    type Value = McpPolicyBuilder;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Entries {
+    type Value = McpPolicyBuilder;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a table from each {} to its rule", self.kind.name())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let Self { kind, mut b } = self;
+        let mut seen = HashSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let what = format!("{} `{}`", kind.name(), quoted(&name));
+            // Raised while the value is read, so the error carries its line.
+            let problem = if name.is_empty() {
+                Some(format!("a {} name is empty", kind.name()))
+            } else if !seen.insert(name.clone()) {
+                Some(format!("{what} has two rules"))
+            } else if let (Kind::Resource, Err(e)) = (kind, UriTemplate::parse(&name)) {
+                Some(format!("{what}: {e}"))
+            } else {
+                None
+            };
+            let rule = map.next_value_seed(RuleSeed { what, problem })?;
+            b = match kind {
+                Kind::Tool => b.tool(name, rule),
+                Kind::Prompt => b.prompt(name, rule),
+                Kind::Resource => b.resource(name, rule),
+                Kind::Method => b.method(name, rule),
+            };
+        }
+        Ok(b)
+    }
+}
+
+/// The `unmatched` table.
+struct UnmatchedSeed(McpPolicyBuilder);
+
+impl<'de> de::DeserializeSeed<'de> for UnmatchedSeed {
+    type Value = McpPolicyBuilder;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UnmatchedSeed {
+    type Value = McpPolicyBuilder;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table of `tool`, `prompt`, `resource`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut b = self.0;
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                let msg = format!("`unmatched.{}` is given twice", quoted(&key));
+                return Err(refuse(&mut map, msg));
+            }
+            b = match key.as_str() {
+                "tool" => {
+                    b.unmatched_tool(map.next_value_seed(RuleSeed::named("unmatched tool rule"))?)
+                }
+                "prompt" => b.unmatched_prompt(
+                    map.next_value_seed(RuleSeed::named("unmatched prompt rule"))?,
+                ),
+                "resource" => b.unmatched_resource(
+                    map.next_value_seed(RuleSeed::named("unmatched resource rule"))?,
+                ),
+                other => {
+                    let msg = unknown(other, &["tool", "prompt", "resource"]);
+                    return Err(map
+                        .next_value_seed(Refuse(msg))
+                        .err()
+                        .unwrap_or_else(|| de::Error::custom("an unknown member")));
+                }
+            };
+        }
+        Ok(b)
+    }
+}
+
+/// One rule, read and checked while its value is read (so that the
+/// format's error carries the line), its errors naming it.
+struct RuleSeed {
+    what: String,
+    /// A mistake of the rule's name, known before its value is read.
+    problem: Option<String>,
+}
+
+impl RuleSeed {
+    fn named(what: &str) -> Self {
+        Self {
+            what: what.into(),
+            problem: None,
+        }
+    }
+
+    fn finish<E: de::Error>(self, alts: Vec<AltTable>) -> Result<Rule, E> {
+        if let Some(problem) = self.problem {
+            return Err(E::custom(problem));
+        }
+        let what = self.what;
+        let alts = alts
+            .into_iter()
+            .map(AltTable::into_rule)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| E::custom(format_args!("{what}: {e}")))?;
+        let rule = Rule::one_of(alts);
+        match rule.errors().first() {
+            Some(e) => Err(E::custom(format_args!("{what}: {e}"))),
+            None => Ok(rule),
+        }
+    }
+}
+
+impl<'de> de::DeserializeSeed<'de> for RuleSeed {
+    type Value = Rule;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Rule, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RuleSeed {
+    type Value = Rule;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a rule: a scheme, a table { scheme, scopes, any_scope }, or an array of them")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Rule, E> {
+        self.finish(vec![AltTable::scheme(v.to_owned())])
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Rule, A::Error> {
+        let alt = AltTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        self.finish(vec![alt])
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Rule, A::Error> {
+        let mut alts = Vec::new();
+        while let Some(Alt(alt)) = seq.next_element()? {
+            alts.push(alt);
+        }
+        self.finish(alts)
+    }
+}
+
+/// One alternative as written, in its table form (a scheme name alone is
+/// a table without scopes).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AltTable {
+    scheme: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    any_scope: Option<Vec<String>>,
+}
+
+impl AltTable {
+    fn scheme(scheme: String) -> Self {
+        Self {
+            scheme,
+            scopes: Vec::new(),
+            any_scope: None,
+        }
+    }
+
+    fn into_rule(self) -> Result<Rule, String> {
+        let mut rule = match self.scheme.as_str() {
+            "public" => Rule::public(),
+            "authenticated" => Rule::authenticated(),
+            "api_key" => Rule::api_key(),
+            "bearer" => Rule::bearer(),
+            other => {
+                return Err(format!(
+                    "unknown scheme `{}` (expected public, authenticated, api_key or bearer)",
+                    quoted(other)
+                ))
+            }
+        };
+        if !self.scopes.is_empty() {
+            rule = rule.scopes(self.scopes);
+        }
+        if let Some(any) = self.any_scope {
+            rule = rule.any_scope(any);
+        }
+        Ok(rule)
+    }
+}
+
+/// An alternative in either form (a scheme name, or a table).
+struct Alt(AltTable);
+
+impl<'de> Deserialize<'de> for Alt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(AltVisitor).map(Alt)
+    }
+}
+
+struct AltVisitor;
+
+impl<'de> Visitor<'de> for AltVisitor {
+    type Value = AltTable;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a scheme (\"public\", \"authenticated\", \"api_key\", \"bearer\") or a table { scheme, scopes, any_scope }")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<AltTable, E> {
+        Ok(AltTable::scheme(v.to_owned()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<AltTable, A::Error> {
+        AltTable::deserialize(de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+/// serde's "unknown field" message.
+fn unknown(field: &str, expected: &[&str]) -> String {
+    let list: Vec<String> = expected.iter().map(|e| format!("`{e}`")).collect();
+    format!(
+        "unknown field `{}`, expected one of {}",
+        quoted(field),
+        list.join(", ")
+    )
+}
+
+/// The error `msg`, raised while the map's next value is read.
+fn refuse<'de, A: MapAccess<'de>>(map: &mut A, msg: String) -> A::Error {
+    match map.next_value_seed(Refuse(msg)) {
+        Err(e) => e,
+        Ok(()) => de::Error::custom("a value was refused"),
+    }
+}
+
+/// Refuses whatever value it is given, with its message, while the value
+/// is read (so that the format's error carries the value's line).
+struct Refuse(String);
+
+impl<'de> de::DeserializeSeed<'de> for Refuse {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Refuse {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Err(E::custom(self.0))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Err(E::custom(self.0))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Err(E::custom(self.0))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Err(E::custom(self.0))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Err(E::custom(self.0))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Err(E::custom(self.0))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(de::Error::custom(self.0))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(de::Error::custom(self.0))
+    }
+}
+
+/// `s`, cut to [`MAX_QUOTED`] characters.
+fn quoted(s: &str) -> String {
+    let mut out: String = s.chars().take(MAX_QUOTED).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// An [`McpPolicy`] shared by every layer that holds a clone, and swapped
+/// for all of them at once by [`reload_file`](Self::reload_file) or
+/// [`replace`](Self::replace): operators change which tool needs which
+/// scope without a rebuild or a restart.
+///
+/// [`McpPolicyLayer::new`](super::McpPolicyLayer::new) takes one (or a
+/// plain [`McpPolicy`], which it wraps). Each request is decided, and its
+/// list results filtered, by the policy in force when it arrived; a swap
+/// is atomic (`arc-swap`), so a request sees the old policy or the new,
+/// never a mix.
+///
+/// The resource's metadata (`scopes_supported`, see
+/// [`McpPolicy::scopes_named`]) is built once: a reload that names new
+/// scopes does not change it.
+///
+/// ```
+/// use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, SharedPolicy};
+/// use tower_mcp_auth::{AuthScheme, Principal};
+///
+/// let path = std::env::temp_dir().join(format!("tma-doc-policy-{}.json", std::process::id()));
+/// std::fs::write(&path, r#"{ "tools": { "deploy": "api_key" } }"#)?;
+/// let policy = SharedPolicy::from_file(&path)?;
+/// let layer = McpPolicyLayer::new(policy.clone());
+///
+/// let key = Principal::new(AuthScheme::ApiKey, "ops");
+/// assert!(policy.current().may_call_tool(Some(&key), "deploy"));
+///
+/// // An operator edits the file; a reload swaps it in for `layer` too.
+/// std::fs::write(&path, r#"{ "tools": { "deploy": "bearer" } }"#)?;
+/// policy.reload_file(&path)?;
+/// assert!(!policy.current().may_call_tool(Some(&key), "deploy"));
+///
+/// // A bad file is refused and the policy in force stays.
+/// std::fs::write(&path, r#"{ "tools": { "deploy": "bearr" } }"#)?;
+/// assert!(policy.reload_file(&path).is_err());
+/// assert!(!policy.current().may_call_tool(Some(&key), "deploy"));
+/// # let _ = layer;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct SharedPolicy(Arc<ArcSwap<McpPolicy>>);
+
+impl SharedPolicy {
+    /// Shares `policy`.
+    #[must_use]
+    pub fn new(policy: McpPolicy) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(policy)))
+    }
+
+    /// Reads a policy file (see [`McpPolicy::from_file`]) to share.
+    ///
+    /// # Errors
+    ///
+    /// As [`McpPolicy::from_file`].
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        McpPolicy::from_file(path).map(Self::new)
+    }
+
+    /// The policy in force (cheap: one reference count).
+    #[must_use]
+    pub fn current(&self) -> McpPolicy {
+        McpPolicy::clone(&self.0.load())
+    }
+
+    /// Swaps `policy` in for every clone.
+    pub fn replace(&self, policy: McpPolicy) {
+        self.0.store(Arc::new(policy));
+    }
+
+    /// Re-reads a policy file and swaps it in for every clone. A file that
+    /// cannot be read or holds a mistake is refused: the policy in force
+    /// stays, and the audit event (`outcome = "reload_refused"`, `detail`
+    /// naming the line and the rule) says why, as the error does. A
+    /// successful reload is an audit event too (`outcome = "reloaded"`).
+    ///
+    /// Reading the file blocks the calling thread: from async code, call
+    /// it in `spawn_blocking`.
+    ///
+    /// # Errors
+    ///
+    /// As [`McpPolicy::from_file`].
+    pub fn reload_file(&self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
+        let path = path.as_ref();
+        let source = path.display().to_string();
+        match McpPolicy::from_file(path) {
+            Ok(policy) => {
+                self.replace(policy);
+                audit::reload("mcp_policy", &source, None);
+                Ok(())
+            }
+            Err(e) => {
+                audit::reload("mcp_policy", &source, Some(&e.to_string()));
+                Err(e)
+            }
+        }
+    }
+}
+
+impl SharedPolicy {
+    /// The price of each request by the policy in force, for
+    /// `RateLimitLayer::cost` (put the rate limiter inside
+    /// [`McpPolicyLayer`](super::McpPolicyLayer), which leaves the
+    /// [`McpRequest`] in the extensions): [`RateLimits::cost`], 1 for a
+    /// request that was not inspected.
+    pub fn cost_fn(&self) -> impl Fn(&http::request::Parts) -> u32 + Send + Sync + 'static {
+        let shared = self.0.clone();
+        move |parts| {
+            parts
+                .extensions
+                .get::<McpRequest>()
+                .map_or(1, |req| shared.load().rate_limits().cost(req))
+        }
+    }
+
+    /// Each principal's calls a minute by the policy in force (`None`: the
+    /// layer's own quota), for `RateLimitLayer::override_quota`:
+    ///
+    /// ```
+    /// # #[cfg(feature = "rate-limit")] {
+    /// use tower_mcp_auth::mcp::{McpPolicy, SharedPolicy};
+    /// use tower_mcp_auth::rate_limit::{Quota, RateLimitLayer};
+    ///
+    /// let policy = SharedPolicy::new(McpPolicy::from_json(
+    ///     r#"{ "rate_limit": { "per_minute": 30, "costs": { "generate_report": 10 } } }"#,
+    /// )?);
+    /// let per_minute = policy.per_minute_fn();
+    /// let limiter = RateLimitLayer::per_principal(Quota::per_minute(100))
+    ///     .override_quota(move |p| per_minute(p).map(|n| Quota::per_minute(n.get())))
+    ///     .cost(policy.cost_fn());
+    /// # let _ = limiter; }
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    pub fn per_minute_fn(
+        &self,
+    ) -> impl Fn(&crate::Principal) -> Option<std::num::NonZeroU32> + Send + Sync + 'static {
+        let shared = self.0.clone();
+        move |_| shared.load().rate_limits().per_minute
+    }
+}
+
+impl From<McpPolicy> for SharedPolicy {
+    fn from(policy: McpPolicy) -> Self {
+        Self::new(policy)
+    }
+}
+
+impl fmt::Debug for SharedPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SharedPolicy")
+            .field(&*self.0.load())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::principal::{AuthScheme, Principal, Scopes};
+
+    fn jwt(scopes: &str) -> Principal {
+        Principal::new(AuthScheme::Jwt, "u").with_scopes(Scopes::parse(scopes))
+    }
+
+    fn key() -> Principal {
+        Principal::new(AuthScheme::ApiKey, "svc")
+    }
+
+    const JSON: &str = r#"{
+  "default": "api_key",
+  "tools": {
+    "read": { "scheme": "bearer", "scopes": ["read:data"] },
+    "either": { "scheme": "bearer", "any_scope": ["a", "b"] },
+    "delete": ["api_key", { "scheme": "bearer", "scopes": ["admin:write"] }],
+    "open": "public"
+  },
+  "prompts": { "greet": "authenticated" },
+  "resources": { "user://{id}/private": { "scheme": "bearer", "scopes": ["read:data"] } },
+  "methods": { "logging/setLevel": "api_key" },
+  "unmatched": { "resource": "api_key", "tool": { "scheme": "bearer", "scopes": ["tools:any"] } },
+  "rate_limit": { "per_minute": 30, "anonymous_per_minute": 5, "costs": { "read": 4 } }
+}"#;
+
+    #[test]
+    fn a_json_policy_decides_as_its_code_twin() {
+        let file = McpPolicy::from_json(JSON).unwrap();
+        let code = McpPolicy::builder()
+            .default(Rule::api_key())
+            .tool("read", Rule::bearer().scopes(["read:data"]))
+            .tool("either", Rule::bearer().any_scope(["a", "b"]))
+            .tool(
+                "delete",
+                Rule::api_key().or(Rule::bearer().scopes(["admin:write"])),
+            )
+            .tool("open", Rule::public())
+            .prompt("greet", Rule::authenticated())
+            .resource("user://{id}/private", Rule::bearer().scopes(["read:data"]))
+            .method("logging/setLevel", Rule::api_key())
+            .unmatched_resource(Rule::api_key())
+            .unmatched_tool(Rule::bearer().scopes(["tools:any"]))
+            .rate_limits(RateLimits {
+                per_minute: std::num::NonZeroU32::new(30),
+                anonymous_per_minute: std::num::NonZeroU32::new(5),
+                tool_costs: [("read".to_owned(), std::num::NonZeroU32::new(4).unwrap())].into(),
+            })
+            .build()
+            .unwrap();
+        assert_eq!(file.rate_limits(), code.rate_limits());
+        let who = [
+            None,
+            Some(key()),
+            Some(jwt("")),
+            Some(jwt("read:data")),
+            Some(jwt("a")),
+            Some(jwt("admin:write")),
+            Some(jwt("tools:any")),
+        ];
+        for p in &who {
+            let p = p.as_ref();
+            for tool in ["read", "either", "delete", "open", "other"] {
+                assert_eq!(
+                    file.may_call_tool(p, tool),
+                    code.may_call_tool(p, tool),
+                    "{tool} {p:?}"
+                );
+            }
+            for uri in ["user://1/private", "file:///etc/passwd"] {
+                assert_eq!(
+                    file.may_read_resource(p, uri),
+                    code.may_read_resource(p, uri)
+                );
+            }
+            assert_eq!(
+                file.may_get_prompt(p, "greet"),
+                code.may_get_prompt(p, "greet")
+            );
+        }
+        assert_eq!(file.scopes_named(), code.scopes_named());
+        assert_eq!(
+            file.scopes_named().to_string(),
+            "a admin:write b read:data tools:any"
+        );
+    }
+
+    fn json_err(text: &str) -> String {
+        McpPolicy::from_json(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn json_mistakes_name_the_line_and_the_rule() {
+        let cases = [
+            (
+                "{\n\"tools\": {\n\"a\": \"api_key\",\n\"b\": { \"scheme\": \"bearr\" }\n}\n}",
+                "policy:4: tool `b`: unknown scheme `bearr` (expected public, authenticated, api_key or bearer)",
+            ),
+            (
+                "{\n\"tools\": {\n\"a\": \"public\",\n\"a\": \"api_key\"\n}\n}",
+                "policy:4: tool `a` has two rules",
+            ),
+            (
+                "{\n\"resources\": {\n\"u://{+x}\": \"api_key\"\n}\n}",
+                "policy:3: resource `u://{+x}`: ",
+            ),
+            (
+                "{\n\"tools\": {\n\"t\": { \"scheme\": \"public\", \"scopes\": [\"a\"] }\n}\n}",
+                "policy:3: tool `t`: Rule::public() takes no scopes",
+            ),
+            (
+                "{\n\"tools\": {\n\"t\": { \"scheme\": \"bearer\", \"any_scope\": [] }\n}\n}",
+                "policy:3: tool `t`: Rule::any_scope([]) can never be satisfied",
+            ),
+            (
+                "{\n\"tools\": {\n\"t\": { \"scheme\": \"bearer\", \"scopes\": [\"a\\\"b\"] }\n}\n}",
+                "policy:3: tool `t`: scope \"a\\\"b\" has characters RFC 6749",
+            ),
+            (
+                "{\n\"tools\": {\n\"t\": { \"scheme\": \"bearer\", \"scope\": [\"a\"] }\n}\n}",
+                "policy:3: unknown field `scope`, expected one of `scheme`, `scopes`, `any_scope`",
+            ),
+            ("{\n\"tool\": {}\n}", "policy:2: unknown field `tool`"),
+            ("{\n\"default\": []\n}", "policy:2: default rule: a rule needs at least one alternative"),
+            (
+                "{\n\"unmatched\": { \"resource\": \"bearer\", \"tools\": \"api_key\" }\n}",
+                "policy:2: unknown field `tools`, expected one of `tool`, `prompt`, `resource`",
+            ),
+            ("{\n\"tools\": {\n\"\": \"api_key\"\n}\n}", "policy:3: a tool name is empty"),
+            ("{\n\"tools\": 7\n}", "policy:2: invalid type: integer `7`"),
+            (
+                "{\n\"tools\": {},\n\"tools\": {}\n}",
+                "policy:3: `tools` is given twice",
+            ),
+            ("{\n\"tools\": {", "policy:2: EOF while parsing"),
+            (
+                "{\n\"rate_limit\": {\n\"costs\": { \"t\": 0 }\n}\n}",
+                "policy:3: invalid value: integer `0`, expected a nonzero u32",
+            ),
+            (
+                "{\n\"rate_limit\": {\n\"per_minut\": 5\n}\n}",
+                "policy:3: unknown field `per_minut`",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = json_err(text);
+            assert!(err.starts_with(want), "want {want:?}\n got {err:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_error_names_the_file() {
+        let dir = std::env::temp_dir();
+        let path = dir.join(format!("tma-policy-{}.json", std::process::id()));
+        std::fs::write(&path, "{\n\"methods\": { \"x\": \"nobody\" }\n}").unwrap();
+        let err = McpPolicy::from_file(&path).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::PolicyFile { line: 2, .. }),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:2: method `x`: unknown scheme `nobody` (expected public, authenticated, api_key or bearer)",
+                path.display()
+            )
+        );
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            McpPolicy::from_file(&path).unwrap_err(),
+            ConfigError::Io { .. }
+        ));
+    }
+
+    #[test]
+    fn a_shared_policy_swaps_for_every_clone_and_keeps_the_old_on_error() {
+        let path = std::env::temp_dir().join(format!("tma-shared-{}.json", std::process::id()));
+        std::fs::write(&path, r#"{"tools":{"t":"api_key"}}"#).unwrap();
+        let shared = SharedPolicy::from_file(&path).unwrap();
+        let other = shared.clone();
+        assert!(other.current().may_call_tool(Some(&key()), "t"));
+        std::fs::write(&path, r#"{"tools":{"t":"bearer"}}"#).unwrap();
+        shared.reload_file(&path).unwrap();
+        assert!(!other.current().may_call_tool(Some(&key()), "t"));
+        assert!(other.current().may_call_tool(Some(&jwt("")), "t"));
+        // A bad file: refused, naming the line and the rule; the policy stays.
+        std::fs::write(
+            &path,
+            "{\"tools\":{\n\"t\":\"bearer\",\n\"u\":{\"scheme\":\"x\"}}}",
+        )
+        .unwrap();
+        let err = shared.reload_file(&path).unwrap_err().to_string();
+        assert!(err.contains(":3: tool `u`: unknown scheme `x`"), "{err}");
+        assert!(other.current().may_call_tool(Some(&jwt("")), "t"));
+        std::fs::remove_file(&path).unwrap();
+        assert!(shared.reload_file(&path).is_err());
+        assert!(other.current().may_call_tool(Some(&jwt("")), "t"));
+    }
+
+    #[cfg(not(feature = "toml"))]
+    #[test]
+    fn a_toml_file_without_the_feature_says_what_to_do() {
+        let path = std::env::temp_dir().join(format!("tma-no-toml-{}.toml", std::process::id()));
+        std::fs::write(&path, "default = \"api_key\"\n").unwrap();
+        let err = McpPolicy::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("need the `toml` feature"), "{err}");
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[cfg(feature = "toml")]
+    #[test]
+    fn toml_reads_as_json_does_and_names_lines() {
+        let toml = r#"
+default = "api_key"
+[tools]
+read = { scheme = "bearer", scopes = ["read:data"] }
+either = { scheme = "bearer", any_scope = ["a", "b"] }
+delete = ["api_key", { scheme = "bearer", scopes = ["admin:write"] }]
+open = "public"
+[prompts]
+greet = "authenticated"
+[resources]
+"user://{id}/private" = { scheme = "bearer", scopes = ["read:data"] }
+[methods]
+"logging/setLevel" = "api_key"
+[unmatched]
+resource = "api_key"
+tool = { scheme = "bearer", scopes = ["tools:any"] }
+[rate_limit]
+per_minute = 30
+anonymous_per_minute = 5
+costs = { read = 4 }
+"#;
+        let t = McpPolicy::from_toml(toml).unwrap();
+        let j = McpPolicy::from_json(JSON).unwrap();
+        assert_eq!(t.rate_limits(), j.rate_limits());
+        assert_eq!(t.scopes_named(), j.scopes_named());
+        for p in [None, Some(key()), Some(jwt("read:data")), Some(jwt("b"))] {
+            for tool in ["read", "either", "delete", "open", "other"] {
+                assert_eq!(
+                    t.may_call_tool(p.as_ref(), tool),
+                    j.may_call_tool(p.as_ref(), tool)
+                );
+            }
+        }
+        let err = |text: &str| McpPolicy::from_toml(text).unwrap_err().to_string();
+        for (text, want) in [
+            (
+                "[tools]\na = \"api_key\"\nb = { scheme = \"bearr\" }\n",
+                "policy:3: tool `b`: unknown scheme `bearr`",
+            ),
+            (
+                "[tools]\na = \"api_key\"\n\n[resources]\n\"u://{+x}\" = \"api_key\"\n",
+                "policy:5: resource `u://{+x}`",
+            ),
+            (
+                "[tools]\na = \"api_key\"\nb = { scheme = \"bearer\", scope = [\"x\"] }\n",
+                "policy:3: unknown field `scope`",
+            ),
+            (
+                "default = \"api_key\"\n[tool]\na = \"api_key\"\n",
+                "policy:2: unknown field `tool`",
+            ),
+            ("[tools]\na = \"api_key\"\na = \"bearer\"\n", "policy:3: "),
+            ("[tools\n", "policy:1: "),
+        ] {
+            let got = err(text);
+            assert!(got.starts_with(want), "want {want:?}\n got {got:?}");
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! The one rule language: [`Rule`], for an MCP endpoint's policy and for a
+//! plain route alike.
+
+use std::{any::Any, fmt, sync::Arc};
+
+use crate::{
+    error::AuthError,
+    principal::{AuthScheme, Principal, Scopes},
+};
+
+/// A check over the caller and what it calls, erased to `&dyn Any` so that
+/// the core names no layer's types: the layer that adds a check (the MCP
+/// policy's `Rule::check`) knows what it will be shown.
+pub(crate) type CheckFn = dyn Fn(&Principal, &dyn Any) -> bool + Send + Sync;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Schemes {
+    Public,
+    Any,
+    ApiKey,
+    Bearer,
+}
+
+impl Schemes {
+    fn accepts(self, scheme: AuthScheme) -> bool {
+        match self {
+            Self::Public | Self::Any => true,
+            Self::ApiKey => scheme == AuthScheme::ApiKey,
+            Self::Bearer => scheme.is_bearer(),
+        }
+    }
+
+    fn accepts_bearer(self) -> bool {
+        !matches!(self, Self::ApiKey)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Any => "authenticated",
+            Self::ApiKey => "api_key",
+            Self::Bearer => "bearer",
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Alternative {
+    schemes: Schemes,
+    all: Scopes,
+    any: Vec<Scopes>,
+    checks: Vec<Arc<CheckFn>>,
+}
+
+impl Alternative {
+    fn new(schemes: Schemes) -> Self {
+        Self {
+            schemes,
+            all: Scopes::empty(),
+            any: Vec::new(),
+            checks: Vec::new(),
+        }
+    }
+
+    fn required(&self) -> Scopes {
+        self.any
+            .iter()
+            .fold(self.all.clone(), |acc, s| acc.union(s))
+    }
+
+    fn has_scopes(&self, granted: &Scopes) -> bool {
+        granted.contains_all(self.all.iter())
+            && self.any.iter().all(|g| granted.contains_any(g.iter()))
+    }
+}
+
+/// What a caller needs: the schemes it may use, the scopes it must hold,
+/// alternatives.
+///
+/// One rule language for every place that decides: the MCP policy
+/// (`mcp::McpPolicy`, one rule per tool, prompt, resource or method) and a
+/// plain route ([`AuthorizeLayer`](crate::AuthorizeLayer)).
+///
+/// A rule is one or more alternatives; a caller is allowed when any
+/// alternative allows it. An alternative names the schemes it accepts —
+/// [`Rule::api_key`], [`Rule::bearer`] (JWT or introspection),
+/// [`Rule::authenticated`] (alias [`Rule::any`]), or [`Rule::public`] —
+/// and the scopes it needs ([`Rule::scopes`]: all of them;
+/// [`Rule::any_scope`]: at least one). [`Rule::or`] adds an alternative;
+/// the other builder methods apply to the last alternative. With the
+/// `mcp` feature, `Rule::check` adds a check over the caller and the MCP
+/// call.
+///
+/// Mistakes (an empty [`Rule::one_of`], scopes on a public rule, a scope
+/// RFC 6749 does not allow) are collected and reported by whoever takes
+/// the rule: `McpPolicyBuilder::build`, [`AuthorizeLayer::new`](crate::AuthorizeLayer::new).
+///
+/// # Decisions
+///
+/// | situation | answer |
+/// | --- | --- |
+/// | some alternative allows the caller | allowed |
+/// | no principal | 401, challenge without an error code, `scope` = what a bearer alternative needs |
+/// | a principal of a scheme no alternative accepts | 401 `invalid_token`, same `scope` |
+/// | right scheme, scopes missing | 403 `insufficient_scope`, `scope` = granted ∪ required |
+/// | right scheme and scopes, a check said no | 403 `forbidden`, no challenge |
+///
+/// The 403 `scope` is the crate's one
+/// [step-up rule](crate::AuthError::insufficient_scope), for the MCP
+/// policy and [`AuthorizeLayer`](crate::AuthorizeLayer) alike: the scopes
+/// the token already has plus the ones the call needs.
+///
+/// # Example
+///
+/// ```
+/// use tower_mcp_auth::{AuthScheme, Principal, Rule, Scopes};
+///
+/// // An API key, or a bearer token with `admin:write`.
+/// let admin = Rule::api_key().or(Rule::bearer().scopes(["admin:write"]));
+///
+/// let key = Principal::new(AuthScheme::ApiKey, "ops");
+/// let token = Principal::new(AuthScheme::Jwt, "alice");
+/// assert!(admin.permits(Some(&key)));
+/// assert!(!admin.permits(Some(&token)));
+/// assert!(admin.permits(Some(&token.with_scopes(Scopes::parse("admin:write")))));
+/// assert!(!admin.permits(None));
+/// assert_eq!(admin.scopes_named().to_string(), "admin:write");
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct Rule {
+    alts: Vec<Alternative>,
+    errors: Vec<String>,
+}
+
+/// Why a rule refused, before it is rendered.
+enum Miss {
+    Credential,
+    Scheme,
+    Scopes(Scopes),
+    Check,
+}
+
+impl Rule {
+    fn with(schemes: Schemes) -> Self {
+        Self {
+            alts: vec![Alternative::new(schemes)],
+            errors: Vec::new(),
+        }
+    }
+
+    /// Callers authenticated with an API key.
+    pub fn api_key() -> Self {
+        Self::with(Schemes::ApiKey)
+    }
+
+    /// Callers with an OAuth bearer token (JWT or introspected).
+    pub fn bearer() -> Self {
+        Self::with(Schemes::Bearer)
+    }
+
+    /// Any authenticated caller, whatever the scheme.
+    pub fn authenticated() -> Self {
+        Self::with(Schemes::Any)
+    }
+
+    /// Alias of [`Rule::authenticated`].
+    pub fn any() -> Self {
+        Self::authenticated()
+    }
+
+    /// Everyone, authenticated or not. Takes no scopes or checks.
+    pub fn public() -> Self {
+        Self::with(Schemes::Public)
+    }
+
+    /// The alternatives of `rules` (allowed when any allows). Empty → an
+    /// error when the rule is taken.
+    pub fn one_of(rules: impl IntoIterator<Item = Rule>) -> Self {
+        let mut out = Self {
+            alts: Vec::new(),
+            errors: Vec::new(),
+        };
+        for r in rules {
+            out = out.or(r);
+        }
+        if out.alts.is_empty() {
+            out.errors
+                .push("a rule needs at least one alternative (Rule::one_of got none)".into());
+        }
+        out
+    }
+
+    fn last(&mut self) -> Option<&mut Alternative> {
+        let last = self.alts.last_mut();
+        if matches!(
+            last,
+            Some(Alternative {
+                schemes: Schemes::Public,
+                ..
+            })
+        ) {
+            self.errors.push(
+                "Rule::public() takes no scopes or checks; use Rule::authenticated() to require a caller"
+                    .into(),
+            );
+            return None;
+        }
+        last
+    }
+
+    /// Requires every one of `scopes` (added to the last alternative).
+    pub fn scopes<I>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let scopes: Scopes = scopes.into_iter().collect();
+        self.validate(&scopes);
+        if let Some(alt) = self.last() {
+            alt.all = alt.all.union(&scopes);
+        }
+        self
+    }
+
+    /// Requires at least one of `scopes` (added to the last alternative;
+    /// each call adds one more group that must be met). Empty → an error
+    /// when the rule is taken: it could never be met.
+    pub fn any_scope<I>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let scopes: Scopes = scopes.into_iter().collect();
+        self.validate(&scopes);
+        if scopes.is_empty() {
+            self.errors
+                .push("Rule::any_scope([]) can never be satisfied".into());
+        }
+        if let Some(alt) = self.last() {
+            alt.any.push(scopes);
+        }
+        self
+    }
+
+    /// Adds an erased check to the last alternative (the MCP policy's
+    /// `Rule::check` wraps its typed closure in one).
+    #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+    pub(crate) fn push_check(mut self, check: Arc<CheckFn>) -> Self {
+        if let Some(alt) = self.last() {
+            alt.checks.push(check);
+        }
+        self
+    }
+
+    /// Adds `other`'s alternatives: the caller is allowed when this rule
+    /// or `other` allows it.
+    pub fn or(mut self, other: Rule) -> Self {
+        self.alts.extend(other.alts);
+        self.errors.extend(other.errors);
+        self
+    }
+
+    fn validate(&mut self, scopes: &Scopes) {
+        // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+        if let Some(bad) = scopes.iter().find(|s| !is_scope_token(s)) {
+            self.errors.push(format!(
+                "scope {bad:?} has characters RFC 6749 §3.3 does not allow"
+            ));
+        }
+    }
+
+    /// The mistakes collected while the rule was built (empty: none).
+    pub(crate) fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    /// Whether some alternative carries a check.
+    pub(crate) fn has_checks(&self) -> bool {
+        self.alts.iter().any(|a| !a.checks.is_empty())
+    }
+
+    /// Every scope the rule names, in any alternative (for a resource's
+    /// `scopes_supported`).
+    #[must_use]
+    pub fn scopes_named(&self) -> Scopes {
+        self.alts
+            .iter()
+            .fold(Scopes::empty(), |acc, a| acc.union(&a.required()))
+    }
+
+    /// Whether the rule allows `principal` (`None`: anonymous), its
+    /// checks, if any, shown no call (so a rule with a check refuses).
+    #[must_use]
+    pub fn permits(&self, principal: Option<&Principal>) -> bool {
+        self.evaluate(principal, &()).is_ok()
+    }
+
+    /// Decides for `principal`, its checks shown `ctx`.
+    pub(crate) fn decide(
+        &self,
+        principal: Option<&Principal>,
+        ctx: &dyn Any,
+    ) -> Result<(), AuthError> {
+        self.evaluate(principal, ctx)
+            .map_err(|miss| self.refusal(principal, miss))
+    }
+
+    /// Whether the rule allows `principal`, its checks shown `ctx`.
+    #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+    pub(crate) fn allows_with(&self, principal: Option<&Principal>, ctx: &dyn Any) -> bool {
+        self.evaluate(principal, ctx).is_ok()
+    }
+
+    fn evaluate(&self, principal: Option<&Principal>, ctx: &dyn Any) -> Result<(), Miss> {
+        let mut miss = Miss::Credential;
+        for alt in &self.alts {
+            if alt.schemes == Schemes::Public {
+                return Ok(());
+            }
+            let Some(p) = principal else { continue };
+            if !alt.schemes.accepts(p.scheme()) {
+                if matches!(miss, Miss::Credential) {
+                    miss = Miss::Scheme;
+                }
+                continue;
+            }
+            if !alt.has_scopes(p.scopes()) {
+                if !matches!(miss, Miss::Scopes(_)) {
+                    miss = Miss::Scopes(alt.required());
+                }
+                continue;
+            }
+            if !alt.checks.iter().all(|c| c(p, ctx)) {
+                if matches!(miss, Miss::Credential | Miss::Scheme) {
+                    miss = Miss::Check;
+                }
+                continue;
+            }
+            return Ok(());
+        }
+        Err(miss)
+    }
+
+    /// The scopes a bearer caller would need (for a 401's `scope`).
+    fn bearer_scopes(&self) -> Scopes {
+        self.alts
+            .iter()
+            .filter(|a| a.schemes.accepts_bearer())
+            .fold(Scopes::empty(), |acc, a| acc.union(&a.required()))
+    }
+
+    fn refusal(&self, principal: Option<&Principal>, miss: Miss) -> AuthError {
+        match miss {
+            Miss::Credential => AuthError::missing_credential().with_scope(self.bearer_scopes()),
+            Miss::Scheme => {
+                let api = self.alts.iter().any(|a| a.schemes == Schemes::ApiKey);
+                let bearer = self.alts.iter().any(|a| a.schemes == Schemes::Bearer);
+                let what = match (api, bearer) {
+                    (true, false) => "this call requires an API key",
+                    (false, true) => "this call requires an OAuth bearer token",
+                    _ => "this call requires an API key or an OAuth bearer token",
+                };
+                AuthError::invalid_token(what).with_scope(self.bearer_scopes())
+            }
+            Miss::Scopes(required) => {
+                let granted = principal
+                    .map(Principal::scopes)
+                    .cloned()
+                    .unwrap_or_default();
+                AuthError::step_up(
+                    &granted,
+                    &required,
+                    "the access token lacks a scope this call requires",
+                )
+            }
+            Miss::Check => {
+                AuthError::forbidden("the policy does not allow this caller to make this call")
+            }
+        }
+    }
+}
+
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+pub(crate) fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
+impl fmt::Debug for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        for a in &self.alts {
+            list.entry(&format_args!(
+                "{} all={:?} any={:?} checks={}",
+                a.schemes.name(),
+                a.all,
+                a.any,
+                a.checks.len()
+            ));
+        }
+        list.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::AuthErrorKind;
+
+    fn jwt(scopes: &str) -> Principal {
+        Principal::new(AuthScheme::Jwt, "u").with_scopes(Scopes::parse(scopes))
+    }
+
+    #[test]
+    fn decisions_without_a_call() {
+        let rule = Rule::api_key().or(Rule::bearer().scopes(["admin:write"]));
+        let key = Principal::new(AuthScheme::ApiKey, "svc");
+        assert!(rule.decide(Some(&key), &()).is_ok());
+        assert!(rule.decide(Some(&jwt("admin:write")), &()).is_ok());
+        let err = rule.decide(Some(&jwt("read")), &()).unwrap_err();
+        assert_eq!(err.kind(), AuthErrorKind::InsufficientScope);
+        assert_eq!(err.scope().unwrap().to_string(), "admin:write read");
+        let err = rule.decide(None, &()).unwrap_err();
+        assert_eq!(err.kind(), AuthErrorKind::MissingCredential);
+        assert_eq!(err.scope().unwrap().to_string(), "admin:write");
+        assert!(Rule::public().permits(None));
+    }
+
+    #[test]
+    fn a_check_sees_only_what_it_was_written_for() {
+        let rule = Rule::bearer().push_check(Arc::new(|_, ctx: &dyn Any| {
+            ctx.downcast_ref::<u32>() == Some(&7)
+        }));
+        assert!(rule.has_checks());
+        assert!(rule.allows_with(Some(&jwt("")), &7u32));
+        assert!(!rule.allows_with(Some(&jwt("")), &8u32));
+        // Shown something else (a plain route shows `()`): refused.
+        assert!(!rule.permits(Some(&jwt(""))));
+    }
+
+    #[test]
+    fn scopes_named_and_errors() {
+        let rule = Rule::bearer()
+            .scopes(["a"])
+            .any_scope(["b", "c"])
+            .or(Rule::api_key().scopes(["d"]));
+        assert_eq!(rule.scopes_named().to_string(), "a b c d");
+        assert!(rule.errors().is_empty());
+        assert!(!Rule::bearer().scopes(["a\"b"]).errors().is_empty());
+        assert!(!Rule::public().scopes(["a"]).errors().is_empty());
+    }
+}
