@@ -6,14 +6,19 @@
 
 use http::{header, HeaderMap};
 
-use crate::{authenticate::Verdict, error::AuthError};
+use crate::error::AuthError;
 
 /// The verdict of a bearer authenticator on a token it verified. Unless a
 /// DPoP wrapper checks the proofs of this authenticator's tokens (`dpop`),
 /// a DPoP-bound token (one whose principal carries `cnf.jkt`) is refused:
 /// taken without its proof it would be a bearer token again, and a stolen
 /// one would work (RFC 9449 §7.1).
-pub(crate) fn refuse_bound(verdict: Verdict, dpop: bool) -> Verdict {
+#[cfg(any(feature = "jwt", feature = "introspection"))]
+pub(crate) fn refuse_bound(
+    verdict: crate::authenticate::Verdict,
+    dpop: bool,
+) -> crate::authenticate::Verdict {
+    use crate::authenticate::Verdict;
     match verdict {
         Verdict::Accept(p) if !dpop && p.cnf_jkt().is_some() => {
             Verdict::Refuse(AuthError::invalid_token(
