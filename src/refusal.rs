@@ -8,9 +8,9 @@
 //! it lets through (that one reaches the MCP server untouched), only the
 //! body of one it refuses, which nobody else will read. The read is
 //! bounded: at most [`ID_PEEK_LIMIT`] bytes (a body that says it is longer
-//! is not read at all), so a refused request holds at most 16 KiB for as
-//! long as its client takes to send them, the same exposure as any
-//! endpoint that reads bodies. The id is then parsed as rmcp parses it:
+//! is not read at all), for at most [`ID_PEEK_TIME`] (one second), so a
+//! refused request holds at most 16 KiB for at most a second; a body that
+//! does not arrive in time gets `"id": null`. The id is then parsed as rmcp parses it:
 //! the body must be one JSON object (a batch is not), with one `id`
 //! member that is a string or an integer (`1.0` and `1e2` are integers,
 //! rendered `1` and `100` as rmcp renders them; past ±2^53 written as a
@@ -37,6 +37,12 @@ use crate::error::{is_streamable_http_message, AuthError, ErrorRenderer, JsonRpc
 /// The most bytes of a refused request's body read to find its id.
 pub(crate) const ID_PEEK_LIMIT: usize = 16 * 1024;
 
+/// The longest a refusal waits for the body that carries its id: a client
+/// that sends its headers and then trickles (or never sends) the body gets
+/// its refusal with `"id": null` after this, instead of holding the
+/// refusal open.
+pub(crate) const ID_PEEK_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A refusal still reading the body for its id.
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Response> + Send>>;
 
@@ -60,7 +66,8 @@ where
     let renderer = renderer.clone();
     let peek = Peek::new(req.into_body());
     Rendered::Later(Box::pin(async move {
-        let id = peek.await.as_deref().and_then(id_of);
+        let body = tokio::time::timeout(ID_PEEK_TIME, peek).await.ok().flatten();
+        let id = body.as_deref().and_then(id_of);
         renderer.render(err.with_jsonrpc_id(id.unwrap_or_else(JsonRpcId::null)))
     }))
 }
@@ -213,6 +220,48 @@ mod tests {
             .chunks(1024)
             .map(bytes::Bytes::copy_from_slice);
         assert_eq!(Peek::new(Chunks(chunks.collect())).await, None);
+    }
+
+    /// A client that sends a JSON-RPC POST's headers and never its body
+    /// gets its refusal after [`ID_PEEK_TIME`], with `"id": null`.
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_never_comes_is_waited_for_a_second_only() {
+        let req = Request::post("/mcp")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(Never)
+            .unwrap();
+        let Rendered::Later(pending) = render(
+            &ErrorRenderer::default(),
+            AuthError::missing_credential(),
+            req,
+        ) else {
+            panic!("a Streamable HTTP message without an id read is rendered later");
+        };
+        let started = tokio::time::Instant::now();
+        let response = pending.await;
+        assert_eq!(started.elapsed(), ID_PEEK_TIME);
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["id"], serde_json::Value::Null, "{body}");
+    }
+
+    /// A body whose frames never come.
+    struct Never;
+
+    impl Body for Never {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            Poll::Pending
+        }
     }
 
     /// A body of frames with no length hint.
