@@ -17,7 +17,7 @@
 //! | a credential that cannot be read (two of them, malformed) | what [`find`](Authenticator::find) says (400 / 401) |
 //! | a credential, and a principal an earlier authenticator made | **one rule**: a bearer token is one credential, so a principal made from it by an earlier bearer authenticator means it is verified already (passes on); any other pair is two credentials: 400 `invalid_request` |
 //! | [`Verdict::Accept`] | `accepted` audit event; **every** value of each [credential header](Authenticator::credential_headers) marked sensitive; the [`Principal`] inserted |
-//! | [`Verdict::Refuse`] | `refused` audit event; the refusal with the challenge and, for a JSON-RPC POST, the request's id (read from at most 16 KiB of the refused body, as rmcp reads it, else `null`; never from a body that passes on), rendered by the layer's [`ErrorRenderer`] |
+//! | [`Verdict::Refuse`] | `refused` audit event; the refusal with the challenge and, for a JSON-RPC POST, the request's id (read from at most 16 KiB of the refused body within one second, as rmcp reads it, else `null`; never from a body that passes on), rendered by the layer's [`ErrorRenderer`] |
 //! | a response of this layer, accepted or refused | the authenticator's [response header](Authenticator::response_header), if any (DPoP's `DPoP-Nonce`) |
 //! | [`Verdict::HandOn`] | passes on without a principal, marked [`UnverifiedCredential`]: a later authenticator of the same kind verifies it (and clears the mark) or the request is refused 401 `invalid_token` by whatever authorizes it |
 //!
