@@ -174,6 +174,9 @@ fn event(filter: &ListFilter, raw: &[u8], first: bool) -> Result<Option<Vec<u8>>
     } else {
         raw
     };
+    if !shape::may_carry_list(fields) {
+        return Ok(None);
+    }
     let Some(data) = data(fields) else {
         return Ok(None);
     };
