@@ -534,6 +534,14 @@ mod tests {
         let other = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"{\"tools\":[1]}"}],"tools":{"not":"an array"}}}"#;
         let out = apply(response(Some("application/json"), other), key_filter(TOOLS)).await;
         assert_eq!(body_of(out).await, other);
+        // Unparsed when no list member name can be in it, valid or not:
+        // JSON in a text (fixed escapes only), a reply cut short.
+        let text = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"{\"a\":\"b\\n\"}"}],"isError":false}}"#;
+        for reply in [text, &text[..40]] {
+            let out = apply(response(Some("application/json"), reply), key_filter(TOOLS)).await;
+            assert_eq!(out.status(), 200);
+            assert_eq!(body_of(out).await, reply);
+        }
         // Text that cannot be a JSON-RPC message streams through, length kept.
         let mut res = response(Some("text/plain"), "Session not found");
         res.headers_mut().insert(header::CONTENT_LENGTH, 17.into());
