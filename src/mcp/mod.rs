@@ -95,9 +95,14 @@
 //! requests by id cannot be made safe: rmcp rewrites ids (`1.0`, `1e0`,
 //! `-0` come back as `1` and `0`) and routes by them.
 //!
-//! A response that is not a list result costs one pass of the crate's JSON
-//! scanner over it, with nothing built: only a list result is parsed into
-//! a [`serde_json::Value`] and written again.
+//! Most replies are not parsed at all. A reply (or an SSE event) in which
+//! no reader can find a list member name goes on byte for byte after one
+//! search of its bytes: none of `tools`, `prompts`, `resource` is in it, no
+//! escape that may spell a letter (anything but `\"`, `\\`, `\/`, `\b`,
+//! `\f`, `\n`, `\r`, `\t`), no NUL byte (UTF-16 and UTF-32 texts spell names
+//! with NULs between the letters). Any other reply costs one pass of the
+//! crate's JSON scanner, with nothing built: only a list result is parsed
+//! into a [`serde_json::Value`] and written again.
 //!
 //! - A body that is not an event stream (`application/json`, or anything
 //!   else) is held until it ends, up to the layer's
@@ -117,8 +122,10 @@
 //! - a body with a `Content-Encoding` (compressed): put a compression
 //!   layer **outside** [`McpPolicyLayer`], so
 //!   that it compresses what the filter has already read;
-//! - a JSON text that does not parse, a body or event over the limit, a
-//!   body that fails while being read.
+//! - a JSON text that does not parse (when a list member name may be in
+//!   it: a text without one carries no list, whatever a reader makes of
+//!   it, and goes on as it is), a body or event over the limit, a body
+//!   that fails while being read.
 //!
 //! Such a body is replaced by a JSON-RPC error, code `-32603` (internal
 //! error: the fault is the server's, not the client's), one for each id of

@@ -12,7 +12,7 @@ use std::{
 
 use axum::{body::Body, extract::OriginalUri, response::Response};
 use bytes::Bytes;
-use http::{header, request::Parts, HeaderMap, Method, StatusCode, Uri};
+use http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use http_body::Frame;
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -128,7 +128,7 @@ impl ListFilter {
         *response.status_mut() = StatusCode::BAD_GATEWAY;
         response.headers_mut().insert(
             header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
+            HeaderValue::from_static("application/json"),
         );
         response
     }
@@ -163,27 +163,53 @@ fn may_be_json(b: u8) -> bool {
     matches!(b, b'{' | b'[' | 0xEF | 0xFE | 0xFF | 0x00)
 }
 
-fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .get(..17)
-                .is_some_and(|t| t.eq_ignore_ascii_case("text/event-stream"))
-        })
+/// How a reply's body is written, as its headers say.
+#[derive(Debug, PartialEq, Eq)]
+enum Framing {
+    /// A content coding other than `identity`: the filter cannot read it.
+    Encoded,
+    /// `text/event-stream`: read event by event.
+    EventStream,
+    /// Anything else: read whole.
+    Whole,
 }
 
-/// Whether the body has a content coding other than `identity`.
-fn is_encoded(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONTENT_ENCODING)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .any(|c| {
-            let c = c.trim_ascii();
-            !c.is_empty() && !c.eq_ignore_ascii_case(b"identity")
-        })
+/// The framing of a reply, in one pass over its few headers (looking up
+/// each name would hash it). The first `Content-Type` decides, as
+/// [`HeaderMap::get`] would; any coding in any `Content-Encoding` value
+/// makes the body unreadable.
+fn framing(headers: &HeaderMap) -> Framing {
+    let mut content_type = None;
+    for (name, value) in headers {
+        if name == header::CONTENT_ENCODING && is_encoded(value) {
+            return Framing::Encoded;
+        }
+        if name == header::CONTENT_TYPE {
+            content_type.get_or_insert(value);
+        }
+    }
+    if content_type.is_some_and(is_event_stream) {
+        Framing::EventStream
+    } else {
+        Framing::Whole
+    }
+}
+
+fn is_event_stream(content_type: &HeaderValue) -> bool {
+    content_type.to_str().is_ok_and(|v| {
+        v.trim_start()
+            .get(..17)
+            .is_some_and(|t| t.eq_ignore_ascii_case("text/event-stream"))
+    })
+}
+
+/// Whether a `Content-Encoding` value names a coding other than
+/// `identity`.
+fn is_encoded(content_encoding: &HeaderValue) -> bool {
+    content_encoding.as_bytes().split(|&b| b == b',').any(|c| {
+        let c = c.trim_ascii();
+        !c.is_empty() && !c.eq_ignore_ascii_case(b"identity")
+    })
 }
 
 /// Filters a response of the MCP endpoint for the exchange's caller.
@@ -191,15 +217,15 @@ pub(crate) async fn apply(response: Response, filter: ListFilter) -> Response {
     if http_body::Body::size_hint(response.body()).exact() == Some(0) {
         return response;
     }
-    if is_encoded(response.headers()) {
-        return filter.refuse(Unreadable::Encoded);
+    match framing(response.headers()) {
+        Framing::Encoded => filter.refuse(Unreadable::Encoded),
+        Framing::EventStream => {
+            let (mut parts, body) = response.into_parts();
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::new(sse::SseFilter::new(body, filter)))
+        }
+        Framing::Whole => plain(response, filter).await,
     }
-    if is_event_stream(response.headers()) {
-        let (mut parts, body) = response.into_parts();
-        parts.headers.remove(header::CONTENT_LENGTH);
-        return Response::from_parts(parts, Body::new(sse::SseFilter::new(body, filter)));
-    }
-    plain(response, filter).await
 }
 
 /// A body held in memory: the first chunk as it came, more copied after.
@@ -261,7 +287,7 @@ async fn plain(response: Response, filter: ListFilter) -> Response {
         }
     }
     let bytes = held.into_bytes();
-    if json != Some(true) {
+    if json != Some(true) || !shape::may_carry_list(&bytes) {
         return Response::from_parts(parts, Body::from(bytes));
     }
     match shape::carries_list(&bytes) {
@@ -381,6 +407,44 @@ mod tests {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     }
 
+    #[test]
+    fn framing_reads_the_headers_as_a_lookup_would() {
+        let framing_of = |pairs: &[(&'static str, &str)]| {
+            let mut headers = HeaderMap::new();
+            for &(name, value) in pairs {
+                headers.append(name, value.parse().unwrap());
+            }
+            framing(&headers)
+        };
+        let sse = "text/event-stream";
+        assert_eq!(framing_of(&[]), Framing::Whole);
+        assert_eq!(
+            framing_of(&[("content-type", " Text/Event-Stream; charset=utf-8")]),
+            Framing::EventStream
+        );
+        // The first Content-Type decides.
+        let json_first = [("content-type", "application/json"), ("content-type", sse)];
+        assert_eq!(framing_of(&json_first), Framing::Whole);
+        let sse_first = [("content-type", sse), ("content-type", "application/json")];
+        assert_eq!(framing_of(&sse_first), Framing::EventStream);
+        // A coding in any value, before or after the type, is unreadable.
+        let late = [
+            ("content-type", sse),
+            ("content-encoding", "identity"),
+            ("content-encoding", "identity, br"),
+        ];
+        assert_eq!(framing_of(&late), Framing::Encoded);
+        let early = [
+            ("content-encoding", "gzip"),
+            ("content-type", "application/json"),
+        ];
+        assert_eq!(framing_of(&early), Framing::Encoded);
+        assert_eq!(
+            framing_of(&[("content-encoding", "identity , ,IDENTITY")]),
+            Framing::Whole
+        );
+    }
+
     #[tokio::test]
     async fn json_response_is_filtered_and_marked_private() {
         let mut res = response(Some("application/json"), RESULT);
@@ -471,6 +535,14 @@ mod tests {
         let other = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"{\"tools\":[1]}"}],"tools":{"not":"an array"}}}"#;
         let out = apply(response(Some("application/json"), other), key_filter(TOOLS)).await;
         assert_eq!(body_of(out).await, other);
+        // Unparsed when no list member name can be in it, valid or not:
+        // JSON in a text (fixed escapes only), a reply cut short.
+        let text = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"{\"a\":\"b\\n\"}"}],"isError":false}}"#;
+        for reply in [text, &text[..40]] {
+            let out = apply(response(Some("application/json"), reply), key_filter(TOOLS)).await;
+            assert_eq!(out.status(), 200);
+            assert_eq!(body_of(out).await, reply);
+        }
         // Text that cannot be a JSON-RPC message streams through, length kept.
         let mut res = response(Some("text/plain"), "Session not found");
         res.headers_mut().insert(header::CONTENT_LENGTH, 17.into());
@@ -546,10 +618,11 @@ mod tests {
         assert_refused(out, json!(1), "failed").await;
         // A batch request gets one error per id; a GET the null id.
         let batch = format!(r#"[{TOOLS},{{"jsonrpc":"2.0","id":"x","method":"ping"}}]"#);
-        let out = apply(response(Some("application/json"), "{"), key_filter(&batch)).await;
+        let cut = r#"{"result":{"tools":["#;
+        let out = apply(response(Some("application/json"), cut), key_filter(&batch)).await;
         let v = json_of(out).await;
         assert_eq!((&v[0]["id"], &v[1]["id"]), (&json!(1), &json!("x")));
-        let out = apply(response(Some("application/json"), "{"), key_filter("")).await;
+        let out = apply(response(Some("application/json"), cut), key_filter("")).await;
         assert_refused(out, Value::Null, "not valid JSON").await;
     }
 

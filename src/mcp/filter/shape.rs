@@ -7,8 +7,9 @@
 //! array, whatever its `id` (a number rmcp rewrites, an id another exchange
 //! used) and whatever request it answers.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::LazyLock};
 
+use memchr::memmem::Finder;
 use serde_json::Value;
 
 use super::super::json::{Scanner, SyntaxError, MAX_DEPTH};
@@ -47,6 +48,37 @@ impl ListKind {
             Self::Templates => "uriTemplate",
         }
     }
+}
+
+/// Whether a reader could find a list member name in `text`; `false` is
+/// the fast answer for most replies, which then go on unparsed.
+///
+/// A name can only be there when `text` holds `tools`, `prompts` or
+/// `resource` (the start of `resources` and `resourceTemplates`) as they
+/// are, or an escape that may stand for a letter: anything but the fixed
+/// `\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t` (a `\u0074`, or a lenient
+/// reader's `\x74` or `\o`), or a NUL byte (UTF-16 and UTF-32 texts
+/// spell names with NULs between the letters). Whatever else `text` is,
+/// valid JSON or not, no reader finds a list in it. So `false` implies
+/// that [`carries_list`] is not `Ok(true)`.
+pub(super) fn may_carry_list(text: &[u8]) -> bool {
+    static NAMES: LazyLock<[Finder<'static>; 3]> =
+        LazyLock::new(|| [b"tools".as_slice(), b"prompts", b"resource"].map(Finder::new));
+    NAMES.iter().any(|name| name.find(text).is_some()) || may_spell_letters(text)
+}
+
+/// Whether `text` has a NUL byte or an escape other than the eight that
+/// stand for one fixed character that is not a letter of a name.
+fn may_spell_letters(text: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(found) = memchr::memchr2(b'\\', 0, &text[at..]) {
+        let i = at + found;
+        match (text[i], text.get(i + 1)) {
+            (b'\\', Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')) => at = i + 2,
+            _ => return true,
+        }
+    }
+    false
 }
 
 /// Whether `text` (one JSON-RPC message, or a batch of them) holds a
@@ -195,6 +227,139 @@ mod tests {
             r#"{"result":{"tools":[NaN]}}"#,
         ] {
             assert!(carries_list(text.as_bytes()).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_prefilter_sees_every_spelling_of_a_name() {
+        for text in [
+            r#"{"result":{"tools":[]}}"#,
+            r#"{"result":{"prompts":[]}}"#,
+            r#"{"result":{"resources":[]}}"#,
+            r#"{"result":{"resourceTemplates":[]}}"#,
+            // Escapes that spell letters, strictly or leniently.
+            r#"{"result":{"t\u006fols":[]}}"#,
+            r#"{"result":{"t\u006Fols":[]}}"#,
+            r#"{"result":{"t\x6fols":[]}}"#,
+            r#"{"result":{"t\o\ols":[]}}"#,
+            "{\"result\":{\"to\\\nols\":[]}}",
+            r#"{"a":"\"#,
+            // UTF-16: NULs between the letters.
+            "{\0\"\0t\0o\0o\0l\0s\0\"\0",
+        ] {
+            assert!(may_carry_list(text.as_bytes()), "{text:?}");
+        }
+        for text in [
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"42"}],"isError":false}}"#,
+            // The fixed escapes spell no letter; `\\u0074` is a backslash
+            // and the text `u0074`.
+            r#"{"result":{"content":[{"text":"{\"a\":\"b\\c\/d\b\f\n\r\t\\u0074\"}"}]}}"#,
+            // Not JSON, but without a name no reader finds a list.
+            r#"{"result":{"content":"#,
+            "",
+        ] {
+            assert!(!may_carry_list(text.as_bytes()), "{text:?}");
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const NAMES: [&str; 8] = [
+            "result",
+            "tools",
+            "prompts",
+            "resources",
+            "resourceTemplates",
+            "content",
+            "id",
+            "name",
+        ];
+
+        /// A member name as a writer may spell it: each character as it
+        /// is, or escaped as `\u` with lower or upper case hex digits.
+        fn name() -> impl Strategy<Value = String> {
+            proptest::sample::select(NAMES.to_vec()).prop_flat_map(|name| {
+                proptest::collection::vec(0..3u8, name.len()).prop_map(move |how| {
+                    name.chars()
+                        .zip(how)
+                        .map(|(c, how)| match how {
+                            0 => c.to_string(),
+                            1 => format!("\\u{:04x}", u32::from(c)),
+                            _ => format!("\\u{:04X}", u32::from(c)),
+                        })
+                        .collect()
+                })
+            })
+        }
+
+        fn value() -> impl Strategy<Value = String> {
+            let leaf = proptest::sample::select(vec![
+                "1",
+                "null",
+                r#""plain""#,
+                r#""tools""#,
+                r#""a \"quoted\" \\ line\n""#,
+                r#""\\u0074ools""#,
+                r#""\u00e9""#,
+            ])
+            .prop_map(str::to_owned);
+            leaf.prop_recursive(4, 48, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4)
+                        .prop_map(|items| format!("[{}]", items.join(","))),
+                    proptest::collection::vec((name(), inner), 0..4).prop_map(object),
+                ]
+            })
+        }
+
+        fn object(members: Vec<(String, String)>) -> String {
+            let members: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+
+        /// An object shaped like a result: members of any name, often
+        /// arrays.
+        fn result() -> impl Strategy<Value = String> {
+            let member = prop_oneof![
+                proptest::collection::vec(value(), 0..3)
+                    .prop_map(|items| format!("[{}]", items.join(","))),
+                value(),
+            ];
+            proptest::collection::vec((name(), member), 0..3).prop_map(object)
+        }
+
+        /// A message whose members have any of the names above, or a batch.
+        fn messages() -> impl Strategy<Value = String> {
+            let message = proptest::collection::vec((name(), prop_oneof![result(), value()]), 0..4)
+                .prop_map(object)
+                .boxed();
+            prop_oneof![
+                message.clone(),
+                proptest::collection::vec(message, 1..4)
+                    .prop_map(|batch| format!("[{}]", batch.join(","))),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            /// Whatever the spelling, a text that serde_json (rmcp's
+            /// reader) reads as a list result is one to the scanner, and
+            /// the prefilter never lets it pass unparsed.
+            #[test]
+            fn no_list_passes_the_prefilter(text in messages()) {
+                let mut value: Value = serde_json::from_str(&text).unwrap();
+                let listed = filter(&mut value, &|_, _| true);
+                let scanned = carries_list(text.as_bytes()).unwrap();
+                // The scanner also sees duplicates serde_json drops.
+                prop_assert!(scanned || !listed, "{}", text);
+                prop_assert!(may_carry_list(text.as_bytes()) || !scanned, "{}", text);
+            }
         }
     }
 

@@ -28,7 +28,7 @@ pub(super) struct SseFilter {
     buf: BytesMut,
     split: Splitter,
     /// Where each whole event of the current poll ends.
-    ends: Vec<usize>,
+    ends: Ends,
     filter: ListFilter,
     /// Before the stream's first event (which may start with a byte order
     /// mark).
@@ -42,7 +42,7 @@ impl SseFilter {
             inner,
             buf: BytesMut::new(),
             split: Splitter::default(),
-            ends: Vec::new(),
+            ends: Ends::default(),
             filter,
             first: true,
             done: false,
@@ -174,6 +174,9 @@ fn event(filter: &ListFilter, raw: &[u8], first: bool) -> Result<Option<Vec<u8>>
     } else {
         raw
     };
+    if !shape::may_carry_list(fields) {
+        return Ok(None);
+    }
     let Some(data) = data(fields) else {
         return Ok(None);
     };
@@ -194,6 +197,34 @@ fn event(filter: &ListFilter, raw: &[u8], first: bool) -> Result<Option<Vec<u8>>
     out.extend_from_slice(&json);
     out.extend_from_slice(b"\n\n");
     Ok(Some(out))
+}
+
+/// Where the whole events of one poll end: the first kept inline (one
+/// event per chunk is the usual case, and needs no allocation), any more
+/// in a vector kept across polls.
+#[derive(Debug, Default)]
+struct Ends {
+    first: Option<usize>,
+    more: Vec<usize>,
+}
+
+impl Ends {
+    fn clear(&mut self) {
+        self.first = None;
+        self.more.clear();
+    }
+
+    fn push(&mut self, end: usize) {
+        if self.first.is_none() {
+            self.first = Some(end);
+        } else {
+            self.more.push(end);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.first.into_iter().chain(self.more.iter().copied())
+    }
 }
 
 /// What one poll hands on: a single piece as it is (the usual case: one
@@ -263,6 +294,7 @@ impl SseFilter {
                 buf.extend_from_slice(&chunk[start..]);
                 chunk.slice(..start)
             }
+            None if start == 0 => Bytes::new(),
             None => buf.split_to(start).freeze(),
         }
     }
@@ -272,7 +304,7 @@ impl SseFilter {
         let mut start = 0;
         // Events handed on as they are, not pushed yet: one slice.
         let mut raw_from = 0;
-        for &end in &self.ends {
+        for end in self.ends.iter() {
             let first = std::mem::take(&mut self.first);
             if let Some(rewritten) = event(&self.filter, &work[start..end], first)? {
                 out.push(work.slice(raw_from..start));
@@ -394,6 +426,19 @@ mod tests {
             let none: Vec<u8> = (0..len).map(|i| [0x0B, 0x8A, 0x0C, 0x8D][i % 4]).collect();
             assert_eq!(line_break(&none), None);
         }
+    }
+
+    #[test]
+    fn ends_keep_their_order_and_are_cleared() {
+        let mut ends = Ends::default();
+        assert_eq!(ends.iter().count(), 0);
+        for end in [3, 9, 12] {
+            ends.push(end);
+        }
+        assert_eq!(ends.iter().collect::<Vec<_>>(), [3, 9, 12]);
+        ends.clear();
+        ends.push(5);
+        assert_eq!(ends.iter().collect::<Vec<_>>(), [5]);
     }
 
     #[test]
