@@ -66,7 +66,10 @@ where
     let renderer = renderer.clone();
     let peek = Peek::new(req.into_body());
     Rendered::Later(Box::pin(async move {
-        let body = tokio::time::timeout(ID_PEEK_TIME, peek).await.ok().flatten();
+        let body = tokio::time::timeout(ID_PEEK_TIME, peek)
+            .await
+            .ok()
+            .flatten();
         let id = body.as_deref().and_then(id_of);
         renderer.render(err.with_jsonrpc_id(id.unwrap_or_else(JsonRpcId::null)))
     }))
