@@ -32,7 +32,9 @@ use serde_json::json;
 use tower::ServiceBuilder;
 use tower_mcp::{
     extract::{Extension, Json},
-    CallToolResult, HttpTransport, McpRouter, ToolBuilder,
+    protocol::ReadResourceResult,
+    CallToolResult, HttpTransport, McpRouter, RequestContext, ResourceBuilder,
+    ResourceTemplateBuilder, ToolBuilder,
 };
 use tower_mcp_auth::{
     api_key::{ApiKeyLayer, ApiKeys},
@@ -41,6 +43,11 @@ use tower_mcp_auth::{
     rate_limit::{Quota, RateLimitLayer},
     ConfigError, Principal, ProtectedResource, Rule,
 };
+
+/// The template of each user's private record.
+pub const PRIVATE_TEMPLATE: &str = "user://{user_id}/private";
+/// The server's statistics.
+pub const STATS_URI: &str = "admin://system/stats";
 
 /// Where the MCP endpoint is mounted.
 pub const MCP_PATH: &str = "/mcp";
@@ -79,6 +86,15 @@ pub fn policy() -> Result<McpPolicy, ConfigError> {
             "delete_user",
             Rule::api_key().or(Rule::bearer().scopes(["admin:write"])),
         )
+        .resource(PRIVATE_TEMPLATE, Rule::bearer().scopes(["read:data"]))
+        .resource(STATS_URI, Rule::api_key())
+        // A URI no resource rule matches: API key only. tower-mcp routes a
+        // URI to a template more loosely than the policy matches one (its
+        // `{user_id}` takes `?` and `#`, the policy's does not), so
+        // `user://user_001?x/private` reaches the template's handler while
+        // the policy finds no template for it: this rule, not the default,
+        // must decide it.
+        .unmatched_resource(Rule::api_key())
         .build()
 }
 
@@ -194,8 +210,8 @@ fn describe(p: &Principal) -> serde_json::Value {
     })
 }
 
-/// The MCP server: five tools, the contract of the rmcp example where it
-/// applies.
+/// The MCP server: five tools, a resource template and a resource, the
+/// contract of the rmcp example where it applies.
 pub fn router() -> McpRouter {
     let echo = ToolBuilder::new("echo")
         .description("Say the text back (anyone).")
@@ -246,8 +262,21 @@ pub fn router() -> McpRouter {
             },
         )
         .build();
+    // A resource reads its caller from the context, as a tool does.
+    let private = ResourceTemplateBuilder::new(PRIVATE_TEMPLATE)
+        .name("private_record")
+        .handler_with_context(|ctx: RequestContext, uri, vars| async move {
+            let reader = ctx.extension::<Principal>().map(|p| p.subject().to_owned());
+            let body = json!({"user_id": vars.get("user_id"), "read_by": reader});
+            Ok(ReadResourceResult::text(uri, body.to_string()))
+        });
+    let stats = ResourceBuilder::new(STATS_URI)
+        .name("system_stats")
+        .text(json!({"users": USERS.len()}).to_string());
     McpRouter::new()
         .server_info("tower-mcp-auth-stack-tower-mcp", env!("CARGO_PKG_VERSION"))
+        .resource_template(private)
+        .resource(stats)
         .tool(echo)
         .tool(whoami)
         .tool(get_user_data)

@@ -538,3 +538,108 @@ async fn a_session_is_only_its_openers() {
     let reply = server.post(&alice, Some(&session), list(6)).await;
     assert_eq!(reply.status, 404, "{}", reply.body);
 }
+
+fn read(id: u64, uri: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "resources/read", "params": {"uri": uri}})
+}
+
+/// The record a `resources/read` answered.
+fn record(reply: &Reply) -> Value {
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let text = reply.json()["result"]["contents"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no contents in {}", reply.body))
+        .to_owned();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn resource_rules_hold_where_tower_mcp_routes_more_loosely_than_the_policy() {
+    let server = start(100, false).await;
+    let reader = Cred::Bearer(server.token("alice", &["read:data"]));
+    let other = Cred::Bearer(server.token("bob", &["read:profile"]));
+
+    // The template's rule; the resource handler sees its caller too.
+    let reply = server
+        .post(&reader, None, read(1, "user://user_001/private"))
+        .await;
+    assert_eq!(
+        record(&reply),
+        json!({"user_id": "user_001", "read_by": "alice"})
+    );
+    let reply = server
+        .post(&other, None, read(2, "user://user_001/private"))
+        .await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+
+    // tower-mcp's `{user_id}` takes `?` and `#`: bare, it serves these URIs
+    // from the template to anyone. The policy's does not, so behind the
+    // layers the unmatched-resource rule (API key) decides them, not the
+    // default (any authenticated caller).
+    let bare = start_bare().await;
+    for uri in ["user://user_001?x/private", "user://a#b/private"] {
+        let reply = bare.post(&Cred::None, None, read(3, uri)).await;
+        assert_eq!(record(&reply)["read_by"], Value::Null, "{uri}");
+        for cred in [&reader, &other] {
+            let reply = server.post(cred, None, read(3, uri)).await;
+            assert_eq!(reply.status, 401, "{uri} {cred:?}: {}", reply.body);
+            assert!(
+                reply
+                    .header("www-authenticate")
+                    .contains("this call requires an API key"),
+                "{}",
+                reply.header("www-authenticate")
+            );
+        }
+    }
+
+    // API key only; listings show each caller what it may read.
+    let reply = server
+        .post(&Cred::Key, None, read(4, "admin://system/stats"))
+        .await;
+    assert_eq!(record(&reply), json!({"users": 3}));
+    let reply = server
+        .post(&reader, None, read(4, "admin://system/stats"))
+        .await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    let lists = |cred: Cred| {
+        let server = &server;
+        async move {
+            let resources = server
+                .post(
+                    &cred,
+                    None,
+                    json!({"jsonrpc": "2.0", "id": 5, "method": "resources/list"}),
+                )
+                .await
+                .json()["result"]["resources"]
+                .clone();
+            let templates = server
+                .post(
+                    &cred,
+                    None,
+                    json!({"jsonrpc": "2.0", "id": 6, "method": "resources/templates/list"}),
+                )
+                .await
+                .json()["result"]["resourceTemplates"]
+                .clone();
+            let uris = |v: &Value, field: &str| -> Vec<String> {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r[field].as_str().unwrap().to_owned())
+                    .collect()
+            };
+            (uris(&resources, "uri"), uris(&templates, "uriTemplate"))
+        }
+    };
+    assert_eq!(
+        lists(Cred::Key).await,
+        (vec!["admin://system/stats".to_owned()], vec![])
+    );
+    assert_eq!(
+        lists(reader.clone()).await,
+        (vec![], vec!["user://{user_id}/private".to_owned()])
+    );
+    assert_eq!(lists(other).await, (vec![], vec![]));
+}
