@@ -30,6 +30,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("tower-mcp server on {public_url} (bare: {is_bare}, sse: {sse})");
-    axum::serve(listener, router).await?;
+    // The peer address: anonymous callers' rate-limit key.
+    let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).await?;
     Ok(())
 }
