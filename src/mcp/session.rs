@@ -20,8 +20,10 @@
 //! request and, if it matches, hands the server the bare `<id>`. Otherwise
 //! (another principal, a tampered or stripped tag, two `Mcp-Session-Id`
 //! headers) the server never sees the id: the layer answers exactly as
-//! rmcp 3.11's `StreamableHttpService` answers an unknown session id and
-//! emits an [audit event](crate::audit).
+//! rmcp 3.11's `StreamableHttpService` answers an unknown session id (or as
+//! the server behind it does, set with
+//! [`SessionBindingLayer::unknown_session_answer`]) and emits an
+//! [audit event](crate::audit).
 //!
 //! Why a MAC and not a map of session id → owner learned from the
 //! `initialize` response:
@@ -65,6 +67,12 @@
 //! depend on whether the session is alive: the layer never asks. Other
 //! HTTP methods go on to the server without the header (rmcp answers them
 //! `405` whatever the session).
+//!
+//! That answer is rmcp's; another server answers an unknown id its own way
+//! (tower-mcp 0.25: `404` and a JSON-RPC error `-32005` on every method,
+//! DELETE included). Give the layer that server's answer with
+//! [`SessionBindingLayer::unknown_session_answer`], so that its clients
+//! read a refused id as the expired session they handle already.
 //!
 //! A request without `Mcp-Session-Id` (stateless mode, `initialize`, the
 //! 2026-07-28 revision's per-request protocol) passes untouched.
@@ -142,6 +150,24 @@ const UNKNOWN_SESSION_BODY: &str = "Not Found: Session not found";
 #[must_use]
 pub struct SessionBindingLayer {
     key: Arc<SessionKey>,
+    unknown: UnknownSession,
+}
+
+/// How the layer answers a session id that is not the caller's: the way
+/// the server behind it answers a session id it does not know.
+#[derive(Clone)]
+struct UnknownSession(Arc<dyn Fn(&Method) -> Response + Send + Sync>);
+
+impl fmt::Debug for UnknownSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UnknownSession(..)")
+    }
+}
+
+impl Default for UnknownSession {
+    fn default() -> Self {
+        Self(Arc::new(rmcp_unknown_session))
+    }
 }
 
 impl SessionBindingLayer {
@@ -188,7 +214,45 @@ impl SessionBindingLayer {
         mac.update(DOMAIN);
         Self {
             key: Arc::new(SessionKey { keyed: mac }),
+            unknown: UnknownSession::default(),
         }
+    }
+
+    /// Answers a session id that is not the caller's with `answer` (given
+    /// the request's method) instead of rmcp 3.11's answer to an unknown
+    /// id (404 `Not Found: Session not found`; 202 for DELETE).
+    ///
+    /// Give the answer of the server behind the layer to an id it never
+    /// issued, so that a client treats a refused id as the expired session
+    /// it handles already (the MCP client answers a 404 by opening a new
+    /// session). Another principal's id, a tampered one and one that never
+    /// existed get this same answer whatever `answer` is: the layer never
+    /// asks the server whether a session is alive.
+    ///
+    /// tower-mcp 0.25 answers an unknown id with a JSON-RPC error
+    /// (`-32005`) and 404 on every method:
+    ///
+    /// ```
+    /// use axum::{body::Body, response::Response};
+    /// use http::{header::CONTENT_TYPE, StatusCode};
+    /// use tower_mcp_auth::mcp::session::SessionBindingLayer;
+    ///
+    /// let layer = SessionBindingLayer::new().unknown_session_answer(|_method| {
+    ///     let body = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32005,"message":"Session not found or expired. Please re-initialize the connection."}}"#;
+    ///     Response::builder()
+    ///         .status(StatusCode::NOT_FOUND)
+    ///         .header(CONTENT_TYPE, "application/json")
+    ///         .body(Body::from(body))
+    ///         .expect("a valid response")
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn unknown_session_answer(
+        mut self,
+        answer: impl Fn(&Method) -> Response + Send + Sync + 'static,
+    ) -> Self {
+        self.unknown = UnknownSession(Arc::new(answer));
+        self
     }
 }
 
@@ -205,6 +269,7 @@ impl<S> Layer<S> for SessionBindingLayer {
         SessionBinding {
             inner,
             key: self.key.clone(),
+            unknown: self.unknown.clone(),
         }
     }
 }
@@ -315,6 +380,7 @@ impl SessionKey {
 pub struct SessionBinding<S> {
     inner: S,
     key: Arc<SessionKey>,
+    unknown: UnknownSession,
 }
 
 impl<S> SessionBinding<S> {
@@ -343,8 +409,9 @@ impl<S> SessionBinding<S> {
 /// What rmcp 3.11's `StreamableHttpService` answers a request naming a
 /// session it does not know: 202 and no body for DELETE (closing an unknown
 /// session is not an error there), 404 `Not Found: Session not found` for
-/// POST and GET.
-fn unknown_session(method: &Method) -> Response {
+/// POST and GET. The default of
+/// [`SessionBindingLayer::unknown_session_answer`].
+fn rmcp_unknown_session(method: &Method) -> Response {
     let (status, body) = if method == Method::DELETE {
         (StatusCode::ACCEPTED, Body::empty())
     } else {
@@ -398,7 +465,7 @@ where
                     req.headers_mut().insert(SESSION_ID, bare);
                 }
                 None if matches!(*req.method(), Method::POST | Method::GET | Method::DELETE) => {
-                    let response = unknown_session(req.method());
+                    let response = (self.unknown.0)(req.method());
                     audit_refusal(&req, owner.as_ref(), response.status());
                     return ResponseFuture {
                         kind: Kind::Refused {
@@ -621,6 +688,58 @@ mod tests {
         assert_eq!(body(res).await, "");
         // The server never heard of the foreign requests.
         assert_eq!(*seen.lock().unwrap(), [None]);
+    }
+
+    #[tokio::test]
+    async fn a_foreign_id_gets_the_answer_of_the_server_behind() {
+        // tower-mcp's answer to an unknown id: 404 and a JSON-RPC error on
+        // every method, DELETE included (rmcp: 202).
+        let _serial = REFUSALS.lock().await;
+        let layer = SessionBindingLayer::new().unknown_session_answer(|method| {
+            let body = json!({"jsonrpc": "2.0", "id": null,
+                "error": {"code": -32005, "message": format!("{method}: session not found")}});
+            let mut res = Response::new(Body::from(body.to_string()));
+            *res.status_mut() = StatusCode::NOT_FOUND;
+            res.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            res
+        });
+        let seen = Seen::default();
+        let svc = server(&layer, &seen);
+        let id = open(svc.clone(), Some(&alice())).await;
+
+        for (method, who) in [
+            (Method::POST, Some(bob())),
+            (Method::GET, None),
+            (Method::DELETE, Some(bob())),
+        ] {
+            let res = svc
+                .clone()
+                .oneshot(request(method.clone(), who.as_ref(), Some(&id)))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 404, "{method}");
+            assert_eq!(
+                res.headers()[http::header::CONTENT_TYPE],
+                "application/json"
+            );
+            let body: Value = serde_json::from_str(&body(res).await).unwrap();
+            assert_eq!(body["error"]["code"], -32005);
+            assert_eq!(
+                body["error"]["message"],
+                format!("{method}: session not found")
+            );
+        }
+        // Its owner still reaches it; the server never heard of the others.
+        let res = svc
+            .clone()
+            .oneshot(request(Method::POST, Some(&alice()), Some(&id)))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(*seen.lock().unwrap(), [None, Some("sess-1".to_owned())]);
     }
 
     #[tokio::test]
