@@ -13,6 +13,7 @@ use super::{
     inspect::McpRequest,
     limits::RateLimits,
     policy::{McpPolicy, McpPolicyBuilder},
+    template_index::TemplatePrecedence,
     uri_template::UriTemplate,
 };
 
@@ -40,6 +41,7 @@ enum Format {
 /// | `tools`, `prompts`, `resources`, `methods` | a table (object) from a name, a URI or RFC 6570 level-1 template, or a JSON-RPC method to a rule | [`tool`](McpPolicyBuilder::tool), [`prompt`](McpPolicyBuilder::prompt), [`resource`](McpPolicyBuilder::resource), [`method`](McpPolicyBuilder::method) |
 /// | `unmatched` | a table with `tool`, `prompt`, `resource`: the rules for targets that match no rule of their own | [`unmatched_tool`](McpPolicyBuilder::unmatched_tool), … |
 /// | `rate_limit` | `per_minute`, `anonymous_per_minute` (calls a minute, at least 1) and `costs` (a table from a tool to the units a call of it costs, at least 1) | [`rate_limits`](McpPolicyBuilder::rate_limits) ([`RateLimits`]) |
+/// | `template_precedence` | `"most_specific"` (absent) or `"first_registered"`: which template decides a URI several match; with `"first_registered"`, the order of `resources` is the registration order | [`template_precedence`](McpPolicyBuilder::template_precedence) ([`TemplatePrecedence`]) |
 ///
 /// A **rule** is one alternative or an array of alternatives (any of
 /// them allows the call: [`Rule::or`]). An **alternative** is a scheme
@@ -218,6 +220,7 @@ const MEMBERS: &[&str] = &[
     "methods",
     "unmatched",
     "rate_limit",
+    "template_precedence",
 ];
 
 struct FileVisitor;
@@ -226,7 +229,7 @@ impl<'de> Visitor<'de> for FileVisitor {
     type Value = PolicyFile;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a policy: a table of `default`, `tools`, `prompts`, `resources`, `methods`, `unmatched`, `rate_limit`")
+        f.write_str("a policy: a table of `default`, `tools`, `prompts`, `resources`, `methods`, `unmatched`, `rate_limit`, `template_precedence`")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PolicyFile, A::Error> {
@@ -259,6 +262,9 @@ impl<'de> Visitor<'de> for FileVisitor {
                 })?,
                 "unmatched" => map.next_value_seed(UnmatchedSeed(b))?,
                 "rate_limit" => b.rate_limits(map.next_value::<RateLimits>()?),
+                "template_precedence" => {
+                    b.template_precedence(map.next_value::<PrecedenceName>()?.into())
+                }
                 other => {
                     let msg = unknown(other, MEMBERS);
                     return Err(map
@@ -269,6 +275,23 @@ impl<'de> Visitor<'de> for FileVisitor {
             };
         }
         Ok(PolicyFile { builder: b })
+    }
+}
+
+/// The file's name of a [`TemplatePrecedence`].
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PrecedenceName {
+    MostSpecific,
+    FirstRegistered,
+}
+
+impl From<PrecedenceName> for TemplatePrecedence {
+    fn from(name: PrecedenceName) -> Self {
+        match name {
+            PrecedenceName::MostSpecific => Self::MostSpecific,
+            PrecedenceName::FirstRegistered => Self::FirstRegistered,
+        }
     }
 }
 
@@ -969,6 +992,50 @@ mod tests {
         let err = McpPolicy::from_file(&path).unwrap_err().to_string();
         assert!(err.contains("need the `toml` feature"), "{err}");
         std::fs::remove_file(path).unwrap();
+    }
+
+    /// `template_precedence`: the file's order of `resources` is the
+    /// registration order (the broad template first, though it sorts
+    /// after the specific one), and a bad value names its line.
+    #[test]
+    fn template_precedence_follows_the_files_order() {
+        use super::super::inspect::{McpCall, Target};
+        let read = McpCall::new(
+            "resources/read",
+            Some(Target::Resource("notes://ann/shared".into())),
+        );
+        let json = |precedence: &str| {
+            McpPolicy::from_json(&format!(
+                r#"{{ {precedence}
+  "resources": {{
+    "notes://{{owner}}/{{name}}": "api_key",
+    "notes://{{owner}}/shared": "public"
+  }}
+}}"#
+            ))
+            .unwrap()
+        };
+        let ordered = json(r#""template_precedence": "first_registered","#);
+        assert!(ordered.authorize(None, Some(&read)).is_err());
+        assert!(json("").authorize(None, Some(&read)).is_ok());
+        assert!(json(r#""template_precedence": "most_specific","#)
+            .authorize(None, Some(&read))
+            .is_ok());
+        let err = McpPolicy::from_json("{\n\"template_precedence\": \"first\"\n}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(":2:") && err.contains("first_registered"),
+            "{err}"
+        );
+        #[cfg(feature = "toml")]
+        {
+            let toml = McpPolicy::from_toml(
+                "template_precedence = \"first_registered\"\n[resources]\n\"notes://{owner}/{name}\" = \"api_key\"\n\"notes://{owner}/shared\" = \"public\"\n",
+            )
+            .unwrap();
+            assert!(toml.authorize(None, Some(&read)).is_err());
+        }
     }
 
     #[cfg(feature = "toml")]

@@ -203,5 +203,5 @@ pub use layer::{
 };
 pub use limits::RateLimits;
 pub use policy::{McpPolicy, McpPolicyBuilder};
-pub use template_index::TemplateIndex;
+pub use template_index::{TemplateIndex, TemplatePrecedence};
 pub use uri_template::UriTemplate;

@@ -13,7 +13,7 @@ use crate::{
 use super::{
     inspect::{Kind, McpCall, Target},
     limits::RateLimits,
-    template_index::TemplateIndex,
+    template_index::{TemplateIndex, TemplatePrecedence},
     uri_template::UriTemplate,
 };
 
@@ -167,6 +167,7 @@ pub struct McpPolicyBuilder {
     resources: Vec<(String, Rule)>,
     methods: Vec<(String, Rule)>,
     rate_limits: RateLimits,
+    template_precedence: TemplatePrecedence,
 }
 
 /// The rules for targets that match no rule of their own.
@@ -421,6 +422,44 @@ impl McpPolicyBuilder {
         self
     }
 
+    /// Which template's rule decides a URI that several templates match:
+    /// the one the server serves it from ([`TemplatePrecedence`]; the
+    /// default, the most specific). For a server that tries its templates
+    /// in registration order (tower-mcp), give
+    /// [`FirstRegistered`](TemplatePrecedence::FirstRegistered) and the
+    /// templates in the server's order, so that a URI is never judged by a
+    /// looser rule than the handler that serves it.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{
+    ///     mcp::{McpCall, McpPolicy, Target, TemplatePrecedence},
+    ///     Rule,
+    /// };
+    ///
+    /// let policy = |precedence| {
+    ///     McpPolicy::builder()
+    ///         .template_precedence(precedence)
+    ///         .resource("notes://{owner}/{name}", Rule::api_key())
+    ///         .resource("notes://{owner}/shared", Rule::public())
+    ///         .build()
+    /// };
+    /// let read = McpCall::new(
+    ///     "resources/read",
+    ///     Some(Target::Resource("notes://ann/shared".into())),
+    /// );
+    /// // A server that serves `notes://ann/shared` from the first template
+    /// // it registered: the API-key rule decides it, not the public one.
+    /// let ordered = policy(TemplatePrecedence::FirstRegistered)?;
+    /// assert!(ordered.authorize(None, Some(&read)).is_err());
+    /// // By default the most specific template's rule decides.
+    /// assert!(policy(TemplatePrecedence::MostSpecific)?.authorize(None, Some(&read)).is_ok());
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    pub fn template_precedence(mut self, precedence: TemplatePrecedence) -> Self {
+        self.template_precedence = precedence;
+        self
+    }
+
     /// The rate-limit quotas and per-tool costs the policy carries (see
     /// [`RateLimits`]).
     pub fn rate_limits(mut self, limits: RateLimits) -> Self {
@@ -497,7 +536,7 @@ impl McpPolicyBuilder {
                 }
             }
         }
-        let templates = TemplateIndex::new(templates);
+        let templates = TemplateIndex::with_precedence(templates, self.template_precedence);
         if !errors.is_empty() {
             return Err(ConfigError::Invalid(format!(
                 "invalid MCP policy: {}",

@@ -47,6 +47,42 @@ impl Hasher for FxHasher {
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
+/// Which template decides a URI that several templates match.
+///
+/// The policy must judge a `resources/read` by the template the **server**
+/// serves it from, so this follows the server's own routing:
+///
+/// | server | precedence |
+/// | --- | --- |
+/// | a handler that picks the most specific template (the crate's default, and the usual hand-written `read_resource` on rmcp) | [`MostSpecific`](Self::MostSpecific) |
+/// | a router that tries its templates in the order they were registered (tower-mcp 0.25) | [`FirstRegistered`](Self::FirstRegistered), with the policy's templates given in the server's order |
+///
+/// # Example
+///
+/// ```
+/// use tower_mcp_auth::mcp::{TemplateIndex, TemplatePrecedence, UriTemplate};
+///
+/// let templates = || {
+///     ["notes://{owner}/{name}", "notes://{owner}/shared"]
+///         .into_iter()
+///         .map(|t| (UriTemplate::parse(t).unwrap(), t))
+/// };
+/// let specific = TemplateIndex::new(templates());
+/// assert_eq!(specific.find("notes://ann/shared"), Some(&"notes://{owner}/shared"));
+/// let ordered = TemplateIndex::with_precedence(templates(), TemplatePrecedence::FirstRegistered);
+/// assert_eq!(ordered.find("notes://ann/shared"), Some(&"notes://{owner}/{name}"));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TemplatePrecedence {
+    /// The most specific matching template: most literal characters, then
+    /// fewest variables, then the one registered first.
+    #[default]
+    MostSpecific,
+    /// The first matching template in registration order.
+    FirstRegistered,
+}
+
 /// URI templates and a value for each, indexed by literal prefix and
 /// suffix.
 ///
@@ -70,12 +106,14 @@ type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 ///
 /// # Precedence
 ///
-/// As [`UriTemplate`] describes: the most specific
+/// By default, as [`UriTemplate`] describes: the most specific
 /// matching template wins (most literal characters, then fewest variables,
-/// then the one registered first). The index keeps the templates in that
-/// order and a lookup returns the first one in it that matches, whichever
-/// group it is in; a URI equal to a template's own text (a completion names
-/// the template) matches that template.
+/// then the one registered first); [`with_precedence`](Self::with_precedence)
+/// can make it the first registered instead ([`TemplatePrecedence`]). The
+/// index keeps the templates in that order and a lookup returns the first
+/// one in it that matches, whichever group it is in; a URI equal to a
+/// template's own text (a completion names the template) matches that
+/// template.
 ///
 /// # Example
 ///
@@ -94,7 +132,7 @@ type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 /// ```
 #[derive(Debug)]
 pub struct TemplateIndex<T> {
-    /// Most specific first.
+    /// In precedence order: most specific first, or as registered.
     entries: Vec<(UriTemplate, T)>,
     by_prefix: FxMap<Box<str>, Group>,
     /// The distinct prefix lengths, ascending.
@@ -173,9 +211,19 @@ impl<T> TemplateIndex<T> {
     /// Indexes `templates`, ordering them from most to least specific
     /// (registration order breaks ties).
     pub fn new(templates: impl IntoIterator<Item = (UriTemplate, T)>) -> Self {
+        Self::with_precedence(templates, TemplatePrecedence::MostSpecific)
+    }
+
+    /// Indexes `templates` for the given [`TemplatePrecedence`].
+    pub fn with_precedence(
+        templates: impl IntoIterator<Item = (UriTemplate, T)>,
+        precedence: TemplatePrecedence,
+    ) -> Self {
         let mut entries: Vec<_> = templates.into_iter().collect();
-        // Stable: equal specificity keeps registration order.
-        entries.sort_by_key(|(t, _)| t.specificity_key());
+        if precedence == TemplatePrecedence::MostSpecific {
+            // Stable: equal specificity keeps registration order.
+            entries.sort_by_key(|(t, _)| t.specificity_key());
+        }
         let mut by_prefix: FxMap<Box<str>, Group> = FxMap::default();
         for (i, (t, _)) in entries.iter().enumerate() {
             let group = by_prefix.entry(t.literal_prefix().into()).or_default();
@@ -196,8 +244,8 @@ impl<T> TemplateIndex<T> {
         }
     }
 
-    /// The value of the most specific template that matches `uri` (or
-    /// whose text is `uri`). Allocates nothing.
+    /// The value of the template that matches `uri` (or whose text is
+    /// `uri`) and comes first by the index's precedence. Allocates nothing.
     #[must_use]
     pub fn find(&self, uri: &str) -> Option<&T> {
         let mut best = usize::MAX;
@@ -315,6 +363,31 @@ mod tests {
         assert_eq!(idx.find("user://{id}/private"), Some(&1), "its own text");
         assert_eq!(idx.find(""), None);
         assert_eq!(idx.len(), 5);
+    }
+
+    #[test]
+    fn first_registered_follows_the_order_given() {
+        let ts = ["u://{a}/{b}", "u://{a}/x", "u://{a}/x{c}"];
+        let index = TemplateIndex::with_precedence(
+            ts.iter()
+                .enumerate()
+                .map(|(i, t)| (UriTemplate::parse(t).unwrap(), i)),
+            TemplatePrecedence::FirstRegistered,
+        );
+        // The broad template was registered first: it takes every URI it
+        // matches, where the default would pick a more specific one.
+        assert_eq!(index.find("u://1/x"), Some(&0));
+        assert_eq!(index.find("u://1/xy"), Some(&0));
+        assert_eq!(index.find("u://1/y/z"), None);
+        assert_eq!(
+            TemplateIndex::new(
+                ts.iter()
+                    .enumerate()
+                    .map(|(i, t)| (UriTemplate::parse(t).unwrap(), i)),
+            )
+            .find("u://1/x"),
+            Some(&1)
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ use tower_mcp::{
 use tower_mcp_auth::{
     api_key::{ApiKeyLayer, ApiKeys},
     jwt::{JwtLayer, JwtValidator},
-    mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer},
+    mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer, TemplatePrecedence},
     rate_limit::{Quota, RateLimitLayer},
     ConfigError, Principal, ProtectedResource, Rule,
 };
@@ -48,6 +48,12 @@ use tower_mcp_auth::{
 pub const PRIVATE_TEMPLATE: &str = "user://{user_id}/private";
 /// The server's statistics.
 pub const STATS_URI: &str = "admin://system/stats";
+/// Any note of any owner: API key only. Registered with tower-mcp
+/// **before** [`SHARED_NOTE_TEMPLATE`], so tower-mcp (first registered
+/// wins) serves `notes://ann/shared` from this one.
+pub const NOTES_TEMPLATE: &str = "notes://{owner}/{name}";
+/// Each owner's shared note: public, as far as the rules go.
+pub const SHARED_NOTE_TEMPLATE: &str = "notes://{owner}/shared";
 
 /// Where the MCP endpoint is mounted.
 pub const MCP_PATH: &str = "/mcp";
@@ -88,6 +94,13 @@ pub fn policy() -> Result<McpPolicy, ConfigError> {
         )
         .resource(PRIVATE_TEMPLATE, Rule::bearer().scopes(["read:data"]))
         .resource(STATS_URI, Rule::api_key())
+        // tower-mcp serves a URI from the first template registered that
+        // matches it, so the rules follow the same order: `notes://ann/shared`
+        // is served by the API-key template and judged by its rule (by
+        // default the policy would judge it by the more specific, public one).
+        .template_precedence(TemplatePrecedence::FirstRegistered)
+        .resource(NOTES_TEMPLATE, Rule::api_key())
+        .resource(SHARED_NOTE_TEMPLATE, Rule::public())
         // A URI no resource rule matches: API key only. tower-mcp routes a
         // URI to a template more loosely than the policy matches one (its
         // `{user_id}` takes `?` and `#`, the policy's does not), so
@@ -270,12 +283,26 @@ pub fn router() -> McpRouter {
             let body = json!({"user_id": vars.get("user_id"), "read_by": reader});
             Ok(ReadResourceResult::text(uri, body.to_string()))
         });
+    let notes = ResourceTemplateBuilder::new(NOTES_TEMPLATE)
+        .name("note")
+        .handler(|uri: String, vars| async move {
+            let body = json!({"note": vars.get("name"), "of": vars.get("owner"), "template": NOTES_TEMPLATE});
+            Ok(ReadResourceResult::text(uri, body.to_string()))
+        });
+    let shared = ResourceTemplateBuilder::new(SHARED_NOTE_TEMPLATE)
+        .name("shared_note")
+        .handler(|uri: String, vars| async move {
+            let body = json!({"of": vars.get("owner"), "template": SHARED_NOTE_TEMPLATE});
+            Ok(ReadResourceResult::text(uri, body.to_string()))
+        });
     let stats = ResourceBuilder::new(STATS_URI)
         .name("system_stats")
         .text(json!({"users": USERS.len()}).to_string());
     McpRouter::new()
         .server_info("tower-mcp-auth-stack-tower-mcp", env!("CARGO_PKG_VERSION"))
         .resource_template(private)
+        .resource_template(notes)
+        .resource_template(shared)
         .resource(stats)
         .tool(echo)
         .tool(whoami)

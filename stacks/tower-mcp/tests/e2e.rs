@@ -553,6 +553,49 @@ fn record(reply: &Reply) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// tower-mcp serves a URI from the first registered template that matches
+/// it; the policy of the stack follows the same order
+/// (`TemplatePrecedence::FirstRegistered`), so `notes://ann/shared` is
+/// judged by the API-key rule of the template that serves it, not by the
+/// public rule of the more specific one (which the policy's default,
+/// most-specific precedence would apply: an anonymous caller would then
+/// read what the API-key template serves).
+#[tokio::test]
+async fn a_uri_is_judged_by_the_template_tower_mcp_serves_it_from() {
+    let server = start(100, false).await;
+    let bare = start_bare().await;
+    let uri = "notes://ann/shared";
+    // Bare tower-mcp: the first registered template answers.
+    let served = record(&bare.post(&Cred::None, None, read(1, uri)).await);
+    assert_eq!(served["template"], "notes://{owner}/{name}");
+    // Behind the layers: that template's rule (API key) decides.
+    let reply = server.post(&Cred::None, None, read(2, uri)).await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    let reader = Cred::Bearer(server.token("alice", &["read:data"]));
+    let reply = server.post(&reader, None, read(3, uri)).await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    let reply = server.post(&Cred::Key, None, read(4, uri)).await;
+    assert_eq!(record(&reply)["template"], "notes://{owner}/{name}");
+    // The policy's default precedence would have let the anonymous read
+    // through: the reason the stack sets the order.
+    let call = tower_mcp_auth::mcp::McpCall::new(
+        "resources/read",
+        Some(tower_mcp_auth::mcp::Target::Resource(uri.into())),
+    );
+    let default_order = tower_mcp_auth::mcp::McpPolicy::builder()
+        .resource(
+            tower_mcp_auth_stack_tower_mcp::NOTES_TEMPLATE,
+            tower_mcp_auth::Rule::api_key(),
+        )
+        .resource(
+            tower_mcp_auth_stack_tower_mcp::SHARED_NOTE_TEMPLATE,
+            tower_mcp_auth::Rule::public(),
+        )
+        .build()
+        .unwrap();
+    assert!(default_order.authorize(None, Some(&call)).is_ok());
+}
+
 #[tokio::test]
 async fn resource_rules_hold_where_tower_mcp_routes_more_loosely_than_the_policy() {
     let server = start(100, false).await;
@@ -633,13 +676,21 @@ async fn resource_rules_hold_where_tower_mcp_routes_more_loosely_than_the_policy
             (uris(&resources, "uri"), uris(&templates, "uriTemplate"))
         }
     };
+    // tower-mcp lists templates sorted. The shared notes' template is
+    // shadowed: tower-mcp serves every URI it matches from the API-key
+    // template registered before it, so under the same precedence its own
+    // text is that template's too, and only a key holder sees it listed.
+    let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     assert_eq!(
         lists(Cred::Key).await,
-        (vec!["admin://system/stats".to_owned()], vec![])
+        (
+            owned(&["admin://system/stats"]),
+            owned(&["notes://{owner}/shared", "notes://{owner}/{name}"])
+        )
     );
     assert_eq!(
         lists(reader.clone()).await,
-        (vec![], vec!["user://{user_id}/private".to_owned()])
+        (vec![], owned(&["user://{user_id}/private"]))
     );
     assert_eq!(lists(other).await, (vec![], vec![]));
 }
