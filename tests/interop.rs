@@ -40,13 +40,14 @@
 //! by `scripts/test`), which turns a missing client into a failure.
 //! `INTEROP_PYTHON` names another Python interpreter that has `mcp`.
 
+mod interop_common;
 mod support;
+use interop_common::{root, set_env, AuthServer};
 use support::mcp_server;
 
 use std::{
     collections::HashMap,
     fmt::Write as _,
-    io::BufRead as _,
     path::PathBuf,
     process::Stdio,
     time::{Duration, Instant},
@@ -78,22 +79,9 @@ const FLOWS: [&str; 6] = [
 const OAUTH_FLOWS: [&str; 4] = ["bearer", "bad_token", "oauth", "step_up"];
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn required() -> bool {
-    matches!(
-        std::env::var("INTEROP_REQUIRED").as_deref(),
-        Ok("1" | "true")
-    )
-}
-
 /// Says why something is skipped; fails instead under `INTEROP_REQUIRED=1`.
 fn missing(what: &str, fix: &str) {
-    let message = format!("NOTICE: interop: {what} is not installed; skipping it (install: {fix})");
-    assert!(!required(), "{message} — INTEROP_REQUIRED is set");
-    eprintln!("{message}");
+    interop_common::missing("interop", what, fix);
 }
 
 /// One MCP client implementation: how to run its flows.
@@ -149,19 +137,6 @@ fn python_client() -> Option<ExternalClient> {
     })
 }
 
-/// The authorization server, killed on drop.
-struct AuthServer {
-    child: std::process::Child,
-    issuer: String,
-}
-
-impl Drop for AuthServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts the authorization server (blocking: it runs before any runtime
 /// exists, so that its issuer can go into the environment).
 fn start_authserver(resource: &str) -> Option<AuthServer> {
@@ -176,28 +151,15 @@ fn start_authserver(resource: &str) -> Option<AuthServer> {
         );
         return None;
     }
-    let mut child = std::process::Command::new("node")
+    let mut command = std::process::Command::new("node");
+    command
         .arg("server.mjs")
         .current_dir(&dir)
-        .env("RESOURCE", resource)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run node tests/interop/authserver/server.mjs");
-    let stdout = child.stdout.take().expect("piped");
-    // The server prints its address once listening; a dead one closes stdout.
-    let mut line = String::new();
-    let read = std::io::BufReader::new(stdout).read_line(&mut line);
-    let mut server = AuthServer {
-        child,
-        issuer: String::new(),
-    };
-    read.expect("read the authorization server's address");
-    let v: Value = serde_json::from_str(&line)
-        .unwrap_or_else(|_| panic!("the authorization server did not start: {line:?}"));
-    server.issuer = v["issuer"].as_str().expect("issuer").to_owned();
-    Some(server)
+        .env("RESOURCE", resource);
+    Some(AuthServer::spawn(
+        command,
+        "node tests/interop/authserver/server.mjs",
+    ))
 }
 
 /// Serves the example app, configured through its environment contract, on
@@ -576,12 +538,6 @@ fn table(outcomes: &[Outcome]) -> String {
         let _ = writeln!(out, "| {flow} | {} |", cells.join(" | "));
     }
     out
-}
-
-fn set_env(vars: &[(&str, &str)]) {
-    for (k, v) in vars {
-        std::env::set_var(k, v);
-    }
 }
 
 #[test]

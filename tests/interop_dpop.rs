@@ -48,12 +48,13 @@
 //! is skipped with a notice, unless `INTEROP_REQUIRED=1` (set by
 //! `scripts/test`), which turns it into a failure.
 
+mod interop_common;
 mod support;
+use interop_common::{root, set_env, AuthServer};
 use support::mcp_server;
 
 use std::{
     fmt::Write as _,
-    io::BufRead as _,
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
@@ -85,27 +86,13 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The oldest Node.js major that `oidc-provider` 9 supports.
 const NODE_MAJOR: u32 = 22;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn dir() -> PathBuf {
     root().join("tests/interop/dpop")
 }
 
-fn required() -> bool {
-    matches!(
-        std::env::var("INTEROP_REQUIRED").as_deref(),
-        Ok("1" | "true")
-    )
-}
-
 /// Says why the flows are skipped; fails instead under `INTEROP_REQUIRED=1`.
 fn missing(what: &str, fix: &str) {
-    let message =
-        format!("NOTICE: interop_dpop: {what} is not installed; skipping it (install: {fix})");
-    assert!(!required(), "{message} — INTEROP_REQUIRED is set");
-    eprintln!("{message}");
+    interop_common::missing("interop_dpop", what, fix);
 }
 
 /// The major version of `node`, if it runs.
@@ -159,24 +146,12 @@ fn node() -> Option<PathBuf> {
     Some(node)
 }
 
-/// The authorization server, killed on drop.
-struct AuthServer {
-    child: std::process::Child,
-    issuer: String,
-}
-
-impl Drop for AuthServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts oidc-provider for `resources` (JWT access tokens) and
 /// `opaque_resource` (blocking: it runs before any runtime exists, so that
 /// its issuer can go into the environment).
 fn start_authserver(node: &Path, resources: &[&str], opaque_resource: &str) -> AuthServer {
-    let mut child = std::process::Command::new(node)
+    let mut command = std::process::Command::new(node);
+    command
         .arg("authserver.mjs")
         .current_dir(dir())
         .env("RESOURCES", resources.join(","))
@@ -187,25 +162,8 @@ fn start_authserver(node: &Path, resources: &[&str], opaque_resource: &str) -> A
         .env("CLIENT_ID", CLIENT_ID)
         .env("CLIENT_SECRET", CLIENT_SECRET)
         .env("BEARER_CLIENT_ID", BEARER_CLIENT_ID)
-        .env("BEARER_CLIENT_SECRET", BEARER_CLIENT_SECRET)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run tests/interop/dpop/authserver.mjs");
-    let stdout = child.stdout.take().expect("piped");
-    // The server prints its issuer once listening; a dead one closes stdout.
-    let mut line = String::new();
-    let read = std::io::BufReader::new(stdout).read_line(&mut line);
-    let mut server = AuthServer {
-        child,
-        issuer: String::new(),
-    };
-    read.expect("read the authorization server's issuer");
-    let v: Value = serde_json::from_str(&line)
-        .unwrap_or_else(|_| panic!("the authorization server did not start: {line:?}"));
-    server.issuer = v["issuer"].as_str().expect("issuer").to_owned();
-    server
+        .env("BEARER_CLIENT_SECRET", BEARER_CLIENT_SECRET);
+    AuthServer::spawn(command, "tests/interop/dpop/authserver.mjs")
 }
 
 /// A flow's outcome, one row of the report.
@@ -367,12 +325,6 @@ fn table(outcomes: &[Outcome]) -> String {
         let _ = writeln!(out, "| {flow} | {cell} |");
     }
     out
-}
-
-fn set_env(vars: &[(&str, &str)]) {
-    for (k, v) in vars {
-        std::env::set_var(k, v);
-    }
 }
 
 /// The example's configuration for the server on `addr`, from the
