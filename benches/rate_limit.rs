@@ -4,17 +4,17 @@
 //!
 //! `cargo bench --features full --bench rate_limit`
 
+#[path = "../tests/counting_alloc/mod.rs"]
+mod counting_alloc;
+use counting_alloc::Counting;
+
 use std::{
-    alloc::{GlobalAlloc, Layout, System},
     convert::Infallible,
     hint::black_box,
     net::{IpAddr, Ipv4Addr},
     num::NonZeroU32,
     process::{Command, Stdio},
-    sync::{
-        atomic::{AtomicIsize, Ordering},
-        Arc,
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -26,33 +26,6 @@ use tower_mcp_auth::{
     rate_limit::{MemoryStore, Quota, RateLimitKey, RateLimitLayer, RateLimitStore, RedisStore},
     AuthScheme, Principal,
 };
-
-/// Counts live heap bytes, to measure memory per tracked key.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; only
-// a counter is updated on the side.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -229,12 +202,12 @@ fn memory_per_key() {
     let q = Quota::per_minute(100);
     let warm = RateLimitKey::custom("warm-up");
     store.check_now(&warm, q, one);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting_alloc::live();
     for i in 0..n {
         let key = RateLimitKey::ip(IpAddr::V4(Ipv4Addr::from(i as u32)));
         store.check_now(&key, q, one);
     }
-    let ip = LIVE.load(Ordering::Relaxed) - before;
+    let ip = counting_alloc::live() - before;
     let keys: Vec<RateLimitKey> = (0..n)
         .map(|i| {
             RateLimitKey::principal(&Principal::new(
@@ -243,11 +216,11 @@ fn memory_per_key() {
             ))
         })
         .collect();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting_alloc::live();
     for key in &keys {
         store.check_now(key, q, one);
     }
-    let principal = LIVE.load(Ordering::Relaxed) - before;
+    let principal = counting_alloc::live() - before;
     eprintln!(
         "memory per tracked key ({n} keys, {} held): client address {} B, principal (25-byte subject) {} B",
         store.len(),

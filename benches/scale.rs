@@ -15,17 +15,17 @@
 //!
 //! `cargo bench --all-features --bench scale -- --warm-up-time 1 --measurement-time 2`
 
+#[path = "../tests/counting_alloc/mod.rs"]
+mod counting_alloc;
+use counting_alloc::{allocations, Counting};
+
 use std::{
-    alloc::{GlobalAlloc, Layout, System},
     collections::BTreeMap,
     convert::Infallible,
     hint::black_box,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     num::NonZeroU32,
-    sync::{
-        atomic::{AtomicIsize, AtomicUsize, Ordering},
-        Mutex,
-    },
+    sync::Mutex,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -43,43 +43,6 @@ use tower_mcp_auth::{
     rate_limit::{failed_auth::FailedAuthLayer, MemoryStore, Quota, RateLimitKey},
     AuthScheme, Principal, ProtectedResource, Rule, Scopes,
 };
-
-/// Counts live heap bytes, to measure memory per entry.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-/// How many allocations `f` makes.
-fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    f();
-    ALLOCATIONS.load(Ordering::Relaxed) - before
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; only
-// a counter is updated on the side.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -370,11 +333,11 @@ fn lists(c: &mut Criterion) {
 /// once the warm-up (`insert(0)`, allocating the structure itself) is done.
 fn per_entry(n: usize, mut insert: impl FnMut(usize)) -> f64 {
     insert(usize::MAX);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting_alloc::live();
     for i in 0..n {
         insert(i);
     }
-    (LIVE.load(Ordering::Relaxed) - before) as f64 / n as f64
+    (counting_alloc::live() - before) as f64 / n as f64
 }
 
 fn memory() {

@@ -2,38 +2,13 @@
 //! allocator: bytes per remembered proof, and no growth at the bound
 //! (where new proofs are refused: fail closed).
 
-use std::{
-    alloc::{GlobalAlloc, Layout, System},
-    sync::atomic::{AtomicIsize, Ordering},
-};
+mod counting_alloc;
+use counting_alloc::Counting;
 
 use tower_mcp_auth::dpop::{MemoryReplayCache, ProofErrorKind, ReplayKey};
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static GLOBAL: Counting = Counting;
 
 #[test]
 fn bytes_per_entry_and_no_growth_at_the_bound() {
@@ -41,12 +16,12 @@ fn bytes_per_entry_and_no_growth_at_the_bound() {
     let keys: Vec<ReplayKey> = (0..N + 1_000)
         .map(|i| ReplayKey::new("thumbprint", &format!("jti-{i}")))
         .collect();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting_alloc::live();
     let cache = MemoryReplayCache::with_capacity(N);
     for k in &keys[..N] {
         cache.insert_once_sync(*k, 1_000, 1_301).unwrap();
     }
-    let full = LIVE.load(Ordering::Relaxed);
+    let full = counting_alloc::live();
     let per_entry = (full - before) as f64 / N as f64;
     println!("DPoP replay cache: {per_entry:.1} bytes per entry at {N} entries");
     // 16-byte key + 8-byte expiry in a hash map and in a heap, with their
@@ -58,7 +33,7 @@ fn bytes_per_entry_and_no_growth_at_the_bound() {
     }
     // 1 000 refused proofs: no growth (a few bytes of the test harness's
     // own, on its other thread, may land in the window).
-    let grown = LIVE.load(Ordering::Relaxed) - full;
+    let grown = counting_alloc::live() - full;
     assert!(grown < 1_000, "{grown} bytes grown at the bound");
     // Once they expire, entries are swept and new proofs fit again.
     cache.insert_once_sync(keys[N], 1_301, 1_602).unwrap();
