@@ -288,34 +288,42 @@ impl fmt::Debug for SessionKey {
 
 /// Feeds one field, length first, so that no two field lists feed the same
 /// bytes.
-fn field(mac: &mut Hmac<Sha256>, bytes: &[u8]) {
+pub(crate) fn field(mac: &mut Hmac<Sha256>, bytes: &[u8]) {
     mac.update(&(bytes.len() as u64).to_be_bytes());
     mac.update(bytes);
+}
+
+/// Feeds who owns a handle: the one definition of an owner that every
+/// binding (sessions here, `requestState` and task ids in
+/// [`handles`](super::handles)) uses. The [`Principal`]'s scheme, its `iss`
+/// claim when it has one, and its subject; or "anonymous" (`None`).
+pub(crate) fn feed_owner(mac: &mut Hmac<Sha256>, owner: Option<&Principal>) {
+    match owner {
+        None => mac.update(b"\x00"),
+        Some(p) => {
+            mac.update(b"\x01");
+            field(mac, p.scheme().as_str().as_bytes());
+            match p.claim("iss") {
+                None => mac.update(b"\x00"),
+                Some(Value::String(iss)) => {
+                    mac.update(b"\x01");
+                    field(mac, iss.as_bytes());
+                }
+                Some(other) => {
+                    mac.update(b"\x02");
+                    field(mac, other.to_string().as_bytes());
+                }
+            }
+            field(mac, p.subject().as_bytes());
+        }
+    }
 }
 
 impl SessionKey {
     /// The MAC of `id` for `owner`.
     fn mac(&self, owner: Option<&Principal>, id: &[u8]) -> Hmac<Sha256> {
         let mut mac = self.keyed.clone();
-        match owner {
-            None => mac.update(b"\x00"),
-            Some(p) => {
-                mac.update(b"\x01");
-                field(&mut mac, p.scheme().as_str().as_bytes());
-                match p.claim("iss") {
-                    None => mac.update(b"\x00"),
-                    Some(Value::String(iss)) => {
-                        mac.update(b"\x01");
-                        field(&mut mac, iss.as_bytes());
-                    }
-                    Some(other) => {
-                        mac.update(b"\x02");
-                        field(&mut mac, other.to_string().as_bytes());
-                    }
-                }
-                field(&mut mac, p.subject().as_bytes());
-            }
-        }
+        feed_owner(&mut mac, owner);
         field(&mut mac, id);
         mac
     }
