@@ -283,7 +283,7 @@ fn describe(call: &McpCall) -> String {
     }
 }
 
-async fn read_body<B>(parts: &Parts, body: B, limit: usize) -> Result<Bytes, AuthError>
+pub(crate) async fn read_body<B>(parts: &Parts, body: B, limit: usize) -> Result<Bytes, AuthError>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,

@@ -5,6 +5,8 @@
 mod shape;
 mod sse;
 
+pub(crate) use self::shape::may_spell_letters;
+
 use std::{
     pin::Pin,
     task::{Context, Poll},
