@@ -413,7 +413,9 @@ impl StateRefusal {
     fn message(self) -> &'static str {
         match self {
             Self::Invalid => "Invalid params: requestState is not valid for this request",
-            Self::Expired => "Invalid params: requestState has expired; send the request again without it",
+            Self::Expired => {
+                "Invalid params: requestState has expired; send the request again without it"
+            }
         }
     }
 }
@@ -438,7 +440,12 @@ impl Keys {
 
     /// The tag of a sealed state: over what it is bound to (not in the
     /// token) and all of the token before the tag.
-    fn state_tag(&self, owner: Option<&Principal>, binding: &Binding, sealed: &[u8]) -> Hmac<Sha256> {
+    fn state_tag(
+        &self,
+        owner: Option<&Principal>,
+        binding: &Binding,
+        sealed: &[u8],
+    ) -> Hmac<Sha256> {
         let mut mac = self.state.clone();
         feed_owner(&mut mac, owner);
         field(&mut mac, binding.method.as_bytes());
@@ -474,7 +481,10 @@ impl Keys {
         token.extend_from_slice(nonce);
         token.extend_from_slice(state.as_bytes());
         self.keystream(nonce, &mut token[HEADER_LEN..]);
-        let tag = self.state_tag(owner, binding, &token).finalize().into_bytes();
+        let tag = self
+            .state_tag(owner, binding, &token)
+            .finalize()
+            .into_bytes();
         token.extend_from_slice(&tag[..TAG_LEN]);
         URL_SAFE_NO_PAD.encode(token)
     }
@@ -705,7 +715,11 @@ fn read_message<'a>(s: &mut Scanner<'a>, depth: usize) -> Result<Message<'a>, Sy
     }
 }
 
-fn read_params<'a>(s: &mut Scanner<'a>, depth: usize, m: &mut Message<'a>) -> Result<(), SyntaxError> {
+fn read_params<'a>(
+    s: &mut Scanner<'a>,
+    depth: usize,
+    m: &mut Message<'a>,
+) -> Result<(), SyntaxError> {
     s.expect(b'{', "`{`")?;
     if s.eat(b'}') {
         return Ok(());
@@ -823,9 +837,10 @@ impl Config {
         let mut name_swap = None;
         let now = self.now();
         for m in &messages {
-            let id = m.id.map_or_else(|| "null".to_owned(), |raw| {
-                String::from_utf8_lossy(raw).into_owned()
-            });
+            let id = m.id.map_or_else(
+                || "null".to_owned(),
+                |raw| String::from_utf8_lossy(raw).into_owned(),
+            );
             match m.request_state {
                 Slot::Absent | Slot::Other => {}
                 Slot::Repeated => refused.push(Refused {
@@ -919,7 +934,10 @@ fn swap_name_header(parts: &mut Parts, sealed: &str, bare: &str) {
         return;
     };
     let named = value.to_str().ok().and_then(|v| {
-        match v.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
+        match v
+            .strip_prefix("=?base64?")
+            .and_then(|r| r.strip_suffix("?="))
+        {
             None => Some(v.to_owned()),
             Some(encoded) => base64::engine::general_purpose::STANDARD
                 .decode(encoded)
@@ -1077,7 +1095,8 @@ impl Sealer {
         let id = message.get("id").cloned();
         let mut changed = false;
         if let Some(result) = message.get_mut("result").and_then(Value::as_object_mut) {
-            let input_required = result.get("resultType").and_then(Value::as_str) == Some("input_required");
+            let input_required =
+                result.get("resultType").and_then(Value::as_str) == Some("input_required");
             if input_required && result.get("requestState").is_some_and(Value::is_string) {
                 let call = self
                     .calls()
@@ -1106,9 +1125,10 @@ impl Sealer {
                 changed |= self.seal_task_at(task, "taskId");
             }
             changed |= self.seal_related_task(result);
-            let is_task_list = result.get("tasks").and_then(Value::as_array).is_some_and(|tasks| {
-                tasks.iter().all(|t| t.get("taskId").is_some())
-            });
+            let is_task_list = result
+                .get("tasks")
+                .and_then(Value::as_array)
+                .is_some_and(|tasks| tasks.iter().all(|t| t.get("taskId").is_some()));
             if is_task_list {
                 result.insert("tasks".into(), Value::Array(Vec::new()));
                 result.remove("nextCursor");
@@ -1230,13 +1250,19 @@ mod tests {
 
     fn alice() -> Principal {
         Principal::new(AuthScheme::Jwt, "alice").with_claims(
-            json!({"iss": "https://as.example.com"}).as_object().unwrap().clone(),
+            json!({"iss": "https://as.example.com"})
+                .as_object()
+                .unwrap()
+                .clone(),
         )
     }
 
     fn bob() -> Principal {
         Principal::new(AuthScheme::Jwt, "bob").with_claims(
-            json!({"iss": "https://as.example.com"}).as_object().unwrap().clone(),
+            json!({"iss": "https://as.example.com"})
+                .as_object()
+                .unwrap()
+                .clone(),
         )
     }
 
@@ -1267,16 +1293,22 @@ mod tests {
         let mut params = json!({"name": name, "arguments": args});
         if let Some(s) = state {
             params["requestState"] = Value::from(s);
-            params["inputResponses"] = json!({"confirm": {"action": "accept", "content": {"ok": true}}});
+            params["inputResponses"] =
+                json!({"confirm": {"action": "accept", "content": {"ok": true}}});
         }
         json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params})
     }
 
     /// A clock the test moves.
-    fn clock() -> (Arc<AtomicU64>, impl Fn() -> SystemTime + Send + Sync + 'static) {
+    fn clock() -> (
+        Arc<AtomicU64>,
+        impl Fn() -> SystemTime + Send + Sync + 'static,
+    ) {
         let now = Arc::new(AtomicU64::new(1_800_000_000));
         let read = now.clone();
-        (now, move || UNIX_EPOCH + Duration::from_secs(read.load(Ordering::SeqCst)))
+        (now, move || {
+            UNIX_EPOCH + Duration::from_secs(read.load(Ordering::SeqCst))
+        })
     }
 
     async fn first_round(
@@ -1284,7 +1316,10 @@ mod tests {
         who: Option<&Principal>,
     ) -> String {
         let res = svc
-            .oneshot(post(who, &call(1, "delete_user", json!({"user_id": "u1", "n": 1.0}), None)))
+            .oneshot(post(
+                who,
+                &call(1, "delete_user", json!({"user_id": "u1", "n": 1.0}), None),
+            ))
             .await
             .unwrap();
         assert_eq!(res.status(), 200);
@@ -1307,14 +1342,26 @@ mod tests {
             assert!(memmem::find(&raw, b"srv-state-1").is_none());
 
             // The retry, its arguments written another way.
-            let retry = call(2, "delete_user", json!({"n": 1, "user_id": "u1"}), Some(&sealed));
-            let res = svc.clone().oneshot(post(Some(&alice()), &retry)).await.unwrap();
+            let retry = call(
+                2,
+                "delete_user",
+                json!({"n": 1, "user_id": "u1"}),
+                Some(&sealed),
+            );
+            let res = svc
+                .clone()
+                .oneshot(post(Some(&alice()), &retry))
+                .await
+                .unwrap();
             let v = reply(res).await;
             assert_eq!(v["result"]["content"][0]["text"], "srv-state-1", "{v}");
             let seen = seen.lock().unwrap();
             assert_eq!(seen.len(), 2);
             assert_eq!(seen[1]["params"]["requestState"], "srv-state-1");
-            assert_eq!(seen[1]["params"]["inputResponses"]["confirm"]["action"], "accept");
+            assert_eq!(
+                seen[1]["params"]["inputResponses"]["confirm"]["action"],
+                "accept"
+            );
         }
     }
 
@@ -1351,16 +1398,49 @@ mod tests {
         let not_valid = "not valid for this request";
         for (who, body) in [
             // Forged: plain state, or garbage.
-            (alice(), call(2, "delete_user", args.clone(), Some("srv-state-1"))),
-            (alice(), call(2, "delete_user", args.clone(), Some(&URL_SAFE_NO_PAD.encode([1u8; 64])))),
+            (
+                alice(),
+                call(2, "delete_user", args.clone(), Some("srv-state-1")),
+            ),
+            (
+                alice(),
+                call(
+                    2,
+                    "delete_user",
+                    args.clone(),
+                    Some(&URL_SAFE_NO_PAD.encode([1u8; 64])),
+                ),
+            ),
             // Tampered, truncated.
-            (alice(), call(2, "delete_user", args.clone(), Some(&flipped))),
-            (alice(), call(2, "delete_user", args.clone(), Some(&sealed[..sealed.len() - 2]))),
+            (
+                alice(),
+                call(2, "delete_user", args.clone(), Some(&flipped)),
+            ),
+            (
+                alice(),
+                call(
+                    2,
+                    "delete_user",
+                    args.clone(),
+                    Some(&sealed[..sealed.len() - 2]),
+                ),
+            ),
             // Another principal.
             (bob(), call(2, "delete_user", args.clone(), Some(&sealed))),
             // Another tool, other arguments, another method.
-            (alice(), call(2, "create_admin_user", args.clone(), Some(&sealed))),
-            (alice(), call(2, "delete_user", json!({"user_id": "u2", "n": 1}), Some(&sealed))),
+            (
+                alice(),
+                call(2, "create_admin_user", args.clone(), Some(&sealed)),
+            ),
+            (
+                alice(),
+                call(
+                    2,
+                    "delete_user",
+                    json!({"user_id": "u2", "n": 1}),
+                    Some(&sealed),
+                ),
+            ),
             (alice(), {
                 let mut b = call(2, "delete_user", args.clone(), Some(&sealed));
                 b["method"] = "prompts/get".into();
@@ -1393,7 +1473,13 @@ mod tests {
         // Still good 59 s later; expired at 60 s.
         now.fetch_add(59, Ordering::SeqCst);
         let good = call(2, "delete_user", args.clone(), Some(&sealed));
-        let v = reply(svc.clone().oneshot(post(Some(&alice()), &good)).await.unwrap()).await;
+        let v = reply(
+            svc.clone()
+                .oneshot(post(Some(&alice()), &good))
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(v["result"]["content"][0]["text"], "srv-state-1");
         now.fetch_add(1, Ordering::SeqCst);
         assert_refused(svc.clone(), Some(&alice()), &good, "expired").await;
@@ -1408,7 +1494,13 @@ mod tests {
         let svc = server(&layer, &seen, false);
         let sealed = first_round(svc.clone(), Some(&alice())).await;
         let other = call(2, "delete_user", json!({"user_id": "u2"}), Some(&sealed));
-        let v = reply(svc.clone().oneshot(post(Some(&alice()), &other)).await.unwrap()).await;
+        let v = reply(
+            svc.clone()
+                .oneshot(post(Some(&alice()), &other))
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(v["result"]["content"][0]["text"], "srv-state-1");
         assert_refused(
             svc,
@@ -1422,7 +1514,10 @@ mod tests {
     #[test]
     fn canonical_arguments_ignore_order_spacing_and_integral_floats() {
         let d = |t: &str| arguments_digest(serde_json::from_str::<Value>(t).ok().as_ref());
-        assert_eq!(d(r#"{"a":1,"b":[1.0,{"y":2,"x":"s"}]}"#), d(r#"{ "b" : [1, {"x":"s","y":2.0}], "a":1e0 }"#));
+        assert_eq!(
+            d(r#"{"a":1,"b":[1.0,{"y":2,"x":"s"}]}"#),
+            d(r#"{ "b" : [1, {"x":"s","y":2.0}], "a":1e0 }"#)
+        );
         assert_eq!(d("null"), arguments_digest(None));
         assert_eq!(d("{}"), arguments_digest(None));
         assert_ne!(d(r#"{"a":1}"#), d(r#"{"a":1.5}"#));
@@ -1437,7 +1532,12 @@ mod tests {
         let two = server(&HandleBindingLayer::with_key(key).unwrap(), &seen, false);
         let other = server(&HandleBindingLayer::new(), &seen, false);
         let sealed = first_round(one, Some(&alice())).await;
-        let retry = call(2, "delete_user", json!({"user_id": "u1", "n": 1}), Some(&sealed));
+        let retry = call(
+            2,
+            "delete_user",
+            json!({"user_id": "u1", "n": 1}),
+            Some(&sealed),
+        );
         let v = reply(two.oneshot(post(Some(&alice()), &retry)).await.unwrap()).await;
         assert_eq!(v["result"]["content"][0]["text"], "srv-state-1");
         assert_refused(other, Some(&alice()), &retry, "not valid").await;
@@ -1452,7 +1552,10 @@ mod tests {
         let svc = server(&layer, &seen, false);
         let res = svc
             .clone()
-            .oneshot(post(Some(&alice()), &call(1, "start_task", json!({}), None)))
+            .oneshot(post(
+                Some(&alice()),
+                &call(1, "start_task", json!({}), None),
+            ))
             .await
             .unwrap();
         let v = reply(res).await;
@@ -1460,14 +1563,19 @@ mod tests {
         assert!(task.starts_with("t-1.") && task.len() == 4 + 22, "{task}");
 
         for method in ["tasks/get", "tasks/cancel", "tasks/update", "tasks/result"] {
-            let body = json!({"jsonrpc": "2.0", "id": 5, "method": method, "params": {"taskId": task}});
+            let body =
+                json!({"jsonrpc": "2.0", "id": 5, "method": method, "params": {"taskId": task}});
             // The owner's reaches the server bare, with its Mcp-Name.
             if method == "tasks/get" {
                 let mut req = post(Some(&alice()), &body);
-                req.headers_mut().insert(MCP_NAME, HeaderValue::from_str(&task).unwrap());
+                req.headers_mut()
+                    .insert(MCP_NAME, HeaderValue::from_str(&task).unwrap());
                 let v = reply(svc.clone().oneshot(req).await.unwrap()).await;
                 assert_eq!(v["result"]["taskId"], task, "{v}");
-                assert_eq!(seen.lock().unwrap().last().unwrap()["params"]["taskId"], "t-1");
+                assert_eq!(
+                    seen.lock().unwrap().last().unwrap()["params"]["taskId"],
+                    "t-1"
+                );
             }
             // Anyone else: rmcp's answer to an unknown task, naming the id
             // as presented.
@@ -1480,7 +1588,11 @@ mod tests {
                 let mut body = body.clone();
                 body["params"]["taskId"] = Value::from(presented.clone());
                 let seen_before = seen.lock().unwrap().len();
-                let res = svc.clone().oneshot(post(who.as_ref(), &body)).await.unwrap();
+                let res = svc
+                    .clone()
+                    .oneshot(post(who.as_ref(), &body))
+                    .await
+                    .unwrap();
                 assert_eq!(res.status(), 200);
                 let v = reply(res).await;
                 assert_eq!(
@@ -1498,7 +1610,13 @@ mod tests {
         let seen = Seen::default();
         let svc = server(&layer, &seen, false);
         let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tasks/list"});
-        let v = reply(svc.clone().oneshot(post(Some(&alice()), &list)).await.unwrap()).await;
+        let v = reply(
+            svc.clone()
+                .oneshot(post(Some(&alice()), &list))
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(v["result"], json!({"tasks": [], "cacheScope": "private"}));
 
         let tools = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
@@ -1530,12 +1648,19 @@ mod tests {
             "params": {"taskId": "t-9", "status": "working",
                        "_meta": {RELATED_TASK: {"taskId": "t-9"}}}})
         .to_string();
-        let out: Value = serde_json::from_slice(&sealer.rewrite(text.as_bytes()).unwrap().unwrap()).unwrap();
+        let out: Value =
+            serde_json::from_slice(&sealer.rewrite(text.as_bytes()).unwrap().unwrap()).unwrap();
         let sealed = out["params"]["taskId"].as_str().unwrap();
-        assert_eq!(layer.config.keys.open_task(Some(&owner), sealed), Some("t-9"));
+        assert_eq!(
+            layer.config.keys.open_task(Some(&owner), sealed),
+            Some("t-9")
+        );
         assert_eq!(out["params"]["_meta"][RELATED_TASK]["taskId"], sealed);
         // Nothing to seal: goes on as it is.
-        assert!(sealer.rewrite(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).unwrap().is_none());
+        assert!(sealer
+            .rewrite(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#)
+            .unwrap()
+            .is_none());
         assert!(!sealer.may_carry(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#));
     }
 }

@@ -168,11 +168,7 @@ fn data(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
 /// One event, filtered when its data is a list result: `None` when it
 /// goes on as it is (most events: nothing is copied), else the event
 /// written again.
-fn event<R: Rewriter>(
-    filter: &R,
-    raw: &[u8],
-    first: bool,
-) -> Result<Option<Vec<u8>>, Unreadable> {
+fn event<R: Rewriter>(filter: &R, raw: &[u8], first: bool) -> Result<Option<Vec<u8>>, Unreadable> {
     let fields = if first {
         raw.strip_prefix(BOM).unwrap_or(raw)
     } else {
