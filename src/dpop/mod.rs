@@ -199,12 +199,14 @@ pub use layer::{
 };
 pub use nonce::Nonces;
 pub use proof::{
-    algorithm_name, ProofValidator, ProofValidatorBuilder, VerifiedProof, DEFAULT_ALGORITHMS,
-    DEFAULT_IAT_WINDOW, DEFAULT_MAX_PROOF_BYTES, MAX_JTI_BYTES,
+    algorithm_name, Binding, ProofValidator, ProofValidatorBuilder, VerifiedProof,
+    DEFAULT_ALGORITHMS, DEFAULT_IAT_FUTURE_SKEW, DEFAULT_IAT_WINDOW, DEFAULT_MAX_PROOF_BYTES,
+    MAX_JTI_BYTES,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisReplayCache;
 pub use replay::{
-    MemoryReplayCache, ReplayCache, ReplayFuture, ReplayKey, DEFAULT_REPLAY_CAPACITY,
+    MemoryReplayCache, ReplayCache, ReplayFuture, ReplayKey, ReplayOwner, DEFAULT_REPLAY_CAPACITY,
+    DEFAULT_REPLAY_PER_KEY, DEFAULT_REPLAY_PER_PRINCIPAL,
 };
