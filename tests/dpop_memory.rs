@@ -11,8 +11,12 @@ use tower_mcp_auth::dpop::{MemoryReplayCache, ProofErrorKind, ReplayKey, ReplayO
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The allocator counts every thread: one measuring test at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn bytes_per_entry_and_no_growth_at_the_bound() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const N: usize = 100_000;
     let keys: Vec<ReplayKey> = (0..N + 1_000)
         .map(|i| ReplayKey::new("thumbprint", &format!("jti-{i}")))
@@ -50,6 +54,7 @@ fn bytes_per_entry_and_no_growth_at_the_bound() {
 /// the flood lasts.
 #[test]
 fn a_full_table_flooded_by_many_callers_stays_bounded() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const N: usize = 10_000;
     let before = counting_alloc::live();
     let cache = MemoryReplayCache::with_capacity(N)

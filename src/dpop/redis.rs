@@ -51,7 +51,7 @@ return 1
 /// (default [`DEFAULT_REPLAY_PER_KEY`]) live proofs that caller or key is
 /// refused ([`ProofErrorKind::ReplayQuotaExceeded`], a 429) and nothing is
 /// written, while every other caller's proofs are accepted. So a flood by
-/// one token holder costs Redis at most its share (about 300 bytes a
+/// one token holder costs Redis at most its share (about 500 bytes a
 /// proof, measured by `tests/dpop_redis.rs`), however long it lasts. There
 /// is no global bound here: Redis has no fixed table to fill, and its
 /// memory grows only with the number of callers holding live proofs.

@@ -185,7 +185,7 @@ impl<T: ReplayCache> ReplayCache for std::sync::Arc<T> {
 /// The default most proofs remembered by a [`MemoryReplayCache`]: a proof
 /// is remembered until its `iat` leaves the window (about 5 minutes at the
 /// default window), so this covers about 650 fresh proofs a second,
-/// sustained, in about 25 MB (about 120 bytes per entry, measured at
+/// sustained, in about 25 MB (about 130 bytes per entry, measured at
 /// 100 000 entries by `tests/dpop_memory.rs`).
 pub const DEFAULT_REPLAY_CAPACITY: usize = 200_000;
 
@@ -220,7 +220,7 @@ pub const DEFAULT_REPLAY_PER_KEY: usize = 20_000;
 ///
 /// Memory: each proof costs a 16-byte [`ReplayKey`], its expiry and its
 /// owner's ids in a hash map, and two heap items (global expiry, the
-/// caller's own), about 120 bytes in all (measured, with the containers'
+/// caller's own), about 130 bytes in all (measured, with the containers'
 /// growth slack); expired entries are dropped on every insert
 /// (cheapest-first, from the heap).
 ///
