@@ -316,7 +316,7 @@ fn ratios(_: &mut Criterion) {
                     Binding::new(Some(&k.jkt), "bench-user"),
                     now(),
                 ))
-                    .unwrap(),
+                .unwrap(),
             );
         });
         println!(

@@ -45,7 +45,9 @@ fn bytes_per_entry_and_no_growth_at_the_bound() {
     let grown = counting_alloc::live() - full;
     assert!(grown < 1_000, "{grown} bytes grown at the bound");
     // Once they expire, entries are swept and new proofs fit again.
-    cache.insert_once_sync(keys[N], owner, 1_301, 1_602).unwrap();
+    cache
+        .insert_once_sync(keys[N], owner, 1_301, 1_602)
+        .unwrap();
     assert_eq!(cache.len(), 1);
 }
 

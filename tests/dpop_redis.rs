@@ -9,9 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tower_mcp_auth::dpop::{
-    ProofErrorKind, RedisReplayCache, ReplayCache, ReplayKey, ReplayOwner,
-};
+use tower_mcp_auth::dpop::{ProofErrorKind, RedisReplayCache, ReplayCache, ReplayKey, ReplayOwner};
 
 struct Redis {
     child: Child,
@@ -170,7 +168,12 @@ async fn one_caller_flooding_costs_redis_only_its_share() {
     let mallory = ReplayOwner::new("mallory-key", "mallory");
     // Warm up (the script loaded), then measure from the first proof.
     cache
-        .insert_once(ReplayKey::new("warm", "0"), ReplayOwner::new("warm", "warm"), t, t + 301)
+        .insert_once(
+            ReplayKey::new("warm", "0"),
+            ReplayOwner::new("warm", "warm"),
+            t,
+            t + 301,
+        )
         .await
         .unwrap();
     let before = used_memory(&mut conn).await;
@@ -202,12 +205,21 @@ async fn one_caller_flooding_costs_redis_only_its_share() {
     assert!(keys <= SHARE as i64 + 2 + 3, "{keys} keys");
     // Without the bound 10 000 proofs would hold about 1 MB; the 9 900
     // refused ones hold nothing (allow Redis's own buffers some room).
-    assert!(after - at_share < 64 * 1024, "{} bytes grown", after - at_share);
+    assert!(
+        after - at_share < 64 * 1024,
+        "{} bytes grown",
+        after - at_share
+    );
     // Another caller is not concerned.
     let alice = ReplayOwner::new("alice-key", "alice");
     for i in 0..10 {
         cache
-            .insert_once(ReplayKey::new("alice-key", &i.to_string()), alice, t, t + 301)
+            .insert_once(
+                ReplayKey::new("alice-key", &i.to_string()),
+                alice,
+                t,
+                t + 301,
+            )
             .await
             .unwrap();
     }
@@ -232,5 +244,8 @@ async fn one_caller_flooding_costs_redis_only_its_share() {
     assert_eq!(by_key, 5);
     // Entries past their expiry free the share (the validator's clock).
     let key = ReplayKey::new("mallory-key", "later");
-    assert!(cache.insert_once(key, mallory, t + 302, t + 603).await.is_ok());
+    assert!(cache
+        .insert_once(key, mallory, t + 302, t + 603)
+        .await
+        .is_ok());
 }

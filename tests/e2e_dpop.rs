@@ -809,7 +809,11 @@ async fn one_caller_flooding_the_replay_store_leaves_everyone_else_served() {
             429 => {
                 assert_eq!(reply.json()["error"]["data"]["error"], "rate_limited");
                 assert!(reply.headers.contains_key("retry-after"));
-                assert!(reply.body.contains("too many live DPoP proofs"), "{}", reply.body);
+                assert!(
+                    reply.body.contains("too many live DPoP proofs"),
+                    "{}",
+                    reply.body
+                );
             }
             other => panic!("{other}: {}", reply.body),
         }
@@ -859,7 +863,15 @@ async fn a_proof_dated_in_the_future_is_refused() {
         &get_user_data(),
     )
     .await;
-    assert_refused(&app, before, &reply, "DPoP", "invalid_dpop_proof", "iat ahead").await;
+    assert_refused(
+        &app,
+        before,
+        &reply,
+        "DPoP",
+        "invalid_dpop_proof",
+        "iat ahead",
+    )
+    .await;
     assert!(reply.dpop_challenge().contains("in the future"));
 }
 

@@ -169,8 +169,15 @@ impl ProofValidator {
         access_token: &str,
         binding: Binding<'_>,
     ) -> Result<VerifiedProof, ProofError> {
-        self.validate_at(proofs, method, public_htu, access_token, binding, unix_now())
-            .await
+        self.validate_at(
+            proofs,
+            method,
+            public_htu,
+            access_token,
+            binding,
+            unix_now(),
+        )
+        .await
     }
 
     /// [`validate`](Self::validate) at `now` (Unix seconds).

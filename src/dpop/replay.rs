@@ -681,7 +681,11 @@ mod tests {
         }
         assert_eq!(c.len(), 100);
         let e = c.lock();
-        assert!(e.by_expiry.len() <= 2 * 100 + 1024 + 1, "{}", e.by_expiry.len());
+        assert!(
+            e.by_expiry.len() <= 2 * 100 + 1024 + 1,
+            "{}",
+            e.by_expiry.len()
+        );
         assert!(e.callers.len() <= 100 + 500, "{}", e.callers.len());
         drop(e);
         // All of it expires.

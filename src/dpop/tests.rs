@@ -518,7 +518,11 @@ async fn iat_inside_the_window() {
         let p = proof_with(&k, |c| {
             c.insert("iat".into(), json!(iat));
         });
-        assert_eq!(run(&skewed, &[&p], Method::POST, URL).await.is_ok(), ok, "{iat}");
+        assert_eq!(
+            run(&skewed, &[&p], Method::POST, URL).await.is_ok(),
+            ok,
+            "{iat}"
+        );
     }
     let strict = ProofValidator::builder()
         .iat_future_skew(Duration::ZERO)
@@ -674,8 +678,15 @@ async fn one_caller_floods_another_is_still_accepted() {
         let values = [HeaderValue::from_str(&p).unwrap()];
         let (v, jkt) = (v.clone(), jkt_of(k));
         async move {
-            v.validate_at(&values, &Method::POST, URL, TOKEN, Binding::new(Some(&jkt), caller), at)
-                .await
+            v.validate_at(
+                &values,
+                &Method::POST,
+                URL,
+                TOKEN,
+                Binding::new(Some(&jkt), caller),
+                at,
+            )
+            .await
         }
     };
     let mut accepted = 0;

@@ -242,7 +242,10 @@ mod tests {
             send(JwtLayer::new(validator()), bearer(&format!("DPoP {token}"))).await;
         assert_eq!(status, 401);
         let challenge = headers[header::WWW_AUTHENTICATE].to_str().unwrap();
-        assert!(challenge.contains(r#"error="invalid_token""#), "{challenge}");
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{challenge}"
+        );
         // With an API key's principal already there: two credentials.
         let mut req = bearer("DPoP x");
         req.extensions_mut()
