@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeyLayer, ApiKeys},
-    dpop::{MemoryReplayCache, ProofErrorKind, ProofValidator},
+    dpop::{Binding, MemoryReplayCache, ProofErrorKind, ProofValidator},
     jwt::{JwtLayer, JwtValidator},
     mcp::{McpRequest, MessageKind, TemplateIndex, UriTemplate},
     AuthError, ProtectedResource, Scopes,
@@ -815,11 +815,16 @@ fn dpop_run(validator: &ProofValidator, proof: &str) -> Result<String, ProofErro
     };
     let method = http::Method::POST;
     let once = |v: &HeaderValue| {
+        // Bound to the proof's own key: the binding is not what is fuzzed.
+        let jkt = validator
+            .verify_at(std::iter::once(v), &method, RESOURCE, DPOP_TOKEN, DPOP_NOW)
+            .map(|p| p.jkt().to_owned());
         runtime().block_on(validator.validate_at(
             std::iter::once(v),
             &method,
             RESOURCE,
             DPOP_TOKEN,
+            Binding::new(jkt.as_deref().ok(), "fuzz"),
             DPOP_NOW,
         ))
     };

@@ -20,6 +20,7 @@
 //! | [`Verdict::Refuse`] | `refused` audit event; the refusal with the challenge and, for a JSON-RPC POST, the request's id (read from at most 16 KiB of the refused body within one second, as rmcp reads it, else `null`; never from a body that passes on), rendered by the layer's [`ErrorRenderer`] |
 //! | a response of this layer, accepted or refused | the authenticator's [response header](Authenticator::response_header), if any (DPoP's `DPoP-Nonce`) |
 //! | [`Verdict::HandOn`] | passes on without a principal, marked [`UnverifiedCredential`]: a later authenticator of the same kind verifies it (and clears the mark) or the request is refused 401 `invalid_token` by whatever authorizes it |
+//! | a bearer authenticator without DPoP, and `Authorization: DPoP <token>` | a credential, not none: the same rules as a found one; when optional, handed on as by [`Verdict::HandOn`] (a later layer with DPoP may verify it); when required, 401 `invalid_token` |
 //!
 //! "The challenge" is the request's: the `realm` and `resource_metadata`
 //! that a [`ProtectedResourceLayer`](crate::ProtectedResourceLayer) above
@@ -466,6 +467,27 @@ where
         let mut extra = None;
         let check = match authenticator.find(&req) {
             Err(err) => Err(err),
+            // An access token in a scheme this bearer authenticator does
+            // not take (`Authorization: DPoP` where no `.dpop()` is on):
+            // a credential all the same, never the absence of one.
+            Ok(None)
+                if authenticator.scheme().is_bearer()
+                    && crate::bearer::uses_dpop_scheme(req.headers()) =>
+            {
+                match existing {
+                    Some(e) if e.is_bearer() => {
+                        verified_before = true;
+                        Ok(None)
+                    }
+                    Some(_) => Err(AuthError::invalid_request(TWO_CREDENTIALS)),
+                    // Handed on, marked: a later layer with DPoP verifies
+                    // it, or whatever authorizes the request refuses it.
+                    None if config.optional => Ok(Some(Check::Ready(Verdict::HandOn))),
+                    None => Err(AuthError::invalid_token(
+                        "this resource takes no DPoP-bound access tokens",
+                    )),
+                }
+            }
             Ok(None) => Ok(None),
             // One rule for "already authenticated": a bearer token is one
             // credential, which an earlier bearer authenticator verified.
