@@ -398,3 +398,52 @@ async fn tasks_carry_their_id_in_mcp_name() {
         }
     }
 }
+
+/// Issue 23, item 3: `experimental_operation`, a tool the example offers
+/// and no rule names, is neither listed nor callable: the example's rule
+/// for unmatched tools is `deny`. Before, the default rule
+/// (`authenticated`) listed it to any token and let any token call it.
+/// The bare service does offer it.
+#[tokio::test]
+async fn a_tool_no_rule_names_is_neither_listed_nor_callable() {
+    let (app, bare) = (start(false).await, start(true).await);
+    const TOOL: &str = "experimental_operation";
+    let list = call("tools/list", json!({}));
+    let names = |reply: &Reply| -> Vec<String> {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", reply.body))
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(names(&post(&bare, &Cred::None, &list, &[]).await).contains(&TOOL.to_owned()));
+    let run = call(
+        "tools/call",
+        json!({"name": TOOL, "arguments": {"param": "x"}}),
+    );
+    // A bearer token without scopes (the issue's caller), one with every
+    // scope, an API key.
+    for cred in [app.bearer(&[]), app.bearer(&mcp_server::SCOPES), Cred::Key] {
+        let listed = names(&post(&app, &cred, &list, &[]).await);
+        assert!(
+            listed.iter().any(|n| n == "protected_operation"),
+            "{listed:?}"
+        );
+        assert!(!listed.iter().any(|n| n == TOOL), "{cred:?}: {listed:?}");
+        let reply = post(&app, &cred, &run, &[]).await;
+        assert_eq!(
+            reply.refusal(),
+            (
+                403,
+                "forbidden".into(),
+                format!("tools/call `{TOOL}`: the policy allows this call to nobody")
+            ),
+            "{cred:?}"
+        );
+        assert_eq!(reply.json()["id"], 7);
+    }
+    // Anonymous: 403 as well (no credential would help).
+    assert_eq!(post(&app, &Cred::None, &run, &[]).await.status, 403);
+}

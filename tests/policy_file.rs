@@ -567,3 +567,103 @@ async fn the_example_reloads_policy_file_on_sighup() {
     assert!(hangup_until(200).await);
     std::fs::remove_file(path).unwrap();
 }
+
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Issue 23, item 3: a typo in the policy file (`udpate_user_data` for
+/// `update_user_data`) no longer opens the real tool to any token (the
+/// file's `unmatched.tool = "deny"` closes it), and the first listing
+/// reports both names once, as audit events and warnings; the tool the
+/// server offers without a rule (`experimental_operation`) too.
+/// Through the real server (`POLICY_FILE`), tracing captured on this
+/// thread (the server runs on this test's one-thread runtime).
+#[tokio::test]
+async fn a_misspelled_rule_in_the_policy_file_is_reported_and_closes_the_tool() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let path = std::env::temp_dir().join(format!("tma-policy-typo-{}.toml", std::process::id()));
+    let text = std::fs::read_to_string(policy_file()).unwrap();
+    assert!(text.contains("\nupdate_user_data = "));
+    let typo = text.replace("\nupdate_user_data = ", "\nudpate_user_data = ");
+    std::fs::write(&path, typo).unwrap();
+    let app = serve(Some(path.clone())).await;
+    let post = |cred: Option<(&str, bool)>, body: Value| {
+        let mut req = reqwest::Client::new()
+            .post(format!("http://{}/mcp", app.addr))
+            .header("content-type", "application/json")
+            .header("accept", ACCEPT);
+        match cred {
+            Some((t, true)) => req = req.bearer_auth(t),
+            Some((k, false)) => req = req.header("x-api-key", k),
+            None => {}
+        }
+        async move {
+            let res = req.body(body.to_string()).send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let writer = mcp_server::mint_token(
+        &SecretString::from(JWT_SECRET),
+        &app.public_url,
+        "mallory",
+        &[],
+    );
+    let update = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "update_user_data",
+        "arguments": {"user_id": "user_001", "data": {"name": "Mallory"}}}});
+    // Before: the default rule let any token change any user.
+    let (status, reply) = post(Some((&writer, true)), update).await;
+    assert_eq!(status, 403, "{reply}");
+    assert_eq!(reply["error"]["data"]["error"], "forbidden", "{reply}");
+
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    for _ in 0..3 {
+        let (status, reply) = post(Some((KEY, false)), list.clone()).await;
+        assert_eq!(status, 200, "{reply}");
+        let names = reply["result"]["tools"].to_string();
+        assert!(!names.contains("update_user_data") && !names.contains("experimental_operation"));
+    }
+    let out = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let gaps: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("tower_mcp_auth::audit") && l.contains("policy_gap"))
+        .collect();
+    for (reason, target) in [
+        ("never_listed", "udpate_user_data"),
+        ("no_rule", "update_user_data"),
+        ("no_rule", "experimental_operation"),
+    ] {
+        let events = gaps
+            .iter()
+            .filter(|l| {
+                l.contains(&format!("reason=\"{reason}\""))
+                    && l.contains(&format!("target=\"{target}\""))
+            })
+            .count();
+        assert_eq!(events, 1, "{reason} {target}: once, in {out}");
+        assert!(
+            out.lines()
+                .any(|l| l.contains("WARN") && !l.contains("tower_mcp_auth::audit") && l.contains(&format!("`{target}`"))),
+            "a warning naming {target}: {out}"
+        );
+    }
+    assert_eq!(gaps.len(), 3, "{out}");
+    std::fs::remove_file(path).unwrap();
+}
