@@ -323,6 +323,12 @@ impl Rule {
         &self.errors
     }
 
+    /// Whether the rule is [`Rule::deny`] (no alternative).
+    #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+    pub(crate) fn is_deny(&self) -> bool {
+        self.alts.is_empty()
+    }
+
     /// Whether some alternative carries a check.
     pub(crate) fn has_checks(&self) -> bool {
         self.alts.iter().any(|a| !a.checks.is_empty())

@@ -1025,7 +1025,8 @@ mod tests {
             let err = json.authorize(who, Some(&call)).unwrap_err();
             assert_eq!(err.kind(), AuthErrorKind::Forbidden);
         }
-        let err = json_err("{\n\"tools\": {\n\"t\": { \"scheme\": \"deny\", \"scopes\": [\"a\"] }\n}\n}");
+        let err =
+            json_err("{\n\"tools\": {\n\"t\": { \"scheme\": \"deny\", \"scopes\": [\"a\"] }\n}\n}");
         assert!(
             err.starts_with("policy:3: tool `t`: Rule::deny() takes no scopes"),
             "{err}"

@@ -707,27 +707,31 @@ mod tests {
         .to_string();
         for sse in [false, true] {
             let skills = skills.clone();
-            let svc = ServiceBuilder::new().layer(layer()).service_fn(
-                move |_req: Request<Body>| {
-                    let skills = skills.clone();
-                    async move {
-                        let (ct, body) = if sse {
-                            ("text/event-stream", format!("id: 0\ndata: {skills}\n\n"))
-                        } else {
-                            ("application/json", skills)
-                        };
-                        let mut res = http::Response::new(Body::from(body));
-                        res.headers_mut()
-                            .insert(header::CONTENT_TYPE, ct.parse().unwrap());
-                        Ok::<_, Infallible>(res)
-                    }
-                },
-            );
+            let svc =
+                ServiceBuilder::new()
+                    .layer(layer())
+                    .service_fn(move |_req: Request<Body>| {
+                        let skills = skills.clone();
+                        async move {
+                            let (ct, body) = if sse {
+                                ("text/event-stream", format!("id: 0\ndata: {skills}\n\n"))
+                            } else {
+                                ("application/json", skills)
+                            };
+                            let mut res = http::Response::new(Body::from(body));
+                            res.headers_mut()
+                                .insert(header::CONTENT_TYPE, ct.parse().unwrap());
+                            Ok::<_, Infallible>(res)
+                        }
+                    });
             let list = r#"{"jsonrpc":"2.0","id":2,"method":"skills/list"}"#;
             let key = Some(Principal::new(AuthScheme::ApiKey, "ops"));
             for (who, want) in [
                 (jwt(""), vec!["skill://notes/SKILL.md"]),
-                (key, vec!["skill://admin/SKILL.md", "skill://notes/SKILL.md"]),
+                (
+                    key,
+                    vec!["skill://admin/SKILL.md", "skill://notes/SKILL.md"],
+                ),
             ] {
                 let res = svc.clone().oneshot(post(list, who)).await.unwrap();
                 let bytes = res.into_body().collect().await.unwrap().to_bytes();

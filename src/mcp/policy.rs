@@ -121,7 +121,8 @@ impl Rule {
 ///
 /// A call whose method names a target that the body lacks (a
 /// `resources/read` without a string `params.uri`) is decided as a target
-/// that matches no rule: step 2, else 3, else 4. That is safe: such a call
+/// that matches no rule: step 2 (unless that rule is [`Rule::deny`], which
+/// closes targets, and such a call reaches none), else 3, else 4. That is safe: such a call
 /// can never match a target's rule, so no target's rule is skipped; the
 /// layer reads the target where rmcp does (the same member, escapes
 /// decoded, repeated members refused), so when the layer finds no target
@@ -235,8 +236,15 @@ impl McpPolicy {
             // The method names a target the body lacks: an unmatched one.
             None => (None, call.unread_target()),
         };
+        // A call without its target reaches no target (the server answers
+        // it with its own error): `deny`, which closes the targets no rule
+        // names, does not decide it.
+        let targetless = call.target().is_none();
         specific
-            .or_else(|| kind.and_then(|k| inner.unmatched.get(k)))
+            .or_else(|| {
+                kind.and_then(|k| inner.unmatched.get(k))
+                    .filter(|rule| !(targetless && rule.is_deny()))
+            })
             .or_else(|| inner.methods.get(method))
             .unwrap_or(&inner.default)
     }
@@ -878,6 +886,20 @@ mod tests {
         assert_eq!(kind(&p, None, &c), Some(MissingCredential));
         let c = parsed(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read"}"#);
         assert_eq!(kind(&p, Some(&reader), &c), Some(InvalidToken));
+        // `deny` for unmatched targets closes targets, not a call without
+        // one: the method rule, else the default decides it, and the
+        // server answers it with its own error.
+        let p = McpPolicy::builder()
+            .unmatched_tool(Rule::deny())
+            .unmatched_prompt(Rule::deny())
+            .build()
+            .unwrap();
+        let c = parsed(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#);
+        assert_eq!(kind(&p, Some(&reader), &c), None);
+        assert_eq!(kind(&p, None, &c), Some(MissingCredential));
+        let c = parsed(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":7}}"#);
+        assert_eq!(kind(&p, Some(&key()), &c), None);
+        assert_eq!(kind(&p, Some(&key()), &tool("unnamed")), Some(Forbidden));
     }
 
     #[test]

@@ -272,7 +272,9 @@ mod tests {
             }
             // Another listing (the tool moved): still reported once.
             let other = tools(&["experimental", "write_note"]);
-            policy.gaps().observe(&policy, ListKind::Tools, &other, true);
+            policy
+                .gaps()
+                .observe(&policy, ListKind::Tools, &other, true);
         });
         let audit = audit_lines(&lines);
         assert_eq!(audit.len(), 1, "{lines:#?}");
@@ -317,8 +319,12 @@ mod tests {
                 .gaps()
                 .observe(&policy, ListKind::Tools, &page1, false);
             let page2 = tools(&["write_note"]);
-            policy.gaps().observe(&policy, ListKind::Tools, &page2, true);
-            policy.gaps().observe(&policy, ListKind::Tools, &page2, true);
+            policy
+                .gaps()
+                .observe(&policy, ListKind::Tools, &page2, true);
+            policy
+                .gaps()
+                .observe(&policy, ListKind::Tools, &page2, true);
         });
         let audit = audit_lines(&lines);
         assert_eq!(audit.len(), 2, "{lines:#?}");
@@ -381,9 +387,11 @@ mod tests {
         assert_eq!(audit.len(), want.len(), "{lines:#?}");
         for (kind, name, reason) in want {
             assert!(
-                audit.iter().any(|l| l.contains(&format!(r#"target_kind="{kind}""#))
-                    && l.contains(&format!(r#"target="{name}""#))
-                    && l.contains(&format!(r#"reason="{reason}""#))),
+                audit
+                    .iter()
+                    .any(|l| l.contains(&format!(r#"target_kind="{kind}""#))
+                        && l.contains(&format!(r#"target="{name}""#))
+                        && l.contains(&format!(r#"reason="{reason}""#))),
                 "{kind} {name} {reason}: {lines:#?}"
             );
         }

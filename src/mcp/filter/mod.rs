@@ -551,7 +551,10 @@ mod tests {
     #[tokio::test]
     async fn skills_are_filtered_by_the_skills_get_rule() {
         let policy = McpPolicy::builder()
-            .resource("skill://billing/SKILL.md", Rule::bearer().scopes(["billing"]))
+            .resource(
+                "skill://billing/SKILL.md",
+                Rule::bearer().scopes(["billing"]),
+            )
             .method("skills/get", Rule::api_key())
             .build()
             .unwrap();
@@ -560,14 +563,12 @@ mod tests {
                    "frontmatter": {"name": name, "description": format!("the {name} skill")},
                    "resources": [{"uri": format!("skill://{name}/SKILL.md"), "digest": "sha256:00", "size": 1}]})
         };
-        let reply = json!({"jsonrpc":"2.0","id":4,"result":{"skills":[skill("billing"), skill("notes")]}})
-            .to_string();
+        let reply =
+            json!({"jsonrpc":"2.0","id":4,"result":{"skills":[skill("billing"), skill("notes")]}})
+                .to_string();
         let req = r#"{"jsonrpc":"2.0","id":4,"method":"skills/list"}"#;
         let filter = |who: Principal| {
-            let (parts, ()) = http::Request::post("/mcp")
-                .body(())
-                .unwrap()
-                .into_parts();
+            let (parts, ()) = http::Request::post("/mcp").body(()).unwrap().into_parts();
             let mcp = McpRequest::parse(req.as_bytes()).unwrap();
             ListFilter::new(policy.clone(), Some(who), &mcp, &parts, DEFAULT_LIMIT)
         };
@@ -575,7 +576,11 @@ mod tests {
         let billing =
             || Principal::new(AuthScheme::Jwt, "ann").with_scopes(Scopes::parse("billing"));
         for (who, want) in [(key(), "notes"), (billing(), "billing")] {
-            let out = apply(response(Some("application/json"), reply.clone()), filter(who)).await;
+            let out = apply(
+                response(Some("application/json"), reply.clone()),
+                filter(who),
+            )
+            .await;
             let v = json_of(out).await;
             assert_eq!(v["result"]["skills"], json!([skill(want)]), "{v}");
             assert_eq!(v["result"]["cacheScope"], "private");

@@ -83,8 +83,9 @@ impl ListKind {
 /// valid JSON or not, no reader finds a list in it. So `false` implies
 /// that [`carries_list`] is not `Ok(true)`.
 pub(super) fn may_carry_list(text: &[u8]) -> bool {
-    static NAMES: LazyLock<[Finder<'static>; 4]> =
-        LazyLock::new(|| [b"tools".as_slice(), b"prompts", b"resource", b"skills"].map(Finder::new));
+    static NAMES: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
+        [b"tools".as_slice(), b"prompts", b"resource", b"skills"].map(Finder::new)
+    });
     NAMES.iter().any(|name| name.find(text).is_some()) || may_spell_letters(text)
 }
 
@@ -406,7 +407,9 @@ mod tests {
     fn filtering_keeps_what_is_allowed_and_marks_it_private() {
         let mut v = serde_json::json!({"id":1,"result":{"tools":[{"name":"a"},{"name":"b"},{"x":1},"c"],"cacheScope":"public","ttlMs":5}});
         let seen = std::cell::RefCell::new(Vec::new());
-        let observe = |kind: ListKind, items: &[Value], last: bool| seen.borrow_mut().push((kind, items.len(), last));
+        let observe = |kind: ListKind, items: &[Value], last: bool| {
+            seen.borrow_mut().push((kind, items.len(), last))
+        };
         assert!(filter(
             &mut v,
             &|kind, name| kind == ListKind::Tools && name == "a",
