@@ -86,6 +86,9 @@ enum Format {
 ///
 ///     [unmatched]
 ///     resource = "api_key"
+///     ## A tool or prompt no rule names: nobody, and not listed.
+///     tool = "deny"
+///     prompt = "deny"
 /// "#)?;
 ///
 /// let admin = Principal::new(AuthScheme::Jwt, "alice").with_scopes(Scopes::parse("admin:write"));
