@@ -327,6 +327,29 @@ pub(crate) fn mcp_decision(
     }
 }
 
+/// Emits a `policy_gap` warning: the MCP list filter found `target` (a
+/// `target_kind`) that the policy does not name, or a rule naming one the
+/// server does not list (`reason`, see the module docs).
+#[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+pub(crate) fn policy_gap(
+    reason: &'static str,
+    target_kind: &'static str,
+    target: &str,
+    detail: &'static str,
+) {
+    // Not a decision on a request (as a reload is not): not counted.
+    let target = bounded(target);
+    tracing::warn!(
+        target: TARGET,
+        outcome = "policy_gap",
+        layer = "mcp_policy",
+        reason,
+        target_kind,
+        target = &*target,
+        detail,
+    );
+}
+
 /// The name of the decision counter (feature `metrics`).
 pub const DECISIONS_METRIC: &str = "tower_mcp_auth_decisions_total";
 

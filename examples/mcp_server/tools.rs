@@ -481,6 +481,21 @@ impl McpServer {
         self.store.count_call();
         operation("rate_limited_operation", &p.param, who)
     }
+
+    /// A tool the policy gives no rule (say, added by a teammate after the
+    /// rules were written): the unmatched tool rule, `deny`, keeps it from
+    /// every caller and out of every listing, and the list filter reports
+    /// it to the operator once.
+    #[tool(description = "An experimental operation that no rule names yet: nobody may call it.")]
+    async fn experimental_operation(
+        &self,
+        Parameters(p): Parameters<OperationParams>,
+        Extension(parts): Extension<Parts>,
+    ) -> ToolResult<OperationResult> {
+        let who = caller(&parts)?;
+        self.store.count_call();
+        operation("experimental_operation", &p.param, who)
+    }
 }
 
 fn default_profile(subject: &str) -> Profile {
