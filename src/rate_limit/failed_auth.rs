@@ -136,7 +136,7 @@
 //! 100 000) never refuses anyone: the request that finds it full makes
 //! room by evicting an eighth of it, among the addresses with nothing in
 //! flight, those that lose least: addresses in a cool-down last, else the
-//! fewest failures and the least recent failure first. (It used to judge
+//! fewest failures and the oldest window first. (It used to judge
 //! every new address by one shared overflow entry, which a flood from
 //! 100 000 addresses could get blocked, locking every new client out,
 //! valid key or not.) An attacker who wants its own address forgotten must
@@ -287,7 +287,6 @@ struct Record {
     /// Requests let through whose outcome is not known yet.
     in_flight: u32,
     blocked_until: u64,
-    last_failure: u64,
     /// Woken whenever a slot is released or the client is blocked; made
     /// by the first request that has to wait.
     waiters: Option<Arc<Notify>>,
@@ -301,7 +300,6 @@ impl Record {
             failures: 0,
             in_flight: 0,
             blocked_until: 0,
-            last_failure: now,
             waiters: None,
         }
     }
@@ -548,7 +546,6 @@ impl<C: Clock + Send + Sync + 'static> Tracker<C> {
                 self.roll(&mut e, now);
                 if e.blocked_until <= now {
                     e.failures += 1;
-                    e.last_failure = now;
                     if e.failures >= self.threshold {
                         e.blocked_until = now.saturating_add(self.cooldown);
                         e.failures = 0;
@@ -607,7 +604,7 @@ impl<C: Clock + Send + Sync + 'static> Tracker<C> {
     /// Removes the records whose window and cool-down are over, and with
     /// `evict`, an eighth of the table besides: of the records with nothing
     /// in flight, those that lose least, a client in a cool-down last, else
-    /// the fewest failures and the least recent first.
+    /// the fewest failures and the oldest window first.
     fn sweep(&self, now: u64, evict: bool) {
         let expired = |e: &Record| {
             e.in_flight == 0
@@ -618,7 +615,7 @@ impl<C: Clock + Send + Sync + 'static> Tracker<C> {
             if e.blocked_until > now {
                 (1u8, 0u32, e.blocked_until)
             } else {
-                (0, e.failures, e.last_failure.max(e.window_start))
+                (0, e.failures, e.window_start)
             }
         };
         let mut cutoff = None;
