@@ -282,7 +282,7 @@ fn peer(c: &mut Criterion) {
         Router::new()
             .route(
                 "/",
-                get(|p: Principal| async move { p.subject().to_owned() }),
+                get(|p: Principal| async move { p.name().to_owned() }),
             )
             .layer(JwtLayer::new(b.build().unwrap()))
     };

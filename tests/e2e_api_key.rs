@@ -558,7 +558,7 @@ fn config_from_env_names_the_variable() {
             .api_keys
             .verify(key.expose_secret())
             .unwrap()
-            .subject(),
+            .name(),
         mcp_server::DEMO_KEY_NAME
     );
 
@@ -572,7 +572,7 @@ fn config_from_env_names_the_variable() {
     let config = Config::from_env().unwrap();
     assert!(config.generated_key.is_none());
     assert_eq!(config.api_keys.len(), 2);
-    assert_eq!(config.api_keys.verify(KEY).unwrap().subject(), "api_key");
+    assert_eq!(config.api_keys.verify(KEY).unwrap().subject(), Some("api_key"));
     assert_eq!(config.public_url, "http://localhost:8080/mcp");
     assert!(config.stateless);
 

@@ -13,7 +13,7 @@ use http::{request::Parts, HeaderMap, HeaderName};
 
 use crate::{
     config::ConfigError,
-    principal::{AuthScheme, Principal},
+    principal::Principal,
 };
 
 /// The bucket a request counts against. Cheap to hash and compare.
@@ -22,7 +22,8 @@ pub struct RateLimitKey(Repr);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Repr {
-    Principal(AuthScheme, Arc<str>),
+    /// The principal's identity key (scheme, issuer, kind, name).
+    Principal(Arc<str>),
     Ip(IpAddr),
     Custom(Box<str>),
     UnknownClient,
@@ -30,13 +31,13 @@ enum Repr {
 }
 
 impl RateLimitKey {
-    /// The key of an authenticated caller: scheme and subject.
+    /// The key of an authenticated caller: its
+    /// [`identity_key`](Principal::identity_key) (scheme, issuer, kind and
+    /// name), so a client and a user of one name, or one subject at two
+    /// issuers, never share a bucket; an API key's is its name.
     #[must_use]
     pub fn principal(principal: &Principal) -> Self {
-        Self(Repr::Principal(
-            principal.scheme(),
-            principal.shared_subject(),
-        ))
+        Self(Repr::Principal(principal.shared_identity_key()))
     }
 
     /// The key of an anonymous client address.
@@ -73,12 +74,13 @@ impl RateLimitKey {
     }
 }
 
-/// The stable text form, used in Redis keys: `p:<scheme>:<subject>`,
-/// `ip:<address>`, `c:<custom>`, `anon`, `overflow`.
+/// The stable text form, used in Redis keys: `p:<identity key>` (see
+/// [`Principal::identity_key`]), `ip:<address>`, `c:<custom>`, `anon`,
+/// `overflow`.
 impl fmt::Display for RateLimitKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Repr::Principal(scheme, subject) => write!(f, "p:{}:{subject}", scheme.as_str()),
+            Repr::Principal(identity) => write!(f, "p:{identity}"),
             Repr::Ip(ip) => write!(f, "ip:{ip}"),
             Repr::Custom(key) => write!(f, "c:{key}"),
             Repr::UnknownClient => f.write_str("anon"),
@@ -363,6 +365,7 @@ impl fmt::Debug for KeyExtractor {
 mod tests {
     use super::*;
     use http::Request;
+    use crate::principal::AuthScheme;
 
     fn parts(peer: &str, headers: &[(&str, &str)]) -> Parts {
         let mut b = Request::get("/");
@@ -443,7 +446,7 @@ mod tests {
             .insert(Principal::new(AuthScheme::ApiKey, "svc"));
         let (p, ()) = req.into_parts();
         let e = KeyExtractor::default();
-        assert_eq!(e.extract(&p).to_string(), "p:api_key:svc");
+        assert_eq!(e.extract(&p).to_string(), "p:7:api_key:subject:-:svc");
         let e = e.custom(|parts| {
             parts
                 .headers
@@ -451,7 +454,7 @@ mod tests {
                 .and_then(|v| v.to_str().ok())
                 .map(RateLimitKey::custom)
         });
-        assert_eq!(e.extract(&p).to_string(), "p:api_key:svc");
+        assert_eq!(e.extract(&p).to_string(), "p:7:api_key:subject:-:svc");
         let (t, ()) = Request::get("/")
             .header("x-tenant", "acme")
             .body(())
@@ -460,6 +463,26 @@ mod tests {
         assert_eq!(e.extract(&t).to_string(), "c:acme");
         let (anon, ()) = Request::get("/").body(()).unwrap().into_parts();
         assert_eq!(e.extract(&anon), RateLimitKey::unknown_client());
+    }
+
+    /// Issue 23 6e: a client and a user of one name, and one subject at
+    /// two issuers, are different buckets.
+    #[test]
+    fn principal_keys_keep_kind_and_issuer_apart() {
+        let user = Principal::new(AuthScheme::Jwt, "user_001");
+        let keys = [
+            RateLimitKey::principal(&user),
+            RateLimitKey::principal(&Principal::client(AuthScheme::Jwt, "user_001")),
+            RateLimitKey::principal(&user.clone().with_issuer("https://a.example.com")),
+            RateLimitKey::principal(&user.clone().with_issuer("https://b.example.com")),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+                assert_ne!(a.to_string(), b.to_string(), "the Redis keys too");
+            }
+        }
+        assert_eq!(RateLimitKey::principal(&user), keys[0]);
     }
 
     #[test]
