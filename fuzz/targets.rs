@@ -701,9 +701,7 @@ fn claims_verdict(claims: &Map<String, Value>, len: usize, before: u64, after: u
         Err(()) => return Refuse("sub not a string"),
         Ok(Some(s)) if s.is_empty() => return Refuse("no subject"),
         Ok(Some(s)) => Some(s),
-        Ok(None) if client_id.as_deref().is_none_or(str::is_empty) => {
-            return Refuse("no subject")
-        }
+        Ok(None) if client_id.as_deref().is_none_or(str::is_empty) => return Refuse("no subject"),
         Ok(None) => None,
     };
     // cnf: an object whose only member this stack checks is jkt (a

@@ -1147,9 +1147,7 @@ mod tests {
                 Ok::<_, Infallible>(http::Response::new(Body::from(format!(
                     "{}:{}",
                     marked(&req),
-                    Principal::from_extensions(req.extensions())
-                        .unwrap()
-                        .name()
+                    Principal::from_extensions(req.extensions()).unwrap().name()
                 ))))
             });
         let res = svc

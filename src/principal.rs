@@ -707,7 +707,10 @@ mod tests {
         ] {
             assert_eq!(cnf_jkt(&c(unchecked), none), Err(UNCHECKED_CONFIRMATION));
         }
-        assert_eq!(cnf_jkt(&c(json!({"cnf": {"x5t#S256": "a"}})), x5t), Ok(None));
+        assert_eq!(
+            cnf_jkt(&c(json!({"cnf": {"x5t#S256": "a"}})), x5t),
+            Ok(None)
+        );
         assert_eq!(
             cnf_jkt(&c(json!({"cnf": {"jkt": "abc", "x5t#S256": "a"}})), x5t),
             Ok(Some("abc"))

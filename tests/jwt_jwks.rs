@@ -110,7 +110,10 @@ async fn a_removed_key_is_401_at_once_for_tokens_issued_before_the_fetch() {
     server.set_keys(vec![rsa2.jwk()]);
     jump(LONG).await;
     assert_eq!(
-        v.verify(&rsa2.sign(&claims("bob"))).await.unwrap().subject(),
+        v.verify(&rsa2.sign(&claims("bob")))
+            .await
+            .unwrap()
+            .subject(),
         Some("bob")
     );
     assert_eq!(server.hits(), 2);
@@ -332,7 +335,10 @@ async fn discovery_from_issuer_metadata() {
         .unwrap();
     let mut c = claims("erin");
     c["iss"] = json!(server.base);
-    assert_eq!(v.verify(&ec.sign(&c)).await.unwrap().subject(), Some("erin"));
+    assert_eq!(
+        v.verify(&ec.sign(&c)).await.unwrap().subject(),
+        Some("erin")
+    );
     let e = v.verify(&ec.sign(&claims("erin"))).await.unwrap_err();
     assert_eq!(e.description(), "the token has no issuer");
     c["iss"] = json!("https://evil.example.com");
@@ -410,11 +416,17 @@ async fn remote_keys_pinned_to_their_issuer_beside_a_local_secret() {
         .unwrap();
     // A local HS256 token needs no issuer.
     let local = Signer::hs(HS_SECRET, None).sign(&claims("local-user"));
-    assert_eq!(v.verify(&local).await.unwrap().subject(), Some("local-user"));
+    assert_eq!(
+        v.verify(&local).await.unwrap().subject(),
+        Some("local-user")
+    );
     // The authorization server's tokens must carry its issuer.
     let e = v.verify(&rsa1.sign(&claims("remote"))).await.unwrap_err();
     assert_eq!(e.description(), "the token has no issuer");
     let mut c = claims("remote");
     c["iss"] = json!("https://auth.example.com");
-    assert_eq!(v.verify(&rsa1.sign(&c)).await.unwrap().subject(), Some("remote"));
+    assert_eq!(
+        v.verify(&rsa1.sign(&c)).await.unwrap().subject(),
+        Some("remote")
+    );
 }

@@ -408,9 +408,7 @@ impl Inner {
         };
         // The authorization server that vouched: its `iss`, else its
         // endpoint (two servers' users never share an identity).
-        principal = principal.with_issuer(
-            nonempty(response.iss()).unwrap_or(self.url.as_str()),
-        );
+        principal = principal.with_issuer(nonempty(response.iss()).unwrap_or(self.url.as_str()));
         principal = principal.with_scopes(
             response
                 .scopes()
@@ -424,10 +422,8 @@ impl Inner {
             principal = principal.with_expires_at(SystemTime::from(exp));
         }
         let audience = response.aud().cloned();
-        match crate::principal::cnf_jkt(
-            &response.extra_fields().claims,
-            &self.confirmation_methods,
-        ) {
+        match crate::principal::cnf_jkt(&response.extra_fields().claims, &self.confirmation_methods)
+        {
             Ok(Some(jkt)) => principal = principal.with_cnf_jkt(jkt),
             Ok(None) => {}
             Err(malformed) => return Verdict::Refused(malformed),
@@ -721,9 +717,8 @@ mod tests {
         let v =
             i.0.verdict(parse(json!({"active": true, "username": "bob"})));
         assert_eq!(i.0.check(v, None, now).unwrap().subject(), Some("bob"));
-        let v = i.0.verdict(parse(
-            json!({"active": true, "client_id": "user_001"}),
-        ));
+        let v =
+            i.0.verdict(parse(json!({"active": true, "client_id": "user_001"})));
         let client = i.0.check(v, None, now).unwrap();
         assert_eq!(client.subject(), None);
         assert_eq!(client.client_id(), Some("user_001"));
@@ -753,7 +748,9 @@ mod tests {
                             "cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}});
         let now = SystemTime::now();
         let i = inner(AudienceCheck::WhenPresent);
-        let e = i.0.check(i.0.verdict(parse(answer.clone())), None, now).unwrap_err();
+        let e =
+            i.0.check(i.0.verdict(parse(answer.clone())), None, now)
+                .unwrap_err();
         assert_eq!(e.status(), 401);
         assert_eq!(e.kind().code(), "invalid_token");
         assert_eq!(
@@ -769,7 +766,10 @@ mod tests {
         .allow_confirmation_method("x5t#S256")
         .build()
         .unwrap();
-        let p = allowed.0.check(allowed.0.verdict(parse(answer)), None, now).unwrap();
+        let p = allowed
+            .0
+            .check(allowed.0.verdict(parse(answer)), None, now)
+            .unwrap();
         assert_eq!(p.subject(), Some("a"));
     }
 

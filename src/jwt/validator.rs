@@ -21,14 +21,14 @@ use super::{
     cache::{self, TokenCache},
     keys::{JwtKey, KeySet, Lookup},
 };
+#[cfg(test)]
+use crate::principal::PrincipalKind;
 use crate::{
     config::ConfigError,
     error::AuthError,
     metadata::ProtectedResource,
     principal::{AuthScheme, Principal, Scopes},
 };
-#[cfg(test)]
-use crate::principal::PrincipalKind;
 
 /// Default cap on a token's size, checked before any parsing.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;

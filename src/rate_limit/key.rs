@@ -11,10 +11,7 @@ use std::{
 use axum::extract::ConnectInfo;
 use http::{request::Parts, HeaderMap, HeaderName};
 
-use crate::{
-    config::ConfigError,
-    principal::Principal,
-};
+use crate::{config::ConfigError, principal::Principal};
 
 /// The bucket a request counts against. Cheap to hash and compare.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -364,8 +361,8 @@ impl fmt::Debug for KeyExtractor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::Request;
     use crate::principal::AuthScheme;
+    use http::Request;
 
     fn parts(peer: &str, headers: &[(&str, &str)]) -> Parts {
         let mut b = Request::get("/");

@@ -244,9 +244,7 @@ pub fn router() -> McpRouter {
             (),
             |Extension(caller): Extension<Principal>, Json(input): Json<UserIdInput>| async move {
                 Ok(match user(&input.user_id) {
-                    Some(u) => {
-                        CallToolResult::json(json!({"user": u, "read_by": caller.name()}))
-                    }
+                    Some(u) => CallToolResult::json(json!({"user": u, "read_by": caller.name()})),
                     None => no_such_user(&input.user_id),
                 })
             },
