@@ -87,7 +87,7 @@
 //! }
 //!
 //! let app: Router = Router::new()
-//!     .route("/whoami", get(|p: Principal| async move { p.subject().to_owned() }))
+//!     .route("/whoami", get(|p: Principal| async move { p.name().to_owned() }))
 //!     .layer(AuthenticateLayer::custom(ClientCert { allowed: vec!["CN=billing".into()] }));
 //! ```
 
@@ -963,7 +963,7 @@ mod tests {
                     });
                     let who = Principal::from_extensions(req.extensions())
                         .map_or("anonymous".to_owned(), |p| {
-                            format!("{}:{}:{sensitive}", p.scheme(), p.subject())
+                            format!("{}:{}:{sensitive}", p.scheme(), p.name())
                         });
                     Ok::<_, Infallible>(http::Response::new(Body::from(who)))
                 }
@@ -1263,9 +1263,7 @@ mod tests {
                 Ok::<_, Infallible>(http::Response::new(Body::from(format!(
                     "{}:{}",
                     marked(&req),
-                    Principal::from_extensions(req.extensions())
-                        .unwrap()
-                        .subject()
+                    Principal::from_extensions(req.extensions()).unwrap().name()
                 ))))
             });
         let res = svc

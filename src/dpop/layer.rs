@@ -262,13 +262,9 @@ impl<A: TokenAuthenticator> DpopAuthenticator<A> {
         // No protected resource on the stack: the public URL is unknown,
         // and no proof can be checked against it (fail closed).
         let htu = proof.htu.as_deref().ok_or(ProofErrorKind::HtuMismatch)?;
-        // The caller the replay store counts the proof against: the
-        // token's issuer and subject.
-        let caller = match principal.claim("iss").and_then(serde_json::Value::as_str) {
-            Some(iss) => format!("{iss}\0{}", principal.subject()),
-            None => principal.subject().to_owned(),
-        };
-        let binding = Binding::new(Some(jkt), &caller);
+        // The caller the replay store counts the proof against: its
+        // identity (scheme, issuer, kind and name).
+        let binding = Binding::new(Some(jkt), principal.identity_key());
         dpop.proofs
             .validate(&proof.proofs, &proof.method, htu, &proof.token, binding)
             .await

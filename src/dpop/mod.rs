@@ -46,7 +46,7 @@
 //!     .build()?;
 //!
 //! let app: Router = Router::new()
-//!     .route("/mcp", post(|p: Principal| async move { p.subject().to_owned() }))
+//!     .route("/mcp", post(|p: Principal| async move { p.name().to_owned() }))
 //!     .layer(
 //!         ServiceBuilder::new()
 //!             .layer(resource.layer()) // the public URL every proof's htu names

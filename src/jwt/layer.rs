@@ -134,7 +134,7 @@ mod tests {
             .is_some_and(http::HeaderValue::is_sensitive);
         let who = Principal::from_extensions(req.extensions())
             .map_or("anonymous".to_owned(), |p| {
-                format!("{}:{}:{}:{sensitive}", p.scheme(), p.subject(), p.scopes())
+                format!("{}:{}:{}:{sensitive}", p.scheme(), p.name(), p.scopes())
             });
         Ok(http::Response::new(Body::from(who)))
     }

@@ -58,7 +58,7 @@
 //! impl Server {
 //!     #[tool(description = "Who am I?")]
 //!     async fn whoami(&self, Extension(parts): Extension<http::request::Parts>) -> String {
-//!         Principal::from_parts(&parts).map_or("anonymous".into(), |p| p.subject().to_owned())
+//!         Principal::from_parts(&parts).map_or("anonymous".into(), |p| p.name().to_owned())
 //!     }
 //! }
 //! # let _ = Server { tool_router: Server::tool_router() }.tool_router;

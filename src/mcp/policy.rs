@@ -33,7 +33,7 @@ impl Rule {
     /// // Only the owner may read `user://{user_id}/private`.
     /// let owner_only = Rule::bearer().scopes(["read:data"]).check(|principal, call| {
     ///     matches!(call.target(), Some(Target::Resource(uri))
-    ///         if uri == &format!("user://{}/private", principal.subject()))
+    ///         if principal.subject().is_some_and(|sub| uri == &format!("user://{sub}/private")))
     /// });
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
@@ -947,7 +947,7 @@ mod tests {
                 "tasks/get",
                 Rule::bearer().check(|who, call| {
                     matches!(call.target(), Some(Target::Task(id))
-                        if id.starts_with(&format!("{}:", who.subject())))
+                        if id.starts_with(&format!("{}:", who.name())))
                 }),
             )
             .build()
@@ -989,7 +989,7 @@ mod tests {
         let p = McpPolicy::builder()
             .tool(
                 "mine",
-                Rule::bearer().check(|p, c| c.target().is_some() && p.subject() == "alice"),
+                Rule::bearer().check(|p, c| c.target().is_some() && p.subject() == Some("alice")),
             )
             .build()
             .unwrap();

@@ -11,10 +11,7 @@ use std::{
 use axum::extract::ConnectInfo;
 use http::{request::Parts, HeaderMap, HeaderName};
 
-use crate::{
-    config::ConfigError,
-    principal::{AuthScheme, Principal},
-};
+use crate::{config::ConfigError, principal::Principal};
 
 /// The bucket a request counts against. Cheap to hash and compare.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -22,7 +19,8 @@ pub struct RateLimitKey(Repr);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Repr {
-    Principal(AuthScheme, Arc<str>),
+    /// The principal's identity key (scheme, issuer, kind, name).
+    Principal(Arc<str>),
     Ip(IpAddr),
     /// An IPv6 network: the address masked to its prefix, and the prefix.
     Net(Ipv6Addr, u8),
@@ -32,13 +30,13 @@ enum Repr {
 }
 
 impl RateLimitKey {
-    /// The key of an authenticated caller: scheme and subject.
+    /// The key of an authenticated caller: its
+    /// [`identity_key`](Principal::identity_key) (scheme, issuer, kind and
+    /// name), so a client and a user of one name, or one subject at two
+    /// issuers, never share a bucket; an API key's is its name.
     #[must_use]
     pub fn principal(principal: &Principal) -> Self {
-        Self(Repr::Principal(
-            principal.scheme(),
-            principal.shared_subject(),
-        ))
+        Self(Repr::Principal(principal.shared_identity_key()))
     }
 
     /// The key of one exact client address (see [`client`](Self::client)
@@ -122,13 +120,13 @@ impl RateLimitKey {
     }
 }
 
-/// The stable text form, used in Redis keys: `p:<scheme>:<subject>`,
-/// `ip:<address>`, `ip:<network>/<prefix>` (IPv6, [`client`](Self::client)),
-/// `c:<custom>`, `anon`, `overflow`.
+/// The stable text form, used in Redis keys: `p:<identity key>` (see
+/// [`Principal::identity_key`]), `ip:<address>`, `ip:<network>/<prefix>`
+/// (IPv6, [`client`](Self::client)), `c:<custom>`, `anon`, `overflow`.
 impl fmt::Display for RateLimitKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Repr::Principal(scheme, subject) => write!(f, "p:{}:{subject}", scheme.as_str()),
+            Repr::Principal(identity) => write!(f, "p:{identity}"),
             Repr::Ip(ip) => write!(f, "ip:{ip}"),
             Repr::Net(net, prefix) => write!(f, "ip:{net}/{prefix}"),
             Repr::Custom(key) => write!(f, "c:{key}"),
@@ -446,6 +444,7 @@ impl fmt::Debug for KeyExtractor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::principal::AuthScheme;
     use http::Request;
 
     fn parts(peer: &str, headers: &[(&str, &str)]) -> Parts {
@@ -527,7 +526,7 @@ mod tests {
             .insert(Principal::new(AuthScheme::ApiKey, "svc"));
         let (p, ()) = req.into_parts();
         let e = KeyExtractor::default();
-        assert_eq!(e.extract(&p).to_string(), "p:api_key:svc");
+        assert_eq!(e.extract(&p).to_string(), "p:7:api_key:subject:-:svc");
         let e = e.custom(|parts| {
             parts
                 .headers
@@ -535,7 +534,7 @@ mod tests {
                 .and_then(|v| v.to_str().ok())
                 .map(RateLimitKey::custom)
         });
-        assert_eq!(e.extract(&p).to_string(), "p:api_key:svc");
+        assert_eq!(e.extract(&p).to_string(), "p:7:api_key:subject:-:svc");
         let (t, ()) = Request::get("/")
             .header("x-tenant", "acme")
             .body(())
@@ -584,6 +583,26 @@ mod tests {
             RateLimitKey::client("2001:db8::1".parse().unwrap(), 0).to_string(),
             "ip:::/0"
         );
+    }
+
+    /// Issue 23 6e: a client and a user of one name, and one subject at
+    /// two issuers, are different buckets.
+    #[test]
+    fn principal_keys_keep_kind_and_issuer_apart() {
+        let user = Principal::new(AuthScheme::Jwt, "user_001");
+        let keys = [
+            RateLimitKey::principal(&user),
+            RateLimitKey::principal(&Principal::client(AuthScheme::Jwt, "user_001")),
+            RateLimitKey::principal(&user.clone().with_issuer("https://a.example.com")),
+            RateLimitKey::principal(&user.clone().with_issuer("https://b.example.com")),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+                assert_ne!(a.to_string(), b.to_string(), "the Redis keys too");
+            }
+        }
+        assert_eq!(RateLimitKey::principal(&user), keys[0]);
     }
 
     #[test]

@@ -745,7 +745,7 @@ mod tests {
     async fn overrides_and_anonymous_quota() {
         let (_, layer) = layer(Quota::per_hour(1));
         let layer = layer
-            .override_quota(|p| (p.subject() == "vip").then(|| Quota::per_hour(3)))
+            .override_quota(|p| (p.subject() == Some("vip")).then(|| Quota::per_hour(3)))
             .anonymous(Quota::per_hour(2));
         for _ in 0..3 {
             assert_eq!(send(&layer, as_user("vip")).await.0, 200);

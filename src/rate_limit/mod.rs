@@ -42,7 +42,7 @@
 //! struct ToolName(&'static str);
 //!
 //! let limits = RateLimitLayer::per_principal(Quota::per_minute(100))
-//!     .override_quota(|p: &Principal| (p.subject() == "batch-job").then(|| Quota::per_hour(10_000)))
+//!     .override_quota(|p: &Principal| (p.subject() == Some("batch-job")).then(|| Quota::per_hour(10_000)))
 //!     .cost(|parts: &Parts| match parts.extensions.get::<ToolName>() {
 //!         Some(ToolName("expensive_report")) => 10,
 //!         _ => 1,
