@@ -10,13 +10,14 @@
 //! token. The environment variables are listed in [`config`].
 //!
 //! This file is the stack and nothing else; the scenery sits beside it:
-//! [`config`] (the environment), [`tools`] and [`resources`] (what the
-//! server offers), [`store`] (its in-memory users and records) and
+//! [`config`] (the environment), [`tools`], [`tasks`] and [`resources`]
+//! (what the server offers), [`store`] (its in-memory users and records) and
 //! [`transport`] (rmcp's service, with its DNS-rebinding checks).
 
 pub mod config;
 pub mod resources;
 pub mod store;
+pub mod tasks;
 pub mod tools;
 pub mod transport;
 
@@ -70,6 +71,7 @@ pub fn policy() -> Result<McpPolicy, ConfigError> {
         )
         .tool("list_all_users", Rule::api_key())
         .tool("get_user_by_id", Rule::api_key())
+        .tool("build_report", Rule::authenticated())
         .tool("protected_operation", Rule::authenticated())
         .tool("rate_limited_operation", Rule::authenticated())
         .resource(

@@ -12,14 +12,18 @@ use rmcp::{
     },
     model::{CallToolResponse, CallToolResult, ContentBlock, InputRequest, InputRequiredResult},
     schemars::{self, JsonSchema},
-    tool, tool_router, Json,
+    service::RequestContext,
+    tool, tool_router, Json, RoleServer,
 };
 use serde::{Deserialize, Serialize};
 use tower_mcp_auth::Principal;
 
-use super::store::{
-    check_email, check_text, clip, now, read, write, Profile, SensitiveRecord, Store, User,
-    MAX_USERS,
+use super::{
+    store::{
+        check_email, check_text, clip, now, read, write, Profile, SensitiveRecord, Store, User,
+        MAX_USERS,
+    },
+    tasks::{self, ReportParams},
 };
 
 /// Names a user.
@@ -494,6 +498,31 @@ impl McpServer {
             "deleted_by": who.subject(),
         });
         Ok(CallToolResult::success(vec![ContentBlock::text(deleted.to_string())]).into())
+    }
+
+    /// The 2026-07-28 way to run long work (the tasks extension): the call
+    /// answers a task at once and the client polls `tasks/get` for the
+    /// result. The task id leaves sealed to the caller
+    /// (`HandleBindingLayer`); see [`tasks`].
+    #[tool(
+        description = "Build a report of the users by department; runs as a task for a client that declares the tasks extension (any authenticated caller)."
+    )]
+    async fn build_report(
+        &self,
+        Parameters(p): Parameters<ReportParams>,
+        Extension(parts): Extension<Parts>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, String> {
+        let who = caller(&parts)?;
+        self.store.count_call();
+        let title = check_text("title", &p.title)?;
+        let as_task = (context.client_capabilities()).is_some_and(|c| c.supports_tasks());
+        Ok(tasks::build_report(
+            &self.store,
+            who.name().to_owned(),
+            title,
+            as_task,
+        ))
     }
 
     #[tool(description = "List all users (API key).")]
