@@ -121,6 +121,8 @@ async fn rmcp_client_with_key_lists_calls_and_reads() {
         // Only what an API key may call (the bearer-only tools are
         // filtered out of the listing).
         [
+            "build_report",
+            "confirm_delete_user",
             "create_admin_user",
             "delete_user",
             "get_user_by_id",

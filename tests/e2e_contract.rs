@@ -545,6 +545,8 @@ async fn listings_show_only_what_the_caller_may_call_and_tools_see_the_principal
     assert_eq!(
         tool_names(&key).await,
         [
+            "build_report",
+            "confirm_delete_user",
             "create_admin_user",
             "delete_user",
             "get_user_by_id",
@@ -565,6 +567,7 @@ async fn listings_show_only_what_the_caller_may_call_and_tools_see_the_principal
     assert_eq!(
         tool_names(&reader).await,
         [
+            "build_report",
             "get_user_data",
             "protected_operation",
             "rate_limited_operation"
@@ -598,6 +601,8 @@ async fn listings_show_only_what_the_caller_may_call_and_tools_see_the_principal
     assert_eq!(
         tool_names(&everything).await,
         [
+            "build_report",
+            "confirm_delete_user",
             "delete_user",
             "get_my_profile",
             "get_user_data",
@@ -653,6 +658,7 @@ async fn listings_are_filtered_in_plain_json_responses_too() {
     assert_eq!(
         names(&reply, "tools", "name"),
         [
+            "build_report",
             "get_user_data",
             "protected_operation",
             "rate_limited_operation"
@@ -671,6 +677,8 @@ async fn listings_are_filtered_in_plain_json_responses_too() {
     assert_eq!(
         names(&reply, "tools", "name"),
         [
+            "build_report",
+            "confirm_delete_user",
             "create_admin_user",
             "delete_user",
             "get_user_by_id",
