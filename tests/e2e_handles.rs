@@ -34,8 +34,7 @@ use rmcp::{
     },
     service::{ClientLifecycleMode, ClientServiceExt, RequestContext, RunningService},
     transport::{
-        streamable_http_client::StreamableHttpClientTransportConfig,
-        StreamableHttpClientTransport,
+        streamable_http_client::StreamableHttpClientTransportConfig, StreamableHttpClientTransport,
     },
     ClientHandler, ErrorData, RoleClient, ServiceError,
 };
@@ -276,7 +275,11 @@ async fn tampered_foreign_replayed_and_expired_states_are_refused() {
 /// the server itself answers (here, to a task id it does not know).
 async fn bare() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}{}", listener.local_addr().unwrap(), mcp_server::MCP_PATH);
+    let url = format!(
+        "http://{}{}",
+        listener.local_addr().unwrap(),
+        mcp_server::MCP_PATH
+    );
     let mut config = mcp_server::Config::new(url.clone(), ApiKeys::new());
     config.stateless = true;
     let service = mcp_server::mcp_service(&config).unwrap();
@@ -390,7 +393,10 @@ impl ClientHandler for Confirming {
             .enable_elicitation()
             .enable_tasks()
             .build();
-        ClientConfig::new(capabilities, Implementation::new("e2e-handles-rmcp", "1.0.0"))
+        ClientConfig::new(
+            capabilities,
+            Implementation::new("e2e-handles-rmcp", "1.0.0"),
+        )
     }
 }
 
@@ -409,7 +415,10 @@ async fn rmcp_client(server: &Server, key: &'static str) -> RmcpClient {
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
     };
     Confirming::default()
-        .serve_with_lifecycle(StreamableHttpClientTransport::from_config(config), lifecycle)
+        .serve_with_lifecycle(
+            StreamableHttpClientTransport::from_config(config),
+            lifecycle,
+        )
         .await
         .expect("server/discover")
 }
@@ -491,8 +500,16 @@ async fn rmcp_client_drives_the_sealed_rounds_and_polls_its_own_task() {
         };
         assert_eq!(result["structuredContent"]["requested_by"], "owner");
         for attempt in [
-            other.peer().get_task(GetTaskParams::new(id.clone())).await.err(),
-            other.peer().cancel_task(CancelTaskParams::new(id.clone())).await.err(),
+            other
+                .peer()
+                .get_task(GetTaskParams::new(id.clone()))
+                .await
+                .err(),
+            other
+                .peer()
+                .cancel_task(CancelTaskParams::new(id.clone()))
+                .await
+                .err(),
         ] {
             match attempt {
                 Some(ServiceError::McpError(e)) => {
