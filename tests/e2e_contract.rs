@@ -285,6 +285,8 @@ fn rows() -> Vec<Row> {
         ),
         tool("protected_operation", json!({"param": "p"}), Need::Any),
         tool("rate_limited_operation", json!({"param": "p"}), Need::Any),
+        // A task for a client that declares the extension; inline here.
+        tool("build_report", json!({"title": "t"}), Need::Any),
         resource("user://user_001/private", Need::Bearer("read:data")),
         resource("admin://system/stats", Need::ApiKey),
         // Any other URI (this one matches no template: `?` is no part of
