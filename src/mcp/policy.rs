@@ -293,6 +293,40 @@ impl McpPolicy {
         self.rule_for(Some(call)).allows(principal, call)
     }
 
+    /// Whether any rule of the policy could allow an anonymous caller
+    /// (a [`Rule::public`] alternative anywhere: the default, an unmatched
+    /// rule, a tool's, prompt's, resource's, template's or method's). When
+    /// none could, [`McpPolicyLayer`](super::McpPolicyLayer) refuses an
+    /// anonymous request on what little it reads of the body.
+    ///
+    /// ```
+    /// use tower_mcp_auth::mcp::McpPolicy;
+    /// use tower_mcp_auth::Rule;
+    ///
+    /// let closed = McpPolicy::builder().tool("x", Rule::api_key()).build()?;
+    /// assert!(!closed.admits_anonymous());
+    /// let open = McpPolicy::builder().tool("hello", Rule::public()).build()?;
+    /// assert!(open.admits_anonymous());
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn admits_anonymous(&self) -> bool {
+        let inner = &*self.0;
+        let unmatched = [
+            &inner.unmatched.tool,
+            &inner.unmatched.prompt,
+            &inner.unmatched.resource,
+        ];
+        std::iter::once(&inner.default)
+            .chain(unmatched.into_iter().flatten())
+            .chain(inner.tools.values())
+            .chain(inner.prompts.values())
+            .chain(inner.resources.values())
+            .chain(inner.templates.iter().map(|(_, rule)| rule))
+            .chain(inner.methods.values())
+            .any(|rule| rule.permits(None))
+    }
+
     /// The rate-limit quotas and per-tool costs the policy carries.
     #[must_use]
     pub fn rate_limits(&self) -> &RateLimits {
