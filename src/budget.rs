@@ -31,6 +31,7 @@ impl ByteBudget {
     }
 
     /// The bytes taken now.
+    #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
     pub(crate) fn used(&self) -> usize {
         self.0.used.load(Ordering::Relaxed)
     }

@@ -186,7 +186,10 @@ async fn stalled_anonymous_large_bodies_are_refused_at_once_and_honest_calls_are
     let grown = counting_alloc::live() - before;
     println!("24 stalled anonymous 4 MiB bodies: the heap grew by {grown} bytes");
     assert!(grown < 48 * 1024 * 1024, "{grown}");
-    assert!(grown < 4 * 1024 * 1024, "not even one body is held: {grown}");
+    assert!(
+        grown < 4 * 1024 * 1024,
+        "not even one body is held: {grown}"
+    );
 }
 
 /// Issue 23, item 6d: a client answers a server request

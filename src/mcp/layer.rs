@@ -85,7 +85,9 @@ pub const DEFAULT_RESPONSE_LIMIT: usize = 16 * 1024 * 1024;
 ///   null`.
 ///
 /// [`buffered_bytes`](Self::buffered_bytes) tells how many bytes the layer
-/// holds now.
+/// holds now. The deadlines run on tokio's timer: the runtime needs its
+/// time driver (`#[tokio::main]` has it; a runtime built by hand needs
+/// `enable_time()` or `enable_all()`).
 ///
 /// The layer reads the [`Principal`] from the request extensions, whatever
 /// put it there. Refusals carry the resource's challenge (`realm`,
@@ -338,7 +340,7 @@ impl Config {
         let principal = Principal::from_extensions(&parts.extensions);
         match call {
             Some(c) => audit::mcp_decision(
-                Some(&err),
+                Some(err),
                 principal,
                 c.method(),
                 c.target().map(|t| t.kind()),
