@@ -73,7 +73,7 @@
 //!
 //! let mcp = Router::new().route(
 //!     "/",
-//!     post(|p: Principal| async move { format!("hello {}", p.subject()) }),
+//!     post(|p: Principal| async move { format!("hello {}", p.name()) }),
 //! );
 //!
 //! let app = Router::new()
@@ -167,7 +167,7 @@ pub use error::{
     JSONRPC_TOO_LARGE, JSONRPC_UNAUTHORIZED, JSONRPC_UNAVAILABLE,
 };
 pub use metadata::{ProtectedResource, ProtectedResourceBuilder, WELL_KNOWN_PATH};
-pub use principal::{AuthScheme, CustomScheme, Principal, Scopes};
+pub use principal::{AuthScheme, CustomScheme, Principal, PrincipalKind, Scopes};
 pub use resource::{ProtectedResourceLayer, ProtectedResourceService};
 pub use rule::Rule;
 

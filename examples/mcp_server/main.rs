@@ -38,7 +38,9 @@ use config::{Config, MCP_PATH};
 use transport::{mcp_service, McpService};
 
 /// The contract's rules: which scheme and scopes each tool and resource
-/// needs.
+/// needs. A tool or prompt that no rule names (`experimental_operation`,
+/// or one whose rule misspells it) is denied to everyone and listed to
+/// nobody.
 ///
 /// # Errors
 ///
@@ -72,6 +74,11 @@ pub fn policy() -> Result<McpPolicy, ConfigError> {
         // API key only, not the default. The administrator may still get
         // the server's own "not found"; nobody else reaches the handler.
         .unmatched_resource(Rule::api_key())
+        // Any tool or prompt no rule names (one added without a rule, or a
+        // rule with a typo): nobody, and not listed. The list filter
+        // reports each such name once, as an audit event.
+        .unmatched_tool(Rule::deny())
+        .unmatched_prompt(Rule::deny())
         .build()
 }
 

@@ -104,7 +104,7 @@ impl ServerHandler for McpServer {
                 "active_sessions": active_sessions,
                 "calls_since_start": inner.calls.load(Ordering::Relaxed),
                 "uptime_seconds": inner.started.elapsed().as_secs(),
-                "requested_by": who.subject(),
+                "requested_by": who.name(),
             });
             return Ok(json_contents(uri, &stats));
         }
@@ -119,7 +119,7 @@ impl ServerHandler for McpServer {
                     "user_id": user.id,
                     "name": user.name,
                     "private": private,
-                    "accessed_by": who.subject(),
+                    "accessed_by": who.name(),
                 });
                 return Ok(json_contents(uri, &value));
             }

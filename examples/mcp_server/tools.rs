@@ -198,7 +198,7 @@ fn caller(parts: &Parts) -> Result<&Principal, String> {
 
 fn describe(p: &Principal) -> Caller {
     Caller {
-        subject: p.subject().to_owned(),
+        subject: p.name().to_owned(),
         scheme: p.scheme().to_string(),
         scopes: p.scopes().iter().map(str::to_owned).collect(),
     }
@@ -253,7 +253,7 @@ impl McpServer {
             .ok_or_else(|| format!("no record with id `{}`", clip(&p.data_id)))?;
         Ok(Json(SensitiveRead {
             record,
-            accessed_by: who.subject().to_owned(),
+            accessed_by: who.name().to_owned(),
         }))
     }
 
@@ -302,7 +302,7 @@ impl McpServer {
             status: "success".into(),
             user_id: user.id.clone(),
             changed,
-            updated_by: who.subject().to_owned(),
+            updated_by: who.name().to_owned(),
             user: user.clone(),
         }))
     }
@@ -311,10 +311,12 @@ impl McpServer {
     async fn get_my_profile(&self, Extension(parts): Extension<Parts>) -> ToolResult<MyProfile> {
         let who = caller(&parts)?;
         self.store.count_call();
+        // Profiles are kept by identity (issuer, user or client, name):
+        // a client named like a user never reads that user's profile.
         let profile = read(&self.store.0.profiles)
-            .get(who.subject())
+            .get(who.identity_key())
             .cloned()
-            .unwrap_or_else(|| default_profile(who.subject()));
+            .unwrap_or_else(|| default_profile(who.name()));
         Ok(Json(MyProfile {
             profile,
             caller: describe(who),
@@ -351,12 +353,12 @@ impl McpServer {
             return Err("`data` changes nothing: give display_name, bio or timezone".into());
         }
         let mut profiles = write(&self.store.0.profiles);
-        if !profiles.contains_key(who.subject()) && profiles.len() >= MAX_USERS {
+        if !profiles.contains_key(who.identity_key()) && profiles.len() >= MAX_USERS {
             return Err("too many profiles in this demo store".into());
         }
         let profile = profiles
-            .entry(who.subject().to_owned())
-            .or_insert_with(|| default_profile(who.subject()));
+            .entry(who.identity_key().to_owned())
+            .or_insert_with(|| default_profile(who.name()));
         if let Some(v) = display_name {
             profile.display_name = v;
         }
@@ -403,7 +405,7 @@ impl McpServer {
             email,
             role: "admin".into(),
             department: "Administration".into(),
-            created_by: who.subject().to_owned(),
+            created_by: who.name().to_owned(),
             created_at: now(),
         };
         users.insert(id.clone(), user.clone());
@@ -432,7 +434,7 @@ impl McpServer {
             status: "success".into(),
             deleted: p.user_id,
             reason,
-            deleted_by: who.subject().to_owned(),
+            deleted_by: who.name().to_owned(),
         }))
     }
 
@@ -481,6 +483,21 @@ impl McpServer {
         self.store.count_call();
         operation("rate_limited_operation", &p.param, who)
     }
+
+    /// A tool the policy gives no rule (say, added by a teammate after the
+    /// rules were written): the unmatched tool rule, `deny`, keeps it from
+    /// every caller and out of every listing, and the list filter reports
+    /// it to the operator once.
+    #[tool(description = "An experimental operation that no rule names yet: nobody may call it.")]
+    async fn experimental_operation(
+        &self,
+        Parameters(p): Parameters<OperationParams>,
+        Extension(parts): Extension<Parts>,
+    ) -> ToolResult<OperationResult> {
+        let who = caller(&parts)?;
+        self.store.count_call();
+        operation("experimental_operation", &p.param, who)
+    }
 }
 
 fn default_profile(subject: &str) -> Profile {
@@ -498,7 +515,7 @@ fn operation(name: &str, param: &str, who: &Principal) -> ToolResult<OperationRe
         status: "success".into(),
         operation: name.into(),
         param: check_text("param", param)?,
-        performed_by: who.subject().to_owned(),
+        performed_by: who.name().to_owned(),
         performed_at: now(),
     }))
 }

@@ -864,6 +864,72 @@ mod tests {
         }
     }
 
+    /// Issue 23, 6a: a stub server answering `skills/list` (rmcp 3.11's
+    /// shape) in JSON and in SSE: through the layer each caller sees only
+    /// the skills whose `skills/get` it may make, and `skills/get` agrees.
+    #[tokio::test]
+    async fn a_skills_list_is_filtered_through_the_layer() {
+        let policy = McpPolicy::builder()
+            .resource("skill://admin/SKILL.md", Rule::api_key())
+            .resource("skill://{name}/SKILL.md", Rule::authenticated())
+            .build()
+            .unwrap();
+        let layer = || McpPolicyLayer::new(policy.clone());
+        let skills = json!({"jsonrpc":"2.0","id":2,"result":{"skills":[
+            {"uri":"skill://admin/SKILL.md","frontmatter":{"name":"admin","description":"drop tables"},"resources":[{"uri":"skill://admin/SKILL.md","digest":"sha256:00","size":1}]},
+            {"uri":"skill://notes/SKILL.md","frontmatter":{"name":"notes","description":"take notes"},"resources":"dynamic"}
+        ]}})
+        .to_string();
+        for sse in [false, true] {
+            let skills = skills.clone();
+            let svc =
+                ServiceBuilder::new()
+                    .layer(layer())
+                    .service_fn(move |_req: Request<Body>| {
+                        let skills = skills.clone();
+                        async move {
+                            let (ct, body) = if sse {
+                                ("text/event-stream", format!("id: 0\ndata: {skills}\n\n"))
+                            } else {
+                                ("application/json", skills)
+                            };
+                            let mut res = http::Response::new(Body::from(body));
+                            res.headers_mut()
+                                .insert(header::CONTENT_TYPE, ct.parse().unwrap());
+                            Ok::<_, Infallible>(res)
+                        }
+                    });
+            let list = r#"{"jsonrpc":"2.0","id":2,"method":"skills/list"}"#;
+            let key = Some(Principal::new(AuthScheme::ApiKey, "ops"));
+            for (who, want) in [
+                (jwt(""), vec!["skill://notes/SKILL.md"]),
+                (
+                    key,
+                    vec!["skill://admin/SKILL.md", "skill://notes/SKILL.md"],
+                ),
+            ] {
+                let res = svc.clone().oneshot(post(list, who)).await.unwrap();
+                let bytes = res.into_body().collect().await.unwrap().to_bytes();
+                let text = String::from_utf8(bytes.to_vec()).unwrap();
+                let json = text.trim().trim_start_matches("id: 0\ndata: ");
+                let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {text}"));
+                let uris: Vec<&str> = v["result"]["skills"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["uri"].as_str().unwrap())
+                    .collect();
+                assert_eq!(uris, want, "sse {sse}: {text}");
+                assert_eq!(v["result"]["cacheScope"], "private");
+            }
+        }
+        // skills/get decides alike: a bearer token may not get the admin skill.
+        let get = r#"{"jsonrpc":"2.0","id":3,"method":"skills/get","params":{"uri":"skill://admin/SKILL.md"}}"#;
+        let (status, _, _) = run(layer(), post(get, jwt(""))).await;
+        assert_eq!(status, 401);
+        assert!(policy.may_get_skill(jwt("").as_ref(), "skill://notes/SKILL.md"));
+    }
+
     #[tokio::test]
     async fn header_mismatch() {
         let mut req = post(READ, jwt("read:data"));

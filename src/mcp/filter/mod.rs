@@ -1,9 +1,13 @@
-//! List filtering: every `tools/list`, `prompts/list`, `resources/list` and
-//! `resources/templates/list` result that leaves the MCP endpoint is
-//! trimmed to what the caller of that HTTP exchange may call.
+//! List filtering: every `tools/list`, `prompts/list`, `resources/list`,
+//! `resources/templates/list` and `skills/list` result that leaves the MCP
+//! endpoint is trimmed to what the caller of that HTTP exchange may call;
+//! what the policy does not name is reported ([`Gaps`]).
 
+mod gaps;
 mod shape;
 mod sse;
+
+pub(crate) use gaps::Gaps;
 
 use std::{
     pin::Pin,
@@ -88,13 +92,22 @@ impl ListFilter {
             ListKind::Tools => self.policy.may_call_tool(p, name),
             ListKind::Prompts => self.policy.may_get_prompt(p, name),
             ListKind::Resources | ListKind::Templates => self.policy.may_read_resource(p, name),
+            ListKind::Skills => self.policy.may_get_skill(p, name),
         }
     }
 
     /// `text`, which carries a list result, filtered and written again.
     fn rewrite(&self, text: &[u8]) -> Result<Vec<u8>, Unreadable> {
         let mut value: Value = serde_json::from_slice(text).map_err(|_| Unreadable::NotJson)?;
-        shape::filter(&mut value, &|kind, name| self.allowed(kind, name));
+        shape::filter(
+            &mut value,
+            &|kind, name| self.allowed(kind, name),
+            &|kind, items, last_page| {
+                self.policy
+                    .gaps()
+                    .observe(&self.policy, kind, items, last_page);
+            },
+        );
         serde_json::to_vec(&value).map_err(|_| Unreadable::NotJson)
     }
 
@@ -529,6 +542,59 @@ mod tests {
         )
         .await;
         assert_eq!(json_of(out).await["result"]["tools"], json!([]));
+    }
+
+    /// Issue 23, 6a: `skills/list` (rmcp 3.11, SEP-2640) names every
+    /// skill's URI, description and files; each skill stays only when
+    /// `skills/get` of its `uri` is allowed (its resource rule, else the
+    /// unmatched resource rule, else the `skills/get` method rule), in a
+    /// JSON body and an SSE stream alike.
+    #[tokio::test]
+    async fn skills_are_filtered_by_the_skills_get_rule() {
+        let policy = McpPolicy::builder()
+            .resource(
+                "skill://billing/SKILL.md",
+                Rule::bearer().scopes(["billing"]),
+            )
+            .method("skills/get", Rule::api_key())
+            .build()
+            .unwrap();
+        let skill = |name: &str| {
+            json!({"uri": format!("skill://{name}/SKILL.md"),
+                   "frontmatter": {"name": name, "description": format!("the {name} skill")},
+                   "resources": [{"uri": format!("skill://{name}/SKILL.md"), "digest": "sha256:00", "size": 1}]})
+        };
+        let reply =
+            json!({"jsonrpc":"2.0","id":4,"result":{"skills":[skill("billing"), skill("notes")]}})
+                .to_string();
+        let req = r#"{"jsonrpc":"2.0","id":4,"method":"skills/list"}"#;
+        let filter = |who: Principal| {
+            let (parts, ()) = http::Request::post("/mcp").body(()).unwrap().into_parts();
+            let mcp = McpRequest::parse(req.as_bytes()).unwrap();
+            ListFilter::new(policy.clone(), Some(who), &mcp, &parts, DEFAULT_LIMIT)
+        };
+        let key = || Principal::new(AuthScheme::ApiKey, "ops");
+        let billing =
+            || Principal::new(AuthScheme::Jwt, "ann").with_scopes(Scopes::parse("billing"));
+        for (who, want) in [(key(), "notes"), (billing(), "billing")] {
+            let out = apply(
+                response(Some("application/json"), reply.clone()),
+                filter(who),
+            )
+            .await;
+            let v = json_of(out).await;
+            assert_eq!(v["result"]["skills"], json!([skill(want)]), "{v}");
+            assert_eq!(v["result"]["cacheScope"], "private");
+        }
+        let stream = format!("id: 1\ndata: {reply}\n\n");
+        let out = apply(
+            response(Some("text/event-stream"), Body::new(Chunks::of(&stream, 7))),
+            filter(key()),
+        )
+        .await;
+        let text = body_of(out).await;
+        assert!(text.contains("skill://notes/SKILL.md"), "{text}");
+        assert!(!text.contains("billing"), "{text}");
     }
 
     #[tokio::test]
