@@ -208,6 +208,7 @@
 //! # let _ = layers; Ok(()) }
 //! ```
 
+mod body;
 mod file;
 mod filter;
 mod inspect;
@@ -219,6 +220,10 @@ pub mod session;
 mod template_index;
 mod uri_template;
 
+pub use body::{
+    ANONYMOUS_REFUSAL_LIMIT, DEFAULT_ANONYMOUS_BUFFER_BUDGET, DEFAULT_BODY_TIMEOUT,
+    DEFAULT_BUFFER_BUDGET,
+};
 pub use file::SharedPolicy;
 pub use inspect::{
     McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH, MCP_METHOD, MCP_NAME,

@@ -50,7 +50,8 @@ impl Unreadable {
 pub(crate) struct ListFilter {
     policy: McpPolicy,
     principal: Option<Principal>,
-    /// The request's ids (for the errors that replace an unreadable reply).
+    /// The ids of the request's requests (for the errors that replace an
+    /// unreadable reply; never a response's id, which is the server's).
     first_id: Option<JsonRpcId>,
     more_ids: Vec<JsonRpcId>,
     limit: usize,
@@ -68,7 +69,7 @@ impl ListFilter {
         parts: &Parts,
         limit: usize,
     ) -> Self {
-        let mut ids = req.calls().iter().filter_map(|c| c.id().cloned());
+        let mut ids = req.calls().iter().filter_map(|c| c.request_id().cloned());
         let first_id = ids.next();
         let more_ids = ids.collect();
         Self {
