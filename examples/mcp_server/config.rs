@@ -75,6 +75,11 @@ pub struct Config {
     pub generated_key: Option<SecretString>,
     /// rmcp without sessions, plain JSON responses (`MCP_STATELESS=1`).
     pub stateless: bool,
+    /// How long a sealed `requestState` opens (5 minutes).
+    pub request_state_ttl: std::time::Duration,
+    /// The clock `requestState` expiries are read from (`None`: the
+    /// system's); tests move time with it.
+    pub clock: Option<std::sync::Arc<dyn Fn() -> SystemTime + Send + Sync>>,
     /// HS256 secret for locally issued tokens (`JWT_SECRET`; generated in
     /// demo mode).
     pub jwt_secret: Option<SecretString>,
@@ -117,6 +122,7 @@ impl std::fmt::Debug for Config {
             .field("api_keys", &self.api_keys)
             .field("generated_key", &self.generated_key)
             .field("stateless", &self.stateless)
+            .field("request_state_ttl", &self.request_state_ttl)
             .field("jwt_secret", &self.jwt_secret)
             .field("generated_jwt_secret", &self.generated_jwt_secret)
             .field("oauth_issuer", &self.oauth_issuer)
@@ -146,6 +152,8 @@ impl Config {
             api_keys,
             generated_key: None,
             stateless: false,
+            request_state_ttl: tower_mcp_auth::mcp::handles::DEFAULT_STATE_TTL,
+            clock: None,
             jwt_secret: None,
             generated_jwt_secret: false,
             oauth_issuer: None,
@@ -295,6 +303,8 @@ impl Config {
             bind,
             generated_key,
             stateless,
+            request_state_ttl: tower_mcp_auth::mcp::handles::DEFAULT_STATE_TTL,
+            clock: None,
             jwt_secret,
             generated_jwt_secret,
             oauth_issuer,

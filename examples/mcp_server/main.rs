@@ -29,7 +29,10 @@ use tower_mcp_auth::{
     dpop::Dpop,
     introspection::IntrospectionLayer,
     jwt::JwtLayer,
-    mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer, SharedPolicy},
+    mcp::{
+        handles::HandleBindingLayer, session::SessionBindingLayer, McpPolicy, McpPolicyLayer,
+        SharedPolicy,
+    },
     rate_limit::{failed_auth::FailedAuthLayer, Quota, RateLimitLayer},
     ConfigError, ProtectedResource, Rule, Scopes,
 };
@@ -59,6 +62,10 @@ pub fn policy() -> Result<McpPolicy, ConfigError> {
         .tool("create_admin_user", Rule::api_key())
         .tool(
             "delete_user",
+            Rule::api_key().or(Rule::bearer().scopes(["admin:write"])),
+        )
+        .tool(
+            "confirm_delete_user",
             Rule::api_key().or(Rule::bearer().scopes(["admin:write"])),
         )
         .tool("list_all_users", Rule::api_key())
@@ -162,8 +169,11 @@ fn reload_on_sighup(policy: SharedPolicy, path: PathBuf, published: Scopes) {
 ///    `POLICY_FILE` re-read on `SIGHUP`.
 /// 4. `RateLimitLayer`: per principal (per address when anonymous); a batch
 ///    costs one unit per call; a `POLICY_FILE`'s quotas and tool costs.
-/// 5. `SessionBindingLayer`: a session belongs to the principal that opened
-///    it; anyone else presenting its id is answered as for an unknown one.
+/// 5. `SessionBindingLayer`: a session (2025-11-25) belongs to the principal
+///    that opened it; anyone else presenting its id is answered as for an
+///    unknown one. `HandleBindingLayer`: the 2026-07-28 handles, an
+///    `input_required` result's `requestState` and a task id, are sealed
+///    to their caller (the state to its request too, for a few minutes).
 ///
 /// # Errors
 ///
@@ -211,8 +221,18 @@ pub async fn protect(
         .option_layer(introspection)
         .layer(McpPolicyLayer::new(policy))
         .layer(limiter)
-        .layer(SessionBindingLayer::new());
+        .layer(SessionBindingLayer::new())
+        .layer(handles(config));
     Ok(Router::new().nest_service(MCP_PATH, stack.service(mcp)))
+}
+
+/// The 2026-07-28 handle binding, with the configured lifetime (and clock).
+fn handles(config: &Config) -> HandleBindingLayer {
+    let layer = HandleBindingLayer::new().state_ttl(config.request_state_ttl);
+    match config.clock.clone() {
+        Some(clock) => layer.clock(move || clock()),
+        None => layer,
+    }
 }
 
 #[tokio::main]

@@ -5,7 +5,12 @@ use std::sync::atomic::Ordering;
 
 use http::request::Parts;
 use rmcp::{
-    handler::server::{router::tool::ToolRouter, tool::Extension, wrapper::Parameters},
+    handler::server::{
+        router::tool::ToolRouter,
+        tool::{Extension, InputResponses, RequestState},
+        wrapper::Parameters,
+    },
+    model::{CallToolResponse, CallToolResult, ContentBlock, InputRequest, InputRequiredResult},
     schemars::{self, JsonSchema},
     tool, tool_router, Json,
 };
@@ -436,6 +441,59 @@ impl McpServer {
             reason,
             deleted_by: who.name().to_owned(),
         }))
+    }
+
+    /// The 2026-07-28 way to ask before acting (MRTR, SEP-2322): the first
+    /// call answers `input_required` with an elicitation and its own
+    /// `requestState`; the client retries with the answer and the state.
+    /// The state is the server's plain text: `HandleBindingLayer` seals it
+    /// to the caller, this call and its arguments, for a few minutes.
+    #[tool(
+        description = "Delete a user after the caller confirms (API key, or bearer token with admin:write)."
+    )]
+    async fn confirm_delete_user(
+        &self,
+        Parameters(p): Parameters<DeleteUserParams>,
+        Extension(parts): Extension<Parts>,
+        RequestState(state): RequestState,
+        InputResponses(answers): InputResponses,
+    ) -> Result<CallToolResponse, String> {
+        let who = caller(&parts)?;
+        let expected = format!("confirm-delete:{}", p.user_id);
+        let confirmed = answers
+            .as_ref()
+            .and_then(|a| a.get("confirm"))
+            .is_some_and(|a| a["action"] == "accept" && a["content"]["confirm"] == true);
+        if state.as_deref() != Some(expected.as_str()) || !confirmed {
+            let ask: InputRequest = serde_json::from_value(serde_json::json!({
+                "method": "elicitation/create",
+                "params": {
+                    "mode": "form",
+                    "message": format!("Delete user `{}`?", clip(&p.user_id)),
+                    "requestedSchema": {
+                        "type": "object",
+                        "properties": {"confirm": {"type": "boolean"}},
+                        "required": ["confirm"]
+                    }
+                }
+            }))
+            .map_err(|e| e.to_string())?;
+            let asks = [("confirm".to_owned(), ask)].into_iter().collect();
+            return Ok(InputRequiredResult::new(Some(asks), Some(expected)).into());
+        }
+        self.store.count_call();
+        let reason = check_text("reason", &p.reason)?;
+        write(&self.store.0.users)
+            .remove(&p.user_id)
+            .ok_or_else(|| format!("no user with id `{}`", clip(&p.user_id)))?;
+        write(&self.store.0.private).remove(&p.user_id);
+        let deleted = serde_json::json!({
+            "status": "success",
+            "deleted": p.user_id,
+            "reason": reason,
+            "deleted_by": who.subject(),
+        });
+        Ok(CallToolResult::success(vec![ContentBlock::text(deleted.to_string())]).into())
     }
 
     #[tool(description = "List all users (API key).")]

@@ -11,6 +11,7 @@
 //! | [`McpPolicyLayer`] | reads the body once, decides, hands on the same bytes |
 //! | [list filtering](#list-filtering) | list results trimmed to what the caller may call, on every response |
 //! | [`session::SessionBindingLayer`] ([`session`]) | a session belongs to the principal that opened it |
+//! | [`handles::HandleBindingLayer`] ([`handles`]) | 2026-07-28: a `requestState` and a task id belong to their caller (and the state to its request) |
 //!
 //! Put the layer after the authentication layers (made `.optional()` so the
 //! policy decides what needs a credential) and before the MCP service. It
@@ -211,6 +212,7 @@
 mod body;
 mod file;
 mod filter;
+pub mod handles;
 mod inspect;
 mod json;
 mod layer;

@@ -289,23 +289,31 @@ impl fmt::Debug for SessionKey {
 
 /// Feeds one field, length first, so that no two field lists feed the same
 /// bytes.
-fn field(mac: &mut Hmac<Sha256>, bytes: &[u8]) {
+pub(crate) fn field(mac: &mut Hmac<Sha256>, bytes: &[u8]) {
     mac.update(&(bytes.len() as u64).to_be_bytes());
     mac.update(bytes);
+}
+
+/// Feeds who owns a handle: the one definition of an owner that every
+/// binding (sessions here, `requestState` and task ids in
+/// [`handles`](super::handles)) uses. The [`Principal`]'s scheme, its `iss`
+/// claim when it has one, and its subject; or "anonymous" (`None`).
+pub(crate) fn feed_owner(mac: &mut Hmac<Sha256>, owner: Option<&Principal>) {
+    match owner {
+        None => mac.update(b"\x00"),
+        Some(p) => {
+            // Scheme, issuer, kind (subject or client) and name.
+            mac.update(b"\x02");
+            field(mac, p.identity_key().as_bytes());
+        }
+    }
 }
 
 impl SessionKey {
     /// The MAC of `id` for `owner`.
     fn mac(&self, owner: Option<&Principal>, id: &[u8]) -> Hmac<Sha256> {
         let mut mac = self.keyed.clone();
-        match owner {
-            None => mac.update(b"\x00"),
-            Some(p) => {
-                // Scheme, issuer, kind (subject or client) and name.
-                mac.update(b"\x02");
-                field(&mut mac, p.identity_key().as_bytes());
-            }
-        }
+        feed_owner(&mut mac, owner);
         field(&mut mac, id);
         mac
     }

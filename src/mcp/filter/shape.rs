@@ -91,7 +91,7 @@ pub(super) fn may_carry_list(text: &[u8]) -> bool {
 
 /// Whether `text` has a NUL byte or an escape other than the eight that
 /// stand for one fixed character that is not a letter of a name.
-fn may_spell_letters(text: &[u8]) -> bool {
+pub(crate) fn may_spell_letters(text: &[u8]) -> bool {
     let mut at = 0;
     while let Some(found) = memchr::memchr2(b'\\', 0, &text[at..]) {
         let i = at + found;
