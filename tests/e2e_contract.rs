@@ -778,12 +778,15 @@ async fn header_body_mismatch_oversized_and_malformed_bodies() {
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    // They name another tool or method than the body: 400, -32020.
+    // They name another tool or method than the body: 400, -32020 (a
+    // tool the caller may not call too, since a body without
+    // `params.name` would be decided by the default rule, which allows
+    // the caller: the headers alone do not decide it).
     for extra in [
         [("mcp-method", "tools/call"), ("mcp-name", "delete_user")],
         [
             ("mcp-method", "resources/read"),
-            ("mcp-name", "get_user_data"),
+            ("mcp-name", "user://user_001/private"),
         ],
     ] {
         let reply = post_with(&client, &app, &reader, body.clone(), &extra).await;
@@ -795,6 +798,21 @@ async fn header_body_mismatch_oversized_and_malformed_bodies() {
         );
         assert!(reply.headers.get("www-authenticate").is_none());
     }
+    // A resource only an API key may read, whatever the body names:
+    // refused on the headers alone, before the body is read (issue 23,
+    // item 5), with the body's id (the refusal reads up to 16 KiB of it
+    // for the id, as the authenticators' do).
+    let extra = [
+        ("mcp-method", "resources/read"),
+        ("mcp-name", "get_user_data"),
+    ];
+    let reply = post_with(&client, &app, &reader, body.clone(), &extra).await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    let v = reply.json();
+    assert_eq!(
+        (v["id"].clone(), v["error"]["data"]["error"].clone()),
+        (json!(7), json!("invalid_token"))
+    );
 
     // 5 MiB: 413 before the body is read (Content-Length says it all).
     let big = format!(

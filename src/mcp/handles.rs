@@ -157,13 +157,16 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{
+    body::{self, DEFAULT_BODY_TIMEOUT, DEFAULT_BUFFER_BUDGET},
     filter::{self, may_spell_letters, Rewriter, Unreadable, Withhold},
     inspect::{McpRequest, MCP_NAME},
     json::{JsonStr, Scanner, SyntaxError, MAX_DEPTH},
-    layer::{read_body, DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT},
+    layer::{DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT},
     session::{feed_owner, field, MIN_KEY_LEN},
 };
-use crate::{audit, config::ConfigError, future::BoxError, principal::Principal};
+use crate::{
+    audit, budget::ByteBudget, config::ConfigError, future::BoxError, principal::Principal,
+};
 
 /// How long a sealed `requestState` stays valid by default: 5 minutes.
 pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(300);
@@ -206,6 +209,8 @@ struct Config {
     clock: Clock,
     bind_arguments: bool,
     body_limit: usize,
+    body_timeout: Duration,
+    budget: ByteBudget,
     response_limit: usize,
 }
 
@@ -278,6 +283,8 @@ impl HandleBindingLayer {
                 clock: Arc::new(SystemTime::now),
                 bind_arguments: true,
                 body_limit: DEFAULT_BODY_LIMIT,
+                body_timeout: DEFAULT_BODY_TIMEOUT,
+                budget: ByteBudget::new(DEFAULT_BUFFER_BUDGET),
                 response_limit: DEFAULT_RESPONSE_LIMIT,
             }),
         }
@@ -313,6 +320,22 @@ impl HandleBindingLayer {
     /// larger: 413).
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.config_mut().body_limit = bytes;
+        self
+    }
+
+    /// How long a request body may take to arrive whole (default
+    /// [`DEFAULT_BODY_TIMEOUT`]; slower: 408), as for
+    /// [`McpPolicyLayer::body_timeout`](super::McpPolicyLayer::body_timeout).
+    pub fn body_timeout(mut self, time: Duration) -> Self {
+        self.config_mut().body_timeout = time;
+        self
+    }
+
+    /// The bytes of request bodies all requests through this layer may
+    /// hold at once (default [`DEFAULT_BUFFER_BUDGET`]; a body that would
+    /// overrun it: 503 with `Retry-After`).
+    pub fn buffer_budget(mut self, bytes: usize) -> Self {
+        self.config_mut().budget = ByteBudget::new(bytes);
         self
     }
 
@@ -983,10 +1006,19 @@ where
             let owner = Principal::from_extensions(req.extensions()).cloned();
             let (mut parts, body) = req.into_parts();
             let (body, request) = if parts.method == Method::POST {
-                let bytes = match read_body(&parts, body, config.body_limit).await {
-                    Ok(bytes) => bytes,
-                    Err(e) => return Ok(e.into_response()),
+                let buffered = match body::read(
+                    &parts.headers,
+                    body,
+                    config.body_limit,
+                    config.body_timeout,
+                    &config.budget,
+                )
+                .await
+                {
+                    Ok(buffered) => buffered,
+                    Err(e) => return Ok(e.into_error().into_response()),
                 };
+                let bytes = buffered.bytes().clone();
                 match config.check(owner.as_ref(), &parts, bytes.clone()) {
                     Checked::Refuse(response) => return Ok(response),
                     Checked::Pass(body, swap) => {
@@ -998,7 +1030,16 @@ where
                                 .headers
                                 .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
                         }
-                        (Body::from(body), bytes)
+                        // Unchanged: the buffered body goes on, holding its
+                        // bytes in the budget until the server drops it.
+                        let unchanged =
+                            body.as_ptr() == bytes.as_ptr() && body.len() == bytes.len();
+                        let body = if unchanged {
+                            buffered.into_body()
+                        } else {
+                            Body::from(body)
+                        };
+                        (body, bytes)
                     }
                 }
             } else {

@@ -209,6 +209,7 @@
 //! # let _ = layers; Ok(()) }
 //! ```
 
+mod body;
 mod file;
 mod filter;
 pub mod handles;
@@ -221,6 +222,10 @@ pub mod session;
 mod template_index;
 mod uri_template;
 
+pub use body::{
+    ANONYMOUS_REFUSAL_LIMIT, DEFAULT_ANONYMOUS_BUFFER_BUDGET, DEFAULT_BODY_TIMEOUT,
+    DEFAULT_BUFFER_BUDGET,
+};
 pub use file::SharedPolicy;
 pub use inspect::{
     McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH, MCP_METHOD, MCP_NAME,

@@ -333,6 +333,40 @@ impl McpPolicy {
         self.rule_for(Some(call)).allows(principal, call)
     }
 
+    /// Whether any rule of the policy could allow an anonymous caller
+    /// (a [`Rule::public`] alternative anywhere: the default, an unmatched
+    /// rule, a tool's, prompt's, resource's, template's or method's). When
+    /// none could, [`McpPolicyLayer`](super::McpPolicyLayer) refuses an
+    /// anonymous request on what little it reads of the body.
+    ///
+    /// ```
+    /// use tower_mcp_auth::mcp::McpPolicy;
+    /// use tower_mcp_auth::Rule;
+    ///
+    /// let closed = McpPolicy::builder().tool("x", Rule::api_key()).build()?;
+    /// assert!(!closed.admits_anonymous());
+    /// let open = McpPolicy::builder().tool("hello", Rule::public()).build()?;
+    /// assert!(open.admits_anonymous());
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn admits_anonymous(&self) -> bool {
+        let inner = &*self.0;
+        let unmatched = [
+            &inner.unmatched.tool,
+            &inner.unmatched.prompt,
+            &inner.unmatched.resource,
+        ];
+        std::iter::once(&inner.default)
+            .chain(unmatched.into_iter().flatten())
+            .chain(inner.tools.values())
+            .chain(inner.prompts.values())
+            .chain(inner.resources.values())
+            .chain(inner.templates.iter().map(|(_, rule)| rule))
+            .chain(inner.methods.values())
+            .any(|rule| rule.permits(None))
+    }
+
     /// Whether a tool rule names `name` (not an unmatched rule).
     pub(crate) fn names_tool(&self, name: &str) -> bool {
         self.0.tools.contains_key(name)

@@ -71,7 +71,8 @@ pub(crate) struct Withhold {
     /// The layer named in the audit event and the error.
     layer: &'static str,
     principal: Option<Principal>,
-    /// The request's ids (for the errors that replace an unreadable reply).
+    /// The ids of the request's requests (for the errors that replace an
+    /// unreadable reply; never a response's id, which is the server's).
     first_id: Option<JsonRpcId>,
     more_ids: Vec<JsonRpcId>,
     limit: usize,
@@ -89,7 +90,7 @@ impl Withhold {
         parts: &Parts,
         limit: usize,
     ) -> Self {
-        let mut ids = req.calls().iter().filter_map(|c| c.id().cloned());
+        let mut ids = req.calls().iter().filter_map(|c| c.request_id().cloned());
         let first_id = ids.next();
         let more_ids = ids.collect();
         Self {
