@@ -67,6 +67,7 @@ async fn run(svc: &Svc, body: &bytes::Bytes, who: &Principal) -> bytes::Bytes {
 
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap();
     let who = Principal::new(AuthScheme::ApiKey, "svc");

@@ -494,7 +494,9 @@ async fn a_misspelled_rule_in_a_policy_file_is_reported_once_and_closes_the_tool
             "list_all_users": "api_key",
             "get_user_by_id": "api_key",
             "protected_operation": "authenticated",
-            "rate_limited_operation": "authenticated"
+            "rate_limited_operation": "authenticated",
+            "confirm_delete_user": ["api_key", {"scheme": "bearer", "scopes": ["admin:write"]}],
+            "build_report": "authenticated"
         },
         "resources": {
             "user://{user_id}/private": {"scheme": "bearer", "scopes": ["read:data"]},

@@ -823,16 +823,24 @@ fn refusal_response(refused: &[Refused], batch: bool) -> Response {
     json_response(StatusCode::OK, body)
 }
 
-/// What rmcp 3.11's `TaskManager` answers a task id it does not know.
-fn unknown_task_error(presented: &str) -> Value {
-    json!({"code": -32602, "message": format!("unknown task: {presented}")})
+/// `text` with every `from` replaced by `to`.
+fn replace_all(text: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + to.len());
+    let mut at = 0;
+    for found in memmem::find_iter(text, from) {
+        out.extend_from_slice(&text[at..found]);
+        out.extend_from_slice(to);
+        at = found + from.len();
+    }
+    out.extend_from_slice(&text[at..]);
+    out
 }
 
 /// The outcome of checking a request's handles.
 enum Checked {
     /// Go on with this body (rewritten when a handle was opened) and this
     /// `Mcp-Name` replacement.
-    Pass(Bytes, Option<(String, String)>),
+    Pass(Bytes, Option<(String, String)>, Vec<Unknown>),
     Refuse(Response),
 }
 
@@ -844,7 +852,7 @@ impl Config {
     /// Opens every handle of a request body for `owner`.
     fn check(&self, owner: Option<&Principal>, parts: &Parts, body: Bytes) -> Checked {
         if !may_carry_handle(&body) {
-            return Checked::Pass(body, None);
+            return Checked::Pass(body, None, Vec::new());
         }
         let parsed = match McpRequest::parse(&body) {
             Ok(parsed) => parsed,
@@ -858,6 +866,7 @@ impl Config {
         let mut splices: Vec<(Range<usize>, String)> = Vec::new();
         let mut refused = Vec::new();
         let mut name_swap = None;
+        let mut unknown = Vec::new();
         let now = self.now();
         for m in &messages {
             let id = m.id.map_or_else(
@@ -907,12 +916,33 @@ impl Config {
                             }
                             splices.push((task.span(), Value::from(bare).to_string()));
                         }
-                        None => refused.push(Refused {
-                            id,
-                            error: unknown_task_error(&presented),
-                            reason: "unknown_task",
-                            detail: "the task id was not issued to this caller",
-                        }),
+                        None => {
+                            // Not this caller's: the server gets an id it
+                            // cannot know, and answers as it answers an
+                            // unknown task (its capability checks and all);
+                            // its reply names the id as presented.
+                            let stand_in = Unknown::new(&presented);
+                            if !parsed.is_batch() {
+                                name_swap =
+                                    Some((presented.to_string(), stand_in.stand_in.clone()));
+                            }
+                            splices.push((
+                                task.span(),
+                                Value::from(stand_in.stand_in.as_str()).to_string(),
+                            ));
+                            audit::refused_because(
+                                "handle_binding",
+                                audit::Refusal {
+                                    reason: "unknown_task",
+                                    detail: "the task id was not issued to this caller",
+                                    status: 200,
+                                },
+                                owner,
+                                &parts.method,
+                                audit::path(&parts.uri, &parts.extensions),
+                            );
+                            unknown.push(stand_in);
+                        }
                     }
                 }
             }
@@ -935,7 +965,7 @@ impl Config {
             return Checked::Refuse(refusal_response(&refused, parsed.is_batch()));
         }
         if splices.is_empty() {
-            return Checked::Pass(body, None);
+            return Checked::Pass(body, None, unknown);
         }
         splices.sort_by_key(|(span, _)| span.start);
         let mut out = Vec::with_capacity(body.len());
@@ -946,7 +976,7 @@ impl Config {
             at = span.end;
         }
         out.extend_from_slice(&body[at..]);
-        Checked::Pass(Bytes::from(out), name_swap)
+        Checked::Pass(Bytes::from(out), name_swap, unknown)
     }
 }
 
@@ -1005,6 +1035,7 @@ where
         Box::pin(async move {
             let owner = Principal::from_extensions(req.extensions()).cloned();
             let (mut parts, body) = req.into_parts();
+            let mut unknown = Vec::new();
             let (body, request) = if parts.method == Method::POST {
                 let buffered = match body::read(
                     &parts.headers,
@@ -1021,7 +1052,8 @@ where
                 let bytes = buffered.bytes().clone();
                 match config.check(owner.as_ref(), &parts, bytes.clone()) {
                     Checked::Refuse(response) => return Ok(response),
-                    Checked::Pass(body, swap) => {
+                    Checked::Pass(body, swap, stand_ins) => {
+                        unknown = stand_ins;
                         if let Some((sealed, bare)) = swap {
                             swap_name_header(&mut parts, &sealed, &bare);
                         }
@@ -1059,6 +1091,7 @@ where
                 request,
                 calls: OnceLock::new(),
                 withhold,
+                unknown,
             };
             Ok(filter::apply(response.map(Body::new), sealer).await)
         })
@@ -1083,6 +1116,32 @@ struct Sealer {
     request: Bytes,
     calls: OnceLock<Vec<Call>>,
     withhold: Withhold,
+    /// The stand-ins sent in place of task ids this caller does not own.
+    unknown: Vec<Unknown>,
+}
+
+/// A task id that was not issued to its caller, and the id the server got
+/// in its place: random, so the server cannot know it.
+struct Unknown {
+    stand_in: String,
+    /// The presented id as JSON string content (escaped, no quotes), as
+    /// the server would have written it back.
+    presented: String,
+}
+
+impl Unknown {
+    fn new(presented: &str) -> Self {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).expect("the operating system's random source failed");
+        let quoted = Value::from(presented).to_string();
+        Self {
+            stand_in: format!(
+                "tower-mcp-auth.unknown-task.{}",
+                URL_SAFE_NO_PAD.encode(nonce)
+            ),
+            presented: quoted[1..quoted.len() - 1].to_owned(),
+        }
+    }
 }
 
 /// Whether two JSON-RPC ids are one (rmcp writes `1.0` back as `1`).
@@ -1190,9 +1249,29 @@ impl Sealer {
 impl Rewriter for Sealer {
     fn may_carry(&self, text: &[u8]) -> bool {
         may_carry_handle(text)
+            || self
+                .unknown
+                .iter()
+                .any(|u| memmem::find(text, u.stand_in.as_bytes()).is_some())
     }
 
     fn rewrite(&self, text: &[u8]) -> Result<Option<Vec<u8>>, Unreadable> {
+        // The server's answer names the stand-in: name the id as presented.
+        let mut restored: Option<Vec<u8>> = None;
+        for u in &self.unknown {
+            let current = restored.as_deref().unwrap_or(text);
+            if memmem::find(current, u.stand_in.as_bytes()).is_some() {
+                restored = Some(replace_all(
+                    current,
+                    u.stand_in.as_bytes(),
+                    u.presented.as_bytes(),
+                ));
+            }
+        }
+        let text = restored.as_deref().unwrap_or(text);
+        if !may_carry_handle(text) {
+            return Ok(restored);
+        }
         let mut value: Value = serde_json::from_slice(text).map_err(|_| Unreadable::NotJson)?;
         let changed = match &mut value {
             Value::Array(batch) => {
@@ -1205,7 +1284,7 @@ impl Rewriter for Sealer {
             message => self.seal_message(message)?,
         };
         if !changed {
-            return Ok(None);
+            return Ok(restored);
         }
         serde_json::to_vec(&value)
             .map(Some)
@@ -1260,7 +1339,13 @@ mod tests {
                     seen.lock().unwrap().push(msg.clone());
                     let id = msg["id"].clone();
                     let params = &msg["params"];
-                    let result = match msg["method"].as_str().unwrap() {
+                    let method = msg["method"].as_str().unwrap();
+                    // rmcp's TaskManager: only t-1 exists.
+                    if method.starts_with("tasks/") && method != "tasks/list" && params["taskId"] != "t-1" {
+                        let error = json!({"code": -32602, "message": format!("unknown task: {}", params["taskId"].as_str().unwrap())});
+                        return Ok(json_response(StatusCode::OK, json!({"jsonrpc": "2.0", "id": id, "error": error}).to_string()));
+                    }
+                    let result = match method {
                         "tools/call" if params["name"] == "start_task" => {
                             json!({"resultType": "task", "taskId": "t-1", "status": "working",
                                    "createdAt": "x", "lastUpdatedAt": "x", "ttlMs": null})
@@ -1618,8 +1703,8 @@ mod tests {
                     "t-1"
                 );
             }
-            // Anyone else: rmcp's answer to an unknown task, naming the id
-            // as presented.
+            // Anyone else: the server is asked about an id it cannot know,
+            // and its answer to an unknown task names the id as presented.
             for (who, presented) in [
                 (Some(bob()), task.clone()),
                 (None, task.clone()),
@@ -1640,7 +1725,10 @@ mod tests {
                     v,
                     json!({"jsonrpc": "2.0", "id": 5, "error": {"code": -32602, "message": format!("unknown task: {presented}")}}),
                 );
-                assert_eq!(seen.lock().unwrap().len(), seen_before, "{method}");
+                let seen = seen.lock().unwrap();
+                assert_eq!(seen.len(), seen_before + 1, "{method}");
+                let asked = seen.last().unwrap()["params"]["taskId"].as_str().unwrap();
+                assert!(asked.starts_with("tower-mcp-auth.unknown-task."), "{asked}");
             }
         }
     }
@@ -1677,6 +1765,7 @@ mod tests {
             owner: Some(owner.clone()),
             request: Bytes::new(),
             calls: OnceLock::new(),
+            unknown: Vec::new(),
             withhold: Withhold::new(
                 "handle_binding",
                 None,
