@@ -156,6 +156,7 @@ mod resource;
 #[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub mod rmcp;
 mod rule;
+mod scope_hierarchy;
 mod url;
 
 pub use authorize::{Authorize, AuthorizeLayer};
@@ -169,6 +170,7 @@ pub use metadata::{ProtectedResource, ProtectedResourceBuilder, WELL_KNOWN_PATH}
 pub use principal::{AuthScheme, CustomScheme, Principal, Scopes};
 pub use resource::{ProtectedResourceLayer, ProtectedResourceService};
 pub use rule::Rule;
+pub use scope_hierarchy::{ScopeHierarchy, ScopeHierarchyBuilder};
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

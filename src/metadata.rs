@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::{
     config::ConfigError,
     error::Challenge,
-    principal::Scopes,
+    principal::{Scopes, OFFLINE_ACCESS},
     url::{check_identifier, check_url},
 };
 
@@ -215,12 +215,31 @@ impl ProtectedResourceBuilder {
     }
 
     /// Sets the scopes the resource understands (`scopes_supported`).
+    /// `offline_access` is left out: it asks an authorization server for
+    /// a refresh token and is no requirement of the resource, so the MCP
+    /// authorization specification (2026-07-28) says a server SHOULD NOT
+    /// list it (an authorization server's own `scopes_supported`, which
+    /// discovery copies here, often has it).
+    ///
+    /// ```
+    /// use tower_mcp_auth::ProtectedResource;
+    ///
+    /// let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+    ///     .scopes_supported(["openid", "offline_access", "read:data"])
+    ///     .build()?;
+    /// assert_eq!(resource.scopes_supported().to_string(), "openid read:data");
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
     pub fn scopes_supported<I>(mut self, scopes: I) -> Self
     where
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        self.scopes_supported = scopes.into_iter().map(Into::into).collect();
+        self.scopes_supported = scopes
+            .into_iter()
+            .map(Into::into)
+            .filter(|s: &String| s != OFFLINE_ACCESS)
+            .collect();
         self
     }
 
