@@ -14,7 +14,12 @@
 mod support;
 use support::mcp_server;
 
-use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    sync::atomic::{AtomicU32, Ordering},
+};
 
 use axum::{routing, Form, Json, Router};
 use secrecy::SecretString;
@@ -37,14 +42,28 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
+/// An opaque token for the audience `aud` (hex: a bearer token has no
+/// `:` or `%`).
+fn opaque(aud: &str) -> String {
+    let hex: String = aud.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("opaque-{hex}")
+}
+
 /// An authorization server's introspection endpoint that finds every
-/// token `opaque-<aud>` active, for the audience `<aud>` (as written).
+/// token [`opaque`]`(aud)` active, for the audience `aud` (as written).
 async fn introspection_endpoint() -> SocketAddr {
     serve(Router::new().route(
         "/introspect",
         routing::post(|Form(form): Form<HashMap<String, String>>| async move {
             let token = form.get("token").cloned().unwrap_or_default();
-            Json(match token.strip_prefix("opaque-") {
+            let aud = token.strip_prefix("opaque-").map(|hex| {
+                let bytes: Vec<u8> = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                    .collect();
+                String::from_utf8(bytes).unwrap()
+            });
+            Json(match aud {
                 Some(aud) => json!({
                     "active": true, "sub": "ivy", "token_type": "Bearer",
                     "scope": "read:data", "aud": aud,
@@ -94,8 +113,16 @@ struct Reply {
     body: Value,
 }
 
+/// Each request from its own loopback address: the refusals below would
+/// otherwise put the test's one address in the failed-auth cool-down.
 async fn post(addr: SocketAddr, token: &str, body: Value) -> Reply {
-    let res = reqwest::Client::new()
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let [_, _, hi, lo] = n.to_be_bytes();
+    let res = reqwest::Client::builder()
+        .local_address(IpAddr::from([127, 24, hi, lo]))
+        .build()
+        .unwrap()
         .post(format!("http://{addr}/mcp"))
         .header("content-type", "application/json")
         .header("accept", ACCEPT)
@@ -258,7 +285,7 @@ async fn an_audience_in_another_spelling_of_the_public_url_is_accepted() {
     for aud in SAME {
         for (how, token) in [
             ("JWT", jwt(aud, &["read:data"])),
-            ("introspection", format!("opaque-{aud}")),
+            ("introspection", opaque(aud)),
         ] {
             let r = post(addr, &token, call()).await;
             assert_eq!(r.status, 200, "{how} aud {aud}: {} {}", r.challenge, r.body);
@@ -274,7 +301,7 @@ async fn an_audience_for_another_resource_is_refused() {
     for aud in OTHER {
         for (how, token) in [
             ("JWT", jwt(aud, &["read:data"])),
-            ("introspection", format!("opaque-{aud}")),
+            ("introspection", opaque(aud)),
         ] {
             let r = post(addr, &token, tool_call("protected_operation", json!({}))).await;
             assert_eq!(r.status, 401, "{how} aud {aud}: {}", r.body);
