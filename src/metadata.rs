@@ -379,6 +379,20 @@ mod tests {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
+    /// MCP 2026-07-28: servers SHOULD NOT list `offline_access` in
+    /// `scopes_supported` (an authorization server's list, copied by
+    /// discovery, often has it); listed before.
+    #[test]
+    fn offline_access_is_left_out_of_scopes_supported() {
+        let r = ProtectedResource::builder("https://mcp.example.com/mcp")
+            .scopes_supported(["openid", "offline_access", "read:data"])
+            .build()
+            .unwrap();
+        assert_eq!(r.scopes_supported().to_string(), "openid read:data");
+        let doc: serde_json::Value = serde_json::from_slice(&r.document()).unwrap();
+        assert_eq!(doc["scopes_supported"], serde_json::json!(["openid", "read:data"]));
+    }
+
     #[test]
     fn metadata_url_inserts_well_known_before_path() {
         let cases = [

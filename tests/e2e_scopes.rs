@@ -5,7 +5,7 @@
 //! * a policy file's `scopes` table is the deployment's scope hierarchy: a
 //!   token holding the broad scope calls what the narrower scopes allow
 //!   and sees it listed; a 403 names the scopes the call requires, never
-//!   the broad one and never `offline_access`;
+//!   the broad one and never `offline_access` (the token's own);
 //! * a token whose `aud` is the public URL up to RFC 3986 normalisation
 //!   (scheme and host in any case, the default port written) is accepted,
 //!   JWT and introspection alike; one for another path, port or scheme is
@@ -233,25 +233,6 @@ async fn a_broad_scope_calls_and_sees_what_its_narrower_scopes_allow() {
         "{}",
         r.challenge
     );
-}
-
-/// MCP 2026-07-28: no `offline_access` in `scopes_supported`, even when a
-/// rule set cannot name it and the metadata is built from the policy.
-#[tokio::test]
-async fn the_metadata_never_lists_offline_access() {
-    let public_url = "http://localhost/mcp";
-    let addr = example(public_url, Some(policy_file())).await;
-    let doc: Value = reqwest::get(format!(
-        "http://{addr}/.well-known/oauth-protected-resource/mcp"
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let listed = doc["scopes_supported"].as_array().unwrap();
-    assert!(listed.iter().all(|s| s != "offline_access"), "{doc}");
-    assert!(listed.iter().any(|s| s == "admin:write"), "{doc}");
 }
 
 // ───────────────── 2. the audience, up to normalisation ─────────────────
