@@ -13,8 +13,8 @@ use http::Request;
 use http_body_util::BodyExt;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
-    mcp::{McpPolicy, McpPolicyLayer, McpRequest},
     mcp::{McpCall, Target},
+    mcp::{McpPolicy, McpPolicyLayer, McpRequest},
     AuthScheme, Principal, ProtectedResource, Rule, ScopeHierarchy, Scopes,
 };
 
@@ -297,20 +297,53 @@ fn chain_hierarchy() -> ScopeHierarchy {
 /// `tools/call`) without a hierarchy, and with one of 1,000 scopes: the
 /// token holding the required scope itself, or only a broader one.
 fn bench_scope_check(c: &mut Criterion) {
-    let jwt = |scopes: &str| Principal::new(AuthScheme::Jwt, "alice").with_scopes(Scopes::parse(scopes));
+    let jwt =
+        |scopes: &str| Principal::new(AuthScheme::Jwt, "alice").with_scopes(Scopes::parse(scopes));
     let call = McpCall::new("tools/call", Some(Target::Tool("deploy".into())));
     let cases = [
         // (name, hierarchy, required, granted)
-        ("none/narrow_held", ScopeHierarchy::empty(), "area7:op42", "area7:op42 openid profile"),
-        ("wide_1000/narrow_held", wide_hierarchy(), "area7:op42", "area7:op42 openid profile"),
-        ("wide_1000/broad_held", wide_hierarchy(), "area7:op42", "area7:admin openid profile"),
-        ("none/chain_leaf_held", ScopeHierarchy::empty(), "c999", "c999 openid profile"),
-        ("chain_1000/leaf_held", chain_hierarchy(), "c999", "c999 openid profile"),
-        ("chain_1000/root_held", chain_hierarchy(), "c999", "c0 openid profile"),
+        (
+            "none/narrow_held",
+            ScopeHierarchy::empty(),
+            "area7:op42",
+            "area7:op42 openid profile",
+        ),
+        (
+            "wide_1000/narrow_held",
+            wide_hierarchy(),
+            "area7:op42",
+            "area7:op42 openid profile",
+        ),
+        (
+            "wide_1000/broad_held",
+            wide_hierarchy(),
+            "area7:op42",
+            "area7:admin openid profile",
+        ),
+        (
+            "none/chain_leaf_held",
+            ScopeHierarchy::empty(),
+            "c999",
+            "c999 openid profile",
+        ),
+        (
+            "chain_1000/leaf_held",
+            chain_hierarchy(),
+            "c999",
+            "c999 openid profile",
+        ),
+        (
+            "chain_1000/root_held",
+            chain_hierarchy(),
+            "c999",
+            "c0 openid profile",
+        ),
     ];
     let mut group = c.benchmark_group("scope_check");
     for (name, hierarchy, required, granted) in cases {
-        let rule = Rule::bearer().scopes([required]).scope_hierarchy(hierarchy.clone());
+        let rule = Rule::bearer()
+            .scopes([required])
+            .scope_hierarchy(hierarchy.clone());
         let p = jwt(granted);
         assert!(rule.permits(Some(&p)), "{name}");
         group.bench_function(BenchmarkId::new("rule", name), |b| {
@@ -322,7 +355,11 @@ fn bench_scope_check(c: &mut Criterion) {
             .build()
             .unwrap();
         group.bench_function(BenchmarkId::new("policy", name), |b| {
-            b.iter(|| policy.authorize(Some(std::hint::black_box(&p)), Some(&call)).unwrap())
+            b.iter(|| {
+                policy
+                    .authorize(Some(std::hint::black_box(&p)), Some(&call))
+                    .unwrap()
+            })
         });
     }
     group.finish();

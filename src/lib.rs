@@ -31,8 +31,8 @@
 //! [`Challenge`], [`JsonRpcId`], [`ErrorRenderer`] and the `JSONRPC_*`
 //! codes, [`ConfigError`] with [`secret_from_env`] and
 //! [`optional_secret_from_env`], [`ProtectedResource`] with its builder and
-//! [`ProtectedResourceLayer`], and [`Rule`] with [`AuthorizeLayer`] (whose future is
-//! [`future::ResponseFuture`]). Each layer's items sit in that layer's
+//! [`ProtectedResourceLayer`], [`Rule`] with [`AuthorizeLayer`] (whose future is
+//! [`future::ResponseFuture`]), and [`ScopeHierarchy`] with its builder. Each layer's items sit in that layer's
 //! module only, as in tower-http: [`api_key::ApiKeyLayer`],
 //! [`authenticate::AuthenticateLayer`], `jwt::JwtLayer`,
 //! `introspection::IntrospectionLayer`, `mcp::McpPolicyLayer`,

@@ -390,7 +390,10 @@ mod tests {
             .unwrap();
         assert_eq!(r.scopes_supported().to_string(), "openid read:data");
         let doc: serde_json::Value = serde_json::from_slice(&r.document()).unwrap();
-        assert_eq!(doc["scopes_supported"], serde_json::json!(["openid", "read:data"]));
+        assert_eq!(
+            doc["scopes_supported"],
+            serde_json::json!(["openid", "read:data"])
+        );
     }
 
     #[test]

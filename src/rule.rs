@@ -111,8 +111,9 @@ impl Alternative {
             .any
             .iter()
             .map(|g| {
-                g.iter()
-                    .fold(Scopes::empty(), |acc, s| acc.union(&hierarchy.broader_than(s)))
+                g.iter().fold(Scopes::empty(), |acc, s| {
+                    acc.union(&hierarchy.broader_than(s))
+                })
             })
             .collect();
         let none = all.iter().chain(&any).all(Scopes::is_empty);

@@ -129,7 +129,10 @@ impl ScopeHierarchy {
         let Some((inner, held)) = self.id(held) else {
             return false;
         };
-        inner.ids.get(scope).is_some_and(|s| inner.implies[held].binary_search(s).is_ok())
+        inner
+            .ids
+            .get(scope)
+            .is_some_and(|s| inner.implies[held].binary_search(s).is_ok())
     }
 
     /// Whether a token holding `granted` holds `scope`, itself or through a
@@ -349,7 +352,8 @@ fn post_order(edges: &[Vec<u32>]) -> Result<Vec<u32>, Vec<u32>> {
                         }
                         Mark::Open => {
                             let from = stack.iter().position(|&(n, _)| n == child).unwrap_or(0);
-                            let mut cycle: Vec<u32> = stack[from..].iter().map(|&(n, _)| n).collect();
+                            let mut cycle: Vec<u32> =
+                                stack[from..].iter().map(|&(n, _)| n).collect();
                             cycle.push(child);
                             return Err(cycle);
                         }
@@ -393,8 +397,14 @@ mod tests {
         assert!(!h.grants("admin:read", "admin"));
         assert!(!h.grants("unknown", "admin:read"));
         assert!(!h.grants("admin", "unknown"));
-        assert_eq!(h.implied_by("root").to_string(), "admin admin:read admin:write read:data");
-        assert_eq!(h.broader_than("admin:read").to_string(), "admin admin:write root");
+        assert_eq!(
+            h.implied_by("root").to_string(),
+            "admin admin:read admin:write read:data"
+        );
+        assert_eq!(
+            h.broader_than("admin:read").to_string(),
+            "admin admin:write root"
+        );
         assert_eq!(h.broader_than("root").len(), 0);
         let granted = Scopes::parse("admin:write other");
         assert!(h.satisfies(&granted, "admin:read"));
@@ -412,7 +422,12 @@ mod tests {
             (&[("a", &["a"][..])][..], "a → a"),
             (&[("a", &["b"][..]), ("b", &["a"][..])][..], "a → b → a"),
             (
-                &[("x", &["a"][..]), ("a", &["b"][..]), ("b", &["c"][..]), ("c", &["a"][..])][..],
+                &[
+                    ("x", &["a"][..]),
+                    ("a", &["b"][..]),
+                    ("b", &["c"][..]),
+                    ("c", &["a"][..]),
+                ][..],
                 "a → b → c → a",
             ),
         ] {
@@ -430,7 +445,12 @@ mod tests {
         assert!(h(&[("", &["a"])]).is_err());
         assert!(h(&[]).unwrap().is_empty());
         assert!(h(&[("a", &[])]).unwrap().is_empty());
-        assert_eq!(ScopeHierarchy::empty().expand(&Scopes::parse("a")).to_string(), "a");
+        assert_eq!(
+            ScopeHierarchy::empty()
+                .expand(&Scopes::parse("a"))
+                .to_string(),
+            "a"
+        );
     }
 
     #[test]

@@ -103,7 +103,9 @@ impl Audience {
         let Some(normal) = normalize(aud) else {
             return false;
         };
-        accepted.iter().any(|a| a.normal.as_deref() == Some(&*normal))
+        accepted
+            .iter()
+            .any(|a| a.normal.as_deref() == Some(&*normal))
     }
 }
 
@@ -270,19 +272,43 @@ mod tests {
     fn rfc_3986_normal_forms() {
         let same = [
             ("HTTPS://MCP.Example.COM/mcp", "https://mcp.example.com/mcp"),
-            ("https://mcp.example.com:443/mcp", "https://mcp.example.com/mcp"),
-            ("https://mcp.example.com:/mcp", "https://mcp.example.com/mcp"),
+            (
+                "https://mcp.example.com:443/mcp",
+                "https://mcp.example.com/mcp",
+            ),
+            (
+                "https://mcp.example.com:/mcp",
+                "https://mcp.example.com/mcp",
+            ),
             ("http://localhost:80/mcp", "http://localhost/mcp"),
             ("http://localhost:0080/mcp", "http://localhost/mcp"),
             ("https://mcp.example.com", "https://mcp.example.com/"),
-            ("https://mcp.example.com/%6d%63%70", "https://mcp.example.com/mcp"),
-            ("https://mcp.example.com/a%2fb", "https://mcp.example.com/a%2Fb"),
-            ("https://mcp.example.com/x/../mcp", "https://mcp.example.com/mcp"),
-            ("https://mcp.example.com/./mcp/.", "https://mcp.example.com/mcp/"),
-            ("https://mcp.example.com/%2E%2E/mcp", "https://mcp.example.com/mcp"),
+            (
+                "https://mcp.example.com/%6d%63%70",
+                "https://mcp.example.com/mcp",
+            ),
+            (
+                "https://mcp.example.com/a%2fb",
+                "https://mcp.example.com/a%2Fb",
+            ),
+            (
+                "https://mcp.example.com/x/../mcp",
+                "https://mcp.example.com/mcp",
+            ),
+            (
+                "https://mcp.example.com/./mcp/.",
+                "https://mcp.example.com/mcp/",
+            ),
+            (
+                "https://mcp.example.com/%2E%2E/mcp",
+                "https://mcp.example.com/mcp",
+            ),
             ("https://[::1]:443/mcp", "https://[::1]/mcp"),
             ("https://[::1]:8443/mcp", "https://[::1]:8443/mcp"),
-            ("https://Ann@MCP.example.com/mcp?Q=%7e#F", "https://Ann@mcp.example.com/mcp?Q=~#F"),
+            (
+                "https://Ann@MCP.example.com/mcp?Q=%7e#F",
+                "https://Ann@mcp.example.com/mcp?Q=~#F",
+            ),
             ("HTTP://127.0.0.1:3000/mcp", "http://127.0.0.1:3000/mcp"),
             ("urn+x://Host", "urn+x://host"),
         ];

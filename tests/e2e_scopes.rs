@@ -186,18 +186,34 @@ async fn a_broad_scope_calls_and_sees_what_its_narrower_scopes_allow() {
     // `admin` → `data:all` → `read:data`: two levels down.
     let r = post(addr, &admin, tool_call("get_user_data", user.clone())).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.body["result"]["structuredContent"]["id"], "user_001", "{}", r.body);
+    assert_eq!(
+        r.body["result"]["structuredContent"]["id"], "user_001",
+        "{}",
+        r.body
+    );
     let r = post(
         addr,
         &admin,
-        tool_call("delete_user", json!({"user_id": "user_002", "reason": "e2e"})),
+        tool_call(
+            "delete_user",
+            json!({"user_id": "user_002", "reason": "e2e"}),
+        ),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.body["result"]["structuredContent"]["deleted"], "user_002", "{}", r.body);
+    assert_eq!(
+        r.body["result"]["structuredContent"]["deleted"], "user_002",
+        "{}",
+        r.body
+    );
 
     // The list filter accounts for it too.
-    let r = post(addr, &admin, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await;
+    let r = post(
+        addr,
+        &admin,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+    .await;
     let listed: Vec<&str> = r.body["result"]["tools"]
         .as_array()
         .unwrap()
@@ -218,13 +234,15 @@ async fn a_broad_scope_calls_and_sees_what_its_narrower_scopes_allow() {
     let r = post(
         addr,
         &narrow,
-        tool_call("delete_user", json!({"user_id": "user_003", "reason": "e2e"})),
+        tool_call(
+            "delete_user",
+            json!({"user_id": "user_003", "reason": "e2e"}),
+        ),
     )
     .await;
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(
-        r.challenge
-            .contains(r#"error="insufficient_scope""#),
+        r.challenge.contains(r#"error="insufficient_scope""#),
         "{}",
         r.challenge
     );
@@ -270,7 +288,11 @@ async fn an_audience_in_another_spelling_of_the_public_url_is_accepted() {
         ] {
             let r = post(addr, &token, call()).await;
             assert_eq!(r.status, 200, "{how} aud {aud}: {} {}", r.challenge, r.body);
-            assert!(r.body.get("result").is_some(), "{how} aud {aud}: {}", r.body);
+            assert!(
+                r.body.get("result").is_some(),
+                "{how} aud {aud}: {}",
+                r.body
+            );
         }
     }
 }

@@ -757,7 +757,10 @@ mod tests {
         .build()
         .unwrap();
         let body = json!({"active": true, "sub": "a", "aud": "https://mcp.example.com/mcp"});
-        assert!(i.0.check(i.0.verdict(parse(body)), i.audience(), now).is_ok());
+        assert!(i
+            .0
+            .check(i.0.verdict(parse(body)), i.audience(), now)
+            .is_ok());
     }
 
     #[test]

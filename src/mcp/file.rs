@@ -1037,9 +1037,10 @@ mod tests {
         )
         .unwrap();
         assert!(p.may_call_tool(Some(&jwt("admin")), "delete_user"));
-        let err = McpPolicy::from_toml("[tools]\nt = \"api_key\"\n[scopes]\na = [\"b\"]\nb = [\"a\"]\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            McpPolicy::from_toml("[tools]\nt = \"api_key\"\n[scopes]\na = [\"b\"]\nb = [\"a\"]\n")
+                .unwrap_err()
+                .to_string();
         assert!(
             err.starts_with("policy:3: scope hierarchy: a cycle: a → b → a"),
             "{err}"

@@ -675,7 +675,10 @@ mod tests {
             .default(Rule::bearer().scopes(["read:profile"]))
             .tool("delete_user", Rule::bearer().scopes(["admin:write"]))
             .unmatched_tool(Rule::bearer().any_scope(["x", "read:data"]))
-            .resource("user://{id}/private", Rule::bearer().scopes(["read:profile"]))
+            .resource(
+                "user://{id}/private",
+                Rule::bearer().scopes(["read:profile"]),
+            )
             .resource("admin://stats", Rule::bearer().scopes(["admin:write"]))
             .method("logging/setLevel", Rule::bearer().scopes(["admin:write"]))
             .build()
