@@ -1,7 +1,13 @@
 //! The one rule language: [`Rule`], for an MCP endpoint's policy and for a
 //! plain route alike.
 
-use std::{any::Any, fmt, sync::Arc};
+use std::{
+    any::Any,
+    collections::HashMap,
+    fmt,
+    hash::{BuildHasher, Hasher},
+    sync::Arc,
+};
 
 use crate::{
     error::AuthError,
@@ -51,18 +57,27 @@ struct Alternative {
     all: Scopes,
     any: Vec<Scopes>,
     checks: Vec<Arc<CheckFn>>,
-    /// What else meets `all` and `any` under the rule's scope hierarchy
-    /// (`None`: nothing; the check is then exactly the one without).
+    /// What meets `all` and `any` under the rule's scope hierarchy
+    /// (`None`: no hierarchy, or no broader scope meets any of them; the
+    /// check is then exactly the one without).
     wider: Option<Box<Wider>>,
 }
 
-/// The broader scopes that meet an alternative's requirements too.
+/// The scopes that meet an alternative's requirements under a hierarchy:
+/// each requirement (a scope of `all`, then a group of `any`) is met by
+/// its own scopes and by every scope that implies one of them.
 #[derive(Clone)]
-struct Wider {
-    /// For each scope of `all`, in order, the scopes that imply it.
-    all: Vec<Scopes>,
-    /// For each group of `any`, in order, the scopes that imply one of it.
-    any: Vec<Scopes>,
+enum Wider {
+    /// Up to 64 requirements: each scope that meets some → the bit of each
+    /// requirement it meets. A check is one lookup per granted scope,
+    /// whatever the size of the hierarchy.
+    Mask {
+        meets: HashMap<Box<str>, u64, FxBuild>,
+        want: u64,
+    },
+    /// More: for each requirement, in order, the broader scopes that meet
+    /// it too.
+    Lists { all: Vec<Scopes>, any: Vec<Scopes> },
 }
 
 impl Alternative {
@@ -83,21 +98,36 @@ impl Alternative {
     }
 
     fn has_scopes(&self, granted: &Scopes) -> bool {
-        let Some(wider) = &self.wider else {
-            return granted.contains_all(self.all.iter())
-                && self.any.iter().all(|g| granted.contains_any(g.iter()));
-        };
-        // Each requirement: met by the scope itself (the same cost as
-        // without a hierarchy), else by a broader scope that implies it.
-        self.all
-            .iter()
-            .zip(&wider.all)
-            .all(|(s, w)| granted.contains(s) || granted.intersects(w))
-            && self
-                .any
-                .iter()
-                .zip(&wider.any)
-                .all(|(g, w)| granted.contains_any(g.iter()) || granted.intersects(w))
+        match self.wider.as_deref() {
+            None => {
+                granted.contains_all(self.all.iter())
+                    && self.any.iter().all(|g| granted.contains_any(g.iter()))
+            }
+            Some(Wider::Mask { meets, want }) => {
+                let mut met = 0;
+                for g in granted.iter() {
+                    if let Some(bits) = meets.get(g) {
+                        met |= bits;
+                        if met == *want {
+                            return true;
+                        }
+                    }
+                }
+                false
+            }
+            // Each requirement: met by its own scopes, else by a broader one.
+            Some(Wider::Lists { all, any }) => {
+                self.all
+                    .iter()
+                    .zip(all)
+                    .all(|(s, w)| granted.contains(s) || granted.intersects(w))
+                    && self
+                        .any
+                        .iter()
+                        .zip(any)
+                        .all(|(g, w)| granted.contains_any(g.iter()) || granted.intersects(w))
+            }
+        }
     }
 
     /// Recomputes [`Alternative::wider`] for `hierarchy`.
@@ -116,8 +146,83 @@ impl Alternative {
                 })
             })
             .collect();
-        let none = all.iter().chain(&any).all(Scopes::is_empty);
-        self.wider = (!none).then(|| Box::new(Wider { all, any }));
+        if all.iter().chain(&any).all(Scopes::is_empty) {
+            self.wider = None;
+            return;
+        }
+        let requirements = self.all.len() + self.any.len();
+        if requirements > 64 {
+            self.wider = Some(Box::new(Wider::Lists { all, any }));
+            return;
+        }
+        // Bit i: the i-th requirement, met by its own scopes and by the
+        // broader ones.
+        let own = self
+            .all
+            .iter()
+            .map(|s| Scopes::from_iter([s]))
+            .chain(self.any.iter().cloned());
+        let mut meets: HashMap<Box<str>, u64, FxBuild> = HashMap::default();
+        for (bit, (own, broader)) in own.zip(all.iter().chain(&any)).enumerate() {
+            for s in own.iter().chain(broader.iter()) {
+                *meets.entry(s.into()).or_default() |= 1 << bit;
+            }
+        }
+        let want = if requirements == 64 {
+            u64::MAX
+        } else {
+            (1 << requirements) - 1
+        };
+        self.wider = Some(Box::new(Wider::Mask { meets, want }));
+    }
+}
+
+/// FxHash (rustc's): a scope check hashes the few scopes of a token, and
+/// SipHash would cost more than the rest of the check. The table's keys
+/// are the operator's (a rule's scopes and the hierarchy), never a
+/// caller's: a caller picks only what is looked up, which cannot make the
+/// table degenerate.
+#[derive(Clone, Copy, Default)]
+struct FxBuild;
+
+impl BuildHasher for FxBuild {
+    type Hasher = Fx;
+
+    fn build_hasher(&self) -> Fx {
+        Fx(0)
+    }
+}
+
+struct Fx(u64);
+
+impl Fx {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut word = [0; 8];
+            word.copy_from_slice(w);
+            self.add(u64::from_le_bytes(word));
+        }
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            let mut word = [0; 8];
+            word[..tail.len()].copy_from_slice(tail);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -610,6 +715,27 @@ mod tests {
             .scopes(["read:data"])
             .scope_hierarchy(hierarchy()));
         assert!(other_side.permits(Some(&admin)));
+    }
+
+    #[test]
+    fn many_requirements_take_the_list_path_and_decide_alike() {
+        for n in [63, 64, 65, 130] {
+            let names: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+            let h = ScopeHierarchy::builder()
+                .implies("root", names.iter().cloned())
+                .build()
+                .unwrap();
+            let rule = Rule::bearer()
+                .scopes(names.iter().skip(1))
+                .any_scope(["x", "s0"])
+                .scope_hierarchy(h);
+            assert!(rule.permits(Some(&jwt("root"))), "{n}");
+            assert!(rule.permits(Some(&jwt(&names.join(" ")))), "{n}");
+            assert!(!rule.permits(Some(&jwt(&names[1..].join(" ")))), "{n}");
+            let mut some = names[..n - 1].to_vec();
+            some.push("x".into());
+            assert!(!rule.permits(Some(&jwt(&some.join(" ")))), "{n}");
+        }
     }
 
     #[test]

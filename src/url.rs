@@ -86,6 +86,7 @@ impl Audience {
     }
 
     /// The audience as configured.
+    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
     pub(crate) fn as_str(&self) -> &str {
         &self.exact
     }
