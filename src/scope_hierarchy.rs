@@ -42,9 +42,12 @@ const MAX_PAIRS: usize = 1 << 22;
 /// needs.
 ///
 /// The closure (each scope's every implied scope) is computed once, at
-/// build; a rule given the hierarchy keeps, for each scope it requires,
-/// the broader scopes that imply it, so a decision costs a few binary
-/// searches more, and nothing more when the token holds the scope itself.
+/// build; a rule given the hierarchy keeps a table from each scope that
+/// meets one of its requirements (the scope itself, or a broader one) to
+/// the requirements it meets, so a decision costs one hash lookup per
+/// scope the token holds, whatever the size of the hierarchy
+/// (`benches/mcp.rs`, `scope_check`: within 1.5× of the same check
+/// without a hierarchy, with 1,000 scopes).
 ///
 /// [`McpPolicyBuilder::scope_hierarchy`]: crate::mcp::McpPolicyBuilder::scope_hierarchy
 /// [`McpPolicy::scope_hierarchy`]: crate::mcp::McpPolicy::scope_hierarchy
