@@ -1,18 +1,12 @@
 //! The one rule language: [`Rule`], for an MCP endpoint's policy and for a
 //! plain route alike.
 
-use std::{
-    any::Any,
-    collections::HashMap,
-    fmt,
-    hash::{BuildHasher, Hasher},
-    sync::Arc,
-};
+use std::{any::Any, fmt, sync::Arc};
 
 use crate::{
     error::AuthError,
     principal::{AuthScheme, Principal, Scopes, OFFLINE_ACCESS},
-    scope_hierarchy::ScopeHierarchy,
+    scope_hierarchy::{ScopeHierarchy, Widened},
 };
 
 /// A check over the caller and what it calls, erased to `&dyn Any` so that
@@ -60,24 +54,7 @@ struct Alternative {
     /// What meets `all` and `any` under the rule's scope hierarchy
     /// (`None`: no hierarchy, or no broader scope meets any of them; the
     /// check is then exactly the one without).
-    wider: Option<Box<Wider>>,
-}
-
-/// The scopes that meet an alternative's requirements under a hierarchy:
-/// each requirement (a scope of `all`, then a group of `any`) is met by
-/// its own scopes and by every scope that implies one of them.
-#[derive(Clone)]
-enum Wider {
-    /// Up to 64 requirements: each scope that meets some → the bit of each
-    /// requirement it meets. A check is one lookup per granted scope,
-    /// whatever the size of the hierarchy.
-    Mask {
-        meets: HashMap<Box<str>, u64, FxBuild>,
-        want: u64,
-    },
-    /// More: for each requirement, in order, the broader scopes that meet
-    /// it too.
-    Lists { all: Vec<Scopes>, any: Vec<Scopes> },
+    wider: Option<Box<Widened>>,
 }
 
 impl Alternative {
@@ -98,131 +75,18 @@ impl Alternative {
     }
 
     fn has_scopes(&self, granted: &Scopes) -> bool {
-        match self.wider.as_deref() {
+        match &self.wider {
             None => {
                 granted.contains_all(self.all.iter())
                     && self.any.iter().all(|g| granted.contains_any(g.iter()))
             }
-            Some(Wider::Mask { meets, want }) => {
-                let mut met = 0;
-                for g in granted.iter() {
-                    if let Some(bits) = meets.get(g) {
-                        met |= bits;
-                        if met == *want {
-                            return true;
-                        }
-                    }
-                }
-                false
-            }
-            // Each requirement: met by its own scopes, else by a broader one.
-            Some(Wider::Lists { all, any }) => {
-                self.all
-                    .iter()
-                    .zip(all)
-                    .all(|(s, w)| granted.contains(s) || granted.intersects(w))
-                    && self
-                        .any
-                        .iter()
-                        .zip(any)
-                        .all(|(g, w)| granted.contains_any(g.iter()) || granted.intersects(w))
-            }
+            Some(wider) => wider.met_by(granted, &self.all, &self.any),
         }
     }
 
     /// Recomputes [`Alternative::wider`] for `hierarchy`.
     fn widen(&mut self, hierarchy: &ScopeHierarchy) {
-        if hierarchy.is_empty() {
-            self.wider = None;
-            return;
-        }
-        let all: Vec<Scopes> = self.all.iter().map(|s| hierarchy.broader_than(s)).collect();
-        let any: Vec<Scopes> = self
-            .any
-            .iter()
-            .map(|g| {
-                g.iter().fold(Scopes::empty(), |acc, s| {
-                    acc.union(&hierarchy.broader_than(s))
-                })
-            })
-            .collect();
-        if all.iter().chain(&any).all(Scopes::is_empty) {
-            self.wider = None;
-            return;
-        }
-        let requirements = self.all.len() + self.any.len();
-        if requirements > 64 {
-            self.wider = Some(Box::new(Wider::Lists { all, any }));
-            return;
-        }
-        // Bit i: the i-th requirement, met by its own scopes and by the
-        // broader ones.
-        let own = self
-            .all
-            .iter()
-            .map(|s| Scopes::from_iter([s]))
-            .chain(self.any.iter().cloned());
-        let mut meets: HashMap<Box<str>, u64, FxBuild> = HashMap::default();
-        for (bit, (own, broader)) in own.zip(all.iter().chain(&any)).enumerate() {
-            for s in own.iter().chain(broader.iter()) {
-                *meets.entry(s.into()).or_default() |= 1 << bit;
-            }
-        }
-        let want = if requirements == 64 {
-            u64::MAX
-        } else {
-            (1 << requirements) - 1
-        };
-        self.wider = Some(Box::new(Wider::Mask { meets, want }));
-    }
-}
-
-/// FxHash (rustc's): a scope check hashes the few scopes of a token, and
-/// SipHash would cost more than the rest of the check. The table's keys
-/// are the operator's (a rule's scopes and the hierarchy), never a
-/// caller's: a caller picks only what is looked up, which cannot make the
-/// table degenerate.
-#[derive(Clone, Copy, Default)]
-struct FxBuild;
-
-impl BuildHasher for FxBuild {
-    type Hasher = Fx;
-
-    fn build_hasher(&self) -> Fx {
-        Fx(0)
-    }
-}
-
-struct Fx(u64);
-
-impl Fx {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            let mut word = [0; 8];
-            word.copy_from_slice(w);
-            self.add(u64::from_le_bytes(word));
-        }
-        let tail = words.remainder();
-        if !tail.is_empty() {
-            let mut word = [0; 8];
-            word[..tail.len()].copy_from_slice(tail);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.add(u64::from(byte));
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
+        self.wider = Widened::new(hierarchy, &self.all, &self.any);
     }
 }
 

@@ -4,6 +4,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     fmt,
+    hash::{BuildHasher, Hasher},
     sync::Arc,
 };
 
@@ -319,6 +320,159 @@ impl ScopeHierarchyBuilder {
             // Filled in ascending order of broad ids: already sorted.
             implied_by: implied_by.into_iter().map(Into::into).collect(),
         }))))
+    }
+}
+
+/// What meets a rule alternative's scope requirements under a hierarchy
+/// (the rule keeps it beside the requirements): each requirement (a scope
+/// the alternative requires, then a group of which it requires one) is met
+/// by its own scopes and by every scope that implies one of them.
+#[derive(Clone)]
+pub(crate) enum Widened {
+    /// Up to 64 requirements: each scope that meets some → the bit of each
+    /// requirement it meets. A check is one lookup per granted scope,
+    /// whatever the size of the hierarchy.
+    Mask {
+        meets: HashMap<Box<str>, u64, FxBuild>,
+        want: u64,
+    },
+    /// More: for each requirement, in order, the broader scopes that meet
+    /// it too.
+    Lists { all: Vec<Scopes>, any: Vec<Scopes> },
+}
+
+impl Widened {
+    /// The requirements `all` (each) and `any` (one of each group) under
+    /// `hierarchy`; `None` when no broader scope meets any of them (the
+    /// plain check is then the whole answer).
+    pub(crate) fn new(
+        hierarchy: &ScopeHierarchy,
+        all: &Scopes,
+        any: &[Scopes],
+    ) -> Option<Box<Self>> {
+        if hierarchy.is_empty() {
+            return None;
+        }
+        let broader_all: Vec<Scopes> = all.iter().map(|s| hierarchy.broader_than(s)).collect();
+        let broader_any: Vec<Scopes> = any
+            .iter()
+            .map(|g| {
+                g.iter().fold(Scopes::empty(), |acc, s| {
+                    acc.union(&hierarchy.broader_than(s))
+                })
+            })
+            .collect();
+        if broader_all.iter().chain(&broader_any).all(Scopes::is_empty) {
+            return None;
+        }
+        let requirements = all.len() + any.len();
+        if requirements > 64 {
+            return Some(Box::new(Self::Lists {
+                all: broader_all,
+                any: broader_any,
+            }));
+        }
+        // Bit i: the i-th requirement, met by its own scopes and by the
+        // broader ones.
+        let own = all
+            .iter()
+            .map(|s| Scopes::from_iter([s]))
+            .chain(any.iter().cloned());
+        let broader = broader_all.iter().chain(&broader_any);
+        let mut meets: HashMap<Box<str>, u64, FxBuild> = HashMap::default();
+        for (bit, (own, broader)) in own.zip(broader).enumerate() {
+            for s in own.iter().chain(broader.iter()) {
+                *meets.entry(s.into()).or_default() |= 1 << bit;
+            }
+        }
+        let want = if requirements == 64 {
+            u64::MAX
+        } else {
+            (1 << requirements) - 1
+        };
+        Some(Box::new(Self::Mask { meets, want }))
+    }
+
+    /// Whether `granted` meets the requirements `all` and `any` this was
+    /// made from.
+    #[inline]
+    pub(crate) fn met_by(&self, granted: &Scopes, all: &Scopes, any: &[Scopes]) -> bool {
+        match self {
+            Self::Mask { meets, want } => {
+                let mut met = 0;
+                for g in granted.iter() {
+                    if let Some(bits) = meets.get(g) {
+                        met |= bits;
+                        if met == *want {
+                            return true;
+                        }
+                    }
+                }
+                false
+            }
+            // Each requirement: met by its own scopes, else by a broader one.
+            Self::Lists {
+                all: broader_all,
+                any: broader_any,
+            } => {
+                all.iter()
+                    .zip(broader_all)
+                    .all(|(s, w)| granted.contains(s) || granted.intersects(w))
+                    && any
+                        .iter()
+                        .zip(broader_any)
+                        .all(|(g, w)| granted.contains_any(g.iter()) || granted.intersects(w))
+            }
+        }
+    }
+}
+
+/// FxHash (rustc's): a scope check hashes the few scopes of a token, and
+/// SipHash would cost more than the rest of the check. The table's keys
+/// are the operator's (a rule's scopes and the hierarchy), never a
+/// caller's: a caller picks only what is looked up, which cannot make the
+/// table degenerate.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct FxBuild;
+
+impl BuildHasher for FxBuild {
+    type Hasher = Fx;
+
+    fn build_hasher(&self) -> Fx {
+        Fx(0)
+    }
+}
+
+pub(crate) struct Fx(u64);
+
+impl Fx {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut word = [0; 8];
+            word.copy_from_slice(w);
+            self.add(u64::from_le_bytes(word));
+        }
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            let mut word = [0; 8];
+            word[..tail.len()].copy_from_slice(tail);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
