@@ -340,6 +340,7 @@ fn bench_scope_check(c: &mut Criterion) {
         ),
     ];
     let mut group = c.benchmark_group("scope_check");
+    let mut interleaved: Vec<Case> = Vec::new();
     for (name, hierarchy, required, granted) in cases {
         let rule = Rule::bearer()
             .scopes([required])
@@ -361,8 +362,67 @@ fn bench_scope_check(c: &mut Criterion) {
                     .unwrap()
             })
         });
+        let (rule_p, policy_p, call) = (p.clone(), p, call.clone());
+        interleaved.push((
+            name,
+            Box::new(move || rule.permits(Some(std::hint::black_box(&rule_p)))),
+        ));
+        interleaved.push((
+            name,
+            Box::new(move || {
+                policy
+                    .authorize(Some(std::hint::black_box(&policy_p)), Some(&call))
+                    .is_ok()
+            }),
+        ));
     }
     group.finish();
+    scope_check_ratios(&interleaved);
+}
+
+/// A named check, for [`scope_check_ratios`].
+type Case = (&'static str, Box<dyn Fn() -> bool>);
+
+/// The ratios of `scope_check`, measured interleaved (60 rounds, each
+/// timing a batch of every case in turn) so that the shared machine's
+/// load hits every case alike; each case against its baseline without a
+/// hierarchy, by the median round.
+fn scope_check_ratios(cases: &[Case]) {
+    const ROUNDS: usize = 60;
+    const BATCH: u32 = 20_000;
+    let mut samples = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    for _ in 0..ROUNDS {
+        for ((_, f), s) in cases.iter().zip(&mut samples) {
+            let start = std::time::Instant::now();
+            for _ in 0..BATCH {
+                assert!(f());
+            }
+            s.push(start.elapsed().as_nanos() as f64 / f64::from(BATCH));
+        }
+    }
+    let median = |s: &mut Vec<f64>| {
+        s.sort_by(f64::total_cmp);
+        s[s.len() / 2]
+    };
+    let medians: Vec<f64> = samples.iter_mut().map(median).collect();
+    eprintln!(
+        "\nscope_check, interleaved (median ns per check; × the same check without a hierarchy):"
+    );
+    // Cases come in (rule, policy) pairs; `none/…` rows are the baselines
+    // of the rows after them.
+    let mut base = (1.0, 1.0);
+    for (i, pair) in cases.chunks(2).enumerate() {
+        let (r, p) = (medians[2 * i], medians[2 * i + 1]);
+        let name = pair[0].0;
+        if name.starts_with("none/") {
+            base = (r, p);
+        }
+        eprintln!(
+            "  {name:<24} rule {r:>7.1} ns {:>5.2}×   policy {p:>7.1} ns {:>5.2}×",
+            r / base.0,
+            p / base.1
+        );
+    }
 }
 
 criterion_group!(benches, bench, bench_http, bench_scope_check);
