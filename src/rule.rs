@@ -75,14 +75,13 @@ impl Alternative {
     }
 
     fn has_scopes(&self, granted: &Scopes) -> bool {
-        // The scopes themselves first: a token that holds them pays
-        // nothing for the hierarchy.
-        (granted.contains_all(self.all.iter())
-            && self.any.iter().all(|g| granted.contains_any(g.iter())))
-            || self
-                .wider
-                .as_ref()
-                .is_some_and(|w| w.met_by(granted, &self.all, &self.any))
+        match &self.wider {
+            None => {
+                granted.contains_all(self.all.iter())
+                    && self.any.iter().all(|g| granted.contains_any(g.iter()))
+            }
+            Some(wider) => wider.met_by(granted, &self.all, &self.any),
+        }
     }
 
     /// Recomputes [`Alternative::wider`] for `hierarchy`.
