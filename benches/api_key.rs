@@ -29,6 +29,7 @@ fn request(header: Option<(&str, &str)>) -> Request<Body> {
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap();
     let mut group = c.benchmark_group("api_key");

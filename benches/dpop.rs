@@ -36,7 +36,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 use tower_mcp_auth::{
-    dpop::{Dpop, MemoryReplayCache, ProofValidator, ReplayKey},
+    dpop::{Binding, Dpop, MemoryReplayCache, ProofValidator, ReplayKey, ReplayOwner},
     jwt::{install_crypto_provider, JwtKey, JwtLayer, JwtValidator},
     ProtectedResource,
 };
@@ -60,6 +60,7 @@ fn now() -> u64 {
 
 struct ProofKey {
     name: &'static str,
+    jkt: String,
     alg: Algorithm,
     enc: EncodingKey,
     header: String,
@@ -71,6 +72,9 @@ fn proof_keys() -> Vec<ProofKey> {
         let header = json!({"typ": "dpop+jwt", "alg": name, "jwk": jwk});
         ProofKey {
             name,
+            jkt: jwk
+                .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+                .unwrap(),
             alg,
             header: URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap()),
             enc,
@@ -173,7 +177,11 @@ fn dpop_request(token: &str, proof: Option<HeaderValue>) -> Request<Body> {
 
 fn validator() -> ProofValidator {
     ProofValidator::builder()
-        .replay_cache(MemoryReplayCache::with_capacity(usize::MAX))
+        .replay_cache(
+            MemoryReplayCache::with_capacity(usize::MAX)
+                .per_principal(usize::MAX)
+                .per_key(usize::MAX),
+        )
         .build()
         .unwrap()
 }
@@ -199,7 +207,8 @@ fn bench(c: &mut Criterion) {
             b.iter_batched(
                 || proof(&k, &token),
                 |p| {
-                    let fut = v.validate_at([&p], &Method::POST, URL, &token, now());
+                    let binding = Binding::new(Some(&k.jkt), "bench-user");
+                    let fut = v.validate_at([&p], &Method::POST, URL, &token, binding, now());
                     black_box(rt.block_on(fut).unwrap())
                 },
                 BatchSize::SmallInput,
@@ -225,12 +234,15 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
-    let cache = MemoryReplayCache::with_capacity(usize::MAX);
+    let cache = MemoryReplayCache::with_capacity(usize::MAX)
+        .per_principal(usize::MAX)
+        .per_key(usize::MAX);
+    let owner = ReplayOwner::new("jkt", "bench-user");
     let n = AtomicU64::new(0);
     group.bench_function("part/replay_insert", |b| {
         b.iter(|| {
             let key = ReplayKey::new("jkt", &n.fetch_add(1, Ordering::Relaxed).to_string());
-            cache.insert_once_sync(key, 1_000, 1_301).unwrap()
+            cache.insert_once_sync(key, owner, 1_000, 1_301).unwrap()
         })
     });
     let keys = proof_keys();
@@ -296,8 +308,15 @@ fn ratios(_: &mut Criterion) {
         let t = mean(3_600, || {
             let p = it.next().unwrap();
             black_box(
-                rt.block_on(v.validate_at([p], &Method::POST, URL, &token, now()))
-                    .unwrap(),
+                rt.block_on(v.validate_at(
+                    [p],
+                    &Method::POST,
+                    URL,
+                    &token,
+                    Binding::new(Some(&k.jkt), "bench-user"),
+                    now(),
+                ))
+                .unwrap(),
             );
         });
         println!(

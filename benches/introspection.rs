@@ -36,7 +36,7 @@ async fn introspect(Form(form): Form<HashMap<String, String>>) -> Json<serde_jso
 }
 
 async fn route(req: Request<Body>) -> Result<Response<Body>, Infallible> {
-    let who = Principal::from_extensions(req.extensions()).map_or(0, |p| p.subject().len());
+    let who = Principal::from_extensions(req.extensions()).map_or(0, |p| p.name().len());
     Ok(Response::new(Body::from(who.to_string())))
 }
 

@@ -280,10 +280,7 @@ fn peer(c: &mut Criterion) {
             b = b.no_token_cache();
         }
         Router::new()
-            .route(
-                "/",
-                get(|p: Principal| async move { p.subject().to_owned() }),
-            )
+            .route("/", get(|p: Principal| async move { p.name().to_owned() }))
             .layer(JwtLayer::new(b.build().unwrap()))
     };
     let variants = [

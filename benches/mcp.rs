@@ -75,6 +75,7 @@ fn request(body: &bytes::Bytes) -> Request<Body> {
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap();
     let resource = ProtectedResource::builder("https://mcp.example.com/mcp")

@@ -260,6 +260,7 @@ fn tools_list(n: usize) -> (McpPolicy, bytes::Bytes) {
 
 fn lists(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap();
     let resource = ProtectedResource::builder("https://mcp.example.com/mcp")

@@ -92,6 +92,7 @@ fn request(body: &bytes::Bytes, who: &Principal, session: Option<&HeaderValue>) 
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap();
     let body = call_body(1024);

@@ -84,7 +84,7 @@ impl Admin {
         Parameters(p): Parameters<CreateAdmin>,
         Extension(parts): Extension<Parts>,
     ) -> Result<String, String> {
-        let who = caller(&parts)?.subject();
+        let who = caller(&parts)?.name();
         Ok(format!("created admin {} <{}>, by {who}", p.name, p.email))
     }
 
@@ -94,7 +94,7 @@ impl Admin {
         Parameters(p): Parameters<DeleteUser>,
         Extension(parts): Extension<Parts>,
     ) -> Result<String, String> {
-        let who = caller(&parts)?.subject();
+        let who = caller(&parts)?.name();
         Ok(format!("deleted {} ({}), by {who}", p.user_id, p.reason))
     }
 }

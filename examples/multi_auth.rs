@@ -104,7 +104,7 @@ impl Accounts {
     #[tool(description = "The caller's own profile (OAuth, read:profile).")]
     async fn get_my_profile(&self, Extension(parts): Extension<Parts>) -> Result<String, String> {
         let who = caller(&parts)?;
-        Ok(format!("profile of {} ({})", who.subject(), who.scopes()))
+        Ok(format!("profile of {} ({})", who.name(), who.scopes()))
     }
 
     #[tool(description = "Change the caller's display name (OAuth, write:profile).")]
@@ -115,7 +115,7 @@ impl Accounts {
     ) -> Result<String, String> {
         Ok(format!(
             "{} is now shown as {}",
-            caller(&parts)?.subject(),
+            caller(&parts)?.name(),
             p.display_name
         ))
     }

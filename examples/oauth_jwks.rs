@@ -91,7 +91,7 @@ struct Users(ToolRouter<Self>);
 
 fn subject(parts: &Parts) -> Result<&str, String> {
     Principal::from_parts(parts)
-        .map(Principal::subject)
+        .map(Principal::name)
         .ok_or_else(|| "no caller".to_owned())
 }
 

@@ -98,7 +98,7 @@ impl Limited {
         Parameters(p): Parameters<Operation>,
         Extension(parts): Extension<Parts>,
     ) -> Result<String, String> {
-        let user = Principal::from_parts(&parts).ok_or("no caller")?.subject();
+        let user = Principal::from_parts(&parts).ok_or("no caller")?.name();
         Ok(format!("ran with param {} for {user}", p.param))
     }
 }

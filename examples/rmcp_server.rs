@@ -89,7 +89,7 @@ impl Notes {
     /// The caller is a parameter (feature `rmcp`): no `Extension<Parts>`.
     #[tool(description = "Who is calling, and how.")]
     async fn whoami(&self, caller: Principal) -> String {
-        format!("{} via {}", caller.subject(), caller.scheme())
+        format!("{} via {}", caller.name(), caller.scheme())
     }
 }
 
@@ -123,7 +123,7 @@ impl ServerHandler for Notes {
         if request.uri != NOTES_URI {
             return Err(ErrorData::resource_not_found("no such resource", None));
         }
-        let text = format!("the notes of {}", caller.subject());
+        let text = format!("the notes of {}", caller.name());
         Ok(ReadResourceResult::new(vec![ResourceContents::text(text, request.uri)]).into())
     }
 }

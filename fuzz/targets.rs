@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeyLayer, ApiKeys},
-    dpop::{MemoryReplayCache, ProofErrorKind, ProofValidator},
+    dpop::{Binding, MemoryReplayCache, ProofErrorKind, ProofValidator},
     jwt::{JwtLayer, JwtValidator},
     mcp::{McpRequest, MessageKind, TemplateIndex, UriTemplate},
     AuthError, ProtectedResource, Scopes,
@@ -461,7 +461,7 @@ pub fn jwt_validate(data: &[u8]) {
     });
     let token = String::from_utf8_lossy(data);
     match runtime().block_on(validator.verify(&token)) {
-        Ok(p) => panic!("a forged token was accepted for {}", p.subject()),
+        Ok(p) => panic!("a forged token was accepted for {}", p.name()),
         Err(e) => {
             let status = AuthError::from(e).status();
             assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -480,7 +480,8 @@ const JWT_MAX_BYTES: usize = 8 * 1024;
 /// (RFC 7519 / RFC 9068 as configured: a JSON object without duplicate
 /// members; `exp` required, `nbf` and `iat` honoured with a 30 s leeway;
 /// `aud` names the resource; `iss` is the trusted issuer; a non-empty
-/// subject from `sub`, `client_id` or `azp`; `scope` a string or `scp` a
+/// subject from `sub` (none, for a client identity named by `client_id`
+/// or `azp`); `scope` a string or `scp` a
 /// string or array), an accepted token's principal carries the model's
 /// subject, client and scopes, and a refusal is a 401. The raw input is
 /// signed as is, and its canonical re-serialisation once more.
@@ -515,7 +516,7 @@ fn check_claims(validator: &JwtValidator, payload: &[u8], claims: Option<&Map<St
     };
     match (outcome, verdict) {
         (Ok(p), Verdict::Accept(expected)) => {
-            assert_eq!(p.subject(), expected.subject, "subject");
+            assert_eq!(p.subject(), expected.subject.as_deref(), "subject");
             assert_eq!(p.client_id(), expected.client_id.as_deref(), "client_id");
             let scopes: BTreeSet<String> = p.scopes().iter().map(str::to_owned).collect();
             assert_eq!(scopes, expected.scopes, "scopes");
@@ -524,7 +525,7 @@ fn check_claims(validator: &JwtValidator, payload: &[u8], claims: Option<&Map<St
         (Ok(p), Verdict::Refuse(why)) => {
             panic!(
                 "accepted ({}) a token that must be refused: {why}",
-                p.subject()
+                p.name()
             )
         }
         (Ok(_), Verdict::Boundary) => {}
@@ -592,7 +593,7 @@ fn strict_object(data: &[u8]) -> Option<Map<String, Value>> {
 
 /// What the model expects of an accepted token.
 struct Expected {
-    subject: String,
+    subject: Option<String>,
     client_id: Option<String>,
     scopes: BTreeSet<String>,
 }
@@ -694,13 +695,30 @@ fn claims_verdict(claims: &Map<String, Value>, len: usize, before: u64, after: u
             Ok(a) => a,
         },
     };
+    // sub names a subject; without it the token is its client's own (a
+    // client identity: no subject).
     let subject = match text("sub") {
         Err(()) => return Refuse("sub not a string"),
-        Ok(Some(s)) => s,
-        Ok(None) => client_id.clone().unwrap_or_default(),
+        Ok(Some(s)) if s.is_empty() => return Refuse("no subject"),
+        Ok(Some(s)) => Some(s),
+        Ok(None) if client_id.as_deref().is_none_or(str::is_empty) => return Refuse("no subject"),
+        Ok(None) => None,
     };
-    if subject.is_empty() {
-        return Refuse("no subject");
+    // cnf: an object whose only member this stack checks is jkt (a
+    // non-empty string of at most 128 bytes); any other binding refuses.
+    match claims.get("cnf") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(cnf)) => {
+            if cnf.keys().any(|k| k != "jkt") {
+                return Refuse("cnf names a method not checked");
+            }
+            match cnf.get("jkt") {
+                None => {}
+                Some(Value::String(j)) if !j.is_empty() && j.len() <= 128 => {}
+                Some(_) => return Refuse("cnf.jkt malformed"),
+            }
+        }
+        Some(_) => return Refuse("cnf not an object"),
     }
     let words =
         |s: &str| -> BTreeSet<String> { s.split_ascii_whitespace().map(str::to_owned).collect() };
@@ -815,11 +833,16 @@ fn dpop_run(validator: &ProofValidator, proof: &str) -> Result<String, ProofErro
     };
     let method = http::Method::POST;
     let once = |v: &HeaderValue| {
+        // Bound to the proof's own key: the binding is not what is fuzzed.
+        let jkt = validator
+            .verify_at(std::iter::once(v), &method, RESOURCE, DPOP_TOKEN, DPOP_NOW)
+            .map(|p| p.jkt().to_owned());
         runtime().block_on(validator.validate_at(
             std::iter::once(v),
             &method,
             RESOURCE,
             DPOP_TOKEN,
+            Binding::new(jkt.as_deref().ok(), "fuzz"),
             DPOP_NOW,
         ))
     };

@@ -32,7 +32,7 @@
 //!     .with(ApiKey::new("admin", "mcp_sk_admin-0123456789abcdef0123"));
 //!
 //! let app: Router = Router::new()
-//!     .route("/whoami", get(|p: Principal| async move { p.subject().to_owned() }))
+//!     .route("/whoami", get(|p: Principal| async move { p.name().to_owned() }))
 //!     .layer(ApiKeyLayer::new(keys));
 //! ```
 //!
@@ -132,7 +132,7 @@ impl ApiKey {
     /// The key's name (the principal's subject).
     #[must_use]
     pub fn name(&self) -> &str {
-        self.principal.subject()
+        self.principal.name()
     }
 
     /// The scopes the key grants.
@@ -281,9 +281,9 @@ impl ApiKeys {
     /// );
     /// let keys = ApiKeys::from_list("API_KEY", &value)?;
     /// let ops = keys.verify("mcp_sk_ops-0123456789abcdef").unwrap();
-    /// assert_eq!(ops.subject(), "ops");
+    /// assert_eq!(ops.subject(), Some("ops"));
     /// assert_eq!(ops.scopes().to_string(), "admin:write read:data");
-    /// assert_eq!(keys.verify("mcp_sk_legacy-0123456789").unwrap().subject(), "api_key");
+    /// assert_eq!(keys.verify("mcp_sk_legacy-0123456789").unwrap().subject(), Some("api_key"));
     /// # Ok::<(), tower_mcp_auth::ConfigError>(())
     /// ```
     ///
@@ -340,7 +340,7 @@ impl ApiKeys {
     /// std::fs::write(&path, format!("# keys\n{line}\n"))?;
     ///
     /// let keys = ApiKeys::from_digest_file(&path)?;
-    /// assert_eq!(keys.verify(secrecy::ExposeSecret::expose_secret(&key)).unwrap().subject(), "ci-bot");
+    /// assert_eq!(keys.verify(secrecy::ExposeSecret::expose_secret(&key)).unwrap().subject(), Some("ci-bot"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
@@ -444,7 +444,7 @@ impl ApiKeys {
 impl fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let set = self.0.load();
-        let mut keys: Vec<_> = set.0.values().map(|p| (p.subject(), p.scopes())).collect();
+        let mut keys: Vec<_> = set.0.values().map(|p| (p.name(), p.scopes())).collect();
         keys.sort_unstable_by_key(|&(name, _)| name);
         f.debug_list()
             .entries(keys.iter().map(|&(name, scopes)| KeyView { name, scopes }))
@@ -477,7 +477,7 @@ impl fmt::Debug for KeyView<'_> {
 ///     .map(|i| ApiKey::new(format!("tenant-{i}"), format!("mcp_sk_tenant-key-{i:08}")))
 ///     .collect();
 /// assert_eq!(keys.len(), 1000);
-/// assert_eq!(keys.verify("mcp_sk_tenant-key-00000042").unwrap().subject(), "tenant-42");
+/// assert_eq!(keys.verify("mcp_sk_tenant-key-00000042").unwrap().subject(), Some("tenant-42"));
 /// ```
 impl FromIterator<ApiKey> for ApiKeys {
     fn from_iter<I: IntoIterator<Item = ApiKey>>(keys: I) -> Self {
@@ -761,7 +761,7 @@ mod tests {
     async fn echo(req: Request<Body>) -> Result<http::Response<Body>, Infallible> {
         let who = Principal::from_extensions(req.extensions())
             .map_or("anonymous".to_owned(), |p| {
-                format!("{}:{}:{}", p.scheme(), p.subject(), p.scopes())
+                format!("{}:{}:{}", p.scheme(), p.name(), p.scopes())
             });
         Ok(http::Response::new(Body::from(who)))
     }
@@ -1002,7 +1002,7 @@ mod tests {
         std::env::remove_var("TMA_KEYS_UNSET");
         let keys = ApiKeys::from_env("TMA_KEYS_OK").unwrap();
         assert_eq!(keys.len(), 2);
-        assert_eq!(keys.verify(KEY_B).unwrap().subject(), "tma_keys_ok");
+        assert_eq!(keys.verify(KEY_B).unwrap().subject(), Some("tma_keys_ok"));
         let err = ApiKeys::from_env("TMA_KEYS_SHORT").unwrap_err();
         assert!(err.to_string().contains("TMA_KEYS_SHORT") && !err.to_string().contains("short\""));
         let err = ApiKeys::from_env("TMA_KEYS_EMPTY").unwrap_err();
@@ -1022,12 +1022,12 @@ mod tests {
         .unwrap();
         assert_eq!(keys.len(), 3);
         let a = keys.verify(KEY_A).unwrap();
-        assert_eq!((a.subject(), a.scopes().len()), ("api_key", 0));
+        assert_eq!((a.name(), a.scopes().len()), ("api_key", 0));
         let ops = keys.verify(KEY_B).unwrap();
-        assert_eq!(ops.subject(), "ops");
+        assert_eq!(ops.subject(), Some("ops"));
         assert_eq!(ops.scopes().to_string(), "admin:write read:data");
         let ci = keys.verify("mcp_sk_ci-0123456789abcdef").unwrap();
-        assert_eq!((ci.subject(), ci.scopes().len()), ("ci", 0));
+        assert_eq!((ci.name(), ci.scopes().len()), ("ci", 0));
         // Errors name the variable and the entry, never the key.
         for (value, want) in [
             (format!("{KEY_A},ops:short"), "entry #2: the key is shorter"),
@@ -1134,7 +1134,7 @@ mod tests {
         );
         assert_eq!((keys.len(), collected.len()), (100_000, 100_000));
         let digest = KeyDigest(parse_hex_digest(&format!("{:064x}", 77_777)).unwrap());
-        assert_eq!(keys.0.load().0[&digest].subject(), "k77777");
+        assert_eq!(keys.0.load().0[&digest].subject(), Some("k77777"));
     }
 
     #[test]
@@ -1144,8 +1144,8 @@ mod tests {
         let ab = a.with(ApiKey::new("b", KEY_B));
         assert!(clone.verify(KEY_B).is_none());
         assert_eq!(clone.len(), 1);
-        assert_eq!(ab.verify(KEY_B).unwrap().subject(), "b");
-        assert_eq!(ab.verify(KEY_A).unwrap().subject(), "a");
+        assert_eq!(ab.verify(KEY_B).unwrap().subject(), Some("b"));
+        assert_eq!(ab.verify(KEY_A).unwrap().subject(), Some("a"));
     }
 
     #[test]
@@ -1156,7 +1156,7 @@ mod tests {
         assert_eq!(keys.len(), 1);
         let p = keys.verify(KEY_A).unwrap();
         assert_eq!(
-            (p.subject(), p.scopes().to_string().as_str()),
+            (p.name(), p.scopes().to_string().as_str()),
             ("new-name", "x")
         );
     }
@@ -1208,13 +1208,13 @@ mod tests {
         let a = ApiKeys::new().with(ApiKey::new("a", KEY_A));
         let b = ApiKeys::new().with(ApiKey::new("b", KEY_B));
         a.replace(&b);
-        assert_eq!(a.verify(KEY_B).unwrap().subject(), "b");
+        assert_eq!(a.verify(KEY_B).unwrap().subject(), Some("b"));
         assert!(a.verify(KEY_A).is_none());
         let start = Instant::now();
         a.replace(&ApiKeys::new()); // `b` still holds the old set
         assert!(start.elapsed() < Duration::from_millis(100));
         assert!(a.is_empty());
-        assert_eq!(b.verify(KEY_B).unwrap().subject(), "b");
+        assert_eq!(b.verify(KEY_B).unwrap().subject(), Some("b"));
     }
 
     #[test]
@@ -1243,8 +1243,8 @@ mod tests {
                         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                             let p = keys.verify(KEY_A).expect("the shared key never fails");
                             let scopes = p.scopes().to_string();
-                            assert_eq!(p.subject(), scopes, "name and scopes of one set");
-                            seen[usize::from(p.subject() == "v2")] += 1;
+                            assert_eq!(p.name(), scopes, "name and scopes of one set");
+                            seen[usize::from(p.subject() == Some("v2"))] += 1;
                         }
                         seen
                     })

@@ -5,7 +5,9 @@
 //! | --- | --- |
 //! | `outcome` | `accepted`, `refused`, `throttled`, `degraded` |
 //! | `scheme` | `api_key`, `jwt`, `introspection` (when known) |
-//! | `subject` | the token's `sub` or the API key's name (when known) |
+//! | `issuer` | who issued the credential: the token's `iss`, the introspection answer's `iss` or endpoint (when known) |
+//! | `kind` | `subject`, or `client` for a client acting for itself (a token without `sub`) (when known) |
+//! | `subject` | the token's `sub`, the API key's name, or a client identity's client id (when known) |
 //! | `reason` | the refusal's code (`invalid_token`, `insufficient_scope`, …) |
 //! | `detail` | the refusal's description |
 //! | `method`, `path` | the HTTP request |
@@ -97,13 +99,16 @@ pub(crate) fn accepted(layer: &'static str, principal: &Principal, method: &Meth
     if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
         return; // nobody listens: no field is even bounded
     }
-    let subject = bounded(principal.subject());
+    let subject = bounded(principal.name());
+    let issuer = principal.issuer().map(bounded);
     let path = bounded(path);
     tracing::info!(
         target: TARGET,
         outcome = "accepted",
         layer,
         scheme = principal.scheme().as_str(),
+        issuer = issuer.as_deref(),
+        kind = principal.kind().as_str(),
         subject = &*subject,
         method = &*bounded(method.as_str()),
         path = &*path,
@@ -181,7 +186,9 @@ fn refusal(
         return; // nobody listens: no field is even bounded
     }
     let scheme = principal.map(|p| p.scheme().as_str());
-    let subject = principal.map(|p| bounded(p.subject()));
+    let issuer = principal.and_then(|p| p.issuer().map(bounded));
+    let kind = principal.map(|p| p.kind().as_str());
+    let subject = principal.map(|p| bounded(p.name()));
     let detail = bounded(why.detail);
     let method = bounded(method.as_str());
     let path = bounded(path);
@@ -190,6 +197,8 @@ fn refusal(
         outcome,
         layer,
         scheme,
+        issuer = issuer.as_deref(),
+        kind,
         subject = subject.as_deref(),
         reason = why.reason,
         detail = &*detail,
@@ -281,7 +290,10 @@ pub(crate) fn mcp_decision(
         return; // nobody listens: no field is even bounded
     }
     let scheme = principal.map(|p| p.scheme().as_str());
-    let subject = principal.map(|p| bounded(p.subject()));
+    let issuer = principal.and_then(|p| p.issuer().map(bounded));
+    let issuer = issuer.as_deref();
+    let kind = principal.map(|p| p.kind().as_str());
+    let subject = principal.map(|p| bounded(p.name()));
     let subject = subject.as_deref();
     let rpc_method = rpc_method.map(bounded);
     let rpc_method = rpc_method.as_deref();
@@ -297,6 +309,8 @@ pub(crate) fn mcp_decision(
             outcome = "accepted",
             layer = "mcp_policy",
             scheme,
+            issuer,
+            kind,
             subject,
             rpc_method,
             target_kind,
@@ -312,6 +326,8 @@ pub(crate) fn mcp_decision(
                 outcome = "refused",
                 layer = "mcp_policy",
                 scheme,
+                issuer,
+                kind,
                 subject,
                 rpc_method,
                 target_kind,
@@ -325,6 +341,29 @@ pub(crate) fn mcp_decision(
             );
         }
     }
+}
+
+/// Emits a `policy_gap` warning: the MCP list filter found `target` (a
+/// `target_kind`) that the policy does not name, or a rule naming one the
+/// server does not list (`reason`, see the module docs).
+#[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+pub(crate) fn policy_gap(
+    reason: &'static str,
+    target_kind: &'static str,
+    target: &str,
+    detail: &'static str,
+) {
+    // Not a decision on a request (as a reload is not): not counted.
+    let target = bounded(target);
+    tracing::warn!(
+        target: TARGET,
+        outcome = "policy_gap",
+        layer = "mcp_policy",
+        reason,
+        target_kind,
+        target = &*target,
+        detail,
+    );
 }
 
 /// The name of the decision counter (feature `metrics`).

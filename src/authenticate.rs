@@ -20,6 +20,15 @@
 //! | [`Verdict::Refuse`] | `refused` audit event; the refusal with the challenge and, for a JSON-RPC POST, the request's id (read from at most 16 KiB of the refused body within one second, as rmcp reads it, else `null`; never from a body that passes on), rendered by the layer's [`ErrorRenderer`] |
 //! | a response of this layer, accepted or refused | the authenticator's [response header](Authenticator::response_header), if any (DPoP's `DPoP-Nonce`) |
 //! | [`Verdict::HandOn`] | passes on without a principal, marked [`UnverifiedCredential`]: a later authenticator of the same kind verifies it (and clears the mark) or the request is refused 401 `invalid_token` by whatever authorizes it |
+//! | a bearer authenticator without DPoP, and `Authorization: DPoP <token>` | a credential, not none: the same rules as a found one; when optional, handed on as by [`Verdict::HandOn`] (a later layer with DPoP may verify it); when required, 401 `invalid_token` |
+//!
+//! A layer outside the authenticators that needs to know what was decided
+//! as soon as it is (before a refusal waits for the body that carries its
+//! JSON-RPC id, before the inner service runs) puts an
+//! [`OnAuthentication`] listener into the request's extensions: the first
+//! acceptance or refusal is told to it, once per authenticator that decides.
+//! [`FailedAuthLayer`](crate::rate_limit::failed_auth::FailedAuthLayer)
+//! counts a failed login this way.
 //!
 //! "The challenge" is the request's: the `realm` and `resource_metadata`
 //! that a [`ProtectedResourceLayer`](crate::ProtectedResourceLayer) above
@@ -78,7 +87,7 @@
 //! }
 //!
 //! let app: Router = Router::new()
-//!     .route("/whoami", get(|p: Principal| async move { p.subject().to_owned() }))
+//!     .route("/whoami", get(|p: Principal| async move { p.name().to_owned() }))
 //!     .layer(AuthenticateLayer::custom(ClientCert { allowed: vec!["CN=billing".into()] }));
 //! ```
 
@@ -329,6 +338,13 @@ impl<A: Authenticator> Config<A> {
         B: http_body::Body + Send + 'static,
     {
         let err = err.with_request(&req);
+        OnAuthentication::tell(
+            req.extensions(),
+            Decision::Refused {
+                error: &err,
+                principal: Principal::from_extensions(req.extensions()),
+            },
+        );
         audit::refused(
             self.authenticator.scheme().as_str(),
             &err,
@@ -370,6 +386,7 @@ impl<A: Authenticator> Config<A> {
                     audit::path(req.uri(), req.extensions()),
                 );
                 mark_sensitive(req.headers_mut(), self.authenticator.credential_headers());
+                OnAuthentication::tell(req.extensions(), Decision::Accepted(&principal));
                 let ext = req.extensions_mut();
                 if ext
                     .get::<UnverifiedCredential>()
@@ -466,6 +483,27 @@ where
         let mut extra = None;
         let check = match authenticator.find(&req) {
             Err(err) => Err(err),
+            // An access token in a scheme this bearer authenticator does
+            // not take (`Authorization: DPoP` where no `.dpop()` is on):
+            // a credential all the same, never the absence of one.
+            Ok(None)
+                if authenticator.scheme().is_bearer()
+                    && crate::bearer::uses_dpop_scheme(req.headers()) =>
+            {
+                match existing {
+                    Some(e) if e.is_bearer() => {
+                        verified_before = true;
+                        Ok(None)
+                    }
+                    Some(_) => Err(AuthError::invalid_request(TWO_CREDENTIALS)),
+                    // Handed on, marked: a later layer with DPoP verifies
+                    // it, or whatever authorizes the request refuses it.
+                    None if config.optional => Ok(Some(Check::Ready(Verdict::HandOn))),
+                    None => Err(AuthError::invalid_token(
+                        "this resource takes no DPoP-bound access tokens",
+                    )),
+                }
+            }
             Ok(None) => Ok(None),
             // One rule for "already authenticated": a bearer token is one
             // credential, which an earlier bearer authenticator verified.
@@ -649,6 +687,84 @@ where
             };
             self.as_mut().project().state.set(next);
         }
+    }
+}
+
+/// What an authenticator decided, as an [`AuthenticationListener`] is told.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Decision<'a> {
+    /// The credential was verified: the caller.
+    Accepted(&'a Principal),
+    /// The request is refused (a bad or missing credential, two of them, a
+    /// backend that cannot decide), before the refusal is rendered.
+    Refused {
+        /// The refusal.
+        error: &'a AuthError,
+        /// The principal an earlier layer verified, if any (a refusal of a
+        /// verified caller is not a failed credential).
+        principal: Option<&'a Principal>,
+    },
+}
+
+/// Told what an authenticator decided about a request, when it decides;
+/// see [`OnAuthentication`].
+pub trait AuthenticationListener: Send + Sync + 'static {
+    /// An authenticator decided. Called synchronously on the request's
+    /// path: keep it short and never block.
+    fn decided(&self, decision: Decision<'_>);
+}
+
+/// A listener in a request's extensions that every authenticator of the
+/// [authenticator model](self) tells what it decided, as soon as it
+/// decides: an acceptance before the request goes on, a refusal before it
+/// is rendered (which may wait up to a second for the body that carries the
+/// request's id). A layer outside the authenticators inserts it; the
+/// authenticators know nothing of who listens. One listener per request: a
+/// second insert replaces the first.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::{atomic::{AtomicUsize, Ordering}, Arc};
+/// use tower_mcp_auth::authenticate::{AuthenticationListener, Decision, OnAuthentication};
+///
+/// #[derive(Default)]
+/// struct Refusals(AtomicUsize);
+///
+/// impl AuthenticationListener for Refusals {
+///     fn decided(&self, decision: Decision<'_>) {
+///         if let Decision::Refused { .. } = decision {
+///             self.0.fetch_add(1, Ordering::Relaxed);
+///         }
+///     }
+/// }
+///
+/// let refusals = Arc::new(Refusals::default());
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(OnAuthentication::new(refusals.clone()));
+/// ```
+#[derive(Clone)]
+pub struct OnAuthentication(Arc<dyn AuthenticationListener>);
+
+impl OnAuthentication {
+    /// A listener to insert into a request's extensions.
+    #[must_use]
+    pub fn new(listener: Arc<dyn AuthenticationListener>) -> Self {
+        Self(listener)
+    }
+
+    /// Tells the listener in `extensions`, if any.
+    pub(crate) fn tell(extensions: &http::Extensions, decision: Decision<'_>) {
+        if let Some(listener) = extensions.get::<Self>() {
+            listener.0.decided(decision);
+        }
+    }
+}
+
+impl fmt::Debug for OnAuthentication {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnAuthentication").finish_non_exhaustive()
     }
 }
 
@@ -847,7 +963,7 @@ mod tests {
                     });
                     let who = Principal::from_extensions(req.extensions())
                         .map_or("anonymous".to_owned(), |p| {
-                            format!("{}:{}:{sensitive}", p.scheme(), p.subject())
+                            format!("{}:{}:{sensitive}", p.scheme(), p.name())
                         });
                     Ok::<_, Infallible>(http::Response::new(Body::from(who)))
                 }
@@ -1147,9 +1263,7 @@ mod tests {
                 Ok::<_, Infallible>(http::Response::new(Body::from(format!(
                     "{}:{}",
                     marked(&req),
-                    Principal::from_extensions(req.extensions())
-                        .unwrap()
-                        .subject()
+                    Principal::from_extensions(req.extensions()).unwrap().name()
                 ))))
             });
         let res = svc

@@ -315,6 +315,25 @@ mod tests {
             ));
     }
 
+    #[tokio::test]
+    async fn deny_refuses_every_caller_with_403() {
+        for who in [None, key(), jwt("admin:write read:data")] {
+            let res = run(layer(Rule::deny()), who.clone()).await;
+            assert_eq!(res.status(), 403, "{who:?}");
+            let body = http_body_util::BodyExt::collect(res.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            let body = String::from_utf8_lossy(&body);
+            assert!(body.contains("forbidden"), "{body}");
+            assert_ne!(body, "ok", "the route never runs");
+        }
+        // In an any-of, deny adds nothing: the other alternative decides.
+        let either = || layer(Rule::deny().or(Rule::api_key()));
+        assert_eq!(run(either(), key()).await.status(), 200);
+        assert_eq!(run(either(), jwt("")).await.status(), 401);
+    }
+
     #[test]
     fn a_rule_with_mistakes_is_refused_at_construction() {
         let err = AuthorizeLayer::new(Rule::public().scopes(["a"])).unwrap_err();

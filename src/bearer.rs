@@ -46,6 +46,15 @@ pub(crate) fn find_bearer(headers: &HeaderMap, max_len: usize) -> Result<Option<
     }
 }
 
+/// Whether the request's (one) `Authorization` header uses the `DPoP`
+/// scheme (any case): an access token, whether or not the layer that sees
+/// it takes DPoP proofs.
+pub(crate) fn uses_dpop_scheme(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| strip_scheme(v.as_bytes(), b"dpop").is_some())
+}
+
 /// The scheme an access token came with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Scheme {
@@ -167,6 +176,15 @@ mod tests {
         assert_eq!(e.status(), 400);
         let e = find_bearer(&h(&["Basic x", "Bearer b"]), 10).unwrap_err();
         assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn dpop_scheme_is_recognised() {
+        assert!(uses_dpop_scheme(&h(&["DPoP abc"])));
+        assert!(uses_dpop_scheme(&h(&["dpop"])));
+        assert!(!uses_dpop_scheme(&h(&["DPoPabc"])));
+        assert!(!uses_dpop_scheme(&h(&["Bearer abc"])));
+        assert!(!uses_dpop_scheme(&h(&[])));
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub const JSONRPC_RATE_LIMITED: i64 = -32029;
 pub const JSONRPC_UNAVAILABLE: i64 = -32053;
 /// JSON-RPC error code for a body over the size limit (413).
 pub const JSONRPC_TOO_LARGE: i64 = -32013;
+/// JSON-RPC error code for a body that did not arrive in time (408).
+pub const JSONRPC_REQUEST_TIMEOUT: i64 = -32008;
 /// JSON-RPC "Invalid Request" (-32600).
 pub const JSONRPC_INVALID_REQUEST: i64 = -32600;
 /// JSON-RPC "Parse error" (-32700).
@@ -49,6 +51,8 @@ pub enum AuthErrorKind {
     Forbidden,
     /// The body is larger than the configured limit (413).
     PayloadTooLarge,
+    /// The body did not arrive whole within the configured time (408).
+    RequestTimeout,
     /// Throttled by a quota: too many calls (429, `Retry-After`).
     RateLimited,
     /// Throttled because this client address presented too many bad
@@ -70,6 +74,7 @@ impl AuthErrorKind {
             Self::InvalidRequest | Self::MalformedRequest => StatusCode::BAD_REQUEST,
             Self::InsufficientScope | Self::Forbidden => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::RateLimited | Self::TooManyFailedAuthentications => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -87,6 +92,7 @@ impl AuthErrorKind {
             Self::InsufficientScope => "insufficient_scope",
             Self::Forbidden => "forbidden",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::RateLimited => "rate_limited",
             Self::TooManyFailedAuthentications => "too_many_failed_authentications",
             Self::Unavailable => "temporarily_unavailable",
@@ -101,6 +107,7 @@ impl AuthErrorKind {
             Self::InvalidRequest | Self::MalformedRequest => JSONRPC_INVALID_REQUEST,
             Self::InsufficientScope | Self::Forbidden => JSONRPC_FORBIDDEN,
             Self::PayloadTooLarge => JSONRPC_TOO_LARGE,
+            Self::RequestTimeout => JSONRPC_REQUEST_TIMEOUT,
             Self::RateLimited | Self::TooManyFailedAuthentications => JSONRPC_RATE_LIMITED,
             Self::Unavailable => JSONRPC_UNAVAILABLE,
         }
@@ -274,6 +281,7 @@ impl JsonRpcId {
 /// | [`InsufficientScope`](AuthErrorKind::InsufficientScope) | 403 | `insufficient_scope` |
 /// | [`Forbidden`](AuthErrorKind::Forbidden) | 403 | no challenge |
 /// | [`PayloadTooLarge`](AuthErrorKind::PayloadTooLarge) | 413 | no challenge |
+/// | [`RequestTimeout`](AuthErrorKind::RequestTimeout) | 408 | no challenge |
 /// | [`RateLimited`](AuthErrorKind::RateLimited) | 429 | no challenge, `Retry-After` |
 /// | [`TooManyFailedAuthentications`](AuthErrorKind::TooManyFailedAuthentications) | 429 | no challenge, `Retry-After` |
 /// | [`Unavailable`](AuthErrorKind::Unavailable) | 503 | no challenge, `Retry-After` |
@@ -421,6 +429,18 @@ impl AuthError {
         Self::new(
             AuthErrorKind::PayloadTooLarge,
             format!("the request body exceeds {limit} bytes"),
+        )
+    }
+
+    /// The body did not arrive whole within `limit` (408).
+    #[must_use]
+    pub fn request_timeout(limit: Duration) -> Self {
+        Self::new(
+            AuthErrorKind::RequestTimeout,
+            format!(
+                "the request body did not arrive within {} seconds",
+                limit.as_secs_f64()
+            ),
         )
     }
 
@@ -1149,6 +1169,7 @@ mod tests {
             (InsufficientScope, 403),
             (Forbidden, 403),
             (PayloadTooLarge, 413),
+            (RequestTimeout, 408),
             (RateLimited, 429),
             (TooManyFailedAuthentications, 429),
             (Unavailable, 503),

@@ -73,7 +73,7 @@
 //!
 //! let mcp = Router::new().route(
 //!     "/",
-//!     post(|p: Principal| async move { format!("hello {}", p.subject()) }),
+//!     post(|p: Principal| async move { format!("hello {}", p.name()) }),
 //! );
 //!
 //! let app = Router::new()
@@ -121,6 +121,7 @@ pub mod audit;
 pub mod authenticate;
 mod authorize;
 mod bearer;
+mod budget;
 mod config;
 #[cfg(any(feature = "jwks", feature = "introspection"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "jwks", feature = "introspection"))))]
@@ -163,11 +164,11 @@ pub use authorize::{Authorize, AuthorizeLayer};
 pub use config::{optional_secret_from_env, secret_from_env, ConfigError};
 pub use error::{
     AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId, JSONRPC_FORBIDDEN,
-    JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, JSONRPC_RATE_LIMITED, JSONRPC_TOO_LARGE,
-    JSONRPC_UNAUTHORIZED, JSONRPC_UNAVAILABLE,
+    JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, JSONRPC_RATE_LIMITED, JSONRPC_REQUEST_TIMEOUT,
+    JSONRPC_TOO_LARGE, JSONRPC_UNAUTHORIZED, JSONRPC_UNAVAILABLE,
 };
 pub use metadata::{ProtectedResource, ProtectedResourceBuilder, WELL_KNOWN_PATH};
-pub use principal::{AuthScheme, CustomScheme, Principal, Scopes};
+pub use principal::{AuthScheme, CustomScheme, Principal, PrincipalKind, Scopes};
 pub use resource::{ProtectedResourceLayer, ProtectedResourceService};
 pub use rule::Rule;
 pub use scope_hierarchy::{ScopeHierarchy, ScopeHierarchyBuilder};

@@ -88,6 +88,43 @@ impl fmt::Display for AuthScheme {
 /// `scope`. This crate drops it from both.
 pub(crate) const OFFLINE_ACCESS: &str = "offline_access";
 
+/// Which kind of identity a [`Principal`] is: a subject, or an OAuth
+/// client acting on its own behalf.
+///
+/// The two are kept apart so that a client named `user_001` (a
+/// client-credentials token, which has no `sub`) is never the user whose
+/// `sub` is `user_001`: [`Principal::subject`] is `None` for a client, and
+/// [`Principal::identity_key`] (what sessions, quotas and audit key by)
+/// names the kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PrincipalKind {
+    /// A subject the credential names: a token's `sub` (for
+    /// introspection, `sub`, else `username`), an API key's name, a
+    /// custom scheme's subject.
+    Subject,
+    /// An OAuth client acting for itself (client credentials): a token
+    /// without `sub`, named by its `client_id` (or, for a JWT, `azp`).
+    Client,
+}
+
+impl PrincipalKind {
+    /// A short, stable name for logs and keys: `subject` or `client`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Subject => "subject",
+            Self::Client => "client",
+        }
+    }
+}
+
+impl fmt::Display for PrincipalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A set of OAuth scopes.
 ///
 /// Parsed from a space-separated `scope` string (RFC 6749 §3.3), a JSON
@@ -275,11 +312,11 @@ impl serde::Serialize for Scopes {
 /// use tower_mcp_auth::Principal;
 ///
 /// async fn me(principal: Principal) -> String {
-///     format!("hello {}", principal.subject())
+///     format!("hello {}", principal.name())
 /// }
 ///
 /// async fn maybe(principal: Option<Principal>) -> String {
-///     principal.map_or("anonymous".into(), |p| p.subject().to_owned())
+///     principal.map_or("anonymous".into(), |p| p.name().to_owned())
 /// }
 ///
 /// let app: Router = Router::new().route("/me", get(me)).route("/hi", get(maybe));
@@ -311,18 +348,39 @@ impl serde::Serialize for Scopes {
 ///     .with_scopes(Scopes::parse("read:data write:data"))
 ///     .with_client_id("my-client");
 ///
-/// assert_eq!(principal.subject(), "user-42");
+/// assert_eq!(principal.subject(), Some("user-42"));
 /// assert!(principal.scopes().contains("read:data"));
 /// assert!(principal.scheme().is_bearer());
+///
+/// // A client acting for itself is not the user of the same name.
+/// let client = Principal::client(AuthScheme::Jwt, "user-42");
+/// assert_eq!(client.subject(), None);
+/// assert_eq!(client.client_id(), Some("user-42"));
+/// assert_ne!(client.identity_key(), principal.identity_key());
 /// ```
+///
+/// # Identity
+///
+/// Who the caller is, for anything kept per caller, is the
+/// [`identity_key`](Self::identity_key): the scheme, the issuer, the
+/// [kind](PrincipalKind) and the name (the subject or the client id). Two
+/// authorization servers' users with the same `sub`, or a client and a
+/// user with the same name, never share a session, a quota or a profile
+/// keyed by it. [`subject`](Self::subject) alone is not an identity across
+/// issuers.
 #[derive(Clone, PartialEq)]
 pub struct Principal(Arc<Inner>);
 
 #[derive(Clone, PartialEq)]
 struct Inner {
     scheme: AuthScheme,
-    /// Shared, so a rate-limit key can hold it without a copy.
-    subject: Arc<str>,
+    kind: PrincipalKind,
+    /// The subject, or the client id of a client identity.
+    name: Box<str>,
+    issuer: Option<Box<str>>,
+    /// scheme, issuer, kind and name in one injective string; shared, so a
+    /// rate-limit key can hold it without a copy.
+    identity: Arc<str>,
     scopes: Scopes,
     client_id: Option<String>,
     expires_at: Option<SystemTime>,
@@ -330,19 +388,75 @@ struct Inner {
     cnf_jkt: Option<Box<str>>,
 }
 
+/// `<len>:<scheme>:<kind>:<-|len:issuer>:<name>`: every field but the
+/// last is length-prefixed or fixed, so no two identities share a key.
+fn identity_key(
+    scheme: AuthScheme,
+    kind: PrincipalKind,
+    issuer: Option<&str>,
+    name: &str,
+) -> Arc<str> {
+    let scheme = scheme.as_str();
+    let issuer = match issuer {
+        None => "-".to_owned(),
+        Some(iss) => format!("{}:{iss}", iss.len()),
+    };
+    Arc::from(format!(
+        "{}:{scheme}:{}:{issuer}:{name}",
+        scheme.len(),
+        kind.as_str()
+    ))
+}
+
 impl Principal {
-    /// A principal with a scheme and a subject, and no scopes.
+    /// A principal with a scheme and a subject ([`PrincipalKind::Subject`]),
+    /// and no scopes.
     #[must_use]
     pub fn new(scheme: AuthScheme, subject: impl Into<String>) -> Self {
+        Self::of_kind(scheme, PrincipalKind::Subject, subject.into())
+    }
+
+    /// An OAuth client acting on its own behalf
+    /// ([`PrincipalKind::Client`]): a token without `sub`, such as a
+    /// client-credentials grant's. It has no [`subject`](Self::subject);
+    /// its [`client_id`](Self::client_id) is `client_id`.
+    #[must_use]
+    pub fn client(scheme: AuthScheme, client_id: impl Into<String>) -> Self {
+        let client_id = client_id.into();
+        let mut p = Self::of_kind(scheme, PrincipalKind::Client, client_id.clone());
+        Arc::make_mut(&mut p.0).client_id = Some(client_id);
+        p
+    }
+
+    fn of_kind(scheme: AuthScheme, kind: PrincipalKind, name: String) -> Self {
         Self(Arc::new(Inner {
             scheme,
-            subject: Arc::from(subject.into()),
+            kind,
+            identity: identity_key(scheme, kind, None, &name),
+            name: name.into_boxed_str(),
+            issuer: None,
             scopes: Scopes::empty(),
             client_id: None,
             expires_at: None,
             claims: None,
             cnf_jkt: None,
         }))
+    }
+
+    /// Sets who issued the credential (a token's `iss`; for introspection,
+    /// the answer's `iss`, else the introspection endpoint). Part of the
+    /// [`identity_key`](Self::identity_key).
+    #[must_use]
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        let inner = Arc::make_mut(&mut self.0);
+        inner.issuer = Some(issuer.into().into_boxed_str());
+        inner.identity = identity_key(
+            inner.scheme,
+            inner.kind,
+            inner.issuer.as_deref(),
+            &inner.name,
+        );
+        self
     }
 
     /// Sets the granted scopes.
@@ -404,24 +518,70 @@ impl Principal {
         self.0.scheme
     }
 
-    /// The caller: the token's `sub` (or `username`), or the API key's name.
+    /// The subject: the token's `sub` (for introspection, `sub`, else
+    /// `username`), the API key's name, a custom scheme's subject. `None`
+    /// for a [client identity](PrincipalKind::Client): a token without
+    /// `sub` names no user, and its client id is never taken for one.
+    ///
+    /// A subject is unique within its issuer only: key per-caller state by
+    /// [`identity_key`](Self::identity_key).
     #[must_use]
-    pub fn subject(&self) -> &str {
-        &self.0.subject
+    pub fn subject(&self) -> Option<&str> {
+        match self.0.kind {
+            PrincipalKind::Subject => Some(&self.0.name),
+            PrincipalKind::Client => None,
+        }
     }
 
-    /// The subject, shared: a reference count, no copy (for a key that
-    /// outlives the request, such as a rate limiter's).
+    /// Which kind of identity this is: a subject or a client.
+    #[must_use]
+    pub fn kind(&self) -> PrincipalKind {
+        self.0.kind
+    }
+
+    /// Who issued the credential, when known (see
+    /// [`with_issuer`](Self::with_issuer)); `None` for API keys and for
+    /// tokens without `iss`.
+    #[must_use]
+    pub fn issuer(&self) -> Option<&str> {
+        self.0.issuer.as_deref()
+    }
+
+    /// The name to show: the [subject](Self::subject), or a client
+    /// identity's client id. For display and logs only: a client and a
+    /// user may share a name, and two issuers a subject. Key per-caller
+    /// state by [`identity_key`](Self::identity_key).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The identity, as one stable string: the scheme, the
+    /// [issuer](Self::issuer), the [kind](Self::kind) and the
+    /// [name](Self::name), encoded so that two principals have the same
+    /// key exactly when all four are equal. Sessions
+    /// ([`SessionBindingLayer`](crate::mcp::SessionBindingLayer)), quotas
+    /// and audit events key by it; so should a tool's per-caller state.
     ///
     /// ```
     /// use tower_mcp_auth::{AuthScheme, Principal};
     ///
-    /// let p = Principal::new(AuthScheme::ApiKey, "svc");
-    /// assert_eq!(&*p.shared_subject(), "svc");
+    /// let a = Principal::new(AuthScheme::Jwt, "alice").with_issuer("https://a.example.com");
+    /// let b = Principal::new(AuthScheme::Jwt, "alice").with_issuer("https://b.example.com");
+    /// assert_ne!(a.identity_key(), b.identity_key());
+    /// assert_eq!(a.identity_key(), "3:jwt:subject:21:https://a.example.com:alice");
     /// ```
     #[must_use]
-    pub fn shared_subject(&self) -> Arc<str> {
-        self.0.subject.clone()
+    pub fn identity_key(&self) -> &str {
+        &self.0.identity
+    }
+
+    /// The [`identity_key`](Self::identity_key), shared: a reference
+    /// count, no copy (for a key that outlives the request, such as a rate
+    /// limiter's).
+    #[must_use]
+    pub fn shared_identity_key(&self) -> Arc<str> {
+        self.0.identity.clone()
     }
 
     /// The granted scopes.
@@ -488,7 +648,9 @@ impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Principal")
             .field("scheme", &self.0.scheme)
-            .field("subject", &self.0.subject)
+            .field("kind", &self.0.kind)
+            .field("issuer", &self.0.issuer)
+            .field("name", &self.0.name)
             .field("scopes", &self.0.scopes)
             .field("client_id", &self.0.client_id)
             .field("expires_at", &self.0.expires_at)
@@ -497,27 +659,55 @@ impl fmt::Debug for Principal {
     }
 }
 
+/// The confirmation methods ([RFC 7800] `cnf` members) this crate checks
+/// itself: `jkt` (RFC 9449 DPoP, by the DPoP layer).
+///
+/// [RFC 7800]: https://www.rfc-editor.org/rfc/rfc7800
+#[cfg(any(feature = "jwt", feature = "introspection"))]
+pub(crate) const CHECKED_CONFIRMATION_METHODS: [&str; 1] = ["jkt"];
+
+/// The refusal of a token bound by a method nobody here checks.
+#[cfg(any(feature = "jwt", feature = "introspection"))]
+pub(crate) const UNCHECKED_CONFIRMATION: &str =
+    "the token is bound by a confirmation method (cnf) this server does not check";
+
 /// The `cnf.jkt` of a token's claims (or introspection response): `None`
-/// without `cnf` or without `jkt` in it (another confirmation method).
+/// without `cnf` or without `jkt` in it.
+///
+/// A `cnf` member other than `jkt` and those in `allowed` (a confirmation
+/// method checked elsewhere, such as RFC 8705's `x5t#S256` by a TLS
+/// terminator) is a binding this stack cannot verify: the token is
+/// refused, never taken as a plain bearer token.
 ///
 /// # Errors
 ///
-/// A fixed description when `cnf` is not an object or `jkt` not a
-/// non-empty string of at most 128 bytes.
+/// A fixed description when `cnf` is not an object, `jkt` not a non-empty
+/// string of at most 128 bytes, or `cnf` names a method not checked.
 #[cfg(any(feature = "jwt", feature = "introspection"))]
-pub(crate) fn cnf_jkt(claims: &Map<String, Value>) -> Result<Option<&str>, &'static str> {
+pub(crate) fn cnf_jkt<'a>(
+    claims: &'a Map<String, Value>,
+    allowed: &[Box<str>],
+) -> Result<Option<&'a str>, &'static str> {
     /// The longest `cnf.jkt` read (a SHA-256 thumbprint is 43 characters).
     const MAX_JKT_LEN: usize = 128;
     const MALFORMED: &str = "the token's cnf claim is malformed";
     match claims.get("cnf") {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(cnf)) => match cnf.get("jkt") {
-            None => Ok(None),
-            Some(Value::String(jkt)) if !jkt.is_empty() && jkt.len() <= MAX_JKT_LEN => {
-                Ok(Some(jkt))
+        Some(Value::Object(cnf)) => {
+            if cnf.keys().any(|method| {
+                !CHECKED_CONFIRMATION_METHODS.contains(&method.as_str())
+                    && !allowed.iter().any(|a| **a == **method)
+            }) {
+                return Err(UNCHECKED_CONFIRMATION);
             }
-            Some(_) => Err(MALFORMED),
-        },
+            match cnf.get("jkt") {
+                None => Ok(None),
+                Some(Value::String(jkt)) if !jkt.is_empty() && jkt.len() <= MAX_JKT_LEN => {
+                    Ok(Some(jkt))
+                }
+                Some(_) => Err(MALFORMED),
+            }
+        }
         Some(_) => Err(MALFORMED),
     }
 }
@@ -531,16 +721,38 @@ mod tests {
     #[test]
     fn cnf_jkt_shapes() {
         let c = |v: Value| v.as_object().unwrap().clone();
-        assert_eq!(cnf_jkt(&c(json!({}))), Ok(None));
-        assert_eq!(cnf_jkt(&c(json!({"cnf": {"x5t#S256": "a"}}))), Ok(None));
-        assert_eq!(cnf_jkt(&c(json!({"cnf": {"jkt": "abc"}}))), Ok(Some("abc")));
+        let none: &[Box<str>] = &[];
+        let x5t: &[Box<str>] = &["x5t#S256".into()];
+        assert_eq!(cnf_jkt(&c(json!({})), none), Ok(None));
+        assert_eq!(cnf_jkt(&c(json!({"cnf": {}})), none), Ok(None));
+        // Issue 23 6b: a binding nobody here checks is refused, unless
+        // allowed (checked elsewhere).
+        for unchecked in [
+            json!({"cnf": {"x5t#S256": "a"}}),
+            json!({"cnf": {"jwk": {"kty": "EC"}}}),
+            json!({"cnf": {"jkt": "abc", "x5t#S256": "a"}}),
+        ] {
+            assert_eq!(cnf_jkt(&c(unchecked), none), Err(UNCHECKED_CONFIRMATION));
+        }
+        assert_eq!(
+            cnf_jkt(&c(json!({"cnf": {"x5t#S256": "a"}})), x5t),
+            Ok(None)
+        );
+        assert_eq!(
+            cnf_jkt(&c(json!({"cnf": {"jkt": "abc", "x5t#S256": "a"}})), x5t),
+            Ok(Some("abc"))
+        );
+        assert_eq!(
+            cnf_jkt(&c(json!({"cnf": {"jkt": "abc"}})), none),
+            Ok(Some("abc"))
+        );
         for bad in [
             json!({"cnf": "abc"}),
             json!({"cnf": {"jkt": 1}}),
             json!({"cnf": {"jkt": ""}}),
             json!({"cnf": {"jkt": "a".repeat(129)}}),
         ] {
-            assert!(cnf_jkt(&c(bad)).is_err());
+            assert!(cnf_jkt(&c(bad), none).is_err());
         }
     }
 
@@ -583,6 +795,44 @@ mod tests {
         assert_eq!(required.without("read:data"), Scopes::parse("write:data"));
         assert_eq!(required.without("x"), required);
         assert_eq!(granted.union(&required), required);
+    }
+
+    /// Issue 23 6e: a client and a user of the same name, and one subject
+    /// at two issuers, are four identities.
+    #[test]
+    fn identities_keep_kind_issuer_and_scheme_apart() {
+        let user = Principal::new(AuthScheme::Jwt, "user_001");
+        let client = Principal::client(AuthScheme::Jwt, "user_001");
+        assert_eq!(user.subject(), Some("user_001"));
+        assert_eq!(client.subject(), None);
+        assert_eq!(client.client_id(), Some("user_001"));
+        assert_eq!((user.name(), client.name()), ("user_001", "user_001"));
+        assert_eq!(client.kind(), PrincipalKind::Client);
+        let a = user.clone().with_issuer("https://a.example.com");
+        let b = user.clone().with_issuer("https://b.example.com");
+        let keys = [
+            user.shared_identity_key(),
+            client.shared_identity_key(),
+            a.shared_identity_key(),
+            b.shared_identity_key(),
+            Principal::new(AuthScheme::Introspection, "user_001").shared_identity_key(),
+            // A name or issuer that looks like the encoding changes nothing.
+            Principal::new(AuthScheme::Jwt, "2:a:b").shared_identity_key(),
+            Principal::new(AuthScheme::Jwt, "b")
+                .with_issuer("a")
+                .shared_identity_key(),
+        ];
+        for (i, x) in keys.iter().enumerate() {
+            for y in &keys[i + 1..] {
+                assert_ne!(x, y);
+            }
+        }
+        assert_eq!(a.issuer(), Some("https://a.example.com"));
+        assert_eq!(&*a.shared_identity_key(), a.identity_key());
+        assert_eq!(
+            Principal::new(AuthScheme::ApiKey, "ops").identity_key(),
+            "7:api_key:subject:-:ops"
+        );
     }
 
     #[test]

@@ -10,8 +10,13 @@
 //! bounded: at most [`ID_PEEK_LIMIT`] bytes (a body that says it is longer
 //! is not read at all), for at most [`ID_PEEK_TIME`] (one second), so a
 //! refused request holds at most 16 KiB for at most a second; a body that
-//! does not arrive in time gets `"id": null`. The id is then parsed as rmcp parses it:
-//! the body must be one JSON object (a batch is not), with one `id`
+//! does not arrive in time gets `"id": null`. All refusals reading at once
+//! hold at most [`PEEK_BUDGET`] bytes together: past it, a refusal does not
+//! read and says `"id": null`. The id is then parsed as rmcp parses it:
+//! the body must be one JSON object (a batch is not) that is a *request*
+//! as rmcp tells one (a `method` string and an `id`, no `result` or
+//! `error`: a client's response to a server request carries the server's
+//! id, which the client would take for one of its own), with one `id`
 //! member that is a string or an integer (`1.0` and `1e2` are integers,
 //! rendered `1` and `100` as rmcp renders them; past ±2^53 written as a
 //! float, or not an integer, rmcp refuses the message and so is there no
@@ -32,7 +37,10 @@ use http::Request;
 use http_body::Body;
 use pin_project_lite::pin_project;
 
-use crate::error::{is_streamable_http_message, AuthError, ErrorRenderer, JsonRpcId};
+use crate::{
+    budget::{ByteBudget, Held},
+    error::{is_streamable_http_message, AuthError, ErrorRenderer, JsonRpcId},
+};
 
 /// The most bytes of a refused request's body read to find its id.
 pub(crate) const ID_PEEK_LIMIT: usize = 16 * 1024;
@@ -42,6 +50,17 @@ pub(crate) const ID_PEEK_LIMIT: usize = 16 * 1024;
 /// its refusal with `"id": null` after this, instead of holding the
 /// refusal open.
 pub(crate) const ID_PEEK_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The most bytes all refusals together hold while they read bodies for
+/// their ids: 8 MiB, 512 reads of [`ID_PEEK_LIMIT`]. A refusal that finds
+/// it spent does not read, and answers with `"id": null` at once.
+pub(crate) const PEEK_BUDGET: usize = 8 * 1024 * 1024;
+
+/// The budget of [`PEEK_BUDGET`] bytes, one for the process.
+fn peek_budget() -> &'static ByteBudget {
+    static BUDGET: std::sync::OnceLock<ByteBudget> = std::sync::OnceLock::new();
+    BUDGET.get_or_init(|| ByteBudget::new(PEEK_BUDGET))
+}
 
 /// A refusal still reading the body for its id.
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Response> + Send>>;
@@ -79,11 +98,27 @@ where
 /// `None` when the body is not one JSON object with at most one `id`, or
 /// the id is not a string or an integer rmcp accepts.
 pub(crate) fn id_of(body: &[u8]) -> Option<JsonRpcId> {
+    /// The members rmcp tells a message's shape by (`JsonRpcMessageShape`):
+    /// a request has `method` and `id`, and neither `result` nor `error`.
+    /// A repeated member fails the whole read.
     #[derive(serde::Deserialize)]
     struct Message {
         id: Option<serde_json::Value>,
+        method: Option<String>,
+        #[serde(default, deserialize_with = "present")]
+        result: bool,
+        #[serde(default, deserialize_with = "present")]
+        error: bool,
     }
-    let text = rmcp_id(serde_json::from_slice::<Message>(body).ok()?.id?)?;
+    fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| true)
+    }
+    use serde::Deserialize as _;
+    let message = serde_json::from_slice::<Message>(body).ok()?;
+    if message.method.is_none() || message.result || message.error {
+        return None; // not a request: a response's id is the server's
+    }
+    let text = rmcp_id(message.id?)?;
     Some(JsonRpcId(text.into()))
 }
 
@@ -114,22 +149,29 @@ fn rmcp_integer(n: &serde_json::Number) -> Option<i64> {
 }
 
 pin_project! {
-    /// Reads a body whole, up to [`ID_PEEK_LIMIT`] bytes: `None` past it,
-    /// or when the body fails.
+    /// Reads a body whole, up to [`ID_PEEK_LIMIT`] bytes, each taken from
+    /// the [`PEEK_BUDGET`]: `None` past the limit or the budget, or when
+    /// the body fails.
     struct Peek<B> {
         #[pin]
         body: B,
         buf: Vec<u8>,
+        held: Held,
         over: bool,
     }
 }
 
 impl<B: Body> Peek<B> {
     fn new(body: B) -> Self {
+        Self::with_budget(body, peek_budget())
+    }
+
+    fn with_budget(body: B, budget: &ByteBudget) -> Self {
         let over = body.size_hint().lower() > ID_PEEK_LIMIT as u64;
         Self {
             body,
             buf: Vec::new(),
+            held: budget.hold(),
             over,
         }
     }
@@ -151,7 +193,9 @@ impl<B: Body> Future for Peek<B> {
                     let Ok(mut data) = frame.into_data() else {
                         continue;
                     };
-                    if data.remaining() > ID_PEEK_LIMIT - this.buf.len() {
+                    if data.remaining() > ID_PEEK_LIMIT - this.buf.len()
+                        || !this.held.grow(data.remaining())
+                    {
                         *this.over = true;
                         return Poll::Ready(None);
                     }
@@ -207,6 +251,32 @@ mod tests {
         assert_eq!(id(r#"{"\u0069d":5,"method":"ping"}"#).as_deref(), Some("5"));
     }
 
+    /// A client's response to a server request carries the server's id
+    /// (issue 23, item 6d): a refusal never echoes it, or the client would
+    /// match the error to its own request 5. Only a request, as rmcp tells
+    /// one, lends its id.
+    #[test]
+    fn a_response_lends_no_id() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":5,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":5,"result":null}"#,
+            r#"{"jsonrpc":"2.0","id":5,"error":{"code":-1,"message":"no"}}"#,
+            // Neither a request nor a response to rmcp: no id either.
+            r#"{"jsonrpc":"2.0","id":5,"method":"ping","result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":5,"method":"ping","error":{}}"#,
+            r#"{"jsonrpc":"2.0","id":5,"method":null}"#,
+            r#"{"jsonrpc":"2.0","id":5,"method":7}"#,
+            r#"{"jsonrpc":"2.0","id":5,"method":"a","method":"b"}"#,
+            r#"{"jsonrpc":"2.0","id":5}"#,
+        ] {
+            assert_eq!(id(body), None, "{body}");
+        }
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#).as_deref(),
+            Some("5")
+        );
+    }
+
     #[tokio::test]
     async fn the_peek_is_bounded() {
         let small = format!(r#"{{"id":1,"pad":"{}"}}"#, "x".repeat(ID_PEEK_LIMIT - 20));
@@ -223,6 +293,25 @@ mod tests {
             .chunks(1024)
             .map(bytes::Bytes::copy_from_slice);
         assert_eq!(Peek::new(Chunks(chunks.collect())).await, None);
+    }
+
+    /// The reads of all refusals together hold at most the budget: past
+    /// it a refusal does not read (and says `"id": null`).
+    #[tokio::test]
+    async fn the_peeks_share_a_budget() {
+        let budget = ByteBudget::new(ID_PEEK_LIMIT + 10);
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        let held = {
+            let mut h = budget.hold();
+            assert!(h.grow(ID_PEEK_LIMIT - 20));
+            h
+        };
+        let peek = Peek::with_budget(Chunks([body.into()].into()), &budget);
+        assert_eq!(peek.await, None, "the budget has 30 bytes left");
+        drop(held);
+        let peek = Peek::with_budget(Chunks([body.into()].into()), &budget);
+        assert_eq!(peek.await.as_deref(), Some(body.as_bytes()));
+        assert_eq!(budget.used(), 0, "given back once read");
     }
 
     /// A client that sends a JSON-RPC POST's headers and never its body

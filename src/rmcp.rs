@@ -40,7 +40,7 @@
 //! impl Notes {
 //!     #[tool(description = "Who am I?")]
 //!     async fn whoami(&self, caller: Principal) -> String {
-//!         format!("{} ({})", caller.subject(), caller.scheme())
+//!         format!("{} ({})", caller.name(), caller.scheme())
 //!     }
 //! }
 //!
@@ -50,7 +50,7 @@
 //!     ctx: RequestContext<RoleServer>,
 //! ) -> Result<ReadResourceResult, ErrorData> {
 //!     let caller = tower_mcp_auth::rmcp::caller(&ctx)?;
-//!     let text = format!("notes of {}", caller.subject());
+//!     let text = format!("notes of {}", caller.name());
 //!     Ok(ReadResourceResult::new(vec![ResourceContents::text(text, request.uri)]))
 //! }
 //! ```

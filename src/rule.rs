@@ -114,9 +114,13 @@ impl Alternative {
 /// a scope the rule requires is met by the scope itself or by any scope
 /// that implies it. Refusals still name the scopes the rule requires.
 ///
-/// Mistakes (an empty [`Rule::one_of`], scopes on a public rule, a scope
-/// RFC 6749 does not allow, a requirement of `offline_access`, which asks
-/// for a refresh token and is no permission a resource checks) are collected and reported by whoever takes
+/// [`Rule::deny`] is the rule with no alternative: nobody. In an any-of it
+/// contributes nothing (`Rule::deny().or(x)` decides as `x`).
+///
+/// Mistakes (an empty [`Rule::one_of`], scopes on a public or deny rule, a
+/// scope RFC 6749 does not allow, a requirement of `offline_access`, which
+/// asks for a refresh token and is no permission a resource checks) are
+/// collected and reported by whoever takes
 /// the rule: `McpPolicyBuilder::build`, [`AuthorizeLayer::new`](crate::AuthorizeLayer::new).
 ///
 /// # Decisions
@@ -128,6 +132,7 @@ impl Alternative {
 /// | a principal of a scheme no alternative accepts | 401 `invalid_token`, same `scope` |
 /// | right scheme, scopes missing | 403 `insufficient_scope`, `scope` = granted ∪ required |
 /// | right scheme and scopes, a check said no | 403 `forbidden`, no challenge |
+/// | [`Rule::deny`] (no alternative), anyone or anonymous | 403 `forbidden`, no challenge |
 ///
 /// The 403 `scope` is the crate's one
 /// [step-up rule](crate::AuthError::insufficient_scope), for the MCP
@@ -164,6 +169,8 @@ enum Miss {
     Scheme,
     Scopes(Scopes),
     Check,
+    /// The rule has no alternative ([`Rule::deny`]).
+    Denied,
 }
 
 impl Rule {
@@ -200,18 +207,55 @@ impl Rule {
         Self::with(Schemes::Public)
     }
 
-    /// The alternatives of `rules` (allowed when any allows). Empty → an
-    /// error when the rule is taken.
-    pub fn one_of(rules: impl IntoIterator<Item = Rule>) -> Self {
-        let mut out = Self {
+    /// Nobody: every caller, authenticated or not, is refused with 403
+    /// `forbidden` (no challenge: no credential would help), and an MCP
+    /// policy hides the target from every list. `"deny"` in a policy file.
+    ///
+    /// It is the rule without alternatives, so in an any-of it contributes
+    /// nothing: `Rule::deny().or(x)` and `x.or(Rule::deny())` decide as `x`
+    /// (an any-of is allowed when some alternative allows; deny allows
+    /// none). It takes no scopes or checks (an error when the rule is
+    /// taken).
+    ///
+    /// Give it to the targets no rule names, so that a tool added to the
+    /// server without a rule, or a rule whose name has a typo, leaves the
+    /// tool closed rather than open to every caller:
+    ///
+    /// ```
+    /// # #[cfg(feature = "mcp")] {
+    /// use tower_mcp_auth::mcp::McpPolicy;
+    /// use tower_mcp_auth::{AuthScheme, Principal, Rule};
+    ///
+    /// let policy = McpPolicy::builder()
+    ///     .tool("write_note", Rule::api_key())
+    ///     .unmatched_tool(Rule::deny())
+    ///     .build()?;
+    /// let key = Principal::new(AuthScheme::ApiKey, "ops");
+    /// assert!(policy.may_call_tool(Some(&key), "write_note"));
+    /// assert!(!policy.may_call_tool(Some(&key), "wirte_note"));
+    /// assert!(!Rule::deny().permits(Some(&key)));
+    /// # }
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    pub fn deny() -> Self {
+        Self {
             alts: Vec::new(),
             errors: Vec::new(),
             hierarchy: ScopeHierarchy::empty(),
-        };
+        }
+    }
+
+    /// The alternatives of `rules` (allowed when any allows). Empty → an
+    /// error when the rule is taken. [`Rule::deny`] among them adds no
+    /// alternative.
+    pub fn one_of(rules: impl IntoIterator<Item = Rule>) -> Self {
+        let mut out = Self::deny();
+        let mut given = false;
         for r in rules {
+            given = true;
             out = out.or(r);
         }
-        if out.alts.is_empty() {
+        if !given {
             out.errors
                 .push("a rule needs at least one alternative (Rule::one_of got none)".into());
         }
@@ -219,6 +263,11 @@ impl Rule {
     }
 
     fn last(&mut self) -> Option<&mut Alternative> {
+        if self.alts.is_empty() && self.errors.is_empty() {
+            self.errors
+                .push("Rule::deny() takes no scopes or checks: it refuses every caller".into());
+            return None;
+        }
         let last = self.alts.last_mut();
         if matches!(
             last,
@@ -349,6 +398,12 @@ impl Rule {
         &self.errors
     }
 
+    /// Whether the rule is [`Rule::deny`] (no alternative).
+    #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+    pub(crate) fn is_deny(&self) -> bool {
+        self.alts.is_empty()
+    }
+
     /// Whether some alternative carries a check.
     pub(crate) fn has_checks(&self) -> bool {
         self.alts.iter().any(|a| !a.checks.is_empty())
@@ -387,6 +442,9 @@ impl Rule {
     }
 
     fn evaluate(&self, principal: Option<&Principal>, ctx: &dyn Any) -> Result<(), Miss> {
+        if self.alts.is_empty() {
+            return Err(Miss::Denied);
+        }
         let mut miss = Miss::Credential;
         for alt in &self.alts {
             if alt.schemes == Schemes::Public {
@@ -451,6 +509,7 @@ impl Rule {
             Miss::Check => {
                 AuthError::forbidden("the policy does not allow this caller to make this call")
             }
+            Miss::Denied => AuthError::forbidden("the policy allows this call to nobody"),
         }
     }
 }
@@ -464,6 +523,9 @@ pub(crate) fn is_scope_token(s: &str) -> bool {
 
 impl fmt::Debug for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.alts.is_empty() {
+            return f.write_str("deny");
+        }
         let mut list = f.debug_list();
         for a in &self.alts {
             list.entry(&format_args!(
@@ -622,5 +684,43 @@ mod tests {
         assert!(rule.errors().is_empty());
         assert!(!Rule::bearer().scopes(["a\"b"]).errors().is_empty());
         assert!(!Rule::public().scopes(["a"]).errors().is_empty());
+    }
+
+    #[test]
+    fn deny_refuses_everyone_with_403_and_adds_nothing_to_an_any_of() {
+        let deny = Rule::deny();
+        assert!(deny.errors().is_empty());
+        let key = Principal::new(AuthScheme::ApiKey, "svc");
+        for who in [None, Some(&key), Some(&jwt("admin:write read:data"))] {
+            assert!(!deny.permits(who));
+            let err = deny.decide(who, &()).unwrap_err();
+            assert_eq!(err.kind(), AuthErrorKind::Forbidden, "{who:?}");
+            assert_eq!(err.status(), http::StatusCode::FORBIDDEN);
+            assert!(err.scope().is_none());
+        }
+        assert!(deny.scopes_named().is_empty());
+        assert_eq!(format!("{deny:?}"), "deny");
+        // deny.or(x) == x, x.or(deny) == x: the same decisions.
+        let x = Rule::bearer().scopes(["a"]);
+        for rule in [
+            Rule::deny().or(x.clone()),
+            x.clone().or(Rule::deny()),
+            Rule::one_of([Rule::deny(), x.clone()]),
+        ] {
+            assert_eq!(format!("{rule:?}"), format!("{x:?}"));
+            for who in [None, Some(&key), Some(&jwt("a")), Some(&jwt("b"))] {
+                assert_eq!(
+                    rule.decide(who, &()).map_err(|e| e.kind()),
+                    x.decide(who, &()).map_err(|e| e.kind())
+                );
+            }
+        }
+        // Only deny: still deny, no error; scopes on deny: an error.
+        let only = Rule::one_of([Rule::deny()]);
+        assert!(only.errors().is_empty());
+        assert!(!only.permits(Some(&key)));
+        let err = Rule::deny().scopes(["a"]).errors().join("");
+        assert!(err.contains("Rule::deny() takes no scopes"), "{err}");
+        assert!(!Rule::deny().any_scope(["a"]).errors().is_empty());
     }
 }

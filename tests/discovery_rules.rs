@@ -160,7 +160,7 @@ impl AuthServer {
         c["iss"] = json!(issuer);
         match v.verify(&self.signer.sign(&c)).await {
             Ok(p) => {
-                assert_eq!(p.subject(), "erin");
+                assert_eq!(p.subject(), Some("erin"));
                 Ok(())
             }
             Err(e) => Err(tower_mcp_auth::AuthError::from(e).status().as_u16()),

@@ -121,6 +121,8 @@ async fn rmcp_client_with_key_lists_calls_and_reads() {
         // Only what an API key may call (the bearer-only tools are
         // filtered out of the listing).
         [
+            "build_report",
+            "confirm_delete_user",
             "create_admin_user",
             "delete_user",
             "get_user_by_id",
@@ -554,11 +556,7 @@ fn config_from_env_names_the_variable() {
     let key = config.generated_key.as_ref().expect("a generated key");
     assert!(key.expose_secret().starts_with("mcp_sk_"));
     assert_eq!(
-        config
-            .api_keys
-            .verify(key.expose_secret())
-            .unwrap()
-            .subject(),
+        config.api_keys.verify(key.expose_secret()).unwrap().name(),
         mcp_server::DEMO_KEY_NAME
     );
 
@@ -572,7 +570,10 @@ fn config_from_env_names_the_variable() {
     let config = Config::from_env().unwrap();
     assert!(config.generated_key.is_none());
     assert_eq!(config.api_keys.len(), 2);
-    assert_eq!(config.api_keys.verify(KEY).unwrap().subject(), "api_key");
+    assert_eq!(
+        config.api_keys.verify(KEY).unwrap().subject(),
+        Some("api_key")
+    );
     assert_eq!(config.public_url, "http://localhost:8080/mcp");
     assert!(config.stateless);
 

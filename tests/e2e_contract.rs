@@ -285,6 +285,8 @@ fn rows() -> Vec<Row> {
         ),
         tool("protected_operation", json!({"param": "p"}), Need::Any),
         tool("rate_limited_operation", json!({"param": "p"}), Need::Any),
+        // A task for a client that declares the extension; inline here.
+        tool("build_report", json!({"title": "t"}), Need::Any),
         resource("user://user_001/private", Need::Bearer("read:data")),
         resource("admin://system/stats", Need::ApiKey),
         // Any other URI (this one matches no template: `?` is no part of
@@ -545,6 +547,8 @@ async fn listings_show_only_what_the_caller_may_call_and_tools_see_the_principal
     assert_eq!(
         tool_names(&key).await,
         [
+            "build_report",
+            "confirm_delete_user",
             "create_admin_user",
             "delete_user",
             "get_user_by_id",
@@ -565,6 +569,7 @@ async fn listings_show_only_what_the_caller_may_call_and_tools_see_the_principal
     assert_eq!(
         tool_names(&reader).await,
         [
+            "build_report",
             "get_user_data",
             "protected_operation",
             "rate_limited_operation"
@@ -598,6 +603,8 @@ async fn listings_show_only_what_the_caller_may_call_and_tools_see_the_principal
     assert_eq!(
         tool_names(&everything).await,
         [
+            "build_report",
+            "confirm_delete_user",
             "delete_user",
             "get_my_profile",
             "get_user_data",
@@ -653,6 +660,7 @@ async fn listings_are_filtered_in_plain_json_responses_too() {
     assert_eq!(
         names(&reply, "tools", "name"),
         [
+            "build_report",
             "get_user_data",
             "protected_operation",
             "rate_limited_operation"
@@ -671,6 +679,8 @@ async fn listings_are_filtered_in_plain_json_responses_too() {
     assert_eq!(
         names(&reply, "tools", "name"),
         [
+            "build_report",
+            "confirm_delete_user",
             "create_admin_user",
             "delete_user",
             "get_user_by_id",
@@ -768,12 +778,15 @@ async fn header_body_mismatch_oversized_and_malformed_bodies() {
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    // They name another tool or method than the body: 400, -32020.
+    // They name another tool or method than the body: 400, -32020 (a
+    // tool the caller may not call too, since a body without
+    // `params.name` would be decided by the default rule, which allows
+    // the caller: the headers alone do not decide it).
     for extra in [
         [("mcp-method", "tools/call"), ("mcp-name", "delete_user")],
         [
             ("mcp-method", "resources/read"),
-            ("mcp-name", "get_user_data"),
+            ("mcp-name", "user://user_001/private"),
         ],
     ] {
         let reply = post_with(&client, &app, &reader, body.clone(), &extra).await;
@@ -785,6 +798,21 @@ async fn header_body_mismatch_oversized_and_malformed_bodies() {
         );
         assert!(reply.headers.get("www-authenticate").is_none());
     }
+    // A resource only an API key may read, whatever the body names:
+    // refused on the headers alone, before the body is read (issue 23,
+    // item 5), with the body's id (the refusal reads up to 16 KiB of it
+    // for the id, as the authenticators' do).
+    let extra = [
+        ("mcp-method", "resources/read"),
+        ("mcp-name", "get_user_data"),
+    ];
+    let reply = post_with(&client, &app, &reader, body.clone(), &extra).await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    let v = reply.json();
+    assert_eq!(
+        (v["id"].clone(), v["error"]["data"]["error"].clone()),
+        (json!(7), json!("invalid_token"))
+    );
 
     // 5 MiB: 413 before the body is read (Content-Length says it all).
     let big = format!(

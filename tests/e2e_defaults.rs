@@ -10,7 +10,8 @@
 //!   active tokens that are not access tokens;
 //! * discovery (requests without credentials) locks nobody out;
 //! * a key rotation is "not known yet" (503, `Retry-After`) until the key
-//!   set may be fetched again, never counted as guessing.
+//!   set may be fetched again, never counted as guessing; a key that has
+//!   left a set fetched after the token was issued is 401 at once.
 
 mod support;
 use support::mcp_server;
@@ -421,11 +422,75 @@ async fn a_rotated_signing_key_is_not_known_yet_then_accepted() {
     }
     assert_eq!(jwks.hits(), fetched, "no fetch within the interval");
 
-    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    jump(Duration::from_secs(retry_after)).await;
     let reply = post(addr, Cred::Bearer(&token), tool_call("protected_operation")).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(reply.body.contains("after"), "{}", reply.body);
     // The address was not counted as guessing.
     let reply = post(addr, Cred::Key, tool_call("protected_operation")).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// Moves Tokio's clock (the example's JWKS refetch interval runs on it)
+/// forward by `by` at once; paused only while no request is in flight.
+async fn jump(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
+/// Issue 23 6f: once the server has fetched a key set without the key a
+/// token names, a token issued before that fetch is 401 `invalid_token`
+/// at once (before: 503 with `Retry-After`, again in every refetch
+/// window), with no further fetch.
+#[tokio::test]
+async fn a_removed_signing_key_is_401_at_once_after_the_new_set_is_fetched() {
+    let rsa1 = Signer::rsa("rsa1_private.pem", "rsa1");
+    let rsa2 = Signer::rsa("rsa2_private.pem", "rsa2");
+    let jwks = JwksServer::start(vec![rsa1.jwk()]).await;
+    let (listener, mut config) = config().await;
+    config.jwt_secret = None;
+    config.oauth_issuer = Some(jwks.base.clone());
+    config.oauth_jwks_url = Some(jwks.url());
+    let addr = serve(listener, &config).await;
+    let claims = |sub: &str, iat: u64| {
+        json!({"sub": sub, "iss": jwks.base, "aud": config.public_url,
+               "iat": iat, "exp": now() + 600})
+    };
+    // A token issued two minutes ago, before the rotation.
+    let old = rsa1.sign(&claims("old", now() - 120));
+    let reply = post(addr, Cred::Bearer(&old), tool_call("protected_operation")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // The authorization server rotates: rsa1 leaves the set. Once a
+    // refetch is allowed, a token of the new key makes the server fetch
+    // the new set.
+    jwks.set_keys(vec![rsa2.jwk()]);
+    jump(Duration::from_secs(5)).await;
+    let new = rsa2.sign(&claims("new", now()));
+    let reply = post(addr, Cred::Bearer(&new), tool_call("protected_operation")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let fetched = jwks.hits();
+
+    // A token of the removed key issued before that fetch: 401 at once,
+    // in this refetch window and the next, and no fetch.
+    for window in 0..2 {
+        if window == 1 {
+            jump(Duration::from_secs(5)).await;
+        }
+        let reply = post(addr, Cred::Bearer(&old), tool_call("protected_operation")).await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+        assert!(
+            reply.header("www-authenticate").contains("invalid_token"),
+            "{}",
+            reply.header("www-authenticate")
+        );
+        assert!(
+            reply.body.contains("the token's signing key is unknown"),
+            "{}",
+            reply.body
+        );
+        assert_eq!(reply.header("retry-after"), "");
+    }
+    assert_eq!(jwks.hits(), fetched, "no fetch for a key that left the set");
 }

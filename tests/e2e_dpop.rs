@@ -132,8 +132,13 @@ impl App {
     /// An RS256 access token from the authorization server, bound to
     /// `jkt` when given.
     fn token(&self, jkt: Option<&str>, scope: &str) -> String {
+        self.token_for("dpop-user", jkt, scope)
+    }
+
+    /// [`token`](Self::token) for the subject `sub`.
+    fn token_for(&self, sub: &str, jkt: Option<&str>, scope: &str) -> String {
         let mut claims = json!({
-            "sub": "dpop-user", "iss": self.jwks.base, "aud": self.public_url,
+            "sub": sub, "iss": self.jwks.base, "aud": self.public_url,
             "iat": now(), "exp": now() + 600, "scope": scope, "client_id": "dpop-client",
         });
         if let Some(jkt) = jkt {
@@ -779,4 +784,178 @@ async fn introspected_tokens_bound_by_cnf_jkt() {
     let reply = post(&app, "Bearer opaque-unbound", &[], &get_user_data()).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(app.tool_calls().await, before + 1);
+}
+
+// ─────────────── issue 23: the replay store and the DPoP scheme ───────────────
+
+/// One holder of a bound token sends good proofs as fast as it can: at its
+/// share of the replay store it is refused itself (429 with
+/// `Retry-After`, no tool run), while another caller's proofs are still
+/// accepted. A stolen token used with the thief's own key leaves nothing
+/// in the store: its real holder keeps its whole share.
+#[tokio::test]
+async fn one_caller_flooding_the_replay_store_leaves_everyone_else_served() {
+    const SHARE: usize = 5;
+    let app = start(|c| c.dpop_replay_per_caller = SHARE).await;
+    let (a, b) = (DpopKey::a(), DpopKey::b());
+    let mallory = app.token_for("mallory", Some(&a.jkt), "read:data");
+    let before = app.tool_calls().await;
+    let mut served = 0;
+    for _ in 0..3 * SHARE {
+        let proof = a.proof(&app.public_url, &mallory);
+        let reply = post(&app, &format!("DPoP {mallory}"), &[proof], &get_user_data()).await;
+        match reply.status {
+            200 => served += 1,
+            429 => {
+                assert_eq!(reply.json()["error"]["data"]["error"], "rate_limited");
+                assert!(reply.headers.contains_key("retry-after"));
+                assert!(
+                    reply.body.contains("too many live DPoP proofs"),
+                    "{}",
+                    reply.body
+                );
+            }
+            other => panic!("{other}: {}", reply.body),
+        }
+    }
+    assert_eq!(served, SHARE);
+    assert_eq!(app.tool_calls().await, before + SHARE as u64);
+
+    // Alice, another caller with another key, is served.
+    let alice = app.token_for("alice", Some(&b.jkt), "read:data");
+    for _ in 0..SHARE {
+        let proof = b.proof(&app.public_url, &alice);
+        let reply = post(&app, &format!("DPoP {alice}"), &[proof], &get_user_data()).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+
+    // Bob's token (bound to key b) stolen and used with key a: every proof
+    // is refused on the key, before the replay store...
+    let bob = app.token_for("bob", Some(&b.jkt), "read:data");
+    for _ in 0..3 * SHARE {
+        let proof = a.proof(&app.public_url, &bob);
+        let reply = post(&app, &format!("DPoP {bob}"), &[proof], &get_user_data()).await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+        assert!(reply.dpop_challenge().contains("invalid_dpop_proof"));
+    }
+    // ... so Bob still has his whole share.
+    for _ in 0..SHARE {
+        let proof = b.proof(&app.public_url, &bob);
+        let reply = post(&app, &format!("DPoP {bob}"), &[proof], &get_user_data()).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+}
+
+/// A proof dated more than a few seconds ahead is refused: it would hold
+/// its replay entry that much longer.
+#[tokio::test]
+async fn a_proof_dated_in_the_future_is_refused() {
+    let app = start(|_| {}).await;
+    let key = DpopKey::a();
+    let token = app.token(Some(&key.jkt), "read:data");
+    let mut claims = DpopKey::claims(&app.public_url, &token);
+    claims["iat"] = json!(now() + 290);
+    let before = app.tool_calls().await;
+    let reply = post(
+        &app,
+        &format!("DPoP {token}"),
+        &[key.sign(&key.header(), &claims)],
+        &get_user_data(),
+    )
+    .await;
+    assert_refused(
+        &app,
+        before,
+        &reply,
+        "DPoP",
+        "invalid_dpop_proof",
+        "iat ahead",
+    )
+    .await;
+    assert!(reply.dpop_challenge().contains("in the future"));
+}
+
+/// `Authorization: DPoP <token>` where the token layer has no `.dpop()`:
+/// a presented credential that no layer verifies is refused, never served
+/// as anonymous, even for a public tool (issue 23, 6c).
+#[tokio::test]
+async fn a_dpop_token_where_no_layer_takes_dpop_is_refused_not_anonymous() {
+    use tower::ServiceBuilder;
+    use tower_mcp_auth::{
+        jwt::{JwtLayer, JwtValidator},
+        mcp::{McpPolicy, McpPolicyLayer},
+        ProtectedResource, Rule,
+    };
+    const SECRET: &str = "e2e-dpop-6c-hs256-secret-0123456789abcdef";
+    static SERVED: AtomicU64 = AtomicU64::new(0);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let url = format!("http://{addr}/mcp");
+    let resource = ProtectedResource::builder(url.clone()).build().unwrap();
+    let validator = JwtValidator::builder(&resource)
+        .hs256_secret(&SecretString::from(SECRET))
+        .build()
+        .unwrap();
+    let policy = McpPolicy::builder()
+        .default(Rule::authenticated())
+        .tool("public_info", Rule::public())
+        .build()
+        .unwrap();
+    let stack = ServiceBuilder::new()
+        .layer(resource.layer())
+        .layer(JwtLayer::new(validator).optional())
+        .layer(McpPolicyLayer::new(policy));
+    let served = Router::new().fallback(|| async {
+        SERVED.fetch_add(1, Ordering::SeqCst);
+        Json(json!({"jsonrpc": "2.0", "id": 1, "result": {}}))
+    });
+    let app = Router::new().route_service("/mcp", stack.service(served));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "public_info", "arguments": {}}})
+    .to_string();
+    let send = |authorization: Option<String>| {
+        let mut req = client()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", ACCEPT)
+            .body(call.clone());
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let www = res
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (status, www, res.text().await.unwrap())
+        }
+    };
+    // No credential: the public tool is served to anyone.
+    let (status, _, body) = send(None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(SERVED.load(Ordering::SeqCst), 1);
+    // A token in the DPoP scheme, good or not: 401 invalid_token.
+    let claims = json!({"sub": "someone", "aud": url, "iat": now(), "exp": now() + 600});
+    let good = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    for token in ["x".to_owned(), good.clone()] {
+        let (status, www, body) = send(Some(format!("DPoP {token}"))).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(www.contains(r#"error="invalid_token""#), "{www}");
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["id"], 1);
+    }
+    assert_eq!(SERVED.load(Ordering::SeqCst), 1, "served as anonymous");
+    // The same token as a bearer token is served.
+    let (status, _, body) = send(Some(format!("Bearer {good}"))).await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -29,7 +29,9 @@ const JWT_SECRET: &str = "e2e-list-filter-hs256-secret-0123456789abc";
 const ACCEPT: &str = "application/json, text/event-stream";
 
 /// The tools an API key may call (examples/mcp_server/main.rs `policy()`).
-const KEY_TOOLS: [&str; 6] = [
+const KEY_TOOLS: [&str; 8] = [
+    "build_report",
+    "confirm_delete_user",
     "create_admin_user",
     "delete_user",
     "get_user_by_id",

@@ -398,3 +398,176 @@ async fn tasks_carry_their_id_in_mcp_name() {
         }
     }
 }
+
+/// Issue 23, item 3: `experimental_operation`, a tool the example offers
+/// and no rule names, is neither listed nor callable: the example's rule
+/// for unmatched tools is `deny`. Before, the default rule
+/// (`authenticated`) listed it to any token and let any token call it.
+/// The bare service does offer it.
+#[tokio::test]
+async fn a_tool_no_rule_names_is_neither_listed_nor_callable() {
+    let (app, bare) = (start(false).await, start(true).await);
+    const TOOL: &str = "experimental_operation";
+    let list = call("tools/list", json!({}));
+    let names = |reply: &Reply| -> Vec<String> {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", reply.body))
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(names(&post(&bare, &Cred::None, &list, &[]).await).contains(&TOOL.to_owned()));
+    let run = call(
+        "tools/call",
+        json!({"name": TOOL, "arguments": {"param": "x"}}),
+    );
+    // A bearer token without scopes (the issue's caller), one with every
+    // scope, an API key.
+    for cred in [app.bearer(&[]), app.bearer(&mcp_server::SCOPES), Cred::Key] {
+        let listed = names(&post(&app, &cred, &list, &[]).await);
+        assert!(
+            listed.iter().any(|n| n == "protected_operation"),
+            "{listed:?}"
+        );
+        assert!(!listed.iter().any(|n| n == TOOL), "{cred:?}: {listed:?}");
+        let reply = post(&app, &cred, &run, &[]).await;
+        assert_eq!(
+            reply.refusal(),
+            (
+                403,
+                "forbidden".into(),
+                format!("tools/call `{TOOL}`: the policy allows this call to nobody")
+            ),
+            "{cred:?}"
+        );
+        assert_eq!(reply.json()["id"], 7);
+    }
+    // Anonymous: 403 as well (no credential would help).
+    assert_eq!(post(&app, &Cred::None, &run, &[]).await.status, 403);
+}
+
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Issue 23, item 3: a typo in a policy file (`udpate_user_data` for
+/// `update_user_data`, the example's rules as JSON otherwise) no longer
+/// opens the real tool to any token (the file's `unmatched.tool = "deny"`
+/// closes it), and the first listing reports both names, and the tool the
+/// server offers without a rule (`experimental_operation`), once each, as
+/// audit events and warnings. Through the example (`POLICY_FILE`), tracing
+/// captured on this thread (the server runs on this test's one-thread
+/// runtime). In this binary, as no test here sends SIGHUP (a reload would
+/// rightly report afresh).
+#[tokio::test]
+async fn a_misspelled_rule_in_a_policy_file_is_reported_once_and_closes_the_tool() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let path = std::env::temp_dir().join(format!("tma-policy-typo-{}.json", std::process::id()));
+    let policy = json!({
+        "default": "authenticated",
+        "tools": {
+            "get_user_data": {"scheme": "bearer", "scopes": ["read:data"]},
+            "read_sensitive_data": {"scheme": "bearer", "scopes": ["data:read"]},
+            "udpate_user_data": {"scheme": "bearer", "scopes": ["write:data"]},
+            "get_my_profile": {"scheme": "bearer", "scopes": ["read:profile"]},
+            "update_my_profile": {"scheme": "bearer", "scopes": ["write:profile"]},
+            "create_admin_user": "api_key",
+            "delete_user": ["api_key", {"scheme": "bearer", "scopes": ["admin:write"]}],
+            "list_all_users": "api_key",
+            "get_user_by_id": "api_key",
+            "protected_operation": "authenticated",
+            "rate_limited_operation": "authenticated",
+            "confirm_delete_user": ["api_key", {"scheme": "bearer", "scopes": ["admin:write"]}],
+            "build_report": "authenticated"
+        },
+        "resources": {
+            "user://{user_id}/private": {"scheme": "bearer", "scopes": ["read:data"]},
+            "admin://system/stats": "api_key"
+        },
+        "unmatched": {"resource": "api_key", "tool": "deny", "prompt": "deny"}
+    });
+    std::fs::write(&path, policy.to_string()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let keys = ApiKeys::new().with(ApiKey::new("ci-admin", KEY));
+    let mut config = mcp_server::Config::new(format!("http://{addr}/mcp"), keys);
+    config.stateless = true;
+    config.jwt_secret = Some(SecretString::from(JWT_SECRET));
+    config.policy_file = Some(path.clone());
+    let router = mcp_server::app(&config).await.unwrap();
+    let router = router.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let app = App {
+        addr,
+        public_url: config.public_url,
+    };
+
+    // Before: the default rule let any token change any user.
+    let update = call(
+        "tools/call",
+        json!({"name": "update_user_data",
+               "arguments": {"user_id": "user_001", "data": {"name": "Mallory"}}}),
+    );
+    let reply = post(&app, &app.bearer(&[]), &update, &[]).await;
+    assert_eq!(reply.refusal().0, 403, "{}", reply.body);
+    assert_eq!(reply.refusal().1, "forbidden");
+    let reply = post(&app, &app.bearer(&["write:data"]), &update, &[]).await;
+    assert_eq!(reply.status, 403, "closed, not open: {}", reply.body);
+
+    let list = call("tools/list", json!({}));
+    for cred in [Cred::Key, app.bearer(&[]), Cred::Key] {
+        let reply = post(&app, &cred, &list, &[]).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let names = reply.json()["result"]["tools"].to_string();
+        assert!(!names.contains("update_user_data") && !names.contains("experimental_operation"));
+    }
+    let out = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let gaps: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("tower_mcp_auth::audit") && l.contains("policy_gap"))
+        .collect();
+    for (reason, target) in [
+        ("never_listed", "udpate_user_data"),
+        ("no_rule", "update_user_data"),
+        ("no_rule", "experimental_operation"),
+    ] {
+        let events = gaps
+            .iter()
+            .filter(|l| {
+                l.contains(&format!("reason=\"{reason}\""))
+                    && l.contains(&format!("target=\"{target}\""))
+                    && l.contains("WARN")
+            })
+            .count();
+        assert_eq!(events, 1, "{reason} {target}: once, in {out}");
+        let warnings = out
+            .lines()
+            .filter(|l| {
+                l.contains("WARN")
+                    && !l.contains("tower_mcp_auth::audit")
+                    && l.contains(&format!("`{target}`"))
+            })
+            .count();
+        assert_eq!(warnings, 1, "a warning naming {target}: {out}");
+    }
+    assert_eq!(gaps.len(), 3, "{out}");
+    std::fs::remove_file(path).unwrap();
+}

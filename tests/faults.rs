@@ -332,7 +332,7 @@ impl Protected {
                 "/mcp",
                 get(move |p: Principal| async move {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    format!("inner:{}", p.subject())
+                    format!("inner:{}", p.name())
                 }),
             )
             .route_layer(layer)
@@ -708,7 +708,7 @@ async fn introspection_waiters_survive_the_cancellation_of_the_leader() {
             .layer(IntrospectionLayer::new(i))
             .service(tower::service_fn(|req: Request<Body>| async move {
                 let who = Principal::from_extensions(req.extensions())
-                    .map(|p| p.subject().to_owned())
+                    .map(|p| p.name().to_owned())
                     .unwrap_or_default();
                 Ok::<_, Infallible>(Response::new(Body::from(who)))
             }));
@@ -774,7 +774,7 @@ async fn inner_call(state: Arc<InnerState>, req: Request<Body>) -> Result<Respon
     state.calls.fetch_add(1, Ordering::SeqCst);
     let mut guard = DropGuard(state, false);
     let who = Principal::from_extensions(req.extensions())
-        .map(|p| p.subject().to_owned())
+        .map(|p| p.name().to_owned())
         .unwrap_or_default();
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let msg: Value = serde_json::from_slice(&body).unwrap();

@@ -48,7 +48,7 @@ fn echo(
             calls.fetch_add(1, Ordering::SeqCst);
             let who = Principal::from_extensions(req.extensions())
                 .map_or("anonymous".to_owned(), |p| {
-                    format!("{}:{}", p.subject(), p.scopes())
+                    format!("{}:{}", p.name(), p.scopes())
                 });
             let body = req.into_body().collect().await.unwrap().to_bytes();
             let text = format!("{who}|{}", String::from_utf8_lossy(&body));

@@ -193,7 +193,7 @@ async fn whoami(p: Principal) -> String {
     format!(
         "{}|{}|{}|{}|{}",
         p.scheme(),
-        p.subject(),
+        p.name(),
         p.client_id().unwrap_or("-"),
         p.scopes(),
         p.claim("tenant").and_then(Value::as_str).unwrap_or("-")

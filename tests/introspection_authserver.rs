@@ -171,7 +171,7 @@ async fn opaque_tokens_from_a_real_authorization_server() {
                 format!(
                     "{}|{}|{}|{}",
                     p.scheme(),
-                    p.subject(),
+                    p.name(),
                     p.client_id().unwrap_or("-"),
                     p.scopes()
                 )

@@ -59,7 +59,7 @@ async fn app_with(mode: impl FnOnce(JwtLayer) -> JwtLayer) -> SocketAddr {
         .route(
             "/open",
             get(|p: Option<Principal>| async move {
-                p.map_or("anonymous".to_owned(), |p| p.subject().to_owned())
+                p.map_or("anonymous".to_owned(), |p| p.name().to_owned())
             }),
         )
         .layer(layer)

@@ -77,7 +77,7 @@ impl Server {
     #[tool(description = "Who is calling")]
     async fn whoami(&self, Extension(parts): Extension<http::request::Parts>) -> String {
         match Principal::from_parts(&parts) {
-            Some(p) => format!("{} via {} [{}]", p.subject(), p.scheme(), p.scopes()),
+            Some(p) => format!("{} via {} [{}]", p.name(), p.scheme(), p.scopes()),
             None => "anonymous".into(),
         }
     }

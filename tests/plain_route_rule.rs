@@ -33,7 +33,7 @@ async fn app() -> String {
         .hs256_secret(&SecretString::from(HS_SECRET))
         .build()
         .unwrap();
-    let who = |p: Principal| async move { format!("{} {}", p.subject(), p.scopes()) };
+    let who = |p: Principal| async move { format!("{} {}", p.name(), p.scopes()) };
     let guarded = |rule: Rule| {
         ServiceBuilder::new()
             .layer(resource.layer())

@@ -37,7 +37,9 @@ fn config(cases: u32) -> ProptestConfig {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
+    // McpPolicyLayer reads a body against a deadline: tokio's timer.
     tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap()
 }

@@ -37,7 +37,7 @@ fn app(clock: FakeRelativeClock) -> Router {
     Router::new()
         .route(
             "/mcp",
-            post(|p: Principal| async move { p.subject().to_owned() }),
+            post(|p: Principal| async move { p.name().to_owned() }),
         )
         .layer(
             ServiceBuilder::new()

@@ -112,7 +112,7 @@ struct Echo(ToolRouter<Self>);
 impl Echo {
     #[tool(description = "The caller")]
     async fn whoami(&self, caller: Principal) -> String {
-        format!("{}:{}", caller.scheme(), caller.subject())
+        format!("{}:{}", caller.scheme(), caller.name())
     }
 }
 

@@ -53,7 +53,7 @@ async fn reload_under_load_serves_the_old_or_the_new_set() {
     let app = Router::new()
         .route(
             "/",
-            get(|p: Principal| async move { format!("{}|{}", p.subject(), p.scopes()) }),
+            get(|p: Principal| async move { format!("{}|{}", p.name(), p.scopes()) }),
         )
         .layer(ApiKeyLayer::new(keys.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

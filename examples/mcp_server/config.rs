@@ -15,6 +15,7 @@
 //! | `DPOP_REQUIRED` | `1`: refuse access tokens that are not DPoP-bound (RFC 9449); DPoP-bound tokens from `OAUTH_ISSUER` or introspection work without it |
 //! | `DPOP_NONCES` | `1`: DPoP proofs must carry a server nonce (401 `use_dpop_nonce` with `DPoP-Nonce`, then the current nonce on every response) |
 //! | `DPOP_NONCE_SECRET` | the nonces' key (at least 32 bytes), the same on every replica; default: generated at start |
+//! | `DPOP_REPLAY_PER_CALLER` | the most live DPoP proofs one caller holds in the replay cache (default 10 000, about 33 requests a second); over it, that caller gets 429 |
 //!
 //! DPoP is advertised (protected-resource metadata, `WWW-Authenticate:
 //! DPoP`) when tokens come from an authorization server (`OAUTH_ISSUER`,
@@ -74,6 +75,11 @@ pub struct Config {
     pub generated_key: Option<SecretString>,
     /// rmcp without sessions, plain JSON responses (`MCP_STATELESS=1`).
     pub stateless: bool,
+    /// How long a sealed `requestState` opens (5 minutes).
+    pub request_state_ttl: std::time::Duration,
+    /// The clock `requestState` expiries are read from (`None`: the
+    /// system's); tests move time with it.
+    pub clock: Option<std::sync::Arc<dyn Fn() -> SystemTime + Send + Sync>>,
     /// HS256 secret for locally issued tokens (`JWT_SECRET`; generated in
     /// demo mode).
     pub jwt_secret: Option<SecretString>,
@@ -100,6 +106,10 @@ pub struct Config {
     /// The key of DPoP server nonces, when they are on (`DPOP_NONCES=1`,
     /// `DPOP_NONCE_SECRET`).
     pub dpop_nonce_secret: Option<SecretString>,
+    /// The most live DPoP proofs of one caller in the replay cache
+    /// (`DPOP_REPLAY_PER_CALLER`, default
+    /// [`DEFAULT_REPLAY_PER_PRINCIPAL`](tower_mcp_auth::dpop::DEFAULT_REPLAY_PER_PRINCIPAL)).
+    pub dpop_replay_per_caller: usize,
     /// The rules as data (`POLICY_FILE`), in place of the built-in ones.
     pub policy_file: Option<PathBuf>,
 }
@@ -112,6 +122,7 @@ impl std::fmt::Debug for Config {
             .field("api_keys", &self.api_keys)
             .field("generated_key", &self.generated_key)
             .field("stateless", &self.stateless)
+            .field("request_state_ttl", &self.request_state_ttl)
             .field("jwt_secret", &self.jwt_secret)
             .field("generated_jwt_secret", &self.generated_jwt_secret)
             .field("oauth_issuer", &self.oauth_issuer)
@@ -122,6 +133,7 @@ impl std::fmt::Debug for Config {
             .field("redis_url", &self.redis_url.as_ref().map(|_| "[REDACTED]"))
             .field("dpop_required", &self.dpop_required)
             .field("dpop_nonce_secret", &self.dpop_nonce_secret)
+            .field("dpop_replay_per_caller", &self.dpop_replay_per_caller)
             .field("policy_file", &self.policy_file)
             .finish()
     }
@@ -140,6 +152,8 @@ impl Config {
             api_keys,
             generated_key: None,
             stateless: false,
+            request_state_ttl: tower_mcp_auth::mcp::handles::DEFAULT_STATE_TTL,
+            clock: None,
             jwt_secret: None,
             generated_jwt_secret: false,
             oauth_issuer: None,
@@ -150,6 +164,7 @@ impl Config {
             redis_url: None,
             dpop_required: false,
             dpop_nonce_secret: None,
+            dpop_replay_per_caller: tower_mcp_auth::dpop::DEFAULT_REPLAY_PER_PRINCIPAL,
             policy_file: None,
         }
     }
@@ -268,6 +283,18 @@ impl Config {
                 })
             }
         };
+        let dpop_replay_per_caller = match env_opt("DPOP_REPLAY_PER_CALLER")? {
+            None => tower_mcp_auth::dpop::DEFAULT_REPLAY_PER_PRINCIPAL,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(ConfigError::InvalidEnv {
+                        var: "DPOP_REPLAY_PER_CALLER".into(),
+                        reason: "expected a whole number of proofs, at least 1".into(),
+                    })
+                }
+            },
+        };
         let redis_url =
             optional_secret_from_env("REDIS_URL")?.map(|url| url.expose_secret().trim().to_owned());
         let policy_file = env_opt("POLICY_FILE")?.map(PathBuf::from);
@@ -276,6 +303,8 @@ impl Config {
             bind,
             generated_key,
             stateless,
+            request_state_ttl: tower_mcp_auth::mcp::handles::DEFAULT_STATE_TTL,
+            clock: None,
             jwt_secret,
             generated_jwt_secret,
             oauth_issuer,
@@ -286,6 +315,7 @@ impl Config {
             redis_url,
             dpop_required,
             dpop_nonce_secret,
+            dpop_replay_per_caller,
             policy_file,
             ..Self::new(public_url, api_keys)
         })
@@ -420,8 +450,9 @@ impl Config {
     }
 
     /// The DPoP configuration of the bearer layers: proofs checked with
-    /// the default algorithms and ±5-minute `iat` window, a replay cache
-    /// in memory (in Redis with `REDIS_URL`), nonces with
+    /// the default algorithms, `iat` window (5 minutes back, 5 seconds
+    /// ahead), a replay cache in memory (in Redis with `REDIS_URL`) holding
+    /// at most `DPOP_REPLAY_PER_CALLER` live proofs per caller, nonces with
     /// `DPOP_NONCES`/`DPOP_NONCE_SECRET`, unbound tokens refused with
     /// `DPOP_REQUIRED`.
     ///
@@ -433,12 +464,20 @@ impl Config {
         if let Some(secret) = &self.dpop_nonce_secret {
             proofs = proofs.nonces(Nonces::new(secret.expose_secret().as_bytes())?);
         }
+        let per_caller = self.dpop_replay_per_caller;
         match &self.redis_url {
-            None => {}
+            None => {
+                proofs = proofs.replay_cache(
+                    tower_mcp_auth::dpop::MemoryReplayCache::new().per_principal(per_caller),
+                );
+            }
             #[cfg(feature = "redis")]
             Some(url) => {
-                proofs = proofs
-                    .replay_cache(tower_mcp_auth::dpop::RedisReplayCache::connect(url).await?);
+                proofs = proofs.replay_cache(
+                    tower_mcp_auth::dpop::RedisReplayCache::connect(url)
+                        .await?
+                        .per_principal(per_caller),
+                );
             }
             #[cfg(not(feature = "redis"))]
             Some(_) => {

@@ -10,13 +10,14 @@
 //! token. The environment variables are listed in [`config`].
 //!
 //! This file is the stack and nothing else; the scenery sits beside it:
-//! [`config`] (the environment), [`tools`] and [`resources`] (what the
-//! server offers), [`store`] (its in-memory users and records) and
+//! [`config`] (the environment), [`tools`], [`tasks`] and [`resources`]
+//! (what the server offers), [`store`] (its in-memory users and records) and
 //! [`transport`] (rmcp's service, with its DNS-rebinding checks).
 
 pub mod config;
 pub mod resources;
 pub mod store;
+pub mod tasks;
 pub mod tools;
 pub mod transport;
 
@@ -29,7 +30,10 @@ use tower_mcp_auth::{
     dpop::Dpop,
     introspection::IntrospectionLayer,
     jwt::JwtLayer,
-    mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer, SharedPolicy},
+    mcp::{
+        handles::HandleBindingLayer, session::SessionBindingLayer, McpPolicy, McpPolicyLayer,
+        SharedPolicy,
+    },
     rate_limit::{failed_auth::FailedAuthLayer, Quota, RateLimitLayer},
     ConfigError, ProtectedResource, Rule, Scopes,
 };
@@ -38,7 +42,9 @@ use config::{Config, MCP_PATH};
 use transport::{mcp_service, McpService};
 
 /// The contract's rules: which scheme and scopes each tool and resource
-/// needs.
+/// needs. A tool or prompt that no rule names (`experimental_operation`,
+/// or one whose rule misspells it) is denied to everyone and listed to
+/// nobody.
 ///
 /// # Errors
 ///
@@ -59,8 +65,13 @@ pub fn policy() -> Result<McpPolicy, ConfigError> {
             "delete_user",
             Rule::api_key().or(Rule::bearer().scopes(["admin:write"])),
         )
+        .tool(
+            "confirm_delete_user",
+            Rule::api_key().or(Rule::bearer().scopes(["admin:write"])),
+        )
         .tool("list_all_users", Rule::api_key())
         .tool("get_user_by_id", Rule::api_key())
+        .tool("build_report", Rule::authenticated())
         .tool("protected_operation", Rule::authenticated())
         .tool("rate_limited_operation", Rule::authenticated())
         .resource(
@@ -72,6 +83,11 @@ pub fn policy() -> Result<McpPolicy, ConfigError> {
         // API key only, not the default. The administrator may still get
         // the server's own "not found"; nobody else reaches the handler.
         .unmatched_resource(Rule::api_key())
+        // Any tool or prompt no rule names (one added without a rule, or a
+        // rule with a typo): nobody, and not listed. The list filter
+        // reports each such name once, as an audit event.
+        .unmatched_tool(Rule::deny())
+        .unmatched_prompt(Rule::deny())
         .build()
 }
 
@@ -155,8 +171,11 @@ fn reload_on_sighup(policy: SharedPolicy, path: PathBuf, published: Scopes) {
 ///    `POLICY_FILE` re-read on `SIGHUP`.
 /// 4. `RateLimitLayer`: per principal (per address when anonymous); a batch
 ///    costs one unit per call; a `POLICY_FILE`'s quotas and tool costs.
-/// 5. `SessionBindingLayer`: a session belongs to the principal that opened
-///    it; anyone else presenting its id is answered as for an unknown one.
+/// 5. `SessionBindingLayer`: a session (2025-11-25) belongs to the principal
+///    that opened it; anyone else presenting its id is answered as for an
+///    unknown one. `HandleBindingLayer`: the 2026-07-28 handles, an
+///    `input_required` result's `requestState` and a task id, are sealed
+///    to their caller (the state to its request too, for a few minutes).
 ///
 /// # Errors
 ///
@@ -204,8 +223,18 @@ pub async fn protect(
         .option_layer(introspection)
         .layer(McpPolicyLayer::new(policy))
         .layer(limiter)
-        .layer(SessionBindingLayer::new());
+        .layer(SessionBindingLayer::new())
+        .layer(handles(config));
     Ok(Router::new().nest_service(MCP_PATH, stack.service(mcp)))
+}
+
+/// The 2026-07-28 handle binding, with the configured lifetime (and clock).
+fn handles(config: &Config) -> HandleBindingLayer {
+    let layer = HandleBindingLayer::new().state_ttl(config.request_state_ttl);
+    match config.clock.clone() {
+        Some(clock) => layer.clock(move || clock()),
+        None => layer,
+    }
 }
 
 #[tokio::main]

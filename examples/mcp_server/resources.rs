@@ -1,14 +1,17 @@
-//! The resources (`admin://system/stats`, `user://{user_id}/private`) and
-//! the server's description: rmcp's [`ServerHandler`] for [`McpServer`].
+//! The resources (`admin://system/stats`, `user://{user_id}/private`), the
+//! tasks of `build_report` (`tasks/get`, `tasks/update`, `tasks/cancel`)
+//! and the server's description: rmcp's [`ServerHandler`] for
+//! [`McpServer`].
 
 use std::sync::atomic::Ordering;
 
 use http::request::Parts;
 use rmcp::{
     model::{
-        Implementation, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
+        CancelTaskParams, GetTaskParams, GetTaskResult, Implementation,
+        ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
         ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-        ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig,
+        ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig, UpdateTaskParams,
     },
     service::RequestContext,
     tool_handler, ErrorData, RoleServer, ServerHandler,
@@ -39,6 +42,7 @@ impl ServerHandler for McpServer {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_resources()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -49,6 +53,34 @@ impl ServerHandler for McpServer {
             "User administration demo. Tools read the caller from the credential \
              (API key or bearer token) that tower-mcp-auth verified.",
         )
+    }
+
+    // The tasks, answered by rmcp's task manager for whoever asks: the
+    // layers in front let a task id through only from its creator.
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        Ok(GetTaskResult::new(
+            self.store.0.tasks.get_task(&request.task_id)?,
+        ))
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        (self.store.0.tasks).update_task(&request.task_id, request.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.store.0.tasks.cancel_task(&request.task_id)
     }
 
     async fn list_resources(
@@ -104,7 +136,7 @@ impl ServerHandler for McpServer {
                 "active_sessions": active_sessions,
                 "calls_since_start": inner.calls.load(Ordering::Relaxed),
                 "uptime_seconds": inner.started.elapsed().as_secs(),
-                "requested_by": who.subject(),
+                "requested_by": who.name(),
             });
             return Ok(json_contents(uri, &stats));
         }
@@ -119,7 +151,7 @@ impl ServerHandler for McpServer {
                     "user_id": user.id,
                     "name": user.name,
                     "private": private,
-                    "accessed_by": who.subject(),
+                    "accessed_by": who.name(),
                 });
                 return Ok(json_contents(uri, &value));
             }

@@ -12,6 +12,7 @@ use std::{
 
 use rmcp::{
     schemars::{self, JsonSchema},
+    task_manager::TaskManager,
     transport::streamable_http_server::session::local::LocalSessionManager,
 };
 use serde::Serialize;
@@ -93,6 +94,9 @@ pub(super) struct StoreInner {
     pub(super) calls: AtomicU64,
     pub(super) started: Instant,
     pub(super) sessions: Arc<LocalSessionManager>,
+    /// The tasks (`build_report`), shared by every session and, stateless,
+    /// every request: a task outlives the call that created it.
+    pub(super) tasks: TaskManager,
 }
 
 pub(super) fn now() -> u64 {
@@ -207,6 +211,7 @@ impl Store {
             calls: AtomicU64::new(0),
             started: Instant::now(),
             sessions,
+            tasks: TaskManager::new(),
         }))
     }
 

@@ -5,16 +5,25 @@ use std::sync::atomic::Ordering;
 
 use http::request::Parts;
 use rmcp::{
-    handler::server::{router::tool::ToolRouter, tool::Extension, wrapper::Parameters},
+    handler::server::{
+        router::tool::ToolRouter,
+        tool::{Extension, InputResponses, RequestState},
+        wrapper::Parameters,
+    },
+    model::{CallToolResponse, CallToolResult, ContentBlock, InputRequest, InputRequiredResult},
     schemars::{self, JsonSchema},
-    tool, tool_router, Json,
+    service::RequestContext,
+    tool, tool_router, Json, RoleServer,
 };
 use serde::{Deserialize, Serialize};
 use tower_mcp_auth::Principal;
 
-use super::store::{
-    check_email, check_text, clip, now, read, write, Profile, SensitiveRecord, Store, User,
-    MAX_USERS,
+use super::{
+    store::{
+        check_email, check_text, clip, now, read, write, Profile, SensitiveRecord, Store, User,
+        MAX_USERS,
+    },
+    tasks::{self, ReportParams},
 };
 
 /// Names a user.
@@ -198,7 +207,7 @@ fn caller(parts: &Parts) -> Result<&Principal, String> {
 
 fn describe(p: &Principal) -> Caller {
     Caller {
-        subject: p.subject().to_owned(),
+        subject: p.name().to_owned(),
         scheme: p.scheme().to_string(),
         scopes: p.scopes().iter().map(str::to_owned).collect(),
     }
@@ -253,7 +262,7 @@ impl McpServer {
             .ok_or_else(|| format!("no record with id `{}`", clip(&p.data_id)))?;
         Ok(Json(SensitiveRead {
             record,
-            accessed_by: who.subject().to_owned(),
+            accessed_by: who.name().to_owned(),
         }))
     }
 
@@ -302,7 +311,7 @@ impl McpServer {
             status: "success".into(),
             user_id: user.id.clone(),
             changed,
-            updated_by: who.subject().to_owned(),
+            updated_by: who.name().to_owned(),
             user: user.clone(),
         }))
     }
@@ -311,10 +320,12 @@ impl McpServer {
     async fn get_my_profile(&self, Extension(parts): Extension<Parts>) -> ToolResult<MyProfile> {
         let who = caller(&parts)?;
         self.store.count_call();
+        // Profiles are kept by identity (issuer, user or client, name):
+        // a client named like a user never reads that user's profile.
         let profile = read(&self.store.0.profiles)
-            .get(who.subject())
+            .get(who.identity_key())
             .cloned()
-            .unwrap_or_else(|| default_profile(who.subject()));
+            .unwrap_or_else(|| default_profile(who.name()));
         Ok(Json(MyProfile {
             profile,
             caller: describe(who),
@@ -351,12 +362,12 @@ impl McpServer {
             return Err("`data` changes nothing: give display_name, bio or timezone".into());
         }
         let mut profiles = write(&self.store.0.profiles);
-        if !profiles.contains_key(who.subject()) && profiles.len() >= MAX_USERS {
+        if !profiles.contains_key(who.identity_key()) && profiles.len() >= MAX_USERS {
             return Err("too many profiles in this demo store".into());
         }
         let profile = profiles
-            .entry(who.subject().to_owned())
-            .or_insert_with(|| default_profile(who.subject()));
+            .entry(who.identity_key().to_owned())
+            .or_insert_with(|| default_profile(who.name()));
         if let Some(v) = display_name {
             profile.display_name = v;
         }
@@ -403,7 +414,7 @@ impl McpServer {
             email,
             role: "admin".into(),
             department: "Administration".into(),
-            created_by: who.subject().to_owned(),
+            created_by: who.name().to_owned(),
             created_at: now(),
         };
         users.insert(id.clone(), user.clone());
@@ -432,8 +443,86 @@ impl McpServer {
             status: "success".into(),
             deleted: p.user_id,
             reason,
-            deleted_by: who.subject().to_owned(),
+            deleted_by: who.name().to_owned(),
         }))
+    }
+
+    /// The 2026-07-28 way to ask before acting (MRTR, SEP-2322): the first
+    /// call answers `input_required` with an elicitation and its own
+    /// `requestState`; the client retries with the answer and the state.
+    /// The state is the server's plain text: `HandleBindingLayer` seals it
+    /// to the caller, this call and its arguments, for a few minutes.
+    #[tool(
+        description = "Delete a user after the caller confirms (API key, or bearer token with admin:write)."
+    )]
+    async fn confirm_delete_user(
+        &self,
+        Parameters(p): Parameters<DeleteUserParams>,
+        Extension(parts): Extension<Parts>,
+        RequestState(state): RequestState,
+        InputResponses(answers): InputResponses,
+    ) -> Result<CallToolResponse, String> {
+        let who = caller(&parts)?;
+        let expected = format!("confirm-delete:{}", p.user_id);
+        let confirmed = answers
+            .as_ref()
+            .and_then(|a| a.get("confirm"))
+            .is_some_and(|a| a["action"] == "accept" && a["content"]["confirm"] == true);
+        if state.as_deref() != Some(expected.as_str()) || !confirmed {
+            let ask: InputRequest = serde_json::from_value(serde_json::json!({
+                "method": "elicitation/create",
+                "params": {
+                    "mode": "form",
+                    "message": format!("Delete user `{}`?", clip(&p.user_id)),
+                    "requestedSchema": {
+                        "type": "object",
+                        "properties": {"confirm": {"type": "boolean"}},
+                        "required": ["confirm"]
+                    }
+                }
+            }))
+            .map_err(|e| e.to_string())?;
+            let asks = [("confirm".to_owned(), ask)].into_iter().collect();
+            return Ok(InputRequiredResult::new(Some(asks), Some(expected)).into());
+        }
+        self.store.count_call();
+        let reason = check_text("reason", &p.reason)?;
+        write(&self.store.0.users)
+            .remove(&p.user_id)
+            .ok_or_else(|| format!("no user with id `{}`", clip(&p.user_id)))?;
+        write(&self.store.0.private).remove(&p.user_id);
+        let deleted = serde_json::json!({
+            "status": "success",
+            "deleted": p.user_id,
+            "reason": reason,
+            "deleted_by": who.subject(),
+        });
+        Ok(CallToolResult::success(vec![ContentBlock::text(deleted.to_string())]).into())
+    }
+
+    /// The 2026-07-28 way to run long work (the tasks extension): the call
+    /// answers a task at once and the client polls `tasks/get` for the
+    /// result. The task id leaves sealed to the caller
+    /// (`HandleBindingLayer`); see [`tasks`].
+    #[tool(
+        description = "Build a report of the users by department; runs as a task for a client that declares the tasks extension (any authenticated caller)."
+    )]
+    async fn build_report(
+        &self,
+        Parameters(p): Parameters<ReportParams>,
+        Extension(parts): Extension<Parts>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, String> {
+        let who = caller(&parts)?;
+        self.store.count_call();
+        let title = check_text("title", &p.title)?;
+        let as_task = (context.client_capabilities()).is_some_and(|c| c.supports_tasks());
+        Ok(tasks::build_report(
+            &self.store,
+            who.name().to_owned(),
+            title,
+            as_task,
+        ))
     }
 
     #[tool(description = "List all users (API key).")]
@@ -481,6 +570,21 @@ impl McpServer {
         self.store.count_call();
         operation("rate_limited_operation", &p.param, who)
     }
+
+    /// A tool the policy gives no rule (say, added by a teammate after the
+    /// rules were written): the unmatched tool rule, `deny`, keeps it from
+    /// every caller and out of every listing, and the list filter reports
+    /// it to the operator once.
+    #[tool(description = "An experimental operation that no rule names yet: nobody may call it.")]
+    async fn experimental_operation(
+        &self,
+        Parameters(p): Parameters<OperationParams>,
+        Extension(parts): Extension<Parts>,
+    ) -> ToolResult<OperationResult> {
+        let who = caller(&parts)?;
+        self.store.count_call();
+        operation("experimental_operation", &p.param, who)
+    }
 }
 
 fn default_profile(subject: &str) -> Profile {
@@ -498,7 +602,7 @@ fn operation(name: &str, param: &str, who: &Principal) -> ToolResult<OperationRe
         status: "success".into(),
         operation: name.into(),
         param: check_text("param", param)?,
-        performed_by: who.subject().to_owned(),
+        performed_by: who.name().to_owned(),
         performed_at: now(),
     }))
 }

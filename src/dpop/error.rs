@@ -67,6 +67,10 @@ pub enum ProofErrorKind {
     ReplayCacheFull,
     /// The replay store (Redis) could not answer: refused (fail closed).
     ReplayStoreUnavailable,
+    /// The caller (principal) or the key already holds its share of the
+    /// replay store's live proofs: this caller is throttled (429), nobody
+    /// else.
+    ReplayQuotaExceeded,
 }
 
 /// A refused DPoP proof; see [`ProofErrorKind`].
@@ -102,24 +106,27 @@ impl ProofError {
     /// `invalid_token` for a token that is not DPoP-bound,
     /// `invalid_dpop_proof` (§7.1) for every other proof failure, and
     /// `None` for the server-side failures (a full replay cache, an
-    /// unreachable store), which are not the client's fault.
+    /// unreachable store) and the throttle (a caller over its share of the
+    /// replay store), which are not a bad proof.
     pub fn error_code(&self) -> Option<&'static str> {
         use ProofErrorKind as K;
         match self.kind {
             K::NonceMissing | K::NonceInvalid => Some("use_dpop_nonce"),
             K::TokenNotBound => Some("invalid_token"),
-            K::ReplayCacheFull | K::ReplayStoreUnavailable => None,
+            K::ReplayCacheFull | K::ReplayStoreUnavailable | K::ReplayQuotaExceeded => None,
             _ => Some("invalid_dpop_proof"),
         }
     }
 
     /// The HTTP status: `503` when the server cannot decide (replay cache
-    /// full or store down), `401` otherwise.
+    /// full or store down), `429` for a caller or key over its share of the
+    /// replay store, `401` otherwise.
     pub fn status(&self) -> StatusCode {
         match self.kind {
             ProofErrorKind::ReplayCacheFull | ProofErrorKind::ReplayStoreUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ProofErrorKind::ReplayQuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -166,6 +173,7 @@ impl ProofError {
             K::TokenNotBound => "access token is not DPoP-bound",
             K::ReplayCacheFull => "DPoP replay cache is full",
             K::ReplayStoreUnavailable => "DPoP replay store is unavailable",
+            K::ReplayQuotaExceeded => "too many live DPoP proofs for this caller or key",
         }
     }
 }

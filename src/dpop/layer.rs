@@ -7,7 +7,7 @@ use std::{future::Future, pin::Pin, sync::Arc};
 
 use http::{header, HeaderName, HeaderValue, Method, Request};
 
-use super::{ProofError, ProofErrorKind, ProofValidator};
+use super::{Binding, ProofError, ProofErrorKind, ProofValidator};
 use crate::{
     authenticate::{AuthenticateLayer, Authenticator, Check, Verdict},
     bearer::{find_token, Scheme},
@@ -87,13 +87,18 @@ impl Dpop {
         self.proofs.metadata(self.required)
     }
 
-    /// A refusal in the DPoP scheme: its error in the `DPoP` challenge.
+    /// A refusal in the DPoP scheme: its error in the `DPoP` challenge
+    /// (a 429 for a caller over its share of the replay store, with no
+    /// challenge: its proof is good, it is throttled).
     fn refusal(&self, err: ProofError) -> AuthError {
-        let out = if err.status() == http::StatusCode::SERVICE_UNAVAILABLE {
-            AuthError::unavailable(err.message())
-                .with_retry_after(std::time::Duration::from_secs(1))
-        } else {
-            AuthError::invalid_token(err.message())
+        let out = match err.status() {
+            http::StatusCode::SERVICE_UNAVAILABLE => AuthError::unavailable(err.message())
+                .with_retry_after(std::time::Duration::from_secs(1)),
+            http::StatusCode::TOO_MANY_REQUESTS => {
+                return AuthError::new(crate::error::AuthErrorKind::RateLimited, err.message())
+                    .with_retry_after(std::time::Duration::from_secs(1));
+            }
+            _ => AuthError::invalid_token(err.message()),
         };
         let out = match err.error_code() {
             Some(code) => out.with_error_code(code),
@@ -257,10 +262,13 @@ impl<A: TokenAuthenticator> DpopAuthenticator<A> {
         // No protected resource on the stack: the public URL is unknown,
         // and no proof can be checked against it (fail closed).
         let htu = proof.htu.as_deref().ok_or(ProofErrorKind::HtuMismatch)?;
+        // The caller the replay store counts the proof against: its
+        // identity (scheme, issuer, kind and name).
+        let binding = Binding::new(Some(jkt), principal.identity_key());
         dpop.proofs
-            .validate(&proof.proofs, &proof.method, htu, &proof.token)
-            .await?
-            .check_binding(Some(jkt))
+            .validate(&proof.proofs, &proof.method, htu, &proof.token, binding)
+            .await
+            .map(drop)
     }
 }
 

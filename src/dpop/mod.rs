@@ -46,7 +46,7 @@
 //!     .build()?;
 //!
 //! let app: Router = Router::new()
-//!     .route("/mcp", post(|p: Principal| async move { p.subject().to_owned() }))
+//!     .route("/mcp", post(|p: Principal| async move { p.name().to_owned() }))
 //!     .layer(
 //!         ServiceBuilder::new()
 //!             .layer(resource.layer()) // the public URL every proof's htu names
@@ -65,7 +65,8 @@
 //! | a bad token as `DPoP` | 401 `invalid_token`, in the `DPoP` challenge |
 //! | no proof, two proofs, any failed check of the proof, another key | 401 `invalid_dpop_proof` |
 //! | nonces on, proof without the current nonce | 401 `use_dpop_nonce` with `DPoP-Nonce` |
-//! | replay store full or unreachable | 503 with `Retry-After` |
+//! | the caller or the key holds its share of the replay store's live proofs | 429 `rate_limited` with `Retry-After` (that caller only) |
+//! | replay store unreachable | 503 with `Retry-After` |
 //! | two `Authorization` headers | 400 `invalid_request` (as for bearer tokens) |
 //!
 //! With nonces on, every response of the layer (accepted or refused)
@@ -87,14 +88,15 @@
 //! The scheme's core, independent of any layer:
 //!
 //! - [`ProofValidator`]: every check of RFC 9449 §4.3 on the `DPoP`
-//!   header of one request, then the replay check; it returns a
-//!   [`VerifiedProof`] whose [`jkt`](VerifiedProof::jkt) the caller
-//!   compares with the access token's `cnf.jkt`
-//!   ([`VerifiedProof::check_binding`], [`jkt_matches`]);
+//!   header of one request, the key binding (the [`Binding`]: the access
+//!   token's `cnf.jkt` and its caller), then the replay check; it returns
+//!   a [`VerifiedProof`];
 //! - [`ProofError`]: one [kind](ProofErrorKind) per check, its RFC 9449
 //!   error code and status;
-//! - [`ReplayCache`]: [`MemoryReplayCache`] (bounded, fail closed) and,
-//!   with the `redis` feature, `RedisReplayCache` shared by replicas;
+//! - [`ReplayCache`]: [`MemoryReplayCache`] (bounded in all, per caller
+//!   and per key, shared fairly when full, fail closed) and, with the
+//!   `redis` feature, `RedisReplayCache` shared by replicas (bounded per
+//!   caller and per key);
 //! - [`Nonces`]: stateless, time-windowed server nonces (§8, §9);
 //! - [`challenge`] and [`DpopMetadata`]: the `WWW-Authenticate: DPoP`
 //!   value and the protected-resource metadata members.
@@ -107,13 +109,14 @@
 //!
 //! let validator = ProofValidator::builder()
 //!     .iat_window(Duration::from_secs(300))
-//!     .replay_cache(MemoryReplayCache::with_capacity(100_000))
+//!     .iat_future_skew(Duration::from_secs(5))
+//!     .replay_cache(MemoryReplayCache::with_capacity(100_000).per_principal(5_000))
 //!     .nonces(Nonces::new([42u8; 32])?)
 //!     .build()?;
-//! // In the request path:
+//! // In the request path, once the access token is verified:
+//! // let binding = Binding::new(token_cnf_jkt, &token_issuer_and_subject);
 //! // let proof = validator.validate(req.headers().get_all("dpop"), req.method(),
-//! //     &public_url, access_token).await?;
-//! // proof.check_binding(token_cnf_jkt)?;
+//! //     &public_url, access_token, binding).await?;
 //! # Ok::<(), tower_mcp_auth::ConfigError>(())
 //! ```
 //!
@@ -128,9 +131,14 @@
 //! 4. the signature verifies with that `jwk`;
 //! 5. `jti` (1 to [`MAX_JTI_BYTES`] bytes), `htm` equal to the method,
 //!    `htu` equal to the request's public URL after normalisation, `iat`
-//!    inside the window, `ath` the base64url SHA-256 of the access token,
-//!    and, when nonces are on, a current `nonce`;
-//! 6. the proof (its `jti` under its key) has not been seen in the window.
+//!    inside the window (at most [`DEFAULT_IAT_WINDOW`] old, at most
+//!    [`DEFAULT_IAT_FUTURE_SKEW`] ahead), `ath` the base64url SHA-256 of
+//!    the access token, and, when nonces are on, a current `nonce`;
+//! 6. the proof's key is the one the token's `cnf.jkt` names;
+//! 7. only then, the proof (its `jti` under its key) has not been seen in
+//!    the window, and its caller and key are under their shares of the
+//!    replay store: a proof that fails any earlier check leaves nothing
+//!    behind.
 //!
 //! # Cost
 //!
@@ -152,10 +160,11 @@
 //!
 //! | where | choice |
 //! | --- | --- |
-//! | `iat` window (§11.1 "relatively recent"; SEP-1932: 5 minutes) | ±5 minutes by default, the same both ways, [configurable](ProofValidatorBuilder::iat_window) |
+//! | `iat` window (§11.1 "relatively recent"; SEP-1932: 5 minutes) | 5 minutes into the past, [configurable](ProofValidatorBuilder::iat_window); 5 seconds into the future, [configurable](ProofValidatorBuilder::iat_future_skew) (a proof dated ahead would hold its replay entry that much longer) |
 //! | `jti` uniqueness scope (§11.1) | per key: the replay key is SHA-256(thumbprint ‖ 0 ‖ jti), truncated to 16 bytes |
 //! | how long a `jti` is remembered | until `iat` + window: exactly as long as `iat` would pass |
-//! | replay store at capacity | refuse (503, [`ProofErrorKind::ReplayCacheFull`]): fail closed, never forget a live entry |
+//! | replay store per caller | at most [`DEFAULT_REPLAY_PER_PRINCIPAL`] live proofs per caller (issuer and subject) and [`DEFAULT_REPLAY_PER_KEY`] per key, configurable; over it, **429** ([`ProofErrorKind::ReplayQuotaExceeded`]) with `Retry-After`, for that caller only. 429, not 401: the proof is good and the caller is throttled, not wrong; a 401 `invalid_dpop_proof` would tell a client its proof is bad (and `FailedAuthLayer` would count it as a failed login against its address) |
+//! | replay store at capacity | a caller below its fair share (capacity over the callers holding entries) is still accepted, room taken from the heaviest caller, whose dropped proofs stay refused (a watermark); a caller at its fair share gets 429. Never forget a live entry in a way that lets it be replayed |
 //! | replay store unreachable (Redis) | refuse (503, [`ProofErrorKind::ReplayStoreUnavailable`]) |
 //! | algorithms (§5.1 `dpop_signing_alg_values_supported`) | ES256, EdDSA (Ed25519), RS256, PS256 by default; ES384 and RS/PS 384/512 on request; never `none` or HMAC (refused at build) |
 //! | RSA key size | 2048 to 4096 bits (a larger modulus is attacker-chosen verification cost) |
@@ -199,12 +208,14 @@ pub use layer::{
 };
 pub use nonce::Nonces;
 pub use proof::{
-    algorithm_name, ProofValidator, ProofValidatorBuilder, VerifiedProof, DEFAULT_ALGORITHMS,
-    DEFAULT_IAT_WINDOW, DEFAULT_MAX_PROOF_BYTES, MAX_JTI_BYTES,
+    algorithm_name, Binding, ProofValidator, ProofValidatorBuilder, VerifiedProof,
+    DEFAULT_ALGORITHMS, DEFAULT_IAT_FUTURE_SKEW, DEFAULT_IAT_WINDOW, DEFAULT_MAX_PROOF_BYTES,
+    MAX_JTI_BYTES,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisReplayCache;
 pub use replay::{
-    MemoryReplayCache, ReplayCache, ReplayFuture, ReplayKey, DEFAULT_REPLAY_CAPACITY,
+    MemoryReplayCache, ReplayCache, ReplayFuture, ReplayKey, ReplayOwner, DEFAULT_REPLAY_CAPACITY,
+    DEFAULT_REPLAY_PER_KEY, DEFAULT_REPLAY_PER_PRINCIPAL,
 };

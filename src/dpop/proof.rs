@@ -15,15 +15,19 @@ use super::{
     htu,
     jwk::{jkt_matches, public_jwk},
     nonce::{unix_now, Nonces},
-    replay::{MemoryReplayCache, ReplayCache, ReplayKey},
+    replay::{MemoryReplayCache, ReplayCache, ReplayKey, ReplayOwner},
 };
 use crate::config::ConfigError;
 
 /// The default bound on a `DPoP` header value, in bytes: a proof with a
 /// 4096-bit RSA key is about 2.5 KiB.
 pub const DEFAULT_MAX_PROOF_BYTES: usize = 8 * 1024;
-/// The default `iat` window, either way: ±5 minutes (SEP-1932).
+/// The default `iat` window into the past: 5 minutes (SEP-1932).
 pub const DEFAULT_IAT_WINDOW: Duration = Duration::from_secs(300);
+/// The default future skew of `iat`: 5 seconds. A proof is remembered
+/// until its `iat` leaves the window, so a proof dated further ahead would
+/// hold its replay entry that much longer.
+pub const DEFAULT_IAT_FUTURE_SKEW: Duration = Duration::from_secs(5);
 /// The longest `jti` accepted, in bytes.
 pub const MAX_JTI_BYTES: usize = 256;
 
@@ -63,10 +67,13 @@ pub fn algorithm_name(alg: Algorithm) -> &'static str {
 /// use tower_mcp_auth::dpop::{ProofErrorKind, ProofValidator};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use tower_mcp_auth::dpop::Binding;
+///
 /// let validator = ProofValidator::builder().build()?;
 /// let headers = http::HeaderMap::new();
+/// let binding = Binding::new(Some("the token's cnf.jkt"), "the token's subject");
 /// let err = validator
-///     .validate(headers.get_all("dpop"), &http::Method::POST, "https://mcp.example.com/mcp", "token")
+///     .validate(headers.get_all("dpop"), &http::Method::POST, "https://mcp.example.com/mcp", "token", binding)
 ///     .await
 ///     .unwrap_err();
 /// assert_eq!(err.kind(), ProofErrorKind::Missing);
@@ -82,6 +89,7 @@ pub struct ProofValidator {
 struct Inner {
     algorithms: Vec<Algorithm>,
     iat_window: u64,
+    iat_future_skew: u64,
     max_proof_bytes: usize,
     replay: Arc<dyn ReplayCache>,
     nonces: Option<Nonces>,
@@ -92,6 +100,7 @@ struct Inner {
 pub struct ProofValidatorBuilder {
     algorithms: Vec<Algorithm>,
     iat_window: Duration,
+    iat_future_skew: Duration,
     max_proof_bytes: usize,
     replay: Option<Arc<dyn ReplayCache>>,
     nonces: Option<Nonces>,
@@ -99,12 +108,13 @@ pub struct ProofValidatorBuilder {
 
 impl ProofValidator {
     /// A builder with the defaults: [`DEFAULT_ALGORITHMS`],
-    /// [`DEFAULT_IAT_WINDOW`], [`DEFAULT_MAX_PROOF_BYTES`], a
-    /// [`MemoryReplayCache`], no nonces.
+    /// [`DEFAULT_IAT_WINDOW`], [`DEFAULT_IAT_FUTURE_SKEW`],
+    /// [`DEFAULT_MAX_PROOF_BYTES`], a [`MemoryReplayCache`], no nonces.
     pub fn builder() -> ProofValidatorBuilder {
         ProofValidatorBuilder {
             algorithms: DEFAULT_ALGORITHMS.to_vec(),
             iat_window: DEFAULT_IAT_WINDOW,
+            iat_future_skew: DEFAULT_IAT_FUTURE_SKEW,
             max_proof_bytes: DEFAULT_MAX_PROOF_BYTES,
             replay: None,
             nonces: None,
@@ -134,17 +144,19 @@ impl ProofValidator {
         super::challenge(&self.inner.algorithms, error)
     }
 
-    /// Every check of RFC 9449 §4.3, then the replay check, at the
-    /// current time.
+    /// Every check of RFC 9449 §4.3, the key binding included, then the
+    /// replay check, at the current time.
     ///
     /// `proofs` are the request's `DPoP` header values
     /// (`headers.get_all("dpop")`); `method` the request's method;
     /// `public_htu` the URL the client addressed, as the public sees it
     /// (the configured public base URL plus the request path; query
-    /// ignored); `access_token` the token of `Authorization: DPoP`.
+    /// ignored); `access_token` the token of `Authorization: DPoP`;
+    /// `binding` its `cnf.jkt` and its caller.
     ///
-    /// The caller still compares [`VerifiedProof::jkt`] with the token's
-    /// `cnf.jkt` ([`VerifiedProof::check_binding`]).
+    /// Only a proof that passed every other check reaches the replay
+    /// store, counted against its key and its caller: a stolen token with
+    /// another key, or any bad proof, leaves nothing behind.
     ///
     /// # Errors
     ///
@@ -155,9 +167,17 @@ impl ProofValidator {
         method: &Method,
         public_htu: &str,
         access_token: &str,
+        binding: Binding<'_>,
     ) -> Result<VerifiedProof, ProofError> {
-        self.validate_at(proofs, method, public_htu, access_token, unix_now())
-            .await
+        self.validate_at(
+            proofs,
+            method,
+            public_htu,
+            access_token,
+            binding,
+            unix_now(),
+        )
+        .await
     }
 
     /// [`validate`](Self::validate) at `now` (Unix seconds).
@@ -171,19 +191,23 @@ impl ProofValidator {
         method: &Method,
         public_htu: &str,
         access_token: &str,
+        binding: Binding<'_>,
         now: u64,
     ) -> Result<VerifiedProof, ProofError> {
         let proof = self.verify_at(proofs, method, public_htu, access_token, now)?;
+        proof.check_binding(binding.cnf_jkt)?;
         let key = ReplayKey::new(&proof.jkt, &proof.jti);
+        let owner = ReplayOwner::new(&proof.jkt, binding.caller);
         self.inner
             .replay
-            .insert_once(key, now, proof.expires_at)
+            .insert_once(key, owner, now, proof.expires_at)
             .await?;
         Ok(proof)
     }
 
     /// Every stateless check of RFC 9449 §4.3 at `now` (Unix seconds):
-    /// all of [`validate_at`](Self::validate_at) but the replay check.
+    /// all of [`validate_at`](Self::validate_at) but the key binding and
+    /// the replay check.
     ///
     /// # Errors
     ///
@@ -279,7 +303,7 @@ impl ProofValidator {
         if iat < now.saturating_sub(inner.iat_window) {
             return Err(K::IatTooOld.into());
         }
-        if iat > now.saturating_add(inner.iat_window) {
+        if iat > now.saturating_add(inner.iat_future_skew) {
             return Err(K::IatInFuture.into());
         }
         let ath = claims
@@ -316,6 +340,7 @@ impl fmt::Debug for ProofValidator {
         f.debug_struct("ProofValidator")
             .field("algorithms", &self.inner.algorithms)
             .field("iat_window_secs", &self.inner.iat_window)
+            .field("iat_future_skew_secs", &self.inner.iat_future_skew)
             .field("max_proof_bytes", &self.inner.max_proof_bytes)
             .field("nonces", &self.inner.nonces)
             .finish_non_exhaustive()
@@ -330,11 +355,19 @@ impl ProofValidatorBuilder {
         self
     }
 
-    /// How far `iat` may be from the server's clock, either way (default
-    /// [`DEFAULT_IAT_WINDOW`]). A proof is remembered for replay about as
-    /// long.
+    /// How far in the past `iat` may be (default [`DEFAULT_IAT_WINDOW`]).
+    /// A proof is remembered for replay until its `iat` is that old.
     pub fn iat_window(mut self, window: Duration) -> Self {
         self.iat_window = window;
+        self
+    }
+
+    /// How far ahead of the server's clock `iat` may be (default
+    /// [`DEFAULT_IAT_FUTURE_SKEW`], whole seconds): a small allowance for
+    /// clock skew. A proof dated ahead is remembered that much longer, so
+    /// keep it small; zero refuses any `iat` after the server's second.
+    pub fn iat_future_skew(mut self, skew: Duration) -> Self {
+        self.iat_future_skew = skew;
         self
     }
 
@@ -401,6 +434,7 @@ impl ProofValidatorBuilder {
             inner: Arc::new(Inner {
                 algorithms,
                 iat_window,
+                iat_future_skew: self.iat_future_skew.as_secs(),
                 max_proof_bytes: self.max_proof_bytes,
                 replay: self
                     .replay
@@ -416,7 +450,28 @@ impl fmt::Debug for ProofValidatorBuilder {
         f.debug_struct("ProofValidatorBuilder")
             .field("algorithms", &self.algorithms)
             .field("iat_window", &self.iat_window)
+            .field("iat_future_skew", &self.iat_future_skew)
             .finish_non_exhaustive()
+    }
+}
+
+/// What a proof must match besides the request: the access token's key
+/// binding (its `cnf.jkt`, `None` for a token without one, which no proof
+/// matches) and the caller the token was issued to, whom the replay store
+/// counts the proof against (any string naming the caller, such as the
+/// issuer and subject; the DPoP layer passes the [`Principal`]'s).
+///
+/// [`Principal`]: crate::Principal
+#[derive(Clone, Copy, Debug)]
+pub struct Binding<'a> {
+    cnf_jkt: Option<&'a str>,
+    caller: &'a str,
+}
+
+impl<'a> Binding<'a> {
+    /// The binding of a token with `cnf_jkt`, issued to `caller`.
+    pub fn new(cnf_jkt: Option<&'a str>, caller: &'a str) -> Self {
+        Self { cnf_jkt, caller }
     }
 }
 

@@ -128,7 +128,13 @@ async fn run(
         .iter()
         .map(|p| HeaderValue::from_str(p).unwrap())
         .collect();
-    v.validate_at(&values, &method, url, TOKEN, NOW).await
+    // Bound to the proof's own key (when it has one), for one caller.
+    let jkt = v
+        .verify_at(&values, &method, url, TOKEN, NOW)
+        .map(|p| p.jkt().to_owned());
+    let binding = Binding::new(jkt.as_deref().ok(), "caller");
+    v.validate_at(&values, &method, url, TOKEN, binding, NOW)
+        .await
 }
 
 async fn kind(v: &ProofValidator, proof: &str) -> ProofErrorKind {
@@ -224,7 +230,7 @@ async fn exactly_one_bounded_header() {
     // Not visible ASCII.
     let v2 = vec![HeaderValue::from_bytes(b"\xff.a.b").unwrap()];
     assert_eq!(
-        v.validate_at(&v2, &Method::POST, URL, TOKEN, NOW)
+        v.validate_at(&v2, &Method::POST, URL, TOKEN, Binding::new(None, "c"), NOW)
             .await
             .unwrap_err()
             .kind(),
@@ -474,10 +480,13 @@ async fn iat_inside_the_window() {
     let k = es256();
     for (iat, want) in [
         (json!(NOW - 300), None),
-        (json!(NOW + 300), None),
+        (json!(NOW + 5), None),
         (json!(NOW as f64 + 0.5), None),
         (json!(NOW - 301), Some(ProofErrorKind::IatTooOld)),
-        (json!(NOW + 301), Some(ProofErrorKind::IatInFuture)),
+        // Only a small skew ahead: a proof dated in the future would hold
+        // its replay entry that much longer.
+        (json!(NOW + 6), Some(ProofErrorKind::IatInFuture)),
+        (json!(NOW + 300), Some(ProofErrorKind::IatInFuture)),
         (json!(0), Some(ProofErrorKind::IatTooOld)),
         (json!(-1), Some(ProofErrorKind::MissingClaim("iat"))),
         (
@@ -500,6 +509,29 @@ async fn iat_inside_the_window() {
         c.insert("iat".into(), json!(NOW - 31));
     });
     assert_eq!(kind(&narrow, &p).await, ProofErrorKind::IatTooOld);
+    // The future skew is configurable, and the window into the past stays.
+    let skewed = ProofValidator::builder()
+        .iat_future_skew(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    for (iat, ok) in [(NOW + 60, true), (NOW + 61, false), (NOW - 300, true)] {
+        let p = proof_with(&k, |c| {
+            c.insert("iat".into(), json!(iat));
+        });
+        assert_eq!(
+            run(&skewed, &[&p], Method::POST, URL).await.is_ok(),
+            ok,
+            "{iat}"
+        );
+    }
+    let strict = ProofValidator::builder()
+        .iat_future_skew(Duration::ZERO)
+        .build()
+        .unwrap();
+    let p = proof_with(&k, |c| {
+        c.insert("iat".into(), json!(NOW + 1));
+    });
+    assert_eq!(kind(&strict, &p).await, ProofErrorKind::IatInFuture);
 }
 
 #[tokio::test]
@@ -518,7 +550,14 @@ async fn ath_is_the_token_hash() {
     let p = proof(&k);
     let values = [HeaderValue::from_str(&p).unwrap()];
     let e = v
-        .validate_at(&values, &Method::POST, URL, "another-token", NOW)
+        .validate_at(
+            &values,
+            &Method::POST,
+            URL,
+            "another-token",
+            Binding::new(Some(&jkt_of(&k)), "caller"),
+            NOW,
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ProofErrorKind::AthMismatch);
@@ -549,7 +588,7 @@ async fn a_proof_is_accepted_once() {
     let p = proof(&k);
     assert!(run(&v, &[&p], Method::GET, URL).await.is_err());
     assert!(run(&v, &[&p], Method::POST, URL).await.is_ok());
-    // Full cache: fail closed with a 503.
+    // A caller at its share of the store: throttled (429), not a bad proof.
     let tiny = ProofValidator::builder()
         .replay_cache(MemoryReplayCache::with_capacity(1))
         .build()
@@ -558,9 +597,125 @@ async fn a_proof_is_accepted_once() {
     let full = run(&tiny, &[&proof(&k)], Method::POST, URL)
         .await
         .unwrap_err();
-    assert_eq!(full.kind(), ProofErrorKind::ReplayCacheFull);
-    assert_eq!(full.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(full.kind(), ProofErrorKind::ReplayQuotaExceeded);
+    assert_eq!(full.status(), http::StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(full.error_code(), None);
+    let e = ProofError::new(ProofErrorKind::ReplayCacheFull);
+    assert_eq!(e.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(e.error_code(), None);
+}
+
+/// The RFC 7638 thumbprint of `k`'s public key.
+fn jkt_of(k: &Key) -> String {
+    serde_json::from_value::<Jwk>(k.jwk.clone())
+        .unwrap()
+        .thumbprint(ThumbprintHash::SHA256)
+        .unwrap()
+}
+
+/// A proof that fails any check, its key binding included, leaves nothing
+/// in the replay store: a stolen token with another key cannot fill it.
+#[tokio::test]
+async fn only_a_fully_checked_proof_reaches_the_replay_store() {
+    let cache = std::sync::Arc::new(MemoryReplayCache::with_capacity(100));
+    let v = ProofValidator::builder()
+        .replay_cache(cache.clone())
+        .build()
+        .unwrap();
+    let (a, b) = (es256(), es256_b());
+    let at = |p: &str, jkt: Option<&str>| {
+        let values = [HeaderValue::from_str(p).unwrap()];
+        let v = v.clone();
+        let jkt = jkt.map(str::to_owned);
+        async move {
+            let binding = Binding::new(jkt.as_deref(), "mallory");
+            v.validate_at(&values, &Method::POST, URL, TOKEN, binding, NOW)
+                .await
+        }
+    };
+    // A token bound to b, proofs signed by a: refused before the store.
+    for _ in 0..50 {
+        let e = at(&proof(&a), Some(&jkt_of(&b))).await.unwrap_err();
+        assert_eq!(e.kind(), ProofErrorKind::KeyMismatch);
+    }
+    // A token bound to nothing.
+    let e = at(&proof(&a), None).await.unwrap_err();
+    assert_eq!(e.kind(), ProofErrorKind::TokenNotBound);
+    // Proofs that fail a later check.
+    let future = proof_with(&a, |c| {
+        c.insert("iat".into(), json!(NOW + 200));
+    });
+    let e = at(&future, Some(&jkt_of(&a))).await.unwrap_err();
+    assert_eq!(e.kind(), ProofErrorKind::IatInFuture);
+    assert_eq!(cache.len(), 0, "a refused proof was remembered");
+    // The good one is remembered, once.
+    let good = proof(&a);
+    at(&good, Some(&jkt_of(&a))).await.unwrap();
+    assert_eq!(cache.len(), 1);
+    let e = at(&good, Some(&jkt_of(&a))).await.unwrap_err();
+    assert_eq!(e.kind(), ProofErrorKind::Replayed);
+}
+
+/// One caller flooding the replay store is refused itself (429) at its
+/// share; another caller's proofs are still accepted, and so are the
+/// flooder's once its entries expire (the clock is the validator's `now`).
+#[tokio::test]
+async fn one_caller_floods_another_is_still_accepted() {
+    let cache = std::sync::Arc::new(
+        MemoryReplayCache::with_capacity(1_000)
+            .per_principal(20)
+            .per_key(30),
+    );
+    let v = ProofValidator::builder()
+        .replay_cache(cache.clone())
+        .build()
+        .unwrap();
+    let (a, b) = (es256(), es256_b());
+    let send = |k: &Key, caller: &'static str, at: u64| {
+        let p = proof_with(k, |c| {
+            c.insert("iat".into(), json!(at));
+        });
+        let values = [HeaderValue::from_str(&p).unwrap()];
+        let (v, jkt) = (v.clone(), jkt_of(k));
+        async move {
+            v.validate_at(
+                &values,
+                &Method::POST,
+                URL,
+                TOKEN,
+                Binding::new(Some(&jkt), caller),
+                at,
+            )
+            .await
+        }
+    };
+    let mut accepted = 0;
+    for _ in 0..100 {
+        match send(&a, "mallory", NOW).await {
+            Ok(_) => accepted += 1,
+            Err(e) => {
+                assert_eq!(e.kind(), ProofErrorKind::ReplayQuotaExceeded);
+                assert_eq!(e.status(), http::StatusCode::TOO_MANY_REQUESTS);
+            }
+        }
+    }
+    assert_eq!(accepted, 20);
+    assert_eq!(cache.len(), 20);
+    // Another caller, another key: accepted.
+    for _ in 0..10 {
+        send(&b, "alice", NOW).await.unwrap();
+    }
+    // The same key for several callers (a server-side client): bounded per
+    // key too, so many callers on one key cannot fill the store either.
+    let mut by_key = 0;
+    for caller in ["c1", "c2", "c3", "c4"] {
+        for _ in 0..5 {
+            by_key += usize::from(send(&b, caller, NOW).await.is_ok());
+        }
+    }
+    assert_eq!(by_key, 20, "key b's share is 30, alice holds 10");
+    // Once the window has passed, the flooder's entries are gone.
+    send(&a, "mallory", NOW + 301).await.unwrap();
 }
 
 #[tokio::test]
@@ -632,6 +787,7 @@ fn every_kind_has_a_fixed_safe_message() {
         K::TokenNotBound,
         K::ReplayCacheFull,
         K::ReplayStoreUnavailable,
+        K::ReplayQuotaExceeded,
     ];
     let mut messages = std::collections::HashSet::new();
     for k in kinds {
@@ -650,7 +806,13 @@ fn validate_future_is_send_with_header_map_values() {
     fn assert_send<T: Send>(_: &T) {}
     let v = validator();
     let headers = http::HeaderMap::new();
-    let fut = v.validate(headers.get_all("dpop"), &Method::POST, URL, TOKEN);
+    let fut = v.validate(
+        headers.get_all("dpop"),
+        &Method::POST,
+        URL,
+        TOKEN,
+        Binding::new(None, "c"),
+    );
     assert_send(&fut);
 }
 

@@ -157,6 +157,7 @@ struct Inner {
     cache: Option<TokenCache>,
     max_ttl: Duration,
     inactive_ttl: Duration,
+    confirmation_methods: Vec<Box<str>>,
 }
 
 /// Builds an [`Introspector`]; see [`Introspector::builder`].
@@ -175,6 +176,7 @@ pub struct IntrospectorBuilder {
     capacity: u64,
     max_ttl: Duration,
     inactive_ttl: Duration,
+    confirmation_methods: Vec<Box<str>>,
 }
 
 impl fmt::Debug for IntrospectorBuilder {
@@ -225,6 +227,7 @@ impl Introspector {
             capacity: DEFAULT_CACHE_CAPACITY,
             max_ttl: DEFAULT_CACHE_TTL,
             inactive_ttl: DEFAULT_INACTIVE_TTL,
+            confirmation_methods: Vec::new(),
         }
     }
 
@@ -390,15 +393,23 @@ impl Inner {
         {
             return Verdict::Refused("the token is not an access token");
         }
-        let Some(subject) = response
-            .sub()
-            .or(response.username())
-            .or(response.client_id().map(|c| c.as_str()))
-            .filter(|s| !s.is_empty())
-        else {
-            return Verdict::Refused("the access token names no subject");
+        // `sub` (or `username`) names a subject; without either, the
+        // token is its client's own, never a user of the same name.
+        fn nonempty(s: Option<&str>) -> Option<&str> {
+            s.filter(|s| !s.is_empty())
+        }
+        let mut principal = match (
+            nonempty(response.sub()).or(nonempty(response.username())),
+            nonempty(response.client_id().map(|c| c.as_str())),
+        ) {
+            (Some(subject), _) => Principal::new(AuthScheme::Introspection, subject),
+            (None, Some(client)) => Principal::client(AuthScheme::Introspection, client),
+            (None, None) => return Verdict::Refused("the access token names no subject"),
         };
-        let mut principal = Principal::new(AuthScheme::Introspection, subject).with_scopes(
+        // The authorization server that vouched: its `iss`, else its
+        // endpoint (two servers' users never share an identity).
+        principal = principal.with_issuer(nonempty(response.iss()).unwrap_or(self.url.as_str()));
+        principal = principal.with_scopes(
             response
                 .scopes()
                 .map(|s| s.iter().map(|s| s.as_str()).collect())
@@ -411,7 +422,8 @@ impl Inner {
             principal = principal.with_expires_at(SystemTime::from(exp));
         }
         let audience = response.aud().cloned();
-        match crate::principal::cnf_jkt(&response.extra_fields().claims) {
+        match crate::principal::cnf_jkt(&response.extra_fields().claims, &self.confirmation_methods)
+        {
             Ok(Some(jkt)) => principal = principal.with_cnf_jkt(jkt),
             Ok(None) => {}
             Err(malformed) => return Verdict::Refused(malformed),
@@ -560,6 +572,21 @@ impl IntrospectorBuilder {
         self
     }
 
+    /// Accepts tokens bound by the confirmation method `method` (a member
+    /// of the answer's `cnf`, RFC 7800), which this crate does not check:
+    /// for a deployment that checks it elsewhere, such as RFC 8705's
+    /// `x5t#S256` checked against the client certificate by the TLS
+    /// terminator. By default an answer whose `cnf` names any method but
+    /// `jkt` (DPoP, checked by the [DPoP layer](crate::dpop)) is refused
+    /// with 401 `invalid_token`, never taken as a plain bearer token.
+    pub fn allow_confirmation_method(mut self, method: impl Into<String>) -> Self {
+        let method = method.into().into_boxed_str();
+        if !self.confirmation_methods.contains(&method) {
+            self.confirmation_methods.push(method);
+        }
+        self
+    }
+
     /// Uses this `reqwest` client (proxies, custom roots). It should not
     /// follow redirects.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
@@ -610,6 +637,7 @@ impl IntrospectorBuilder {
             cache,
             max_ttl: self.max_ttl,
             inactive_ttl: self.inactive_ttl,
+            confirmation_methods: self.confirmation_methods,
         })))
     }
 }
@@ -660,7 +688,8 @@ mod tests {
             i.0.check(v, Some("https://mcp.example.com/mcp"), SystemTime::now())
                 .unwrap();
         assert_eq!(p.scheme(), AuthScheme::Introspection);
-        assert_eq!(p.subject(), "alice");
+        assert_eq!(p.subject(), Some("alice"));
+        assert_eq!(p.issuer(), Some("https://as.example.com/introspect"));
         assert_eq!(p.client_id(), Some("app"));
         assert_eq!(p.scopes(), &Scopes::parse("read:data write:data"));
         assert_eq!(
@@ -694,21 +723,70 @@ mod tests {
         );
     }
 
+    /// Issue 23 6e: without `sub` (or `username`) the token is its
+    /// client's own: a client identity, never the user of the same name;
+    /// the issuer is the answer's `iss`, else the endpoint.
     #[test]
-    fn subject_falls_back_to_username_then_client_id() {
+    fn subject_falls_back_to_username_and_a_client_is_its_own_kind() {
         let i = inner(AudienceCheck::WhenPresent);
         let now = SystemTime::now();
         let v =
             i.0.verdict(parse(json!({"active": true, "username": "bob"})));
-        assert_eq!(i.0.check(v, None, now).unwrap().subject(), "bob");
+        assert_eq!(i.0.check(v, None, now).unwrap().subject(), Some("bob"));
         let v =
-            i.0.verdict(parse(json!({"active": true, "client_id": "svc"})));
-        assert_eq!(i.0.check(v, None, now).unwrap().subject(), "svc");
+            i.0.verdict(parse(json!({"active": true, "client_id": "user_001"})));
+        let client = i.0.check(v, None, now).unwrap();
+        assert_eq!(client.subject(), None);
+        assert_eq!(client.client_id(), Some("user_001"));
+        assert_eq!(client.kind(), crate::PrincipalKind::Client);
+        let v = i.0.verdict(parse(
+            json!({"active": true, "sub": "user_001", "client_id": "app"}),
+        ));
+        let user = i.0.check(v, None, now).unwrap();
+        assert_ne!(user.identity_key(), client.identity_key());
+        let v = i.0.verdict(parse(json!({"active": true, "sub": "user_001",
+                                         "iss": "https://other.example.com"})));
+        let other = i.0.check(v, None, now).unwrap();
+        assert_eq!(other.issuer(), Some("https://other.example.com"));
+        assert_ne!(user.identity_key(), other.identity_key());
         let v = i.0.verdict(parse(json!({"active": true})));
         assert_eq!(
             i.0.check(v, None, now).unwrap_err().description(),
             "the access token names no subject"
         );
+    }
+
+    /// Issue 23 6b: a certificate-bound token (RFC 8705 `x5t#S256`) is not
+    /// a bearer token here, unless the deployment checks it elsewhere.
+    #[test]
+    fn a_cnf_method_nobody_checks_is_refused_unless_allowed() {
+        let answer = json!({"active": true, "sub": "a",
+                            "cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}});
+        let now = SystemTime::now();
+        let i = inner(AudienceCheck::WhenPresent);
+        let e =
+            i.0.check(i.0.verdict(parse(answer.clone())), None, now)
+                .unwrap_err();
+        assert_eq!(e.status(), 401);
+        assert_eq!(e.kind().code(), "invalid_token");
+        assert_eq!(
+            e.description(),
+            "the token is bound by a confirmation method (cnf) this server does not check"
+        );
+        let allowed = Introspector::builder(
+            "https://as.example.com/introspect",
+            "rs",
+            SecretString::from("secret"),
+        )
+        .audience_check(AudienceCheck::WhenPresent)
+        .allow_confirmation_method("x5t#S256")
+        .build()
+        .unwrap();
+        let p = allowed
+            .0
+            .check(allowed.0.verdict(parse(answer)), None, now)
+            .unwrap();
+        assert_eq!(p.subject(), Some("a"));
     }
 
     #[test]

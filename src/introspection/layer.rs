@@ -123,7 +123,7 @@ mod tests {
     async fn echo(req: Request<Body>) -> Result<http::Response<Body>, Infallible> {
         let who = Principal::from_extensions(req.extensions())
             .map_or("anonymous".to_owned(), |p| {
-                format!("{}:{}", p.scheme(), p.subject())
+                format!("{}:{}", p.scheme(), p.name())
             });
         Ok(http::Response::new(Body::from(who)))
     }

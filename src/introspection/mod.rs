@@ -87,7 +87,7 @@
 //! .build()?;
 //!
 //! let app: Router = Router::new()
-//!     .route("/mcp", post(|p: Principal| async move { p.subject().to_owned() }))
+//!     .route("/mcp", post(|p: Principal| async move { p.name().to_owned() }))
 //!     .layer(IntrospectionLayer::new(introspector))
 //!     .layer(resource.layer()) // outermost: every refusal's challenge
 //!     .merge(resource.router());

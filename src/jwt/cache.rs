@@ -119,7 +119,7 @@ mod tests {
             .with_expires_at(SystemTime::now() + Duration::from_secs(300));
         let k = digest("token-a");
         cache.insert(k, &p, 1);
-        assert_eq!(cache.get(&k, 1).unwrap().subject(), "u");
+        assert_eq!(cache.get(&k, 1).unwrap().subject(), Some("u"));
         assert!(cache.get(&k, 2).is_none(), "another key set: miss");
         assert!(cache.get(&k, 1).is_none(), "and the stale entry is gone");
 

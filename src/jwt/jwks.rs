@@ -10,6 +10,21 @@
 //!   Within the interval the key is "not known yet": 503 with
 //!   `Retry-After` until a fetch is allowed, not 401 (a rotation the
 //!   server has not seen yet is not a bad token).
+//! * But a key that was missing from a key set fetched *after* the token
+//!   was issued can never verify it: a token whose `iat` (plus the
+//!   validator's leeway, for the two clocks) is not after the start of
+//!   the last successful fetch, and whose `kid` is not in that set, is 401
+//!   `invalid_token` at once, with no fetch (a key the authorization
+//!   server has removed, or a made-up `kid` on an old token). Only a token
+//!   issued after the last fetch may name a key published since: that one
+//!   gets the 503 above. A token without `iat` (RFC 9068 requires it in
+//!   JWT access tokens) is treated as possibly new. The `iat` read for
+//!   this is not verified (no key can verify the token yet): a forged one
+//!   can only choose between this 401 and the 503, whose fetches are
+//!   bounded by the interval whatever it says.
+//! * Time: the intervals run on Tokio's clock (`tokio::time::Instant`, so
+//!   `tokio::time::pause` / `advance` drive them in tests); the time of a
+//!   fetch compared with `iat` is the system clock, as `iat` is.
 //! * A failed fetch keeps the last good keys (stale-on-error) and emits an
 //!   `degraded` [audit](crate::audit) event. With no keys ever
 //!   fetched, the validator answers 503.
@@ -24,8 +39,10 @@ use std::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, Weak,
     },
-    time::{Duration, Instant},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
+
+use tokio::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
@@ -133,7 +150,12 @@ impl JwtValidatorBuilder {
     /// `Retry-After` (the time left until a fetch is allowed, never
     /// counted as a failed login) for at most this interval plus one fetch
     /// timeout, then accepted once the fetch finds the key (or refused
-    /// with 401 if the fetched set does not have it either).
+    /// with 401 if the fetched set does not have it either). A token issued
+    /// before the last successful fetch (its `iat` plus the
+    /// [leeway](JwtValidatorBuilder::leeway) not after the fetch's start)
+    /// whose key was not in that set is refused with 401 at once: its key
+    /// has left the set (or never was in it), and no fetch can bring it
+    /// back.
     pub fn jwks_min_refetch_interval(mut self, every: Duration) -> Self {
         self.jwks_options.min_refetch_interval = every;
         self
@@ -179,6 +201,9 @@ struct Shared {
     keys: ArcSwapOption<Loaded>,
     generation: AtomicU64,
     last_attempt: Mutex<Option<Instant>>,
+    /// When the last successful fetch started, in whole seconds since the
+    /// Unix epoch (rounded down); 0: never.
+    last_success: AtomicU64,
     fetches: AtomicU64,
     inflight: tokio::sync::Mutex<()>,
     refresher_started: AtomicBool,
@@ -222,6 +247,7 @@ impl RemoteJwks {
                 keys: ArcSwapOption::empty(),
                 generation: AtomicU64::new(0),
                 last_attempt: Mutex::new(None),
+                last_success: AtomicU64::new(0),
                 fetches: AtomicU64::new(0),
                 inflight: tokio::sync::Mutex::new(()),
                 refresher_started: AtomicBool::new(false),
@@ -243,6 +269,14 @@ impl RemoteJwks {
     /// How many fetches were attempted (for tests and metrics).
     pub(crate) fn fetch_count(&self) -> u64 {
         self.shared.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Whether a fetch that started at or after `since` (seconds since
+    /// the Unix epoch) has succeeded: its key set is what the
+    /// authorization server published at that time or later.
+    pub(crate) fn fetched_since(&self, since: u64) -> bool {
+        let last = self.shared.last_success.load(Ordering::Acquire);
+        last != 0 && last >= since
     }
 
     /// How long until a refetch is allowed (zero: now, or a fetch is in
@@ -347,9 +381,15 @@ impl Shared {
 
     async fn fetch_and_store(&self) -> Result<(), FetchError> {
         *self.last_attempt.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        // Rounded down: a set fetched at `started` is at least as new as
+        // the server's keys at this second.
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         self.fetches.fetch_add(1, Ordering::Relaxed);
         match self.fetch().await {
             Ok(loaded) => {
+                self.last_success.fetch_max(started, Ordering::AcqRel);
                 let changed = self
                     .keys
                     .load()

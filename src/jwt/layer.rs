@@ -134,7 +134,7 @@ mod tests {
             .is_some_and(http::HeaderValue::is_sensitive);
         let who = Principal::from_extensions(req.extensions())
             .map_or("anonymous".to_owned(), |p| {
-                format!("{}:{}:{}:{sensitive}", p.scheme(), p.subject(), p.scopes())
+                format!("{}:{}:{}:{sensitive}", p.scheme(), p.name(), p.scopes())
             });
         Ok(http::Response::new(Body::from(who)))
     }
@@ -205,6 +205,60 @@ mod tests {
         )
         .await;
         assert_eq!(status, 200);
+    }
+
+    /// `Authorization: DPoP <token>` at a layer without `.dpop()` is a
+    /// presented credential, never the absence of one (issue 23, 6c).
+    #[tokio::test]
+    async fn a_dpop_scheme_token_without_dpop_is_a_credential_not_anonymous() {
+        let token = hs256(&good_claims());
+        // Optional: handed on, marked; the extractors (the end of the
+        // stack here) refuse it.
+        let svc = ServiceBuilder::new()
+            .layer(JwtLayer::new(validator()).optional())
+            .service_fn(|req: Request<Body>| async move {
+                let marked = req.extensions().get::<UnverifiedCredential>().copied();
+                let sensitive = req.headers()[header::AUTHORIZATION].is_sensitive();
+                let (mut parts, _) = req.into_parts();
+                let optional =
+                    <Principal as axum::extract::OptionalFromRequestParts<()>>::from_request_parts(
+                        &mut parts,
+                        &(),
+                    )
+                    .await;
+                let status = optional.map_or_else(|e| e.status().as_u16(), |_| 200);
+                Ok::<_, Infallible>(http::Response::new(Body::from(format!(
+                    "{}:{status}:{sensitive}",
+                    marked.map_or("none", |m| m.by())
+                ))))
+            });
+        for value in [format!("DPoP {token}"), "dpop x".to_owned()] {
+            let res = svc.clone().oneshot(bearer(&value)).await.unwrap();
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"jwt:401:true", "{value}");
+        }
+        // Required: refused at once, invalid_token.
+        let (status, headers, _) =
+            send(JwtLayer::new(validator()), bearer(&format!("DPoP {token}"))).await;
+        assert_eq!(status, 401);
+        let challenge = headers[header::WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{challenge}"
+        );
+        // With an API key's principal already there: two credentials.
+        let mut req = bearer("DPoP x");
+        req.extensions_mut()
+            .insert(Principal::new(AuthScheme::ApiKey, "svc"));
+        let (status, _, _) = send(JwtLayer::new(validator()).optional(), req).await;
+        assert_eq!(status, 400);
+        // A bearer principal already there (an earlier layer with DPoP
+        // verified this token): nothing more to do.
+        let mut req = bearer("DPoP x");
+        req.extensions_mut()
+            .insert(Principal::new(AuthScheme::Jwt, "user-1"));
+        let (status, _, body) = send(JwtLayer::new(validator()), req).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "jwt:user-1::true"));
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@
 //! //   JwtValidator::builder(&resource).jwks_from_issuer("https://auth.example.com").build()?
 //!
 //! let app: Router = Router::new()
-//!     .route("/whoami", get(|p: Principal| async move { p.subject().to_owned() }))
+//!     .route("/whoami", get(|p: Principal| async move { p.name().to_owned() }))
 //!     .layer(JwtLayer::new(validator))
 //!     .layer(resource.layer()); // outermost: the challenge of every 401
 //! # Ok(()) }

@@ -21,6 +21,8 @@ use super::{
     cache::{self, TokenCache},
     keys::{JwtKey, KeySet, Lookup},
 };
+#[cfg(test)]
+use crate::principal::PrincipalKind;
 use crate::{
     config::ConfigError,
     error::AuthError,
@@ -169,6 +171,7 @@ struct Inner {
     leeway: u64,
     require_at_jwt: bool,
     claim_checks: Vec<Arc<ClaimCheck>>,
+    confirmation_methods: Vec<Box<str>>,
     max_token_bytes: usize,
     cache: Option<TokenCache>,
 }
@@ -271,7 +274,10 @@ impl JwtValidator {
     /// As [`try_verify`](Self::try_verify); `fetched`: the key set was
     /// just fetched for this token, so a `kid` still unknown is unknown
     /// (401), where before a fetch it is "not known yet" (503 with
-    /// `Retry-After` until a fetch is allowed).
+    /// `Retry-After` until a fetch is allowed) — unless the token was
+    /// issued before the last successful fetch (`iat` plus the leeway not
+    /// after its start): then the set it lacks is newer than the token,
+    /// and the key is unknown (401) without a fetch.
     #[cfg_attr(not(feature = "jwks"), allow(unused_variables))]
     fn check(&self, token: &str, fetched: bool) -> Step {
         let inner = &*self.0;
@@ -318,6 +324,15 @@ impl JwtValidator {
                     Some(loaded) => match loaded.keys.lookup(kid, header.alg) {
                         Lookup::Found(k) => Some(k.clone()),
                         Lookup::Unknown if kid.is_none() || fetched => None,
+                        // Issued before a fetch whose set lacks the key:
+                        // the key has left the set; no fetch brings it back.
+                        Lookup::Unknown
+                            if unverified_iat(token).is_some_and(|iat| {
+                                remote.fetched_since(iat.saturating_add(inner.leeway))
+                            }) =>
+                        {
+                            None
+                        }
                         Lookup::Unknown => match remote.refetch_in() {
                             Duration::ZERO => return Step::Fetch,
                             wait => {
@@ -431,11 +446,16 @@ impl JwtValidator {
             Some(c) => Some(c),
             None => string_claim("azp")?,
         };
-        let subject = string_claim("sub")?
-            .or(client_id)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| JwtError::invalid("the token has no subject"))?
-            .to_owned();
+        let issuer = string_claim("iss")?;
+        // A token without `sub` is a client acting for itself, never a
+        // user of the same name.
+        let mut principal = match (string_claim("sub")?, client_id) {
+            (Some(sub), _) if !sub.is_empty() => Principal::new(AuthScheme::Jwt, sub),
+            (None, Some(client)) if !client.is_empty() => {
+                Principal::client(AuthScheme::Jwt, client)
+            }
+            _ => return Err(JwtError::invalid("the token has no subject")),
+        };
         let scopes = match (claims.get("scope"), claims.get("scp")) {
             (Some(Value::String(s)), _) => Scopes::parse(s),
             (Some(_), _) => {
@@ -446,15 +466,17 @@ impl JwtValidator {
             })?,
             (None, None) => Scopes::empty(),
         };
-        let jkt = crate::principal::cnf_jkt(&claims).map_err(JwtError::invalid)?;
+        let jkt = crate::principal::cnf_jkt(&claims, &inner.confirmation_methods)
+            .map_err(JwtError::invalid)?;
         for check in &inner.claim_checks {
             check(&claims).map_err(JwtError::invalid)?;
         }
-        let mut principal = Principal::new(AuthScheme::Jwt, subject)
-            .with_scopes(scopes)
-            .with_expires_at(expires_at);
+        principal = principal.with_scopes(scopes).with_expires_at(expires_at);
         if let Some(c) = client_id {
             principal = principal.with_client_id(c);
+        }
+        if let Some(iss) = issuer {
+            principal = principal.with_issuer(iss);
         }
         if let Some(jkt) = jkt {
             principal = principal.with_cnf_jkt(jkt);
@@ -495,6 +517,23 @@ fn numeric_date(v: &Value) -> Option<u64> {
         }),
         _ => None,
     }
+}
+
+/// The `iat` of a token's payload, read without verifying it (for
+/// choosing between "unknown key" and "not known yet" only): `None` when
+/// the payload is not a JSON object with a numeric `iat`.
+#[cfg(feature = "jwks")]
+fn unverified_iat(token: &str) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Iat {
+        iat: Option<Value>,
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let Iat { iat } = serde_json::from_slice(&bytes).ok()?;
+    numeric_date(&iat?)
 }
 
 fn map_error(kind: &ErrorKind) -> JwtError {
@@ -628,6 +667,7 @@ pub struct JwtValidatorBuilder {
     leeway: Duration,
     require_at_jwt: bool,
     claim_checks: Vec<Arc<ClaimCheck>>,
+    confirmation_methods: Vec<Box<str>>,
     max_token_bytes: usize,
     cache_ttl: Option<Duration>,
     cache_capacity: u64,
@@ -661,6 +701,7 @@ impl JwtValidatorBuilder {
             leeway: DEFAULT_LEEWAY,
             require_at_jwt: false,
             claim_checks: Vec::new(),
+            confirmation_methods: Vec::new(),
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             cache_ttl: Some(cache::DEFAULT_TTL),
             cache_capacity: cache::DEFAULT_CAPACITY,
@@ -730,6 +771,35 @@ impl JwtValidatorBuilder {
         F: Fn(&Map<String, Value>) -> Result<(), Cow<'static, str>> + Send + Sync + 'static,
     {
         self.claim_checks.push(Arc::new(check));
+        self
+    }
+
+    /// Accepts tokens bound by the confirmation method `method` (a member
+    /// of the `cnf` claim, RFC 7800), which this crate does not check: for
+    /// a deployment that checks it elsewhere, such as RFC 8705's
+    /// `x5t#S256` (certificate-bound tokens) checked against the client
+    /// certificate by the TLS terminator.
+    ///
+    /// By default a token whose `cnf` names any method but `jkt` (DPoP,
+    /// checked by the [DPoP layer](crate::dpop)) is refused with 401
+    /// `invalid_token`: taken as a plain bearer token, a stolen
+    /// certificate-bound token would work without the certificate.
+    ///
+    /// ```
+    /// # use tower_mcp_auth::{jwt::JwtValidator, ProtectedResource};
+    /// # let resource = ProtectedResource::builder("https://mcp.example.com/mcp").build().unwrap();
+    /// # let secret = secrecy::SecretString::from("a-secret-of-at-least-32-bytes-0123456789");
+    /// let validator = JwtValidator::builder(&resource)
+    ///     .hs256_secret(&secret)
+    ///     .allow_confirmation_method("x5t#S256") // checked by the TLS terminator
+    ///     .build()?;
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    pub fn allow_confirmation_method(mut self, method: impl Into<String>) -> Self {
+        let method = method.into().into_boxed_str();
+        if !self.confirmation_methods.contains(&method) {
+            self.confirmation_methods.push(method);
+        }
         self
     }
 
@@ -848,6 +918,7 @@ impl JwtValidatorBuilder {
             leeway,
             require_at_jwt: self.require_at_jwt,
             claim_checks: self.claim_checks,
+            confirmation_methods: self.confirmation_methods,
             max_token_bytes: self.max_token_bytes,
             cache,
         })))
@@ -936,12 +1007,75 @@ pub(crate) mod tests {
         );
     }
 
+    /// Issue 23 6b: a certificate-bound token (RFC 8705 `x5t#S256`) is not
+    /// a bearer token here, unless the deployment checks it elsewhere.
+    #[tokio::test]
+    async fn a_cnf_method_nobody_checks_is_refused_unless_allowed() {
+        let mut claims = good_claims();
+        claims["cnf"] = json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"});
+        let token = hs256(&claims);
+        let e = err(&validator(), &token).await;
+        assert_eq!(e.kind(), JwtErrorKind::Invalid);
+        assert_eq!(
+            e.description(),
+            "the token is bound by a confirmation method (cnf) this server does not check"
+        );
+        let refusal = AuthError::from(e);
+        assert_eq!(refusal.status(), 401);
+        assert_eq!(refusal.kind().code(), "invalid_token");
+        let resource = ProtectedResource::builder(AUD).build().unwrap();
+        let checked_elsewhere = JwtValidator::builder(&resource)
+            .hs256_secret(&SecretString::from(SECRET))
+            .allow_confirmation_method("x5t#S256")
+            .build()
+            .unwrap();
+        let p = checked_elsewhere.verify(&token).await.unwrap();
+        assert_eq!((p.subject(), p.cnf_jkt()), (Some("user-1"), None));
+        // Only that one: another unchecked method is still refused.
+        claims["cnf"] = json!({"jwk": {"kty": "EC"}});
+        assert_eq!(
+            err(&checked_elsewhere, &hs256(&claims)).await.kind(),
+            JwtErrorKind::Invalid
+        );
+    }
+
+    /// Issue 23 6e: a token without `sub` is its client, never the user of
+    /// the same name; `iss` is part of the identity.
+    #[tokio::test]
+    async fn a_token_without_sub_is_a_client_identity() {
+        let v = validator();
+        let mut user = good_claims();
+        user["sub"] = json!("user_001");
+        let user = v.verify(&hs256(&user)).await.unwrap();
+        let client = v
+            .verify(&hs256(&json!({"client_id": "user_001", "aud": AUD,
+                                   "exp": now() + 60, "iat": now()})))
+            .await
+            .unwrap();
+        assert_eq!(user.subject(), Some("user_001"));
+        assert_eq!(client.subject(), None);
+        assert_eq!(client.kind(), PrincipalKind::Client);
+        assert_eq!(client.client_id(), Some("user_001"));
+        assert_ne!(user.identity_key(), client.identity_key());
+        let mut other_issuer = good_claims();
+        other_issuer["sub"] = json!("user_001");
+        other_issuer["iss"] = json!("https://other.example.com");
+        let other = v.verify(&hs256(&other_issuer)).await.unwrap();
+        assert_eq!(other.issuer(), Some("https://other.example.com"));
+        assert_ne!(user.identity_key(), other.identity_key());
+        other_issuer["iss"] = json!(7);
+        assert_eq!(
+            err(&v, &hs256(&other_issuer)).await.description(),
+            "the token's iss claim is not a string"
+        );
+    }
+
     #[tokio::test]
     async fn accepts_and_maps_claims() {
         let v = validator();
         let p = v.verify(&hs256(&good_claims())).await.unwrap();
         assert_eq!(p.scheme(), AuthScheme::Jwt);
-        assert_eq!(p.subject(), "user-1");
+        assert_eq!(p.subject(), Some("user-1"));
         assert_eq!(p.client_id(), Some("cli"));
         assert_eq!(p.scopes().to_string(), "read:data write:data");
         assert!(p.expires_in().unwrap() > Duration::from_secs(500));
@@ -952,7 +1086,8 @@ pub(crate) mod tests {
             &json!({"azp": "svc", "aud": ["other", AUD], "exp": now() + 60, "scp": ["a", "b"]}),
         );
         let p = v.verify(&token).await.unwrap();
-        assert_eq!((p.subject(), p.client_id()), ("svc", Some("svc")));
+        assert_eq!((p.subject(), p.client_id()), (None, Some("svc")));
+        assert_eq!((p.kind(), p.name()), (PrincipalKind::Client, "svc"));
         assert_eq!(p.scopes().to_string(), "a b");
     }
 

@@ -50,14 +50,24 @@ enum Format {
 /// table `{ scheme = "…", scopes = […], any_scope = […] }`: `scopes`, every
 /// one required ([`Rule::scopes`]); `any_scope`, at least one of them
 /// ([`Rule::any_scope`]). [`Rule::check`]s are code and have no file form.
+/// `"deny"` is [`Rule::deny`]: nobody may make the call, and no list shows
+/// the target; it takes no scopes, and in an array it adds nothing
+/// (`["deny", "api_key"]` is `"api_key"`).
+///
+/// A name under `tools` or `prompts` that the server never lists (a typo,
+/// `wirte_note` for `write_note`) matches nothing, and the real target
+/// then falls to `unmatched` (else the method rule, else `default`): give
+/// `unmatched.tool` and `unmatched.prompt` the rule `"deny"` so that such a
+/// mistake closes the target instead of opening it. The list filter
+/// reports both names, once each (see [list filtering](super#list-filtering)).
 ///
 /// Everything is checked at load, and a mistake is a
 /// [`ConfigError::PolicyFile`] naming the line of the rule (TOML: where
 /// its value starts; JSON: where it ends) and the rule: a member or field the format does not know, a scheme that is
-/// not one of the four, a name given twice, a template that is not level
-/// 1, scopes on `"public"`, an empty `any_scope`, a scope RFC 6749 does
-/// not allow, a rule requiring `offline_access`, an empty name, a cycle in
-/// `scopes`.
+/// not one of the five, a name given twice, a template that is not level
+/// 1, scopes on `"public"` or `"deny"`, an empty `any_scope`, a scope RFC
+/// 6749 does not allow, a rule requiring `offline_access`, an empty name, a
+/// cycle in `scopes`.
 ///
 /// ```
 /// # #[cfg(feature = "toml")] {
@@ -78,6 +88,9 @@ enum Format {
 ///
 ///     [unmatched]
 ///     resource = "api_key"
+///     ## A tool or prompt no rule names: nobody, and not listed.
+///     tool = "deny"
+///     prompt = "deny"
 ///
 ///     ## A token with `admin` holds `admin:write` and `read:data` too.
 ///     [scopes]
@@ -89,6 +102,7 @@ enum Format {
 /// assert!(!policy.may_call_tool(Some(&admin), "create_admin_user"));
 /// let root = Principal::new(AuthScheme::Jwt, "root").with_scopes(Scopes::parse("admin"));
 /// assert!(policy.may_call_tool(Some(&root), "get_user_data"));
+/// assert!(!policy.may_call_tool(Some(&admin), "delete_usr")); // a tool no rule names
 /// assert_eq!(policy.scopes_named().to_string(), "admin:write read:data");
 ///
 /// // A mistake names its line and its rule.
@@ -96,7 +110,7 @@ enum Format {
 ///     .unwrap_err();
 /// assert_eq!(
 ///     err.to_string(),
-///     "policy:3: tool `y`: unknown scheme `bearr` (expected public, authenticated, api_key or bearer)"
+///     "policy:3: tool `y`: unknown scheme `bearr` (expected public, authenticated, api_key, bearer or deny)"
 /// );
 /// # }
 /// # Ok::<(), tower_mcp_auth::ConfigError>(())
@@ -115,7 +129,7 @@ enum Format {
 ///     "delete_user": ["api_key", { "scheme": "bearer", "scopes": ["admin:write"] }]
 ///   },
 ///   "resources": { "user://{user_id}/private": { "scheme": "bearer", "scopes": ["read:data"] } },
-///   "unmatched": { "resource": "api_key" },
+///   "unmatched": { "resource": "api_key", "tool": "deny", "prompt": "deny" },
 ///   "scopes": { "admin": ["admin:write", "read:data"] }
 /// }"#)?;
 /// assert_eq!(policy.scopes_named().to_string(), "admin:write read:data");
@@ -551,9 +565,10 @@ impl AltTable {
             "authenticated" => Rule::authenticated(),
             "api_key" => Rule::api_key(),
             "bearer" => Rule::bearer(),
+            "deny" => Rule::deny(),
             other => {
                 return Err(format!(
-                    "unknown scheme `{}` (expected public, authenticated, api_key or bearer)",
+                    "unknown scheme `{}` (expected public, authenticated, api_key, bearer or deny)",
                     quoted(other)
                 ))
             }
@@ -583,7 +598,7 @@ impl<'de> Visitor<'de> for AltVisitor {
     type Value = AltTable;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a scheme (\"public\", \"authenticated\", \"api_key\", \"bearer\") or a table { scheme, scopes, any_scope }")
+        f.write_str("a scheme (\"public\", \"authenticated\", \"api_key\", \"bearer\", \"deny\") or a table { scheme, scopes, any_scope }")
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<AltTable, E> {
@@ -926,7 +941,7 @@ mod tests {
         let cases = [
             (
                 "{\n\"tools\": {\n\"a\": \"api_key\",\n\"b\": { \"scheme\": \"bearr\" }\n}\n}",
-                "policy:4: tool `b`: unknown scheme `bearr` (expected public, authenticated, api_key or bearer)",
+                "policy:4: tool `b`: unknown scheme `bearr` (expected public, authenticated, api_key, bearer or deny)",
             ),
             (
                 "{\n\"tools\": {\n\"a\": \"public\",\n\"a\": \"api_key\"\n}\n}",
@@ -1060,7 +1075,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "{}:2: method `x`: unknown scheme `nobody` (expected public, authenticated, api_key or bearer)",
+                "{}:2: method `x`: unknown scheme `nobody` (expected public, authenticated, api_key, bearer or deny)",
                 path.display()
             )
         );
@@ -1094,6 +1109,58 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert!(shared.reload_file(&path).is_err());
         assert!(other.current().may_call_tool(Some(&jwt("")), "t"));
+    }
+
+    /// `"deny"`: nobody, in JSON and TOML alike; adds nothing to an array;
+    /// takes no scopes.
+    #[test]
+    fn deny_in_a_file() {
+        use crate::error::AuthErrorKind;
+        let json = McpPolicy::from_json(
+            r#"{ "tools": { "write_note": "api_key", "off": "deny", "either": ["deny", "api_key"] },
+                 "unmatched": { "tool": "deny", "prompt": "deny" } }"#,
+        )
+        .unwrap();
+        let mut all = vec![key(), jwt("a b read:data admin:write")];
+        all.push(Principal::new(AuthScheme::Introspection, "i"));
+        for p in &all {
+            for tool in ["off", "wirte_note", "anything"] {
+                assert!(!json.may_call_tool(Some(p), tool), "{tool} {p:?}");
+            }
+            assert!(!json.may_get_prompt(Some(p), "any_prompt"));
+        }
+        assert!(json.may_call_tool(Some(&key()), "write_note"));
+        assert!(json.may_call_tool(Some(&key()), "either"));
+        assert!(!json.may_call_tool(Some(&jwt("")), "either"));
+        let call = super::super::inspect::McpCall::new(
+            "tools/call",
+            Some(super::super::inspect::Target::Tool("off".into())),
+        );
+        for who in [None, Some(&key())] {
+            let err = json.authorize(who, Some(&call)).unwrap_err();
+            assert_eq!(err.kind(), AuthErrorKind::Forbidden);
+        }
+        let err =
+            json_err("{\n\"tools\": {\n\"t\": { \"scheme\": \"deny\", \"scopes\": [\"a\"] }\n}\n}");
+        assert!(
+            err.starts_with("policy:3: tool `t`: Rule::deny() takes no scopes"),
+            "{err}"
+        );
+        #[cfg(feature = "toml")]
+        {
+            let toml = McpPolicy::from_toml(
+                "[tools]\nwrite_note = \"api_key\"\noff = \"deny\"\n[unmatched]\ntool = \"deny\"\n",
+            )
+            .unwrap();
+            for p in &all {
+                for tool in ["write_note", "off", "wirte_note"] {
+                    assert_eq!(
+                        toml.may_call_tool(Some(p), tool),
+                        json.may_call_tool(Some(p), tool)
+                    );
+                }
+            }
+        }
     }
 
     #[cfg(not(feature = "toml"))]

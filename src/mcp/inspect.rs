@@ -133,6 +133,9 @@ pub struct McpCall {
     /// layer could read.
     unread: Option<Kind>,
     kind: MessageKind,
+    /// Whether rmcp reads the message as a request (a `method`, an `id`,
+    /// no `result` or `error`): only then does a refusal carry its id.
+    request: bool,
 }
 
 impl McpCall {
@@ -154,6 +157,7 @@ impl McpCall {
             more: Vec::new(),
             unread,
             kind: MessageKind::Request,
+            request: false,
         }
     }
 
@@ -167,6 +171,7 @@ impl McpCall {
             more: Vec::new(),
             unread: None,
             kind: self.kind,
+            request: self.request,
         }
     }
 
@@ -180,6 +185,7 @@ impl McpCall {
             more: Vec::new(),
             unread: None,
             kind: MessageKind::Request,
+            request: false,
         }
     }
 
@@ -187,6 +193,25 @@ impl McpCall {
     #[must_use]
     pub fn id(&self) -> Option<&JsonRpcId> {
         self.id.as_ref()
+    }
+
+    /// The id a refusal of this message carries: a request's id, as rmcp
+    /// tells a request (a `method` and an `id`, no `result` or `error`).
+    /// A client's response to a server request has the *server's* id,
+    /// which the client would match to a request of its own: `None`.
+    ///
+    /// ```
+    /// use tower_mcp_auth::mcp::McpRequest;
+    ///
+    /// let call = McpRequest::parse(br#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#).unwrap();
+    /// assert_eq!(call.calls()[0].request_id().unwrap().get(), "5");
+    /// let reply = McpRequest::parse(br#"{"jsonrpc":"2.0","id":5,"result":{}}"#).unwrap();
+    /// assert_eq!(reply.calls()[0].id().unwrap().get(), "5");
+    /// assert!(reply.calls()[0].request_id().is_none());
+    /// ```
+    #[must_use]
+    pub fn request_id(&self) -> Option<&JsonRpcId> {
+        self.id.as_ref().filter(|_| self.request)
     }
 
     /// The method (requests and notifications).
@@ -331,6 +356,14 @@ impl McpRequest {
         self.calls.iter().find_map(McpCall::id)
     }
 
+    /// The id of the first request ([`McpCall::request_id`]): the id a
+    /// refusal of the whole body carries. `None` for a body of responses
+    /// and notifications only, whose refusal carries `null`.
+    #[must_use]
+    pub fn first_request_id(&self) -> Option<&JsonRpcId> {
+        self.calls.iter().find_map(McpCall::request_id)
+    }
+
     /// Parses a body: one JSON-RPC message or a batch.
     ///
     /// The whole body is checked to be JSON (so no parser after this one
@@ -419,6 +452,52 @@ impl McpRequest {
         }
         Ok(())
     }
+}
+
+/// The calls the `Mcp-Method` and `Mcp-Name` headers describe, to decide
+/// a request before its body is read: if the policy refuses every one of
+/// them, it refuses the body's call too, whenever the headers match the
+/// body (and when they do not, [`McpRequest::check_headers`] refuses the
+/// request). Empty when the headers do not say enough:
+///
+/// * no `Mcp-Method`, or a header that does not decode (the body's check
+///   answers it);
+/// * a method whose target only the body names (`completion/complete`,
+///   `subscriptions/listen`, `resources/directory/read`, `skills/get`);
+/// * a method whose target `Mcp-Name` carries, without `Mcp-Name`.
+///
+/// With `Mcp-Name`, two calls: the one aimed at the named target, and the
+/// one whose body lacks the member (`check_headers` compares the header
+/// only with a member that is there), decided as an unmatched target.
+pub(crate) fn header_calls(headers: &HeaderMap) -> Vec<McpCall> {
+    let Ok(Some(method)) = header_value(headers, MCP_METHOD) else {
+        return Vec::new();
+    };
+    let method = method.into_owned();
+    if mcp_name_names_target(&method) {
+        let (Ok(Some(name)), Some((kind, _))) =
+            (header_value(headers, MCP_NAME), single_target(&method))
+        else {
+            return Vec::new();
+        };
+        let name = name.into_owned();
+        let target = match kind {
+            Kind::Tool => Target::Tool(name),
+            Kind::Prompt => Target::Prompt(name),
+            Kind::Resource => Target::Resource(name),
+            Kind::Task => Target::Task(name),
+        };
+        return vec![
+            McpCall::new(method.clone(), Some(target)),
+            McpCall::new(method, None),
+        ];
+    }
+    if single_target(&method).is_some()
+        || matches!(&*method, "subscriptions/listen" | "completion/complete")
+    {
+        return Vec::new();
+    }
+    vec![McpCall::new(method, None)]
 }
 
 fn invalid(description: &'static str) -> AuthError {
@@ -727,9 +806,12 @@ impl Message<'_> {
                 }
             }
         };
+        // A refusal carries the id of a request only (see
+        // `McpCall::request_id`); a response's refusal gets the layer's.
+        let request = self.method.is_some() && !self.result_or_error;
         let with_id = |err: AuthError| match &id {
-            Some(id) => err.with_jsonrpc_id(id.clone()),
-            None => err,
+            Some(id) if request => err.with_jsonrpc_id(id.clone()),
+            _ => err,
         };
         if self.jsonrpc != Some(true) {
             return Err(with_id(invalid("`jsonrpc` must be \"2.0\"")));
@@ -743,6 +825,7 @@ impl Message<'_> {
                     more: Vec::new(),
                     unread: None,
                     kind: MessageKind::Response,
+                    request: false,
                 });
             }
             return Err(with_id(invalid(
@@ -750,6 +833,7 @@ impl Message<'_> {
             )));
         };
         let found = targets(&method, &self.params.unwrap_or_default()).map_err(&with_id)?;
+        let request = request && id.is_some();
         let kind = if id.is_some() {
             MessageKind::Request
         } else {
@@ -762,6 +846,7 @@ impl Message<'_> {
             more: found.more,
             unread: found.unread,
             kind,
+            request,
         })
     }
 }
@@ -975,6 +1060,86 @@ mod tests {
         assert_eq!((c.kind(), c.method()), (MessageKind::Response, None));
         let c = one(r#"{"jsonrpc":"2.0","id":3,"method":"ping","params":[1,2]}"#);
         assert_eq!(c.method(), Some("ping"));
+    }
+
+    /// Issue 23, item 6d: a refusal carries the id of a request (as rmcp
+    /// tells one: `method` and `id`, no `result` or `error`), never the id
+    /// of a client's response, which is the server's.
+    #[test]
+    fn only_a_request_lends_its_id_to_a_refusal() {
+        let parsed = |body: &str| McpRequest::parse(body.as_bytes()).unwrap();
+        let request_id = |body: &str| {
+            parsed(body).calls()[0]
+                .request_id()
+                .map(|i| i.get().to_owned())
+        };
+        assert_eq!(
+            request_id(r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#).as_deref(),
+            Some("5")
+        );
+        for body in [
+            r#"{"jsonrpc":"2.0","id":5,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":5,"error":{"code":1,"message":"x"}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            r#"{"jsonrpc":"2.0","id":5,"method":"ping","result":{}}"#,
+        ] {
+            assert_eq!(request_id(body), None, "{body}");
+        }
+        let batch = parsed(
+            r#"[{"jsonrpc":"2.0","id":5,"result":{}},{"jsonrpc":"2.0","id":7,"method":"ping"}]"#,
+        );
+        assert_eq!(batch.first_id().unwrap().get(), "5");
+        assert_eq!(batch.first_request_id().unwrap().get(), "7");
+        let replies = parsed(r#"[{"jsonrpc":"2.0","id":5,"result":{}}]"#);
+        assert!(replies.first_request_id().is_none());
+        // A malformed response's refusal carries no id either; a malformed
+        // request's does.
+        let err = McpRequest::parse(br#"{"jsonrpc":"1.0","id":5,"result":{}}"#).unwrap_err();
+        assert!(err.jsonrpc_id().is_none());
+        let err = McpRequest::parse(br#"{"jsonrpc":"1.0","id":5,"method":"ping"}"#).unwrap_err();
+        assert_eq!(err.jsonrpc_id().unwrap().get(), "5");
+    }
+
+    /// The calls the headers stand for, when they say enough.
+    #[test]
+    fn calls_the_headers_describe() {
+        let calls = |pairs: &[(&str, &str)]| {
+            header_calls(&headers(pairs))
+                .iter()
+                .map(|c| (c.method().unwrap().to_owned(), c.target().cloned()))
+                .collect::<Vec<_>>()
+        };
+        let tool = |n: &str| Some(Target::Tool(n.into()));
+        assert_eq!(
+            calls(&[
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "=?base64?YQ==?=")
+            ]),
+            vec![
+                ("tools/call".to_owned(), tool("a")),
+                ("tools/call".to_owned(), None)
+            ]
+        );
+        assert_eq!(
+            calls(&[("mcp-method", "tasks/get"), ("mcp-name", "t-1")])[0].1,
+            Some(Target::Task("t-1".into()))
+        );
+        assert_eq!(
+            calls(&[("mcp-method", "tools/list")]),
+            vec![("tools/list".to_owned(), None)]
+        );
+        for pairs in [
+            &[][..],
+            &[("mcp-name", "a")],
+            &[("mcp-method", "tools/call")],
+            &[("mcp-method", "completion/complete")],
+            &[("mcp-method", "subscriptions/listen")],
+            &[("mcp-method", "skills/get"), ("mcp-name", "skill://a")],
+            &[("mcp-method", "=?base64?!!?=")],
+            &[("mcp-method", "tools/list"), ("mcp-method", "ping")],
+        ] {
+            assert!(calls(pairs).is_empty(), "{pairs:?}");
+        }
     }
 
     #[test]

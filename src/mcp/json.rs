@@ -123,6 +123,11 @@ impl<'a> JsonStr<'a> {
         }
     }
 
+    /// Where the string, quotes included, lies in the scanned text.
+    pub(crate) fn span(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.quoted.len()
+    }
+
     /// Whether the string, decoded, is `s` (no allocation without
     /// escapes).
     pub(crate) fn is(&self, s: &str) -> bool {

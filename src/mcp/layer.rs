@@ -6,26 +6,33 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use axum::{body::Body, response::Response};
 use bytes::Bytes;
-use http::{header, request::Parts, Method, Request};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http::{request::Parts, HeaderMap, Method, Request};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
     audit,
+    authenticate::UnverifiedCredential,
+    budget::ByteBudget,
     error::{AuthError, ErrorRenderer, JsonRpcId},
     future::BoxError,
     principal::Principal,
+    refusal,
 };
 
 use super::{
+    body::{
+        self, Unread, ANONYMOUS_REFUSAL_LIMIT, ANONYMOUS_REFUSAL_TIME,
+        DEFAULT_ANONYMOUS_BUFFER_BUDGET, DEFAULT_BODY_TIMEOUT, DEFAULT_BUFFER_BUDGET,
+    },
     file::SharedPolicy,
     filter::{self, ListFilter},
-    inspect::{McpCall, McpRequest},
+    inspect::{self, McpCall, McpRequest},
     policy::McpPolicy,
 };
 
@@ -38,17 +45,49 @@ pub const DEFAULT_RESPONSE_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Authorizes every MCP call with an [`McpPolicy`].
 ///
-/// For a POST it reads the body once (up to [`body_limit`](Self::body_limit):
-/// a larger `Content-Length` is refused with 413 before reading, a longer
-/// stream when it crosses the limit), parses it with
-/// [`McpRequest::parse`], checks the `Mcp-Method` / `Mcp-Name` headers,
-/// puts the [`McpRequest`] and the first [`JsonRpcId`] into the request
+/// For a POST it first refuses what it can without the body: a credential
+/// no layer verified (401), and a call the `Mcp-Method` / `Mcp-Name`
+/// headers describe that the policy refuses whatever the body says (the
+/// refusal reads at most 16 KiB of the body, for a second, for its id).
+/// Then it reads the body once, bounded in size, time and total (see
+/// [below](#what-a-body-may-hold)), parses it with [`McpRequest::parse`],
+/// checks the `Mcp-Method` / `Mcp-Name` headers against it, puts the
+/// [`McpRequest`] and the id of its first request into the request
 /// extensions, decides every call, and hands the inner service the very
 /// same bytes. A batch goes through only when every element is allowed;
 /// otherwise it is refused whole, naming the first refused element (the
-/// refusal carries that element's id). Other HTTP methods (GET for the SSE
+/// refusal carries that element's id when it is a request, else the id of
+/// the batch's first request, else `null`: never the id of a client's
+/// response, which is the server's). Other HTTP methods (GET for the SSE
 /// stream, DELETE to end a session) are decided by the rule for a request
 /// without a call: the default rule.
+///
+/// # What a body may hold
+///
+/// - At most [`body_limit`](Self::body_limit) bytes (4 MiB): a larger
+///   `Content-Length` is refused with 413 before reading, a longer stream
+///   when it crosses the limit.
+/// - Whole within [`body_timeout`](Self::body_timeout) (30 s), else 408
+///   with a JSON-RPC error whose id is `null`.
+/// - Every byte held is taken, as it arrives, from a budget shared by all
+///   requests of this layer and given back when the body is dropped:
+///   [`buffer_budget`](Self::buffer_budget) (64 MiB) for callers with a
+///   verified credential,
+///   [`anonymous_buffer_budget`](Self::anonymous_buffer_budget) (16 MiB)
+///   for anonymous ones, so that anonymous bodies never crowd out a
+///   caller with a credential. A body that would overrun its budget is
+///   refused with 503 and `Retry-After: 1`.
+/// - An anonymous caller, when no rule of the policy could allow one
+///   ([`McpPolicy::admits_anonymous`]), is read for at most
+///   [`ANONYMOUS_REFUSAL_LIMIT`](super::ANONYMOUS_REFUSAL_LIMIT) (64 KiB)
+///   and one second: an `initialize` gets its 401 as always, with its id;
+///   a longer or slower body gets it on what it has sent, with `"id":
+///   null`.
+///
+/// [`buffered_bytes`](Self::buffered_bytes) tells how many bytes the layer
+/// holds now. The deadlines run on tokio's timer: the runtime needs its
+/// time driver (`#[tokio::main]` has it; a runtime built by hand needs
+/// `enable_time()` or `enable_all()`).
 ///
 /// The layer reads the [`Principal`] from the request extensions, whatever
 /// put it there. Refusals carry the resource's challenge (`realm`,
@@ -101,6 +140,10 @@ struct Config {
     policy: SharedPolicy,
     renderer: ErrorRenderer,
     body_limit: usize,
+    body_timeout: Duration,
+    /// Shared by every clone of the layer and its services.
+    budget: ByteBudget,
+    anonymous_budget: ByteBudget,
     response_limit: usize,
     filter_lists: bool,
 }
@@ -116,6 +159,9 @@ impl McpPolicyLayer {
                 policy: policy.into(),
                 renderer: ErrorRenderer::default(),
                 body_limit: DEFAULT_BODY_LIMIT,
+                body_timeout: DEFAULT_BODY_TIMEOUT,
+                budget: ByteBudget::new(DEFAULT_BUFFER_BUDGET),
+                anonymous_budget: ByteBudget::new(DEFAULT_ANONYMOUS_BUFFER_BUDGET),
                 response_limit: DEFAULT_RESPONSE_LIMIT,
                 filter_lists: true,
             }),
@@ -126,6 +172,44 @@ impl McpPolicyLayer {
     pub fn body_limit(mut self, bytes: usize) -> Self {
         Arc::make_mut(&mut self.config).body_limit = bytes;
         self
+    }
+
+    /// The longest the layer waits for a whole body (default
+    /// [`DEFAULT_BODY_TIMEOUT`](super::DEFAULT_BODY_TIMEOUT), 30 s): a
+    /// body not whole by then is refused with 408, and what it sent is
+    /// dropped. Give slow links more; a client that stalls holds its
+    /// bytes this long at most.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        Arc::make_mut(&mut self.config).body_timeout = timeout;
+        self
+    }
+
+    /// The most body bytes that callers with a verified credential hold
+    /// together, in all requests of this layer at once (default
+    /// [`DEFAULT_BUFFER_BUDGET`](super::DEFAULT_BUFFER_BUDGET), 64 MiB).
+    /// A body that would overrun it is refused with 503 and `Retry-After`.
+    pub fn buffer_budget(mut self, bytes: usize) -> Self {
+        Arc::make_mut(&mut self.config).budget = ByteBudget::new(bytes);
+        self
+    }
+
+    /// The most body bytes that anonymous callers hold together, apart
+    /// from [`buffer_budget`](Self::buffer_budget) (default
+    /// [`DEFAULT_ANONYMOUS_BUFFER_BUDGET`](super::DEFAULT_ANONYMOUS_BUFFER_BUDGET),
+    /// 16 MiB). Anonymous bodies past it are refused (503, or 401 when no
+    /// rule could allow them anyway); callers with a credential are not
+    /// touched.
+    pub fn anonymous_buffer_budget(mut self, bytes: usize) -> Self {
+        Arc::make_mut(&mut self.config).anonymous_budget = ByteBudget::new(bytes);
+        self
+    }
+
+    /// The request body bytes the layer (all its services) holds now, for
+    /// a gauge: bodies being read, and bodies read and not yet dropped by
+    /// the service behind.
+    #[must_use]
+    pub fn buffered_bytes(&self) -> usize {
+        self.config.buffered_bytes()
     }
 
     /// The most the list filter holds of one reply, in bytes (default
@@ -190,6 +274,13 @@ impl<S> McpPolicyService<S> {
     pub fn into_inner(self) -> S {
         self.inner
     }
+
+    /// The request body bytes the layer holds now: see
+    /// [`McpPolicyLayer::buffered_bytes`].
+    #[must_use]
+    pub fn buffered_bytes(&self) -> usize {
+        self.config.buffered_bytes()
+    }
 }
 
 /// The response future of [`McpPolicyService`]: boxed, because reading the
@@ -197,6 +288,10 @@ impl<S> McpPolicyService<S> {
 pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
 
 impl Config {
+    fn buffered_bytes(&self) -> usize {
+        self.budget.used() + self.anonymous_budget.used()
+    }
+
     fn refuse(
         &self,
         err: AuthError,
@@ -205,10 +300,47 @@ impl Config {
         calls: usize,
     ) -> Response {
         let err = err.with_request_context(&parts.extensions);
+        self.audit(&err, parts, call, calls);
+        let mut response = self.renderer.render(err);
+        if let Some(p) = Principal::from_extensions(&parts.extensions) {
+            response.extensions_mut().insert(p.clone());
+        }
+        response
+    }
+
+    /// Refuses before the body is read: the refusal reads the body for
+    /// the id as the authenticators' do ([`refusal`]: 16 KiB, a second).
+    async fn refuse_unread<B>(
+        &self,
+        err: AuthError,
+        parts: Parts,
+        body: B,
+        call: Option<&McpCall>,
+    ) -> Response
+    where
+        B: http_body::Body + Send + 'static,
+    {
+        let req = Request::from_parts(parts, body);
+        let err = err.with_request(&req);
+        let (parts, body) = req.into_parts();
+        self.audit(&err, &parts, call, usize::from(call.is_some()));
+        let principal = Principal::from_extensions(&parts.extensions).cloned();
+        let req = Request::from_parts(parts, body);
+        let mut response = match refusal::render(&self.renderer, err, req) {
+            refusal::Rendered::Now(response) => response,
+            refusal::Rendered::Later(pending) => pending.await,
+        };
+        if let Some(p) = principal {
+            response.extensions_mut().insert(p);
+        }
+        response
+    }
+
+    fn audit(&self, err: &AuthError, parts: &Parts, call: Option<&McpCall>, calls: usize) {
         let principal = Principal::from_extensions(&parts.extensions);
         match call {
             Some(c) => audit::mcp_decision(
-                Some(&err),
+                Some(err),
                 principal,
                 c.method(),
                 c.target().map(|t| t.kind()),
@@ -219,17 +351,74 @@ impl Config {
             ),
             None => audit::refused(
                 "mcp_policy",
-                &err,
+                err,
                 principal,
                 &parts.method,
                 audit::path(&parts.uri, &parts.extensions),
             ),
         }
-        let mut response = self.renderer.render(err);
-        if let Some(p) = principal {
-            response.extensions_mut().insert(p.clone());
+    }
+
+    /// The refusal the `Mcp-Method` / `Mcp-Name` headers alone decide,
+    /// with the call they describe: when the policy refuses every call
+    /// they may stand for ([`inspect::header_calls`]). `None` when they do
+    /// not say enough, when one of those calls is allowed, or when the
+    /// rule that decides has [`Rule::check`](crate::Rule::check)s, which
+    /// may look at what only the body says.
+    fn decide_headers(
+        policy: &McpPolicy,
+        principal: Option<&Principal>,
+        headers: &HeaderMap,
+    ) -> Option<(AuthError, McpCall)> {
+        let calls = inspect::header_calls(headers);
+        let first = calls.first()?;
+        if principal.is_some() && calls.iter().any(|c| policy.rule_for(Some(c)).has_checks()) {
+            return None;
         }
-        response
+        let mut refusals = calls
+            .iter()
+            .map(|c| policy.authorize(principal, Some(c)).err());
+        let err = refusals.next()??;
+        if refusals.any(|r| r.is_none()) {
+            return None;
+        }
+        Some((named(err, first, None), first.clone()))
+    }
+
+    /// Reads a body within the layer's limit and time, from `budget`.
+    async fn read<B>(
+        &self,
+        parts: &Parts,
+        body: B,
+        budget: &ByteBudget,
+    ) -> Result<body::Buffered, Unread>
+    where
+        B: http_body::Body<Data = Bytes>,
+    {
+        body::read(
+            &parts.headers,
+            body,
+            self.body_limit,
+            self.body_timeout,
+            budget,
+        )
+        .await
+    }
+
+    /// Reads the body of an anonymous caller no rule could allow: within
+    /// the refusal's small limits, from the anonymous budget.
+    async fn read_refused<B>(&self, parts: &Parts, body: B) -> Result<body::Buffered, Unread>
+    where
+        B: http_body::Body<Data = Bytes>,
+    {
+        body::read(
+            &parts.headers,
+            body,
+            self.body_limit.min(ANONYMOUS_REFUSAL_LIMIT),
+            self.body_timeout.min(ANONYMOUS_REFUSAL_TIME),
+            &self.anonymous_budget,
+        )
+        .await
     }
 
     /// Decides every call by `policy`; the first refusal, named, with its
@@ -244,24 +433,31 @@ impl Config {
         }
         for (i, call) in req.calls().iter().enumerate() {
             if let Err(err) = policy.authorize(principal, Some(call)) {
-                let what = describe(call);
-                let description = if req.is_batch() {
-                    format!("batch element {i} ({what}): {}", err.description())
-                } else {
-                    format!("{what}: {}", err.description())
-                };
-                let mut named = AuthError::new(err.kind(), description);
-                if let Some(scope) = err.scope() {
-                    named = named.with_scope(scope.clone());
-                }
-                if let Some(id) = call.id() {
-                    named = named.with_jsonrpc_id(id.clone());
-                }
-                return Err((named, Some(call)));
+                let index = req.is_batch().then_some(i);
+                return Err((named(err, call, index), Some(call)));
             }
         }
         Ok(())
     }
+}
+
+/// `err` naming the refused `call` (and its place in a batch), carrying
+/// its id when it is a request; otherwise the request's context gives the
+/// id (the first request's in the body, else `null`).
+fn named(err: AuthError, call: &McpCall, batch_index: Option<usize>) -> AuthError {
+    let what = describe(call);
+    let description = match batch_index {
+        Some(i) => format!("batch element {i} ({what}): {}", err.description()),
+        None => format!("{what}: {}", err.description()),
+    };
+    let mut named = AuthError::new(err.kind(), description);
+    if let Some(scope) = err.scope() {
+        named = named.with_scope(scope.clone());
+    }
+    if let Some(id) = call.request_id() {
+        named = named.with_jsonrpc_id(id.clone());
+    }
+    named
 }
 
 /// The `null` id (shared: refusals before the body's id is known).
@@ -281,53 +477,6 @@ fn describe(call: &McpCall) -> String {
             format!("{method} `{name}`")
         }
     }
-}
-
-async fn read_body<B>(parts: &Parts, body: B, limit: usize) -> Result<Bytes, AuthError>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(AuthError::payload_too_large(limit));
-    }
-    // Collected by hand: a body that arrives in one chunk (the usual case)
-    // is kept as it is, with no buffer list and no copy.
-    let mut body = std::pin::pin!(Limited::new(body, limit));
-    let mut first = Bytes::new();
-    let mut more: Option<Vec<u8>> = None;
-    while let Some(frame) = body.frame().await {
-        let frame = match frame {
-            Ok(frame) => frame,
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return Err(AuthError::payload_too_large(limit));
-            }
-            Err(_) => {
-                return Err(AuthError::malformed_request(
-                    "the request body could not be read",
-                ))
-            }
-        };
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers
-        };
-        if let Some(buf) = &mut more {
-            buf.extend_from_slice(&data);
-        } else if first.is_empty() {
-            first = data;
-        } else {
-            let mut buf = Vec::with_capacity(first.len() + data.len());
-            buf.extend_from_slice(&first);
-            buf.extend_from_slice(&data);
-            more = Some(buf);
-        }
-    }
-    Ok(more.map_or(first, Bytes::from))
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for McpPolicyService<S>
@@ -354,40 +503,65 @@ where
         let mut inner = std::mem::replace(&mut self.inner, ready);
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
+            let principal = parts.extensions.get::<Principal>().cloned();
+            // One policy decides the whole request and filters its lists,
+            // whatever a reload swaps in meanwhile.
+            let policy = config.policy.current();
             let (mcp, body) = if parts.method == Method::POST {
+                // What is refused whatever the body says is refused before
+                // anything is buffered.
+                if let Some(err) = UnverifiedCredential::refusal(&parts.extensions) {
+                    return Ok(config.refuse_unread(err, parts, body, None).await);
+                }
+                let by_headers =
+                    Config::decide_headers(&policy, principal.as_ref(), &parts.headers);
+                if let Some((err, call)) = by_headers {
+                    return Ok(config.refuse_unread(err, parts, body, Some(&call)).await);
+                }
                 // Refused before the id is known: JSON-RPC's `null` id.
                 let unread = |err: AuthError| match err.jsonrpc_id() {
                     Some(_) => err,
                     None => err.with_jsonrpc_id(null_id()),
                 };
-                let bytes = match read_body(&parts, body, config.body_limit).await {
-                    Ok(b) => b,
-                    Err(err) => return Ok(config.refuse(unread(err), &parts, None, 0)),
+                let read = match principal {
+                    Some(_) => config.read(&parts, body, &config.budget).await,
+                    None if policy.admits_anonymous() => {
+                        config.read(&parts, body, &config.anonymous_budget).await
+                    }
+                    // No rule could allow it: refused on a short read.
+                    None => match config.read_refused(&parts, body).await {
+                        Err(Unread::Broken) => Err(Unread::Broken),
+                        Err(_) => {
+                            let err = (policy.authorize(None, None).err())
+                                .unwrap_or_else(AuthError::missing_credential);
+                            return Ok(config.refuse(unread(err), &parts, None, 0));
+                        }
+                        read => read,
+                    },
                 };
-                let mcp = match McpRequest::parse(&bytes) {
+                let buffered = match read {
+                    Ok(b) => b,
+                    Err(e) => return Ok(config.refuse(unread(e.into_error()), &parts, None, 0)),
+                };
+                let mcp = match McpRequest::parse(buffered.bytes()) {
                     Ok(m) => m,
                     Err(err) => return Ok(config.refuse(unread(err), &parts, None, 0)),
                 };
                 parts
                     .extensions
-                    .insert(mcp.first_id().cloned().unwrap_or_else(null_id));
+                    .insert(mcp.first_request_id().cloned().unwrap_or_else(null_id));
                 if let Err(err) = mcp.check_headers(&parts.headers) {
                     let first = mcp.calls().first();
                     return Ok(config.refuse(err, &parts, first, mcp.calls().len()));
                 }
-                (mcp, Body::from(bytes))
+                (mcp, buffered.into_body())
             } else {
                 (McpRequest::empty(), Body::new(body))
             };
-            let principal = parts.extensions.get::<Principal>().cloned();
             let n = mcp.calls().len();
-            if let Some(err) = crate::authenticate::UnverifiedCredential::refusal(&parts.extensions)
-            {
+            if let Some(err) = UnverifiedCredential::refusal(&parts.extensions) {
                 return Ok(config.refuse(err, &parts, mcp.calls().first(), n));
             }
-            // One policy decides the whole request and filters its lists,
-            // whatever a reload swaps in meanwhile.
-            let policy = config.policy.current();
             if let Err((err, call)) = Config::decide(&policy, principal.as_ref(), &mcp) {
                 return Ok(config.refuse(err, &parts, call, n));
             }
@@ -424,6 +598,7 @@ mod tests {
         principal::{AuthScheme, Scopes},
         Rule,
     };
+    use http::header;
     use http_body_util::BodyExt;
     use serde_json::{json, Value};
     use std::convert::Infallible;
@@ -689,6 +864,72 @@ mod tests {
         }
     }
 
+    /// Issue 23, 6a: a stub server answering `skills/list` (rmcp 3.11's
+    /// shape) in JSON and in SSE: through the layer each caller sees only
+    /// the skills whose `skills/get` it may make, and `skills/get` agrees.
+    #[tokio::test]
+    async fn a_skills_list_is_filtered_through_the_layer() {
+        let policy = McpPolicy::builder()
+            .resource("skill://admin/SKILL.md", Rule::api_key())
+            .resource("skill://{name}/SKILL.md", Rule::authenticated())
+            .build()
+            .unwrap();
+        let layer = || McpPolicyLayer::new(policy.clone());
+        let skills = json!({"jsonrpc":"2.0","id":2,"result":{"skills":[
+            {"uri":"skill://admin/SKILL.md","frontmatter":{"name":"admin","description":"drop tables"},"resources":[{"uri":"skill://admin/SKILL.md","digest":"sha256:00","size":1}]},
+            {"uri":"skill://notes/SKILL.md","frontmatter":{"name":"notes","description":"take notes"},"resources":"dynamic"}
+        ]}})
+        .to_string();
+        for sse in [false, true] {
+            let skills = skills.clone();
+            let svc =
+                ServiceBuilder::new()
+                    .layer(layer())
+                    .service_fn(move |_req: Request<Body>| {
+                        let skills = skills.clone();
+                        async move {
+                            let (ct, body) = if sse {
+                                ("text/event-stream", format!("id: 0\ndata: {skills}\n\n"))
+                            } else {
+                                ("application/json", skills)
+                            };
+                            let mut res = http::Response::new(Body::from(body));
+                            res.headers_mut()
+                                .insert(header::CONTENT_TYPE, ct.parse().unwrap());
+                            Ok::<_, Infallible>(res)
+                        }
+                    });
+            let list = r#"{"jsonrpc":"2.0","id":2,"method":"skills/list"}"#;
+            let key = Some(Principal::new(AuthScheme::ApiKey, "ops"));
+            for (who, want) in [
+                (jwt(""), vec!["skill://notes/SKILL.md"]),
+                (
+                    key,
+                    vec!["skill://admin/SKILL.md", "skill://notes/SKILL.md"],
+                ),
+            ] {
+                let res = svc.clone().oneshot(post(list, who)).await.unwrap();
+                let bytes = res.into_body().collect().await.unwrap().to_bytes();
+                let text = String::from_utf8(bytes.to_vec()).unwrap();
+                let json = text.trim().trim_start_matches("id: 0\ndata: ");
+                let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {text}"));
+                let uris: Vec<&str> = v["result"]["skills"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["uri"].as_str().unwrap())
+                    .collect();
+                assert_eq!(uris, want, "sse {sse}: {text}");
+                assert_eq!(v["result"]["cacheScope"], "private");
+            }
+        }
+        // skills/get decides alike: a bearer token may not get the admin skill.
+        let get = r#"{"jsonrpc":"2.0","id":3,"method":"skills/get","params":{"uri":"skill://admin/SKILL.md"}}"#;
+        let (status, _, _) = run(layer(), post(get, jwt(""))).await;
+        assert_eq!(status, 401);
+        assert!(policy.may_get_skill(jwt("").as_ref(), "skill://notes/SKILL.md"));
+    }
+
     #[tokio::test]
     async fn header_mismatch() {
         let mut req = post(READ, jwt("read:data"));
@@ -701,5 +942,349 @@ mod tests {
             (v["id"].clone(), v["error"]["code"].clone()),
             (json!(5), json!(-32020))
         );
+    }
+
+    // ───────────── issue 23, item 5: what a body may hold ─────────────
+
+    /// A policy with one public tool: anonymous callers may be allowed, so
+    /// their bodies are read whole (from the anonymous budget).
+    fn open_layer() -> McpPolicyLayer {
+        let policy = McpPolicy::builder()
+            .default(Rule::authenticated())
+            .tool("hello", Rule::public())
+            .tool("admin", Rule::api_key())
+            .build()
+            .unwrap();
+        McpPolicyLayer::new(policy)
+    }
+
+    /// 4 MiB of zeros, never allocated per body.
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+    /// A body of `len` bytes in 64 KiB chunks that then stalls for ever
+    /// (`stall`), or ends.
+    struct Trickle {
+        left: usize,
+        stall: bool,
+    }
+
+    impl http_body::Body for Trickle {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+            if self.left == 0 {
+                return if self.stall {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(None)
+                };
+            }
+            let n = self.left.min(ZEROS.len());
+            self.left -= n;
+            Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+                &ZEROS[..n],
+            )))))
+        }
+    }
+
+    /// The echo service of [`run`], as a service to share between tasks.
+    fn echo(
+        layer: McpPolicyLayer,
+    ) -> impl Service<
+        Request<Body>,
+        Response = Response,
+        Error = Infallible,
+        Future = ResponseFuture<Infallible>,
+    > + Clone {
+        ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(|req: Request<Body>| async move {
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                Ok::<_, Infallible>(http::Response::new(Body::from(body)))
+            })
+    }
+
+    async fn json_of(response: Response) -> (http::StatusCode, Value) {
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    const HELLO: &str =
+        r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"hello"}}"#;
+
+    /// A body that does not arrive whole in time is refused with 408 and
+    /// a JSON-RPC error whose id is `null`; its bytes are given back. On
+    /// the old code the layer waited for ever.
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_is_refused_with_408_at_the_deadline() {
+        let layer = open_layer().body_timeout(Duration::from_secs(30));
+        let svc = echo(layer.clone());
+        let started = tokio::time::Instant::now();
+        let stalled = post(
+            Body::new(Trickle {
+                left: 1000,
+                stall: true,
+            }),
+            None,
+        );
+        let pending = tokio::spawn(svc.oneshot(stalled));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(layer.buffered_bytes(), 1000, "held while it stalls");
+        let response = tokio::time::timeout(Duration::from_secs(3600), pending)
+            .await
+            .expect("refused, not waited for ever");
+        let (status, body) = json_of(response.unwrap().unwrap()).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+        assert_eq!(status, 408, "{body}");
+        assert_eq!(
+            (body["id"].clone(), body["error"]["code"].clone()),
+            (Value::Null, json!(-32008)),
+            "{body}"
+        );
+        assert_eq!(layer.buffered_bytes(), 0);
+    }
+
+    /// Issue 23, item 5: 24 anonymous clients each send 4 MiB less one
+    /// byte and stall. On the old code the layer held all of it (96 MiB)
+    /// for ever. Now anonymous bodies share the anonymous budget (16 MiB):
+    /// the layer holds less than 48 MiB, the rest are refused with 503 at
+    /// once, an honest call is answered meanwhile, and the stalled ones
+    /// get 408 at the deadline, which gives every byte back.
+    #[tokio::test(start_paused = true)]
+    async fn stalled_anonymous_bodies_hold_their_budget_only_and_honest_calls_go_on() {
+        const BIG: usize = 4 * 1024 * 1024 - 1;
+        let layer = open_layer();
+        let svc = echo(layer.clone());
+        let stalled: Vec<_> = (0..24)
+            .map(|_| {
+                let req = post(
+                    Body::new(Trickle {
+                        left: BIG,
+                        stall: true,
+                    }),
+                    None,
+                );
+                tokio::spawn(svc.clone().oneshot(req))
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let held = layer.buffered_bytes();
+        assert!(held <= DEFAULT_ANONYMOUS_BUFFER_BUDGET, "{held}");
+        assert!(held < 48 * 1024 * 1024, "{held}");
+        assert!(held > 3 * BIG, "the budget is used: {held}");
+
+        // Meanwhile: an anonymous call of the public tool, and a call by a
+        // caller with a credential, from its own budget.
+        let honest = svc.clone().oneshot(post(HELLO, jwt(""))).await.unwrap();
+        assert_eq!(honest.status(), 200);
+        let big_honest = post(
+            Body::new(Trickle {
+                left: BIG,
+                stall: false,
+            }),
+            jwt(""),
+        );
+        let (status, _) = json_of(svc.clone().oneshot(big_honest).await.unwrap()).await;
+        assert_eq!(status, 400, "read whole (not JSON), not refused for room");
+
+        let mut statuses = std::collections::BTreeMap::new();
+        for task in stalled {
+            let response = tokio::time::timeout(Duration::from_secs(3600), task)
+                .await
+                .expect("refused, not waited for ever")
+                .unwrap()
+                .unwrap();
+            if response.status() == 503 {
+                assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
+            }
+            *statuses.entry(response.status().as_u16()).or_insert(0) += 1;
+        }
+        assert_eq!(statuses.values().sum::<i32>(), 24);
+        assert!(
+            statuses.keys().all(|s| [408, 503].contains(s)),
+            "{statuses:?}"
+        );
+        assert_eq!(layer.buffered_bytes(), 0);
+    }
+
+    /// Where no rule could allow an anonymous caller, its body is read for
+    /// 64 KiB at most: a small call is decided as always (401 with its
+    /// id); a large one, declared or sent, is refused on what it has sent,
+    /// holding at most 64 KiB.
+    #[tokio::test(start_paused = true)]
+    async fn an_anonymous_caller_no_rule_allows_is_refused_on_a_short_read() {
+        let layer = layer(); // no public rule
+        let svc = echo(layer.clone());
+        let (status, body) = json_of(svc.clone().oneshot(post(READ, None)).await.unwrap()).await;
+        assert_eq!((status.as_u16(), body["id"].clone()), (401, json!(5)));
+
+        let stalled: Vec<_> = (0..24)
+            .map(|_| {
+                let req = post(
+                    Body::new(Trickle {
+                        left: 4 * 1024 * 1024 - 1,
+                        stall: true,
+                    }),
+                    None,
+                );
+                tokio::spawn(svc.clone().oneshot(req))
+            })
+            .collect();
+        for task in stalled {
+            let (status, body) = json_of(task.await.unwrap().unwrap()).await;
+            assert_eq!(status, 401, "{body}");
+            assert_eq!(body["id"], Value::Null);
+        }
+        assert_eq!(layer.buffered_bytes(), 0);
+
+        // Declared too long: refused before reading a byte.
+        let mut req = post(
+            Body::new(Trickle {
+                left: 0,
+                stall: true,
+            }),
+            None,
+        );
+        req.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, (4 << 20).into());
+        let started = tokio::time::Instant::now();
+        let (status, _) = json_of(svc.clone().oneshot(req).await.unwrap()).await;
+        assert_eq!((status.as_u16(), started.elapsed()), (401, Duration::ZERO));
+
+        // Too slow: refused after a second, not the body timeout.
+        let slow = post(
+            Body::new(Trickle {
+                left: 10,
+                stall: true,
+            }),
+            None,
+        );
+        let (status, _) = json_of(svc.oneshot(slow).await.unwrap()).await;
+        assert_eq!(status, 401);
+        assert_eq!(started.elapsed(), ANONYMOUS_REFUSAL_TIME);
+    }
+
+    /// The `Mcp-Method` / `Mcp-Name` headers refuse before the body is
+    /// read when the policy refuses what they name whatever the body says;
+    /// otherwise the body is read and checked against them.
+    #[tokio::test(start_paused = true)]
+    async fn headers_alone_refuse_before_the_body_is_read() {
+        let layer = open_layer();
+        let svc = echo(layer.clone());
+        let stalled = |method: &str, name: Option<&str>, who: Option<Principal>| {
+            let mut req = post(
+                Body::new(Trickle {
+                    left: 1000,
+                    stall: true,
+                }),
+                who,
+            );
+            req.headers_mut()
+                .insert("mcp-method", method.parse().unwrap());
+            if let Some(name) = name {
+                req.headers_mut().insert("mcp-name", name.parse().unwrap());
+            }
+            req
+        };
+        let started = tokio::time::Instant::now();
+        for (method, name, who, status) in [
+            ("tools/call", Some("admin"), None, 401),
+            ("tools/list", None, None, 401),
+            ("tools/call", Some("=?base64?YWRtaW4=?="), None, 401),
+        ] {
+            let response = svc.clone().oneshot(stalled(method, name, who)).await;
+            let (got, body) = json_of(response.unwrap()).await;
+            assert_eq!(got, status, "{method} {name:?}: {body}");
+            assert_eq!(started.elapsed(), Duration::ZERO, "nothing read");
+        }
+        assert_eq!(layer.buffered_bytes(), 0);
+        // What the headers cannot refuse is read (and the stalled body
+        // times out): the public tool; `tools/call` without `Mcp-Name`; a
+        // method whose target only the body names; a tool whose rule
+        // refuses a bearer token, since a body without `params.name` would
+        // be decided by the default rule, which allows it.
+        for (method, name, who) in [
+            ("tools/call", Some("hello"), None),
+            ("tools/call", None, None),
+            ("completion/complete", None, None),
+            ("tools/call", Some("admin"), jwt("read:data")),
+        ] {
+            let response = svc.clone().oneshot(stalled(method, name, who)).await;
+            assert_eq!(response.unwrap().status(), 408, "{method} {name:?}");
+        }
+        // Allowed by the headers, the body still must match them.
+        let mut req = post(READ, jwt("read:data"));
+        req.headers_mut()
+            .insert("mcp-method", "tools/call".parse().unwrap());
+        req.headers_mut()
+            .insert("mcp-name", "hello".parse().unwrap());
+        let (status, body) = json_of(svc.oneshot(req).await.unwrap()).await;
+        assert_eq!(
+            (status.as_u16(), body["error"]["code"].clone()),
+            (400, json!(-32020))
+        );
+    }
+
+    /// A rule with a check may look at what only the body says: the
+    /// headers do not decide for it.
+    #[tokio::test]
+    async fn headers_do_not_decide_for_a_rule_with_checks() {
+        let policy = McpPolicy::builder()
+            .default(Rule::api_key())
+            .tool("mine", Rule::bearer().check(|_, call| call.id().is_some()))
+            .build()
+            .unwrap();
+        let mut req = post(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"mine"}}"#,
+            jwt(""),
+        );
+        req.headers_mut()
+            .insert("mcp-method", "tools/call".parse().unwrap());
+        req.headers_mut()
+            .insert("mcp-name", "mine".parse().unwrap());
+        assert_eq!(run(McpPolicyLayer::new(policy), req).await.0, 200);
+    }
+
+    // ───── issue 23, item 6d: a refusal never carries a response's id ─────
+
+    /// A client's response to a server request carries the server's id; a
+    /// refusal of it says `null` (on the old code `"id": 5`, which the
+    /// client matches to its own request 5). In a batch, the refusal
+    /// carries the refused element's id when it is a request, else the
+    /// first request's, else `null`.
+    #[tokio::test]
+    async fn a_refused_response_carries_no_id() {
+        let hello = |id: u32| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"hello"}}}}"#
+            )
+        };
+        let result = r#"{"jsonrpc":"2.0","id":5,"result":{}}"#;
+        let error = r#"{"jsonrpc":"2.0","id":5,"error":{"code":-1,"message":"no"}}"#;
+        for (body, want) in [
+            (result.to_owned(), Value::Null),
+            (error.to_owned(), Value::Null),
+            (format!("[{result}]"), Value::Null),
+            (format!("[{result},{error}]"), Value::Null),
+            (format!("[{result},{}]", hello(7)), json!(7)),
+            (format!("[{},{result}]", hello(7)), json!(7)),
+        ] {
+            let (status, _, bytes) = run(open_layer(), post(body.clone(), None)).await;
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(
+                (status.as_u16(), v["id"].clone()),
+                (401, want),
+                "{body}: {v}"
+            );
+        }
+        // A request refused: its id, as ever.
+        let (status, _, bytes) = run(open_layer(), post(READ, None)).await;
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!((status.as_u16(), v["id"].clone()), (401, json!(5)));
     }
 }

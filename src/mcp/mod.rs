@@ -11,6 +11,7 @@
 //! | [`McpPolicyLayer`] | reads the body once, decides, hands on the same bytes |
 //! | [list filtering](#list-filtering) | list results trimmed to what the caller may call, on every response |
 //! | [`session::SessionBindingLayer`] ([`session`]) | a session belongs to the principal that opened it |
+//! | [`handles::HandleBindingLayer`] ([`handles`]) | 2026-07-28: a `requestState` and a task id belong to their caller (and the state to its request) |
 //!
 //! Put the layer after the authentication layers (made `.optional()` so the
 //! policy decides what needs a credential) and before the MCP service. It
@@ -58,7 +59,7 @@
 //! impl Server {
 //!     #[tool(description = "Who am I?")]
 //!     async fn whoami(&self, Extension(parts): Extension<http::request::Parts>) -> String {
-//!         Principal::from_parts(&parts).map_or("anonymous".into(), |p| p.subject().to_owned())
+//!         Principal::from_parts(&parts).map_or("anonymous".into(), |p| p.name().to_owned())
 //!     }
 //! }
 //! # let _ = Server { tool_router: Server::tool_router() }.tool_router;
@@ -68,17 +69,19 @@
 //!
 //! # List filtering
 //!
-//! List filtering: every `tools/list`, `prompts/list`, `resources/list` and
-//! `resources/templates/list` result that leaves the MCP endpoint is
-//! trimmed to what the caller of that HTTP exchange may call.
+//! List filtering: every `tools/list`, `prompts/list`, `resources/list`,
+//! `resources/templates/list` and `skills/list` result that leaves the MCP
+//! endpoint is trimmed to what the caller of that HTTP exchange may call.
 //!
 //! An item stays when the [`McpPolicy`] would allow the caller to use it:
 //! a tool when `tools/call` of its `name` is allowed, a prompt when
 //! `prompts/get` of its `name` is, a resource when `resources/read` of its
 //! `uri` is, a resource template when reading its `uriTemplate` is (the
 //! template string matches a rule registered for the same template, and
-//! any template whose variables cover it). An item without that member is
-//! dropped. A filtered result is marked `"cacheScope": "private"` (MCP
+//! any template whose variables cover it), a skill (the skills extension,
+//! SEP-2640, rmcp 3.11) when `skills/get` of its `uri` is
+//! ([`McpPolicy::may_get_skill`]). An item without that member is
+//! dropped; so is a target whose rule is [`Rule::deny`](crate::Rule::deny). A filtered result is marked `"cacheScope": "private"` (MCP
 //! 2026-07-28, SEP-2549: absent means `"public"`, which would let a client
 //! or an intermediary serve one caller's list to another).
 //!
@@ -139,6 +142,29 @@
 //! Switch filtering off with
 //! [`McpPolicyLayer::filter_lists(false)`](crate::mcp::McpPolicyLayer::filter_lists).
 //!
+//! ## What the policy does not name
+//!
+//! The filter also tells the operator where the policy and the server
+//! disagree, before an attacker finds out:
+//!
+//! - a tool, prompt, resource, resource template or skill that the server
+//!   lists and no rule of its kind names (a tool added without a rule: it
+//!   falls to the unmatched rule of its kind, else the method rule, else
+//!   the default);
+//! - a tool or prompt that a rule names and the server's complete list
+//!   does not hold (a typo: `wirte_note` for `write_note`, whose rule then
+//!   matches nothing), found once a listing's last page (no `nextCursor`)
+//!   has been seen, the earlier pages before it.
+//!
+//! Each name is reported once per policy (a reload starts afresh): an
+//! audit event (`outcome = "policy_gap"`, `reason = "no_rule"` or
+//! `"never_listed"`, `target_kind`, `target` cut to the audit bound) and a
+//! warning in the log. At most 256 names are remembered; then one event
+//! (`reason = "too_many_gaps"`) says no more are reported. A listing the
+//! filter has seen among the last few costs a hash of its names; only a
+//! new one takes a lock. With filtering switched off, nothing is
+//! reported.
+//!
 //! ## Example
 //!
 //! ```
@@ -183,8 +209,10 @@
 //! # let _ = layers; Ok(()) }
 //! ```
 
+mod body;
 mod file;
 mod filter;
+pub mod handles;
 mod inspect;
 mod json;
 mod layer;
@@ -194,6 +222,10 @@ pub mod session;
 mod template_index;
 mod uri_template;
 
+pub use body::{
+    ANONYMOUS_REFUSAL_LIMIT, DEFAULT_ANONYMOUS_BUFFER_BUDGET, DEFAULT_BODY_TIMEOUT,
+    DEFAULT_BUFFER_BUDGET,
+};
 pub use file::SharedPolicy;
 pub use inspect::{
     McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH, MCP_METHOD, MCP_NAME,

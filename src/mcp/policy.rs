@@ -12,6 +12,7 @@ use crate::{
 };
 
 use super::{
+    filter::Gaps,
     inspect::{Kind, McpCall, Target},
     limits::RateLimits,
     template_index::{TemplateIndex, TemplatePrecedence},
@@ -33,7 +34,7 @@ impl Rule {
     /// // Only the owner may read `user://{user_id}/private`.
     /// let owner_only = Rule::bearer().scopes(["read:data"]).check(|principal, call| {
     ///     matches!(call.target(), Some(Target::Resource(uri))
-    ///         if uri == &format!("user://{}/private", principal.subject()))
+    ///         if principal.subject().is_some_and(|sub| uri == &format!("user://{sub}/private")))
     /// });
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
@@ -94,6 +95,17 @@ impl Rule {
 /// 3. the method's rule ([`method`](McpPolicyBuilder::method));
 /// 4. the default.
 ///
+/// Without step 2 a tool that no rule names (one added to the server
+/// later, or whose rule has a typo: `wirte_note` for `write_note`) falls
+/// to the default, by default [`Rule::authenticated`]: any caller with any
+/// credential may call it and sees it listed. Give
+/// [`unmatched_tool`](McpPolicyBuilder::unmatched_tool) and
+/// [`unmatched_prompt`](McpPolicyBuilder::unmatched_prompt) a strict rule,
+/// [`Rule::deny`] (nobody; not listed), to fail closed. Either way, the
+/// list filter reports each listed target that no rule names, and each
+/// rule that names a tool or prompt the server never lists, once, as an
+/// audit event (see [list filtering](super#list-filtering)).
+///
 /// Resources are named by `resources/read`, `resources/subscribe`,
 /// `resources/unsubscribe`, `resources/directory/read`, `skills/get`,
 /// `subscriptions/listen` and `completion/complete` (`ref/resource`), so
@@ -110,7 +122,8 @@ impl Rule {
 ///
 /// A call whose method names a target that the body lacks (a
 /// `resources/read` without a string `params.uri`) is decided as a target
-/// that matches no rule: step 2, else 3, else 4. That is safe: such a call
+/// that matches no rule: step 2 (unless that rule is [`Rule::deny`], which
+/// closes targets, and such a call reaches none), else 3, else 4. That is safe: such a call
 /// can never match a target's rule, so no target's rule is skipped; the
 /// layer reads the target where rmcp does (the same member, escapes
 /// decoded, repeated members refused), so when the layer finds no target
@@ -133,9 +146,15 @@ impl Rule {
 ///     .resource("user://{user_id}/private", Rule::bearer().scopes(["read:data"]))
 ///     // A URI no resource rule matches: API key only, not the default.
 ///     .unmatched_resource(Rule::api_key())
+///     // A tool or prompt no rule names: nobody, and not listed.
+///     .unmatched_tool(Rule::deny())
+///     .unmatched_prompt(Rule::deny())
 ///     .method("logging/setLevel", Rule::api_key())
 ///     .build()
 ///     .unwrap();
+///
+/// let anyone = tower_mcp_auth::Principal::new(tower_mcp_auth::AuthScheme::ApiKey, "ops");
+/// assert!(!policy.may_call_tool(Some(&anyone), "delete_usr"));
 ///
 /// // A rule set that cannot be right fails at build time.
 /// assert!(McpPolicy::builder().resource("user://{+id}", Rule::public()).build().is_err());
@@ -155,6 +174,9 @@ struct Inner {
     methods: HashMap<String, Rule>,
     rate_limits: RateLimits,
     hierarchy: ScopeHierarchy,
+    /// What the list filter has reported about this policy (one report
+    /// per name per policy: a reload starts afresh).
+    gaps: Gaps,
 }
 
 /// Builds an [`McpPolicy`]. Every method takes and returns the builder;
@@ -217,8 +239,15 @@ impl McpPolicy {
             // The method names a target the body lacks: an unmatched one.
             None => (None, call.unread_target()),
         };
+        // A call without its target reaches no target (the server answers
+        // it with its own error): `deny`, which closes the targets no rule
+        // names, does not decide it.
+        let targetless = call.target().is_none();
         specific
-            .or_else(|| kind.and_then(|k| inner.unmatched.get(k)))
+            .or_else(|| {
+                kind.and_then(|k| inner.unmatched.get(k))
+                    .filter(|rule| !(targetless && rule.is_deny()))
+            })
             .or_else(|| inner.methods.get(method))
             .unwrap_or(&inner.default)
     }
@@ -292,8 +321,84 @@ impl McpPolicy {
         )
     }
 
+    /// Whether `principal` may get the skill whose `SKILL.md` is at `uri`
+    /// (`skills/get`: the resource's rule, else the unmatched resource
+    /// rule, else the `skills/get` method rule, else the default).
+    #[must_use]
+    pub fn may_get_skill(&self, principal: Option<&Principal>, uri: &str) -> bool {
+        self.allows(
+            principal,
+            &McpCall::new("skills/get", Some(Target::Resource(uri.into()))),
+        )
+    }
+
     fn allows(&self, principal: Option<&Principal>, call: &McpCall) -> bool {
         self.rule_for(Some(call)).allows(principal, call)
+    }
+
+    /// Whether any rule of the policy could allow an anonymous caller
+    /// (a [`Rule::public`] alternative anywhere: the default, an unmatched
+    /// rule, a tool's, prompt's, resource's, template's or method's). When
+    /// none could, [`McpPolicyLayer`](super::McpPolicyLayer) refuses an
+    /// anonymous request on what little it reads of the body.
+    ///
+    /// ```
+    /// use tower_mcp_auth::mcp::McpPolicy;
+    /// use tower_mcp_auth::Rule;
+    ///
+    /// let closed = McpPolicy::builder().tool("x", Rule::api_key()).build()?;
+    /// assert!(!closed.admits_anonymous());
+    /// let open = McpPolicy::builder().tool("hello", Rule::public()).build()?;
+    /// assert!(open.admits_anonymous());
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn admits_anonymous(&self) -> bool {
+        let inner = &*self.0;
+        let unmatched = [
+            &inner.unmatched.tool,
+            &inner.unmatched.prompt,
+            &inner.unmatched.resource,
+        ];
+        std::iter::once(&inner.default)
+            .chain(unmatched.into_iter().flatten())
+            .chain(inner.tools.values())
+            .chain(inner.prompts.values())
+            .chain(inner.resources.values())
+            .chain(inner.templates.iter().map(|(_, rule)| rule))
+            .chain(inner.methods.values())
+            .any(|rule| rule.permits(None))
+    }
+
+    /// Whether a tool rule names `name` (not an unmatched rule).
+    pub(crate) fn names_tool(&self, name: &str) -> bool {
+        self.0.tools.contains_key(name)
+    }
+
+    /// Whether a prompt rule names `name`.
+    pub(crate) fn names_prompt(&self, name: &str) -> bool {
+        self.0.prompts.contains_key(name)
+    }
+
+    /// Whether a resource rule (an exact URI, or a template that matches)
+    /// decides `uri` (a URI, or a template as listed).
+    pub(crate) fn names_resource(&self, uri: &str) -> bool {
+        self.resource_rule(uri).is_some()
+    }
+
+    /// The tools the rules name.
+    pub(crate) fn tools_named(&self) -> impl Iterator<Item = &str> {
+        self.0.tools.keys().map(String::as_str)
+    }
+
+    /// The prompts the rules name.
+    pub(crate) fn prompts_named(&self) -> impl Iterator<Item = &str> {
+        self.0.prompts.keys().map(String::as_str)
+    }
+
+    /// What the list filter has reported about this policy.
+    pub(crate) fn gaps(&self) -> &Gaps {
+        &self.0.gaps
     }
 
     /// The rate-limit quotas and per-tool costs the policy carries.
@@ -372,7 +477,9 @@ impl McpPolicyBuilder {
 
     /// The rule for a tool that has no rule of its own (before the
     /// `tools/call` method rule and the default; see the
-    /// [`McpPolicy`] docs).
+    /// [`McpPolicy`] docs). [`Rule::deny`] fails closed: a tool added to
+    /// the server without a rule, or one whose rule misspells it, is then
+    /// called and listed by nobody.
     pub fn unmatched_tool(mut self, rule: Rule) -> Self {
         self.unmatched.tool = Some(rule);
         self
@@ -590,6 +697,7 @@ impl McpPolicyBuilder {
             methods,
             rate_limits: self.rate_limits,
             hierarchy,
+            gaps: Gaps::default(),
         })))
     }
 
@@ -922,6 +1030,20 @@ mod tests {
         assert_eq!(kind(&p, None, &c), Some(MissingCredential));
         let c = parsed(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read"}"#);
         assert_eq!(kind(&p, Some(&reader), &c), Some(InvalidToken));
+        // `deny` for unmatched targets closes targets, not a call without
+        // one: the method rule, else the default decides it, and the
+        // server answers it with its own error.
+        let p = McpPolicy::builder()
+            .unmatched_tool(Rule::deny())
+            .unmatched_prompt(Rule::deny())
+            .build()
+            .unwrap();
+        let c = parsed(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#);
+        assert_eq!(kind(&p, Some(&reader), &c), None);
+        assert_eq!(kind(&p, None, &c), Some(MissingCredential));
+        let c = parsed(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":7}}"#);
+        assert_eq!(kind(&p, Some(&key()), &c), None);
+        assert_eq!(kind(&p, Some(&key()), &tool("unnamed")), Some(Forbidden));
     }
 
     #[test]
@@ -969,7 +1091,7 @@ mod tests {
                 "tasks/get",
                 Rule::bearer().check(|who, call| {
                     matches!(call.target(), Some(Target::Task(id))
-                        if id.starts_with(&format!("{}:", who.subject())))
+                        if id.starts_with(&format!("{}:", who.name())))
                 }),
             )
             .build()
@@ -1011,7 +1133,7 @@ mod tests {
         let p = McpPolicy::builder()
             .tool(
                 "mine",
-                Rule::bearer().check(|p, c| c.target().is_some() && p.subject() == "alice"),
+                Rule::bearer().check(|p, c| c.target().is_some() && p.subject() == Some("alice")),
             )
             .build()
             .unwrap();

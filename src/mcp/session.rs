@@ -14,8 +14,10 @@
 //! On the way out, every `Mcp-Session-Id` the server sends (rmcp sends it on
 //! the `initialize` response; any response is rewritten) becomes
 //! `<id>.<tag>`, where `tag` is HMAC-SHA256 (128 bits, base64url) under a
-//! key of this layer over the owner (the [`Principal`]'s scheme, its `iss`
-//! claim when it has one, and its subject; or "anonymous") and the id. On
+//! key of this layer over the owner (the [`Principal`]'s
+//! [identity key](Principal::identity_key): its scheme, issuer, kind —
+//! a subject, or a client acting for itself — and name; or "anonymous")
+//! and the id. On
 //! the way in, the layer recomputes the tag for the caller of *this*
 //! request and, if it matches, hands the server the bare `<id>`. Otherwise
 //! (another principal, a tampered or stripped tag, two `Mcp-Session-Id`
@@ -122,7 +124,6 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http::{header::HeaderName, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use pin_project_lite::pin_project;
-use serde_json::Value;
 use sha2::Sha256;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -288,34 +289,31 @@ impl fmt::Debug for SessionKey {
 
 /// Feeds one field, length first, so that no two field lists feed the same
 /// bytes.
-fn field(mac: &mut Hmac<Sha256>, bytes: &[u8]) {
+pub(crate) fn field(mac: &mut Hmac<Sha256>, bytes: &[u8]) {
     mac.update(&(bytes.len() as u64).to_be_bytes());
     mac.update(bytes);
+}
+
+/// Feeds who owns a handle: the one definition of an owner that every
+/// binding (sessions here, `requestState` and task ids in
+/// [`handles`](super::handles)) uses. The [`Principal`]'s scheme, its `iss`
+/// claim when it has one, and its subject; or "anonymous" (`None`).
+pub(crate) fn feed_owner(mac: &mut Hmac<Sha256>, owner: Option<&Principal>) {
+    match owner {
+        None => mac.update(b"\x00"),
+        Some(p) => {
+            // Scheme, issuer, kind (subject or client) and name.
+            mac.update(b"\x02");
+            field(mac, p.identity_key().as_bytes());
+        }
+    }
 }
 
 impl SessionKey {
     /// The MAC of `id` for `owner`.
     fn mac(&self, owner: Option<&Principal>, id: &[u8]) -> Hmac<Sha256> {
         let mut mac = self.keyed.clone();
-        match owner {
-            None => mac.update(b"\x00"),
-            Some(p) => {
-                mac.update(b"\x01");
-                field(&mut mac, p.scheme().as_str().as_bytes());
-                match p.claim("iss") {
-                    None => mac.update(b"\x00"),
-                    Some(Value::String(iss)) => {
-                        mac.update(b"\x01");
-                        field(&mut mac, iss.as_bytes());
-                    }
-                    Some(other) => {
-                        mac.update(b"\x02");
-                        field(&mut mac, other.to_string().as_bytes());
-                    }
-                }
-                field(&mut mac, p.subject().as_bytes());
-            }
-        }
+        feed_owner(&mut mac, owner);
         field(&mut mac, id);
         mac
     }
@@ -537,7 +535,7 @@ mod tests {
     };
 
     use http_body_util::BodyExt;
-    use serde_json::json;
+    use serde_json::{json, Value};
     use tower::{ServiceBuilder, ServiceExt};
 
     use super::*;
@@ -603,12 +601,14 @@ mod tests {
     }
 
     fn alice() -> Principal {
-        Principal::new(AuthScheme::Jwt, "alice").with_claims(
-            json!({"iss": "https://as.example.com", "sub": "alice"})
-                .as_object()
-                .unwrap()
-                .clone(),
-        )
+        Principal::new(AuthScheme::Jwt, "alice")
+            .with_issuer("https://as.example.com")
+            .with_claims(
+                json!({"iss": "https://as.example.com", "sub": "alice"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            )
     }
 
     fn bob() -> Principal {
@@ -743,7 +743,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_owner_is_scheme_issuer_and_subject() {
+    async fn the_owner_is_scheme_issuer_kind_and_subject() {
         let _serial = REFUSALS.lock().await;
         let layer = SessionBindingLayer::new();
         let seen = Seen::default();
@@ -751,14 +751,15 @@ mod tests {
         let id = open(svc.clone(), Some(&alice())).await;
 
         let same_sub_other_scheme = Principal::new(AuthScheme::ApiKey, "alice");
-        let same_sub_other_issuer = Principal::new(AuthScheme::Jwt, "alice").with_claims(
-            json!({"iss": "https://evil.example.com"})
-                .as_object()
-                .unwrap()
-                .clone(),
-        );
+        let same_sub_other_issuer =
+            Principal::new(AuthScheme::Jwt, "alice").with_issuer("https://evil.example.com");
         let same_sub_no_issuer = Principal::new(AuthScheme::Jwt, "alice");
+        // Issue 23 6e: a client named alice (a token without sub) is not
+        // the user alice.
+        let client_of_that_name =
+            Principal::client(AuthScheme::Jwt, "alice").with_issuer("https://as.example.com");
         let same_owner_other_token = Principal::new(AuthScheme::Jwt, "alice")
+            .with_issuer("https://as.example.com")
             .with_scopes(crate::Scopes::parse("read:data"))
             .with_claims(
                 json!({"iss": "https://as.example.com", "jti": "2"})
@@ -770,6 +771,7 @@ mod tests {
             (Some(&same_sub_other_scheme), 404),
             (Some(&same_sub_other_issuer), 404),
             (Some(&same_sub_no_issuer), 404),
+            (Some(&client_of_that_name), 404),
             (None, 404),
             (Some(&same_owner_other_token), 200),
         ] {

@@ -23,7 +23,9 @@
 //! [`RateLimitLayer`](super::RateLimitLayer) is `rate_limited`) and the
 //! description names the cool-down and the seconds left
 //! ([`AuthError::too_many_failed_authentications`]). Other addresses are not
-//! affected. Addresses are found as [`KeyExtractor::client_ip`] does
+//! affected. An IPv6 client counts by its network, a /64 by default
+//! ([`ipv6_prefix`](FailedAuthLayer::ipv6_prefix)): one host commonly
+//! has a whole /64 to send from. Addresses are found as [`KeyExtractor::client_ip`] does
 //! (`ConnectInfo`, [`TrustedProxies`]): serve with
 //! `into_make_service_with_connect_info::<SocketAddr>()`, and behind a
 //! proxy configure [`trusted_proxies`](FailedAuthLayer::trusted_proxies),
@@ -99,13 +101,50 @@
 //! `layer = "failed_auth"` and the `client` address; each refused request
 //! during the cool-down is another.
 //!
+//! # Guesses that arrive at once
+//!
+//! A failure is counted when the authenticator decides (it tells this layer
+//! through an [`OnAuthentication`] listener in the request's extensions),
+//! not when the response is finished: a refusal of a JSON-RPC POST may
+//! wait up to a second for the body that carries its id, and a guesser
+//! that never sends the body must not have a second's worth of guesses
+//! checked. And requests still in flight count against the limit: each
+//! request holds one of its address's
+//! [`threshold`](FailedAuthLayer::threshold) slots from the moment it
+//! arrives until its outcome is known (an authenticator accepts or refuses
+//! it; for a request no authenticator decides, such as one without a
+//! credential, its response). An acceptance frees its slot; a counted
+//! refusal turns it into a failure of the window. A request that finds
+//! every slot taken (failures and requests in flight) waits for one; when
+//! the address is blocked meanwhile it gets the cool-down's 429, and after
+//! [`MAX_WAIT`] (10 s) without a slot, 429 `rate_limited` with
+//! `Retry-After: 1`. So at most `threshold` credentials from one address
+//! are ever checked in one window, however many arrive at once: 200
+//! concurrent wrong keys with bodies that never come get at most 10
+//! answers of 401, the rest 429. Honest concurrent requests are not
+//! refused: with a key checked at once (an API key, a JWT whose key is
+//! known) a slot is held for microseconds; with a slow check
+//! (introspection) the 11th concurrent request waits its turn.
+//!
+//! # Memory
+//!
 //! Memory is bounded: entries expire when their window and cool-down are
 //! over and are swept every 10 s (amortised into requests, like
-//! [`MemoryStore`](super::MemoryStore)); past
-//! [`max_keys`](FailedAuthLayer::max_keys) addresses (default 100 000),
-//! new addresses share one overflow entry, so during a flood from more
-//! addresses than that, the untracked ones are throttled together while
-//! tracked ones keep their own counts.
+//! [`MemoryStore`](super::MemoryStore)); an address with nothing to
+//! remember (no failure, nothing in flight) is removed at once. A full
+//! table ([`max_keys`](FailedAuthLayer::max_keys) addresses, default
+//! 100 000) never refuses anyone: the request that finds it full makes
+//! room by evicting an eighth of it, among the addresses with nothing in
+//! flight, those that lose least: addresses in a cool-down last, else the
+//! fewest failures and the oldest window first. (It used to judge
+//! every new address by one shared overflow entry, which a flood from
+//! 100 000 addresses could get blocked, locking every new client out,
+//! valid key or not.) An attacker who wants its own address forgotten must
+//! fill the table with addresses that each failed more often, or are
+//! blocked; one with fewer failures is evicted before. Only when every
+//! tracked address has a request in flight (100 000 concurrent requests
+//! from as many networks) does a request from a new address go on
+//! untracked, reported by a `degraded` audit event.
 //!
 //! # Example
 //!
@@ -137,16 +176,18 @@ use std::{
 
 use axum::{body::Body, response::Response};
 use bytes::Bytes;
-use dashmap::DashMap;
+use dashmap::{mapref::entry::Entry, DashMap};
 use governor::clock::{Clock, DefaultClock, Reference};
 use http::Request;
 use pin_project_lite::pin_project;
+use tokio::sync::Notify;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::key::{KeyExtractor, RateLimitKey, TrustedProxies};
 use crate::{
     audit,
+    authenticate::{AuthenticationListener, Decision, OnAuthentication},
     error::{AuthError, AuthErrorKind, ErrorRenderer},
     future::BoxError,
     principal::Principal,
@@ -154,6 +195,12 @@ use crate::{
 };
 
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// The longest a request waits for one of its address's slots while the
+/// address has [`threshold`](FailedAuthLayer::threshold) requests whose
+/// credentials are still being checked; then it is refused (429
+/// `rate_limited`, `Retry-After: 1`).
+pub const MAX_WAIT: Duration = Duration::from_secs(10);
 
 /// A [`Layer`] that throttles addresses after repeated authentication
 /// failures; see the [module docs](self). Clones share one state.
@@ -180,40 +227,98 @@ struct Tracker<C: Clock> {
     count_missing: bool,
     keys: KeyExtractor,
     renderer: ErrorRenderer,
-    map: DashMap<RateLimitKey, Entry>,
+    map: DashMap<RateLimitKey, Record>,
     len: AtomicUsize,
+    next_id: AtomicU64,
     next_sweep: AtomicU64,
     last_sweep: AtomicU64,
     sweeping: AtomicBool,
+    untracked: AtomicU64,
+    reported_untracked: AtomicU64,
 }
 
 impl<C: Clock + Clone> Tracker<C> {
-    /// The same configuration, with no failures recorded yet.
-    fn reconfigurable(&self) -> Self {
+    fn with_clock(clock: C) -> Self {
+        let start = clock.now();
         Self {
-            clock: self.clock.clone(),
-            start: self.start,
-            threshold: self.threshold,
-            window: self.window,
-            cooldown: self.cooldown,
-            max_keys: self.max_keys,
-            count_missing: self.count_missing,
-            keys: self.keys.clone(),
-            renderer: self.renderer.clone(),
+            clock,
+            start,
+            threshold: 10,
+            window: nanos(Duration::from_secs(60)),
+            cooldown: nanos(Duration::from_secs(300)),
+            max_keys: super::memory::DEFAULT_MAX_KEYS,
+            count_missing: false,
+            keys: KeyExtractor::default(),
+            renderer: ErrorRenderer::default(),
             map: DashMap::new(),
             len: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
             next_sweep: AtomicU64::new(nanos(SWEEP_EVERY)),
             last_sweep: AtomicU64::new(0),
             sweeping: AtomicBool::new(false),
+            untracked: AtomicU64::new(0),
+            reported_untracked: AtomicU64::new(0),
         }
+    }
+
+    /// The same configuration, with no failures recorded yet.
+    fn reconfigurable(&self) -> Self {
+        let mut fresh = Self::with_clock(self.clock.clone());
+        fresh.start = self.start;
+        fresh.threshold = self.threshold;
+        fresh.window = self.window;
+        fresh.cooldown = self.cooldown;
+        fresh.max_keys = self.max_keys;
+        fresh.count_missing = self.count_missing;
+        fresh.keys = self.keys.clone();
+        fresh.renderer = self.renderer.clone();
+        fresh
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Entry {
+/// One client's (address's, or IPv6 network's) state.
+#[derive(Debug)]
+struct Record {
+    /// Tells this record from one made later for the same client (after
+    /// an eviction or a [`clear`](FailedAuthLayer::clear)).
+    id: u64,
     window_start: u64,
     failures: u32,
+    /// Requests let through whose outcome is not known yet.
+    in_flight: u32,
     blocked_until: u64,
+    /// Woken whenever a slot is released or the client is blocked; made
+    /// by the first request that has to wait.
+    waiters: Option<Arc<Notify>>,
+}
+
+impl Record {
+    fn new(id: u64, now: u64) -> Self {
+        Self {
+            id,
+            window_start: now,
+            failures: 0,
+            in_flight: 0,
+            blocked_until: 0,
+            waiters: None,
+        }
+    }
+
+    /// Nothing to remember: no failure, no block, nothing in flight.
+    fn idle(&self, now: u64) -> bool {
+        self.in_flight == 0 && self.failures == 0 && self.blocked_until <= now
+    }
+}
+
+/// What a request from a client may do now.
+enum Admit {
+    /// Go on, holding a slot of the record with this id (0: the table was
+    /// full and could not make room; untracked, nothing held).
+    Go(u64),
+    /// The client is in its cool-down for this long.
+    Blocked(Duration),
+    /// Every slot is taken (failures and requests in flight): wait.
+    Wait(Arc<Notify>),
 }
 
 impl FailedAuthLayer<DefaultClock> {
@@ -236,24 +341,8 @@ fn nanos(d: Duration) -> u64 {
 impl<C: Clock + Clone + Send + Sync + 'static> FailedAuthLayer<C> {
     /// As [`new`](FailedAuthLayer::new), on the given clock (for tests).
     pub fn with_clock(clock: C) -> Self {
-        let start = clock.now();
         Self {
-            tracker: Arc::new(Tracker {
-                clock,
-                start,
-                threshold: 10,
-                window: nanos(Duration::from_secs(60)),
-                cooldown: nanos(Duration::from_secs(300)),
-                max_keys: super::memory::DEFAULT_MAX_KEYS,
-                count_missing: false,
-                keys: KeyExtractor::default(),
-                renderer: ErrorRenderer::default(),
-                map: DashMap::new(),
-                len: AtomicUsize::new(0),
-                next_sweep: AtomicU64::new(nanos(SWEEP_EVERY)),
-                last_sweep: AtomicU64::new(0),
-                sweeping: AtomicBool::new(false),
-            }),
+            tracker: Arc::new(Tracker::with_clock(clock)),
         }
     }
 
@@ -268,7 +357,9 @@ impl<C: Clock + Clone + Send + Sync + 'static> FailedAuthLayer<C> {
     }
 
     /// Blocks an address after `failures` refused credentials within
-    /// `window` (`failures` at least 1).
+    /// `window` (`failures` at least 1). At most `failures` credentials
+    /// from one address are checked per window, however many arrive at
+    /// once (module docs).
     pub fn threshold(mut self, failures: u32, window: Duration) -> Self {
         let c = self.config();
         c.threshold = failures.max(1);
@@ -282,7 +373,8 @@ impl<C: Clock + Clone + Send + Sync + 'static> FailedAuthLayer<C> {
         self
     }
 
-    /// The most addresses tracked at once (at least 1).
+    /// The most addresses tracked at once (at least 1); a full table
+    /// makes room (module docs, "Memory").
     pub fn max_keys(mut self, max: usize) -> Self {
         self.config().max_keys = max.max(1);
         self
@@ -306,13 +398,24 @@ impl<C: Clock + Clone + Send + Sync + 'static> FailedAuthLayer<C> {
         self
     }
 
+    /// Counts IPv6 clients by their first `bits` bits (default
+    /// [`DEFAULT_IPV6_PREFIX`](super::DEFAULT_IPV6_PREFIX), a /64, the
+    /// block one host is commonly given; 128 counts each address alone).
+    /// IPv4 addresses count one by one.
+    pub fn ipv6_prefix(mut self, bits: u8) -> Self {
+        let c = self.config();
+        c.keys = std::mem::take(&mut c.keys).ipv6_prefix(bits);
+        self
+    }
+
     /// Renders refusals with a custom renderer.
     pub fn renderer(mut self, renderer: ErrorRenderer) -> Self {
         self.config().renderer = renderer;
         self
     }
 
-    /// How many addresses are tracked now.
+    /// How many addresses are tracked now (those with failures, a
+    /// cool-down, or requests in flight).
     #[must_use]
     pub fn tracked(&self) -> usize {
         self.tracker.len.load(Ordering::Relaxed)
@@ -325,7 +428,10 @@ impl<C: Clock + Clone + Send + Sync + 'static> FailedAuthLayer<C> {
     pub fn clear(&self) {
         let t = &*self.tracker;
         let mut removed = 0;
-        t.map.retain(|_, _| {
+        t.map.retain(|_, e| {
+            if let Some(waiters) = &e.waiters {
+                waiters.notify_waiters();
+            }
             removed += 1;
             false
         });
@@ -356,58 +462,124 @@ impl<C: Clock + Send + Sync + 'static> Tracker<C> {
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
         match peer {
-            Some(peer) => RateLimitKey::ip(self.keys.proxies().client_ip(peer, req.headers())),
+            Some(peer) => self
+                .keys
+                .client_key(self.keys.proxies().client_ip(peer, req.headers())),
             None => RateLimitKey::unknown_client(),
         }
     }
 
-    /// How long `key` is still blocked for, if it is.
-    fn blocked(&self, key: &RateLimitKey, now: u64) -> Option<Duration> {
-        if self.len.load(Ordering::Relaxed) == 0 {
-            // Nobody has failed lately: no lookup (the common case).
-            return None;
+    /// Starts a new window when the last one (or the cool-down) is over.
+    fn roll(&self, e: &mut Record, now: u64) {
+        if e.blocked_until != 0 && e.blocked_until <= now {
+            e.blocked_until = 0;
+            e.failures = 0;
+            e.window_start = now;
         }
-        let until = match self.map.get(key) {
-            Some(e) => e.blocked_until,
-            None if self.len.load(Ordering::Relaxed) >= self.max_keys => {
-                self.map.get(&RateLimitKey::overflow())?.blocked_until
-            }
-            None => return None,
-        };
-        (until > now).then(|| Duration::from_nanos(until - now))
+        if now >= e.window_start.saturating_add(self.window) {
+            e.window_start = now;
+            e.failures = 0;
+        }
     }
 
-    fn record_failure(&self, key: RateLimitKey, now: u64) -> bool {
-        let mut entry = match self.map.get_mut(&key) {
-            Some(e) => e,
-            None => {
-                let key = if self.len.load(Ordering::Relaxed) >= self.max_keys {
-                    RateLimitKey::overflow()
-                } else {
-                    key
-                };
-                self.map.entry(key).or_insert_with(|| {
-                    self.len.fetch_add(1, Ordering::Relaxed);
-                    Entry {
-                        window_start: now,
-                        failures: 0,
-                        blocked_until: 0,
-                    }
-                })
+    /// Whether a request from `key` may go on now: a slot is free when the
+    /// failures of the window and the requests in flight are fewer than
+    /// the threshold.
+    fn admit(&self, key: &RateLimitKey, now: u64) -> Admit {
+        if let Some(mut e) = self.map.get_mut(key) {
+            return self.admit_to(&mut e, now);
+        }
+        if self.len.load(Ordering::Relaxed) >= self.max_keys && !self.make_room(now) {
+            // Never refused because the table is full: untracked.
+            self.untracked.fetch_add(1, Ordering::Relaxed);
+            return Admit::Go(0);
+        }
+        match self.map.entry(key.clone()) {
+            Entry::Occupied(mut o) => self.admit_to(o.get_mut(), now),
+            Entry::Vacant(v) => {
+                self.len.fetch_add(1, Ordering::Relaxed);
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let mut record = Record::new(id, now);
+                record.in_flight = 1;
+                v.insert(record);
+                Admit::Go(id)
             }
+        }
+    }
+
+    fn admit_to(&self, e: &mut Record, now: u64) -> Admit {
+        self.roll(e, now);
+        if e.blocked_until > now {
+            return Admit::Blocked(Duration::from_nanos(e.blocked_until - now));
+        }
+        if e.failures.saturating_add(e.in_flight) < self.threshold {
+            e.in_flight += 1;
+            return Admit::Go(e.id);
+        }
+        Admit::Wait(e.waiters.get_or_insert_with(Arc::default).clone())
+    }
+
+    /// A request's outcome: releases the slot it held in record `id` (0:
+    /// none) and counts a failure. Whether the client is blocked now.
+    fn settle(&self, key: &RateLimitKey, id: u64, failed: bool, now: u64) -> bool {
+        let mut blocked = false;
+        let idle = {
+            let mut e = match self.map.get_mut(key) {
+                Some(e) => e,
+                None if failed => {
+                    if self.len.load(Ordering::Relaxed) >= self.max_keys && !self.make_room(now) {
+                        self.untracked.fetch_add(1, Ordering::Relaxed);
+                        return false;
+                    }
+                    let fresh = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    self.map.entry(key.clone()).or_insert_with(|| {
+                        self.len.fetch_add(1, Ordering::Relaxed);
+                        Record::new(fresh, now)
+                    })
+                }
+                None => return false,
+            };
+            if id != 0 && e.id == id {
+                e.in_flight = e.in_flight.saturating_sub(1);
+            }
+            if failed {
+                self.roll(&mut e, now);
+                if e.blocked_until <= now {
+                    e.failures += 1;
+                    if e.failures >= self.threshold {
+                        e.blocked_until = now.saturating_add(self.cooldown);
+                        e.failures = 0;
+                        e.window_start = now;
+                        blocked = true;
+                    }
+                }
+            }
+            if let Some(waiters) = &e.waiters {
+                waiters.notify_waiters();
+            }
+            e.idle(now)
         };
-        if now >= entry.window_start.saturating_add(self.window) {
-            entry.window_start = now;
-            entry.failures = 0;
+        if idle && self.map.remove_if(key, |_, e| e.idle(now)).is_some() {
+            self.len.fetch_sub(1, Ordering::Relaxed);
         }
-        entry.failures += 1;
-        if entry.failures >= self.threshold {
-            entry.blocked_until = now.saturating_add(self.cooldown);
-            entry.failures = 0;
-            entry.window_start = now;
-            return true;
+        blocked
+    }
+
+    /// Makes room in a full table (one thread at a time); whether there is
+    /// room now.
+    fn make_room(&self, now: u64) -> bool {
+        if self
+            .sweeping
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.last_sweep.store(now, Ordering::Relaxed);
+            self.next_sweep
+                .store(now.saturating_add(nanos(SWEEP_EVERY)), Ordering::Relaxed);
+            self.sweep(now, true);
+            self.sweeping.store(false, Ordering::Release);
         }
-        false
+        self.len.load(Ordering::Relaxed) < self.max_keys
     }
 
     fn maybe_sweep(&self, now: u64) {
@@ -424,20 +596,68 @@ impl<C: Clock + Send + Sync + 'static> Tracker<C> {
         }
         self.last_sweep.store(now, Ordering::Relaxed);
         self.next_sweep
-            .store(now + nanos(SWEEP_EVERY), Ordering::Relaxed);
+            .store(now.saturating_add(nanos(SWEEP_EVERY)), Ordering::Relaxed);
+        self.sweep(now, false);
+        self.sweeping.store(false, Ordering::Release);
+    }
+
+    /// Removes the records whose window and cool-down are over, and with
+    /// `evict`, an eighth of the table besides: of the records with nothing
+    /// in flight, those that lose least, a client in a cool-down last, else
+    /// the fewest failures and the oldest window first.
+    fn sweep(&self, now: u64, evict: bool) {
+        let expired = |e: &Record| {
+            e.in_flight == 0
+                && e.blocked_until <= now
+                && now >= e.window_start.saturating_add(self.window)
+        };
+        let score = |e: &Record| {
+            if e.blocked_until > now {
+                (1u8, 0u32, e.blocked_until)
+            } else {
+                (0, e.failures, e.window_start)
+            }
+        };
+        let mut cutoff = None;
+        let mut budget = 0usize;
+        if evict {
+            let mut scores: Vec<_> = (self.map.iter())
+                .filter(|e| e.in_flight == 0 && !expired(e))
+                .map(|e| score(&e))
+                .collect();
+            budget = (self.max_keys / 8).max(1).min(scores.len());
+            if budget > 0 {
+                cutoff = Some(*scores.select_nth_unstable(budget - 1).1);
+            }
+        }
         let mut removed = 0;
         self.map.retain(|_, e| {
-            let keep = e.blocked_until > now || now < e.window_start.saturating_add(self.window);
+            let evicted = budget > 0 && e.in_flight == 0 && cutoff.is_some_and(|c| score(e) <= c);
+            budget -= usize::from(evicted);
+            let keep = !(evicted || expired(e));
             removed += usize::from(!keep);
             keep
         });
         self.len.fetch_sub(removed, Ordering::Relaxed);
-        self.sweeping.store(false, Ordering::Release);
+        let untracked = self.untracked.load(Ordering::Relaxed);
+        let before = self.reported_untracked.swap(untracked, Ordering::Relaxed);
+        if untracked > before {
+            audit::degraded(
+                "failed_auth",
+                &format!(
+                    "failed-login table full ({} clients, each with requests in flight): {} requests went on untracked",
+                    self.max_keys,
+                    untracked - before
+                ),
+            );
+        }
     }
 
-    fn counts(&self, kind: AuthErrorKind) -> bool {
-        kind == AuthErrorKind::InvalidToken
-            || (self.count_missing && kind == AuthErrorKind::MissingCredential)
+    fn counts(&self, err: &AuthError) -> bool {
+        let kind = err.kind();
+        (kind == AuthErrorKind::InvalidToken
+            || (self.count_missing && kind == AuthErrorKind::MissingCredential))
+            && !asks_for_nonce(err)
     }
 }
 
@@ -446,6 +666,108 @@ impl<C: Clock + Send + Sync + 'static> Tracker<C> {
 /// after its token and proof were checked, not a failed credential.
 fn asks_for_nonce(err: &AuthError) -> bool {
     err.error_code() == "use_dpop_nonce"
+}
+
+/// A request's slot: settled once, by the first of the authenticator's
+/// decision ([`OnAuthentication`]), the response, or the request's end.
+struct Slot<C: Clock> {
+    tracker: Arc<Tracker<C>>,
+    key: RateLimitKey,
+    id: u64,
+    settled: AtomicBool,
+}
+
+/// [`Slot`] without its clock type, for the response future.
+trait Settle: Send + Sync {
+    fn settle(&self, failed: bool);
+    fn counts(&self, err: &AuthError) -> bool;
+}
+
+impl<C: Clock + Send + Sync + 'static> Settle for Slot<C> {
+    fn settle(&self, failed: bool) {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let t = &*self.tracker;
+        if t.settle(&self.key, self.id, failed, t.now()) {
+            audit::blocked(
+                "failed_auth",
+                &self.key.to_string(),
+                Duration::from_nanos(t.cooldown),
+            );
+        }
+    }
+
+    fn counts(&self, err: &AuthError) -> bool {
+        self.tracker.counts(err)
+    }
+}
+
+impl<C: Clock + Send + Sync + 'static> AuthenticationListener for Slot<C> {
+    fn decided(&self, decision: Decision<'_>) {
+        let failed = match decision {
+            Decision::Refused { error, principal } => principal.is_none() && self.counts(error),
+            Decision::Accepted(_) => false,
+        };
+        self.settle(failed);
+    }
+}
+
+/// The response future's hold on a slot: released uncounted when the
+/// request ends without an outcome (the client went away).
+struct Guard(Arc<dyn Settle>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.settle(false);
+    }
+}
+
+/// A slot for a request from `key` admitted into record `id`: the guard
+/// for the response future, the listener for the request's extensions.
+fn slot<C: Clock + Send + Sync + 'static>(
+    tracker: &Arc<Tracker<C>>,
+    key: RateLimitKey,
+    id: u64,
+) -> (Guard, OnAuthentication) {
+    let slot = Arc::new(Slot {
+        tracker: tracker.clone(),
+        key,
+        id,
+        settled: AtomicBool::new(false),
+    });
+    (Guard(slot.clone()), OnAuthentication::new(slot))
+}
+
+/// Waits for a slot of a client whose slots are all taken: a released
+/// slot or a block wakes it, [`MAX_WAIT`] ends the wait with a refusal.
+async fn wait_for_slot<C: Clock + Send + Sync + 'static>(
+    tracker: Arc<Tracker<C>>,
+    key: RateLimitKey,
+    mut waiters: Arc<Notify>,
+) -> Result<(Guard, OnAuthentication), AuthError> {
+    let deadline = tokio::time::Instant::now() + MAX_WAIT;
+    loop {
+        let current = waiters.clone();
+        let notified = current.notified();
+        tokio::pin!(notified);
+        // Registered before looking, so a release between the look and the
+        // wait is not missed.
+        notified.as_mut().enable();
+        match tracker.admit(&key, tracker.now()) {
+            Admit::Go(id) => return Ok(slot(&tracker, key, id)),
+            Admit::Blocked(wait) => return Err(AuthError::too_many_failed_authentications(wait)),
+            Admit::Wait(now_waiters) if !Arc::ptr_eq(&now_waiters, &current) => {
+                // A new record for the client (after a clear): wait on it.
+                waiters = now_waiters;
+            }
+            Admit::Wait(_) => {
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    return Err(AuthError::rate_limited(Duration::from_secs(1)));
+                }
+            }
+        }
+    }
 }
 
 impl<S, C: Clock> Layer<S> for FailedAuthLayer<C> {
@@ -499,9 +821,26 @@ impl<S, C: Clock> FailedAuth<S, C> {
     }
 }
 
+/// This layer's refusal of `req`: the audit event, then the rendering
+/// (which may read the body for the request's id).
+fn refuse<B>(renderer: &ErrorRenderer, err: AuthError, req: Request<B>) -> refusal::Rendered
+where
+    B: http_body::Body + Send + 'static,
+{
+    let err = err.with_request(&req);
+    audit::refused(
+        "failed_auth",
+        &err,
+        Principal::from_extensions(req.extensions()),
+        req.method(),
+        audit::path(req.uri(), req.extensions()),
+    );
+    refusal::render(renderer, err, req)
+}
+
 impl<S, C, ReqBody, ResBody> Service<Request<ReqBody>> for FailedAuth<S, C>
 where
-    S: Service<Request<ReqBody>, Response = http::Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
     C: Clock + Send + Sync + 'static,
     ReqBody: http_body::Body + Send + 'static,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
@@ -509,109 +848,140 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, C>;
+    type Future = ResponseFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let t = &*self.tracker;
         let now = t.now();
         t.maybe_sweep(now);
         let key = t.key(&req);
-        if let Some(wait) = t.blocked(&key, now) {
-            let err = AuthError::too_many_failed_authentications(wait).with_request(&req);
-            audit::refused(
-                "failed_auth",
-                &err,
-                Principal::from_extensions(req.extensions()),
-                req.method(),
-                audit::path(req.uri(), req.extensions()),
-            );
-            return ResponseFuture {
-                kind: match refusal::render(&t.renderer, err, req) {
-                    refusal::Rendered::Now(response) => Kind::Refused {
-                        response: Some(response),
-                    },
-                    refusal::Rendered::Later(future) => Kind::Rendering { future },
-                },
-            };
-        }
-        ResponseFuture {
-            kind: Kind::Inner {
-                future: self.inner.call(req),
-                key: Some(key),
-                tracker: self.tracker.clone(),
-            },
-        }
+        let kind = match t.admit(&key, now) {
+            Admit::Go(id) => {
+                let (guard, listener) = slot(&self.tracker, key, id);
+                req.extensions_mut().insert(listener);
+                Kind::Inner {
+                    future: self.inner.call(req),
+                    guard: Some(guard),
+                }
+            }
+            Admit::Blocked(wait) => Kind::refused(refuse(
+                &t.renderer,
+                AuthError::too_many_failed_authentications(wait),
+                req,
+            )),
+            Admit::Wait(waiters) => {
+                // The call waits: it takes the readied service and leaves a
+                // clone in its place.
+                let ready = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, ready);
+                Kind::Waiting {
+                    wait: Box::pin(wait_for_slot(self.tracker.clone(), key, waiters)),
+                    rest: Some(Box::new((inner, req, t.renderer.clone()))),
+                }
+            }
+        };
+        ResponseFuture { kind }
     }
 }
 
+/// What a waiting request resumes with: a slot, or its refusal.
+type Wait = Pin<Box<dyn Future<Output = Result<(Guard, OnAuthentication), AuthError>> + Send>>;
+
 pin_project! {
     /// Response future of [`FailedAuth`].
-    pub struct ResponseFuture<F, C: Clock> {
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
         #[pin]
-        kind: Kind<F, C>,
+        kind: Kind<S, B>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, C: Clock> {
-        Inner { #[pin] future: F, key: Option<RateLimitKey>, tracker: Arc<Tracker<C>> },
+    enum Kind<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        Inner { #[pin] future: S::Future, guard: Option<Guard> },
+        // Every slot of the client taken: waiting for one.
+        Waiting { wait: Wait, rest: Option<Box<(S, Request<B>, ErrorRenderer)>> },
         Refused { response: Option<Response> },
         // A refusal reading the request's JSON-RPC id first.
         Rendering { future: refusal::Pending },
     }
 }
 
-impl<F, C: Clock> fmt::Debug for ResponseFuture<F, C> {
+impl<S: Service<Request<B>>, B> Kind<S, B> {
+    fn refused(rendered: refusal::Rendered) -> Self {
+        match rendered {
+            refusal::Rendered::Now(response) => Self::Refused {
+                response: Some(response),
+            },
+            refusal::Rendered::Later(future) => Self::Rendering { future },
+        }
+    }
+}
+
+impl<S: Service<Request<B>>, B> fmt::Debug for ResponseFuture<S, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, C, B, E> Future for ResponseFuture<F, C>
+impl<S, B, ResBody> Future for ResponseFuture<S, B>
 where
-    F: Future<Output = Result<http::Response<B>, E>>,
-    C: Clock + Send + Sync + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: Service<Request<B>, Response = http::Response<ResBody>>,
+    B: http_body::Body + Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
 {
-    type Output = Result<Response, E>;
+    type Output = Result<Response, S::Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Inner {
-                future,
-                key,
-                tracker,
-            } => {
-                let res = ready!(future.poll(cx))?;
-                // A refusal after the credential was verified (the
-                // response carries the principal) is not a failed login.
-                let failed = res.extensions().get::<Principal>().is_none()
-                    && res
-                        .extensions()
-                        .get::<AuthError>()
-                        .is_some_and(|e| tracker.counts(e.kind()) && !asks_for_nonce(e));
-                if let (true, Some(key)) = (failed, key.take()) {
-                    let client = key.to_string();
-                    if tracker.record_failure(key, tracker.now()) {
-                        audit::blocked(
-                            "failed_auth",
-                            &client,
-                            Duration::from_nanos(tracker.cooldown),
-                        );
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let next = match self.as_mut().project().kind.project() {
+                KindProj::Inner { future, guard } => {
+                    let res = ready!(future.poll(cx))?;
+                    if let Some(guard) = guard.take() {
+                        // Not decided by an authenticator (no credential
+                        // any layer read, or a refusal by a later layer):
+                        // the response says. A refusal after the
+                        // credential was verified (the response carries the
+                        // principal) is not a failed login.
+                        let failed = res.extensions().get::<Principal>().is_none()
+                            && (res.extensions().get::<AuthError>())
+                                .is_some_and(|e| guard.0.counts(e));
+                        guard.0.settle(failed);
+                    }
+                    return Poll::Ready(Ok(res.map(Body::new)));
+                }
+                KindProj::Waiting { wait, rest } => {
+                    let admitted = ready!(wait.as_mut().poll(cx));
+                    let (mut inner, mut req, renderer) =
+                        *rest.take().expect("polled after completion");
+                    match admitted {
+                        Ok((guard, listener)) => {
+                            req.extensions_mut().insert(listener);
+                            Kind::Inner {
+                                future: inner.call(req),
+                                guard: Some(guard),
+                            }
+                        }
+                        Err(err) => Kind::refused(refuse(&renderer, err, req)),
                     }
                 }
-                Poll::Ready(Ok(res.map(Body::new)))
-            }
-            KindProj::Refused { response } => {
-                Poll::Ready(Ok(response.take().expect("polled after completion")))
-            }
-            KindProj::Rendering { future } => future.as_mut().poll(cx).map(Ok),
+                KindProj::Refused { response } => {
+                    return Poll::Ready(Ok(response.take().expect("polled after completion")));
+                }
+                KindProj::Rendering { future } => return future.as_mut().poll(cx).map(Ok),
+            };
+            self.as_mut().project().kind.set(next);
         }
     }
 }
@@ -619,6 +989,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     #[test]
     fn configuring_a_cloned_layer_leaves_the_clone_alone_and_never_panics() {
@@ -833,21 +1204,24 @@ mod tests {
     async fn bounded_memory_with_many_addresses() {
         let clock = FakeRelativeClock::default();
         let layer = FailedAuthLayer::with_clock(clock.clone())
-            .threshold(2, Duration::from_secs(60))
+            .threshold(3, Duration::from_secs(60))
             .max_keys(100);
         let tracked = "192.0.2.1:1";
-        assert_eq!(
-            send(&layer, req(tracked, "mcp_sk_wrong-000000000000"))
-                .await
-                .0,
-            401
-        );
+        for _ in 0..2 {
+            assert_eq!(
+                send(&layer, req(tracked, "mcp_sk_wrong-000000000000"))
+                    .await
+                    .0,
+                401
+            );
+        }
         for i in 0..1000u32 {
             let peer = SocketAddr::from((std::net::Ipv4Addr::from(0x0a00_0000 + i), 1)).to_string();
             send(&layer, req(&peer, "mcp_sk_wrong-000000000000")).await;
         }
         assert!(layer.tracked() <= 101, "{}", layer.tracked());
-        // The tracked address kept its own count: one more failure blocks it.
+        // The tracked address, with more failures than any of the flood's,
+        // was not evicted: one more failure blocks it.
         assert_eq!(
             send(&layer, req(tracked, "mcp_sk_wrong-000000000000"))
                 .await
@@ -896,5 +1270,312 @@ mod tests {
             assert_eq!(send_required(&layer, anonymous(peer)).await, 401);
         }
         assert_eq!(send_required(&layer, req(peer, KEY)).await, 429);
+    }
+
+    /// Issue 23, item 1: a table full of a flood's addresses (some of them
+    /// blocked) never refuses a valid key from a new address. It used to
+    /// judge every new address by one shared overflow entry, which ten
+    /// more wrong keys from fresh addresses got blocked for the cool-down.
+    #[tokio::test]
+    async fn a_full_table_never_refuses_a_valid_key() {
+        let clock = FakeRelativeClock::default();
+        let layer = FailedAuthLayer::with_clock(clock.clone())
+            .threshold(3, Duration::from_secs(60))
+            .max_keys(100);
+        let peer = |i: u32| SocketAddr::from((std::net::Ipv4Addr::from(0x0a00_0000 + i), 1));
+        // 300 addresses blocked, then 1,000 with one wrong key each, then
+        // ten more: more than three times the table.
+        for i in 0..300 {
+            for _ in 0..3 {
+                let p = peer(i).to_string();
+                send(&layer, req(&p, "mcp_sk_wrong-000000000000")).await;
+            }
+        }
+        for i in 300..1310 {
+            let p = peer(i).to_string();
+            assert_eq!(
+                send(&layer, req(&p, "mcp_sk_wrong-000000000000")).await.0,
+                401
+            );
+            assert!(layer.tracked() <= 101, "{}", layer.tracked());
+        }
+        for i in 2000..2050 {
+            let p = peer(i).to_string();
+            assert_eq!(send(&layer, req(&p, KEY)).await.0, 200, "{p}");
+        }
+        // The table still throttles: a guesser is blocked as ever.
+        let guesser = "203.0.113.9:1";
+        for _ in 0..3 {
+            assert_eq!(
+                send(&layer, req(guesser, "mcp_sk_wrong-000000000000"))
+                    .await
+                    .0,
+                401
+            );
+        }
+        assert_eq!(send(&layer, req(guesser, KEY)).await.0, 429);
+        assert!(layer.tracked() <= 101, "{}", layer.tracked());
+    }
+
+    /// Issue 23, item 1: the addresses of one IPv6 /64 are one client (a
+    /// host commonly has the whole /64); the prefix is configurable.
+    #[tokio::test]
+    async fn ipv6_addresses_in_one_prefix_share_an_entry() {
+        let layer = FailedAuthLayer::with_clock(FakeRelativeClock::default())
+            .threshold(3, Duration::from_secs(60));
+        for i in 1..=3 {
+            let p = format!("[2001:db8:5:6::{i:x}]:1");
+            assert_eq!(
+                send(&layer, req(&p, "mcp_sk_wrong-000000000000")).await.0,
+                401
+            );
+        }
+        assert_eq!(layer.tracked(), 1);
+        assert_eq!(
+            send(&layer, req("[2001:db8:5:6:ffff::1]:1", KEY)).await.0,
+            429
+        );
+        assert_eq!(send(&layer, req("[2001:db8:5:7::1]:1", KEY)).await.0, 200);
+        // A /48 takes in the neighbour /64 too; /128 each address alone.
+        let wide = FailedAuthLayer::with_clock(FakeRelativeClock::default())
+            .threshold(1, Duration::from_secs(60))
+            .ipv6_prefix(48);
+        assert_eq!(
+            send(
+                &wide,
+                req("[2001:db8:5:6::1]:1", "mcp_sk_wrong-000000000000")
+            )
+            .await
+            .0,
+            401
+        );
+        assert_eq!(send(&wide, req("[2001:db8:5:7::1]:1", KEY)).await.0, 429);
+        let exact = FailedAuthLayer::with_clock(FakeRelativeClock::default())
+            .threshold(1, Duration::from_secs(60))
+            .ipv6_prefix(128);
+        assert_eq!(
+            send(
+                &exact,
+                req("[2001:db8:5:6::1]:1", "mcp_sk_wrong-000000000000")
+            )
+            .await
+            .0,
+            401
+        );
+        assert_eq!(send(&exact, req("[2001:db8:5:6::2]:1", KEY)).await.0, 200);
+    }
+
+    /// An authenticator whose check waits until the test opens a gate (as
+    /// an introspection endpoint makes one wait), counting the checks it
+    /// starts.
+    #[derive(Clone)]
+    struct Slow {
+        checked: Arc<AtomicUsize>,
+        gate: Arc<tokio::sync::Semaphore>,
+    }
+
+    static X_API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
+
+    impl crate::authenticate::Authenticator for Slow {
+        type Credential<'a> = &'a str;
+        type Future = Pin<Box<dyn Future<Output = crate::authenticate::Verdict> + Send>>;
+
+        fn scheme(&self) -> crate::AuthScheme {
+            crate::AuthScheme::custom("slow", false)
+        }
+
+        fn credential_headers(&self) -> &[http::HeaderName] {
+            std::slice::from_ref(&X_API_KEY)
+        }
+
+        fn find<'a, B>(&self, req: &'a Request<B>) -> Result<Option<&'a str>, AuthError> {
+            Ok(req.headers().get(&X_API_KEY).and_then(|v| v.to_str().ok()))
+        }
+
+        fn verify(&self, key: &str) -> crate::authenticate::Check<Self::Future> {
+            use crate::authenticate::Verdict;
+            self.checked.fetch_add(1, Ordering::SeqCst);
+            let good = key == KEY;
+            let gate = self.gate.clone();
+            crate::authenticate::Check::Pending(Box::pin(async move {
+                let _open = gate.acquire().await;
+                if good {
+                    Verdict::Accept(Principal::new(
+                        crate::AuthScheme::custom("slow", false),
+                        "good",
+                    ))
+                } else {
+                    Verdict::Refuse(AuthError::invalid_token("wrong key"))
+                }
+            }))
+        }
+    }
+
+    /// A body that never comes.
+    struct Stalled;
+
+    impl http_body::Body for Stalled {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            Poll::Pending
+        }
+    }
+
+    /// A JSON-RPC POST from `peer` with `key` whose body never comes: its
+    /// refusal waits (a second, on tokio's clock) for the id.
+    fn stalled_post(peer: &str, key: &str) -> Request<Body> {
+        let mut req = Request::post("/mcp")
+            .header("x-api-key", key)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("content-length", "64")
+            .body(Body::new(Stalled))
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        req
+    }
+
+    /// 200 requests from one address at once, each checked by an
+    /// authenticator that waits.
+    async fn concurrent(
+        key: &'static str,
+        threshold: u32,
+    ) -> (
+        Arc<AtomicUsize>,
+        Arc<tokio::sync::Semaphore>,
+        Vec<tokio::task::JoinHandle<u16>>,
+    ) {
+        let slow = Slow {
+            checked: Arc::default(),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        };
+        let layer = FailedAuthLayer::with_clock(FakeRelativeClock::default())
+            .threshold(threshold, Duration::from_secs(60));
+        let svc = ServiceBuilder::new()
+            .layer(layer)
+            .layer(crate::authenticate::AuthenticateLayer::custom(slow.clone()))
+            .service_fn(ok);
+        let tasks = (0..200)
+            .map(|_| {
+                let svc = svc.clone();
+                tokio::spawn(async move {
+                    let res = svc
+                        .oneshot(stalled_post("192.0.2.200:1", key))
+                        .await
+                        .unwrap();
+                    res.status().as_u16()
+                })
+            })
+            .collect();
+        // Every request has arrived and is checked or waiting.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        (slow.checked, slow.gate, tasks)
+    }
+
+    async fn statuses(
+        tasks: Vec<tokio::task::JoinHandle<u16>>,
+    ) -> std::collections::BTreeMap<u16, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for task in tasks {
+            *counts.entry(task.await.unwrap()).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Issue 23, item 4: 200 wrong keys at once from one address, with
+    /// bodies that never come and checks that take a while: at most the
+    /// threshold's number are ever checked, and answered 401; the rest get
+    /// 429. The old layer counted a failure when its response was finished
+    /// (after the refusal's wait for the body) and let all 200 be checked.
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_wrong_keys_are_checked_at_most_threshold_times() {
+        let (checked, gate, tasks) = concurrent("mcp_sk_wrong-000000000000", 10).await;
+        assert_eq!(
+            checked.load(Ordering::SeqCst),
+            10,
+            "in flight count against the limit"
+        );
+        gate.add_permits(1000);
+        let counts = statuses(tasks).await;
+        assert_eq!(checked.load(Ordering::SeqCst), 10);
+        assert_eq!(counts.get(&401), Some(&10), "{counts:?}");
+        assert_eq!(counts.get(&429), Some(&190), "{counts:?}");
+    }
+
+    /// The same with the right key: the requests past the threshold wait
+    /// for a slot, none is refused.
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_valid_keys_wait_their_turn() {
+        let (checked, gate, tasks) = concurrent(KEY, 10).await;
+        assert_eq!(checked.load(Ordering::SeqCst), 10);
+        gate.add_permits(1000);
+        let counts = statuses(tasks).await;
+        assert_eq!(checked.load(Ordering::SeqCst), 200);
+        assert_eq!(counts.get(&200), Some(&200), "{counts:?}");
+    }
+
+    /// With the wrong key and checks decided at once (an API key), the
+    /// failure is counted before the refusal waits for the body: ten 401s,
+    /// then 429, though no response is finished yet.
+    #[tokio::test(start_paused = true)]
+    async fn failures_count_before_the_refusal_waits_for_the_body() {
+        let layer = FailedAuthLayer::new().threshold(10, Duration::from_secs(60));
+        let svc = ServiceBuilder::new()
+            .layer(layer)
+            .layer(ApiKeyLayer::new(
+                ApiKeys::new().with(ApiKey::new("good", KEY)),
+            ))
+            .service_fn(ok);
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let svc = svc.clone();
+                tokio::spawn(async move {
+                    let key = format!("mcp_sk_guess-{i:020}");
+                    let res = svc
+                        .oneshot(stalled_post("192.0.2.201:1", &key))
+                        .await
+                        .unwrap();
+                    res.status().as_u16()
+                })
+            })
+            .collect();
+        let counts = statuses(tasks).await;
+        assert_eq!(counts.get(&401), Some(&10), "{counts:?}");
+        assert_eq!(counts.get(&429), Some(&190), "{counts:?}");
+    }
+
+    /// A request that ends before its outcome is known (the client went
+    /// away) gives its slot back.
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_request_releases_its_slot() {
+        let slow = Slow {
+            checked: Arc::default(),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        };
+        let layer = FailedAuthLayer::new().threshold(1, Duration::from_secs(60));
+        let svc = ServiceBuilder::new()
+            .layer(layer.clone())
+            .layer(crate::authenticate::AuthenticateLayer::custom(slow.clone()))
+            .service_fn(ok);
+        let pending = tokio::spawn(svc.clone().oneshot(stalled_post("192.0.2.202:1", KEY)));
+        tokio::task::yield_now().await;
+        assert_eq!(layer.tracked(), 1);
+        pending.abort();
+        let _ = pending.await;
+        assert_eq!(layer.tracked(), 0);
+        slow.gate.add_permits(10);
+        let res = svc
+            .oneshot(stalled_post("192.0.2.202:1", KEY))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
     }
 }

@@ -4,17 +4,14 @@
 use std::{
     fmt,
     hash::Hash,
-    net::{IpAddr, SocketAddr},
+    net::{IpAddr, Ipv6Addr, SocketAddr},
     sync::Arc,
 };
 
 use axum::extract::ConnectInfo;
 use http::{request::Parts, HeaderMap, HeaderName};
 
-use crate::{
-    config::ConfigError,
-    principal::{AuthScheme, Principal},
-};
+use crate::{config::ConfigError, principal::Principal};
 
 /// The bucket a request counts against. Cheap to hash and compare.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -22,28 +19,66 @@ pub struct RateLimitKey(Repr);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Repr {
-    Principal(AuthScheme, Arc<str>),
+    /// The principal's identity key (scheme, issuer, kind, name).
+    Principal(Arc<str>),
     Ip(IpAddr),
+    /// An IPv6 network: the address masked to its prefix, and the prefix.
+    Net(Ipv6Addr, u8),
     Custom(Box<str>),
     UnknownClient,
     Overflow,
 }
 
 impl RateLimitKey {
-    /// The key of an authenticated caller: scheme and subject.
+    /// The key of an authenticated caller: its
+    /// [`identity_key`](Principal::identity_key) (scheme, issuer, kind and
+    /// name), so a client and a user of one name, or one subject at two
+    /// issuers, never share a bucket; an API key's is its name.
     #[must_use]
     pub fn principal(principal: &Principal) -> Self {
-        Self(Repr::Principal(
-            principal.scheme(),
-            principal.shared_subject(),
-        ))
+        Self(Repr::Principal(principal.shared_identity_key()))
     }
 
-    /// The key of an anonymous client address.
+    /// The key of one exact client address (see [`client`](Self::client)
+    /// for the key the layers use).
     #[must_use]
     pub fn ip(ip: IpAddr) -> Self {
         // One bucket per address: an IPv4-mapped IPv6 address is the IPv4 one.
         Self(Repr::Ip(ip.to_canonical()))
+    }
+
+    /// The key of an anonymous client: an IPv4 address as it is, an IPv6
+    /// address by its network, the first `ipv6_prefix` bits (at most 128;
+    /// [`DEFAULT_IPV6_PREFIX`] in the layers). One host is commonly given a
+    /// whole IPv6 /64 and can send from any of its 2^64 addresses: keyed
+    /// by exact address, it would get a fresh quota (and fresh guesses) per
+    /// request.
+    ///
+    /// ```
+    /// use tower_mcp_auth::rate_limit::RateLimitKey;
+    ///
+    /// let a = RateLimitKey::client("2001:db8:1:2::1".parse()?, 64);
+    /// let b = RateLimitKey::client("2001:db8:1:2:ffff::9".parse()?, 64);
+    /// assert_eq!(a, b);
+    /// assert_eq!(a.to_string(), "ip:2001:db8:1:2::/64");
+    /// assert_ne!(a, RateLimitKey::client("2001:db8:1:3::1".parse()?, 64));
+    /// assert_eq!(RateLimitKey::client("192.0.2.1".parse()?, 64).to_string(), "ip:192.0.2.1");
+    /// # Ok::<(), std::net::AddrParseError>(())
+    /// ```
+    #[must_use]
+    pub fn client(ip: IpAddr, ipv6_prefix: u8) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) if ipv6_prefix < 128 => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(ipv6_prefix))
+                    .unwrap_or(0);
+                Self(Repr::Net(
+                    Ipv6Addr::from(u128::from(v6) & mask),
+                    ipv6_prefix,
+                ))
+            }
+            ip => Self(Repr::Ip(ip)),
+        }
     }
 
     /// A key of your own (a tenant id, an API key's group, …).
@@ -59,11 +94,23 @@ impl RateLimitKey {
         Self(Repr::UnknownClient)
     }
 
-    /// The bucket shared by new keys once a store holds its maximum number
-    /// of keys (see [`MemoryStore::max_keys`](super::MemoryStore::max_keys)).
+    /// A bucket for a store of your own to share among new keys once it is
+    /// full. The stores and layers of this crate no longer use it: a full
+    /// table there makes room (see
+    /// [`MemoryStore::max_keys`](super::MemoryStore::max_keys)), because a
+    /// shared bucket that a flood exhausts refuses every honest newcomer.
     #[must_use]
     pub fn overflow() -> Self {
         Self(Repr::Overflow)
+    }
+
+    /// Whether this is an anonymous caller's key (a client address or
+    /// network, the unknown client, the overflow bucket).
+    pub(crate) fn is_anonymous(&self) -> bool {
+        matches!(
+            self.0,
+            Repr::Ip(_) | Repr::Net(..) | Repr::UnknownClient | Repr::Overflow
+        )
     }
 
     /// Whether this is the [`overflow`](Self::overflow) key.
@@ -73,13 +120,15 @@ impl RateLimitKey {
     }
 }
 
-/// The stable text form, used in Redis keys: `p:<scheme>:<subject>`,
-/// `ip:<address>`, `c:<custom>`, `anon`, `overflow`.
+/// The stable text form, used in Redis keys: `p:<identity key>` (see
+/// [`Principal::identity_key`]), `ip:<address>`, `ip:<network>/<prefix>`
+/// (IPv6, [`client`](Self::client)), `c:<custom>`, `anon`, `overflow`.
 impl fmt::Display for RateLimitKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Repr::Principal(scheme, subject) => write!(f, "p:{}:{subject}", scheme.as_str()),
+            Repr::Principal(identity) => write!(f, "p:{identity}"),
             Repr::Ip(ip) => write!(f, "ip:{ip}"),
+            Repr::Net(net, prefix) => write!(f, "ip:{net}/{prefix}"),
             Repr::Custom(key) => write!(f, "c:{key}"),
             Repr::UnknownClient => f.write_str("anon"),
             Repr::Overflow => f.write_str("overflow"),
@@ -258,6 +307,10 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     inner.parse().ok()
 }
 
+/// The IPv6 prefix by which the layers group anonymous clients (a /64, the
+/// block one host or one home is commonly given).
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+
 type KeyFn = dyn Fn(&Parts) -> Option<RateLimitKey> + Send + Sync;
 
 /// Finds the [`RateLimitKey`] of a request.
@@ -270,8 +323,10 @@ type KeyFn = dyn Fn(&Parts) -> Option<RateLimitKey> + Send + Sync;
 ///   unless the peer is a [trusted proxy](TrustedProxies): then the
 ///   right-most address in `X-Forwarded-For` (or `Forwarded`) that is not
 ///   itself a trusted proxy. The left-most hop is whatever the client wrote
-///   and is never used. Without `ConnectInfo` every anonymous request shares
-///   one bucket.
+///   and is never used. An IPv6 address counts by its network, the first
+///   [`ipv6_prefix`](Self::ipv6_prefix) bits (a /64 by default:
+///   [`RateLimitKey::client`]). Without `ConnectInfo` every anonymous
+///   request shares one bucket.
 /// * A custom function of the request's [`Parts`] can replace both.
 ///
 /// # Example
@@ -297,13 +352,39 @@ type KeyFn = dyn Fn(&Parts) -> Option<RateLimitKey> + Send + Sync;
 /// assert_eq!(extractor.extract(&parts), RateLimitKey::ip(ip));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct KeyExtractor {
     custom: Option<Arc<KeyFn>>,
     proxies: TrustedProxies,
+    ipv6_prefix: u8,
+}
+
+impl Default for KeyExtractor {
+    fn default() -> Self {
+        Self {
+            custom: None,
+            proxies: TrustedProxies::default(),
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
+        }
+    }
 }
 
 impl KeyExtractor {
+    /// Groups IPv6 clients by their first `bits` bits (default
+    /// [`DEFAULT_IPV6_PREFIX`], 64; 128 keys each address alone; more than
+    /// 128 is taken as 128). IPv4 addresses are keyed one by one.
+    #[must_use]
+    pub fn ipv6_prefix(mut self, bits: u8) -> Self {
+        self.ipv6_prefix = bits.min(128);
+        self
+    }
+
+    /// The key of an anonymous client at `ip` (grouped by the IPv6 prefix).
+    #[must_use]
+    pub fn client_key(&self, ip: IpAddr) -> RateLimitKey {
+        RateLimitKey::client(ip, self.ipv6_prefix)
+    }
+
     /// Believes forwarding headers from these proxies.
     #[must_use]
     pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
@@ -332,7 +413,7 @@ impl KeyExtractor {
             Some(p) => RateLimitKey::principal(p),
             None => self
                 .client_ip(parts)
-                .map_or_else(RateLimitKey::unknown_client, RateLimitKey::ip),
+                .map_or_else(RateLimitKey::unknown_client, |ip| self.client_key(ip)),
         }
     }
 
@@ -355,6 +436,7 @@ impl fmt::Debug for KeyExtractor {
         f.debug_struct("KeyExtractor")
             .field("custom", &self.custom.is_some())
             .field("proxies", &self.proxies)
+            .field("ipv6_prefix", &self.ipv6_prefix)
             .finish()
     }
 }
@@ -362,6 +444,7 @@ impl fmt::Debug for KeyExtractor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::principal::AuthScheme;
     use http::Request;
 
     fn parts(peer: &str, headers: &[(&str, &str)]) -> Parts {
@@ -443,7 +526,7 @@ mod tests {
             .insert(Principal::new(AuthScheme::ApiKey, "svc"));
         let (p, ()) = req.into_parts();
         let e = KeyExtractor::default();
-        assert_eq!(e.extract(&p).to_string(), "p:api_key:svc");
+        assert_eq!(e.extract(&p).to_string(), "p:7:api_key:subject:-:svc");
         let e = e.custom(|parts| {
             parts
                 .headers
@@ -451,7 +534,7 @@ mod tests {
                 .and_then(|v| v.to_str().ok())
                 .map(RateLimitKey::custom)
         });
-        assert_eq!(e.extract(&p).to_string(), "p:api_key:svc");
+        assert_eq!(e.extract(&p).to_string(), "p:7:api_key:subject:-:svc");
         let (t, ()) = Request::get("/")
             .header("x-tenant", "acme")
             .body(())
@@ -460,6 +543,66 @@ mod tests {
         assert_eq!(e.extract(&t).to_string(), "c:acme");
         let (anon, ()) = Request::get("/").body(()).unwrap().into_parts();
         assert_eq!(e.extract(&anon), RateLimitKey::unknown_client());
+    }
+
+    /// Issue 23, item 1: one host's /64 is one anonymous client, not 2^64.
+    #[test]
+    fn ipv6_clients_are_grouped_by_prefix() {
+        let e = KeyExtractor::default();
+        let a = e.extract(&parts("[2001:db8:1:2::1]:1", &[]));
+        let b = e.extract(&parts("[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:1", &[]));
+        let other = e.extract(&parts("[2001:db8:1:3::1]:1", &[]));
+        assert_eq!(a, b);
+        assert_ne!(a, other);
+        assert_eq!(a.to_string(), "ip:2001:db8:1:2::/64");
+        // IPv4 (mapped or not) stays one address each.
+        assert_eq!(
+            e.extract(&parts("[::ffff:192.0.2.1]:1", &[])),
+            ip("192.0.2.1")
+        );
+        assert_ne!(
+            e.extract(&parts("192.0.2.1:1", &[])),
+            e.extract(&parts("192.0.2.2:1", &[]))
+        );
+        // Configurable: a /48 groups more, /128 none, > 128 is 128.
+        let wide = KeyExtractor::default().ipv6_prefix(48);
+        assert_eq!(
+            wide.extract(&parts("[2001:db8:1:2::1]:1", &[])),
+            wide.extract(&parts("[2001:db8:1:3::1]:1", &[]))
+        );
+        let exact = KeyExtractor::default().ipv6_prefix(200);
+        assert_ne!(
+            exact.extract(&parts("[2001:db8:1:2::1]:1", &[])),
+            exact.extract(&parts("[2001:db8:1:2::2]:1", &[]))
+        );
+        assert_eq!(
+            exact.extract(&parts("[2001:db8:1:2::1]:1", &[])),
+            ip("2001:db8:1:2::1")
+        );
+        assert_eq!(
+            RateLimitKey::client("2001:db8::1".parse().unwrap(), 0).to_string(),
+            "ip:::/0"
+        );
+    }
+
+    /// Issue 23 6e: a client and a user of one name, and one subject at
+    /// two issuers, are different buckets.
+    #[test]
+    fn principal_keys_keep_kind_and_issuer_apart() {
+        let user = Principal::new(AuthScheme::Jwt, "user_001");
+        let keys = [
+            RateLimitKey::principal(&user),
+            RateLimitKey::principal(&Principal::client(AuthScheme::Jwt, "user_001")),
+            RateLimitKey::principal(&user.clone().with_issuer("https://a.example.com")),
+            RateLimitKey::principal(&user.clone().with_issuer("https://b.example.com")),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+                assert_ne!(a.to_string(), b.to_string(), "the Redis keys too");
+            }
+        }
+        assert_eq!(RateLimitKey::principal(&user), keys[0]);
     }
 
     #[test]

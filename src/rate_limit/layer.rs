@@ -251,6 +251,16 @@ impl<St: RateLimitStore> RateLimitLayer<St> {
         self
     }
 
+    /// Groups anonymous IPv6 clients by their first `bits` bits (default
+    /// [`DEFAULT_IPV6_PREFIX`](super::DEFAULT_IPV6_PREFIX), a /64: one
+    /// host with a /64 is one client, not 2^64); see
+    /// [`KeyExtractor::ipv6_prefix`].
+    pub fn ipv6_prefix(mut self, bits: u8) -> Self {
+        let config = Arc::make_mut(&mut self.config);
+        config.keys = std::mem::take(&mut config.keys).ipv6_prefix(bits);
+        self
+    }
+
     /// Whether allowed responses carry `RateLimit-Policy` / `RateLimit`
     /// (default `true`; refusals always carry them).
     pub fn headers_on_allowed(mut self, on: bool) -> Self {
@@ -735,7 +745,7 @@ mod tests {
     async fn overrides_and_anonymous_quota() {
         let (_, layer) = layer(Quota::per_hour(1));
         let layer = layer
-            .override_quota(|p| (p.subject() == "vip").then(|| Quota::per_hour(3)))
+            .override_quota(|p| (p.subject() == Some("vip")).then(|| Quota::per_hour(3)))
             .anonymous(Quota::per_hour(2));
         for _ in 0..3 {
             assert_eq!(send(&layer, as_user("vip")).await.0, 200);
@@ -749,6 +759,40 @@ mod tests {
         let (s, h, _) = send(&layer, from_peer("192.0.2.1:2", None)).await;
         assert_eq!(s, 429);
         assert_eq!(h["ratelimit-policy"], r#""default";q=2;w=3600"#);
+    }
+
+    /// Issue 23, item 1: the anonymous quota of an IPv6 client is its
+    /// /64's (configurable), so a host cannot take a fresh quota from each
+    /// of its 2^64 addresses.
+    #[tokio::test]
+    async fn anonymous_ipv6_clients_share_their_prefixs_quota() {
+        let (_, layer) = layer(Quota::per_hour(2));
+        for i in 1..=2 {
+            let peer = format!("[2001:db8:7:1::{i}]:1");
+            assert_eq!(send(&layer, from_peer(&peer, None)).await.0, 200);
+        }
+        let (s, _, _) = send(&layer, from_peer("[2001:db8:7:1:ffff::3]:1", None)).await;
+        assert_eq!(s, 429, "the same /64");
+        assert_eq!(
+            send(&layer, from_peer("[2001:db8:7:2::1]:1", None)).await.0,
+            200,
+            "another /64"
+        );
+        // A /56 puts both /64s in one bucket.
+        let (_, layer) = self::layer(Quota::per_hour(2));
+        let layer = layer.ipv6_prefix(56);
+        assert_eq!(
+            send(&layer, from_peer("[2001:db8:7:1::1]:1", None)).await.0,
+            200
+        );
+        assert_eq!(
+            send(&layer, from_peer("[2001:db8:7:2::1]:1", None)).await.0,
+            200
+        );
+        assert_eq!(
+            send(&layer, from_peer("[2001:db8:7:3::1]:1", None)).await.0,
+            429
+        );
     }
 
     #[tokio::test]

@@ -63,14 +63,18 @@ pub const MAX_DISTINCT_QUOTAS: usize = 64;
 ///   at most for one shard. When the store is full a sweep also runs at
 ///   once, at most once a second.
 /// * **Maximum key count** ([`max_keys`](MemoryStore::max_keys), default
-///   100 000 for the whole store). Past it, a key the store does not
-///   already hold is not added: it is checked against one shared
-///   [overflow](super::RateLimitKey::overflow) bucket under its own quota.
-///   Keys already tracked (the callers active before the flood) keep their
-///   own buckets; newcomers share one, so a flood of new addresses throttles
-///   itself and memory stays at `max_keys + 1` entries (give or take one per
-///   thread racing on the last slot). A `degraded` audit event reports the
-///   overflow once per sweep.
+///   100 000 for the whole store). A check that finds the store full makes
+///   room: it sweeps, and then evicts an eighth of the keys, those that
+///   lose least: anonymous callers' (client addresses) before principals'
+///   and custom keys, and among them the buckets that are fullest (the
+///   earliest GCRA arrival time; a full bucket is the same as none). An
+///   evicted caller starts again with a full bucket. A full table never
+///   refuses anyone: there is no shared overflow bucket that a flood could
+///   exhaust for every newcomer (issue 23). While another thread is making
+///   room, a new key is checked as a new key is (a full bucket) without
+///   being stored. Memory stays at `max_keys` entries (give or take one
+///   per thread racing on the last slot). A `degraded` audit event
+///   reports, once per sweep, that the store was full.
 ///
 /// # Example
 ///
@@ -108,10 +112,30 @@ impl<C: Clock> Clone for MemoryStore<C> {
 
 type Limiter<C> = RateLimiter<RateLimitKey, BoundedState, C, StateInformationMiddleware>;
 
+/// One quota's limiter, its map (for eviction) and when it was made (its
+/// arrival times count from then), in nanoseconds since the store's start.
+struct Quoted<C: Clock> {
+    quota: Quota,
+    limiter: Arc<Limiter<C>>,
+    map: Arc<DashMap<RateLimitKey, AtomicU64>>,
+    since: u64,
+}
+
+impl<C: Clock> Clone for Quoted<C> {
+    fn clone(&self) -> Self {
+        Self {
+            quota: self.quota,
+            limiter: self.limiter.clone(),
+            map: self.map.clone(),
+            since: self.since,
+        }
+    }
+}
+
 struct Inner<C: Clock> {
     clock: C,
     start: C::Instant,
-    limiters: ArcSwap<Vec<(Quota, Arc<Limiter<C>>)>>,
+    limiters: ArcSwap<Vec<Quoted<C>>>,
     add_limiter: Mutex<()>,
     shared: Arc<Shared>,
     sweep_interval: u64,
@@ -208,8 +232,8 @@ where
         self.len() == 0
     }
 
-    /// How many checks so far went to the shared overflow bucket because
-    /// the store was full.
+    /// How many checks so far found the store full (each made room, or was
+    /// checked as a new key without being stored).
     #[must_use]
     pub fn overflowed(&self) -> u64 {
         self.inner.shared.overflowed.load(Ordering::Relaxed)
@@ -218,10 +242,10 @@ where
     /// Removes every key whose bucket is full again, now. Checks run this
     /// on their own every [`sweep_interval`](Self::sweep_interval).
     pub fn sweep(&self) {
-        for (_, limiter) in self.inner.limiters.load().iter() {
-            limiter.retain_recent();
-            if limiter.is_empty() {
-                limiter.shrink_to_fit();
+        for q in self.inner.limiters.load().iter() {
+            q.limiter.retain_recent();
+            if q.limiter.is_empty() {
+                q.limiter.shrink_to_fit();
             }
         }
         let overflowed = self.overflowed();
@@ -233,7 +257,7 @@ where
             audit::degraded(
                 "rate_limit",
                 &format!(
-                    "rate-limit store full ({} keys): {} checks of new keys used the shared overflow bucket",
+                    "rate-limit store full ({} keys): {} checks made room for a new key by evicting idle ones",
                     self.inner.shared.max.load(Ordering::Relaxed),
                     overflowed - before
                 ),
@@ -245,11 +269,16 @@ where
     /// the future).
     pub fn check_now(&self, key: &RateLimitKey, quota: Quota, cost: NonZeroU32) -> Decision {
         let now = self.inner.clock.now();
-        self.maybe_sweep(nanos_between(now, self.inner.start));
+        let since_start = nanos_between(now, self.inner.start);
+        self.maybe_sweep(since_start);
+        if self.len() >= self.inner.shared.max.load(Ordering::Relaxed) {
+            self.inner.shared.overflowed.fetch_add(1, Ordering::Relaxed);
+            self.make_room(since_start);
+        }
         let list = self.inner.limiters.load();
         let found;
-        let (quota, limiter) = match list.iter().find(|(q, _)| *q == quota) {
-            Some((q, l)) => (*q, &**l),
+        let (quota, limiter) = match list.iter().find(|q| q.quota == quota) {
+            Some(q) => (q.quota, &*q.limiter),
             None => {
                 found = self.limiter(quota);
                 (found.0, &*found.1)
@@ -274,10 +303,10 @@ where
     }
 
     fn limiter(&self, quota: Quota) -> (Quota, Arc<Limiter<C>>) {
-        let find = |list: &[(Quota, Arc<Limiter<C>>)]| {
+        let find = |list: &[Quoted<C>]| {
             list.iter()
-                .find(|(q, _)| *q == quota)
-                .map(|(q, l)| (*q, l.clone()))
+                .find(|q| q.quota == quota)
+                .map(|q| (q.quota, q.limiter.clone()))
         };
         if let Some(found) = find(&self.inner.limiters.load()) {
             return found;
@@ -298,13 +327,14 @@ where
                     "more distinct rate-limit quotas than the memory store keeps; extra quotas use the first one",
                 );
             }
-            let (q, l) = &list[0];
-            return (*q, l.clone());
+            return (list[0].quota, list[0].limiter.clone());
         }
+        let map = Arc::new(DashMap::new());
         let state = BoundedState {
-            map: DashMap::new(),
+            map: map.clone(),
             shared: self.inner.shared.clone(),
         };
+        let since = nanos_between(self.inner.clock.now(), self.inner.start);
         let limiter = Arc::new(
             RateLimiter::<_, _, _, NoOpMiddleware<C::Instant>>::new(
                 quota.to_governor(),
@@ -314,9 +344,62 @@ where
             .with_middleware::<StateInformationMiddleware>(),
         );
         let mut next = Vec::clone(&list);
-        next.push((quota, limiter.clone()));
+        next.push(Quoted {
+            quota,
+            limiter: limiter.clone(),
+            map,
+            since,
+        });
         self.inner.limiters.store(Arc::new(next));
         (quota, limiter)
+    }
+
+    /// Makes room in a full store (one thread at a time; the others go on
+    /// and check new keys unstored): sweeps, then evicts the eighth of the
+    /// keys that lose least, anonymous before principals, fullest bucket
+    /// (earliest arrival time) first.
+    fn make_room(&self, now: u64) {
+        let inner = &*self.inner;
+        if inner
+            .sweeping
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        inner.last_sweep.store(now, Ordering::Relaxed);
+        self.sweep();
+        let max = inner.shared.max.load(Ordering::Relaxed);
+        let target = (max / 8).max(1);
+        let len = self.len();
+        if len + target > max {
+            let list = inner.limiters.load();
+            let score = |q: &Quoted<C>, key: &RateLimitKey, tat: &AtomicU64| {
+                let tat = q.since.saturating_add(tat.load(Ordering::Relaxed));
+                (u8::from(!key.is_anonymous()), tat)
+            };
+            let mut scores: Vec<(u8, u64)> = Vec::with_capacity(len);
+            for q in list.iter() {
+                scores.extend(q.map.iter().map(|e| score(q, e.key(), e.value())));
+            }
+            let evict = (len + target - max).min(scores.len());
+            if evict > 0 {
+                let cutoff = *scores.select_nth_unstable(evict - 1).1;
+                drop(scores);
+                let mut left = evict;
+                for q in list.iter() {
+                    let mut removed = 0;
+                    q.map.retain(|key, tat| {
+                        let drop_it = left > 0 && score(q, key, tat) <= cutoff;
+                        left -= usize::from(drop_it);
+                        removed += usize::from(drop_it);
+                        !drop_it
+                    });
+                    inner.shared.len.fetch_sub(removed, Ordering::Relaxed);
+                }
+            }
+        }
+        inner.sweeping.store(false, Ordering::Release);
     }
 
     fn maybe_sweep(&self, now: u64) {
@@ -372,7 +455,7 @@ fn nanos_between<I: Reference>(now: I, start: I) -> u64 {
 /// One quota's keyed GCRA state: governor's `StateStore` over a `DashMap`
 /// that stops growing at the shared key budget.
 struct BoundedState {
-    map: DashMap<RateLimitKey, AtomicU64>,
+    map: Arc<DashMap<RateLimitKey, AtomicU64>>,
     shared: Arc<Shared>,
 }
 
@@ -402,14 +485,13 @@ impl StateStore for BoundedState {
         if let Some(cell) = self.map.get(key) {
             return measure(&cell, f);
         }
-        let key =
-            if self.shared.len.load(Ordering::Relaxed) >= self.shared.max.load(Ordering::Relaxed) {
-                self.shared.overflowed.fetch_add(1, Ordering::Relaxed);
-                RateLimitKey::overflow()
-            } else {
-                key.clone()
-            };
-        let cell = match self.map.entry(key) {
+        if self.shared.len.load(Ordering::Relaxed) >= self.shared.max.load(Ordering::Relaxed) {
+            // Full, and another check is making room: decide as for a new
+            // key (a full bucket) without storing it. Never a shared
+            // bucket: one that a flood exhausts refuses every newcomer.
+            return f(None).map(|(result, _)| result);
+        }
+        let cell = match self.map.entry(key.clone()) {
             Entry::Occupied(o) => o.into_ref(),
             Entry::Vacant(v) => {
                 self.shared.len.fetch_add(1, Ordering::Relaxed);
@@ -566,6 +648,40 @@ mod tests {
         clock.advance(Duration::from_secs(2));
         store.check_now(&regular, q, ONE);
         assert!(store.len() <= 2, "{} keys left", store.len());
+    }
+
+    /// Issue 23, item 1: a store full of a flood's exhausted buckets never
+    /// refuses a newcomer (it used to check every new key against one
+    /// shared overflow bucket, which the flood had emptied), and the
+    /// callers it evicts are the flood's addresses, not a principal.
+    #[test]
+    fn a_full_store_never_refuses_a_newcomer() {
+        let (_, store) = store();
+        let store = store.max_keys(100);
+        let q = Quota::per_hour(1);
+        let regular = RateLimitKey::custom("regular");
+        assert!(store.check_now(&regular, q, ONE).is_allowed());
+        for i in 0..1000u32 {
+            let key = RateLimitKey::ip(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)));
+            store.check_now(&key, q, ONE);
+            store.check_now(&key, q, ONE);
+            assert!(store.len() <= 101, "{} keys held", store.len());
+        }
+        for i in 0..50 {
+            let newcomer = RateLimitKey::custom(format!("new-{i}"));
+            assert!(
+                store.check_now(&newcomer, q, ONE).is_allowed(),
+                "newcomer {i}"
+            );
+            assert!(
+                !store.check_now(&newcomer, q, ONE).is_allowed(),
+                "its own quota holds"
+            );
+        }
+        assert!(store.len() <= 101, "{} keys held", store.len());
+        assert!(store.overflowed() > 0);
+        // The principal from before the flood kept its (used) bucket.
+        assert!(!store.check_now(&regular, q, ONE).is_allowed());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! [`FailedAuthLayer`](failed_auth::FailedAuthLayer) stops credential guessing per client address.
 //!
 //! * **Keys** ([`KeyExtractor`]): the principal's scheme and subject; anonymous
-//!   requests by client address from axum's `ConnectInfo`, believing
+//!   requests by client address from axum's `ConnectInfo` (IPv6 by its
+//!   /64, configurable), believing
 //!   `X-Forwarded-For` / `Forwarded` only from [`TrustedProxies`] and
 //!   taking the right-most untrusted hop; or a custom function.
 //! * **Quotas** ([`Quota`]): `Quota::per_minute(100).burst(10)`, overridden
@@ -41,7 +42,7 @@
 //! struct ToolName(&'static str);
 //!
 //! let limits = RateLimitLayer::per_principal(Quota::per_minute(100))
-//!     .override_quota(|p: &Principal| (p.subject() == "batch-job").then(|| Quota::per_hour(10_000)))
+//!     .override_quota(|p: &Principal| (p.subject() == Some("batch-job")).then(|| Quota::per_hour(10_000)))
 //!     .cost(|parts: &Parts| match parts.extensions.get::<ToolName>() {
 //!         Some(ToolName("expensive_report")) => 10,
 //!         _ => 1,
@@ -71,7 +72,7 @@ mod store;
 /// [`FailedAuthLayer::with_clock`](failed_auth::FailedAuthLayer::with_clock) (`FakeRelativeClock` in tests).
 pub use governor::clock;
 
-pub use key::{KeyExtractor, ProxyHeader, RateLimitKey, TrustedProxies};
+pub use key::{KeyExtractor, ProxyHeader, RateLimitKey, TrustedProxies, DEFAULT_IPV6_PREFIX};
 pub use layer::{FailMode, RateLimit, RateLimitLayer, ResponseFuture};
 pub use memory::{MemoryStore, DEFAULT_MAX_KEYS, DEFAULT_SWEEP_INTERVAL, MAX_DISTINCT_QUOTAS};
 pub use quota::Quota;

@@ -1,9 +1,14 @@
-//! List filtering: every `tools/list`, `prompts/list`, `resources/list` and
-//! `resources/templates/list` result that leaves the MCP endpoint is
-//! trimmed to what the caller of that HTTP exchange may call.
+//! List filtering: every `tools/list`, `prompts/list`, `resources/list`,
+//! `resources/templates/list` and `skills/list` result that leaves the MCP
+//! endpoint is trimmed to what the caller of that HTTP exchange may call;
+//! what the policy does not name is reported ([`Gaps`]).
 
+mod gaps;
 mod shape;
 mod sse;
+
+pub(crate) use self::shape::may_spell_letters;
+pub(crate) use gaps::Gaps;
 
 use std::{
     pin::Pin,
@@ -29,6 +34,9 @@ pub(crate) enum Unreadable {
     NotJson,
     TooLarge,
     BodyFailed,
+    /// An `input_required` result that answers no request of its exchange
+    /// (the handle binding cannot bind its `requestState`).
+    Unbound,
 }
 
 impl Unreadable {
@@ -38,15 +46,33 @@ impl Unreadable {
             Self::NotJson => "the reply is not valid JSON",
             Self::TooLarge => "the reply is larger than the response limit",
             Self::BodyFailed => "the reply's body failed while being read",
+            Self::Unbound => "an input_required result answers no request of this exchange",
         }
     }
 }
 
-/// The filter of one HTTP exchange: for whom, and how to refuse.
-pub(crate) struct ListFilter {
-    policy: McpPolicy,
+/// What rewrites the replies of one exchange: the list filter, the handle
+/// binding. [`apply`] reads JSON bodies whole and event streams event by
+/// event, and hands each text that [`may_carry`](Self::may_carry) to
+/// [`rewrite`](Self::rewrite).
+pub(crate) trait Rewriter: Send + Unpin + 'static {
+    /// Whether a reader could find what this rewriter changes in `text`:
+    /// one search of the bytes; `false` lets the text go on unparsed.
+    fn may_carry(&self, text: &[u8]) -> bool;
+    /// `text` written again, `None` when it goes on as it is.
+    fn rewrite(&self, text: &[u8]) -> Result<Option<Vec<u8>>, Unreadable>;
+    /// The withheld-reply errors and audit of this exchange.
+    fn withhold(&self) -> &Withhold;
+}
+
+/// How the replies of one exchange are withheld when they cannot be read:
+/// one JSON-RPC error per id of the request, an audit event.
+pub(crate) struct Withhold {
+    /// The layer named in the audit event and the error.
+    layer: &'static str,
     principal: Option<Principal>,
-    /// The request's ids (for the errors that replace an unreadable reply).
+    /// The ids of the request's requests (for the errors that replace an
+    /// unreadable reply; never a response's id, which is the server's).
     first_id: Option<JsonRpcId>,
     more_ids: Vec<JsonRpcId>,
     limit: usize,
@@ -54,21 +80,21 @@ pub(crate) struct ListFilter {
     uri: Uri,
 }
 
-impl ListFilter {
-    /// The filter for the exchange of `parts` and `req`, holding at most
-    /// `limit` bytes of a reply.
+impl Withhold {
+    /// For the exchange of `parts` and `req`, holding at most `limit`
+    /// bytes of a reply.
     pub(crate) fn new(
-        policy: McpPolicy,
+        layer: &'static str,
         principal: Option<Principal>,
         req: &McpRequest,
         parts: &Parts,
         limit: usize,
     ) -> Self {
-        let mut ids = req.calls().iter().filter_map(|c| c.id().cloned());
+        let mut ids = req.calls().iter().filter_map(|c| c.request_id().cloned());
         let first_id = ids.next();
         let more_ids = ids.collect();
         Self {
-            policy,
+            layer,
             principal,
             first_id,
             more_ids,
@@ -81,28 +107,16 @@ impl ListFilter {
         }
     }
 
-    fn allowed(&self, kind: ListKind, name: &str) -> bool {
-        let p = self.principal.as_ref();
-        match kind {
-            ListKind::Tools => self.policy.may_call_tool(p, name),
-            ListKind::Prompts => self.policy.may_get_prompt(p, name),
-            ListKind::Resources | ListKind::Templates => self.policy.may_read_resource(p, name),
-        }
-    }
-
-    /// `text`, which carries a list result, filtered and written again.
-    fn rewrite(&self, text: &[u8]) -> Result<Vec<u8>, Unreadable> {
-        let mut value: Value = serde_json::from_slice(text).map_err(|_| Unreadable::NotJson)?;
-        shape::filter(&mut value, &|kind, name| self.allowed(kind, name));
-        serde_json::to_vec(&value).map_err(|_| Unreadable::NotJson)
-    }
-
     /// The JSON-RPC errors that stand for an unreadable reply: one per id
     /// of the request, or one with the `null` id.
     fn errors(&self, why: Unreadable) -> Vec<String> {
+        let what = match self.layer {
+            "mcp_policy" => "the list filter",
+            _ => "the handle binding",
+        };
         let message = |id: &str| {
             format!(
-                r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32603,"message":"the server's reply was withheld: the list filter could not read it","data":{{"error":"unreadable_reply","error_description":"{}"}}}}}}"#,
+                r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32603,"message":"the server's reply was withheld: {what} could not read it","data":{{"error":"unreadable_reply","error_description":"{}"}}}}}}"#,
                 why.describe()
             )
         };
@@ -135,7 +149,7 @@ impl ListFilter {
 
     fn audit(&self, why: Unreadable) {
         audit::refused_because(
-            "mcp_policy",
+            self.layer,
             audit::Refusal {
                 reason: "unreadable_reply",
                 detail: why.describe(),
@@ -145,6 +159,69 @@ impl ListFilter {
             &self.method,
             self.uri.path(),
         );
+    }
+}
+
+/// The filter of one HTTP exchange: for whom, and how to refuse.
+pub(crate) struct ListFilter {
+    policy: McpPolicy,
+    withhold: Withhold,
+}
+
+impl ListFilter {
+    /// The filter for the exchange of `parts` and `req`, holding at most
+    /// `limit` bytes of a reply.
+    pub(crate) fn new(
+        policy: McpPolicy,
+        principal: Option<Principal>,
+        req: &McpRequest,
+        parts: &Parts,
+        limit: usize,
+    ) -> Self {
+        Self {
+            policy,
+            withhold: Withhold::new("mcp_policy", principal, req, parts, limit),
+        }
+    }
+
+    fn allowed(&self, kind: ListKind, name: &str) -> bool {
+        let p = self.withhold.principal.as_ref();
+        match kind {
+            ListKind::Tools => self.policy.may_call_tool(p, name),
+            ListKind::Prompts => self.policy.may_get_prompt(p, name),
+            ListKind::Resources | ListKind::Templates => self.policy.may_read_resource(p, name),
+            ListKind::Skills => self.policy.may_get_skill(p, name),
+        }
+    }
+}
+
+impl Rewriter for ListFilter {
+    fn may_carry(&self, text: &[u8]) -> bool {
+        shape::may_carry_list(text)
+    }
+
+    /// `text`, when it carries a list result, filtered and written again.
+    fn rewrite(&self, text: &[u8]) -> Result<Option<Vec<u8>>, Unreadable> {
+        if !shape::carries_list(text).map_err(|_| Unreadable::NotJson)? {
+            return Ok(None);
+        }
+        let mut value: Value = serde_json::from_slice(text).map_err(|_| Unreadable::NotJson)?;
+        shape::filter(
+            &mut value,
+            &|kind, name| self.allowed(kind, name),
+            &|kind, items, last_page| {
+                self.policy
+                    .gaps()
+                    .observe(&self.policy, kind, items, last_page);
+            },
+        );
+        serde_json::to_vec(&value)
+            .map(Some)
+            .map_err(|_| Unreadable::NotJson)
+    }
+
+    fn withhold(&self) -> &Withhold {
+        &self.withhold
     }
 }
 
@@ -213,12 +290,12 @@ fn is_encoded(content_encoding: &HeaderValue) -> bool {
 }
 
 /// Filters a response of the MCP endpoint for the exchange's caller.
-pub(crate) async fn apply(response: Response, filter: ListFilter) -> Response {
+pub(crate) async fn apply<R: Rewriter>(response: Response, filter: R) -> Response {
     if http_body::Body::size_hint(response.body()).exact() == Some(0) {
         return response;
     }
     match framing(response.headers()) {
-        Framing::Encoded => filter.refuse(Unreadable::Encoded),
+        Framing::Encoded => filter.withhold().refuse(Unreadable::Encoded),
         Framing::EventStream => {
             let (mut parts, body) = response.into_parts();
             parts.headers.remove(header::CONTENT_LENGTH);
@@ -260,13 +337,13 @@ impl Held {
 
 /// A body that is not an event stream: held and checked when it may be
 /// JSON, else streamed on.
-async fn plain(response: Response, filter: ListFilter) -> Response {
+async fn plain<R: Rewriter>(response: Response, filter: R) -> Response {
     let (mut parts, mut body) = response.into_parts();
     let mut held = Held::default();
     let mut json = None;
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
-            return filter.refuse(Unreadable::BodyFailed);
+            return filter.withhold().refuse(Unreadable::BodyFailed);
         };
         let Ok(data) = frame.into_data() else {
             continue; // trailers: a JSON response has none to keep
@@ -280,26 +357,23 @@ async fn plain(response: Response, filter: ListFilter) -> Response {
                 let head = held.into_bytes();
                 return Response::from_parts(parts, Body::new(Prefixed::new(head, body)));
             }
-            _ if held.bytes().len() > filter.limit => {
-                return filter.refuse(Unreadable::TooLarge);
+            _ if held.bytes().len() > filter.withhold().limit => {
+                return filter.withhold().refuse(Unreadable::TooLarge);
             }
             _ => {}
         }
     }
     let bytes = held.into_bytes();
-    if json != Some(true) || !shape::may_carry_list(&bytes) {
+    if json != Some(true) || !filter.may_carry(&bytes) {
         return Response::from_parts(parts, Body::from(bytes));
     }
-    match shape::carries_list(&bytes) {
-        Err(_) => filter.refuse(Unreadable::NotJson),
-        Ok(false) => Response::from_parts(parts, Body::from(bytes)),
-        Ok(true) => match filter.rewrite(&bytes) {
-            Ok(out) => {
-                parts.headers.remove(header::CONTENT_LENGTH);
-                Response::from_parts(parts, Body::from(out))
-            }
-            Err(why) => filter.refuse(why),
-        },
+    match filter.rewrite(&bytes) {
+        Ok(None) => Response::from_parts(parts, Body::from(bytes)),
+        Ok(Some(out)) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(out))
+        }
+        Err(why) => filter.withhold().refuse(why),
     }
 }
 
@@ -528,6 +602,59 @@ mod tests {
         )
         .await;
         assert_eq!(json_of(out).await["result"]["tools"], json!([]));
+    }
+
+    /// Issue 23, 6a: `skills/list` (rmcp 3.11, SEP-2640) names every
+    /// skill's URI, description and files; each skill stays only when
+    /// `skills/get` of its `uri` is allowed (its resource rule, else the
+    /// unmatched resource rule, else the `skills/get` method rule), in a
+    /// JSON body and an SSE stream alike.
+    #[tokio::test]
+    async fn skills_are_filtered_by_the_skills_get_rule() {
+        let policy = McpPolicy::builder()
+            .resource(
+                "skill://billing/SKILL.md",
+                Rule::bearer().scopes(["billing"]),
+            )
+            .method("skills/get", Rule::api_key())
+            .build()
+            .unwrap();
+        let skill = |name: &str| {
+            json!({"uri": format!("skill://{name}/SKILL.md"),
+                   "frontmatter": {"name": name, "description": format!("the {name} skill")},
+                   "resources": [{"uri": format!("skill://{name}/SKILL.md"), "digest": "sha256:00", "size": 1}]})
+        };
+        let reply =
+            json!({"jsonrpc":"2.0","id":4,"result":{"skills":[skill("billing"), skill("notes")]}})
+                .to_string();
+        let req = r#"{"jsonrpc":"2.0","id":4,"method":"skills/list"}"#;
+        let filter = |who: Principal| {
+            let (parts, ()) = http::Request::post("/mcp").body(()).unwrap().into_parts();
+            let mcp = McpRequest::parse(req.as_bytes()).unwrap();
+            ListFilter::new(policy.clone(), Some(who), &mcp, &parts, DEFAULT_LIMIT)
+        };
+        let key = || Principal::new(AuthScheme::ApiKey, "ops");
+        let billing =
+            || Principal::new(AuthScheme::Jwt, "ann").with_scopes(Scopes::parse("billing"));
+        for (who, want) in [(key(), "notes"), (billing(), "billing")] {
+            let out = apply(
+                response(Some("application/json"), reply.clone()),
+                filter(who),
+            )
+            .await;
+            let v = json_of(out).await;
+            assert_eq!(v["result"]["skills"], json!([skill(want)]), "{v}");
+            assert_eq!(v["result"]["cacheScope"], "private");
+        }
+        let stream = format!("id: 1\ndata: {reply}\n\n");
+        let out = apply(
+            response(Some("text/event-stream"), Body::new(Chunks::of(&stream, 7))),
+            filter(key()),
+        )
+        .await;
+        let text = body_of(out).await;
+        assert!(text.contains("skill://notes/SKILL.md"), "{text}");
+        assert!(!text.contains("billing"), "{text}");
     }
 
     #[tokio::test]

@@ -3,8 +3,8 @@
 //! there.
 //!
 //! A message carries a list when its `result` is an object with a
-//! `tools`, `prompts`, `resources` or `resourceTemplates` member that is an
-//! array, whatever its `id` (a number rmcp rewrites, an id another exchange
+//! `tools`, `prompts`, `resources`, `resourceTemplates` or `skills` member
+//! that is an array, whatever its `id` (a number rmcp rewrites, an id another exchange
 //! used) and whatever request it answers.
 
 use std::{borrow::Cow, sync::LazyLock};
@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::super::json::{Scanner, SyntaxError, MAX_DEPTH};
 
 /// One list member of a result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum ListKind {
     /// `tools`: kept when `tools/call` of the item's `name` is allowed.
     Tools,
@@ -25,10 +25,19 @@ pub(super) enum ListKind {
     Resources,
     /// `resourceTemplates`: kept when reading the item's `uriTemplate` is.
     Templates,
+    /// `skills` (`skills/list`, the skills extension, SEP-2640): kept when
+    /// `skills/get` of the item's `uri` is allowed.
+    Skills,
 }
 
 impl ListKind {
-    const ALL: [Self; 4] = [Self::Tools, Self::Prompts, Self::Resources, Self::Templates];
+    const ALL: [Self; 5] = [
+        Self::Tools,
+        Self::Prompts,
+        Self::Resources,
+        Self::Templates,
+        Self::Skills,
+    ];
 
     /// The result member holding the items.
     fn member(self) -> &'static str {
@@ -37,15 +46,27 @@ impl ListKind {
             Self::Prompts => "prompts",
             Self::Resources => "resources",
             Self::Templates => "resourceTemplates",
+            Self::Skills => "skills",
         }
     }
 
     /// The item member naming one item.
-    fn key(self) -> &'static str {
+    pub(super) fn key(self) -> &'static str {
         match self {
             Self::Tools | Self::Prompts => "name",
-            Self::Resources => "uri",
+            Self::Resources | Self::Skills => "uri",
             Self::Templates => "uriTemplate",
+        }
+    }
+
+    /// What one item is, for a report.
+    pub(super) fn item(self) -> &'static str {
+        match self {
+            Self::Tools => "tool",
+            Self::Prompts => "prompt",
+            Self::Resources => "resource",
+            Self::Templates => "resource template",
+            Self::Skills => "skill",
         }
     }
 }
@@ -53,23 +74,24 @@ impl ListKind {
 /// Whether a reader could find a list member name in `text`; `false` is
 /// the fast answer for most replies, which then go on unparsed.
 ///
-/// A name can only be there when `text` holds `tools`, `prompts` or
-/// `resource` (the start of `resources` and `resourceTemplates`) as they
-/// are, or an escape that may stand for a letter: anything but the fixed
+/// A name can only be there when `text` holds `tools`, `prompts`,
+/// `resource` (the start of `resources` and `resourceTemplates`) or
+/// `skills` as they are, or an escape that may stand for a letter: anything but the fixed
 /// `\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t` (a `\u0074`, or a lenient
 /// reader's `\x74` or `\o`), or a NUL byte (UTF-16 and UTF-32 texts
 /// spell names with NULs between the letters). Whatever else `text` is,
 /// valid JSON or not, no reader finds a list in it. So `false` implies
 /// that [`carries_list`] is not `Ok(true)`.
 pub(super) fn may_carry_list(text: &[u8]) -> bool {
-    static NAMES: LazyLock<[Finder<'static>; 3]> =
-        LazyLock::new(|| [b"tools".as_slice(), b"prompts", b"resource"].map(Finder::new));
+    static NAMES: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
+        [b"tools".as_slice(), b"prompts", b"resource", b"skills"].map(Finder::new)
+    });
     NAMES.iter().any(|name| name.find(text).is_some()) || may_spell_letters(text)
 }
 
 /// Whether `text` has a NUL byte or an escape other than the eight that
 /// stand for one fixed character that is not a letter of a name.
-fn may_spell_letters(text: &[u8]) -> bool {
+pub(crate) fn may_spell_letters(text: &[u8]) -> bool {
     let mut at = 0;
     while let Some(found) = memchr::memchr2(b'\\', 0, &text[at..]) {
         let i = at + found;
@@ -156,29 +178,44 @@ fn result(s: &mut Scanner<'_>, room: usize) -> Result<bool, SyntaxError> {
     Ok(found)
 }
 
+/// What a list held before it was filtered: its kind, every item, and
+/// whether it is a listing's last page (no `nextCursor`).
+pub(super) type Observe<'a> = &'a dyn Fn(ListKind, &[Value], bool);
+
 /// Filters every list member of every message in `value` (a message or a
 /// batch) to the items `allowed` keeps, and marks each such result
 /// `"cacheScope": "private"` (SEP-2549: a list filtered for one caller must
-/// not be served to another). `true` when there was a list.
-pub(super) fn filter(value: &mut Value, allowed: &dyn Fn(ListKind, &str) -> bool) -> bool {
+/// not be served to another). `observe` sees each list first. `true` when
+/// there was a list.
+pub(super) fn filter(
+    value: &mut Value,
+    allowed: &dyn Fn(ListKind, &str) -> bool,
+    observe: Observe<'_>,
+) -> bool {
     match value {
         Value::Array(batch) => batch
             .iter_mut()
-            .fold(false, |acc, m| filter_message(m, allowed) | acc),
-        message => filter_message(message, allowed),
+            .fold(false, |acc, m| filter_message(m, allowed, observe) | acc),
+        message => filter_message(message, allowed, observe),
     }
 }
 
-fn filter_message(message: &mut Value, allowed: &dyn Fn(ListKind, &str) -> bool) -> bool {
+fn filter_message(
+    message: &mut Value,
+    allowed: &dyn Fn(ListKind, &str) -> bool,
+    observe: Observe<'_>,
+) -> bool {
     let Some(result) = message.get_mut("result").and_then(Value::as_object_mut) else {
         return false;
     };
+    let last_page = result.get("nextCursor").is_none_or(Value::is_null);
     let mut listed = false;
     for kind in ListKind::ALL {
         let Some(items) = result.get_mut(kind.member()).and_then(Value::as_array_mut) else {
             continue;
         };
         listed = true;
+        observe(kind, items, last_page);
         items.retain(|item| {
             item.get(kind.key())
                 .and_then(Value::as_str)
@@ -203,6 +240,7 @@ mod tests {
             r#"{"result":{"prompts":[]},"jsonrpc":"2.0"}"#,
             r#"[{"id":1,"result":{}},{"id":1,"result":{"resources":[1]}}]"#,
             r#"{"res\u0075lt":{"t\u006Fols":[]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"skills":[{"uri":"skill://a/SKILL.md"}]}}"#,
             // Duplicates: a client keeps the last, the filter sees them all.
             r#"{"result":{"tools":[]},"result":{"content":[]}}"#,
         ] {
@@ -237,6 +275,7 @@ mod tests {
             r#"{"result":{"prompts":[]}}"#,
             r#"{"result":{"resources":[]}}"#,
             r#"{"result":{"resourceTemplates":[]}}"#,
+            r#"{"result":{"skills":[]}}"#,
             // Escapes that spell letters, strictly or leniently.
             r#"{"result":{"t\u006fols":[]}}"#,
             r#"{"result":{"t\u006Fols":[]}}"#,
@@ -266,12 +305,13 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const NAMES: [&str; 8] = [
+        const NAMES: [&str; 9] = [
             "result",
             "tools",
             "prompts",
             "resources",
             "resourceTemplates",
+            "skills",
             "content",
             "id",
             "name",
@@ -354,7 +394,7 @@ mod tests {
             #[test]
             fn no_list_passes_the_prefilter(text in messages()) {
                 let mut value: Value = serde_json::from_str(&text).unwrap();
-                let listed = filter(&mut value, &|_, _| true);
+                let listed = filter(&mut value, &|_, _| true, &|_, _, _| {});
                 let scanned = carries_list(text.as_bytes()).unwrap();
                 // The scanner also sees duplicates serde_json drops.
                 prop_assert!(scanned || !listed, "{}", text);
@@ -366,13 +406,26 @@ mod tests {
     #[test]
     fn filtering_keeps_what_is_allowed_and_marks_it_private() {
         let mut v = serde_json::json!({"id":1,"result":{"tools":[{"name":"a"},{"name":"b"},{"x":1},"c"],"cacheScope":"public","ttlMs":5}});
-        assert!(filter(&mut v, &|kind, name| kind == ListKind::Tools && name == "a"));
+        let seen = std::cell::RefCell::new(Vec::new());
+        let observe = |kind: ListKind, items: &[Value], last: bool| {
+            seen.borrow_mut().push((kind, items.len(), last))
+        };
+        assert!(filter(
+            &mut v,
+            &|kind, name| kind == ListKind::Tools && name == "a",
+            &observe
+        ));
+        assert_eq!(*seen.borrow(), [(ListKind::Tools, 4, true)]);
         assert_eq!(
             v,
             serde_json::json!({"id":1,"result":{"tools":[{"name":"a"}],"cacheScope":"private","ttlMs":5}})
         );
         let mut other = serde_json::json!({"id":1,"result":{"content":[]}});
-        assert!(!filter(&mut other, &|_, _| false));
+        assert!(!filter(&mut other, &|_, _| false, &observe));
+        // A page with a cursor is not a listing's last.
+        let mut page = serde_json::json!({"result":{"skills":[{"uri":"skill://a/SKILL.md"}],"nextCursor":"c"}});
+        assert!(filter(&mut page, &|_, _| true, &observe));
+        assert_eq!(seen.borrow()[1], (ListKind::Skills, 1, false));
         assert_eq!(other, serde_json::json!({"id":1,"result":{"content":[]}}));
     }
 }

@@ -17,27 +17,27 @@ use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use http_body::Frame;
 
-use super::{first_byte, shape, ListFilter, Unreadable};
+use super::{first_byte, Rewriter, Unreadable};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// An SSE body whose events carrying list results are filtered.
-pub(super) struct SseFilter {
+pub(super) struct SseFilter<R> {
     inner: Body,
     /// The start of an event whose end has not come yet.
     buf: BytesMut,
     split: Splitter,
     /// Where each whole event of the current poll ends.
     ends: Ends,
-    filter: ListFilter,
+    filter: R,
     /// Before the stream's first event (which may start with a byte order
     /// mark).
     first: bool,
     done: bool,
 }
 
-impl SseFilter {
-    pub(super) fn new(inner: Body, filter: ListFilter) -> Self {
+impl<R: Rewriter> SseFilter<R> {
+    pub(super) fn new(inner: Body, filter: R) -> Self {
         Self {
             inner,
             buf: BytesMut::new(),
@@ -168,24 +168,24 @@ fn data(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
 /// One event, filtered when its data is a list result: `None` when it
 /// goes on as it is (most events: nothing is copied), else the event
 /// written again.
-fn event(filter: &ListFilter, raw: &[u8], first: bool) -> Result<Option<Vec<u8>>, Unreadable> {
+fn event<R: Rewriter>(filter: &R, raw: &[u8], first: bool) -> Result<Option<Vec<u8>>, Unreadable> {
     let fields = if first {
         raw.strip_prefix(BOM).unwrap_or(raw)
     } else {
         raw
     };
-    if !shape::may_carry_list(fields) {
+    if !filter.may_carry(fields) {
         return Ok(None);
     }
     let Some(data) = data(fields) else {
         return Ok(None);
     };
-    if !first_byte(&data).is_some_and(super::may_be_json)
-        || !shape::carries_list(&data).map_err(|_| Unreadable::NotJson)?
-    {
+    if !first_byte(&data).is_some_and(super::may_be_json) {
         return Ok(None);
     }
-    let json = filter.rewrite(&data)?;
+    let Some(json) = filter.rewrite(&data)? else {
+        return Ok(None);
+    };
     let mut out = Vec::with_capacity(fields.len().max(json.len()) + 16);
     for line in lines(fields) {
         if !line.is_empty() && field(line).0 != b"data" {
@@ -260,7 +260,7 @@ impl Out {
     }
 }
 
-impl SseFilter {
+impl<R: Rewriter> SseFilter<R> {
     /// The whole events now available (their ends in `self.ends`); the
     /// start of an incomplete one stays in `self.buf`. A chunk that arrives
     /// while nothing is held is not copied, except for an incomplete event
@@ -314,14 +314,14 @@ impl SseFilter {
             start = end;
         }
         out.push(work.slice(raw_from..start));
-        if self.buf.len() > self.filter.limit {
+        if self.buf.len() > self.filter.withhold().limit {
             return Err(Unreadable::TooLarge);
         }
         Ok(())
     }
 }
 
-impl http_body::Body for SseFilter {
+impl<R: Rewriter> http_body::Body for SseFilter<R> {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -347,8 +347,8 @@ impl http_body::Body for SseFilter {
             if let Err(why) = this.events(&work, &mut out) {
                 // Nothing after an unreadable event goes out: the client's
                 // pending requests get an error instead.
-                this.filter.audit(why);
-                for message in this.filter.errors(why) {
+                this.filter.withhold().audit(why);
+                for message in this.filter.withhold().errors(why) {
                     out.push(Bytes::from(format!("event: message\ndata: {message}\n\n")));
                 }
                 this.buf = BytesMut::new();

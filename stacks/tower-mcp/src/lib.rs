@@ -217,7 +217,7 @@ fn no_such_user(id: &str) -> CallToolResult {
 /// What a tool says of its caller.
 fn describe(p: &Principal) -> serde_json::Value {
     json!({
-        "subject": p.subject(),
+        "subject": p.name(),
         "scheme": p.scheme().to_string(),
         "scopes": p.scopes().iter().collect::<Vec<_>>(),
     })
@@ -244,9 +244,7 @@ pub fn router() -> McpRouter {
             (),
             |Extension(caller): Extension<Principal>, Json(input): Json<UserIdInput>| async move {
                 Ok(match user(&input.user_id) {
-                    Some(u) => {
-                        CallToolResult::json(json!({"user": u, "read_by": caller.subject()}))
-                    }
+                    Some(u) => CallToolResult::json(json!({"user": u, "read_by": caller.name()})),
                     None => no_such_user(&input.user_id),
                 })
             },
@@ -268,7 +266,7 @@ pub fn router() -> McpRouter {
             |Extension(caller): Extension<Principal>, Json(input): Json<UserIdInput>| async move {
                 Ok(match user(&input.user_id) {
                     Some(_) => CallToolResult::json(
-                        json!({"deleted": input.user_id, "deleted_by": caller.subject()}),
+                        json!({"deleted": input.user_id, "deleted_by": caller.name()}),
                     ),
                     None => no_such_user(&input.user_id),
                 })
@@ -279,7 +277,7 @@ pub fn router() -> McpRouter {
     let private = ResourceTemplateBuilder::new(PRIVATE_TEMPLATE)
         .name("private_record")
         .handler_with_context(|ctx: RequestContext, uri, vars| async move {
-            let reader = ctx.extension::<Principal>().map(|p| p.subject().to_owned());
+            let reader = ctx.extension::<Principal>().map(|p| p.name().to_owned());
             let body = json!({"user_id": vars.get("user_id"), "read_by": reader});
             Ok(ReadResourceResult::text(uri, body.to_string()))
         });
