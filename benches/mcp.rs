@@ -1,6 +1,9 @@
-//! Inspect + policy against a bare route, in the same run.
+//! Inspect + policy against a bare route, in the same run; and the cost
+//! of a scope check with a scope hierarchy of 1,000 scopes against the
+//! same check without one (`scope_check`).
 //!
 //! `cargo bench --bench mcp -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench --bench mcp -- --warm-up-time 1 --measurement-time 3 scope_check`
 
 use std::convert::Infallible;
 
@@ -10,8 +13,9 @@ use http::Request;
 use http_body_util::BodyExt;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
+    mcp::{McpCall, Target},
     mcp::{McpPolicy, McpPolicyLayer, McpRequest},
-    AuthScheme, Principal, ProtectedResource, Rule, Scopes,
+    AuthScheme, Principal, ProtectedResource, Rule, ScopeHierarchy, Scopes,
 };
 
 /// A `tools/call` body of about `size` bytes (the arguments pad it out).
@@ -265,5 +269,162 @@ fn bench_http(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, bench_http);
+/// A hierarchy of 1,000 scopes: 10 areas, each `area{i}:admin` implying
+/// its 99 `area{i}:op{j}`.
+fn wide_hierarchy() -> ScopeHierarchy {
+    (0..10)
+        .fold(ScopeHierarchy::builder(), |b, i| {
+            b.implies(
+                format!("area{i}:admin"),
+                (0..99).map(|j| format!("area{i}:op{j}")),
+            )
+        })
+        .build()
+        .unwrap()
+}
+
+/// A hierarchy of 1,000 scopes in one chain (`c0` → `c1` → … → `c999`):
+/// the worst shape, the leaf implied by 999 broader scopes.
+fn chain_hierarchy() -> ScopeHierarchy {
+    (0..999)
+        .fold(ScopeHierarchy::builder(), |b, i| {
+            b.implies(format!("c{i}"), [format!("c{}", i + 1)])
+        })
+        .build()
+        .unwrap()
+}
+
+/// One scope check (a rule's decision, and an MCP policy's decision of a
+/// `tools/call`) without a hierarchy, and with one of 1,000 scopes: the
+/// token holding the required scope itself, or only a broader one.
+fn bench_scope_check(c: &mut Criterion) {
+    let jwt =
+        |scopes: &str| Principal::new(AuthScheme::Jwt, "alice").with_scopes(Scopes::parse(scopes));
+    let call = McpCall::new("tools/call", Some(Target::Tool("deploy".into())));
+    let cases = [
+        // (name, hierarchy, required, granted)
+        (
+            "none/narrow_held",
+            ScopeHierarchy::empty(),
+            "area7:op42",
+            "area7:op42 openid profile",
+        ),
+        (
+            "wide_1000/narrow_held",
+            wide_hierarchy(),
+            "area7:op42",
+            "area7:op42 openid profile",
+        ),
+        (
+            "wide_1000/broad_held",
+            wide_hierarchy(),
+            "area7:op42",
+            "area7:admin openid profile",
+        ),
+        (
+            "none/chain_leaf_held",
+            ScopeHierarchy::empty(),
+            "c999",
+            "c999 openid profile",
+        ),
+        (
+            "chain_1000/leaf_held",
+            chain_hierarchy(),
+            "c999",
+            "c999 openid profile",
+        ),
+        (
+            "chain_1000/root_held",
+            chain_hierarchy(),
+            "c999",
+            "c0 openid profile",
+        ),
+    ];
+    let mut group = c.benchmark_group("scope_check");
+    let mut interleaved: Vec<Case> = Vec::new();
+    for (name, hierarchy, required, granted) in cases {
+        let rule = Rule::bearer()
+            .scopes([required])
+            .scope_hierarchy(hierarchy.clone());
+        let p = jwt(granted);
+        assert!(rule.permits(Some(&p)), "{name}");
+        group.bench_function(BenchmarkId::new("rule", name), |b| {
+            b.iter(|| rule.permits(Some(std::hint::black_box(&p))))
+        });
+        let policy = McpPolicy::builder()
+            .scope_hierarchy(hierarchy)
+            .tool("deploy", Rule::bearer().scopes([required]))
+            .build()
+            .unwrap();
+        group.bench_function(BenchmarkId::new("policy", name), |b| {
+            b.iter(|| {
+                policy
+                    .authorize(Some(std::hint::black_box(&p)), Some(&call))
+                    .unwrap()
+            })
+        });
+        let (rule_p, policy_p, call) = (p.clone(), p, call.clone());
+        interleaved.push((
+            name,
+            Box::new(move || rule.permits(Some(std::hint::black_box(&rule_p)))),
+        ));
+        interleaved.push((
+            name,
+            Box::new(move || {
+                policy
+                    .authorize(Some(std::hint::black_box(&policy_p)), Some(&call))
+                    .is_ok()
+            }),
+        ));
+    }
+    group.finish();
+    scope_check_ratios(&interleaved);
+}
+
+/// A named check, for [`scope_check_ratios`].
+type Case = (&'static str, Box<dyn Fn() -> bool>);
+
+/// The ratios of `scope_check`, measured interleaved (60 rounds, each
+/// timing a batch of every case in turn) so that the shared machine's
+/// load hits every case alike; each case against its baseline without a
+/// hierarchy, by the median round.
+fn scope_check_ratios(cases: &[Case]) {
+    const ROUNDS: usize = 60;
+    const BATCH: u32 = 20_000;
+    let mut samples = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    for _ in 0..ROUNDS {
+        for ((_, f), s) in cases.iter().zip(&mut samples) {
+            let start = std::time::Instant::now();
+            for _ in 0..BATCH {
+                assert!(f());
+            }
+            s.push(start.elapsed().as_nanos() as f64 / f64::from(BATCH));
+        }
+    }
+    let median = |s: &mut Vec<f64>| {
+        s.sort_by(f64::total_cmp);
+        s[s.len() / 2]
+    };
+    let medians: Vec<f64> = samples.iter_mut().map(median).collect();
+    eprintln!(
+        "\nscope_check, interleaved (median ns per check; × the same check without a hierarchy):"
+    );
+    // Cases come in (rule, policy) pairs; `none/…` rows are the baselines
+    // of the rows after them.
+    let mut base = (1.0, 1.0);
+    for (i, pair) in cases.chunks(2).enumerate() {
+        let (r, p) = (medians[2 * i], medians[2 * i + 1]);
+        let name = pair[0].0;
+        if name.starts_with("none/") {
+            base = (r, p);
+        }
+        eprintln!(
+            "  {name:<24} rule {r:>7.1} ns {:>5.2}×   policy {p:>7.1} ns {:>5.2}×",
+            r / base.0,
+            p / base.1
+        );
+    }
+}
+
+criterion_group!(benches, bench, bench_http, bench_scope_check);
 criterion_main!(benches);

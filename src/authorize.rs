@@ -14,7 +14,7 @@ use crate::future::ResponseFuture;
 
 use crate::{
     audit, authenticate::UnverifiedCredential, config::ConfigError, error::ErrorRenderer,
-    future::BoxError, principal::Principal, rule::Rule,
+    future::BoxError, principal::Principal, rule::Rule, scope_hierarchy::ScopeHierarchy,
 };
 
 /// Guards a plain route (an `/admin` axum route, any tower service) with a
@@ -99,6 +99,26 @@ impl AuthorizeLayer {
                 renderer: ErrorRenderer::default(),
             }),
         })
+    }
+
+    /// The deployment's scope hierarchy (a broad scope implies narrower
+    /// ones), for the rule's decisions (see [`Rule::scope_hierarchy`]);
+    /// [`McpPolicy::scope_hierarchy`](crate::mcp::McpPolicy::scope_hierarchy)
+    /// gives an MCP policy's.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthorizeLayer, Rule, ScopeHierarchy};
+    ///
+    /// let hierarchy = ScopeHierarchy::builder().implies("admin", ["admin:write"]).build()?;
+    /// let layer = AuthorizeLayer::new(Rule::bearer().scopes(["admin:write"]))?.scope_hierarchy(hierarchy);
+    /// # let _ = layer;
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    pub fn scope_hierarchy(mut self, hierarchy: ScopeHierarchy) -> Self {
+        Arc::make_mut(&mut self.config)
+            .rule
+            .set_scope_hierarchy(hierarchy);
+        self
     }
 
     /// Renders refusals with a custom renderer.
@@ -233,6 +253,30 @@ mod tests {
         assert_eq!(
             res.headers()[header::WWW_AUTHENTICATE],
             r#"Bearer error="insufficient_scope", error_description="the access token lacks a scope this call requires", scope="read:data write:data", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
+        );
+    }
+
+    /// MCP 2026-07-28: the deployment's scope hierarchy holds on a plain
+    /// route too; the 403 names the required scopes, not the broad one,
+    /// and never `offline_access`.
+    #[tokio::test]
+    async fn a_broader_scope_passes_and_the_challenge_names_the_narrower() {
+        let hierarchy = ScopeHierarchy::builder()
+            .implies("admin", ["admin:write", "read:data"])
+            .build()
+            .unwrap();
+        let admin = || {
+            layer(Rule::bearer().scopes(["admin:write", "read:data"]))
+                .scope_hierarchy(hierarchy.clone())
+        };
+        assert_eq!(run(admin(), jwt("admin")).await.status(), 200);
+        let plain = layer(Rule::bearer().scopes(["admin:write", "read:data"]));
+        assert_eq!(run(plain, jwt("admin")).await.status(), 403);
+        let res = run(admin(), jwt("admin:write offline_access")).await;
+        assert_eq!(res.status(), 403);
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer error="insufficient_scope", error_description="the access token lacks a scope this call requires", scope="admin:write read:data", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
         );
     }
 

@@ -10,7 +10,7 @@ use axum::{
 use http::{header, HeaderValue, StatusCode};
 use serde_json::value::RawValue;
 
-use crate::principal::Scopes;
+use crate::principal::{Scopes, OFFLINE_ACCESS};
 
 /// JSON-RPC error code for a refused credential (401).
 pub const JSONRPC_UNAUTHORIZED: i64 = -32001;
@@ -386,7 +386,11 @@ impl AuthError {
     /// needed; the union is that, plus what the client holds. From MCP
     /// 2026-07-28 clients accumulate scopes themselves, and the union stays
     /// a correct answer. A 401 without a credential names only the
-    /// required scopes (there is nothing granted yet).
+    /// required scopes (there is nothing granted yet). The required scopes
+    /// are the ones the rule names, all of them in the one challenge, even
+    /// when a broader scope of the deployment's
+    /// [`ScopeHierarchy`](crate::ScopeHierarchy) would also do; and
+    /// `offline_access` is never named ([`with_scope`](Self::with_scope)).
     ///
     /// ```
     /// use tower_mcp_auth::{AuthError, Scopes};
@@ -486,10 +490,20 @@ impl AuthError {
         Self::new(AuthErrorKind::Unavailable, description)
     }
 
-    /// Sets the challenge's `scope` parameter (the scopes the call needs).
+    /// Sets the challenge's `scope` parameter (the scopes the call needs),
+    /// less `offline_access`: a request for a refresh token, not a
+    /// resource's requirement, which the MCP authorization specification
+    /// (2026-07-28) says a server SHOULD NOT put in a challenge.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthError, Scopes};
+    ///
+    /// let err = AuthError::insufficient_scope(Scopes::parse("offline_access read:data"));
+    /// assert_eq!(err.scope().unwrap().to_string(), "read:data");
+    /// ```
     #[must_use]
     pub fn with_scope(mut self, scope: Scopes) -> Self {
-        self.0.scope = Some(scope);
+        self.0.scope = Some(scope.without(OFFLINE_ACCESS));
         self
     }
 

@@ -31,8 +31,8 @@
 //! [`Challenge`], [`JsonRpcId`], [`ErrorRenderer`] and the `JSONRPC_*`
 //! codes, [`ConfigError`] with [`secret_from_env`] and
 //! [`optional_secret_from_env`], [`ProtectedResource`] with its builder and
-//! [`ProtectedResourceLayer`], and [`Rule`] with [`AuthorizeLayer`] (whose future is
-//! [`future::ResponseFuture`]). Each layer's items sit in that layer's
+//! [`ProtectedResourceLayer`], [`Rule`] with [`AuthorizeLayer`] (whose future is
+//! [`future::ResponseFuture`]), and [`ScopeHierarchy`] with its builder. Each layer's items sit in that layer's
 //! module only, as in tower-http: [`api_key::ApiKeyLayer`],
 //! [`authenticate::AuthenticateLayer`], `jwt::JwtLayer`,
 //! `introspection::IntrospectionLayer`, `mcp::McpPolicyLayer`,
@@ -157,6 +157,7 @@ mod resource;
 #[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub mod rmcp;
 mod rule;
+mod scope_hierarchy;
 mod url;
 
 pub use authorize::{Authorize, AuthorizeLayer};
@@ -170,6 +171,7 @@ pub use metadata::{ProtectedResource, ProtectedResourceBuilder, WELL_KNOWN_PATH}
 pub use principal::{AuthScheme, CustomScheme, Principal, PrincipalKind, Scopes};
 pub use resource::{ProtectedResourceLayer, ProtectedResourceService};
 pub use rule::Rule;
+pub use scope_hierarchy::{ScopeHierarchy, ScopeHierarchyBuilder};
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

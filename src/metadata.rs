@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::{
     config::ConfigError,
     error::Challenge,
-    principal::Scopes,
+    principal::{Scopes, OFFLINE_ACCESS},
     url::{check_identifier, check_url},
 };
 
@@ -215,12 +215,31 @@ impl ProtectedResourceBuilder {
     }
 
     /// Sets the scopes the resource understands (`scopes_supported`).
+    /// `offline_access` is left out: it asks an authorization server for
+    /// a refresh token and is no requirement of the resource, so the MCP
+    /// authorization specification (2026-07-28) says a server SHOULD NOT
+    /// list it (an authorization server's own `scopes_supported`, which
+    /// discovery copies here, often has it).
+    ///
+    /// ```
+    /// use tower_mcp_auth::ProtectedResource;
+    ///
+    /// let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+    ///     .scopes_supported(["openid", "offline_access", "read:data"])
+    ///     .build()?;
+    /// assert_eq!(resource.scopes_supported().to_string(), "openid read:data");
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
     pub fn scopes_supported<I>(mut self, scopes: I) -> Self
     where
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        self.scopes_supported = scopes.into_iter().map(Into::into).collect();
+        self.scopes_supported = scopes
+            .into_iter()
+            .map(Into::into)
+            .filter(|s: &String| s != OFFLINE_ACCESS)
+            .collect();
         self
     }
 
@@ -359,6 +378,23 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
+
+    /// MCP 2026-07-28: servers SHOULD NOT list `offline_access` in
+    /// `scopes_supported` (an authorization server's list, copied by
+    /// discovery, often has it); listed before.
+    #[test]
+    fn offline_access_is_left_out_of_scopes_supported() {
+        let r = ProtectedResource::builder("https://mcp.example.com/mcp")
+            .scopes_supported(["openid", "offline_access", "read:data"])
+            .build()
+            .unwrap();
+        assert_eq!(r.scopes_supported().to_string(), "openid read:data");
+        let doc: serde_json::Value = serde_json::from_slice(&r.document()).unwrap();
+        assert_eq!(
+            doc["scopes_supported"],
+            serde_json::json!(["openid", "read:data"])
+        );
+    }
 
     #[test]
     fn metadata_url_inserts_well_known_before_path() {

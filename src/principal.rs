@@ -82,6 +82,12 @@ impl fmt::Display for AuthScheme {
     }
 }
 
+/// The scope a client asks for to get a refresh token: not a permission
+/// of a resource, so the MCP authorization specification (2026-07-28)
+/// says servers SHOULD NOT list it in `scopes_supported` or a challenge's
+/// `scope`. This crate drops it from both.
+pub(crate) const OFFLINE_ACCESS: &str = "offline_access";
+
 /// Which kind of identity a [`Principal`] is: a subject, or an OAuth
 /// client acting on its own behalf.
 ///
@@ -194,6 +200,27 @@ impl Scopes {
         I::Item: AsRef<str>,
     {
         candidates.into_iter().any(|s| self.contains(s.as_ref()))
+    }
+
+    /// Whether the two sets share a scope.
+    #[must_use]
+    pub fn intersects(&self, other: &Scopes) -> bool {
+        let (small, large) = if self.len() <= other.len() {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        small.iter().any(|s| large.contains(s))
+    }
+
+    /// The set without `scope` (the same set, no copy, when it lacks it).
+    #[must_use]
+    pub(crate) fn without(&self, scope: &str) -> Scopes {
+        if self.contains(scope) {
+            self.iter().filter(|s| *s != scope).collect()
+        } else {
+            self.clone()
+        }
     }
 
     /// The scopes of `self` that are missing from `granted`.
@@ -762,6 +789,11 @@ mod tests {
         assert!(granted.contains_all(Vec::<&str>::new()));
         assert!(!granted.contains_any(Vec::<&str>::new()));
         assert_eq!(required.missing_from(&granted), Scopes::parse("write:data"));
+        assert!(required.intersects(&granted) && granted.intersects(&required));
+        assert!(!granted.intersects(&Scopes::parse("a z")));
+        assert!(!Scopes::empty().intersects(&granted));
+        assert_eq!(required.without("read:data"), Scopes::parse("write:data"));
+        assert_eq!(required.without("x"), required);
         assert_eq!(granted.union(&required), required);
     }
 

@@ -5,7 +5,8 @@ use std::{any::Any, fmt, sync::Arc};
 
 use crate::{
     error::AuthError,
-    principal::{AuthScheme, Principal, Scopes},
+    principal::{AuthScheme, Principal, Scopes, OFFLINE_ACCESS},
+    scope_hierarchy::{ScopeHierarchy, Widened},
 };
 
 /// A check over the caller and what it calls, erased to `&dyn Any` so that
@@ -50,6 +51,10 @@ struct Alternative {
     all: Scopes,
     any: Vec<Scopes>,
     checks: Vec<Arc<CheckFn>>,
+    /// What meets `all` and `any` under the rule's scope hierarchy
+    /// (`None`: no hierarchy, or no broader scope meets any of them; the
+    /// check is then exactly the one without).
+    wider: Option<Box<Widened>>,
 }
 
 impl Alternative {
@@ -59,6 +64,7 @@ impl Alternative {
             all: Scopes::empty(),
             any: Vec::new(),
             checks: Vec::new(),
+            wider: None,
         }
     }
 
@@ -69,8 +75,18 @@ impl Alternative {
     }
 
     fn has_scopes(&self, granted: &Scopes) -> bool {
-        granted.contains_all(self.all.iter())
-            && self.any.iter().all(|g| granted.contains_any(g.iter()))
+        match &self.wider {
+            None => {
+                granted.contains_all(self.all.iter())
+                    && self.any.iter().all(|g| granted.contains_any(g.iter()))
+            }
+            Some(wider) => wider.met_by(granted, &self.all, &self.any),
+        }
+    }
+
+    /// Recomputes [`Alternative::wider`] for `hierarchy`.
+    fn widen(&mut self, hierarchy: &ScopeHierarchy) {
+        self.wider = Widened::new(hierarchy, &self.all, &self.any);
     }
 }
 
@@ -91,11 +107,20 @@ impl Alternative {
 /// `mcp` feature, `Rule::check` adds a check over the caller and the MCP
 /// call.
 ///
+/// A deployment's [`ScopeHierarchy`] (a broad scope implies narrower
+/// ones) is accounted for in every decision once given
+/// ([`Rule::scope_hierarchy`]; the MCP policy and
+/// [`AuthorizeLayer`](crate::AuthorizeLayer) give theirs to their rules):
+/// a scope the rule requires is met by the scope itself or by any scope
+/// that implies it. Refusals still name the scopes the rule requires.
+///
 /// [`Rule::deny`] is the rule with no alternative: nobody. In an any-of it
 /// contributes nothing (`Rule::deny().or(x)` decides as `x`).
 ///
-/// Mistakes (an empty [`Rule::one_of`], scopes on a public or deny rule, a scope
-/// RFC 6749 does not allow) are collected and reported by whoever takes
+/// Mistakes (an empty [`Rule::one_of`], scopes on a public or deny rule, a
+/// scope RFC 6749 does not allow, a requirement of `offline_access`, which
+/// asks for a refresh token and is no permission a resource checks) are
+/// collected and reported by whoever takes
 /// the rule: `McpPolicyBuilder::build`, [`AuthorizeLayer::new`](crate::AuthorizeLayer::new).
 ///
 /// # Decisions
@@ -135,6 +160,7 @@ impl Alternative {
 pub struct Rule {
     alts: Vec<Alternative>,
     errors: Vec<String>,
+    hierarchy: ScopeHierarchy,
 }
 
 /// Why a rule refused, before it is rendered.
@@ -152,6 +178,7 @@ impl Rule {
         Self {
             alts: vec![Alternative::new(schemes)],
             errors: Vec::new(),
+            hierarchy: ScopeHierarchy::empty(),
         }
     }
 
@@ -214,6 +241,7 @@ impl Rule {
         Self {
             alts: Vec::new(),
             errors: Vec::new(),
+            hierarchy: ScopeHierarchy::empty(),
         }
     }
 
@@ -268,6 +296,7 @@ impl Rule {
         if let Some(alt) = self.last() {
             alt.all = alt.all.union(&scopes);
         }
+        self.widen();
         self
     }
 
@@ -288,6 +317,7 @@ impl Rule {
         if let Some(alt) = self.last() {
             alt.any.push(scopes);
         }
+        self.widen();
         self
     }
 
@@ -306,7 +336,47 @@ impl Rule {
     pub fn or(mut self, other: Rule) -> Self {
         self.alts.extend(other.alts);
         self.errors.extend(other.errors);
+        if self.hierarchy.is_empty() {
+            self.hierarchy = other.hierarchy;
+        }
+        self.widen();
         self
+    }
+
+    /// The scope hierarchy the rule's scope checks account for (replacing
+    /// any given before): a scope the rule requires is then also met by
+    /// every scope that implies it. The MCP policy
+    /// ([`McpPolicyBuilder::scope_hierarchy`](crate::mcp::McpPolicyBuilder::scope_hierarchy))
+    /// and [`AuthorizeLayer::scope_hierarchy`](crate::AuthorizeLayer::scope_hierarchy)
+    /// give theirs to their rules.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthScheme, Principal, Rule, ScopeHierarchy, Scopes};
+    ///
+    /// let hierarchy = ScopeHierarchy::builder().implies("admin", ["admin:write"]).build()?;
+    /// let rule = Rule::bearer().scopes(["admin:write"]).scope_hierarchy(hierarchy);
+    /// let admin = Principal::new(AuthScheme::Jwt, "ann").with_scopes(Scopes::parse("admin"));
+    /// assert!(rule.permits(Some(&admin)));
+    /// // A refusal names what the rule requires, not the broad scope.
+    /// assert_eq!(rule.scopes_named().to_string(), "admin:write");
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    pub fn scope_hierarchy(mut self, hierarchy: ScopeHierarchy) -> Self {
+        self.set_scope_hierarchy(hierarchy);
+        self
+    }
+
+    /// As [`Rule::scope_hierarchy`], in place.
+    pub(crate) fn set_scope_hierarchy(&mut self, hierarchy: ScopeHierarchy) {
+        self.hierarchy = hierarchy;
+        self.widen();
+    }
+
+    fn widen(&mut self) {
+        let hierarchy = &self.hierarchy;
+        for alt in &mut self.alts {
+            alt.widen(hierarchy);
+        }
     }
 
     fn validate(&mut self, scopes: &Scopes) {
@@ -314,6 +384,11 @@ impl Rule {
         if let Some(bad) = scopes.iter().find(|s| !is_scope_token(s)) {
             self.errors.push(format!(
                 "scope {bad:?} has characters RFC 6749 §3.3 does not allow"
+            ));
+        }
+        if scopes.contains(OFFLINE_ACCESS) {
+            self.errors.push(format!(
+                "a rule cannot require `{OFFLINE_ACCESS}`: it asks for a refresh token, it is no permission of this resource (and challenges never name it)"
             ));
         }
     }
@@ -499,6 +574,104 @@ mod tests {
         assert!(!rule.allows_with(Some(&jwt("")), &8u32));
         // Shown something else (a plain route shows `()`): refused.
         assert!(!rule.permits(Some(&jwt(""))));
+    }
+
+    fn hierarchy() -> ScopeHierarchy {
+        ScopeHierarchy::builder()
+            .implies("admin", ["admin:write", "read:data"])
+            .implies("admin:write", ["admin:read"])
+            .build()
+            .unwrap()
+    }
+
+    /// MCP 2026-07-28: a broader scope meets a narrower requirement; on
+    /// the old code `admin` never met `admin:write`.
+    #[test]
+    fn a_broader_scope_meets_a_narrower_requirement() {
+        let rule = Rule::api_key()
+            .or(Rule::bearer()
+                .scopes(["admin:read", "read:data"])
+                .any_scope(["x", "admin:write"]))
+            .scope_hierarchy(hierarchy());
+        assert!(rule.permits(Some(&jwt("admin"))));
+        assert!(rule.permits(Some(&jwt("admin:write read:data"))));
+        assert!(rule.permits(Some(&jwt("admin:read read:data x"))));
+        // `admin:write` implies `admin:read`, not `read:data`.
+        assert!(!rule.permits(Some(&jwt("admin:write"))));
+        // Implication goes down only.
+        assert!(!rule.permits(Some(&jwt("admin:read read:data"))));
+        // The refusal names what the rule requires, all of it in one
+        // challenge (with what the token holds), never the broad scope.
+        let err = rule.decide(Some(&jwt("admin:write")), &()).unwrap_err();
+        assert_eq!(err.kind(), AuthErrorKind::InsufficientScope);
+        assert_eq!(
+            err.scope().unwrap().to_string(),
+            "admin:read admin:write read:data x"
+        );
+        let err = rule.decide(None, &()).unwrap_err();
+        assert_eq!(
+            err.scope().unwrap().to_string(),
+            "admin:read admin:write read:data x"
+        );
+        // Without a hierarchy: the old decisions.
+        let plain = Rule::bearer().scopes(["admin:write"]);
+        assert!(!plain.permits(Some(&jwt("admin"))));
+        assert!(plain
+            .clone()
+            .scope_hierarchy(hierarchy())
+            .permits(Some(&jwt("admin"))));
+        assert!(!plain
+            .scope_hierarchy(hierarchy())
+            .scope_hierarchy(ScopeHierarchy::empty())
+            .permits(Some(&jwt("admin"))));
+    }
+
+    #[test]
+    fn the_hierarchy_holds_whatever_the_order_of_the_builder_calls() {
+        let admin = jwt("admin");
+        let before = Rule::bearer()
+            .scope_hierarchy(hierarchy())
+            .scopes(["admin:read"]);
+        assert!(before.permits(Some(&admin)));
+        let joined = Rule::api_key()
+            .scope_hierarchy(hierarchy())
+            .or(Rule::bearer().scopes(["admin:write"]));
+        assert!(joined.permits(Some(&admin)));
+        let other_side = Rule::api_key().or(Rule::bearer()
+            .scopes(["read:data"])
+            .scope_hierarchy(hierarchy()));
+        assert!(other_side.permits(Some(&admin)));
+    }
+
+    #[test]
+    fn many_requirements_take_the_list_path_and_decide_alike() {
+        for n in [63, 64, 65, 130] {
+            let names: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+            let h = ScopeHierarchy::builder()
+                .implies("root", names.iter().cloned())
+                .build()
+                .unwrap();
+            let rule = Rule::bearer()
+                .scopes(names.iter().skip(1))
+                .any_scope(["x", "s0"])
+                .scope_hierarchy(h);
+            assert!(rule.permits(Some(&jwt("root"))), "{n}");
+            assert!(rule.permits(Some(&jwt(&names.join(" ")))), "{n}");
+            assert!(!rule.permits(Some(&jwt(&names[1..].join(" ")))), "{n}");
+            let mut some = names[..n - 1].to_vec();
+            some.push("x".into());
+            assert!(!rule.permits(Some(&jwt(&some.join(" ")))), "{n}");
+        }
+    }
+
+    #[test]
+    fn offline_access_cannot_be_required() {
+        let errors = Rule::bearer().scopes(["offline_access"]).errors().to_vec();
+        assert!(errors[0].contains("offline_access"), "{errors:?}");
+        assert!(!Rule::bearer()
+            .any_scope(["a", "offline_access"])
+            .errors()
+            .is_empty());
     }
 
     #[test]

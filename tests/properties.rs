@@ -5,6 +5,10 @@
 //! * policy decisions are deterministic, and a batch is allowed iff every
 //!   element is;
 //! * `Scopes` parse / Display round-trips;
+//! * with a scope hierarchy, a token holding a broader scope is never
+//!   refused where one holding the narrower scopes is allowed, and a
+//!   decision is the one without the hierarchy on the token's scopes and
+//!   every scope they imply;
 //! * the rate limiter never allows more than limit + burst in any window;
 //! * URI-template parsing and matching never panic;
 //! * `McpRequest::parse` never panics and never answers 5xx, and agrees
@@ -21,7 +25,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_mcp_auth::{
     mcp::{McpPolicy, McpPolicyLayer, McpRequest, UriTemplate},
     rate_limit::{MemoryStore, Quota, RateLimitKey},
-    AuthScheme, Principal, ProtectedResource, Rule, Scopes,
+    AuthScheme, Principal, ProtectedResource, Rule, ScopeHierarchy, Scopes,
 };
 
 fn config(cases: u32) -> ProptestConfig {
@@ -346,6 +350,122 @@ proptest! {
                         let member = match t.kind() { "resource" => "uri", "task" => "taskId", _ => "name" };
                         prop_assert_eq!(Some(t.name()), m["params"][member].as_str());
                     }
+                }
+            }
+        }
+    }
+}
+
+/// The scopes of the hierarchy properties.
+const POOL: [&str; 8] = ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"];
+
+/// A hierarchy over [`POOL`] without cycles (a scope implies only scopes
+/// after it), as its edges.
+fn hierarchy_edges() -> impl Strategy<Value = Vec<(usize, usize)>> {
+    proptest::collection::vec((0..POOL.len(), 0..POOL.len()), 0..12).prop_map(|pairs| {
+        pairs
+            .into_iter()
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| (a.min(b), a.max(b)))
+            .collect()
+    })
+}
+
+fn hierarchy(edges: &[(usize, usize)]) -> ScopeHierarchy {
+    edges
+        .iter()
+        .fold(ScopeHierarchy::builder(), |b, &(broad, narrow)| {
+            b.implies(POOL[broad], [POOL[narrow]])
+        })
+        .build()
+        .unwrap()
+}
+
+/// A rule's alternatives: a scheme (0 bearer, 1 any, 2 API key), the
+/// scopes it requires, its any-of groups.
+type RuleSpec = Vec<(u8, Vec<usize>, Vec<Vec<usize>>)>;
+
+fn rule_spec() -> impl Strategy<Value = RuleSpec> {
+    let scopes = || proptest::collection::vec(0..POOL.len(), 0..4);
+    let groups = proptest::collection::vec(proptest::collection::vec(0..POOL.len(), 1..3), 0..3);
+    proptest::collection::vec((0..3u8, scopes(), groups), 1..3)
+}
+
+fn rule(spec: &RuleSpec) -> Rule {
+    Rule::one_of(spec.iter().map(|(scheme, all, any)| {
+        let mut rule = match scheme {
+            0 => Rule::bearer(),
+            1 => Rule::authenticated(),
+            _ => Rule::api_key(),
+        };
+        rule = rule.scopes(all.iter().map(|&i| POOL[i]));
+        for group in any {
+            rule = rule.any_scope(group.iter().map(|&i| POOL[i]));
+        }
+        rule
+    }))
+}
+
+fn token(scopes: &[&str]) -> Principal {
+    Principal::new(AuthScheme::Jwt, "u").with_scopes(scopes.iter().copied().collect())
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// MCP 2026-07-28 ("Servers MUST account for scope hierarchies"): a
+    /// token holding a broad scope in place of some of the narrower ones
+    /// it implies is allowed wherever the narrower token is, by a rule
+    /// and by a policy (its decisions and its list filter); and a decision
+    /// with the hierarchy is the one without it on the token's scopes and
+    /// every scope they imply.
+    #[test]
+    fn a_broader_scope_is_never_refused_where_the_narrower_is_allowed(
+        edges in hierarchy_edges(),
+        spec in rule_spec(),
+        held in proptest::sample::subsequence(POOL.to_vec(), 0..=4),
+        broad in 0..POOL.len(),
+        dropped in proptest::collection::vec(any::<bool>(), POOL.len()),
+    ) {
+        let h = hierarchy(&edges);
+        let plain = rule(&spec);
+        let with = plain.clone().scope_hierarchy(h.clone());
+        let policy = McpPolicy::builder()
+            .scope_hierarchy(h.clone())
+            .tool("t", plain.clone())
+            .build()
+            .unwrap();
+        // The broader token: `broad`, and the held scopes less some of
+        // those `broad` implies.
+        let broad = POOL[broad];
+        let mut wider: Vec<&str> = held
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| !(h.grants(broad, s) && dropped[*i]))
+            .map(|(_, s)| *s)
+            .collect();
+        wider.push(broad);
+        let (narrow, wide) = (token(&held), token(&wider));
+
+        if with.permits(Some(&narrow)) {
+            prop_assert!(with.permits(Some(&wide)), "{:?} allowed, {:?} refused", held, wider);
+        }
+        if policy.may_call_tool(Some(&narrow), "t") {
+            prop_assert!(policy.may_call_tool(Some(&wide), "t"));
+        }
+        for p in [&narrow, &wide] {
+            let expanded = p.clone().with_scopes(h.expand(p.scopes()));
+            prop_assert_eq!(with.permits(Some(p)), plain.permits(Some(&expanded)));
+            prop_assert_eq!(policy.may_call_tool(Some(p), "t"), with.permits(Some(p)));
+            // A 403 names every scope the refused alternative requires,
+            // and no scope that is neither required nor held.
+            if let Err(err) = policy.authorize(Some(p), Some(&tower_mcp_auth::mcp::McpCall::new(
+                "tools/call",
+                Some(tower_mcp_auth::mcp::Target::Tool("t".into())),
+            ))) {
+                if let Some(scope) = err.scope() {
+                    let named = plain.scopes_named();
+                    prop_assert!(scope.iter().all(|s| named.contains(s) || p.scopes().contains(s)), "{}", scope);
                 }
             }
         }

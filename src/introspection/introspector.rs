@@ -25,7 +25,7 @@ use crate::{
     error::AuthError,
     fetch::{default_client, FetchError, HttpClient},
     principal::{AuthScheme, Principal, Scopes},
-    url::check_url,
+    url::{check_url, Audience},
 };
 
 /// Environment variable read by [`Introspector::from_env`] for the endpoint.
@@ -152,7 +152,7 @@ struct Inner {
     http: HttpClient,
     timeout: Duration,
     retry_after: Duration,
-    audience: Option<String>,
+    audience: Option<Audience>,
     audience_check: AudienceCheck,
     cache: Option<TokenCache>,
     max_ttl: Duration,
@@ -199,7 +199,7 @@ impl fmt::Debug for Introspector {
             .field("client_id", &self.0.client_id)
             .field("auth", &self.0.auth)
             .field("timeout", &self.0.timeout)
-            .field("audience", &self.0.audience)
+            .field("audience", &self.0.audience.as_ref().map(Audience::as_str))
             .field("cache", &self.0.cache.is_some())
             .finish_non_exhaustive()
     }
@@ -258,7 +258,7 @@ impl Introspector {
     /// The audience checked against `aud`, when configured.
     #[must_use]
     pub fn audience(&self) -> Option<&str> {
-        self.0.audience.as_deref()
+        self.0.audience.as_ref().map(Audience::as_str)
     }
 
     /// Verifies a bearer token: the cached verdict when there is one, else
@@ -276,7 +276,7 @@ impl Introspector {
     ///   timeout, refuses our client credentials or answers something that
     ///   is not an RFC 7662 response. Never a pass.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        self.verify_for(token, self.0.audience.as_deref()).await
+        self.verify_for(token, self.audience()).await
     }
 
     /// As [`verify`](Self::verify), with the audience given (the layer
@@ -460,7 +460,20 @@ impl Inner {
             (AudienceCheck::WhenPresent, None, _) => true,
             (AudienceCheck::WhenPresent, Some(_), None) => true,
             (AudienceCheck::Required, Some(_), None) => false,
-            (_, Some(expected), Some(aud)) => aud.iter().any(|a| a == expected),
+            // Exactly, or up to RFC 3986 normalisation (the configured
+            // audience's normal form computed once, at build).
+            (_, Some(expected), Some(aud)) => {
+                let given;
+                let expected = match &self.audience {
+                    Some(ours) if ours.as_str() == expected => ours,
+                    _ => {
+                        given = Audience::new(expected);
+                        &given
+                    }
+                };
+                let expected = std::slice::from_ref(expected);
+                aud.iter().any(|a| Audience::any_named_by(expected, a))
+            }
         };
         if !ok {
             return Err(AuthError::invalid_token(
@@ -515,8 +528,11 @@ impl IntrospectorBuilder {
     }
 
     /// The audience `aud` must contain: the resource identifier
-    /// ([`ProtectedResource::resource`](crate::ProtectedResource::resource)).
-    /// Without it every token is refused.
+    /// ([`ProtectedResource::resource`](crate::ProtectedResource::resource)),
+    /// exactly or up to RFC 3986 normalisation (§6.2.2–6.2.3: scheme and
+    /// host in any case, the default port written or not,
+    /// percent-encodings and dot-segments normalised); a different path
+    /// is another resource. Without it every token is refused.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audience = Some(audience.into());
         self
@@ -616,7 +632,7 @@ impl IntrospectorBuilder {
             http: HttpClient::new(client, MAX_RESPONSE_BYTES, self.timeout),
             timeout: self.timeout,
             retry_after: self.retry_after,
-            audience: self.audience,
+            audience: self.audience.as_deref().map(Audience::new),
             audience_check: self.audience_check,
             cache,
             max_ttl: self.max_ttl,
@@ -789,6 +805,40 @@ mod tests {
             (e.status().as_u16(), e.description()),
             (401, "the access token has expired")
         );
+    }
+
+    /// MCP 2026-07-28: the resource identifier in any case of scheme and
+    /// host, with its default port, is this resource; another path is
+    /// not. Refused before.
+    #[test]
+    fn the_audience_is_compared_up_to_rfc_3986_normalisation() {
+        let now = SystemTime::now();
+        let want = Some("https://mcp.example.com/mcp");
+        for (aud, ok) in [
+            (json!(["HTTPS://MCP.example.com:443/mcp"]), true),
+            (json!("https://mcp.example.com/%6dcp"), true),
+            (json!(["https://mcp.example.com/other"]), false),
+            (json!("https://mcp.example.com/mcp/"), false),
+        ] {
+            let i = inner(AudienceCheck::Required);
+            let body = json!({"active": true, "sub": "a", "aud": aud});
+            let r = i.0.check(i.0.verdict(parse(body)), want, now);
+            assert_eq!(r.is_ok(), ok, "{aud}");
+        }
+        // The configured audience's normal form, computed at build.
+        let i = Introspector::builder(
+            "https://as.example.com/introspect",
+            "rs",
+            SecretString::from("secret"),
+        )
+        .audience("https://MCP.example.com:443/mcp")
+        .build()
+        .unwrap();
+        let body = json!({"active": true, "sub": "a", "aud": "https://mcp.example.com/mcp"});
+        assert!(i
+            .0
+            .check(i.0.verdict(parse(body)), i.audience(), now)
+            .is_ok());
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::{
     error::AuthError,
     metadata::ProtectedResource,
     principal::{AuthScheme, Principal, Scopes},
+    url::Audience,
 };
 
 /// Default cap on a token's size, checked before any parsing.
@@ -164,6 +165,8 @@ struct Inner {
     #[cfg(feature = "jwks")]
     remote: Option<RemoteJwks>,
     validations: Vec<(Algorithm, Validation)>,
+    /// The accepted audiences, each with its RFC 3986 normal form.
+    audiences: Box<[Audience]>,
     issuers: Vec<String>,
     leeway: u64,
     require_at_jwt: bool,
@@ -402,6 +405,18 @@ impl JwtValidator {
         if let Some(nbf) = claims.get("nbf") {
             numeric_date(nbf)
                 .ok_or_else(|| JwtError::invalid("the token's nbf claim is not a number"))?;
+        }
+        // `aud` names this resource when one of its values is an accepted
+        // audience up to RFC 3986 normalisation (jsonwebtoken, which
+        // compares exactly, only checks that it is there).
+        let named = |aud: &str| Audience::any_named_by(&inner.audiences, aud);
+        let for_us = match claims.get("aud") {
+            Some(Value::String(aud)) => named(aud),
+            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str().is_some_and(named)),
+            _ => return Err(JwtError::invalid("the token has no audience")),
+        };
+        if !for_us {
+            return Err(JwtError::invalid("the token is not for this resource"));
         }
         // The key's own issuer wins over the validator's list. jsonwebtoken
         // would accept an array; RFC 7519 says a string.
@@ -711,7 +726,10 @@ impl JwtValidatorBuilder {
 
     /// An accepted audience. Audiences given here replace the default
     /// (the resource identifier); call it several times for several. The
-    /// token's `aud` must contain one of them.
+    /// token's `aud` must contain one of them, exactly or up to RFC 3986
+    /// normalisation (§6.2.2–6.2.3: scheme and host in any case, the
+    /// default port written or not, percent-encodings and dot-segments
+    /// normalised); a different path is another resource.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
         self
@@ -883,9 +901,9 @@ impl JwtValidatorBuilder {
             v.leeway = leeway;
             v.validate_exp = true;
             v.validate_nbf = true;
-            v.validate_aud = true;
-            v.set_audience(&self.audiences);
-            // `iss` is checked by us, per key (see principal_from_claims).
+            // `aud` must be there; its value is checked by us, up to
+            // normalisation, and `iss` per key (see principal_from_claims).
+            v.validate_aud = false;
             v.set_required_spec_claims(&["exp", "aud"]);
             (alg, v)
         })
@@ -895,6 +913,7 @@ impl JwtValidatorBuilder {
             #[cfg(feature = "jwks")]
             remote,
             validations,
+            audiences: self.audiences.iter().map(|a| Audience::new(a)).collect(),
             issuers: self.issuers,
             leeway,
             require_at_jwt: self.require_at_jwt,
@@ -1070,6 +1089,42 @@ pub(crate) mod tests {
         assert_eq!((p.subject(), p.client_id()), (None, Some("svc")));
         assert_eq!((p.kind(), p.name()), (PrincipalKind::Client, "svc"));
         assert_eq!(p.scopes().to_string(), "a b");
+    }
+
+    /// MCP 2026-07-28: the canonical URI in upper case, with its default
+    /// port, or percent-encoded is the same resource; another path, port
+    /// or scheme is not. Refused as "not for this resource" before.
+    #[tokio::test]
+    async fn the_audience_is_compared_up_to_rfc_3986_normalisation() {
+        let v = validator();
+        let with = |aud: Value| {
+            let mut c = good_claims();
+            c["aud"] = aud;
+            hs256(&c)
+        };
+        for aud in [
+            json!("HTTPS://MCP.EXAMPLE.COM/mcp"),
+            json!("https://mcp.example.com:443/mcp"),
+            json!("https://mcp.example.com/%6Dcp"),
+            json!(["other", "https://Mcp.Example.com:443/./mcp"]),
+        ] {
+            assert!(v.verify(&with(aud.clone())).await.is_ok(), "{aud}");
+        }
+        for aud in [
+            json!("https://mcp.example.com/other"),
+            json!("https://mcp.example.com/MCP"),
+            json!("https://mcp.example.com/mcp/"),
+            json!("https://mcp.example.com:8443/mcp"),
+            json!("http://mcp.example.com/mcp"),
+            json!([]),
+        ] {
+            assert_eq!(
+                err(&v, &with(aud.clone())).await.description(),
+                "the token is not for this resource",
+                "{aud}"
+            );
+        }
+        assert!(v.verify(&with(json!([AUD, 7]))).await.is_err());
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use arc_swap::ArcSwap;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::{audit, config::ConfigError, rule::Rule};
+use crate::{audit, config::ConfigError, rule::Rule, scope_hierarchy::ScopeHierarchy};
 
 use super::{
     inspect::McpRequest,
@@ -41,6 +41,7 @@ enum Format {
 /// | `tools`, `prompts`, `resources`, `methods` | a table (object) from a name, a URI or RFC 6570 level-1 template, or a JSON-RPC method to a rule | [`tool`](McpPolicyBuilder::tool), [`prompt`](McpPolicyBuilder::prompt), [`resource`](McpPolicyBuilder::resource), [`method`](McpPolicyBuilder::method) |
 /// | `unmatched` | a table with `tool`, `prompt`, `resource`: the rules for targets that match no rule of their own | [`unmatched_tool`](McpPolicyBuilder::unmatched_tool), … |
 /// | `rate_limit` | `per_minute`, `anonymous_per_minute` (calls a minute, at least 1) and `costs` (a table from a tool to the units a call of it costs, at least 1) | [`rate_limits`](McpPolicyBuilder::rate_limits) ([`RateLimits`]) |
+/// | `scopes` | the scope hierarchy: a table from a broad scope to the narrower scopes it implies (`admin = ["admin:write", "read:data"]`), transitive; a cycle is refused, named | [`scope_hierarchy`](McpPolicyBuilder::scope_hierarchy) ([`ScopeHierarchy`]) |
 /// | `template_precedence` | `"most_specific"` (absent) or `"first_registered"`: which template decides a URI several match; with `"first_registered"`, the order of `resources` is the registration order | [`template_precedence`](McpPolicyBuilder::template_precedence) ([`TemplatePrecedence`]) |
 ///
 /// A **rule** is one alternative or an array of alternatives (any of
@@ -64,8 +65,9 @@ enum Format {
 /// [`ConfigError::PolicyFile`] naming the line of the rule (TOML: where
 /// its value starts; JSON: where it ends) and the rule: a member or field the format does not know, a scheme that is
 /// not one of the five, a name given twice, a template that is not level
-/// 1, scopes on `"public"` or `"deny"`, an empty `any_scope`, a scope RFC 6749 does
-/// not allow, an empty name.
+/// 1, scopes on `"public"` or `"deny"`, an empty `any_scope`, a scope RFC
+/// 6749 does not allow, a rule requiring `offline_access`, an empty name, a
+/// cycle in `scopes`.
 ///
 /// ```
 /// # #[cfg(feature = "toml")] {
@@ -89,11 +91,17 @@ enum Format {
 ///     ## A tool or prompt no rule names: nobody, and not listed.
 ///     tool = "deny"
 ///     prompt = "deny"
+///
+///     ## A token with `admin` holds `admin:write` and `read:data` too.
+///     [scopes]
+///     admin = ["admin:write", "read:data"]
 /// "#)?;
 ///
 /// let admin = Principal::new(AuthScheme::Jwt, "alice").with_scopes(Scopes::parse("admin:write"));
 /// assert!(policy.may_call_tool(Some(&admin), "delete_user"));
 /// assert!(!policy.may_call_tool(Some(&admin), "create_admin_user"));
+/// let root = Principal::new(AuthScheme::Jwt, "root").with_scopes(Scopes::parse("admin"));
+/// assert!(policy.may_call_tool(Some(&root), "get_user_data"));
 /// assert!(!policy.may_call_tool(Some(&admin), "delete_usr")); // a tool no rule names
 /// assert_eq!(policy.scopes_named().to_string(), "admin:write read:data");
 ///
@@ -121,7 +129,8 @@ enum Format {
 ///     "delete_user": ["api_key", { "scheme": "bearer", "scopes": ["admin:write"] }]
 ///   },
 ///   "resources": { "user://{user_id}/private": { "scheme": "bearer", "scopes": ["read:data"] } },
-///   "unmatched": { "resource": "api_key", "tool": "deny", "prompt": "deny" }
+///   "unmatched": { "resource": "api_key", "tool": "deny", "prompt": "deny" },
+///   "scopes": { "admin": ["admin:write", "read:data"] }
 /// }"#)?;
 /// assert_eq!(policy.scopes_named().to_string(), "admin:write read:data");
 /// # Ok::<(), tower_mcp_auth::ConfigError>(())
@@ -235,6 +244,7 @@ const MEMBERS: &[&str] = &[
     "unmatched",
     "rate_limit",
     "template_precedence",
+    "scopes",
 ];
 
 struct FileVisitor;
@@ -243,7 +253,7 @@ impl<'de> Visitor<'de> for FileVisitor {
     type Value = PolicyFile;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a policy: a table of `default`, `tools`, `prompts`, `resources`, `methods`, `unmatched`, `rate_limit`, `template_precedence`")
+        f.write_str("a policy: a table of `default`, `tools`, `prompts`, `resources`, `methods`, `unmatched`, `rate_limit`, `template_precedence`, `scopes`")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PolicyFile, A::Error> {
@@ -279,6 +289,7 @@ impl<'de> Visitor<'de> for FileVisitor {
                 "template_precedence" => {
                     b.template_precedence(map.next_value::<PrecedenceName>()?.into())
                 }
+                "scopes" => b.scope_hierarchy(map.next_value_seed(HierarchySeed)?),
                 other => {
                     let msg = unknown(other, MEMBERS);
                     return Err(map
@@ -374,6 +385,40 @@ impl<'de> Visitor<'de> for Entries {
             };
         }
         Ok(b)
+    }
+}
+
+/// The `scopes` table: the scope hierarchy, checked (cycles, scopes) as
+/// it is read, so that the error carries the table's line.
+struct HierarchySeed;
+
+impl<'de> de::DeserializeSeed<'de> for HierarchySeed {
+    type Value = ScopeHierarchy;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for HierarchySeed {
+    type Value = ScopeHierarchy;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table from each broad scope to the array of narrower scopes it implies")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut b = ScopeHierarchy::builder();
+        let mut seen = HashSet::new();
+        while let Some(broad) = map.next_key::<String>()? {
+            if !seen.insert(broad.clone()) {
+                let msg = format!("`scopes.{}` is given twice", quoted(&broad));
+                return Err(refuse(&mut map, msg));
+            }
+            let narrower: Vec<String> = map.next_value()?;
+            b = b.implies(broad, narrower);
+        }
+        b.build().map_err(de::Error::custom)
     }
 }
 
@@ -948,6 +993,73 @@ mod tests {
             let err = json_err(text);
             assert!(err.starts_with(want), "want {want:?}\n got {err:?}");
         }
+    }
+
+    /// MCP 2026-07-28: the `scopes` table is the policy's scope
+    /// hierarchy (an unknown member before).
+    #[test]
+    fn the_scopes_table_is_the_scope_hierarchy() {
+        let p = McpPolicy::from_json(
+            r#"{
+              "tools": {
+                "delete_user": { "scheme": "bearer", "scopes": ["admin:write"] },
+                "profile": { "scheme": "bearer", "scopes": ["read:profile"] }
+              },
+              "scopes": { "admin": ["admin:write", "read:data"], "read:data": ["read:profile"] }
+            }"#,
+        )
+        .unwrap();
+        let admin = jwt("admin");
+        assert!(p.may_call_tool(Some(&admin), "delete_user"));
+        assert!(p.may_call_tool(Some(&admin), "profile"));
+        assert!(p.may_call_tool(Some(&jwt("read:data")), "profile"));
+        assert!(!p.may_call_tool(Some(&jwt("read:data")), "delete_user"));
+        assert!(p.scope_hierarchy().grants("admin", "read:profile"));
+        // The hierarchy is no list of scopes a rule names.
+        assert_eq!(p.scopes_named().to_string(), "admin:write read:profile");
+        for (text, want) in [
+            (
+                "{\n\"scopes\": {\n\"a\": [\"b\"],\n\"b\": [\"c\"],\n\"c\": [\"a\"]\n}\n}",
+                "policy:6: scope hierarchy: a cycle: a → b → c → a",
+            ),
+            (
+                "{\n\"scopes\": {\n\"a\": [\"b\"],\n\"a\": [\"c\"]\n}\n}",
+                "policy:4: `scopes.a` is given twice",
+            ),
+            (
+                "{\n\"scopes\": {\n\"a\": \"b\"\n}\n}",
+                "policy:3: invalid type: string \"b\", expected a sequence",
+            ),
+            (
+                "{\n\"scopes\": {\n\"a\": [\"b c\"]\n}\n}",
+                "policy:4: scope hierarchy: scope \"b c\" has characters",
+            ),
+            (
+                "{\n\"tools\": {\n\"t\": { \"scheme\": \"bearer\", \"scopes\": [\"offline_access\"] }\n}\n}",
+                "policy:3: tool `t`: a rule cannot require `offline_access`",
+            ),
+        ] {
+            let err = json_err(text);
+            assert!(err.starts_with(want), "want {want:?}\n got {err:?}");
+        }
+    }
+
+    #[cfg(feature = "toml")]
+    #[test]
+    fn the_scopes_table_in_toml_and_its_cycle_line() {
+        let p = McpPolicy::from_toml(
+            "[tools]\ndelete_user = { scheme = \"bearer\", scopes = [\"admin:write\"] }\n\n[scopes]\nadmin = [\"admin:write\", \"read:data\"]\n",
+        )
+        .unwrap();
+        assert!(p.may_call_tool(Some(&jwt("admin")), "delete_user"));
+        let err =
+            McpPolicy::from_toml("[tools]\nt = \"api_key\"\n[scopes]\na = [\"b\"]\nb = [\"a\"]\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.starts_with("policy:3: scope hierarchy: a cycle: a → b → a"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::{
     error::AuthError,
     principal::{Principal, Scopes},
     rule::Rule,
+    scope_hierarchy::ScopeHierarchy,
 };
 
 use super::{
@@ -172,6 +173,7 @@ struct Inner {
     templates: TemplateIndex<Rule>,
     methods: HashMap<String, Rule>,
     rate_limits: RateLimits,
+    hierarchy: ScopeHierarchy,
     /// What the list filter has reported about this policy (one report
     /// per name per policy: a reload starts afresh).
     gaps: Gaps,
@@ -190,6 +192,7 @@ pub struct McpPolicyBuilder {
     methods: Vec<(String, Rule)>,
     rate_limits: RateLimits,
     template_precedence: TemplatePrecedence,
+    hierarchy: ScopeHierarchy,
 }
 
 /// The rules for targets that match no rule of their own.
@@ -404,6 +407,14 @@ impl McpPolicy {
         &self.0.rate_limits
     }
 
+    /// The scope hierarchy every rule of the policy accounts for (empty:
+    /// none); give it to an [`AuthorizeLayer`](crate::AuthorizeLayer) on a
+    /// plain route of the same deployment.
+    #[must_use]
+    pub fn scope_hierarchy(&self) -> &ScopeHierarchy {
+        &self.0.hierarchy
+    }
+
     /// Every scope some rule of the policy names: the resource's
     /// `scopes_supported` (RFC 9728), so that the metadata and the
     /// policy never disagree.
@@ -574,6 +585,30 @@ impl McpPolicyBuilder {
         self
     }
 
+    /// The deployment's scope hierarchy (a broad scope implies narrower
+    /// ones), given to every rule of the policy at
+    /// [`build`](Self::build) (replacing any a rule carries): every
+    /// decision, list filter and step-up refusal of the policy accounts
+    /// for it. A policy file's `scopes` table.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{mcp::McpPolicy, AuthScheme, Principal, Rule, ScopeHierarchy, Scopes};
+    ///
+    /// let policy = McpPolicy::builder()
+    ///     .scope_hierarchy(ScopeHierarchy::builder().implies("admin", ["admin:write", "read:data"]).build()?)
+    ///     .tool("delete_user", Rule::bearer().scopes(["admin:write"]))
+    ///     .tool("get_user_data", Rule::bearer().scopes(["read:data"]))
+    ///     .build()?;
+    /// let admin = Principal::new(AuthScheme::Jwt, "ann").with_scopes(Scopes::parse("admin"));
+    /// assert!(policy.may_call_tool(Some(&admin), "delete_user"));
+    /// assert!(policy.may_call_tool(Some(&admin), "get_user_data"));
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    pub fn scope_hierarchy(mut self, hierarchy: ScopeHierarchy) -> Self {
+        self.hierarchy = hierarchy;
+        self
+    }
+
     /// The rule for a JSON-RPC method (`logging/setLevel`, `tools/list`,
     /// or `tools/call` for tools without a rule of their own).
     pub fn method(mut self, method: impl Into<String>, rule: Rule) -> Self {
@@ -589,7 +624,9 @@ impl McpPolicyBuilder {
     /// not level 1, a name given twice, a rule without alternatives, a
     /// public rule with scopes, an empty `any_scope`, a scope with
     /// characters RFC 6749 does not allow, an empty name.
-    pub fn build(self) -> Result<McpPolicy, ConfigError> {
+    pub fn build(mut self) -> Result<McpPolicy, ConfigError> {
+        let hierarchy = self.hierarchy.clone();
+        self.apply_hierarchy(&hierarchy);
         let mut errors = Vec::new();
         let check_rule = |what: &str, rule: &Rule, errors: &mut Vec<String>| {
             errors.extend(rule.errors().iter().map(|e| format!("{what}: {e}")));
@@ -659,8 +696,27 @@ impl McpPolicyBuilder {
             templates,
             methods,
             rate_limits: self.rate_limits,
+            hierarchy,
             gaps: Gaps::default(),
         })))
+    }
+
+    /// Gives `hierarchy` to every rule (before `build` files them).
+    fn apply_hierarchy(&mut self, hierarchy: &ScopeHierarchy) {
+        let unmatched = [
+            &mut self.unmatched.tool,
+            &mut self.unmatched.prompt,
+            &mut self.unmatched.resource,
+        ];
+        let rules = (self.default.iter_mut())
+            .chain(unmatched.into_iter().flatten())
+            .chain(self.tools.iter_mut().map(|(_, r)| r))
+            .chain(self.prompts.iter_mut().map(|(_, r)| r))
+            .chain(self.resources.iter_mut().map(|(_, r)| r))
+            .chain(self.methods.iter_mut().map(|(_, r)| r));
+        for rule in rules {
+            rule.set_scope_hierarchy(hierarchy.clone());
+        }
     }
 }
 
@@ -710,6 +766,60 @@ mod tests {
 
     fn kind(p: &McpPolicy, who: Option<&Principal>, call: &McpCall) -> Option<AuthErrorKind> {
         p.authorize(who, Some(call)).err().map(|e| e.kind())
+    }
+
+    /// MCP 2026-07-28: the policy's scope hierarchy reaches every rule it
+    /// holds (tools, templates, unmatched, methods, the default) and each
+    /// target of a multi-target call; on the old code `admin` met none.
+    #[test]
+    fn the_scope_hierarchy_reaches_every_rule() {
+        let hierarchy = ScopeHierarchy::builder()
+            .implies("admin", ["admin:write", "read:data"])
+            .implies("read:data", ["read:profile"])
+            .build()
+            .unwrap();
+        let p = McpPolicy::builder()
+            .scope_hierarchy(hierarchy.clone())
+            .default(Rule::bearer().scopes(["read:profile"]))
+            .tool("delete_user", Rule::bearer().scopes(["admin:write"]))
+            .unmatched_tool(Rule::bearer().any_scope(["x", "read:data"]))
+            .resource(
+                "user://{id}/private",
+                Rule::bearer().scopes(["read:profile"]),
+            )
+            .resource("admin://stats", Rule::bearer().scopes(["admin:write"]))
+            .method("logging/setLevel", Rule::bearer().scopes(["admin:write"]))
+            .build()
+            .unwrap();
+        assert_eq!(p.scope_hierarchy(), &hierarchy);
+        let admin = jwt("admin");
+        let listen = crate::mcp::McpRequest::parse(
+            br#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["user://1/private","admin://stats"]}}}"#,
+        )
+        .unwrap()
+        .calls()[0]
+            .clone();
+        for call in [
+            tool("delete_user"),
+            tool("anything"),
+            res("user://1/private"),
+            res("admin://stats"),
+            McpCall::new("logging/setLevel", None),
+            McpCall::new("ping", None),
+            listen.clone(),
+        ] {
+            assert!(p.authorize(Some(&admin), Some(&call)).is_ok(), "{call:?}");
+        }
+        assert!(p.authorize(Some(&admin), None).is_ok());
+        assert!(p.may_call_tool(Some(&admin), "delete_user"));
+        assert!(p.may_read_resource(Some(&jwt("read:data")), "user://1/private"));
+        // A narrower token is still refused where it should be; the 403
+        // names the target's required scope, not `admin`.
+        let err = p
+            .authorize(Some(&jwt("read:data")), Some(&listen))
+            .unwrap_err();
+        assert_eq!(err.kind(), AuthErrorKind::InsufficientScope);
+        assert_eq!(err.scope().unwrap().to_string(), "admin:write read:data");
     }
 
     #[test]
