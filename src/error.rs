@@ -35,8 +35,9 @@ pub const JSONRPC_PARSE_ERROR: i64 = -32700;
 pub enum AuthErrorKind {
     /// No credential at all (401, challenge without an error code).
     MissingCredential,
-    /// A credential that is present but bad, expired, or of a scheme the
-    /// target does not accept (401, `invalid_token`).
+    /// A credential that is present but bad, expired, revoked or unverifiable
+    /// (401, `invalid_token`). Never a valid credential of the wrong kind:
+    /// that is [`Forbidden`](Self::Forbidden).
     InvalidToken,
     /// The credentials are ambiguous or malformed at the HTTP level, such as
     /// two different credentials on one request (400, `invalid_request`).
@@ -47,7 +48,23 @@ pub enum AuthErrorKind {
     /// Authenticated, but without a scope the call needs (403,
     /// `insufficient_scope`).
     InsufficientScope,
-    /// Authenticated, but refused by a policy for another reason (403).
+    /// Authenticated, but refused by a policy for another reason (403, no
+    /// challenge): a check said no, a rule allows nobody, or the credential
+    /// is valid but of a scheme the target does not take (a bearer token
+    /// on an API-key-only tool, an API key on a bearer-only one).
+    ///
+    /// # Why a wrong scheme is 403, not 401 `invalid_token`
+    ///
+    /// `invalid_token` (RFC 6750 §3.1) says the token is "expired, revoked,
+    /// malformed, or invalid for other reasons": an OAuth client that reads
+    /// it throws the token away or refreshes it, and may loop, though the
+    /// token is good. `insufficient_scope` is wrong too: no scope would
+    /// help. RFC 6750 has no code for "this target takes another kind of
+    /// credential", and the MCP authorization spec sends 401 only for a
+    /// missing or invalid token; so the answer is the truth in HTTP's own
+    /// terms: the server understood who is calling and refuses this call
+    /// (403), with no `WWW-Authenticate` error and a description naming
+    /// the scheme the target needs. A missing credential stays 401.
     Forbidden,
     /// The body is larger than the configured limit (413).
     PayloadTooLarge,

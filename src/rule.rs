@@ -104,7 +104,7 @@ impl Alternative {
 /// | --- | --- |
 /// | some alternative allows the caller | allowed |
 /// | no principal | 401, challenge without an error code, `scope` = what a bearer alternative needs |
-/// | a principal of a scheme no alternative accepts | 401 `invalid_token`, same `scope` |
+/// | a principal of a scheme no alternative accepts | 403 `forbidden` naming the scheme needed, no challenge |
 /// | right scheme, scopes missing | 403 `insufficient_scope`, `scope` = granted ∪ required |
 /// | right scheme and scopes, a check said no | 403 `forbidden`, no challenge |
 /// | [`Rule::deny`] (no alternative), anyone or anonymous | 403 `forbidden`, no challenge |
@@ -411,6 +411,9 @@ impl Rule {
         match miss {
             Miss::Credential => AuthError::missing_credential().with_scope(self.bearer_scopes()),
             Miss::Scheme => {
+                // A verified credential of a kind this target does not take:
+                // 403, not 401 `invalid_token` (which tells an OAuth client
+                // to throw a good token away); see `AuthErrorKind::Forbidden`.
                 let api = self.alts.iter().any(|a| a.schemes == Schemes::ApiKey);
                 let bearer = self.alts.iter().any(|a| a.schemes == Schemes::Bearer);
                 let what = match (api, bearer) {
@@ -418,7 +421,7 @@ impl Rule {
                     (false, true) => "this call requires an OAuth bearer token",
                     _ => "this call requires an API key or an OAuth bearer token",
                 };
-                AuthError::invalid_token(what).with_scope(self.bearer_scopes())
+                AuthError::forbidden(what)
             }
             Miss::Scopes(required) => {
                 let granted = principal
@@ -487,6 +490,15 @@ mod tests {
         assert_eq!(err.kind(), AuthErrorKind::MissingCredential);
         assert_eq!(err.scope().unwrap().to_string(), "admin:write");
         assert!(Rule::public().permits(None));
+        // A valid credential of a kind the rule does not take: 403 naming
+        // the scheme, no challenge, no scope (issue 25 item 3).
+        let err = Rule::api_key().decide(Some(&jwt("read")), &()).unwrap_err();
+        assert_eq!(err.kind(), AuthErrorKind::Forbidden);
+        assert_eq!(err.description(), "this call requires an API key");
+        assert!(err.scope().is_none());
+        let err = Rule::bearer().decide(Some(&key), &()).unwrap_err();
+        assert_eq!(err.kind(), AuthErrorKind::Forbidden);
+        assert_eq!(err.description(), "this call requires an OAuth bearer token");
     }
 
     #[test]
