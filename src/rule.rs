@@ -399,6 +399,11 @@ impl Rule {
         Err(miss)
     }
 
+    /// Whether API keys are all the rule takes (and it takes something).
+    fn api_key_only(&self) -> bool {
+        !self.alts.is_empty() && self.alts.iter().all(|a| a.schemes == Schemes::ApiKey)
+    }
+
     /// The scopes a bearer caller would need (for a 401's `scope`).
     fn bearer_scopes(&self) -> Scopes {
         self.alts
@@ -409,6 +414,11 @@ impl Rule {
 
     fn refusal(&self, principal: Option<&Principal>, miss: Miss) -> AuthError {
         match miss {
+            // A rule that takes API keys only offers no OAuth in its
+            // challenge (issue 25 item 4).
+            Miss::Credential if self.api_key_only() => {
+                AuthError::missing_credential().with_api_key_challenge()
+            }
             Miss::Credential => AuthError::missing_credential().with_scope(self.bearer_scopes()),
             Miss::Scheme => {
                 // A verified credential of a kind this target does not take:
