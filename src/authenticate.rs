@@ -1030,7 +1030,7 @@ mod tests {
                 "{name}: {challenge}"
             );
             // A required API key layer offers no OAuth (issue 25 item 4).
-            let offers_oauth = !(scheme == AuthScheme::ApiKey && !optional);
+            let offers_oauth = scheme != AuthScheme::ApiKey || optional;
             assert_eq!(
                 challenge.contains("resource_metadata="),
                 offers_oauth,

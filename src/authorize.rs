@@ -264,7 +264,11 @@ mod tests {
         // naming the scheme needed, never 401 `invalid_token` (which tells
         // an OAuth client to throw its good token away).
         for (rule, who, needs) in [
-            (Rule::api_key(), jwt("admin:write"), "this call requires an API key"),
+            (
+                Rule::api_key(),
+                jwt("admin:write"),
+                "this call requires an API key",
+            ),
             (
                 Rule::bearer(),
                 key(),

@@ -793,7 +793,7 @@ mod tests {
             seen.push(scope);
         }
         assert_eq!(seen, ["admin", "read:data", "write:data"]);
-        assert_eq!((&scopes).into_iter().rev().next(), Some("write:data"));
+        assert_eq!((&scopes).into_iter().next_back(), Some("write:data"));
         assert_eq!(scopes.iter().len(), 3);
 
         let owned: Vec<String> = scopes.clone().into_iter().collect();

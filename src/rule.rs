@@ -508,7 +508,10 @@ mod tests {
         assert!(err.scope().is_none());
         let err = Rule::bearer().decide(Some(&key), &()).unwrap_err();
         assert_eq!(err.kind(), AuthErrorKind::Forbidden);
-        assert_eq!(err.description(), "this call requires an OAuth bearer token");
+        assert_eq!(
+            err.description(),
+            "this call requires an OAuth bearer token"
+        );
     }
 
     #[test]

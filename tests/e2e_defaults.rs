@@ -532,5 +532,9 @@ async fn the_demo_banner_matches_stateless_and_session_modes() {
     let addr = serve(listener, &sessions).await;
     let reply = post(addr, Cred::Key, banner_body(&banner).to_owned()).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_ne!(reply.header("mcp-session-id"), "", "a session was initialized");
+    assert_ne!(
+        reply.header("mcp-session-id"),
+        "",
+        "a session was initialized"
+    );
 }

@@ -230,11 +230,7 @@ async fn every_method_that_names_a_resource_meets_its_rule() {
             (
                 "user://user_001/private",
                 &Cred::Key,
-                Some((
-                    403,
-                    "forbidden",
-                    "this call requires an OAuth bearer token",
-                )),
+                Some((403, "forbidden", "this call requires an OAuth bearer token")),
             ),
             ("user://user_001?/private", &Cred::Key, None),
             (

@@ -207,13 +207,19 @@ async fn an_api_key_only_route_offers_no_oauth_in_its_challenge() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let got = challenges(&res);
     assert_eq!(got.len(), 1, "{got:?}");
-    assert!(got[0].starts_with(r#"ApiKey error="invalid_token""#), "{got:?}");
+    assert!(
+        got[0].starts_with(r#"ApiKey error="invalid_token""#),
+        "{got:?}"
+    );
     assert!(!got[0].contains("resource_metadata"), "{got:?}");
 
     // A route that also takes bearer tokens offers them.
     let res = post_to("/either", None).await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let got = challenges(&res);
-    assert!(got[0].starts_with("Bearer ") && got[0].contains("resource_metadata="), "{got:?}");
+    assert!(
+        got[0].starts_with("Bearer ") && got[0].contains("resource_metadata="),
+        "{got:?}"
+    );
     assert!(got.iter().any(|c| c.starts_with("DPoP algs=")), "{got:?}");
 }

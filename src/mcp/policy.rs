@@ -736,10 +736,7 @@ mod tests {
             Some(InsufficientScope)
         );
         // Unnamed tool → the tools/call method rule, then the default.
-        assert_eq!(
-            kind(&p, Some(&jwt("")), &tool("unknown")),
-            Some(Forbidden)
-        );
+        assert_eq!(kind(&p, Some(&jwt("")), &tool("unknown")), Some(Forbidden));
         assert_eq!(kind(&p, Some(&jwt("")), &McpCall::new("ping", None)), None);
         assert_eq!(
             kind(&p, None, &McpCall::new("ping", None)),
@@ -863,10 +860,7 @@ mod tests {
         assert_eq!(kind(&p, Some(&key()), &tool("mine")), Some(Forbidden));
         let prompt = |n: &str| McpCall::new("prompts/get", Some(Target::Prompt(n.into())));
         assert_eq!(kind(&p, None, &prompt("greet")), None);
-        assert_eq!(
-            kind(&p, Some(&jwt("")), &prompt("other")),
-            Some(Forbidden)
-        );
+        assert_eq!(kind(&p, Some(&jwt("")), &prompt("other")), Some(Forbidden));
         // Every method that names a resource meets its rule.
         for method in [
             "resources/subscribe",
