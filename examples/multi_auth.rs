@@ -139,7 +139,18 @@ impl ServerHandler for Accounts {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // An error returned from `main` prints with `Debug`; print its message.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let keys = ApiKeys::from_env("API_KEY")?;
     let issuer = std::env::var("OAUTH_ISSUER").map_err(|_| "set OAUTH_ISSUER")?;
     let addr = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3000".into());

@@ -111,7 +111,18 @@ impl ServerHandler for Limited {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // An error returned from `main` prints with `Debug`; print its message.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let redis_url = secret_from_env("REDIS_URL")?; // may carry a password
     let per_minute = match std::env::var("RATE_LIMIT_PER_MINUTE") {
         Ok(n) => n

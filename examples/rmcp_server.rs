@@ -129,7 +129,18 @@ impl ServerHandler for Notes {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // An error returned from `main` prints with `Debug`; print its message.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let keys = ApiKeys::from_env("API_KEY")?;
     let secret = tower_mcp_auth::secret_from_env("JWT_SECRET")?;
     let stateless = std::env::var("MCP_STATELESS").is_ok_and(|v| v == "1");

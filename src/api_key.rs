@@ -812,10 +812,9 @@ mod tests {
         req.extensions_mut().insert(resource.challenge());
         let (status, headers, body) = send(ApiKeyLayer::new(keys()), req).await;
         assert_eq!(status, 401);
-        assert_eq!(
-            headers[header::WWW_AUTHENTICATE],
-            r#"Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#
-        );
+        // A required key layer takes API keys only: no OAuth offered
+        // (issue 25 item 4).
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "ApiKey");
         assert_eq!(
             body,
             r#"{"error":"missing_credential","error_description":"authentication is required"}"#
@@ -824,9 +823,9 @@ mod tests {
 
     #[tokio::test]
     async fn wrong_key_is_401_even_when_optional_and_never_echoed() {
-        for layer in [
-            ApiKeyLayer::new(keys()),
-            ApiKeyLayer::new(keys()).optional(),
+        for (layer, scheme) in [
+            (ApiKeyLayer::new(keys()), "ApiKey"),
+            (ApiKeyLayer::new(keys()).optional(), "Bearer"),
         ] {
             let (status, headers, body) = send(
                 layer,
@@ -839,7 +838,9 @@ mod tests {
             assert_eq!(status, 401);
             assert_eq!(
                 headers[header::WWW_AUTHENTICATE],
-                r#"Bearer error="invalid_token", error_description="the API key is not valid""#
+                format!(
+                    r#"{scheme} error="invalid_token", error_description="the API key is not valid""#
+                )
             );
             assert!(!body.contains("guess"));
         }

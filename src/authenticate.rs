@@ -337,6 +337,17 @@ impl<A: Authenticator> Config<A> {
     where
         B: http_body::Body + Send + 'static,
     {
+        // A required API key layer guards a target that takes API keys
+        // only: its 401 offers no OAuth (no `Bearer`/`DPoP` challenge, no
+        // `resource_metadata`).
+        let err = if !self.optional
+            && self.authenticator.scheme() == AuthScheme::ApiKey
+            && err.status() == http::StatusCode::UNAUTHORIZED
+        {
+            err.with_api_key_challenge()
+        } else {
+            err
+        };
         let err = err.with_request(&req);
         OnAuthentication::tell(
             req.extensions(),
@@ -984,10 +995,16 @@ mod tests {
         let scheme = layer.authenticator().scheme();
         let name = scheme.as_str();
 
-        // No credential: 401 with the resource's challenge.
+        // No credential: 401 with the resource's challenge; a required
+        // API key layer offers API keys only (issue 25 item 4).
         let (status, challenge, body) = send(layer.clone(), request(None, None)).await;
         assert_eq!(status, 401, "{name}");
-        assert_eq!(challenge.as_deref(), Some(CHALLENGE), "{name}");
+        let want = if scheme == AuthScheme::ApiKey {
+            "ApiKey"
+        } else {
+            CHALLENGE
+        };
+        assert_eq!(challenge.as_deref(), Some(want), "{name}");
         assert!(body.contains("missing_credential"), "{name}: {body}");
 
         // Optional: no credential passes on without a principal.
@@ -1004,7 +1021,7 @@ mod tests {
         assert_eq!(body, format!("{name}:{}:true", case.subject));
 
         // A bad one: 401 invalid_token with the challenge, optional or not.
-        for layer in [layer.clone(), layer.clone().optional()] {
+        for (layer, optional) in [(layer.clone(), false), (layer.clone().optional(), true)] {
             let (status, challenge, _) = send(layer, request(Some(&case.bad), None)).await;
             assert_eq!(status, 401, "{name}");
             let challenge = challenge.unwrap();
@@ -1012,8 +1029,11 @@ mod tests {
                 challenge.contains(r#"error="invalid_token""#),
                 "{name}: {challenge}"
             );
-            assert!(
+            // A required API key layer offers no OAuth (issue 25 item 4).
+            let offers_oauth = scheme != AuthScheme::ApiKey || optional;
+            assert_eq!(
                 challenge.contains("resource_metadata="),
+                offers_oauth,
                 "{name}: {challenge}"
             );
         }

@@ -304,15 +304,32 @@ mod tests {
             res.headers()[header::WWW_AUTHENTICATE],
             r#"Bearer scope="admin:write", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
         );
-        // A key alone: a bearer token is refused as the wrong scheme.
-        let res = run(layer(Rule::api_key()), jwt("admin:write")).await;
-        assert_eq!(res.status(), 401);
-        assert!(res.headers()[header::WWW_AUTHENTICATE]
-            .to_str()
-            .unwrap()
-            .contains(
-                r#"error="invalid_token", error_description="this call requires an API key""#
-            ));
+        // Issue 25 item 3: a valid credential of the wrong kind is 403
+        // naming the scheme needed, never 401 `invalid_token` (which tells
+        // an OAuth client to throw its good token away).
+        for (rule, who, needs) in [
+            (
+                Rule::api_key(),
+                jwt("admin:write"),
+                "this call requires an API key",
+            ),
+            (
+                Rule::bearer(),
+                key(),
+                "this call requires an OAuth bearer token",
+            ),
+        ] {
+            let res = run(layer(rule), who).await;
+            assert_eq!(res.status(), 403);
+            assert!(res.headers().get(header::WWW_AUTHENTICATE).is_none());
+            let body = http_body_util::BodyExt::collect(res.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"], "forbidden");
+            assert_eq!(body["error_description"], needs);
+        }
     }
 
     #[tokio::test]
@@ -331,7 +348,7 @@ mod tests {
         // In an any-of, deny adds nothing: the other alternative decides.
         let either = || layer(Rule::deny().or(Rule::api_key()));
         assert_eq!(run(either(), key()).await.status(), 200);
-        assert_eq!(run(either(), jwt("")).await.status(), 401);
+        assert_eq!(run(either(), jwt("")).await.status(), 403);
     }
 
     #[test]

@@ -23,7 +23,23 @@ use secrecy::SecretString;
 /// assert!(matches!(err, ConfigError::MissingEnv { .. }));
 /// assert!(err.to_string().contains("DOCTEST_MISSING_SECRET"));
 /// ```
-#[derive(Debug, thiserror::Error)]
+///
+/// # `Debug` is the message
+///
+/// `fn main() -> Result<(), E>` prints an error it returns with `Debug`
+/// (`Error: {err:?}`), and so do `unwrap` and `expect`. A derived `Debug`
+/// would show `MissingEnv { var: "API_KEY" }` to an operator who needs the
+/// sentence saying which variable to set; so `{:?}` (and `{:#?}`) print
+/// the [`Display`](std::fmt::Display) text. Match on the variants for the
+/// structure.
+///
+/// ```
+/// use tower_mcp_auth::ConfigError;
+///
+/// let err = ConfigError::MissingEnv { var: "NOTES_API_KEYS".into() };
+/// assert_eq!(format!("{err:?}"), err.to_string());
+/// ```
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// A required environment variable is not set.
@@ -94,6 +110,14 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+impl std::fmt::Debug for ConfigError {
+    /// The [`Display`](std::fmt::Display) text: what `main` prints when it
+    /// returns this error (see "`Debug` is the message" above).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// Reads a secret from the environment variable `var`.
 ///
 /// # Errors
@@ -130,6 +154,32 @@ pub fn optional_secret_from_env(var: &str) -> Result<Option<SecretString>, Confi
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+
+    /// Issue 25 item 6: returned from `main` (printed with `Debug`), a
+    /// start-up error reads as a sentence naming the variable, not as
+    /// `MissingEnv { var: "NOTES_API_KEYS" }`.
+    #[test]
+    fn debug_is_the_readable_message() {
+        let err = ConfigError::MissingEnv {
+            var: "NOTES_API_KEYS".into(),
+        };
+        for shown in [format!("{err:?}"), format!("{err:#?}")] {
+            assert_eq!(shown, err.to_string());
+            assert!(
+                shown.contains("environment variable `NOTES_API_KEYS` is not set"),
+                "{shown}"
+            );
+            assert!(!shown.contains("MissingEnv"), "{shown}");
+        }
+        // Through the examples' `Box<dyn Error>` as well.
+        let boxed: Box<dyn std::error::Error> = Box::new(ConfigError::EmptyEnv {
+            var: "API_KEY".into(),
+        });
+        assert_eq!(
+            format!("{boxed:?}"),
+            "environment variable `API_KEY` is set but empty; give it a value"
+        );
+    }
 
     #[test]
     fn env_errors_name_the_variable_and_never_the_value() {

@@ -182,7 +182,10 @@ pub struct AuthorizationServerMetadata {
 }
 
 /// Why [`AuthorizationServerMetadata::discover`] found nothing usable.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the [`Display`](std::fmt::Display) text, as
+/// [`ConfigError`]'s does: it is what `main` shows when it returns one.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum DiscoveryError {
     /// The issuer is not a valid issuer URL.
@@ -232,6 +235,12 @@ pub enum DiscoveryError {
         /// The issuer in the document.
         found: String,
     },
+}
+
+impl fmt::Debug for DiscoveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl AuthorizationServerMetadata {

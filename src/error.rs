@@ -35,8 +35,9 @@ pub const JSONRPC_PARSE_ERROR: i64 = -32700;
 pub enum AuthErrorKind {
     /// No credential at all (401, challenge without an error code).
     MissingCredential,
-    /// A credential that is present but bad, expired, or of a scheme the
-    /// target does not accept (401, `invalid_token`).
+    /// A credential that is present but bad, expired, revoked or unverifiable
+    /// (401, `invalid_token`). Never a valid credential of the wrong kind:
+    /// that is [`Forbidden`](Self::Forbidden).
     InvalidToken,
     /// The credentials are ambiguous or malformed at the HTTP level, such as
     /// two different credentials on one request (400, `invalid_request`).
@@ -47,7 +48,23 @@ pub enum AuthErrorKind {
     /// Authenticated, but without a scope the call needs (403,
     /// `insufficient_scope`).
     InsufficientScope,
-    /// Authenticated, but refused by a policy for another reason (403).
+    /// Authenticated, but refused by a policy for another reason (403, no
+    /// challenge): a check said no, a rule allows nobody, or the credential
+    /// is valid but of a scheme the target does not take (a bearer token
+    /// on an API-key-only tool, an API key on a bearer-only one).
+    ///
+    /// # Why a wrong scheme is 403, not 401 `invalid_token`
+    ///
+    /// `invalid_token` (RFC 6750 §3.1) says the token is "expired, revoked,
+    /// malformed, or invalid for other reasons": an OAuth client that reads
+    /// it throws the token away or refreshes it, and may loop, though the
+    /// token is good. `insufficient_scope` is wrong too: no scope would
+    /// help. RFC 6750 has no code for "this target takes another kind of
+    /// credential", and the MCP authorization spec sends 401 only for a
+    /// missing or invalid token; so the answer is the truth in HTTP's own
+    /// terms: the server understood who is calling and refuses this call
+    /// (403), with no `WWW-Authenticate` error and a description naming
+    /// the scheme the target needs. A missing credential stays 401.
     Forbidden,
     /// The body is larger than the configured limit (413).
     PayloadTooLarge,
@@ -318,6 +335,7 @@ struct ErrorInner {
     jsonrpc_code: Option<i64>,
     error_code: Option<&'static str>,
     dpop: Option<Arc<str>>,
+    api_key_only: bool,
 }
 
 impl AuthError {
@@ -337,6 +355,7 @@ impl AuthError {
             jsonrpc_code: None,
             error_code: None,
             dpop: None,
+            api_key_only: false,
         }))
     }
 
@@ -571,6 +590,40 @@ impl AuthError {
         self
     }
 
+    /// Says the refusing target takes API keys only: the one challenge is
+    /// `ApiKey` (the scheme of `Authorization: ApiKey <key>`) with its
+    /// `realm` and error, and neither a `Bearer` nor a `DPoP` challenge nor
+    /// `resource_metadata` is offered, which would point an OAuth client at
+    /// a flow that can never succeed there. Set by the rules and by a
+    /// required (not optional) [`ApiKeyLayer`](crate::api_key::ApiKeyLayer).
+    ///
+    /// ```
+    /// use axum::response::IntoResponse;
+    /// use tower_mcp_auth::{AuthError, Challenge};
+    ///
+    /// let response = AuthError::missing_credential()
+    ///     .with_challenge(
+    ///         Challenge::new(None, Some("https://mcp.example.com/.well-known/oauth-protected-resource".into()))
+    ///             .with_dpop_algs("ES256"),
+    ///     )
+    ///     .with_api_key_challenge()
+    ///     .into_response();
+    /// let challenges: Vec<_> = response.headers().get_all("www-authenticate").iter().collect();
+    /// assert_eq!(challenges, ["ApiKey"]);
+    /// ```
+    #[must_use]
+    pub fn with_api_key_challenge(mut self) -> Self {
+        self.0.api_key_only = true;
+        self
+    }
+
+    /// Whether the challenge offers API keys only
+    /// ([`with_api_key_challenge`](Self::with_api_key_challenge)).
+    #[must_use]
+    pub fn is_api_key_only(&self) -> bool {
+        self.0.api_key_only
+    }
+
     /// The `error` code of the challenge and the body: the
     /// [override](Self::with_error_code), else the kind's.
     #[must_use]
@@ -681,6 +734,9 @@ impl AuthError {
         if !self.0.kind.has_challenge() {
             return None;
         }
+        if self.0.api_key_only {
+            return self.render_challenge("ApiKey", true, None);
+        }
         self.render_challenge("Bearer", self.0.dpop.is_none(), None)
     }
 
@@ -690,7 +746,7 @@ impl AuthError {
     /// ([`with_dpop_challenge`](Self::with_dpop_challenge)).
     #[must_use]
     pub fn www_authenticate_dpop(&self) -> Option<HeaderValue> {
-        if !self.0.kind.has_challenge() {
+        if !self.0.kind.has_challenge() || self.0.api_key_only {
             return None;
         }
         let algs = match &self.0.dpop {
@@ -728,8 +784,10 @@ impl AuthError {
             param("error_description", &self.0.description);
         }
         // The scopes go with the error; without an error (no credential)
-        // they are a hint for either scheme.
-        let scope_here = with_error || kind.challenge_error().is_none();
+        // they are a hint for either scheme. An API key challenge offers
+        // no OAuth: no scope, no metadata.
+        let api_key = self.0.api_key_only;
+        let scope_here = !api_key && (with_error || kind.challenge_error().is_none());
         if let Some(scope) = self
             .0
             .scope
@@ -741,7 +799,10 @@ impl AuthError {
         if let Some(algs) = algs {
             param("algs", algs);
         }
-        if let Some(url) = challenge.and_then(Challenge::resource_metadata) {
+        if let Some(url) = challenge
+            .and_then(Challenge::resource_metadata)
+            .filter(|_| !api_key)
+        {
             param("resource_metadata", url);
         }
         // Every byte pushed is visible ASCII or a space (see `push_quoted`).

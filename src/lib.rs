@@ -168,7 +168,9 @@ pub use error::{
     JSONRPC_TOO_LARGE, JSONRPC_UNAUTHORIZED, JSONRPC_UNAVAILABLE,
 };
 pub use metadata::{ProtectedResource, ProtectedResourceBuilder, WELL_KNOWN_PATH};
-pub use principal::{AuthScheme, CustomScheme, Principal, PrincipalKind, Scopes};
+pub use principal::{
+    AuthScheme, CustomScheme, Principal, PrincipalKind, Scopes, ScopesIntoIter, ScopesIter,
+};
 pub use resource::{ProtectedResourceLayer, ProtectedResourceService};
 pub use rule::Rule;
 pub use scope_hierarchy::{ScopeHierarchy, ScopeHierarchyBuilder};

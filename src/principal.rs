@@ -235,9 +235,9 @@ impl Scopes {
         self.iter().chain(other.iter()).collect()
     }
 
-    /// The scopes, in sorted order.
-    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
-        self.0.iter().map(|s| &**s)
+    /// The scopes, in sorted order. `for scope in &scopes` does the same.
+    pub fn iter(&self) -> ScopesIter<'_> {
+        ScopesIter(self.0.iter())
     }
 
     /// How many scopes there are.
@@ -267,6 +267,98 @@ impl<S: AsRef<str>> FromIterator<S> for Scopes {
         v.sort_unstable();
         v.dedup();
         Self(v.into())
+    }
+}
+
+/// Borrows the scopes of a [`Scopes`], in sorted order: `for scope in &scopes`,
+/// or [`Scopes::iter`].
+#[derive(Clone, Debug)]
+pub struct ScopesIter<'a>(std::slice::Iter<'a, Box<str>>);
+
+impl<'a> Iterator for ScopesIter<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        self.0.next().map(|s| &**s)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for ScopesIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back().map(|s| &**s)
+    }
+}
+
+impl ExactSizeIterator for ScopesIter<'_> {}
+
+impl std::iter::FusedIterator for ScopesIter<'_> {}
+
+impl<'a> IntoIterator for &'a Scopes {
+    type Item = &'a str;
+    type IntoIter = ScopesIter<'a>;
+
+    fn into_iter(self) -> ScopesIter<'a> {
+        self.iter()
+    }
+}
+
+/// The scopes of a [`Scopes`] taken by value, in sorted order, as owned
+/// `String`s (the set is shared, so each one is copied out): what
+/// `scopes_supported(policy.scopes_named())` iterates.
+#[derive(Clone, Debug)]
+pub struct ScopesIntoIter {
+    scopes: Scopes,
+    front: usize,
+    back: usize,
+}
+
+impl Iterator for ScopesIntoIter {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        if self.front == self.back {
+            return None;
+        }
+        let scope = String::from(&*self.scopes.0[self.front]);
+        self.front += 1;
+        Some(scope)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.back - self.front;
+        (n, Some(n))
+    }
+}
+
+impl DoubleEndedIterator for ScopesIntoIter {
+    fn next_back(&mut self) -> Option<String> {
+        if self.front == self.back {
+            return None;
+        }
+        self.back -= 1;
+        Some(String::from(&*self.scopes.0[self.back]))
+    }
+}
+
+impl ExactSizeIterator for ScopesIntoIter {}
+
+impl std::iter::FusedIterator for ScopesIntoIter {}
+
+impl IntoIterator for Scopes {
+    type Item = String;
+    type IntoIter = ScopesIntoIter;
+
+    fn into_iter(self) -> ScopesIntoIter {
+        let back = self.len();
+        ScopesIntoIter {
+            scopes: self,
+            front: 0,
+            back,
+        }
     }
 }
 
@@ -716,6 +808,32 @@ pub(crate) fn cnf_jkt<'a>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Issue 25 item 5: `Scopes` iterates as the obvious line expects,
+    /// borrowed (`&str`) and by value (`String`, what
+    /// `scopes_supported(policy.scopes_named())` takes).
+    #[test]
+    fn scopes_iterate_borrowed_and_owned() {
+        let scopes = Scopes::parse("write:data read:data admin");
+        let mut seen = Vec::new();
+        for scope in &scopes {
+            seen.push(scope);
+        }
+        assert_eq!(seen, ["admin", "read:data", "write:data"]);
+        assert_eq!((&scopes).into_iter().next_back(), Some("write:data"));
+        assert_eq!(scopes.iter().len(), 3);
+
+        let owned: Vec<String> = scopes.clone().into_iter().collect();
+        assert_eq!(owned, ["admin", "read:data", "write:data"]);
+        let mut it = scopes.into_iter();
+        assert_eq!(it.len(), 3);
+        assert_eq!(it.next_back().as_deref(), Some("write:data"));
+        assert_eq!(it.next().as_deref(), Some("admin"));
+        assert_eq!(it.next().as_deref(), Some("read:data"));
+        assert_eq!(it.next(), None);
+        assert_eq!(it.next_back(), None);
+        assert_eq!(Scopes::empty().into_iter().next(), None);
+    }
 
     #[cfg(any(feature = "jwt", feature = "introspection"))]
     #[test]

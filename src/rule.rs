@@ -129,7 +129,7 @@ impl Alternative {
 /// | --- | --- |
 /// | some alternative allows the caller | allowed |
 /// | no principal | 401, challenge without an error code, `scope` = what a bearer alternative needs |
-/// | a principal of a scheme no alternative accepts | 401 `invalid_token`, same `scope` |
+/// | a principal of a scheme no alternative accepts | 403 `forbidden` naming the scheme needed, no challenge |
 /// | right scheme, scopes missing | 403 `insufficient_scope`, `scope` = granted ∪ required |
 /// | right scheme and scopes, a check said no | 403 `forbidden`, no challenge |
 /// | [`Rule::deny`] (no alternative), anyone or anonymous | 403 `forbidden`, no challenge |
@@ -474,6 +474,11 @@ impl Rule {
         Err(miss)
     }
 
+    /// Whether API keys are all the rule takes (and it takes something).
+    fn api_key_only(&self) -> bool {
+        !self.alts.is_empty() && self.alts.iter().all(|a| a.schemes == Schemes::ApiKey)
+    }
+
     /// The scopes a bearer caller would need (for a 401's `scope`).
     fn bearer_scopes(&self) -> Scopes {
         self.alts
@@ -484,8 +489,16 @@ impl Rule {
 
     fn refusal(&self, principal: Option<&Principal>, miss: Miss) -> AuthError {
         match miss {
+            // A rule that takes API keys only offers no OAuth in its
+            // challenge (issue 25 item 4).
+            Miss::Credential if self.api_key_only() => {
+                AuthError::missing_credential().with_api_key_challenge()
+            }
             Miss::Credential => AuthError::missing_credential().with_scope(self.bearer_scopes()),
             Miss::Scheme => {
+                // A verified credential of a kind this target does not take:
+                // 403, not 401 `invalid_token` (which tells an OAuth client
+                // to throw a good token away); see `AuthErrorKind::Forbidden`.
                 let api = self.alts.iter().any(|a| a.schemes == Schemes::ApiKey);
                 let bearer = self.alts.iter().any(|a| a.schemes == Schemes::Bearer);
                 let what = match (api, bearer) {
@@ -493,7 +506,7 @@ impl Rule {
                     (false, true) => "this call requires an OAuth bearer token",
                     _ => "this call requires an API key or an OAuth bearer token",
                 };
-                AuthError::invalid_token(what).with_scope(self.bearer_scopes())
+                AuthError::forbidden(what)
             }
             Miss::Scopes(required) => {
                 let granted = principal
@@ -562,6 +575,18 @@ mod tests {
         assert_eq!(err.kind(), AuthErrorKind::MissingCredential);
         assert_eq!(err.scope().unwrap().to_string(), "admin:write");
         assert!(Rule::public().permits(None));
+        // A valid credential of a kind the rule does not take: 403 naming
+        // the scheme, no challenge, no scope (issue 25 item 3).
+        let err = Rule::api_key().decide(Some(&jwt("read")), &()).unwrap_err();
+        assert_eq!(err.kind(), AuthErrorKind::Forbidden);
+        assert_eq!(err.description(), "this call requires an API key");
+        assert!(err.scope().is_none());
+        let err = Rule::bearer().decide(Some(&key), &()).unwrap_err();
+        assert_eq!(err.kind(), AuthErrorKind::Forbidden);
+        assert_eq!(
+            err.description(),
+            "this call requires an OAuth bearer token"
+        );
     }
 
     #[test]

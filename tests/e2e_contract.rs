@@ -1,7 +1,7 @@
 //! End to end: the whole contract of the example MCP server
 //! (`examples/mcp_server/`, the table at the end of DESIGN.md), served on
 //! loopback and driven by raw HTTP and rmcp's client: every rule allowed,
-//! refused for the wrong scheme (401) and for a missing scope (403 step-up);
+//! refused for the wrong scheme (403) and for a missing scope (403 step-up);
 //! list filtering; tools see the principal; batches, header/body mismatch,
 //! oversized and malformed bodies; RS256 tokens from a JWKS on loopback and
 //! a compact attack table; opaque tokens by introspection; per-principal
@@ -402,7 +402,9 @@ async fn every_rule_allowed_wrong_scheme_and_missing_scope() {
             "{what}"
         );
 
-        // The wrong scheme: 401 invalid_token naming what the call needs.
+        // The wrong scheme: a valid credential of another kind, 403
+        // `forbidden` naming what the call needs, no challenge (issue 25
+        // item 3; it was 401 `invalid_token`).
         let wrong = match row.need {
             Need::Bearer(_) => Some((Cred::Key(KEY), "this call requires an OAuth bearer token")),
             Need::ApiKey => Some((every_scope.clone(), "this call requires an API key")),
@@ -410,26 +412,12 @@ async fn every_rule_allowed_wrong_scheme_and_missing_scope() {
         };
         if let Some((cred, why)) = wrong {
             let reply = post(&app, &cred, row.body(7)).await;
-            assert_eq!(reply.status, 401, "{what} with {cred:?}");
+            assert_eq!(reply.status, 403, "{what} with {cred:?}");
             let description = format!("{what}: {why}");
-            assert_eq!(
-                reply.header("www-authenticate"),
-                challenge(
-                    &app,
-                    Some(("invalid_token", &description)),
-                    row.bearer_scope()
-                ),
-                "{what}"
-            );
+            assert!(reply.headers.get("www-authenticate").is_none(), "{what}");
             assert_eq!(
                 reply.json(),
-                rpc_error(
-                    json!(7),
-                    -32001,
-                    "invalid_token",
-                    &description,
-                    row.bearer_scope()
-                ),
+                rpc_error(json!(7), -32003, "forbidden", &description, None),
                 "{what}"
             );
         }
@@ -532,7 +520,7 @@ async fn delete_user_by_bearer_admin_write_and_by_api_key() {
     assert_eq!(reply.json()["result"]["structuredContent"]["total"], 1);
     // admin:write is not an API key: the API-key-only tools still refuse it.
     let reply = post(&app, &admin, tool_call(10, "list_all_users", &json!({}))).await;
-    assert_eq!(reply.status, 401);
+    assert_eq!(reply.status, 403);
 }
 
 // ───────────────────────────── listings and the principal ─────────────────────────────
@@ -716,33 +704,20 @@ async fn a_mixed_batch_is_refused_whole_and_nothing_runs() {
     let batch = json!([create, read]).to_string();
 
     let reply = post(&app, &Cred::Key(KEY), batch.clone()).await;
-    assert_eq!(reply.status, 401);
+    assert_eq!(reply.status, 403);
     let description =
         "batch element 1 (tools/call `get_user_data`): this call requires an OAuth bearer token";
-    assert_eq!(
-        reply.header("www-authenticate"),
-        challenge(
-            &app,
-            Some(("invalid_token", description)),
-            Some("read:data")
-        )
-    );
+    assert!(reply.headers.get("www-authenticate").is_none());
     assert_eq!(
         reply.json(),
-        rpc_error(
-            json!("b"),
-            -32001,
-            "invalid_token",
-            description,
-            Some("read:data")
-        )
+        rpc_error(json!("b"), -32003, "forbidden", description, None)
     );
 
     // The other way round: a bearer token with read:data may read but not
     // create.
     let reader = Cred::Bearer(app.token("alice", &["read:data"]));
     let reply = post(&app, &reader, batch).await;
-    assert_eq!(reply.status, 401);
+    assert_eq!(reply.status, 403);
     assert_eq!(
         reply.json()["error"]["message"],
         "batch element 0 (tools/call `create_admin_user`): this call requires an API key"
@@ -807,11 +782,11 @@ async fn header_body_mismatch_oversized_and_malformed_bodies() {
         ("mcp-name", "get_user_data"),
     ];
     let reply = post_with(&client, &app, &reader, body.clone(), &extra).await;
-    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.status, 403, "{}", reply.body);
     let v = reply.json();
     assert_eq!(
         (v["id"].clone(), v["error"]["data"]["error"].clone()),
-        (json!(7), json!("invalid_token"))
+        (json!(7), json!("forbidden"))
     );
 
     // 5 MiB: 413 before the body is read (Content-Length says it all).
@@ -917,7 +892,7 @@ async fn wrong_param_types_and_huge_batches_never_5xx() {
     let started = std::time::Instant::now();
     // One bearer-only element refuses the whole batch (the first, here).
     let reply = post(&app, &key, batch("get_user_data")).await;
-    assert_eq!(reply.status, 401);
+    assert_eq!(reply.status, 403);
     assert_eq!(reply.json()["id"], 0);
     // All allowed: past the policy and the limiter to rmcp, which answers
     // batches with 415.
@@ -1276,7 +1251,7 @@ async fn wrong_scheme_refusals_do_not_trip_the_failed_auth_throttle() {
     let bearer_only = tool_call(7, "get_user_data", &json!({"user_id": "user_001"}));
     for i in 0..15 {
         let reply = post_with(&client, &app, &Cred::Key(KEY), bearer_only.clone(), &[]).await;
-        assert_eq!(reply.status, 401, "call {i}: {}", reply.body);
+        assert_eq!(reply.status, 403, "call {i}: {}", reply.body);
     }
     let reply = post_with(
         &client,

@@ -494,3 +494,47 @@ async fn a_removed_signing_key_is_401_at_once_after_the_new_set_is_fetched() {
     }
     assert_eq!(jwks.hits(), fetched, "no fetch for a key that left the set");
 }
+
+// ───────────────────────────── issue 25 item 7: the demo banner ─────────────────────────────
+
+/// The JSON body of the banner's `curl -d '…'` line.
+fn banner_body(banner: &str) -> &str {
+    let start = banner.find("-d '").expect("a curl -d line") + 4;
+    let len = banner[start..].find('\'').expect("the closing quote");
+    &banner[start..start + len]
+}
+
+/// The demo banner tells the truth about the mode it runs in: with
+/// sessions its `curl` line initializes one; stateless (`MCP_STATELESS=1`)
+/// it names no session to initialize, and its request works as it stands.
+#[tokio::test]
+async fn the_demo_banner_matches_stateless_and_session_modes() {
+    let key = SecretString::from(KEY);
+    let policy = mcp_server::policy().unwrap();
+
+    let (listener, config) = config().await;
+    assert!(config.stateless);
+    let banner = mcp_server::demo_banner(&config, &key, &policy);
+    assert!(!banner.contains("Initialize an MCP session"), "{banner}");
+    assert!(banner.contains("stateless (MCP_STATELESS=1)"), "{banner}");
+    assert!(banner.contains(&config.public_url), "{banner}");
+    let addr = serve(listener, &config).await;
+    let reply = post(addr, Cred::Key, banner_body(&banner).to_owned()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("\"tools\""), "{}", reply.body);
+    assert_eq!(reply.header("mcp-session-id"), "");
+
+    let (listener, mut sessions) = self::config().await;
+    sessions.stateless = false;
+    let banner = mcp_server::demo_banner(&sessions, &key, &policy);
+    assert!(banner.contains("Initialize an MCP session"), "{banner}");
+    assert!(!banner.contains("stateless"), "{banner}");
+    let addr = serve(listener, &sessions).await;
+    let reply = post(addr, Cred::Key, banner_body(&banner).to_owned()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_ne!(
+        reply.header("mcp-session-id"),
+        "",
+        "a session was initialized"
+    );
+}

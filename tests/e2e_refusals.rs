@@ -164,6 +164,65 @@ async fn a_key_where_no_layer_looks_is_no_failed_login() {
     assert_eq!(reply.status, 429, "{}", reply.body);
 }
 
+/// Issue 25 item 3: a valid credential of a kind the tool does not take
+/// (a bearer token on an API-key-only tool, an API key on a bearer-only
+/// one) is 403 `forbidden` naming the scheme the tool needs, with no
+/// `error="invalid_token"` challenge that would make an OAuth client throw
+/// its good token away; never counted as a failed login. A missing
+/// credential stays 401. On the old code both were 401 `invalid_token`.
+#[tokio::test]
+async fn a_valid_credential_of_the_wrong_kind_is_403_naming_the_scheme() {
+    let addr = example().await;
+    let client = client_from(70);
+    let bearer = format!(
+        "Bearer {}",
+        mcp_server::mint_token(
+            &SecretString::from(JWT_SECRET),
+            &format!("http://{addr}/mcp"),
+            "alice",
+            &mcp_server::SCOPES,
+        )
+    );
+    let bearer_only = r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"get_user_data","arguments":{"user_id":"user_001"}}}"#;
+    let cases = [
+        (
+            admin_call("8"),
+            ("authorization", bearer.as_str()),
+            "tools/call `list_all_users`: this call requires an API key",
+        ),
+        (
+            bearer_only.to_owned(),
+            ("x-api-key", KEY),
+            "tools/call `get_user_data`: this call requires an OAuth bearer token",
+        ),
+    ];
+    // More than the failed-auth threshold (10): none of them is a failure.
+    for _ in 0..6 {
+        for (body, header, message) in &cases {
+            let reply = post_from(&client, addr, body, &[*header]).await;
+            assert_eq!(reply.status, 403, "{message}: {}", reply.body);
+            assert!(
+                !reply.header("www-authenticate").contains("invalid_token"),
+                "{}",
+                reply.header("www-authenticate")
+            );
+            let json = reply.json();
+            assert_eq!(json["id"], 8, "{json}");
+            assert_eq!(json["error"]["data"]["error"], "forbidden", "{json}");
+            assert_eq!(json["error"]["message"], *message, "{json}");
+        }
+    }
+    // Each credential is still good where it belongs.
+    let reply = post_from(&client, addr, &admin_call("9"), &[("x-api-key", KEY)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = post_from(&client, addr, bearer_only, &[("authorization", &bearer)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // No credential: 401.
+    let reply = post_from(&client, addr, &admin_call("9"), &[]).await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["data"]["error"], "missing_credential");
+}
+
 // ──────────────────── 2. every refusal carries the id ────────────────────
 
 /// A layer, the headers that reach it, its status and `error` code.
@@ -210,8 +269,8 @@ async fn every_layer_refuses_with_the_requests_id() {
         (
             "policy, wrong scheme",
             &[("authorization", bearer.as_str())],
-            401,
-            "invalid_token",
+            403,
+            "forbidden",
         ),
     ];
     for (i, (layer, headers, status, code)) in cases.into_iter().enumerate() {

@@ -165,13 +165,13 @@ async fn a_uri_that_matches_no_template_is_api_key_only() {
     let reader = app.bearer(&mcp_server::SCOPES);
     for uri in ["user://user_001?/private", "file:///etc/passwd"] {
         let body = call("resources/read", json!({"uri": uri}));
-        // A bearer token, whatever its scopes: 401, no handler runs.
+        // A bearer token, whatever its scopes: 403, no handler runs.
         let reply = post(&app, &reader, &body, &[]).await;
         assert_eq!(
             reply.refusal(),
             (
-                401,
-                "invalid_token".into(),
+                403,
+                "forbidden".into(),
                 format!("resources/read `{uri}`: this call requires an API key")
             ),
             "{uri}"
@@ -193,7 +193,7 @@ async fn a_uri_that_matches_no_template_is_api_key_only() {
         "user://user_001/private"
     );
     let reply = post(&app, &Cred::Key, &body, &[]).await;
-    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.status, 403, "{}", reply.body);
     drop(bare);
 }
 
@@ -215,7 +215,7 @@ async fn every_method_that_names_a_resource_meets_its_rule() {
             (
                 "admin://system/stats",
                 &all,
-                Some((401, "invalid_token", "this call requires an API key")),
+                Some((403, "forbidden", "this call requires an API key")),
             ),
             ("user://user_001/private", &reader, None),
             (
@@ -230,17 +230,13 @@ async fn every_method_that_names_a_resource_meets_its_rule() {
             (
                 "user://user_001/private",
                 &Cred::Key,
-                Some((
-                    401,
-                    "invalid_token",
-                    "this call requires an OAuth bearer token",
-                )),
+                Some((403, "forbidden", "this call requires an OAuth bearer token")),
             ),
             ("user://user_001?/private", &Cred::Key, None),
             (
                 "user://user_001?/private",
                 &all,
-                Some((401, "invalid_token", "this call requires an API key")),
+                Some((403, "forbidden", "this call requires an API key")),
             ),
             (
                 "user://user_001?/private",
@@ -291,16 +287,16 @@ async fn a_listen_is_allowed_only_if_every_subscription_is() {
     assert_eq!(
         post(&app, &reader, &mixed, &[]).await.refusal(),
         (
-            401,
-            "invalid_token".into(),
+            403,
+            "forbidden".into(),
             "subscriptions/listen `user://user_001/private`: resource `admin://system/stats`: this call requires an API key".into()
         )
     );
     assert_eq!(
         post(&app, &Cred::Key, &mixed, &[]).await.refusal(),
         (
-            401,
-            "invalid_token".into(),
+            403,
+            "forbidden".into(),
             "subscriptions/listen `user://user_001/private`: resource `user://user_001/private`: this call requires an OAuth bearer token".into()
         )
     );
@@ -335,7 +331,7 @@ async fn a_message_without_its_target_gets_the_servers_answer() {
         );
         // Decided as a resource that matches no rule: API key only.
         let reply = post(&app, &app.bearer(&mcp_server::SCOPES), &body, &headers).await;
-        assert_eq!(reply.refusal().0, 401, "{method}");
+        assert_eq!(reply.refusal().0, 403, "{method}");
     }
     // The target's member of the wrong type: whatever the server says
     // (rmcp: method not found, or 415 for `params` that is no object).

@@ -275,18 +275,22 @@ async fn multi_auth_example_gives_each_tool_its_scheme() {
 
     // Each scheme only where its rule allows it: the other one is told
     // what the tool needs.
+    // A valid credential of the other kind: 403 naming the scheme needed.
     let key_on_profile = call(&url, &key, "get_my_profile", json!({})).await;
     assert_eq!(
         key_on_profile.status,
-        StatusCode::UNAUTHORIZED,
+        StatusCode::FORBIDDEN,
         "{:?}",
         key_on_profile.body
     );
-    assert!(key_on_profile.challenge().contains("read:profile"));
+    assert_eq!(
+        key_on_profile.body["error"]["message"],
+        "tools/call `get_my_profile`: this call requires an OAuth bearer token"
+    );
     let token_on_admin = call(&url, &refs(&user), "list_all_users", json!({})).await;
     assert_eq!(
         token_on_admin.status,
-        StatusCode::UNAUTHORIZED,
+        StatusCode::FORBIDDEN,
         "{:?}",
         token_on_admin.body
     );

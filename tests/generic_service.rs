@@ -92,13 +92,12 @@ async fn api_key_layer_around_a_plain_service_fn() {
     assert_eq!(body, "reader:read:data|payload");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
-    // No key: 401 with the challenge; the service is not called.
+    // No key: 401 with the challenge; the service is not called. A
+    // required key layer takes API keys only: its challenge offers no
+    // OAuth (issue 25 item 4).
     let (status, headers, body) = parts(svc.clone().oneshot(request(None)).await.unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        headers[header::WWW_AUTHENTICATE],
-        r#"Bearer resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
-    );
+    assert_eq!(headers[header::WWW_AUTHENTICATE], "ApiKey");
     assert_eq!(
         body,
         r#"{"error":"missing_credential","error_description":"authentication is required"}"#
@@ -111,7 +110,7 @@ async fn api_key_layer_around_a_plain_service_fn() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         headers[header::WWW_AUTHENTICATE],
-        r#"Bearer error="invalid_token", error_description="the API key is not valid", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/data""#
+        r#"ApiKey error="invalid_token", error_description="the API key is not valid""#
     );
     assert!(!body.contains(wrong));
     assert_eq!(

@@ -346,7 +346,7 @@ async fn tools_see_the_principal() {
 }
 
 #[tokio::test]
-async fn anonymous_and_wrong_scheme_are_401_with_the_challenge() {
+async fn anonymous_is_401_with_the_challenge_and_wrong_scheme_403() {
     let app = spawn(true).await;
     let md = &app.metadata;
     let r = app.call(Who::Nobody, "get_user_data").await;
@@ -360,24 +360,27 @@ async fn anonymous_and_wrong_scheme_are_401_with_the_challenge() {
     assert_eq!(r.json()["id"], 1);
     assert_eq!(r.json()["error"]["code"], -32001);
 
-    let r = app.call(Who::Key, "get_user_data").await;
-    assert_eq!(r.status, 401);
-    assert_eq!(
-        r.www.as_deref(),
-        Some(&*format!(
-            r#"Bearer error="invalid_token", error_description="tools/call `get_user_data`: this call requires an OAuth bearer token", scope="read:data", resource_metadata="{md}""#
-        ))
-    );
-    let r = app
-        .call(Who::Bearer("alice:read:data"), "create_admin_user")
-        .await;
-    assert_eq!(r.status, 401);
-    assert_eq!(
-        r.www.as_deref(),
-        Some(&*format!(
-            r#"Bearer error="invalid_token", error_description="tools/call `create_admin_user`: this call requires an API key", resource_metadata="{md}""#
-        ))
-    );
+    // A valid credential of the wrong kind: 403 naming the scheme, no
+    // `invalid_token` challenge (issue 25 item 3).
+    for (who, tool, message) in [
+        (
+            Who::Key,
+            "get_user_data",
+            "tools/call `get_user_data`: this call requires an OAuth bearer token",
+        ),
+        (
+            Who::Bearer("alice:read:data"),
+            "create_admin_user",
+            "tools/call `create_admin_user`: this call requires an API key",
+        ),
+    ] {
+        let r = app.call(who, tool).await;
+        assert_eq!(r.status, 403, "{tool}");
+        assert_eq!(r.www, None, "{tool}");
+        assert_eq!(r.json()["error"]["code"], -32003, "{tool}");
+        assert_eq!(r.json()["error"]["message"], message, "{tool}");
+        assert_eq!(r.json()["error"]["data"]["error"], "forbidden", "{tool}");
+    }
     // Default rule (authenticated) for a method without a rule of its own.
     let r = app
         .post(
@@ -443,7 +446,7 @@ async fn resources_by_uri_and_template() {
         app.post(Who::Key, read_body("user://alice/private"))
             .await
             .status,
-        401
+        403
     );
     assert_eq!(
         app.post(Who::Bearer("a:"), read_body("user://alice/private"))
@@ -464,7 +467,7 @@ async fn resources_by_uri_and_template() {
         )
         .await
         .status,
-        401
+        403
     );
     // Not matched by any rule: the default.
     assert_eq!(
@@ -494,7 +497,7 @@ async fn batches_are_all_or_nothing() {
         call_body(3, "get_user_data")
     );
     let r = app.post(Who::Bearer("alice:read:data"), batch).await;
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status, 403);
     assert_eq!(r.json()["id"], 2);
     assert_eq!(
         r.json()["error"]["message"],
@@ -527,7 +530,7 @@ async fn ten_thousand_element_batch_is_bounded() {
     let r = app
         .post(Who::Bearer("a:"), format!("[{}]", refused.join(",")))
         .await;
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status, 403);
     assert_eq!(r.json()["id"], 9_999);
     let r = app
         .post(Who::Bearer("a:"), format!("[{}]", pings.join(",")))

@@ -128,3 +128,98 @@ async fn keys_from_the_environment_carry_their_scopes() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(challenge.contains(r#"scope="admin:write""#), "{challenge}");
 }
+
+/// Issue 25 item 4: an API-key-only route offers no OAuth. Under a
+/// resource that advertises DPoP, `/admin/stats` behind a required
+/// `ApiKeyLayer` and `Rule::api_key()` (and the same rule behind an
+/// optional key layer) answers 401 with an `ApiKey` challenge only: no
+/// `Bearer resource_metadata=…`, no `DPoP algs=…`. A route that also takes
+/// bearer tokens still offers them. On the old code every one of these
+/// 401s carried `Bearer …resource_metadata` and `DPoP algs`.
+#[tokio::test]
+async fn an_api_key_only_route_offers_no_oauth_in_its_challenge() {
+    let resource = ProtectedResource::builder(common::AUD)
+        .dpop_signing_alg_values_supported(["ES256"])
+        .build()
+        .unwrap();
+    let keys = ApiKeys::from_list(
+        "ADMIN_KEYS",
+        &SecretString::from(format!("ops:{OPS_KEY}:admin:write")),
+    )
+    .unwrap();
+    let who = |p: Principal| async move { p.name().to_owned() };
+    let app = Router::new()
+        .route(
+            "/admin/stats",
+            post(who).layer(
+                ServiceBuilder::new()
+                    .layer(resource.layer())
+                    .layer(ApiKeyLayer::new(keys.clone()))
+                    .layer(AuthorizeLayer::new(Rule::api_key()).unwrap()),
+            ),
+        )
+        .route(
+            "/admin/optional",
+            post(who).layer(
+                ServiceBuilder::new()
+                    .layer(resource.layer())
+                    .layer(ApiKeyLayer::new(keys.clone()).optional())
+                    .layer(AuthorizeLayer::new(Rule::api_key()).unwrap()),
+            ),
+        )
+        .route(
+            "/either",
+            post(who).layer(
+                ServiceBuilder::new()
+                    .layer(resource.layer())
+                    .layer(ApiKeyLayer::new(keys).optional())
+                    .layer(AuthorizeLayer::new(Rule::api_key().or(Rule::bearer())).unwrap()),
+            ),
+        );
+    let base = format!("http://{}", serve(app).await);
+    let challenges = |res: &reqwest::Response| -> Vec<String> {
+        res.headers()
+            .get_all("www-authenticate")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    let post_to = |path: &str, key: Option<&str>| {
+        let mut req = reqwest::Client::new().post(format!("{base}{path}"));
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        req.send()
+    };
+
+    for path in ["/admin/stats", "/admin/optional"] {
+        let res = post_to(path, None).await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(challenges(&res), ["ApiKey"], "{path}");
+        let res = post_to(path, Some(OPS_KEY)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+    }
+    // A wrong key on the required key layer: the error in the `ApiKey`
+    // challenge, still no OAuth.
+    let res = post_to("/admin/stats", Some("mcp_sk_wrong-0123456789abcdef"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let got = challenges(&res);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with(r#"ApiKey error="invalid_token""#),
+        "{got:?}"
+    );
+    assert!(!got[0].contains("resource_metadata"), "{got:?}");
+
+    // A route that also takes bearer tokens offers them.
+    let res = post_to("/either", None).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let got = challenges(&res);
+    assert!(
+        got[0].starts_with("Bearer ") && got[0].contains("resource_metadata="),
+        "{got:?}"
+    );
+    assert!(got.iter().any(|c| c.starts_with("DPoP algs=")), "{got:?}");
+}

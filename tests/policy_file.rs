@@ -377,8 +377,9 @@ async fn a_reload_changes_what_a_running_stack_allows_and_a_bad_file_changes_not
     )
     .unwrap();
     policy.reload_file(&path).unwrap();
+    // The API key is valid but of the wrong kind now: 403 (issue 25 item 3).
     let res = svc.clone().oneshot(deploy()).await.unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
     // A mistake on line 3: refused, naming it; the stack keeps the rules in force.
     std::fs::write(&path, "[tools]\ndeploy = \"api_key\"\nrollback = { scheme = \"bearer\", scopes = [] , any_scope = [] }\n").unwrap();
@@ -388,7 +389,7 @@ async fn a_reload_changes_what_a_running_stack_allows_and_a_bad_file_changes_not
         "{err}"
     );
     let res = svc.clone().oneshot(deploy()).await.unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "the old rules stay");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "the old rules stay");
     std::fs::remove_file(path).unwrap();
 }
 
@@ -542,7 +543,7 @@ async fn the_example_reloads_policy_file_on_sighup() {
     );
     assert_ne!(stricter, text);
     std::fs::write(&path, &stricter).unwrap();
-    assert!(hangup_until(401).await, "the new rule decides after SIGHUP");
+    assert!(hangup_until(403).await, "the new rule decides after SIGHUP");
 
     // A file with a mistake: refused, the stricter rules stay.
     std::fs::write(
@@ -560,7 +561,7 @@ async fn the_example_reloads_policy_file_on_sighup() {
             .unwrap()
             .success());
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        assert_eq!(status().await, 401, "a bad file changes nothing");
+        assert_eq!(status().await, 403, "a bad file changes nothing");
     }
     // And a good one again.
     std::fs::write(&path, &text).unwrap();

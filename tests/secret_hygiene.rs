@@ -323,7 +323,7 @@ async fn no_refusal_leaks_a_credential_into_logs_or_responses() {
             call(3, "create_admin_user")
         )
         .await,
-        401
+        403
     );
     assert_eq!(
         c.send(

@@ -551,29 +551,48 @@ impl Config {
 /// The demo-mode banner: the generated key, a `curl` line, and (with a
 /// generated `JWT_SECRET`) a sample token.
 pub fn print_demo_banner(config: &Config, key: &SecretString, policy: &McpPolicy) {
+    println!("{}", demo_banner(config, key, policy));
+}
+
+/// The text [`print_demo_banner`] prints. With sessions, the `curl` line
+/// initializes one; stateless (`MCP_STATELESS=1`) there is no session to
+/// initialize, so it lists the tools, a request that stands alone.
+pub fn demo_banner(config: &Config, key: &SecretString, policy: &McpPolicy) -> String {
     let url = &config.public_url;
     let key = key.expose_secret();
-    println!(
+    let (what, body) = if config.stateless {
+        (
+            "This server is stateless (MCP_STATELESS=1): there is no session to \
+             initialize, every request stands alone. List the tools with it:",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        )
+    } else {
+        (
+            "Initialize an MCP session with it:",
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1.0"}}}"#,
+        )
+    };
+    let mut banner = format!(
         "\nDemo mode: API_KEY is not set, so this run generated an API key (valid until exit):\n\n    \
-         {key}\n\nInitialize an MCP session with it:\n\n    \
+         {key}\n\n{what}\n\n    \
          curl -i {url} \\\n      \
          -H 'Content-Type: application/json' \\\n      \
          -H 'Accept: application/json, text/event-stream' \\\n      \
          -H 'X-API-Key: {key}' \\\n      \
-         -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{{}},\"clientInfo\":{{\"name\":\"curl\",\"version\":\"1.0\"}}}}}}'\n\n\
+         -d '{body}'\n\n\
          Set API_KEY (comma separated for several) to choose the keys yourself."
     );
     if let (true, Some(secret)) = (config.generated_jwt_secret, &config.jwt_secret) {
         let scopes = policy.scopes_named();
         let scopes: Vec<&str> = scopes.iter().collect();
         let token = mint_token(secret, url, "demo-user", &scopes);
-        println!(
-            "\nJWT_SECRET is not set either, so bearer tokens are HS256-signed with this generated secret:\n\n    \
+        banner.push_str(&format!(
+            "\n\nJWT_SECRET is not set either, so bearer tokens are HS256-signed with this generated secret:\n\n    \
              {}\n\nA sample access token (subject demo-user, every scope, valid for an hour):\n\n    \
-             {token}\n\nUse it with -H 'Authorization: Bearer <token>' in place of the X-API-Key line.\n",
+             {token}\n\nUse it with -H 'Authorization: Bearer <token>' in place of the X-API-Key line.",
             secret.expose_secret()
-        );
-    } else {
-        println!();
+        ));
     }
+    banner.push('\n');
+    banner
 }

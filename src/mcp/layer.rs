@@ -746,7 +746,7 @@ mod tests {
             r#"[{READ},{{"jsonrpc":"2.0","id":"b","method":"tools/call","params":{{"name":"admin"}}}},{{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{{"name":"admin"}}}}]"#
         );
         let (status, _, body) = run(layer(), post(batch.clone(), jwt("read:data"))).await;
-        assert_eq!(status, 401);
+        assert_eq!(status, 403);
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["id"], "b");
         assert_eq!(
@@ -756,7 +756,7 @@ mod tests {
         let key =
             Some(Principal::new(AuthScheme::ApiKey, "k").with_scopes(Scopes::parse("read:data")));
         let (status, _, _) = run(layer(), post(batch, key)).await;
-        assert_eq!(status, 401, "the bearer-only element refuses the API key");
+        assert_eq!(status, 403, "the bearer-only element refuses the API key");
     }
 
     #[tokio::test]
@@ -926,7 +926,7 @@ mod tests {
         // skills/get decides alike: a bearer token may not get the admin skill.
         let get = r#"{"jsonrpc":"2.0","id":3,"method":"skills/get","params":{"uri":"skill://admin/SKILL.md"}}"#;
         let (status, _, _) = run(layer(), post(get, jwt(""))).await;
-        assert_eq!(status, 401);
+        assert_eq!(status, 403);
         assert!(policy.may_get_skill(jwt("").as_ref(), "skill://notes/SKILL.md"));
     }
 

@@ -829,7 +829,7 @@ mod tests {
         let t = tool("get_user_data");
         assert_eq!(kind(&p, Some(&jwt("read:data")), &t), None);
         assert_eq!(kind(&p, None, &t), Some(MissingCredential));
-        assert_eq!(kind(&p, Some(&key()), &t), Some(InvalidToken));
+        assert_eq!(kind(&p, Some(&key()), &t), Some(Forbidden));
         let err = p.authorize(Some(&jwt("profile")), Some(&t)).unwrap_err();
         assert_eq!(err.kind(), InsufficientScope);
         assert_eq!(
@@ -846,10 +846,7 @@ mod tests {
             Some(InsufficientScope)
         );
         // Unnamed tool → the tools/call method rule, then the default.
-        assert_eq!(
-            kind(&p, Some(&jwt("")), &tool("unknown")),
-            Some(InvalidToken)
-        );
+        assert_eq!(kind(&p, Some(&jwt("")), &tool("unknown")), Some(Forbidden));
         assert_eq!(kind(&p, Some(&jwt("")), &McpCall::new("ping", None)), None);
         assert_eq!(
             kind(&p, None, &McpCall::new("ping", None)),
@@ -857,7 +854,7 @@ mod tests {
         );
         assert_eq!(
             kind(&p, Some(&jwt("")), &McpCall::new("logging/setLevel", None)),
-            Some(InvalidToken)
+            Some(Forbidden)
         );
         assert!(p.authorize(None, None).is_err());
         assert!(p.authorize(Some(&key()), None).is_ok());
@@ -893,7 +890,7 @@ mod tests {
         assert_eq!(kind(&p, Some(&key()), &res("user://admin/private")), None);
         assert_eq!(
             kind(&p, Some(&jwt("read:data")), &res("user://admin/private")),
-            Some(InvalidToken)
+            Some(Forbidden)
         );
         // `user://{user_id}/private` (15 literals) beats `user://{user_id}/{section}` (8).
         assert_eq!(
@@ -902,7 +899,7 @@ mod tests {
         );
         assert_eq!(
             kind(&p, Some(&key()), &res("user://42/private")),
-            Some(InvalidToken)
+            Some(Forbidden)
         );
         assert_eq!(kind(&p, Some(&key()), &res("user://42/public")), None);
         // No template matches → default.
@@ -910,7 +907,7 @@ mod tests {
         // A completion names the template itself.
         assert_eq!(
             kind(&p, Some(&key()), &res("user://{user_id}/private")),
-            Some(InvalidToken)
+            Some(Forbidden)
         );
         assert!(p.may_read_resource(Some(&jwt("read:data")), "user://{id}/private"));
     }
@@ -950,7 +947,7 @@ mod tests {
         // matches; before, the default (any caller) decided it.
         assert_eq!(
             kind(&p, Some(&reader), &res("user://user_001?/private")),
-            Some(InvalidToken)
+            Some(Forbidden)
         );
         assert_eq!(
             kind(&p, Some(&key()), &res("user://user_001?/private")),
@@ -970,13 +967,10 @@ mod tests {
             Some(InsufficientScope)
         );
         assert_eq!(kind(&p, Some(&jwt("tools:any")), &tool("other")), None);
-        assert_eq!(kind(&p, Some(&key()), &tool("mine")), Some(InvalidToken));
+        assert_eq!(kind(&p, Some(&key()), &tool("mine")), Some(Forbidden));
         let prompt = |n: &str| McpCall::new("prompts/get", Some(Target::Prompt(n.into())));
         assert_eq!(kind(&p, None, &prompt("greet")), None);
-        assert_eq!(
-            kind(&p, Some(&jwt("")), &prompt("other")),
-            Some(InvalidToken)
-        );
+        assert_eq!(kind(&p, Some(&jwt("")), &prompt("other")), Some(Forbidden));
         // Every method that names a resource meets its rule.
         for method in [
             "resources/subscribe",
@@ -986,13 +980,13 @@ mod tests {
             let c = parsed(&format!(
                 r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"uri":"admin://system/stats"}}}}"#
             ));
-            assert_eq!(kind(&p, Some(&reader), &c), Some(InvalidToken), "{method}");
+            assert_eq!(kind(&p, Some(&reader), &c), Some(Forbidden), "{method}");
             assert_eq!(kind(&p, Some(&key()), &c), None, "{method}");
             let c = parsed(&format!(
                 r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"uri":"user://7/private"}}}}"#
             ));
             assert_eq!(kind(&p, Some(&reader), &c), None, "{method}");
-            assert_eq!(kind(&p, Some(&key()), &c), Some(InvalidToken), "{method}");
+            assert_eq!(kind(&p, Some(&key()), &c), Some(Forbidden), "{method}");
         }
         // Without an unmatched rule, the method rule and then the default.
         let p = policy();
@@ -1011,7 +1005,7 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":[1]}}}"#,
         ] {
             let c = parsed(body);
-            assert_eq!(kind(&p, Some(&reader), &c), Some(InvalidToken), "{body}");
+            assert_eq!(kind(&p, Some(&reader), &c), Some(Forbidden), "{body}");
             assert_eq!(kind(&p, Some(&key()), &c), None, "{body}");
         }
         // tools/call without a name: the unmatched tool rule.
@@ -1029,7 +1023,7 @@ mod tests {
         assert_eq!(kind(&p, Some(&reader), &c), None);
         assert_eq!(kind(&p, None, &c), Some(MissingCredential));
         let c = parsed(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read"}"#);
-        assert_eq!(kind(&p, Some(&reader), &c), Some(InvalidToken));
+        assert_eq!(kind(&p, Some(&reader), &c), Some(Forbidden));
         // `deny` for unmatched targets closes targets, not a call without
         // one: the method rule, else the default decides it, and the
         // server answers it with its own error.
@@ -1058,11 +1052,11 @@ mod tests {
         let reader = jwt("read:data");
         let both = listen(r#""user://1/private","user://2/private""#);
         assert_eq!(kind(&p, Some(&reader), &both), None);
-        assert_eq!(kind(&p, Some(&key()), &both), Some(InvalidToken));
+        assert_eq!(kind(&p, Some(&key()), &both), Some(Forbidden));
         // One refused target refuses the call, and the refusal names it.
         let mixed = listen(r#""user://1/private","admin://system/stats""#);
         let err = p.authorize(Some(&reader), Some(&mixed)).unwrap_err();
-        assert_eq!(err.kind(), InvalidToken);
+        assert_eq!(err.kind(), Forbidden);
         assert_eq!(
             err.description(),
             "resource `admin://system/stats`: this call requires an API key"

@@ -40,7 +40,7 @@
 //! | --- | --- |
 //! | a credential a layer read and refused (401 `invalid_token`): a wrong or expired key or token, a token for another resource, a bearer token no layer verifies — an API key sent as `Authorization: Bearer <key>` is such a token | yes |
 //! | no credential a layer reads (401 `missing_credential`): MCP discovery, and a key where no layer looks (another header, the query string, `Authorization: Basic`, `Authorization: ApiKey` under [`authorization_scheme(false)`](crate::api_key::ApiKeyLayer::authorization_scheme)) | only with [`count_missing_credentials(true)`](FailedAuthLayer::count_missing_credentials) |
-//! | a verified credential refused by an authorization layer (the wrong scheme or too few scopes for a tool: the response carries the [`Principal`]) | no |
+//! | a verified credential refused by an authorization layer (403: the wrong scheme or too few scopes for a tool; the response carries the [`Principal`]) | no |
 //! | two credentials or a malformed request (400), a backend that cannot decide (503), a throttled call (429) | no |
 //!
 //! # Local development

@@ -13,7 +13,7 @@ mod example;
 pub mod mcp_server {
     pub use super::example::{
         app,
-        config::{mint_token, Config, DEFAULT_BIND, DEMO_KEY_NAME, MCP_PATH},
+        config::{demo_banner, mint_token, Config, DEFAULT_BIND, DEMO_KEY_NAME, MCP_PATH},
         load_policy, policy,
         transport::mcp_service,
     };

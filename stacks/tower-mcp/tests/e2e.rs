@@ -334,19 +334,16 @@ async fn bearer_rules_need_their_scope_api_key_rules_a_key() {
     assert_eq!(reply.json()["error"]["code"], -32003);
     assert_eq!(reply.json()["id"], 7);
 
-    // An API key on a bearer-only tool: 401 naming the scheme it needs.
+    // An API key on a bearer-only tool: 403 naming the scheme it needs, no
+    // `invalid_token` challenge.
     let reply = server
         .post(&Cred::Key, None, call(7, "get_user_data", args))
         .await;
-    assert_eq!(reply.status, 401, "{}", reply.body);
-    let description = "tools/call `get_user_data`: this call requires an OAuth bearer token";
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(reply.headers.get("www-authenticate").is_none());
     assert_eq!(
-        reply.header("www-authenticate"),
-        challenge(
-            &server,
-            Some(("invalid_token", description)),
-            Some("read:data")
-        )
+        reply.json()["error"]["message"],
+        "tools/call `get_user_data`: this call requires an OAuth bearer token"
     );
 
     // API-key-only: a key is allowed, a token with every scope is not.
@@ -358,11 +355,11 @@ async fn bearer_rules_need_their_scope_api_key_rules_a_key() {
     let reply = server
         .post(&every, None, call(8, "list_all_users", json!({})))
         .await;
-    assert_eq!(reply.status, 401, "{}", reply.body);
-    let description = "tools/call `list_all_users`: this call requires an API key";
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(reply.headers.get("www-authenticate").is_none());
     assert_eq!(
-        reply.header("www-authenticate"),
-        challenge(&server, Some(("invalid_token", description)), None)
+        reply.json()["error"]["message"],
+        "tools/call `list_all_users`: this call requires an API key"
     );
 
     // Either: a key, or a bearer token with admin:write; not read:data.
@@ -573,7 +570,7 @@ async fn a_uri_is_judged_by_the_template_tower_mcp_serves_it_from() {
     assert_eq!(reply.status, 401, "{}", reply.body);
     let reader = Cred::Bearer(server.token("alice", &["read:data"]));
     let reply = server.post(&reader, None, read(3, uri)).await;
-    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.status, 403, "{}", reply.body);
     let reply = server.post(&Cred::Key, None, read(4, uri)).await;
     assert_eq!(record(&reply)["template"], "notes://{owner}/{name}");
     // The policy's default precedence would have let the anonymous read
@@ -625,13 +622,14 @@ async fn resource_rules_hold_where_tower_mcp_routes_more_loosely_than_the_policy
         assert_eq!(record(&reply)["read_by"], Value::Null, "{uri}");
         for cred in [&reader, &other] {
             let reply = server.post(cred, None, read(3, uri)).await;
-            assert_eq!(reply.status, 401, "{uri} {cred:?}: {}", reply.body);
+            assert_eq!(reply.status, 403, "{uri} {cred:?}: {}", reply.body);
             assert!(
-                reply
-                    .header("www-authenticate")
+                reply.json()["error"]["message"]
+                    .as_str()
+                    .unwrap()
                     .contains("this call requires an API key"),
                 "{}",
-                reply.header("www-authenticate")
+                reply.body
             );
         }
     }
@@ -644,7 +642,7 @@ async fn resource_rules_hold_where_tower_mcp_routes_more_loosely_than_the_policy
     let reply = server
         .post(&reader, None, read(4, "admin://system/stats"))
         .await;
-    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.status, 403, "{}", reply.body);
     let lists = |cred: Cred| {
         let server = &server;
         async move {
