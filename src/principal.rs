@@ -651,9 +651,9 @@ impl Principal {
     /// The identity, as one stable string: the scheme, the
     /// [issuer](Self::issuer), the [kind](Self::kind) and the
     /// [name](Self::name), encoded so that two principals have the same
-    /// key exactly when all four are equal. Sessions
-    /// ([`SessionBindingLayer`](crate::mcp::SessionBindingLayer)), quotas
-    /// and audit events key by it; so should a tool's per-caller state.
+    /// key exactly when all four are equal. Session and handle bindings,
+    /// quotas and audit events key by it; so should a tool's per-caller
+    /// state.
     ///
     /// ```
     /// use tower_mcp_auth::{AuthScheme, Principal};
