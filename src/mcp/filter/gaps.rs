@@ -99,71 +99,72 @@ impl Gaps {
         let names = items
             .iter()
             .filter_map(|item| item.get(kind.key()).and_then(Value::as_str));
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        for name in names {
-            let named = match kind {
-                ListKind::Tools => policy.names_tool(name),
-                ListKind::Prompts => policy.names_prompt(name),
-                ListKind::Resources | ListKind::Templates | ListKind::Skills => {
-                    policy.names_resource(name)
+        // Decided under the lock, emitted after it: no request waits on
+        // the log's I/O.
+        let mut out = Vec::new();
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            for name in names {
+                let named = match kind {
+                    ListKind::Tools => policy.names_tool(name),
+                    ListKind::Prompts => policy.names_prompt(name),
+                    ListKind::Resources | ListKind::Templates | ListKind::Skills => {
+                        policy.names_resource(name)
+                    }
+                };
+                if !named {
+                    state.report(Gap::NoRule(kind), name, &mut out);
+                    continue;
                 }
+                if let Some(listed) = state.listed(kind) {
+                    if !listed.contains(name) {
+                        listed.insert(name.to_owned());
+                    }
+                }
+            }
+            // A complete list (its last page, the earlier ones seen
+            // before): every tool or prompt a rule names should have been
+            // in it.
+            let named: Vec<&str> = match kind {
+                _ if !last_page => Vec::new(),
+                ListKind::Tools => policy.tools_named().collect(),
+                ListKind::Prompts => policy.prompts_named().collect(),
+                _ => Vec::new(),
             };
-            if !named {
-                state.report(Gap::NoRule(kind), name);
-                continue;
-            }
-            if let Some(listed) = state.listed(kind) {
-                if !listed.contains(name) {
-                    listed.insert(name.to_owned());
+            for name in named {
+                if state.listed(kind).is_some_and(|l| !l.contains(name)) {
+                    state.report(Gap::NeverListed(kind), name, &mut out);
                 }
             }
         }
-        if !last_page {
-            return;
-        }
-        // A complete list (its last page, the earlier ones seen before):
-        // every tool or prompt a rule names should have been in it.
-        let named: Vec<&str> = match kind {
-            ListKind::Tools => policy.tools_named().collect(),
-            ListKind::Prompts => policy.prompts_named().collect(),
-            _ => return,
-        };
-        for name in named {
-            if state.listed(kind).is_some_and(|l| !l.contains(name)) {
-                state.report(Gap::NeverListed(kind), name);
-            }
-        }
+        out.into_iter().for_each(Report::emit);
     }
 }
 
-impl State {
-    fn listed(&mut self, kind: ListKind) -> Option<&mut HashSet<String>> {
-        match kind {
-            ListKind::Tools => Some(&mut self.listed_tools),
-            ListKind::Prompts => Some(&mut self.listed_prompts),
-            _ => None,
-        }
-    }
+/// One report, decided under the lock and emitted after it.
+enum Report {
+    Gap(Gap, String),
+    /// No more room: nothing more is reported.
+    Full,
+}
 
-    /// Reports `name` unless it was reported already or there is no room.
-    fn report(&mut self, gap: Gap, name: &str) {
-        if self.full {
-            return;
-        }
-        let name = audit::bounded(name);
-        let key = (gap, name.into_owned());
-        if self.reported.contains(&key) {
-            return;
-        }
-        if self.reported.len() >= MAX_REPORTED {
-            self.full = true;
-            audit::policy_gap("too_many_gaps", "target", "", "more targets than the log reports once each lack a rule or are not listed: no more are reported for this policy");
-            tracing::warn!(
-                "the MCP policy leaves more than {MAX_REPORTED} listed targets without a rule, or names targets the server does not list; no more are reported"
-            );
-            return;
-        }
-        let (gap, name) = key;
+impl Report {
+    fn emit(self) {
+        let (gap, name) = match self {
+            Self::Full => {
+                audit::policy_gap(
+                    "too_many_gaps",
+                    "target",
+                    "",
+                    "more targets than the log reports once each lack a rule or are not listed: no more are reported for this policy",
+                );
+                tracing::warn!(
+                    "the MCP policy leaves more than {MAX_REPORTED} listed targets without a rule, or names targets the server does not list; no more are reported"
+                );
+                return;
+            }
+            Self::Gap(gap, name) => (gap, name),
+        };
         match gap {
             Gap::NoRule(kind) => {
                 let what = kind.item();
@@ -190,7 +191,36 @@ impl State {
                 );
             }
         }
-        self.reported.insert((gap, name));
+    }
+}
+
+impl State {
+    fn listed(&mut self, kind: ListKind) -> Option<&mut HashSet<String>> {
+        match kind {
+            ListKind::Tools => Some(&mut self.listed_tools),
+            ListKind::Prompts => Some(&mut self.listed_prompts),
+            _ => None,
+        }
+    }
+
+    /// Remembers `name` and adds its report to `out`, unless it was
+    /// reported already or there is no room (the first time: the last
+    /// report, [`Report::Full`]).
+    fn report(&mut self, gap: Gap, name: &str, out: &mut Vec<Report>) {
+        if self.full {
+            return;
+        }
+        let key = (gap, audit::bounded(name).into_owned());
+        if self.reported.contains(&key) {
+            return;
+        }
+        if self.reported.len() >= MAX_REPORTED {
+            self.full = true;
+            out.push(Report::Full);
+            return;
+        }
+        self.reported.insert(key.clone());
+        out.push(Report::Gap(key.0, key.1));
     }
 }
 
