@@ -162,7 +162,7 @@ use super::{
     inspect::{McpRequest, MCP_NAME},
     json::{JsonStr, Scanner, SyntaxError, MAX_DEPTH},
     layer::{DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT},
-    session::{feed_owner, field, MIN_KEY_LEN},
+    session::{checked_key, feed_owner, field, random_key},
 };
 use crate::{
     audit, budget::ByteBudget, config::ConfigError, future::BoxError, principal::Principal,
@@ -239,9 +239,7 @@ impl HandleBindingLayer {
     ///
     /// When the operating system has no randomness to give.
     pub fn new() -> Self {
-        let mut key = [0u8; MIN_KEY_LEN];
-        getrandom::fill(&mut key).expect("the operating system's random source failed");
-        Self::from_key_bytes(&key)
+        Self::from_key_bytes(&random_key())
     }
 
     /// A layer with the given key, so that replicas sharing it open each
@@ -252,7 +250,7 @@ impl HandleBindingLayer {
     /// # Errors
     ///
     /// [`ConfigError::Invalid`] when the key is shorter than
-    /// [`MIN_KEY_LEN`] bytes.
+    /// [`MIN_KEY_LEN`](super::session::MIN_KEY_LEN) bytes.
     ///
     /// ```
     /// use tower_mcp_auth::mcp::handles::HandleBindingLayer;
@@ -261,14 +259,7 @@ impl HandleBindingLayer {
     /// assert!(HandleBindingLayer::with_key(b"short").is_err());
     /// ```
     pub fn with_key(key: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
-        let key = key.as_ref();
-        if key.len() < MIN_KEY_LEN {
-            return Err(ConfigError::Invalid(format!(
-                "a handle binding key needs at least {MIN_KEY_LEN} bytes, got {}",
-                key.len()
-            )));
-        }
-        Ok(Self::from_key_bytes(key))
+        Ok(Self::from_key_bytes(checked_key(key.as_ref(), "handle")?))
     }
 
     fn from_key_bytes(key: &[u8]) -> Self {

@@ -136,6 +136,28 @@ pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 /// The shortest key [`SessionBindingLayer::with_key`] accepts, in bytes.
 pub const MIN_KEY_LEN: usize = 32;
 
+/// A fresh random key for a binding layer.
+///
+/// # Panics
+///
+/// When the operating system has no randomness to give.
+pub(crate) fn random_key() -> [u8; MIN_KEY_LEN] {
+    let mut key = [0u8; MIN_KEY_LEN];
+    getrandom::fill(&mut key).expect("the operating system's random source failed");
+    key
+}
+
+/// `key`, when it is long enough for the `what` binding layer.
+pub(crate) fn checked_key<'k>(key: &'k [u8], what: &str) -> Result<&'k [u8], ConfigError> {
+    if key.len() < MIN_KEY_LEN {
+        return Err(ConfigError::Invalid(format!(
+            "a {what} binding key needs at least {MIN_KEY_LEN} bytes, got {}",
+            key.len()
+        )));
+    }
+    Ok(key)
+}
+
 /// The tag's length in bytes (HMAC-SHA256 truncated to 128 bits).
 const TAG_LEN: usize = 16;
 /// The tag's length in base64url without padding.
@@ -180,9 +202,7 @@ impl SessionBindingLayer {
     /// When the operating system has no randomness to give (never on a
     /// supported platform).
     pub fn new() -> Self {
-        let mut key = [0u8; MIN_KEY_LEN];
-        getrandom::fill(&mut key).expect("the operating system's random source failed");
-        Self::from_key_bytes(&key)
+        Self::from_key_bytes(&random_key())
     }
 
     /// A layer with the given key, so that replicas sharing it accept each
@@ -200,14 +220,7 @@ impl SessionBindingLayer {
     /// assert!(SessionBindingLayer::with_key(b"short").is_err());
     /// ```
     pub fn with_key(key: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
-        let key = key.as_ref();
-        if key.len() < MIN_KEY_LEN {
-            return Err(ConfigError::Invalid(format!(
-                "a session binding key needs at least {MIN_KEY_LEN} bytes, got {}",
-                key.len()
-            )));
-        }
-        Ok(Self::from_key_bytes(key))
+        Ok(Self::from_key_bytes(checked_key(key.as_ref(), "session")?))
     }
 
     fn from_key_bytes(key: &[u8]) -> Self {
