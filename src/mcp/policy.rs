@@ -354,20 +354,7 @@ impl McpPolicy {
     /// ```
     #[must_use]
     pub fn admits_anonymous(&self) -> bool {
-        let inner = &*self.0;
-        let unmatched = [
-            &inner.unmatched.tool,
-            &inner.unmatched.prompt,
-            &inner.unmatched.resource,
-        ];
-        std::iter::once(&inner.default)
-            .chain(unmatched.into_iter().flatten())
-            .chain(inner.tools.values())
-            .chain(inner.prompts.values())
-            .chain(inner.resources.values())
-            .chain(inner.templates.iter().map(|(_, rule)| rule))
-            .chain(inner.methods.values())
-            .any(|rule| rule.permits(None))
+        self.rules().any(|rule| rule.permits(None))
     }
 
     /// Whether a tool rule names `name` (not an unmatched rule).
@@ -435,6 +422,13 @@ impl McpPolicy {
     /// ```
     #[must_use]
     pub fn scopes_named(&self) -> Scopes {
+        self.rules()
+            .fold(Scopes::empty(), |acc, rule| acc.union(&rule.scopes_named()))
+    }
+
+    /// Every rule of the policy: the default, the unmatched ones, and
+    /// those of each tool, prompt, resource, template and method.
+    fn rules(&self) -> impl Iterator<Item = &Rule> {
         let inner = &*self.0;
         let unmatched = [
             &inner.unmatched.tool,
@@ -448,7 +442,6 @@ impl McpPolicy {
             .chain(inner.resources.values())
             .chain(inner.templates.iter().map(|(_, rule)| rule))
             .chain(inner.methods.values())
-            .fold(Scopes::empty(), |acc, rule| acc.union(&rule.scopes_named()))
     }
 }
 
