@@ -619,6 +619,50 @@ fn numeric_date(v: &Value) -> Option<u64> {
     (f.is_finite() && f >= 0.0 && f < u64::MAX as f64).then(|| f.round() as u64)
 }
 
+/// Whether an `aud` value names [`RESOURCE`], by a model of RFC 3986
+/// §6.2.2–6.2.3 simpler than the crate's: scheme and host in any case,
+/// the port 443 written or not. A value the model does not decide (a
+/// percent-encoding or a dot-segment) is `Maybe`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Names {
+    No,
+    Maybe,
+    Yes,
+}
+
+fn names_resource(aud: &str) -> Names {
+    if aud == RESOURCE {
+        return Names::Yes;
+    }
+    if !aud.bytes().all(|b| b.is_ascii_graphic()) {
+        return Names::No;
+    }
+    let Some((scheme, rest)) = aud.split_once("://") else {
+        return Names::No;
+    };
+    if !scheme.eq_ignore_ascii_case("https") {
+        return Names::No;
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if aud.contains('%') || tail.contains("/.") {
+        return Names::Maybe;
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    let port_ok = match port {
+        None | Some("") => true,
+        Some(p) => p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>() == Ok(443),
+    };
+    if port_ok && host.eq_ignore_ascii_case("mcp.example.com") && tail == "/mcp" {
+        Names::Yes
+    } else {
+        Names::No
+    }
+}
+
 /// The model's verdict on `claims` in a token of `len` bytes verified
 /// between `before` and `after` (Unix seconds).
 fn claims_verdict(claims: &Map<String, Value>, len: usize, before: u64, after: u64) -> Verdict {
@@ -668,15 +712,20 @@ fn claims_verdict(claims: &Map<String, Value>, len: usize, before: u64, after: u
         }
         boundary |= iat > before + JWT_LEEWAY;
     }
-    let audience_ok = match claims.get("aud") {
-        Some(Value::String(a)) => a == RESOURCE,
-        Some(Value::Array(items)) => {
-            items.iter().all(Value::is_string) && items.iter().any(|a| a == RESOURCE)
-        }
-        _ => false,
+    let audience = match claims.get("aud") {
+        Some(Value::String(a)) => names_resource(a),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(names_resource)
+            .max()
+            .unwrap_or(Names::No),
+        _ => Names::No,
     };
-    if !audience_ok {
-        return Refuse("audience");
+    match audience {
+        Names::No => return Refuse("audience"),
+        Names::Maybe => boundary = true,
+        Names::Yes => {}
     }
     if claims.get("iss").and_then(Value::as_str) != Some(JWT_ISSUER) {
         return Refuse("issuer");
