@@ -538,7 +538,13 @@ where
             None if verified_before => {
                 mark_sensitive(req.headers_mut(), authenticator.credential_headers());
             }
-            None if existing.is_some() || config.optional => {}
+            None if existing.is_some() => {}
+            // Anonymous so far: said, for the layers below that read the
+            // principal (so that they can tell this from a stack with no
+            // authenticator above them).
+            None if config.optional => {
+                req.extensions_mut().insert(AuthenticatorRan);
+            }
             None => {
                 let err = AuthError::missing_credential();
                 return ResponseFuture::refused(config.refuse(err, req));
@@ -578,6 +584,12 @@ where
         }
     }
 }
+
+/// Left on a request an optional authenticator passed on without a
+/// credential of its own: an authenticator did run above whatever reads
+/// the principal next (see `misorder`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AuthenticatorRan;
 
 /// What a pending verification holds until it is decided.
 struct Waiting<S, A, B> {

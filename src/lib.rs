@@ -7,6 +7,7 @@
 //!
 //! | layer | job |
 //! | --- | --- |
+//! | `stack::McpAuth` (features `mcp`, `rate-limit`) | **all of the below in the only right order**, from one builder: what to protect, with which credentials |
 //! | [`ApiKeyLayer`](api_key::ApiKeyLayer) | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`](api_key::ApiKeys) set |
 //! | `jwt::JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys, or a remote JWKS (feature `jwks`), see [`jwt`] |
 //! | [`AuthorizeLayer`] | a [`Rule`] on a plain route ("an API key, or a bearer token with `admin:write`"), the rule language of the MCP policy |
@@ -145,6 +146,8 @@ pub mod jwt;
 #[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
 pub mod mcp;
 mod metadata;
+#[cfg(any(feature = "mcp", feature = "rate-limit"))]
+mod misorder;
 mod principal;
 #[cfg(feature = "rate-limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
@@ -158,6 +161,9 @@ mod resource;
 pub mod rmcp;
 mod rule;
 mod scope_hierarchy;
+#[cfg(all(feature = "mcp", feature = "rate-limit"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "mcp", feature = "rate-limit"))))]
+pub mod stack;
 mod url;
 
 pub use authorize::{Authorize, AuthorizeLayer};

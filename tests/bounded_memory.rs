@@ -246,8 +246,8 @@ async fn refusing_100_000_requests_keeps_memory_bounded() {
         let keys = ApiKeys::new().with(ApiKey::new("load", KEY));
         let mut config = mcp_server::Config::new(PUBLIC_URL, keys);
         config.stateless = true;
-        config.jwt_secret = Some(SecretString::from(JWT_SECRET));
-        config.rate_limit_per_minute = 1;
+        config.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
+        config.auth.rate_limit_per_minute = 1;
         let app = mcp_server::app(&config).await.unwrap();
         let fixtures = Fixtures::new();
         let mut clients = Clients { failures: 0 };

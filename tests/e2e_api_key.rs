@@ -31,7 +31,7 @@ async fn serve(stateless: bool) -> SocketAddr {
     let keys = ApiKeys::new().with(ApiKey::new(KEY_NAME, KEY));
     let mut config = mcp_server::Config::new(format!("http://{addr}/mcp"), keys);
     config.stateless = stateless;
-    config.jwt_secret = Some(secrecy::SecretString::from(JWT_SECRET));
+    config.auth.jwt_secret = Some(secrecy::SecretString::from(JWT_SECRET));
     let app = mcp_server::app(&config).await.unwrap();
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -542,12 +542,17 @@ fn config_from_env_names_the_variable() {
     clear();
     let config = Config::from_env().unwrap();
     assert_eq!(config.bind, mcp_server::DEFAULT_BIND);
-    assert_eq!(config.public_url, "http://127.0.0.1:3000/mcp");
+    assert_eq!(config.auth.public_url, "http://127.0.0.1:3000/mcp");
     assert!(!config.stateless);
-    let key = config.generated_key.as_ref().expect("a generated key");
+    let key = config.auth.generated_key.as_ref().expect("a generated key");
     assert!(key.expose_secret().starts_with("mcp_sk_"));
     assert_eq!(
-        config.api_keys.verify(key.expose_secret()).unwrap().name(),
+        config
+            .auth
+            .api_keys
+            .verify(key.expose_secret())
+            .unwrap()
+            .name(),
         mcp_server::DEMO_KEY_NAME
     );
 
@@ -559,13 +564,13 @@ fn config_from_env_names_the_variable() {
     std::env::set_var("BIND", "0.0.0.0:8080");
     std::env::set_var("MCP_STATELESS", "1");
     let config = Config::from_env().unwrap();
-    assert!(config.generated_key.is_none());
-    assert_eq!(config.api_keys.len(), 2);
+    assert!(config.auth.generated_key.is_none());
+    assert_eq!(config.auth.api_keys.len(), 2);
     assert_eq!(
-        config.api_keys.verify(KEY).unwrap().subject(),
+        config.auth.api_keys.verify(KEY).unwrap().subject(),
         Some("api_key")
     );
-    assert_eq!(config.public_url, "http://localhost:8080/mcp");
+    assert_eq!(config.auth.public_url, "http://localhost:8080/mcp");
     assert!(config.stateless);
 
     err_for("BIND", "not-an-address");

@@ -80,7 +80,7 @@ async fn config() -> (tokio::net::TcpListener, mcp_server::Config) {
     let keys = ApiKeys::new().with(ApiKey::new(KEY_NAME, KEY));
     let mut config = mcp_server::Config::new(format!("http://{addr}/mcp"), keys);
     config.stateless = true;
-    config.jwt_secret = Some(SecretString::from(JWT_SECRET));
+    config.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
     (listener, config)
 }
 
@@ -91,7 +91,7 @@ async fn serve(listener: tokio::net::TcpListener, config: mcp_server::Config) ->
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     App {
         addr,
-        public_url: config.public_url,
+        public_url: config.auth.public_url,
     }
 }
 
@@ -912,9 +912,9 @@ async fn rs256_token_from_a_loopback_jwks_and_attacks_refused() {
     let rsa = Signer::rsa("rsa1_private.pem", "rsa1");
     let jwks = JwksServer::start(vec![rsa.jwk()]).await;
     let (listener, mut config) = config().await;
-    config.jwt_secret = None;
-    config.oauth_issuer = Some(jwks.base.clone());
-    config.oauth_jwks_url = Some(jwks.url());
+    config.auth.jwt_secret = None;
+    config.auth.oauth_issuer = Some(jwks.base.clone());
+    config.auth.oauth_jwks_url = Some(jwks.url());
     let app = serve(listener, config).await;
 
     let claims = |extra: Value| {
@@ -1042,20 +1042,20 @@ async fn introspect(
 async fn opaque_tokens_by_introspection() {
     let (listener, mut config) = config().await;
     let calls = Arc::new(AtomicUsize::new(0));
-    let state = (calls.clone(), config.public_url.clone());
+    let state = (calls.clone(), config.auth.public_url.clone());
     let authz = common::serve(
         Router::new()
             .route("/introspect", routing::post(introspect))
             .with_state(state),
     )
     .await;
-    config.introspector = Some(
+    config.auth.introspector = Some(
         Introspector::builder(
             format!("http://{authz}/introspect"),
             INTROSPECT_ID,
             SecretString::from(INTROSPECT_SECRET),
         )
-        .audience(config.public_url.clone())
+        .audience(config.auth.public_url.clone())
         .build()
         .unwrap(),
     );
@@ -1320,8 +1320,8 @@ mod redis_replicas {
         let mut replicas = Vec::new();
         for _ in 0..2 {
             let (listener, mut config) = config().await;
-            config.rate_limit_per_minute = 10;
-            config.redis_url = Some(url.clone());
+            config.auth.rate_limit_per_minute = 10;
+            config.auth.redis_url = Some(url.clone());
             replicas.push(serve(listener, config).await);
         }
         let client = reqwest::Client::new();

@@ -59,7 +59,7 @@ async fn config() -> (tokio::net::TcpListener, mcp_server::Config) {
     let keys = ApiKeys::new().with(ApiKey::new("ops", KEY));
     let mut config = mcp_server::Config::new(format!("http://{addr}/mcp"), keys);
     config.stateless = true;
-    config.jwt_secret = Some(SecretString::from(JWT_SECRET));
+    config.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
     (listener, config)
 }
 
@@ -196,7 +196,7 @@ async fn jwt_only_stack_refuses_an_opaque_token_as_invalid() {
     // A real JWT still works.
     let token = mcp_server::mint_token(
         &SecretString::from(JWT_SECRET),
-        &config.public_url,
+        &config.auth.public_url,
         "alice",
         &[],
     );
@@ -210,7 +210,7 @@ async fn a_stack_that_hands_tokens_to_a_missing_introspection_layer_refuses_them
     // no introspection layer follows. The MCP policy refuses what nobody
     // verified, whatever the rule (here: `initialize`, `ping`, a tool).
     let (listener, config) = config().await;
-    let resource = ProtectedResource::builder(&config.public_url)
+    let resource = ProtectedResource::builder(&config.auth.public_url)
         .build()
         .unwrap();
     let validator = JwtValidator::builder(&resource)
@@ -288,18 +288,18 @@ async fn jwt_and_introspection_stack_introspects_opaque_tokens() {
     let authz = common::serve(
         Router::new()
             .route("/introspect", routing::post(introspect))
-            .with_state((calls.clone(), config.public_url.clone())),
+            .with_state((calls.clone(), config.auth.public_url.clone())),
     )
     .await;
     // The example's way: the audience is the resource identifier, given
     // to the introspector (never taken from the stack).
-    config.introspector = Some(
+    config.auth.introspector = Some(
         Introspector::builder(
             format!("http://{authz}/introspect"),
             INTROSPECT_ID,
             SecretString::from(INTROSPECT_SECRET),
         )
-        .audience(config.public_url.clone())
+        .audience(config.auth.public_url.clone())
         .build()
         .unwrap(),
     );
@@ -327,7 +327,7 @@ async fn jwt_and_introspection_stack_introspects_opaque_tokens() {
     // JWTs are still verified locally, never introspected.
     let token = mcp_server::mint_token(
         &SecretString::from(JWT_SECRET),
-        &config.public_url,
+        &config.auth.public_url,
         "alice",
         &[],
     );
@@ -381,12 +381,12 @@ async fn a_rotated_signing_key_is_not_known_yet_then_accepted() {
     let rsa2 = Signer::rsa("rsa2_private.pem", "rsa2");
     let jwks = JwksServer::start(vec![rsa1.jwk()]).await;
     let (listener, mut config) = config().await;
-    config.jwt_secret = None;
-    config.oauth_issuer = Some(jwks.base.clone());
-    config.oauth_jwks_url = Some(jwks.url());
+    config.auth.jwt_secret = None;
+    config.auth.oauth_issuer = Some(jwks.base.clone());
+    config.auth.oauth_jwks_url = Some(jwks.url());
     let addr = serve(listener, &config).await;
     let claims = |sub: &str| {
-        json!({"sub": sub, "iss": jwks.base, "aud": config.public_url,
+        json!({"sub": sub, "iss": jwks.base, "aud": config.auth.public_url,
                "iat": now(), "exp": now() + 600})
     };
 
@@ -449,12 +449,12 @@ async fn a_removed_signing_key_is_401_at_once_after_the_new_set_is_fetched() {
     let rsa2 = Signer::rsa("rsa2_private.pem", "rsa2");
     let jwks = JwksServer::start(vec![rsa1.jwk()]).await;
     let (listener, mut config) = config().await;
-    config.jwt_secret = None;
-    config.oauth_issuer = Some(jwks.base.clone());
-    config.oauth_jwks_url = Some(jwks.url());
+    config.auth.jwt_secret = None;
+    config.auth.oauth_issuer = Some(jwks.base.clone());
+    config.auth.oauth_jwks_url = Some(jwks.url());
     let addr = serve(listener, &config).await;
     let claims = |sub: &str, iat: u64| {
-        json!({"sub": sub, "iss": jwks.base, "aud": config.public_url,
+        json!({"sub": sub, "iss": jwks.base, "aud": config.auth.public_url,
                "iat": iat, "exp": now() + 600})
     };
     // A token issued two minutes ago, before the rotation.
@@ -517,7 +517,7 @@ async fn the_demo_banner_matches_stateless_and_session_modes() {
     let banner = mcp_server::demo_banner(&config, &key, &policy);
     assert!(!banner.contains("Initialize an MCP session"), "{banner}");
     assert!(banner.contains("stateless (MCP_STATELESS=1)"), "{banner}");
-    assert!(banner.contains(&config.public_url), "{banner}");
+    assert!(banner.contains(&config.auth.public_url), "{banner}");
     let addr = serve(listener, &config).await;
     let reply = post(addr, Cred::Key, banner_body(&banner).to_owned()).await;
     assert_eq!(reply.status, 200, "{}", reply.body);

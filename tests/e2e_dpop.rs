@@ -193,8 +193,8 @@ async fn start(setup: impl FnOnce(&mut mcp_server::Config)) -> App {
     let keys = ApiKeys::new().with(ApiKey::new("admin", KEY));
     let mut config = mcp_server::Config::new(public_url.clone(), keys);
     config.stateless = true;
-    config.oauth_issuer = Some(jwks.base.clone());
-    config.oauth_jwks_url = Some(jwks.url());
+    config.auth.oauth_issuer = Some(jwks.base.clone());
+    config.auth.oauth_jwks_url = Some(jwks.url());
     setup(&mut config);
     let app = mcp_server::app(&config).await.unwrap();
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -544,7 +544,7 @@ async fn no_downgrade_and_no_unbound_token_as_dpop() {
 
 #[tokio::test]
 async fn dpop_required_refuses_unbound_bearer_tokens() {
-    let app = start(|c| c.dpop_required = true).await;
+    let app = start(|c| c.auth.dpop_required = true).await;
     let key = DpopKey::a();
     let before = app.tool_calls().await;
     let unbound = app.token(None, "read:data");
@@ -573,7 +573,8 @@ async fn dpop_required_refuses_unbound_bearer_tokens() {
 #[tokio::test]
 async fn the_nonce_round_trip() {
     let app = start(|c| {
-        c.dpop_nonce_secret = Some(SecretString::from("e2e-dpop-nonce-secret-0123456789abcdef"));
+        c.auth.dpop_nonce_secret =
+            Some(SecretString::from("e2e-dpop-nonce-secret-0123456789abcdef"));
     })
     .await;
     let key = DpopKey::a();
@@ -717,7 +718,7 @@ async fn introspected_tokens_bound_by_cnf_jkt() {
     let keys = ApiKeys::new().with(ApiKey::new("admin", KEY));
     let mut config = mcp_server::Config::new(aud.clone(), keys);
     config.stateless = true;
-    config.introspector = Some(
+    config.auth.introspector = Some(
         Introspector::builder(
             format!("http://{endpoint}/introspect"),
             INTROSPECT_ID,
@@ -796,7 +797,7 @@ async fn introspected_tokens_bound_by_cnf_jkt() {
 #[tokio::test]
 async fn one_caller_flooding_the_replay_store_leaves_everyone_else_served() {
     const SHARE: usize = 5;
-    let app = start(|c| c.dpop_replay_per_caller = SHARE).await;
+    let app = start(|c| c.auth.dpop_replay_per_caller = SHARE).await;
     let (a, b) = (DpopKey::a(), DpopKey::b());
     let mallory = app.token_for("mallory", Some(&a.jkt), "read:data");
     let before = app.tool_calls().await;

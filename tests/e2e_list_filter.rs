@@ -65,14 +65,14 @@ async fn start(stateless: bool) -> App {
     let keys = ApiKeys::new().with(ApiKey::new("ci-admin", KEY));
     let mut config = mcp_server::Config::new(format!("http://{addr}/mcp"), keys);
     config.stateless = stateless;
-    config.jwt_secret = Some(SecretString::from(JWT_SECRET));
-    config.rate_limit_per_minute = 1_000_000;
+    config.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
+    config.auth.rate_limit_per_minute = 1_000_000;
     let app = mcp_server::app(&config).await.unwrap();
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     App {
         addr,
-        public_url: config.public_url,
+        public_url: config.auth.public_url,
     }
 }
 

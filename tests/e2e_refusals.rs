@@ -61,14 +61,14 @@ async fn example() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     let mut config = mcp_server::Config::new(format!("http://{addr}/mcp"), keys());
     config.stateless = true;
-    config.jwt_secret = Some(SecretString::from(JWT_SECRET));
-    config.introspector = Some(
+    config.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
+    config.auth.introspector = Some(
         Introspector::builder(
             format!("http://{authz}/introspect"),
             "rs",
             SecretString::from("introspection-secret"),
         )
-        .audience(config.public_url.clone())
+        .audience(config.auth.public_url.clone())
         .build()
         .unwrap(),
     );

@@ -85,9 +85,9 @@ async fn example(public_url: &str, policy_file: Option<PathBuf>) -> SocketAddr {
     let keys = ApiKeys::new().with(ApiKey::new("ops", KEY));
     let mut config = mcp_server::Config::new(public_url.to_owned(), keys);
     config.stateless = true;
-    config.jwt_secret = Some(SecretString::from(JWT_SECRET));
-    config.policy_file = policy_file;
-    config.introspector = Some(
+    config.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
+    config.auth.policy_file = policy_file;
+    config.auth.introspector = Some(
         Introspector::builder(
             format!("http://{authz}/introspect"),
             "rs",

@@ -61,13 +61,13 @@ async fn start(stateless: bool) -> App {
     let keys = ApiKeys::new().with(ApiKey::new(KEY_NAME, KEY));
     let mut config = mcp_server::Config::new(format!("http://{addr}/mcp"), keys);
     config.stateless = stateless;
-    config.jwt_secret = Some(SecretString::from(JWT_SECRET));
+    config.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
     let app = mcp_server::app(&config).await.unwrap();
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     App {
         addr,
-        public_url: config.public_url,
+        public_url: config.auth.public_url,
         client: reqwest::Client::new(),
     }
 }

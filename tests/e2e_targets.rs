@@ -52,7 +52,7 @@ async fn start(bare: bool) -> App {
     let keys = ApiKeys::new().with(ApiKey::new("ci-admin", KEY));
     let mut config = mcp_server::Config::new(format!("http://{addr}/mcp"), keys);
     config.stateless = true;
-    config.jwt_secret = Some(SecretString::from(JWT_SECRET));
+    config.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
     let app = if bare {
         axum::Router::new().nest_service(
             mcp_server::MCP_PATH,
@@ -65,7 +65,7 @@ async fn start(bare: bool) -> App {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     App {
         addr,
-        public_url: config.public_url,
+        public_url: config.auth.public_url,
     }
 }
 
@@ -506,14 +506,14 @@ async fn a_misspelled_rule_in_a_policy_file_is_reported_once_and_closes_the_tool
     let keys = ApiKeys::new().with(ApiKey::new("ci-admin", KEY));
     let mut config = mcp_server::Config::new(format!("http://{addr}/mcp"), keys);
     config.stateless = true;
-    config.jwt_secret = Some(SecretString::from(JWT_SECRET));
-    config.policy_file = Some(path.clone());
+    config.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
+    config.auth.policy_file = Some(path.clone());
     let router = mcp_server::app(&config).await.unwrap();
     let router = router.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     let app = App {
         addr,
-        public_url: config.public_url,
+        public_url: config.auth.public_url,
     };
 
     // Before: the default rule let any token change any user.

@@ -281,7 +281,7 @@ async fn example_server_accepts_tokens_the_authorization_server_reports_active()
     ));
     let mut config = mcp_server::Config::new(app_url.clone(), keys);
     config.stateless = true;
-    config.introspector = Some(
+    config.auth.introspector = Some(
         tower_mcp_auth::introspection::Introspector::builder(
             format!("{issuer}/introspect"),
             CLIENT_ID,

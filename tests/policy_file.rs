@@ -46,14 +46,14 @@ async fn serve(policy_file: Option<PathBuf>) -> App {
     let keys = ApiKeys::new().with(ApiKey::new("ops", KEY));
     let mut config = mcp_server::Config::new(format!("http://{addr}/mcp"), keys);
     config.stateless = true;
-    config.jwt_secret = Some(SecretString::from(JWT_SECRET));
-    config.policy_file = policy_file;
+    config.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
+    config.auth.policy_file = policy_file;
     let app = mcp_server::app(&config).await.unwrap();
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     App {
         addr,
-        public_url: config.public_url,
+        public_url: config.auth.public_url,
     }
 }
 

@@ -145,9 +145,9 @@ fn config(public_url: String, introspection_url: &str) -> mcp_server::Config {
         .with(ApiKey::new("hygiene-busy", KEY_THROTTLED));
     let mut config = mcp_server::Config::new(public_url.clone(), keys);
     config.stateless = true;
-    config.jwt_secret = Some(SecretString::from(JWT_SECRET));
-    config.introspector = Some(introspector(introspection_url, &public_url));
-    config.rate_limit_per_minute = 5;
+    config.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
+    config.auth.introspector = Some(introspector(introspection_url, &public_url));
+    config.auth.rate_limit_per_minute = 5;
     config
 }
 
@@ -561,10 +561,10 @@ async fn debug_of_every_config_type_redacts_secrets() {
     assert_redacted("Rule", &format!("{:?}", Rule::api_key()));
 
     let mut config = mcp_server::Config::new("http://127.0.0.1:1/mcp", keys);
-    config.jwt_secret = Some(secret);
-    config.generated_key = Some(SecretString::from(KEY));
-    config.introspector = Some(introspector);
-    config.redis_url = Some(format!("redis://:{REDIS_PASSWORD}@127.0.0.1:6379/0"));
+    config.auth.jwt_secret = Some(secret);
+    config.auth.generated_key = Some(SecretString::from(KEY));
+    config.auth.introspector = Some(introspector);
+    config.auth.redis_url = Some(format!("redis://:{REDIS_PASSWORD}@127.0.0.1:6379/0"));
     assert_redacted("the example's Config", &format!("{config:?}"));
 }
 

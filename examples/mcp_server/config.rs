@@ -32,20 +32,16 @@
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
-    time::{SystemTime, UNIX_EPOCH},
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use secrecy::{ExposeSecret, SecretString};
 use tower_mcp_auth::{
-    api_key::{ApiKey, ApiKeys},
-    dpop::{Dpop, Nonces, ProofValidator},
-    introspection::Introspector,
-    jwt::JwtValidator,
+    api_key::ApiKeys,
     mcp::McpPolicy,
-    optional_secret_from_env,
-    rate_limit::{AnyStore, MemoryStore},
-    ConfigError, ProtectedResource,
+    stack::{McpAuthBuilder, Settings},
+    ConfigError,
 };
 
 /// Where the MCP endpoint is mounted in the router.
@@ -58,114 +54,51 @@ pub const DEFAULT_BIND: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
 ));
 
 /// The name of the key generated in demo mode.
-pub const DEMO_KEY_NAME: &str = "demo";
+pub use tower_mcp_auth::stack::DEMO_KEY_NAME;
+
 // ───────────────────────────── configuration ─────────────────────────────
 
-/// The example server's configuration. Its `Debug` redacts secrets,
-/// including `REDIS_URL` (which may carry a password).
+/// The example server's configuration: its own settings, and the stack's
+/// ([`Settings`], every credential and limit). Its `Debug` redacts secrets.
 pub struct Config {
     /// The listen address (`BIND`).
     pub bind: SocketAddr,
-    /// The resource identifier: the MCP endpoint as clients reach it
-    /// (`PUBLIC_URL`).
-    pub public_url: String,
-    /// The accepted API keys (`API_KEY`).
-    pub api_keys: ApiKeys,
-    /// The key generated in demo mode (when `API_KEY` is unset), to print.
-    pub generated_key: Option<SecretString>,
     /// rmcp without sessions, plain JSON responses (`MCP_STATELESS=1`).
     pub stateless: bool,
     /// How long a sealed `requestState` opens (5 minutes).
-    pub request_state_ttl: std::time::Duration,
+    pub request_state_ttl: Duration,
     /// The clock `requestState` expiries are read from (`None`: the
     /// system's); tests move time with it.
-    pub clock: Option<std::sync::Arc<dyn Fn() -> SystemTime + Send + Sync>>,
-    /// HS256 secret for locally issued tokens (`JWT_SECRET`; generated in
-    /// demo mode).
-    pub jwt_secret: Option<SecretString>,
-    /// Whether [`jwt_secret`](Self::jwt_secret) was generated (demo mode),
-    /// so the banner prints a sample token.
-    pub generated_jwt_secret: bool,
-    /// An authorization server's issuer (`OAUTH_ISSUER`): its JWT access
-    /// tokens are accepted, and it is listed in the metadata.
-    pub oauth_issuer: Option<String>,
-    /// Its JWKS (`OAUTH_JWKS_URL`; default: discovered from the issuer).
-    pub oauth_jwks_url: Option<String>,
-    /// The audience its tokens carry (`OAUTH_AUDIENCE`; default: the
-    /// resource identifier).
-    pub oauth_audience: Option<String>,
-    /// Opaque bearer tokens checked by RFC 7662 introspection
-    /// (`OAUTH_INTROSPECTION_URL`, `OAUTH_CLIENT_ID`, `OAUTH_CLIENT_SECRET`).
-    pub introspector: Option<Introspector>,
-    /// Calls per minute per principal (`RATE_LIMIT_PER_MINUTE`, default 100).
-    pub rate_limit_per_minute: u32,
-    /// Redis shared by replicas for the rate limiter (`REDIS_URL`).
-    pub redis_url: Option<String>,
-    /// Refuse tokens that are not DPoP-bound (`DPOP_REQUIRED=1`).
-    pub dpop_required: bool,
-    /// The key of DPoP server nonces, when they are on (`DPOP_NONCES=1`,
-    /// `DPOP_NONCE_SECRET`).
-    pub dpop_nonce_secret: Option<SecretString>,
-    /// The most live DPoP proofs of one caller in the replay cache
-    /// (`DPOP_REPLAY_PER_CALLER`, default
-    /// [`DEFAULT_REPLAY_PER_PRINCIPAL`](tower_mcp_auth::dpop::DEFAULT_REPLAY_PER_PRINCIPAL)).
-    pub dpop_replay_per_caller: usize,
-    /// The rules as data (`POLICY_FILE`), in place of the built-in ones.
-    pub policy_file: Option<PathBuf>,
+    #[allow(clippy::type_complexity)]
+    pub clock: Option<Arc<dyn Fn() -> SystemTime + Send + Sync>>,
+    /// What the stack accepts: the variables of the table above but
+    /// `BIND` and `MCP_STATELESS`.
+    pub auth: Settings,
 }
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("bind", &self.bind)
-            .field("public_url", &self.public_url)
-            .field("api_keys", &self.api_keys)
-            .field("generated_key", &self.generated_key)
             .field("stateless", &self.stateless)
             .field("request_state_ttl", &self.request_state_ttl)
-            .field("jwt_secret", &self.jwt_secret)
-            .field("generated_jwt_secret", &self.generated_jwt_secret)
-            .field("oauth_issuer", &self.oauth_issuer)
-            .field("oauth_jwks_url", &self.oauth_jwks_url)
-            .field("oauth_audience", &self.oauth_audience)
-            .field("introspector", &self.introspector)
-            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
-            .field("redis_url", &self.redis_url.as_ref().map(|_| "[REDACTED]"))
-            .field("dpop_required", &self.dpop_required)
-            .field("dpop_nonce_secret", &self.dpop_nonce_secret)
-            .field("dpop_replay_per_caller", &self.dpop_replay_per_caller)
-            .field("policy_file", &self.policy_file)
-            .finish()
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
     }
 }
-
-/// The default per-principal quota: the seed's 100 calls a minute.
-pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 100;
 
 impl Config {
     /// A configuration for `public_url` accepting `api_keys`, listening on
     /// [`DEFAULT_BIND`], with sessions.
     pub fn new(public_url: impl Into<String>, api_keys: ApiKeys) -> Self {
+        let mut auth = Settings::new(public_url);
+        auth.api_keys = api_keys;
         Self {
             bind: DEFAULT_BIND,
-            public_url: public_url.into(),
-            api_keys,
-            generated_key: None,
             stateless: false,
             request_state_ttl: tower_mcp_auth::mcp::handles::DEFAULT_STATE_TTL,
             clock: None,
-            jwt_secret: None,
-            generated_jwt_secret: false,
-            oauth_issuer: None,
-            oauth_jwks_url: None,
-            oauth_audience: None,
-            introspector: None,
-            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
-            redis_url: None,
-            dpop_required: false,
-            dpop_nonce_secret: None,
-            dpop_replay_per_caller: tower_mcp_auth::dpop::DEFAULT_REPLAY_PER_PRINCIPAL,
-            policy_file: None,
+            auth,
         }
     }
 
@@ -189,136 +122,38 @@ impl Config {
                 })
             }
         };
-
-        let public_url = match std::env::var("PUBLIC_URL") {
-            Ok(v) if !v.trim().is_empty() => v.trim().to_owned(),
-            Ok(_) => {
-                return Err(ConfigError::EmptyEnv {
-                    var: "PUBLIC_URL".into(),
-                })
-            }
-            Err(std::env::VarError::NotPresent) => default_public_url(bind),
-            Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(ConfigError::InvalidEnv {
-                    var: "PUBLIC_URL".into(),
-                    reason: "not valid UTF-8".into(),
-                })
-            }
-        };
-        // Fail now, naming the variable, rather than when the app is built.
-        build_resource(&public_url, None, None, None).map_err(|e| ConfigError::InvalidEnv {
-            var: "PUBLIC_URL".into(),
-            reason: e.to_string(),
-        })?;
-
-        let (api_keys, generated_key) = match optional_secret_from_env("API_KEY")? {
-            Some(value) => (ApiKeys::from_list("API_KEY", &value)?, None),
-            None => {
-                let key = ApiKeys::generate();
-                let keys =
-                    ApiKeys::new().try_with(ApiKey::new(DEMO_KEY_NAME, key.expose_secret()))?;
-                (keys, Some(key))
-            }
-        };
-
         let stateless = env_flag("MCP_STATELESS", "expected 1 (stateless) or 0 (sessions)")?;
-        let dpop_required = env_flag(
-            "DPOP_REQUIRED",
-            "expected 1 (only DPoP-bound tokens) or 0 (bearer tokens too)",
-        )?;
-        let dpop_nonce_secret = match optional_secret_from_env("DPOP_NONCE_SECRET")? {
-            Some(secret) if secret.expose_secret().len() < 32 => {
-                return Err(ConfigError::InvalidEnv {
-                    var: "DPOP_NONCE_SECRET".into(),
-                    reason: "expected at least 32 bytes".into(),
-                })
-            }
-            Some(secret) => Some(secret),
-            None if env_flag("DPOP_NONCES", "expected 1 (server nonces) or 0 (none)")? => {
-                Some(demo_jwt_secret())
-            }
-            None => None,
-        };
-
-        let (jwt_secret, generated_jwt_secret) = match optional_secret_from_env("JWT_SECRET")? {
-            Some(secret) => (Some(secret), false),
-            None if generated_key.is_some() => (Some(demo_jwt_secret()), true),
-            None => (None, false),
-        };
-        let oauth_issuer = env_opt("OAUTH_ISSUER")?;
-        let oauth_jwks_url = env_opt("OAUTH_JWKS_URL")?;
-        let oauth_audience = env_opt("OAUTH_AUDIENCE")?;
-        if oauth_jwks_url.is_some() && oauth_issuer.is_none() {
-            return Err(ConfigError::InvalidEnv {
-                var: "OAUTH_ISSUER".into(),
-                reason: "OAUTH_JWKS_URL needs OAUTH_ISSUER (the `iss` its tokens carry)".into(),
-            });
-        }
-
-        let introspector = if std::env::var_os("OAUTH_INTROSPECTION_URL").is_some() {
-            Some(
-                Introspector::from_env()?
-                    .audience(public_url.clone())
-                    .build()?,
-            )
-        } else {
-            None
-        };
-
-        let rate_limit_per_minute = match std::env::var("RATE_LIMIT_PER_MINUTE") {
-            Err(std::env::VarError::NotPresent) => DEFAULT_RATE_LIMIT_PER_MINUTE,
-            Ok(v) => match v.trim().parse::<u32>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    return Err(ConfigError::InvalidEnv {
-                        var: "RATE_LIMIT_PER_MINUTE".into(),
-                        reason: "expected a whole number of calls per minute, at least 1".into(),
-                    })
-                }
-            },
-            Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(ConfigError::InvalidEnv {
-                    var: "RATE_LIMIT_PER_MINUTE".into(),
-                    reason: "not valid UTF-8".into(),
-                })
-            }
-        };
-        let dpop_replay_per_caller = match env_opt("DPOP_REPLAY_PER_CALLER")? {
-            None => tower_mcp_auth::dpop::DEFAULT_REPLAY_PER_PRINCIPAL,
-            Some(v) => match v.trim().parse::<usize>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    return Err(ConfigError::InvalidEnv {
-                        var: "DPOP_REPLAY_PER_CALLER".into(),
-                        reason: "expected a whole number of proofs, at least 1".into(),
-                    })
-                }
-            },
-        };
-        let redis_url =
-            optional_secret_from_env("REDIS_URL")?.map(|url| url.expose_secret().trim().to_owned());
-        let policy_file = env_opt("POLICY_FILE")?.map(PathBuf::from);
-
         Ok(Self {
             bind,
-            generated_key,
             stateless,
             request_state_ttl: tower_mcp_auth::mcp::handles::DEFAULT_STATE_TTL,
             clock: None,
-            jwt_secret,
-            generated_jwt_secret,
-            oauth_issuer,
-            oauth_jwks_url,
-            oauth_audience,
-            introspector,
-            rate_limit_per_minute,
-            redis_url,
-            dpop_required,
-            dpop_nonce_secret,
-            dpop_replay_per_caller,
-            policy_file,
-            ..Self::new(public_url, api_keys)
+            auth: Settings::from_env(&default_public_url(bind))?,
         })
+    }
+
+    /// The public URL clients use (`PUBLIC_URL`).
+    pub fn public_url(&self) -> &str {
+        &self.auth.public_url
+    }
+
+    /// The stack this configuration asks for, with `policy` when no
+    /// `POLICY_FILE` is set, named for the metadata, with the handle
+    /// lifetime (and clock) of this configuration.
+    pub fn auth(
+        &self,
+        policy: impl FnOnce() -> Result<McpPolicy, ConfigError>,
+    ) -> Result<McpAuthBuilder, ConfigError> {
+        let mut auth = McpAuthBuilder::from(self.auth.clone())
+            .resource_name("tower-mcp-auth example MCP server")
+            .request_state_ttl(self.request_state_ttl);
+        if self.auth.policy_file.is_none() {
+            auth = auth.policy(policy()?);
+        }
+        if let Some(clock) = self.clock.clone() {
+            auth = auth.clock(move || clock());
+        }
+        Ok(auth)
     }
 }
 
@@ -332,28 +167,6 @@ fn env_flag(var: &str, expected: &str) -> Result<bool, ConfigError> {
             reason: expected.into(),
         }),
     }
-}
-
-/// An optional, non-secret variable: `None` when unset or empty.
-fn env_opt(var: &str) -> Result<Option<String>, ConfigError> {
-    match std::env::var(var) {
-        Ok(v) if v.trim().is_empty() => Ok(None),
-        Ok(v) => Ok(Some(v.trim().to_owned())),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::InvalidEnv {
-            var: var.into(),
-            reason: "not valid UTF-8".into(),
-        }),
-    }
-}
-
-/// A random 256-bit secret (the HS256 secret of demo mode, the DPoP
-/// nonce key).
-fn demo_jwt_secret() -> SecretString {
-    use base64::Engine;
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-    SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// Signs an HS256 access token for `subject` with `scopes`, valid for an
@@ -395,159 +208,6 @@ pub fn default_public_url(bind: SocketAddr) -> String {
     }
 }
 
-fn build_resource(
-    public_url: &str,
-    oauth_issuer: Option<&str>,
-    policy: Option<&McpPolicy>,
-    dpop: Option<&Dpop>,
-) -> Result<ProtectedResource, ConfigError> {
-    let mut builder = ProtectedResource::builder(public_url);
-    if let Some(issuer) = oauth_issuer {
-        builder = builder.authorization_server(issuer);
-    }
-    let scopes = policy.map(McpPolicy::scopes_named).unwrap_or_default();
-    if let Some(dpop) = dpop {
-        builder = builder.dpop(dpop);
-    }
-    builder
-        .scopes_supported(scopes.iter())
-        .resource_name("tower-mcp-auth example MCP server")
-        .build()
-}
-
-/// What the layer stack is built from.
-impl Config {
-    /// The protected resource (RFC 9728): the resource identifier, the
-    /// authorization server (`OAUTH_ISSUER`), as `scopes_supported` every
-    /// scope `policy` names (so the metadata and the rules never
-    /// disagree), and, when [advertised](Self::dpop_advertised), `dpop`'s
-    /// members.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError`] when `PUBLIC_URL` is not a valid resource identifier.
-    pub fn resource(
-        &self,
-        policy: &McpPolicy,
-        dpop: &Dpop,
-    ) -> Result<ProtectedResource, ConfigError> {
-        let dpop = self.dpop_advertised().then_some(dpop);
-        build_resource(
-            &self.public_url,
-            self.oauth_issuer.as_deref(),
-            Some(policy),
-            dpop,
-        )
-    }
-
-    /// Whether DPoP is advertised: tokens come from an authorization
-    /// server (`OAUTH_ISSUER`, introspection), or a `DPOP_` variable is set.
-    pub fn dpop_advertised(&self) -> bool {
-        self.oauth_issuer.is_some()
-            || self.introspector.is_some()
-            || self.dpop_required
-            || self.dpop_nonce_secret.is_some()
-    }
-
-    /// The DPoP configuration of the bearer layers: proofs checked with
-    /// the default algorithms, `iat` window (5 minutes back, 5 seconds
-    /// ahead), a replay cache in memory (in Redis with `REDIS_URL`) holding
-    /// at most `DPOP_REPLAY_PER_CALLER` live proofs per caller, nonces with
-    /// `DPOP_NONCES`/`DPOP_NONCE_SECRET`, unbound tokens refused with
-    /// `DPOP_REQUIRED`.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError`] when Redis is unreachable or this build lacks it.
-    pub async fn dpop(&self) -> Result<Dpop, ConfigError> {
-        let mut proofs = ProofValidator::builder();
-        if let Some(secret) = &self.dpop_nonce_secret {
-            proofs = proofs.nonces(Nonces::new(secret.expose_secret().as_bytes())?);
-        }
-        let per_caller = self.dpop_replay_per_caller;
-        match &self.redis_url {
-            None => {
-                proofs = proofs.replay_cache(
-                    tower_mcp_auth::dpop::MemoryReplayCache::new().per_principal(per_caller),
-                );
-            }
-            #[cfg(feature = "redis")]
-            Some(url) => {
-                proofs = proofs.replay_cache(
-                    tower_mcp_auth::dpop::RedisReplayCache::connect(url)
-                        .await?
-                        .per_principal(per_caller),
-                );
-            }
-            #[cfg(not(feature = "redis"))]
-            Some(_) => {
-                return Err(ConfigError::InvalidEnv {
-                    var: "REDIS_URL".into(),
-                    reason: "this build has no Redis support; run with `--features redis`".into(),
-                })
-            }
-        }
-        let dpop = Dpop::new(proofs.build()?);
-        Ok(if self.dpop_required {
-            dpop.required()
-        } else {
-            dpop
-        })
-    }
-
-    /// The bearer-token validator: `JWT_SECRET` (HS256, `aud` = the
-    /// resource identifier, `exp` required, no `iss`) and/or the
-    /// authorization server's tokens (`OAUTH_ISSUER`, `OAUTH_JWKS_URL`,
-    /// `OAUTH_AUDIENCE`), pinned to its issuer. `None` when neither is
-    /// configured.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError`] for an unusable secret or URL.
-    pub fn jwt_validator(
-        &self,
-        resource: &ProtectedResource,
-    ) -> Result<Option<JwtValidator>, ConfigError> {
-        if self.jwt_secret.is_none() && self.oauth_issuer.is_none() {
-            return Ok(None);
-        }
-        let mut builder = JwtValidator::builder(resource);
-        if let Some(secret) = &self.jwt_secret {
-            builder = builder.hs256_secret(secret);
-        }
-        builder = match (&self.oauth_issuer, &self.oauth_jwks_url) {
-            (Some(iss), Some(url)) => builder.jwks_url(url.clone()).jwks_issuer(iss.clone()),
-            (Some(iss), None) => builder.jwks_from_issuer(iss.clone()),
-            (None, _) => builder,
-        };
-        if let Some(aud) = &self.oauth_audience {
-            builder = builder.audience(aud.clone()).audience(resource.resource());
-        }
-        builder.build().map(Some)
-    }
-
-    /// The rate limiter's store: Redis when `REDIS_URL` is set (replicas
-    /// share one quota), else in memory.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError`] when Redis is unreachable or this build lacks it.
-    pub async fn rate_limit_store(&self) -> Result<AnyStore, ConfigError> {
-        match &self.redis_url {
-            None => Ok(AnyStore::from(MemoryStore::new())),
-            #[cfg(feature = "redis")]
-            Some(url) => Ok(AnyStore::from(
-                tower_mcp_auth::rate_limit::RedisStore::connect(url).await?,
-            )),
-            #[cfg(not(feature = "redis"))]
-            Some(_) => Err(ConfigError::InvalidEnv {
-                var: "REDIS_URL".into(),
-                reason: "this build has no Redis support; run with `--features redis`".into(),
-            }),
-        }
-    }
-}
-
 /// The demo-mode banner: the generated key, a `curl` line, and (with a
 /// generated `JWT_SECRET`) a sample token.
 pub fn print_demo_banner(config: &Config, key: &SecretString, policy: &McpPolicy) {
@@ -558,7 +218,7 @@ pub fn print_demo_banner(config: &Config, key: &SecretString, policy: &McpPolicy
 /// initializes one; stateless (`MCP_STATELESS=1`) there is no session to
 /// initialize, so it lists the tools, a request that stands alone.
 pub fn demo_banner(config: &Config, key: &SecretString, policy: &McpPolicy) -> String {
-    let url = &config.public_url;
+    let url = config.public_url();
     let key = key.expose_secret();
     let (what, body) = if config.stateless {
         (
@@ -582,7 +242,7 @@ pub fn demo_banner(config: &Config, key: &SecretString, policy: &McpPolicy) -> S
          -d '{body}'\n\n\
          Set API_KEY (comma separated for several) to choose the keys yourself."
     );
-    if let (true, Some(secret)) = (config.generated_jwt_secret, &config.jwt_secret) {
+    if let (true, Some(secret)) = (config.auth.generated_jwt_secret, &config.auth.jwt_secret) {
         let scopes = policy.scopes_named();
         let scopes: Vec<&str> = scopes.iter().collect();
         let token = mint_token(secret, url, "demo-user", &scopes);

@@ -21,25 +21,13 @@ pub mod tasks;
 pub mod tools;
 pub mod transport;
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::net::SocketAddr;
 
 use axum::Router;
-use tower::ServiceBuilder;
-use tower_mcp_auth::{
-    api_key::ApiKeyLayer,
-    dpop::Dpop,
-    introspection::IntrospectionLayer,
-    jwt::JwtLayer,
-    mcp::{
-        handles::HandleBindingLayer, session::SessionBindingLayer, McpPolicy, McpPolicyLayer,
-        SharedPolicy,
-    },
-    rate_limit::{failed_auth::FailedAuthLayer, Quota, RateLimitLayer},
-    ConfigError, ProtectedResource, Rule, Scopes,
-};
+use tower_mcp_auth::{mcp::McpPolicy, ConfigError, Rule};
 
-use config::{Config, MCP_PATH};
-use transport::{mcp_service, McpService};
+use config::Config;
+use transport::mcp_service;
 
 /// The contract's rules: which scheme and scopes each tool and resource
 /// needs. A tool or prompt that no rule names (`experimental_operation`,
@@ -91,22 +79,30 @@ pub fn policy() -> Result<McpPolicy, ConfigError> {
         .build()
 }
 
-/// The whole application: RFC 9728 metadata at the root, and the protected
-/// MCP service at [`MCP_PATH`].
+/// The whole application, from [`McpAuth`](tower_mcp_auth::stack::McpAuth):
+/// RFC 9728 metadata at the root, and the protected MCP service at
+/// [`MCP_PATH`](config::MCP_PATH), behind every layer in the only right order:
+///
+/// 0. every refusal carries the resource's challenge (`resource_metadata`);
+/// 1. an address that keeps sending bad credentials is refused with 429;
+/// 2. the authenticators the configuration names, each optional: `X-API-Key`;
+///    bearer JWTs (`JWT_SECRET`, or the authorization server's JWKS); opaque
+///    tokens by introspection; DPoP-bound tokens on both bearer kinds;
+/// 3. each JSON-RPC call by [`policy`] (or `POLICY_FILE`, re-read on
+///    `SIGHUP`): 401 with the challenge, or a 403 step-up; lists filtered;
+/// 4. the rate limit per principal (per address when anonymous), with a
+///    policy file's quotas and tool costs;
+/// 5. a session (2025-11-25) belongs to the principal that opened it; the
+///    2026-07-28 handles (`requestState`, task ids) are sealed to their
+///    caller.
 ///
 /// # Errors
 ///
-/// [`ConfigError`] for a `PUBLIC_URL` that is not a resource identifier, an
-/// impossible quota or an unusable `REDIS_URL`.
+/// [`ConfigError`] for a `PUBLIC_URL` that is not a resource identifier, a
+/// bad policy file, an impossible quota or an unusable `REDIS_URL`.
 pub async fn app(config: &Config) -> Result<Router, ConfigError> {
-    let policy = load_policy(config)?;
-    let dpop = config.dpop().await?;
-    // `scopes_supported`: every scope the rules name.
-    let resource = config.resource(&policy, &dpop)?;
-    let mcp = mcp_service(config)?;
-    Ok(Router::new()
-        .merge(resource.router())
-        .merge(protect(mcp, config, &resource, policy, &dpop).await?))
+    let auth = config.auth(policy)?.build().await?;
+    Ok(auth.router(mcp_service(config)?))
 }
 
 /// The rules in force: `POLICY_FILE` when set (TOML needs `--features
@@ -117,123 +113,9 @@ pub async fn app(config: &Config) -> Result<Router, ConfigError> {
 ///
 /// [`ConfigError`] naming the file's line and rule.
 pub fn load_policy(config: &Config) -> Result<McpPolicy, ConfigError> {
-    match &config.policy_file {
+    match &config.auth.policy_file {
         Some(path) => McpPolicy::from_file(path),
         None => policy(),
-    }
-}
-
-/// Re-reads `path` on `SIGHUP` and swaps it in; a bad file keeps the rules
-/// in force (the audit event and the error say why). The metadata is built
-/// at start: a reload that names new scopes says so (restart to publish
-/// them).
-fn reload_on_sighup(policy: SharedPolicy, path: PathBuf, published: Scopes) {
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hangup.recv().await.is_some() {
-            let (shared, path) = (policy.clone(), path.clone());
-            match tokio::task::spawn_blocking(move || shared.reload_file(&path)).await {
-                Ok(Err(e)) => eprintln!("POLICY_FILE not reloaded, the rules in force stay: {e}"),
-                Ok(Ok(())) => {
-                    let unlisted = policy.current().scopes_named().missing_from(&published);
-                    if !unlisted.is_empty() {
-                        eprintln!("POLICY_FILE names scopes the metadata does not list until a restart: {unlisted}");
-                    }
-                }
-                Err(_) => {}
-            }
-        }
-    });
-    #[cfg(not(unix))]
-    let _ = (policy, path, published);
-}
-
-/// THE LAYER STACK: everything between the network and the MCP service,
-/// outermost first, mounted at [`MCP_PATH`].
-///
-/// 0. `resource.layer()`: every refusal below carries the resource's
-///    challenge (`resource_metadata`, for discovery).
-/// 1. `FailedAuthLayer`: an address that keeps sending bad credentials is
-///    refused with 429 for a while (key guessing gets nowhere).
-/// 2. The authenticators, each optional (no credential: pass on; a bad one:
-///    401): `X-API-Key`; bearer JWTs (`JWT_SECRET`, or the authorization
-///    server's JWKS); opaque bearer tokens by introspection (the JWT layer
-///    hands a token that is not a JWT on only when introspection is there;
-///    without it such a token is refused, never anonymous). Both bearer
-///    layers take DPoP-bound tokens (`Authorization: DPoP` and a proof,
-///    RFC 9449) and refuse a bound token sent as `Bearer`.
-/// 3. `McpPolicyLayer`: each JSON-RPC call by `policy` (401 with the
-///    challenge, or a 403 step-up); tool and resource lists filtered; a
-///    `POLICY_FILE` re-read on `SIGHUP`.
-/// 4. `RateLimitLayer`: per principal (per address when anonymous); a batch
-///    costs one unit per call; a `POLICY_FILE`'s quotas and tool costs.
-/// 5. `SessionBindingLayer`: a session (2025-11-25) belongs to the principal
-///    that opened it; anyone else presenting its id is answered as for an
-///    unknown one. `HandleBindingLayer`: the 2026-07-28 handles, an
-///    `input_required` result's `requestState` and a task id, are sealed
-///    to their caller (the state to its request too, for a few minutes).
-///
-/// # Errors
-///
-/// [`ConfigError`] for an impossible quota or an unusable `REDIS_URL`.
-pub async fn protect(
-    mcp: McpService,
-    config: &Config,
-    resource: &ProtectedResource,
-    policy: McpPolicy,
-    dpop: &Dpop,
-) -> Result<Router, ConfigError> {
-    let quota = Quota::try_new(config.rate_limit_per_minute, Duration::from_secs(60))?;
-    let jwt = config.jwt_validator(resource)?.map(|v| {
-        let jwt = JwtLayer::new(v).optional();
-        let jwt = if config.introspector.is_some() {
-            jwt.pass_opaque_tokens()
-        } else {
-            jwt
-        };
-        jwt.dpop(dpop.clone())
-    });
-    let introspection = (config.introspector.clone())
-        .map(|i| IntrospectionLayer::new(i).optional().dpop(dpop.clone()));
-    let policy = SharedPolicy::new(policy);
-    if let Some(path) = &config.policy_file {
-        reload_on_sighup(policy.clone(), path.clone(), resource.scopes_supported());
-    }
-    // The policy's `[rate_limit]` (POLICY_FILE): each principal's quota
-    // (else RATE_LIMIT_PER_MINUTE) and per-tool costs, as reloaded; a
-    // batch costs each of its calls.
-    let per_minute = policy.per_minute_fn();
-    let mut limiter = RateLimitLayer::per_principal(quota)
-        .store(config.rate_limit_store().await?)
-        .override_quota(move |p| per_minute(p).map(|n| Quota::per_minute(n.get())))
-        .cost(policy.cost_fn());
-    if let Some(n) = policy.current().rate_limits().anonymous_per_minute {
-        limiter = limiter.anonymous(Quota::per_minute(n.get()));
-    }
-
-    let stack = ServiceBuilder::new()
-        .layer(resource.layer())
-        .layer(FailedAuthLayer::new())
-        .layer(ApiKeyLayer::new(config.api_keys.clone()).optional())
-        .option_layer(jwt)
-        .option_layer(introspection)
-        .layer(McpPolicyLayer::new(policy))
-        .layer(limiter)
-        .layer(SessionBindingLayer::new())
-        .layer(handles(config));
-    Ok(Router::new().nest_service(MCP_PATH, stack.service(mcp)))
-}
-
-/// The 2026-07-28 handle binding, with the configured lifetime (and clock).
-fn handles(config: &Config) -> HandleBindingLayer {
-    let layer = HandleBindingLayer::new().state_ttl(config.request_state_ttl);
-    match config.clock.clone() {
-        Some(clock) => layer.clock(move || clock()),
-        None => layer,
     }
 }
 
@@ -254,9 +136,10 @@ async fn main() {
     let stateless = if config.stateless { ", stateless" } else { "" };
     println!(
         "MCP server listening on {} (public URL {}{stateless})",
-        config.bind, config.public_url
+        config.bind,
+        config.public_url()
     );
-    if let (Some(key), Ok(policy)) = (&config.generated_key, load_policy(&config)) {
+    if let (Some(key), Ok(policy)) = (&config.auth.generated_key, load_policy(&config)) {
         config::print_demo_banner(&config, key, &policy);
     }
     let app = app.into_make_service_with_connect_info::<SocketAddr>();

@@ -11,7 +11,7 @@ use tower_mcp_auth::{ConfigError, ProtectedResource};
 use super::{config::Config, store::Store, tools::McpServer};
 
 /// The MCP service itself (tools, resources, rmcp's transport with its
-/// DNS-rebinding checks), before any layer of [`protect`](super::protect).
+/// DNS-rebinding checks), behind the stack of [`app`](super::app).
 ///
 /// # Errors
 ///
@@ -19,7 +19,7 @@ use super::{config::Config, store::Store, tools::McpServer};
 pub fn mcp_service(config: &Config) -> Result<McpService, ConfigError> {
     // rmcp's allow-lists for the `Host` and `Origin` headers, from the
     // public URL (a loopback URL allows every loopback name on its port).
-    let resource = ProtectedResource::builder(config.public_url.as_str()).build()?;
+    let resource = ProtectedResource::builder(config.public_url()).build()?;
 
     let sessions = Arc::new(LocalSessionManager::default());
     let store = Store::seeded(sessions.clone());

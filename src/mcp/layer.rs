@@ -504,6 +504,9 @@ where
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             let principal = parts.extensions.get::<Principal>().cloned();
+            if principal.is_none() {
+                crate::misorder::Reader::Policy.check(&parts.extensions, &parts.headers);
+            }
             // One policy decides the whole request and filters its lists,
             // whatever a reload swaps in meanwhile.
             let policy = config.policy.current();

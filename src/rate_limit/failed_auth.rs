@@ -465,7 +465,10 @@ impl<C: Clock + Send + Sync + 'static> Tracker<C> {
             Some(peer) => self
                 .keys
                 .client_key(self.keys.proxies().client_ip(peer, req.headers())),
-            None => RateLimitKey::unknown_client(),
+            None => {
+                crate::misorder::no_client_address("FailedAuthLayer");
+                RateLimitKey::unknown_client()
+            }
         }
     }
 

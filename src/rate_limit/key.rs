@@ -411,9 +411,13 @@ impl KeyExtractor {
         }
         match Principal::from_parts(parts) {
             Some(p) => RateLimitKey::principal(p),
-            None => self
-                .client_ip(parts)
-                .map_or_else(RateLimitKey::unknown_client, |ip| self.client_key(ip)),
+            None => match self.client_ip(parts) {
+                Some(ip) => self.client_key(ip),
+                None => {
+                    crate::misorder::no_client_address("RateLimitLayer");
+                    RateLimitKey::unknown_client()
+                }
+            },
         }
     }
 

@@ -419,8 +419,12 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
         let (parts, body) = req.into_parts();
+        let principal = Principal::from_parts(&parts);
+        if principal.is_none() {
+            crate::misorder::Reader::RateLimit.check(&parts.extensions, &parts.headers);
+        }
         let key = config.keys.extract(&parts);
-        let quota = config.quota_for(Principal::from_parts(&parts));
+        let quota = config.quota_for(principal);
         let cost = config.cost.as_ref().map_or_else(
             || default_cost(&parts),
             |f| NonZeroU32::new(f(&parts)).unwrap_or(NonZeroU32::MIN),
