@@ -1,0 +1,85 @@
+//! `mcp-auth-gateway`: the `tower-mcp-auth` stack in front of any MCP
+//! server that speaks Streamable HTTP (Python, TypeScript, anything).
+//!
+//! ```text
+//! UPSTREAM_URL=http://127.0.0.1:8000/mcp cargo run -p tower-mcp-auth-gateway
+//! ```
+//!
+//! Callers reach the gateway's `/mcp` with an API key or a bearer token;
+//! the gateway authenticates them, decides each JSON-RPC call by the
+//! policy, filters the lists, limits the rate, seals the session ids, and
+//! forwards what it allows to the upstream with the upstream's own
+//! credential: a caller's `Authorization`, `X-API-Key`, `DPoP` or cookies
+//! never reach it.
+//!
+//! - [`config`]: the gateway's own variables (`BIND`, `UPSTREAM_*`);
+//! - [`stack`]: the layers and their variables (`API_KEY`, `JWT_SECRET`,
+//!   `POLICY_FILE`, …);
+//! - [`proxy`]: the forwarding service;
+//! - [`site`]: the DNS-rebinding check;
+//! - [`demo`]: demo mode.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use tower_mcp_auth::api_key::{ApiKey, ApiKeys};
+//! use tower_mcp_auth_gateway::{config::UpstreamConfig, stack::StackConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let upstream = UpstreamConfig::new("http://127.0.0.1:8000/mcp")?;
+//! let keys = ApiKeys::new().with(ApiKey::new("ops", "mcp_sk_0123456789abcdef0123456789"));
+//! let stack = StackConfig::new("http://127.0.0.1:3000/mcp", keys);
+//! let app = tower_mcp_auth_gateway::app(&upstream, &stack).await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! tower_mcp_auth_gateway::serve(listener, app, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod config;
+pub mod demo;
+pub mod proxy;
+pub mod site;
+pub mod stack;
+
+use std::{future::Future, net::SocketAddr};
+
+use axum::{routing::get, Router};
+use tower_mcp_auth::ConfigError;
+
+use config::UpstreamConfig;
+use proxy::Proxy;
+use stack::StackConfig;
+
+/// The gateway's whole application: the protected proxy at `/mcp`, the
+/// RFC 9728 metadata, and `/healthz` (200 while the gateway runs; it does
+/// not call the upstream).
+///
+/// # Errors
+///
+/// [`ConfigError`] from [`stack::app`].
+pub async fn app(upstream: &UpstreamConfig, stack: &StackConfig) -> Result<Router, ConfigError> {
+    let app = stack::app(Proxy::new(upstream), stack).await?;
+    Ok(app.route("/healthz", get(|| async { "ok\n" })))
+}
+
+/// Serves `app` on `listener` (each request knows its peer's address, for
+/// the per-address limits) until `shutdown` completes, then finishes the
+/// requests in flight.
+///
+/// # Errors
+///
+/// The listener's I/O error.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
