@@ -67,7 +67,7 @@ impl Failure {
                     });
                 if mcp.is_batch() {
                     let errors: Vec<Value> = errors.collect();
-                    (!errors.is_empty()).then(|| Value::Array(errors))
+                    (!errors.is_empty()).then_some(Value::Array(errors))
                 } else {
                     errors.next()
                 }

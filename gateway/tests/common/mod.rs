@@ -183,7 +183,7 @@ pub async fn sse_upstream() -> (String, mpsc::Sender<Bytes>) {
 
 /// An upstream that accepts every request and never answers.
 pub async fn silent_upstream() -> String {
-    let app = Router::new().route("/mcp", any(|| std::future::pending::<String>()));
+    let app = Router::new().route("/mcp", any(std::future::pending::<String>));
     format!("http://{}/mcp", listen(app).await)
 }
 

@@ -1,0 +1,126 @@
+//! The binary as a user runs it: `mcp-auth-gateway` with no configuration
+//! but `UPSTREAM_URL` starts in demo mode, its printed key and token work
+//! through it, and SIGTERM stops it cleanly.
+
+mod common;
+
+use std::{process::Stdio, time::Duration};
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[cfg(unix)]
+#[tokio::test]
+async fn demo_mode_prints_a_working_key_and_token_and_stops_on_sigterm() {
+    let (upstream, rec) = common::rmcp_upstream().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth-gateway"))
+        .env_clear()
+        .env("BIND", "127.0.0.1:0")
+        .env("UPSTREAM_URL", &upstream)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut url, mut key, mut token) = (None, None, None);
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("(public URL ").nth(1) {
+                url = Some(rest.split(')').next().unwrap().to_owned());
+                assert!(
+                    line.ends_with(&format!("forwarding to {upstream}")),
+                    "{line}"
+                );
+            } else if let Some(k) = line.trim().strip_prefix("mcp_sk_") {
+                key.get_or_insert(format!("mcp_sk_{k}"));
+            } else if line.trim().starts_with("eyJ") {
+                token = Some(line.trim().to_owned());
+                break;
+            }
+        }
+    };
+    // A guard against a hang, not a timing assertion.
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the banner");
+    let (url, key, token) = (url.unwrap(), key.unwrap(), token.unwrap());
+
+    let client = reqwest::Client::new();
+    let post = |credential: (&'static str, String)| {
+        client
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header(credential.0, credential.1)
+            .body(
+                json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                    "protocolVersion": "2025-11-25", "capabilities": {},
+                    "clientInfo": {"name": "curl", "version": "1"}}})
+                .to_string(),
+            )
+            .send()
+    };
+    assert_eq!(post(("x-api-key", key)).await.unwrap().status(), 200);
+    let r = post(("authorization", format!("Bearer {token}")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("mcp-session-id"));
+    let anonymous = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(rec.requests().len(), 2);
+    drop(client);
+
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the gateway stops on SIGTERM")
+        .unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mcp-auth-gateway stopped"));
+}
+
+#[test]
+fn help_and_bad_arguments() {
+    let run = |arg: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth-gateway"))
+            .arg(arg)
+            .output()
+            .unwrap()
+    };
+    let help = run("--help");
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("UPSTREAM_URL"));
+    let bad = run("--frobnicate");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown argument `--frobnicate`"));
+}
+
+#[test]
+fn a_bad_variable_is_named() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth-gateway"))
+        .env_clear()
+        .env("UPSTREAM_URL", "https://upstream.example/mcp")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("UPSTREAM_URL") && err.contains("https upstreams"),
+        "{err}"
+    );
+}
