@@ -11,6 +11,7 @@
 //! | `UPSTREAM_HEADER_<NAME>` | any other header sent to the upstream: `UPSTREAM_HEADER_X_API_KEY=…` sends `x-api-key: …` |
 //! | `UPSTREAM_CONNECT_TIMEOUT_SECS` | TCP connect timeout (default 5; decimals allowed) |
 //! | `UPSTREAM_TIMEOUT_SECS` | from sending a request to the upstream's response headers (default 60); a stream's body then runs as long as it runs |
+//! | `METRICS_BIND` | serve the metrics in the Prometheus format at `http://<METRICS_BIND>/metrics` (feature `metrics`, on by default); unset: no metrics |
 //! | `UPSTREAM_MAX_CONNECTIONS` | the most requests in flight to the upstream, open SSE streams included (default 1024); over it a request waits, within `UPSTREAM_TIMEOUT_SECS`, then gets 503 |
 
 use std::{
@@ -49,6 +50,8 @@ pub struct GatewayConfig {
     pub bind: SocketAddr,
     /// The MCP server behind the gateway.
     pub upstream: UpstreamConfig,
+    /// Where the Prometheus metrics are served (`METRICS_BIND`).
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// The MCP server behind the gateway and how it is reached. Its `Debug`
@@ -173,7 +176,25 @@ impl GatewayConfig {
                 }
             };
         }
-        Ok(Self { bind, upstream })
+        let metrics_bind = env_opt("METRICS_BIND")?
+            .map(|v| {
+                if cfg!(not(feature = "metrics")) {
+                    return Err(ConfigError::InvalidEnv {
+                        var: "METRICS_BIND".into(),
+                        reason: "this build has no metrics; build with `--features metrics`".into(),
+                    });
+                }
+                v.parse().map_err(|_| ConfigError::InvalidEnv {
+                    var: "METRICS_BIND".into(),
+                    reason: "expected an IP address and port such as 127.0.0.1:9090".into(),
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            bind,
+            upstream,
+            metrics_bind,
+        })
     }
 }
 

@@ -17,7 +17,8 @@
 //!   `POLICY_FILE`, …);
 //! - [`proxy`]: the forwarding service;
 //! - [`site`]: the DNS-rebinding check;
-//! - [`demo`]: demo mode.
+//! - [`demo`]: demo mode;
+//! - `metrics` (feature `metrics`, on by default): the Prometheus endpoint.
 //!
 //! # Example
 //!
@@ -39,6 +40,8 @@
 
 pub mod config;
 pub mod demo;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod proxy;
 pub mod site;
 pub mod stack;

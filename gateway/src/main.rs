@@ -16,7 +16,8 @@ Configured by the environment (gateway/README.md lists every variable):
   JWT_SECRET        HS256 secret of bearer tokens
   POLICY_FILE       rules per tool (JSON or TOML), re-read on SIGHUP
   RATE_LIMIT_PER_MINUTE, UPSTREAM_AUTHORIZATION, UPSTREAM_HEADER_<NAME>,
-  UPSTREAM_CONNECT_TIMEOUT_SECS, UPSTREAM_TIMEOUT_SECS, UPSTREAM_MAX_CONNECTIONS
+  UPSTREAM_CONNECT_TIMEOUT_SECS, UPSTREAM_TIMEOUT_SECS, UPSTREAM_MAX_CONNECTIONS,
+  METRICS_BIND      serve Prometheus metrics at http://<METRICS_BIND>/metrics
 ";
 
 #[tokio::main]
@@ -52,6 +53,16 @@ async fn main() {
         "mcp-auth-gateway listening on {bound} (public URL {}), forwarding to {}",
         stack.public_url, gateway.upstream.url
     );
+    #[cfg(feature = "metrics")]
+    if let Some(addr) = gateway.metrics_bind {
+        let handle = tower_mcp_auth_gateway::metrics::install()
+            .unwrap_or_else(|e| exit(format!("cannot start the metrics (METRICS_BIND): {e}")));
+        let listener = (tokio::net::TcpListener::bind(addr).await)
+            .unwrap_or_else(|e| exit(format!("cannot listen on {addr} (METRICS_BIND): {e}")));
+        let bound = listener.local_addr().unwrap_or(addr);
+        println!("mcp-auth-gateway metrics at http://{bound}/metrics");
+        tokio::spawn(tower_mcp_auth_gateway::metrics::serve(listener, handle));
+    }
     if let (Some(key), Ok(policy)) = (&stack.generated_key, stack::load_policy(&stack)) {
         let scopes = policy.scopes_named();
         let scopes: Vec<&str> = scopes.iter().collect();

@@ -47,6 +47,16 @@ impl Failure {
         }
     }
 
+    /// The `outcome` label of the upstream metrics.
+    pub(super) fn outcome(self) -> &'static str {
+        match self {
+            Self::Unreachable => "unreachable",
+            Self::Timeout => "timeout",
+            Self::Busy => "busy",
+            Self::Refused => "refused",
+        }
+    }
+
     fn message(self) -> &'static str {
         match self {
             Self::Unreachable => "The MCP server behind the gateway is unreachable",

@@ -130,18 +130,23 @@ impl Inner {
         *upstream.headers_mut() =
             headers::outbound(&parts.headers, &self.headers, self.host.clone());
 
-        let deadline = Instant::now() + self.timeout;
+        let start = Instant::now();
+        let deadline = start + self.timeout;
+        let fail = |f: Failure, status: Option<StatusCode>| {
+            observe(f.outcome(), status, start);
+            fail(f)
+        };
         let Ok(Ok(slot)) =
             tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await
         else {
             tracing::warn!(target: "mcp_auth_gateway", "every upstream connection slot busy");
-            return fail(Failure::Busy);
+            return fail(Failure::Busy, None);
         };
         let response = match tokio::time::timeout_at(deadline, self.client.request(upstream)).await
         {
             Err(_) => {
                 tracing::warn!(target: "mcp_auth_gateway", "upstream timed out");
-                return fail(Failure::Timeout);
+                return fail(Failure::Timeout, None);
             }
             Ok(Err(e)) => {
                 let failure = if timed_out(&e) {
@@ -150,7 +155,7 @@ impl Inner {
                     Failure::Unreachable
                 };
                 tracing::warn!(target: "mcp_auth_gateway", error = %error_chain(&e), "upstream failed");
-                return fail(failure);
+                return fail(failure, None);
             }
             Ok(Ok(response)) => response,
         };
@@ -159,13 +164,23 @@ impl Inner {
                 target: "mcp_auth_gateway",
                 "the upstream refused the gateway's credential (UPSTREAM_AUTHORIZATION / UPSTREAM_HEADER_*)"
             );
-            return fail(Failure::Refused);
+            return fail(Failure::Refused, Some(response.status()));
         }
+        observe("response", Some(response.status()), start);
         let (mut head, body) = response.into_parts();
         headers::inbound(&mut head.headers);
         Response::from_parts(head, Body::new(Held::new(body, slot)))
     }
 }
+
+/// Counts an upstream exchange (feature `metrics`).
+#[cfg(feature = "metrics")]
+fn observe(outcome: &'static str, status: Option<StatusCode>, start: Instant) {
+    crate::metrics::upstream(outcome, status, start.elapsed());
+}
+
+#[cfg(not(feature = "metrics"))]
+fn observe(_: &'static str, _: Option<StatusCode>, _: Instant) {}
 
 /// Whether the client's error is a connect timeout.
 fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
