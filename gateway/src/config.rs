@@ -11,6 +11,9 @@
 //! | `UPSTREAM_HEADER_<NAME>` | any other header sent to the upstream: `UPSTREAM_HEADER_X_API_KEY=…` sends `x-api-key: …` |
 //! | `UPSTREAM_CONNECT_TIMEOUT_SECS` | TCP connect timeout (default 5; decimals allowed) |
 //! | `UPSTREAM_TIMEOUT_SECS` | from sending a request to the upstream's response headers (default 60); a stream's body then runs as long as it runs |
+//! | `UPSTREAM_IDENTITY_SECRET` | tell the upstream who calls: an HS256 secret (at least 32 bytes) signing a short-lived JWT per request, sent as the upstream's `Authorization: Bearer` (see [`identity`](crate::identity), its claims and risks); unset: off |
+//! | `UPSTREAM_IDENTITY_AUDIENCE` | the identity token's `aud` (default `UPSTREAM_URL`) |
+//! | `UPSTREAM_IDENTITY_TTL_SECS` | the identity token's lifetime (default 60) |
 //! | `METRICS_BIND` | serve the metrics in the Prometheus format at `http://<METRICS_BIND>/metrics` (feature `metrics`, on by default); unset: no metrics |
 //! | `UPSTREAM_MAX_CONNECTIONS` | the most requests in flight to the upstream, open SSE streams included (default 1024); over it a request waits, within `UPSTREAM_TIMEOUT_SECS`, then gets 503 |
 
@@ -22,6 +25,8 @@ use std::{
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use secrecy::{ExposeSecret, SecretString};
 use tower_mcp_auth::{optional_secret_from_env, ConfigError};
+
+use crate::identity::{IdentityConfig, DEFAULT_TTL, MIN_SECRET_LEN};
 
 /// The default listen address.
 pub const DEFAULT_BIND: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3000));
@@ -71,6 +76,9 @@ pub struct UpstreamConfig {
     pub response_timeout: Duration,
     /// The most requests in flight (`UPSTREAM_MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// Identity tokens for the upstream (`UPSTREAM_IDENTITY_*`); `None`:
+    /// off.
+    pub identity: Option<IdentityConfig>,
 }
 
 impl std::fmt::Debug for UpstreamConfig {
@@ -82,6 +90,7 @@ impl std::fmt::Debug for UpstreamConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("max_connections", &self.max_connections)
+            .field("identity", &self.identity)
             .finish()
     }
 }
@@ -111,6 +120,7 @@ impl UpstreamConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            identity: None,
         })
     }
 }
@@ -176,6 +186,17 @@ impl GatewayConfig {
                 }
             };
         }
+        upstream.identity = identity_from_env()?;
+        if upstream.identity.is_some() && upstream.headers.contains_key(http::header::AUTHORIZATION)
+        {
+            return Err(ConfigError::InvalidEnv {
+                var: "UPSTREAM_AUTHORIZATION".into(),
+                reason: "UPSTREAM_IDENTITY_SECRET sends the identity token as the upstream's \
+                         Authorization; pass the upstream's static credential in another header \
+                         (UPSTREAM_HEADER_<NAME>)"
+                    .into(),
+            });
+        }
         let metrics_bind = env_opt("METRICS_BIND")?
             .map(|v| {
                 if cfg!(not(feature = "metrics")) {
@@ -196,6 +217,24 @@ impl GatewayConfig {
             metrics_bind,
         })
     }
+}
+
+/// `UPSTREAM_IDENTITY_SECRET`, `_AUDIENCE`, `_TTL_SECS`.
+fn identity_from_env() -> Result<Option<IdentityConfig>, ConfigError> {
+    let Some(secret) = optional_secret_from_env("UPSTREAM_IDENTITY_SECRET")? else {
+        return Ok(None);
+    };
+    if secret.expose_secret().len() < MIN_SECRET_LEN {
+        return Err(ConfigError::InvalidEnv {
+            var: "UPSTREAM_IDENTITY_SECRET".into(),
+            reason: format!("expected at least {MIN_SECRET_LEN} bytes"),
+        });
+    }
+    Ok(Some(IdentityConfig {
+        secret,
+        audience: env_opt("UPSTREAM_IDENTITY_AUDIENCE")?,
+        ttl: env_secs("UPSTREAM_IDENTITY_TTL_SECS")?.unwrap_or(DEFAULT_TTL),
+    }))
 }
 
 /// `UPSTREAM_AUTHORIZATION` and every `UPSTREAM_HEADER_<NAME>` of `vars`,

@@ -17,6 +17,7 @@
 //!   `POLICY_FILE`, …);
 //! - [`proxy`]: the forwarding service;
 //! - [`site`]: the DNS-rebinding check;
+//! - [`identity`]: telling the upstream who calls (optional);
 //! - [`demo`]: demo mode;
 //! - `metrics` (feature `metrics`, on by default): the Prometheus endpoint.
 //!
@@ -40,6 +41,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod identity;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod proxy;
@@ -63,7 +65,7 @@ use stack::StackConfig;
 ///
 /// [`ConfigError`] from [`stack::app`].
 pub async fn app(upstream: &UpstreamConfig, stack: &StackConfig) -> Result<Router, ConfigError> {
-    let app = stack::app(Proxy::new(upstream), stack).await?;
+    let app = stack::app(Proxy::new(upstream, &stack.public_url), stack).await?;
     Ok(app.route("/healthz", get(|| async { "ok\n" })))
 }
 

@@ -112,15 +112,49 @@ fn help_and_bad_arguments() {
 
 #[test]
 fn a_bad_variable_is_named() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth-gateway"))
-        .env_clear()
-        .env("UPSTREAM_URL", "https://upstream.example/mcp")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("UPSTREAM_URL") && err.contains("https upstreams"),
-        "{err}"
-    );
+    let long = "identity-secret-0123456789abcdef0123";
+    for (vars, named, why) in [
+        (
+            &[("UPSTREAM_URL", "https://upstream.example/mcp")][..],
+            "UPSTREAM_URL",
+            "https upstreams",
+        ),
+        (
+            &[("UPSTREAM_TIMEOUT_SECS", "0")][..],
+            "UPSTREAM_TIMEOUT_SECS",
+            "seconds",
+        ),
+        (
+            &[("UPSTREAM_HEADER_X_KEY", "a\u{7f}b")][..],
+            "UPSTREAM_HEADER_X_KEY",
+            "header value",
+        ),
+        (
+            &[("UPSTREAM_IDENTITY_SECRET", "short")][..],
+            "UPSTREAM_IDENTITY_SECRET",
+            "32 bytes",
+        ),
+        (
+            &[
+                ("UPSTREAM_IDENTITY_SECRET", long),
+                ("UPSTREAM_AUTHORIZATION", "Bearer x"),
+            ][..],
+            "UPSTREAM_AUTHORIZATION",
+            "UPSTREAM_HEADER_",
+        ),
+        (
+            &[("METRICS_BIND", "nowhere")][..],
+            "METRICS_BIND",
+            "IP address",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth-gateway"))
+            .env_clear()
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{vars:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(named) && err.contains(why), "{vars:?}: {err}");
+    }
 }

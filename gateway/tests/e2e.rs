@@ -352,3 +352,58 @@ async fn open_streams_hold_the_upstream_connection_slots() {
     assert_eq!(r.header("retry-after"), Some("1"));
     drop((open, events));
 }
+
+#[tokio::test]
+async fn the_upstream_learns_the_caller_from_a_short_lived_token_the_gateway_signs() {
+    const SECRET: &str = "upstream-identity-secret-0123456789abcdef";
+    let (upstream, rec) = rmcp_upstream().await;
+    let gw = gateway(&upstream, |u| {
+        u.headers.clear();
+        u.identity = Some(tower_mcp_auth_gateway::identity::IdentityConfig {
+            secret: SECRET.into(),
+            audience: None,
+            ttl: Duration::from_secs(30),
+        });
+    })
+    .await;
+    let token = gw.token("alice", &["data:read"]);
+    let session = gw.initialize(Who::Token(&token)).await;
+    let r = gw
+        .post(Who::Token(&token), Some(&session), call(3, "read_data"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    gw.post(
+        Who::Key,
+        None,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+    )
+    .await;
+
+    tower_mcp_auth::jwt::install_crypto_provider();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&[upstream.as_str()]);
+    validation.set_issuer(&[gw.url.as_str()]);
+    let requests = rec.requests();
+    let claims: Vec<Value> = requests
+        .iter()
+        .map(|(_, headers)| {
+            let bearer = headers["authorization"].to_str().unwrap();
+            let jwt = bearer.strip_prefix("Bearer ").unwrap();
+            assert_ne!(jwt, token, "the caller's own token reached the upstream");
+            let key = jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes());
+            jsonwebtoken::decode::<Value>(jwt, &key, &validation)
+                .unwrap_or_else(|e| panic!("{e}: {jwt}"))
+                .claims
+        })
+        .collect();
+    assert_eq!(claims.len(), 4, "initialize, initialized, read_data, ping");
+    for c in &claims[..3] {
+        assert_eq!(c["sub"], "alice");
+        assert_eq!(c["scope"], "data:read");
+        assert_eq!(c["auth_scheme"], "jwt");
+        assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 30);
+    }
+    assert_eq!(claims[3]["sub"], "ops");
+    assert_eq!(claims[3]["auth_scheme"], "api_key");
+    assert_ne!(claims[0]["jti"], claims[1]["jti"]);
+}

@@ -35,11 +35,11 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use tokio::{sync::Semaphore, time::Instant};
-use tower_mcp_auth::mcp::McpRequest;
+use tower_mcp_auth::{mcp::McpRequest, Principal};
 
 pub use failure::JSONRPC_UPSTREAM_ERROR;
 
-use crate::config::UpstreamConfig;
+use crate::{config::UpstreamConfig, identity::Signer};
 use body::Held;
 use failure::Failure;
 
@@ -53,7 +53,8 @@ use failure::Failure;
 /// use tower_mcp_auth_gateway::{config::UpstreamConfig, proxy::Proxy};
 ///
 /// # fn main() -> Result<(), tower_mcp_auth::ConfigError> {
-/// let proxy = Proxy::new(&UpstreamConfig::new("http://127.0.0.1:8000/mcp")?);
+/// let upstream = UpstreamConfig::new("http://127.0.0.1:8000/mcp")?;
+/// let proxy = Proxy::new(&upstream, "http://127.0.0.1:3000/mcp");
 /// // Put the layers of `stack::protect` in front of it.
 /// # let _ = proxy; Ok(()) }
 /// ```
@@ -73,12 +74,15 @@ struct Inner {
     headers: http::HeaderMap,
     timeout: std::time::Duration,
     slots: Arc<Semaphore>,
+    identity: Option<Signer>,
 }
 
 impl Proxy {
-    /// A proxy to `upstream`. Must be called within a Tokio runtime.
+    /// A proxy to `upstream` for a gateway whose public URL is
+    /// `public_url` (the issuer of the identity tokens, when
+    /// `upstream.identity` is set). Must be called within a Tokio runtime.
     #[must_use]
-    pub fn new(upstream: &UpstreamConfig) -> Self {
+    pub fn new(upstream: &UpstreamConfig, public_url: &str) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(upstream.connect_timeout));
         connector.set_nodelay(true);
@@ -102,6 +106,8 @@ impl Proxy {
                 headers: upstream.headers.clone(),
                 timeout: upstream.response_timeout,
                 slots: Arc::new(Semaphore::new(upstream.max_connections)),
+                identity: (upstream.identity.as_ref())
+                    .map(|i| Signer::new(i, public_url, &upstream.url.to_string())),
             }),
         }
     }
@@ -130,6 +136,15 @@ impl Inner {
         *upstream.headers_mut() =
             headers::outbound(&parts.headers, &self.headers, self.host.clone());
 
+        if let Some(signer) = &self.identity {
+            if let Some(token) = Principal::from_extensions(&parts.extensions)
+                .and_then(|caller| signer.authorization(caller))
+            {
+                upstream
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, token);
+            }
+        }
         let start = Instant::now();
         let deadline = start + self.timeout;
         let fail = |f: Failure, status: Option<StatusCode>| {
@@ -230,7 +245,7 @@ mod tests {
 
     #[tokio::test]
     async fn paths_and_queries() {
-        let proxy = |url: &str| Proxy::new(&UpstreamConfig::new(url).unwrap());
+        let proxy = |url: &str| Proxy::new(&UpstreamConfig::new(url).unwrap(), "http://gw/mcp");
         let p = proxy("http://127.0.0.1:8000/mcp");
         assert_eq!(p.inner.target(None), "http://127.0.0.1:8000/mcp");
         assert_eq!(p.inner.target(Some("a=1")), "http://127.0.0.1:8000/mcp?a=1");
