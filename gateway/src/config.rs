@@ -14,6 +14,7 @@
 //! | `UPSTREAM_IDENTITY_SECRET` | tell the upstream who calls: an HS256 secret (at least 32 bytes) signing a short-lived JWT per request, sent as the upstream's `Authorization: Bearer` (see [`identity`](crate::identity), its claims and risks); unset: off |
 //! | `UPSTREAM_IDENTITY_AUDIENCE` | the identity token's `aud` (default `UPSTREAM_URL`) |
 //! | `UPSTREAM_IDENTITY_TTL_SECS` | the identity token's lifetime (default 60) |
+//! | `SHUTDOWN_GRACE_SECS` | after SIGTERM or Ctrl-C, how long requests in flight and open SSE streams may run before they are closed (default 10) |
 //! | `METRICS_BIND` | serve the metrics in the Prometheus format at `http://<METRICS_BIND>/metrics` (feature `metrics`, on by default); unset: no metrics |
 //! | `UPSTREAM_MAX_CONNECTIONS` | the most requests in flight to the upstream, open SSE streams included (default 1024); over it a request waits, within `UPSTREAM_TIMEOUT_SECS`, then gets 503 |
 
@@ -44,6 +45,9 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The default limit of requests in flight to the upstream.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
+/// The default wait for open requests and streams at shutdown.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// The prefix of the variables that add a header to every upstream
 /// request.
 pub const UPSTREAM_HEADER_PREFIX: &str = "UPSTREAM_HEADER_";
@@ -57,6 +61,9 @@ pub struct GatewayConfig {
     pub upstream: UpstreamConfig,
     /// Where the Prometheus metrics are served (`METRICS_BIND`).
     pub metrics_bind: Option<SocketAddr>,
+    /// How long a graceful shutdown waits for open requests and streams
+    /// (`SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace: Duration,
 }
 
 /// The MCP server behind the gateway and how it is reached. Its `Debug`
@@ -215,6 +222,7 @@ impl GatewayConfig {
             bind,
             upstream,
             metrics_bind,
+            shutdown_grace: env_secs("SHUTDOWN_GRACE_SECS")?.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
         })
     }
 }

@@ -33,7 +33,8 @@
 //! let stack = StackConfig::new("http://127.0.0.1:3000/mcp", keys);
 //! let app = tower_mcp_auth_gateway::app(&upstream, &stack).await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! tower_mcp_auth_gateway::serve(listener, app, std::future::pending()).await?;
+//! let grace = std::time::Duration::from_secs(10);
+//! tower_mcp_auth_gateway::serve(listener, app, std::future::pending(), grace).await?;
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
@@ -48,7 +49,7 @@ pub mod proxy;
 pub mod site;
 pub mod stack;
 
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, time::Duration};
 
 use axum::{routing::get, Router};
 use tower_mcp_auth::ConfigError;
@@ -70,8 +71,9 @@ pub async fn app(upstream: &UpstreamConfig, stack: &StackConfig) -> Result<Route
 }
 
 /// Serves `app` on `listener` (each request knows its peer's address, for
-/// the per-address limits) until `shutdown` completes, then finishes the
-/// requests in flight.
+/// the per-address limits) until `shutdown` completes; then stops
+/// accepting, lets the requests in flight finish, and after `grace` closes
+/// what is still open (an SSE stream may never end by itself).
 ///
 /// # Errors
 ///
@@ -80,11 +82,29 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    };
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+    .with_graceful_shutdown(signal);
+    let deadline = async move {
+        match stopped.await {
+            Ok(()) => tokio::time::sleep(grace).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!(target: "mcp_auth_gateway", "connections still open after the shutdown grace period: closed");
+            Ok(())
+        }
+    }
 }

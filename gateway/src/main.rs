@@ -19,6 +19,7 @@ Configured by the environment (gateway/README.md lists every variable):
   UPSTREAM_CONNECT_TIMEOUT_SECS, UPSTREAM_TIMEOUT_SECS, UPSTREAM_MAX_CONNECTIONS,
   UPSTREAM_IDENTITY_SECRET, UPSTREAM_IDENTITY_AUDIENCE, UPSTREAM_IDENTITY_TTL_SECS
                     a short-lived JWT per request telling the upstream who calls
+  SHUTDOWN_GRACE_SECS  how long open streams may run after SIGTERM (default 10)
   METRICS_BIND      serve Prometheus metrics at http://<METRICS_BIND>/metrics
 ";
 
@@ -70,7 +71,9 @@ async fn main() {
         let scopes: Vec<&str> = scopes.iter().collect();
         println!("{}", demo::banner(&stack, key, &scopes));
     }
-    if let Err(e) = tower_mcp_auth_gateway::serve(listener, app, shutdown()).await {
+    if let Err(e) =
+        tower_mcp_auth_gateway::serve(listener, app, shutdown(), gateway.shutdown_grace).await
+    {
         exit(format!("server error: {e}"));
     }
     eprintln!("mcp-auth-gateway stopped");

@@ -18,6 +18,7 @@ async fn demo_mode_prints_a_working_key_and_token_and_stops_on_sigterm() {
         .env("BIND", "127.0.0.1:0")
         .env("UPSTREAM_URL", &upstream)
         .env("RUST_LOG", "warn")
+        .env("SHUTDOWN_GRACE_SECS", "0.2")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -67,7 +68,30 @@ async fn demo_mode_prints_a_working_key_and_token_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers().contains_key("mcp-session-id"));
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let initialized = client
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .header("mcp-session-id", &session)
+        .body(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(initialized.status(), 202);
+    // The session's SSE stream, left open: SIGTERM must not wait for it
+    // for ever.
+    let stream = client
+        .get(&url)
+        .header("accept", "text/event-stream")
+        .header("authorization", format!("Bearer {token}"))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
     let anonymous = client
         .post(&url)
         .header("content-type", "application/json")
@@ -77,8 +101,7 @@ async fn demo_mode_prints_a_working_key_and_token_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
-    assert_eq!(rec.requests().len(), 2);
-    drop(client);
+    assert_eq!(rec.requests().len(), 4);
 
     let pid = child.id().unwrap().to_string();
     let kill = std::process::Command::new("kill")
@@ -92,6 +115,7 @@ async fn demo_mode_prints_a_working_key_and_token_and_stops_on_sigterm() {
         .unwrap();
     assert!(out.status.success(), "{:?}", out.status);
     assert!(String::from_utf8_lossy(&out.stderr).contains("mcp-auth-gateway stopped"));
+    drop((stream, client));
 }
 
 #[test]

@@ -250,6 +250,7 @@ pub async fn gateway(upstream: &str, tweak: impl FnOnce(&mut UpstreamConfig)) ->
         listener,
         app,
         std::future::pending(),
+        std::time::Duration::from_secs(1),
     ));
     Gateway {
         base: format!("http://{addr}"),
