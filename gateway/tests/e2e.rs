@@ -159,6 +159,39 @@ async fn the_policy_decides_each_tool_and_filters_the_list_for_each_caller() {
 }
 
 #[tokio::test]
+async fn a_stateless_json_upstream_is_filtered_and_decided_alike() {
+    let (upstream, _) = rmcp_json_upstream().await;
+    let gw = gateway(&upstream, |_| {}).await;
+    let list = gw
+        .post(
+            Who::Key,
+            None,
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+        )
+        .await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    assert!(list
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    assert_eq!(
+        list.header("content-length")
+            .map(|n| n.parse::<usize>().unwrap()),
+        Some(list.text.len())
+    );
+    assert_eq!(tool_names(&list.json()), ["admin_reset", "echo"]);
+    let r = gw.post(Who::Key, None, call(3, "echo")).await;
+    assert_eq!(
+        r.json()["result"]["content"][0]["text"],
+        "echoed",
+        "{}",
+        r.text
+    );
+    let r = gw.post(Who::Key, None, call(4, "secret_tool")).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+}
+
+#[tokio::test]
 async fn session_ids_leave_sealed_and_belong_to_their_caller() {
     let (upstream, rec) = rmcp_upstream().await;
     let gw = gateway(&upstream, |_| {}).await;

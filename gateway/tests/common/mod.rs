@@ -127,6 +127,19 @@ async fn listen(app: Router) -> SocketAddr {
 /// A real rmcp server (sessions, SSE responses) at `/upstream/mcp`: its
 /// URL and what it records.
 pub async fn rmcp_upstream() -> (String, Recorder) {
+    rmcp_upstream_with(StreamableHttpServerConfig::default().with_sse_keep_alive(None)).await
+}
+
+/// The same server without sessions, answering plain JSON.
+pub async fn rmcp_json_upstream() -> (String, Recorder) {
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None);
+    rmcp_upstream_with(config).await
+}
+
+async fn rmcp_upstream_with(config: StreamableHttpServerConfig) -> (String, Recorder) {
     let service: StreamableHttpService<Tools, LocalSessionManager> = StreamableHttpService::new(
         || {
             Ok(Tools {
@@ -134,7 +147,7 @@ pub async fn rmcp_upstream() -> (String, Recorder) {
             })
         },
         Default::default(),
-        StreamableHttpServerConfig::default().with_sse_keep_alive(None),
+        config,
     );
     let rec = Recorder::default();
     let app = Router::new()
