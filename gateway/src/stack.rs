@@ -183,7 +183,9 @@ pub fn load_policy(config: &StackConfig) -> Result<McpPolicy, ConfigError> {
 /// 4. `RateLimitLayer`: per principal, the policy file's quotas and costs;
 /// 5. `SessionBindingLayer` and `HandleBindingLayer`: the upstream's
 ///    session ids, `requestState`s and task ids leave sealed to their
-///    caller;
+///    caller; a session id that is not the caller's reaches the upstream
+///    as a random id it never issued, so it answers as it answers any
+///    unknown session (the gateway cannot know that answer in advance);
 /// 6. the proxy.
 ///
 /// # Errors
@@ -230,7 +232,7 @@ pub async fn app(proxy: Proxy, config: &StackConfig) -> Result<Router, ConfigErr
         .option_layer(jwt)
         .layer(McpPolicyLayer::new(policy))
         .layer(limiter)
-        .layer(SessionBindingLayer::new())
+        .layer(SessionBindingLayer::new().unknown_session_from_server())
         .layer(HandleBindingLayer::new());
     Ok(Router::new()
         .merge(resource.router())

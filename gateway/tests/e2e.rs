@@ -205,12 +205,21 @@ async fn session_ids_leave_sealed_and_belong_to_their_caller() {
     let ping = json!({"jsonrpc": "2.0", "id": 9, "method": "ping"});
     let r = gw.post(Who::Key, Some(&sealed), ping.clone()).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    // The raw id, or the sealed one in another caller's hands: unknown.
+    // The raw id, or the sealed one in another caller's hands: the
+    // upstream's own answer to a session it does not know (rmcp: 404), for
+    // a random id in their place.
+    let before = rec.requests().len();
     let r = gw.post(Who::Key, Some(&minted), ping.clone()).await;
-    assert_ne!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert_eq!(r.text, "Not Found: Session not found");
     let mallory = gw.token("mallory", &[]);
     let r = gw.post(Who::Token(&mallory), Some(&sealed), ping).await;
-    assert_ne!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 404, "{}", r.text);
+    for (_, headers) in &rec.requests()[before..] {
+        let id = headers["mcp-session-id"].to_str().unwrap();
+        assert!(id.starts_with("tower-mcp-auth.unknown-session."), "{id}");
+    }
+    assert_eq!(rec.requests().len(), before + 2);
 }
 
 /// Reads `response` until `pattern` has arrived; what came.
