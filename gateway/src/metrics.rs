@@ -5,7 +5,7 @@
 //! | metric | kind | labels |
 //! | --- | --- | --- |
 //! | `tower_mcp_auth_decisions_total` | counter | `layer`, `outcome`, `reason` (every authentication and authorization decision: see `tower_mcp_auth::audit`) |
-//! | `mcp_gateway_upstream_requests_total` | counter | `outcome` (`response`, `unreachable`, `timeout`, `busy`, `refused`), `status` (the upstream's status code, `none` without a response) |
+//! | `mcp_gateway_upstream_requests_total` | counter | `outcome` (`response`, `unreachable`, `timeout`, `busy`, `refused`, `redirected`), `status` (the upstream's status code, `none` without a response) |
 //! | `mcp_gateway_upstream_response_seconds` | histogram | `outcome`: from sending the request to the upstream's response headers (or the failure) |
 //!
 //! Every label value is from a fixed set: no caller-chosen text becomes a

@@ -348,6 +348,16 @@ async fn an_upstream_refusing_the_gateways_credential_is_502_without_its_challen
 }
 
 #[tokio::test]
+async fn an_upstream_redirect_is_502_and_its_location_stays_behind() {
+    let gw = gateway(&redirecting_upstream().await, |_| {}).await;
+    let r = gw.post(Who::Key, None, call(8, "echo")).await;
+    assert_eq!(r.status, 502, "{}", r.text);
+    assert_eq!(r.json()["id"], 8);
+    assert_eq!(r.json()["error"]["data"]["error"], "upstream_redirected");
+    assert!(r.header("location").is_none());
+}
+
+#[tokio::test]
 async fn a_foreign_origin_or_host_is_refused_before_anything() {
     let (upstream, rec) = rmcp_upstream().await;
     let gw = gateway(&upstream, |_| {}).await;

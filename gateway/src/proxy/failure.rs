@@ -27,12 +27,16 @@ pub(super) enum Failure {
     /// credential (`UPSTREAM_AUTHORIZATION`), which the caller cannot fix:
     /// 502.
     Refused,
+    /// The upstream answered with a redirect (`UPSTREAM_URL` is not its
+    /// endpoint, e.g. a missing trailing slash): 502. Its `Location`
+    /// names the upstream, which the caller must not be sent to.
+    Redirected,
 }
 
 impl Failure {
     fn status(self) -> StatusCode {
         match self {
-            Self::Unreachable | Self::Refused => StatusCode::BAD_GATEWAY,
+            Self::Unreachable | Self::Refused | Self::Redirected => StatusCode::BAD_GATEWAY,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -44,6 +48,7 @@ impl Failure {
             Self::Timeout => "upstream_timeout",
             Self::Busy => "upstream_busy",
             Self::Refused => "upstream_refused",
+            Self::Redirected => "upstream_redirected",
         }
     }
 
@@ -54,6 +59,7 @@ impl Failure {
             Self::Timeout => "timeout",
             Self::Busy => "busy",
             Self::Refused => "refused",
+            Self::Redirected => "redirected",
         }
     }
 
@@ -63,6 +69,7 @@ impl Failure {
             Self::Timeout => "The MCP server behind the gateway did not answer in time",
             Self::Busy => "The gateway is at its limit of connections to the MCP server",
             Self::Refused => "The MCP server behind the gateway refused the gateway's credential",
+            Self::Redirected => "The MCP server behind the gateway is not at the configured URL",
         }
     }
 

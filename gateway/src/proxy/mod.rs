@@ -11,10 +11,10 @@
 //!   (the policy layer has read and bounded it); a response body is
 //!   streamed frame by frame, so an SSE event reaches the list filter,
 //!   and the caller, as soon as the upstream sends it.
-//! - Failures: 502 (refused, reset, not HTTP, or a 401 for the gateway's
-//!   own credential), 504 (no response headers within the timeout), 503
-//!   (every connection slot busy for the timeout); a POST gets a JSON-RPC
-//!   error per request id.
+//! - Failures: 502 (refused, reset, not HTTP, a redirect, or a 401 for
+//!   the gateway's own credential), 504 (no response headers within the
+//!   timeout), 503 (every connection slot busy for the timeout); a POST
+//!   gets a JSON-RPC error per request id.
 
 mod body;
 mod failure;
@@ -180,6 +180,15 @@ impl Inner {
                 "the upstream refused the gateway's credential (UPSTREAM_AUTHORIZATION / UPSTREAM_HEADER_*)"
             );
             return fail(Failure::Refused, Some(response.status()));
+        }
+        if response.status().is_redirection() {
+            let location = response.headers().get(http::header::LOCATION);
+            tracing::error!(
+                target: "mcp_auth_gateway",
+                location = ?location,
+                "the upstream redirects: set UPSTREAM_URL to its endpoint (a trailing slash?)"
+            );
+            return fail(Failure::Redirected, Some(response.status()));
         }
         observe("response", Some(response.status()), start);
         let (mut head, body) = response.into_parts();

@@ -216,6 +216,21 @@ pub async fn refusing_upstream() -> String {
     format!("http://{}/mcp", listen(app).await)
 }
 
+/// An upstream that redirects `/mcp` to `/mcp/`, as Starlette does.
+pub async fn redirecting_upstream() -> String {
+    let app = Router::new().route(
+        "/mcp",
+        any(|| async {
+            Response::builder()
+                .status(307)
+                .header("location", "http://127.0.0.1:1/mcp/")
+                .body(Body::empty())
+                .unwrap()
+        }),
+    );
+    format!("http://{}/mcp", listen(app).await)
+}
+
 /// A URL where nothing listens (connection refused).
 pub async fn dead_upstream() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
