@@ -6,7 +6,8 @@
 //! | variable | meaning |
 //! | --- | --- |
 //! | `BIND` | listen address (default `127.0.0.1:3000`) |
-//! | `UPSTREAM_URL` | the MCP server's Streamable HTTP endpoint, `http://` (default `http://127.0.0.1:8000/mcp`, FastMCP's) |
+//! | `UPSTREAM_URL` | the MCP server's Streamable HTTP endpoint, `http://` or `https://` (default `http://127.0.0.1:8000/mcp`, FastMCP's) |
+//! | `UPSTREAM_CA_FILE` | for an `https://` upstream: a PEM file of the CA certificates to trust, in place of the system's roots |
 //! | `UPSTREAM_AUTHORIZATION` | the `Authorization` value the gateway sends the upstream (its own credential, never a caller's) |
 //! | `UPSTREAM_HEADER_<NAME>` | any other header sent to the upstream: `UPSTREAM_HEADER_X_API_KEY=…` sends `x-api-key: …` |
 //! | `UPSTREAM_CONNECT_TIMEOUT_SECS` | TCP connect timeout (default 5; decimals allowed) |
@@ -70,9 +71,12 @@ pub struct GatewayConfig {
 /// redacts the configured headers' values.
 #[derive(Clone)]
 pub struct UpstreamConfig {
-    /// Its Streamable HTTP endpoint (`UPSTREAM_URL`): `http://`, with a
-    /// host, a path and an optional query.
+    /// Its Streamable HTTP endpoint (`UPSTREAM_URL`): `http://` or
+    /// `https://`, with a host, a path and an optional query.
     pub url: Uri,
+    /// The CAs trusted for an `https://` upstream (`UPSTREAM_CA_FILE`, a
+    /// PEM file); `None`: the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Headers sent with every upstream request: the upstream's own
     /// credential (`UPSTREAM_AUTHORIZATION`, `UPSTREAM_HEADER_<NAME>`),
     /// marked sensitive.
@@ -93,6 +97,7 @@ impl std::fmt::Debug for UpstreamConfig {
         let names: Vec<&str> = self.headers.keys().map(HeaderName::as_str).collect();
         f.debug_struct("UpstreamConfig")
             .field("url", &self.url)
+            .field("ca_file", &self.ca_file)
             .field("headers", &names)
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
@@ -109,7 +114,7 @@ impl UpstreamConfig {
     /// # Errors
     ///
     /// [`ConfigError::InvalidUrl`] unless `url` is an absolute `http://`
-    /// URL with a host.
+    /// or `https://` URL with a host.
     ///
     /// # Example
     ///
@@ -118,11 +123,13 @@ impl UpstreamConfig {
     ///
     /// let upstream = UpstreamConfig::new("http://127.0.0.1:8000/mcp").unwrap();
     /// assert_eq!(upstream.url.path(), "/mcp");
+    /// assert!(UpstreamConfig::new("https://mcp.internal/mcp").is_ok());
     /// assert!(UpstreamConfig::new("ftp://example.com/").is_err());
     /// ```
     pub fn new(url: &str) -> Result<Self, ConfigError> {
         Ok(Self {
             url: upstream_url(url)?,
+            ca_file: None,
             headers: HeaderMap::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
@@ -140,14 +147,8 @@ fn upstream_url(url: &str) -> Result<Uri, ConfigError> {
     };
     let uri: Uri = url.parse().map_err(|_| invalid("not a URL"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(invalid(
-                "https upstreams are not supported yet: reach the MCP server over http \
-                 (a sidecar or loopback address) or terminate TLS in front of it",
-            ))
-        }
-        _ => return Err(invalid("expected an http:// URL")),
+        Some("http" | "https") => {}
+        _ => return Err(invalid("expected an http:// or https:// URL")),
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(invalid("the URL has no host"));
@@ -176,6 +177,7 @@ impl GatewayConfig {
             reason: e.to_string(),
         })?;
         upstream.headers = upstream_headers(std::env::vars_os())?;
+        upstream.ca_file = env_opt("UPSTREAM_CA_FILE")?.map(Into::into);
         if let Some(t) = env_secs("UPSTREAM_CONNECT_TIMEOUT_SECS")? {
             upstream.connect_timeout = t;
         }
@@ -317,7 +319,8 @@ mod tests {
     #[test]
     fn upstream_urls() {
         assert!(UpstreamConfig::new("http://localhost:8000/mcp").is_ok());
-        for bad in ["https://x/mcp", "/mcp", "http:///mcp", "not a url"] {
+        assert!(UpstreamConfig::new("https://x/mcp").is_ok());
+        for bad in ["ws://x/mcp", "/mcp", "http:///mcp", "not a url"] {
             assert!(UpstreamConfig::new(bad).is_err(), "{bad}");
         }
     }

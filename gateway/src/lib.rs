@@ -64,9 +64,9 @@ use stack::StackConfig;
 ///
 /// # Errors
 ///
-/// [`ConfigError`] from [`stack::app`].
+/// [`ConfigError`] from [`Proxy::new`] or [`stack::app`].
 pub async fn app(upstream: &UpstreamConfig, stack: &StackConfig) -> Result<Router, ConfigError> {
-    let app = stack::app(Proxy::new(upstream, &stack.public_url), stack).await?;
+    let app = stack::app(Proxy::new(upstream, &stack.public_url)?, stack).await?;
     Ok(app.route("/healthz", get(|| async { "ok\n" })))
 }
 

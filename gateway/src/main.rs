@@ -15,7 +15,7 @@ Configured by the environment (gateway/README.md lists every variable):
   API_KEY           accepted X-API-Key values; unset: demo mode
   JWT_SECRET        HS256 secret of bearer tokens
   POLICY_FILE       rules per tool (JSON or TOML), re-read on SIGHUP
-  RATE_LIMIT_PER_MINUTE, UPSTREAM_AUTHORIZATION, UPSTREAM_HEADER_<NAME>,
+  RATE_LIMIT_PER_MINUTE, UPSTREAM_AUTHORIZATION, UPSTREAM_HEADER_<NAME>, UPSTREAM_CA_FILE,
   UPSTREAM_CONNECT_TIMEOUT_SECS, UPSTREAM_TIMEOUT_SECS, UPSTREAM_MAX_CONNECTIONS,
   UPSTREAM_IDENTITY_SECRET, UPSTREAM_IDENTITY_AUDIENCE, UPSTREAM_IDENTITY_TTL_SECS
                     a short-lived JWT per request telling the upstream who calls

@@ -139,9 +139,17 @@ fn a_bad_variable_is_named() {
     let long = "identity-secret-0123456789abcdef0123";
     for (vars, named, why) in [
         (
-            &[("UPSTREAM_URL", "https://upstream.example/mcp")][..],
+            &[("UPSTREAM_URL", "ftp://upstream.example/mcp")][..],
             "UPSTREAM_URL",
-            "https upstreams",
+            "http:// or https://",
+        ),
+        (
+            &[
+                ("UPSTREAM_URL", "https://127.0.0.1:1/mcp"),
+                ("UPSTREAM_CA_FILE", "/nonexistent/ca.pem"),
+            ][..],
+            "UPSTREAM_CA_FILE",
+            "cannot read",
         ),
         (
             &[("UPSTREAM_TIMEOUT_SECS", "0")][..],

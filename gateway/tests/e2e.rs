@@ -358,6 +358,46 @@ async fn an_upstream_redirect_is_502_and_its_location_stays_behind() {
 }
 
 #[tokio::test]
+async fn an_https_upstream_is_reached_over_verified_tls() {
+    let (upstream, rec) = rmcp_tls_upstream().await;
+    let gw = gateway(&upstream, |u| {
+        u.ca_file = Some(fixture("upstream-ca.pem").into())
+    })
+    .await;
+    let session = gw.initialize(Who::Key).await;
+    let list = gw
+        .post(
+            Who::Key,
+            Some(&session),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+        )
+        .await;
+    assert_eq!(tool_names(&list.json()), ["admin_reset", "echo"]);
+    let (_, headers) = rec.requests().pop().unwrap();
+    assert_eq!(
+        headers["host"],
+        upstream
+            .trim_start_matches("https://")
+            .split('/')
+            .next()
+            .unwrap()
+    );
+    assert!(headers.get("x-api-key").is_none());
+
+    // Trusting another certificate than its CA (the server's own, not a
+    // CA), the gateway refuses the upstream: 502, nothing reaches it.
+    let before = rec.requests().len();
+    let untrusting = gateway(&upstream, |u| {
+        u.ca_file = Some(fixture("upstream-cert.pem").into())
+    })
+    .await;
+    let r = untrusting.post(Who::Key, None, call(1, "echo")).await;
+    assert_eq!(r.status, 502, "{}", r.text);
+    assert_eq!(r.json()["error"]["data"]["error"], "upstream_unreachable");
+    assert_eq!(rec.requests().len(), before);
+}
+
+#[tokio::test]
 async fn a_foreign_origin_or_host_is_refused_before_anything() {
     let (upstream, rec) = rmcp_upstream().await;
     let gw = gateway(&upstream, |_| {}).await;

@@ -19,6 +19,7 @@
 mod body;
 mod failure;
 mod headers;
+mod tls;
 
 use std::{
     convert::Infallible,
@@ -30,12 +31,13 @@ use std::{
 
 use axum::body::Body;
 use http::{header::HeaderValue, uri::PathAndQuery, Request, Response, StatusCode, Uri, Version};
+use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::TokioExecutor,
 };
 use tokio::{sync::Semaphore, time::Instant};
-use tower_mcp_auth::{mcp::McpRequest, Principal};
+use tower_mcp_auth::{mcp::McpRequest, ConfigError, Principal};
 
 pub use failure::JSONRPC_UPSTREAM_ERROR;
 
@@ -54,7 +56,7 @@ use failure::Failure;
 ///
 /// # fn main() -> Result<(), tower_mcp_auth::ConfigError> {
 /// let upstream = UpstreamConfig::new("http://127.0.0.1:8000/mcp")?;
-/// let proxy = Proxy::new(&upstream, "http://127.0.0.1:3000/mcp");
+/// let proxy = Proxy::new(&upstream, "http://127.0.0.1:3000/mcp")?;
 /// // Put the layers of `stack::protect` in front of it.
 /// # let _ = proxy; Ok(()) }
 /// ```
@@ -65,8 +67,8 @@ pub struct Proxy {
 
 #[derive(Debug)]
 struct Inner {
-    client: Client<HttpConnector, Body>,
-    /// `http://host:port`.
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+    /// `http://host:port` or `https://host:port`.
     origin: String,
     /// The upstream's path and query.
     path: PathAndQuery,
@@ -81,11 +83,18 @@ impl Proxy {
     /// A proxy to `upstream` for a gateway whose public URL is
     /// `public_url` (the issuer of the identity tokens, when
     /// `upstream.identity` is set). Must be called within a Tokio runtime.
-    #[must_use]
-    pub fn new(upstream: &UpstreamConfig, public_url: &str) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for an https upstream without root certificates
+    /// (none on the system, or an unreadable `UPSTREAM_CA_FILE`).
+    pub fn new(upstream: &UpstreamConfig, public_url: &str) -> Result<Self, ConfigError> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(upstream.connect_timeout));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let https = upstream.url.scheme_str() == Some("https");
+        let connector = tls::connector(connector, https, upstream.ca_file.as_deref())?;
         let client = Client::builder(TokioExecutor::new()).build(connector);
         let authority = upstream
             .url
@@ -96,10 +105,11 @@ impl Proxy {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        Self {
+        let scheme = if https { "https" } else { "http" };
+        Ok(Self {
             inner: Arc::new(Inner {
                 client,
-                origin: format!("http://{authority}"),
+                origin: format!("{scheme}://{authority}"),
                 path,
                 host: HeaderValue::from_str(&authority)
                     .expect("an authority is a valid header value"),
@@ -109,7 +119,7 @@ impl Proxy {
                 identity: (upstream.identity.as_ref())
                     .map(|i| Signer::new(i, public_url, &upstream.url.to_string())),
             }),
-        }
+        })
     }
 }
 
@@ -254,7 +264,8 @@ mod tests {
 
     #[tokio::test]
     async fn paths_and_queries() {
-        let proxy = |url: &str| Proxy::new(&UpstreamConfig::new(url).unwrap(), "http://gw/mcp");
+        let proxy =
+            |url: &str| Proxy::new(&UpstreamConfig::new(url).unwrap(), "http://gw/mcp").unwrap();
         let p = proxy("http://127.0.0.1:8000/mcp");
         assert_eq!(p.inner.target(None), "http://127.0.0.1:8000/mcp");
         assert_eq!(p.inner.target(Some("a=1")), "http://127.0.0.1:8000/mcp?a=1");

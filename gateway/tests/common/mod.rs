@@ -140,6 +140,55 @@ pub async fn rmcp_json_upstream() -> (String, Recorder) {
 }
 
 async fn rmcp_upstream_with(config: StreamableHttpServerConfig) -> (String, Recorder) {
+    let (app, rec) = rmcp_app(config);
+    let addr = listen(app).await;
+    (format!("http://{addr}/upstream/mcp"), rec)
+}
+
+/// A test fixture's path.
+pub fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The rmcp server over TLS, with the certificate of
+/// `fixtures/upstream-cert.pem` (for 127.0.0.1, signed by
+/// `fixtures/upstream-ca.pem`).
+pub async fn rmcp_tls_upstream() -> (String, Recorder) {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let (app, rec) = rmcp_app(StreamableHttpServerConfig::default().with_sse_keep_alive(None));
+    let certs = CertificateDer::pem_file_iter(fixture("upstream-cert.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(fixture("upstream-key.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (format!("https://127.0.0.1:{port}/upstream/mcp"), rec)
+}
+
+fn rmcp_app(config: StreamableHttpServerConfig) -> (Router, Recorder) {
     let service: StreamableHttpService<Tools, LocalSessionManager> = StreamableHttpService::new(
         || {
             Ok(Tools {
@@ -153,8 +202,7 @@ async fn rmcp_upstream_with(config: StreamableHttpServerConfig) -> (String, Reco
     let app = Router::new()
         .route_service("/upstream/mcp", service)
         .layer(middleware::from_fn_with_state(rec.clone(), record));
-    let addr = listen(app).await;
-    (format!("http://{addr}/upstream/mcp"), rec)
+    (app, rec)
 }
 
 /// A body fed by a channel: each message one frame, the end when the
