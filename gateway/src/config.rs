@@ -12,12 +12,12 @@
 //! | `UPSTREAM_HEADER_<NAME>` | any other header sent to the upstream: `UPSTREAM_HEADER_X_API_KEY=…` sends `x-api-key: …` |
 //! | `UPSTREAM_CONNECT_TIMEOUT_SECS` | TCP connect timeout (default 5; decimals allowed) |
 //! | `UPSTREAM_TIMEOUT_SECS` | from sending a request to the upstream's response headers (default 60); a stream's body then runs as long as it runs |
+//! | `UPSTREAM_MAX_CONNECTIONS` | the most requests in flight to the upstream, open SSE streams included (default 1024); over it a request waits, within `UPSTREAM_TIMEOUT_SECS`, then gets 503 |
 //! | `UPSTREAM_IDENTITY_SECRET` | tell the upstream who calls: an HS256 secret (at least 32 bytes) signing a short-lived JWT per request, sent as the upstream's `Authorization: Bearer` (see [`identity`](crate::identity), its claims and risks); unset: off |
 //! | `UPSTREAM_IDENTITY_AUDIENCE` | the identity token's `aud` (default `UPSTREAM_URL`) |
 //! | `UPSTREAM_IDENTITY_TTL_SECS` | the identity token's lifetime (default 60) |
 //! | `SHUTDOWN_GRACE_SECS` | after SIGTERM or Ctrl-C, how long requests in flight and open SSE streams may run before they are closed (default 10) |
 //! | `METRICS_BIND` | serve the metrics in the Prometheus format at `http://<METRICS_BIND>/metrics` (feature `metrics`, on by default); unset: no metrics |
-//! | `UPSTREAM_MAX_CONNECTIONS` | the most requests in flight to the upstream, open SSE streams included (default 1024); over it a request waits, within `UPSTREAM_TIMEOUT_SECS`, then gets 503 |
 
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4},
