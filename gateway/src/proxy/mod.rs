@@ -45,6 +45,9 @@ use crate::{config::UpstreamConfig, identity::Signer};
 use body::Held;
 use failure::Failure;
 
+/// How long an idle upstream connection stays in the pool.
+const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// A `tower::Service` that forwards every request to the upstream MCP
 /// server. Cheap to clone (one `Arc`); never fails (`Infallible`): an
 /// upstream failure is a response.
@@ -95,7 +98,13 @@ impl Proxy {
         connector.enforce_http(false);
         let https = upstream.url.scheme_str() == Some("https");
         let connector = tls::connector(connector, https, upstream.ca_file.as_deref())?;
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        // An idle pooled connection is dropped before the upstream would
+        // close it (uvicorn's and Node's keep-alive timeout: 5 s), so a
+        // request is not sent on a connection closing under it.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .build(connector);
         let authority = upstream
             .url
             .authority()
