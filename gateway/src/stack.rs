@@ -4,7 +4,7 @@
 //!
 //! | variable | meaning |
 //! | --- | --- |
-//! | `PUBLIC_URL` | the gateway's resource identifier, the URL clients use (default `http://<BIND>/mcp`, `localhost` for an unspecified address) |
+//! | `PUBLIC_URL` | the gateway's resource identifier, the URL clients use (default `http://<BIND>/mcp`, `localhost` for an unspecified address); the endpoint is served at its path |
 //! | `API_KEY` | the keys accepted in `X-API-Key`, comma separated, each `key` or `name:key[:scope scope …]`; unset: demo mode, one key generated |
 //! | `JWT_SECRET` | HS256 secret of bearer tokens (`aud` = `PUBLIC_URL`, `exp` required); generated in demo mode |
 //! | `POLICY_FILE` | the rules (JSON, or TOML), re-read on `SIGHUP`; unset: [`default_policy`] |
@@ -31,7 +31,7 @@ use tower_mcp_auth::{
 
 use crate::{config::env_opt, proxy::Proxy, site::Site};
 
-/// Where the MCP endpoint is mounted.
+/// The MCP endpoint's path in the default `PUBLIC_URL`.
 pub const MCP_PATH: &str = "/mcp";
 
 /// The name of the key generated in demo mode.
@@ -169,8 +169,9 @@ pub fn load_policy(config: &StackConfig) -> Result<McpPolicy, ConfigError> {
     }
 }
 
-/// THE LAYER STACK, outermost first, in front of `proxy` at [`MCP_PATH`],
-/// with the RFC 9728 metadata of `PUBLIC_URL` at its well-known paths:
+/// THE LAYER STACK, outermost first, in front of `proxy` at the path of
+/// `PUBLIC_URL` (by default [`MCP_PATH`]), with the RFC 9728 metadata of
+/// `PUBLIC_URL` at its well-known paths:
 ///
 /// 0. the DNS-rebinding check ([`Site`]: `Host`, `Origin`), then
 ///    `resource.layer()` (every refusal below carries the challenge);
@@ -234,9 +235,14 @@ pub async fn app(proxy: Proxy, config: &StackConfig) -> Result<Router, ConfigErr
         .layer(limiter)
         .layer(SessionBindingLayer::new().unknown_session_from_server())
         .layer(HandleBindingLayer::new());
+    // The endpoint is where the resource identifier says it is.
+    let path = config
+        .public_url
+        .parse::<http::Uri>()
+        .map_or_else(|_| MCP_PATH.to_owned(), |u| u.path().to_owned());
     Ok(Router::new()
         .merge(resource.router())
-        .route_service(MCP_PATH, any_service(stack.service(proxy))))
+        .route_service(&path, any_service(stack.service(proxy))))
 }
 
 /// Re-reads `path` on `SIGHUP`; a bad file keeps the rules in force.

@@ -398,6 +398,36 @@ async fn an_https_upstream_is_reached_over_verified_tls() {
 }
 
 #[tokio::test]
+async fn the_endpoint_is_at_the_path_of_the_public_url() {
+    let (upstream, rec) = rmcp_upstream().await;
+    let gw = gateway_at("/tenant-a/mcp", &upstream, |_| {}).await;
+    gw.initialize(Who::Key).await;
+    let (path, _) = rec.requests().pop().unwrap();
+    assert_eq!(path, "/upstream/mcp");
+    let meta: Value = gw
+        .client
+        .get(format!(
+            "{}/.well-known/oauth-protected-resource/tenant-a/mcp",
+            gw.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["resource"], gw.url);
+    let elsewhere = gw
+        .client
+        .post(format!("{}/mcp", gw.base))
+        .header("x-api-key", API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 404);
+}
+
+#[tokio::test]
 async fn a_foreign_origin_or_host_is_refused_before_anything() {
     let (upstream, rec) = rmcp_upstream().await;
     let gw = gateway(&upstream, |_| {}).await;

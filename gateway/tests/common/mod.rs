@@ -298,9 +298,18 @@ pub struct Gateway {
 }
 
 pub async fn gateway(upstream: &str, tweak: impl FnOnce(&mut UpstreamConfig)) -> Gateway {
+    gateway_at("/mcp", upstream, tweak).await
+}
+
+/// [`gateway`] with `path` as the path of its `PUBLIC_URL`.
+pub async fn gateway_at(
+    path: &str,
+    upstream: &str,
+    tweak: impl FnOnce(&mut UpstreamConfig),
+) -> Gateway {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let url = format!("http://{addr}/mcp");
+    let url = format!("http://{addr}{path}");
     let mut upstream = UpstreamConfig::new(upstream).unwrap();
     let mut auth = HeaderMap::new();
     auth.insert("authorization", UPSTREAM_AUTHORIZATION.parse().unwrap());
