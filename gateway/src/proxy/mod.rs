@@ -60,7 +60,7 @@ const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4)
 /// # fn main() -> Result<(), tower_mcp_auth::ConfigError> {
 /// let upstream = UpstreamConfig::new("http://127.0.0.1:8000/mcp")?;
 /// let proxy = Proxy::new(&upstream, "http://127.0.0.1:3000/mcp")?;
-/// // Put the layers of `stack::protect` in front of it.
+/// // `stack::app` puts the layers in front of it.
 /// # let _ = proxy; Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
@@ -200,8 +200,8 @@ impl Inner {
             );
             return fail(Failure::Refused, Some(response.status()));
         }
-        if response.status().is_redirection() {
-            let location = response.headers().get(http::header::LOCATION);
+        let location = response.headers().get(http::header::LOCATION);
+        if response.status().is_redirection() && location.is_some() {
             tracing::error!(
                 target: "mcp_auth_gateway",
                 location = ?location,
