@@ -177,7 +177,11 @@ fn a_bad_variable_is_named() {
         (
             &[("METRICS_BIND", "nowhere")][..],
             "METRICS_BIND",
-            "IP address",
+            if cfg!(feature = "metrics") {
+                "IP address"
+            } else {
+                "no metrics"
+            },
         ),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth-gateway"))
