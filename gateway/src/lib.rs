@@ -5,7 +5,8 @@
 //! UPSTREAM_URL=http://127.0.0.1:8000/mcp cargo run -p tower-mcp-auth-gateway
 //! ```
 //!
-//! Callers reach the gateway's `/mcp` with an API key or a bearer token;
+//! Callers reach the gateway's endpoint (`PUBLIC_URL`, by default
+//! `http://127.0.0.1:3000/mcp`) with an API key or a bearer token;
 //! the gateway authenticates them, decides each JSON-RPC call by the
 //! policy, filters the lists, limits the rate, seals the session ids, and
 //! forwards what it allows to the upstream with the upstream's own
