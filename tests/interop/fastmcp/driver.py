@@ -23,9 +23,11 @@ the gateway's public URL only:
   resources/templates/list and prompts/list are filtered to what each
   caller may call (experimental_operation, which no rule names, is shown
   to nobody);
-- sdk_bearer / fastmcp_client: the official MCP Python SDK's client and
-  FastMCP's own client, each with a bearer token, run a session through
-  the gateway (initialize, list, call);
+- sdk_bearer / fastmcp_client / ts_sdk_bearer: the official MCP Python
+  SDK's client, FastMCP's own client and the official TypeScript SDK's
+  client (ts_client.mjs, the SDK scripts/test installs in
+  tests/interop/node), each with a bearer token, run a session through the
+  gateway (initialize, list, call);
 - no_passthrough: the Python tools never see the caller's credentials: the
   tool `echo_headers` reports no Authorization, X-API-Key, DPoP or Cookie
   header, and no request the FastMCP server received (its
@@ -426,6 +428,25 @@ def fastmcp_client(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
     return got
 
 
+def ts_sdk_bearer(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
+    token = gw.token("ts-alice", "read:data")
+    ctx["secrets"].append(token)
+    done = subprocess.run(
+        ["node", str(HERE / "ts_client.mjs")],
+        env={**os.environ, "MCP_URL": gw.url, "MCP_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+    )
+    expect(done.returncode == 0, f"ts_client.mjs exited with {done.returncode}: {done.stderr[-600:]}")
+    got = json.loads(done.stdout)
+    expect(set(got["tools"]) == READ_DATA_TOOLS, f"tools: {got['tools']}")
+    expect((got["get_user_data"] or {}).get("name") == "Alice", f"get_user_data: {got['get_user_data']}")
+    names = {name.lower() for name, _ in got["echo_headers"]["headers"]}
+    expect(not names & CREDENTIAL_HEADERS, f"the Python tool saw {sorted(names & CREDENTIAL_HEADERS)}")
+    return {"server": got["server"], "tools": got["tools"], "headers_seen_by_tool": sorted(names)}
+
+
 def no_passthrough(gw: Gateway, fm: Fastmcp, ctx: dict) -> dict:
     token = gw.token("carol", "read:data")
     cookie = "sid=" + secrets.token_hex(16)
@@ -483,6 +504,7 @@ CHECKS: list[tuple[str, Callable[[Gateway, Fastmcp, dict], dict], bool]] = [
     ("bearer_admin", bearer_admin, False),
     ("sdk_bearer", sdk_bearer, False),
     ("fastmcp_client", fastmcp_client, False),
+    ("ts_sdk_bearer", ts_sdk_bearer, False),
     ("session_bound", session_bound, True),
     ("no_passthrough", no_passthrough, False),
     # Last: it stops the upstream.
