@@ -4,9 +4,9 @@ of, which knows nothing of API keys, tokens or scopes. The gateway
 (`mcp-auth-gateway`) in front of it decides who may call what, with the
 rules in policy.toml beside this file.
 
-    python server.py [--stateless] [--header-log FILE]
+    python server.py [--port PORT] [--stateless] [--header-log FILE]
 
-It listens on 127.0.0.1, on a port the system picks, serves MCP over
+It listens on 127.0.0.1, on PORT (default: one the system picks), serves MCP over
 Streamable HTTP at /mcp, and prints one JSON line once listening:
 
     {"url": "http://127.0.0.1:PORT/mcp"}
@@ -149,6 +149,7 @@ class HeaderLog:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=0, help="listen on 127.0.0.1:PORT (default: a free port)")
     parser.add_argument("--stateless", action="store_true", help="no sessions, plain JSON responses")
     parser.add_argument("--header-log", help="append each request's headers to this file")
     args = parser.parse_args()
@@ -156,7 +157,7 @@ def main() -> None:
     # Bound here, so the port is known (and printed) before serving.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", args.port))
     sock.listen(128)
     port = sock.getsockname()[1]
 
