@@ -30,18 +30,14 @@
 //! URL, the other loopback names on the same port) is accepted in `Host`,
 //! and only its origin in `Origin`; anything else is refused with 403.
 
-use std::{
-    net::SocketAddr,
-    path::PathBuf,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{net::SocketAddr, path::PathBuf, time::SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
 use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeys},
     dpop::{Dpop, Nonces, ProofValidator},
     introspection::Introspector,
-    jwt::JwtValidator,
+    jwt::{Hs256Signer, JwtValidator},
     mcp::McpPolicy,
     optional_secret_from_env,
     rate_limit::{AnyStore, MemoryStore},
@@ -357,33 +353,27 @@ fn demo_jwt_secret() -> SecretString {
 }
 
 /// Signs an HS256 access token for `subject` with `scopes`, valid for an
-/// hour, whose audience is the resource identifier: what an authorization
-/// server sharing `JWT_SECRET` would issue. For the demo banner.
+/// hour, whose audience is the resource identifier: what a login service
+/// sharing `JWT_SECRET` would issue. For the demo banner.
+///
+/// # Panics
+///
+/// When `secret` is shorter than 32 bytes (the validator refuses it too).
 pub fn mint_token(
     secret: &SecretString,
     public_url: &str,
     subject: &str,
     scopes: &[&str],
 ) -> String {
-    tower_mcp_auth::jwt::install_crypto_provider();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs();
-    let claims = serde_json::json!({
-        "sub": subject,
-        "aud": public_url,
-        "iat": now,
-        "exp": now + 3600,
-        "scope": scopes.join(" "),
-        "client_id": "mcp-demo",
-    });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.expose_secret().as_bytes()),
-    )
-    .expect("HS256 signing does not fail")
+    Hs256Signer::new(secret)
+        .and_then(|signer| {
+            (signer.token(public_url))
+                .subject(subject)
+                .client_id("mcp-demo")
+                .scopes(scopes.iter().copied())
+                .sign()
+        })
+        .expect("a JWT_SECRET the validator takes signs")
 }
 
 /// `http://<bind>/mcp`, with `localhost` in place of an unspecified address.
