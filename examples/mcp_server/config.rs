@@ -12,6 +12,7 @@
 //! | `RATE_LIMIT_PER_MINUTE` | per-principal quota (default 100) |
 //! | `REDIS_URL` | share rate-limit state between replicas (`--features redis`) |
 //! | `MCP_STATELESS` | `1`: rmcp without sessions, plain JSON responses |
+//! | `CONFORMANCE_FIXTURES` | `1`: also serve the conformance suite's fixture tools and prompt ([`tools::conformance`](super::tools::conformance); `scripts/conformance` only, with a policy that has rules for them) |
 //! | `DPOP_REQUIRED` | `1`: refuse access tokens that are not DPoP-bound (RFC 9449); DPoP-bound tokens from `OAUTH_ISSUER` or introspection work without it |
 //! | `DPOP_NONCES` | `1`: DPoP proofs must carry a server nonce (401 `use_dpop_nonce` with `DPoP-Nonce`, then the current nonce on every response) |
 //! | `DPOP_NONCE_SECRET` | the nonces' key (at least 32 bytes), the same on every replica; default: generated at start |
@@ -71,6 +72,10 @@ pub struct Config {
     pub generated_key: Option<SecretString>,
     /// rmcp without sessions, plain JSON responses (`MCP_STATELESS=1`).
     pub stateless: bool,
+    /// Also serve the conformance suite's fixture tools and prompt
+    /// (`CONFORMANCE_FIXTURES=1`; for `scripts/conformance` only, with
+    /// rules for them: see [`tools::conformance`](super::tools::conformance)).
+    pub conformance_fixtures: bool,
     /// How long a sealed `requestState` opens (5 minutes).
     pub request_state_ttl: std::time::Duration,
     /// The clock `requestState` expiries are read from (`None`: the
@@ -118,6 +123,7 @@ impl std::fmt::Debug for Config {
             .field("api_keys", &self.api_keys)
             .field("generated_key", &self.generated_key)
             .field("stateless", &self.stateless)
+            .field("conformance_fixtures", &self.conformance_fixtures)
             .field("request_state_ttl", &self.request_state_ttl)
             .field("jwt_secret", &self.jwt_secret)
             .field("generated_jwt_secret", &self.generated_jwt_secret)
@@ -148,6 +154,7 @@ impl Config {
             api_keys,
             generated_key: None,
             stateless: false,
+            conformance_fixtures: false,
             request_state_ttl: tower_mcp_auth::mcp::handles::DEFAULT_STATE_TTL,
             clock: None,
             jwt_secret: None,
@@ -218,6 +225,10 @@ impl Config {
         };
 
         let stateless = env_flag("MCP_STATELESS", "expected 1 (stateless) or 0 (sessions)")?;
+        let conformance_fixtures = env_flag(
+            "CONFORMANCE_FIXTURES",
+            "expected 1 (serve the conformance suite's fixtures) or 0",
+        )?;
         let dpop_required = env_flag(
             "DPOP_REQUIRED",
             "expected 1 (only DPoP-bound tokens) or 0 (bearer tokens too)",
@@ -299,6 +310,7 @@ impl Config {
             bind,
             generated_key,
             stateless,
+            conformance_fixtures,
             request_state_ttl: tower_mcp_auth::mcp::handles::DEFAULT_STATE_TTL,
             clock: None,
             jwt_secret,
