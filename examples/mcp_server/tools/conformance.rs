@@ -102,8 +102,9 @@ fn open(state: &str) -> Option<&str> {
     Some(payload)
 }
 
-/// The state `expected` was echoed: `Ok(None)` when no state came back, an
-/// error (-32602) for a state that fails verification or is another's.
+/// Whether the state `expected` was echoed: `Ok(false)` when no state came
+/// back, an error (-32602) for a state that fails verification or is
+/// another's.
 fn check_state(state: Option<&str>, expected: &str) -> Result<bool, ErrorData> {
     match state {
         None => Ok(false),
