@@ -26,6 +26,7 @@ use http::{request::Parts, Request};
 use http_body_util::BodyExt;
 use secrecy::SecretString;
 use tower::{util::BoxCloneSyncService, ServiceBuilder, ServiceExt};
+use tower_layer::Layer;
 use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     jwt::{install_crypto_provider, JwtLayer, JwtValidator},
@@ -34,7 +35,6 @@ use tower_mcp_auth::{
     stack::McpAuth,
     AuthScheme, Principal, ProtectedResource, Rule,
 };
-use tower_layer::Layer;
 
 const GROUP: &str = "stack_1KiB_tools_call";
 const AUD: &str = "https://mcp.example.com/mcp";

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::stack::StackConfig;
+use tower_mcp_auth::stack::Settings;
 
 /// A random 256-bit secret (the HS256 secret of demo mode).
 ///
@@ -60,7 +60,7 @@ pub fn mint_token(
 /// session through the gateway, and (with a generated `JWT_SECRET`) a
 /// sample token carrying every scope `scopes` names.
 #[must_use]
-pub fn banner(config: &StackConfig, key: &SecretString, scopes: &[&str]) -> String {
+pub fn banner(config: &Settings, key: &SecretString, scopes: &[&str]) -> String {
     let url = &config.public_url;
     let key = key.expose_secret();
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1.0"}}}"#;

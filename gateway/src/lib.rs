@@ -25,14 +25,15 @@
 //! # Example
 //!
 //! ```no_run
-//! use tower_mcp_auth::api_key::{ApiKey, ApiKeys};
-//! use tower_mcp_auth_gateway::{config::UpstreamConfig, stack::StackConfig};
+//! use tower_mcp_auth::{api_key::{ApiKey, ApiKeys}, stack::Settings};
+//! use tower_mcp_auth_gateway::config::UpstreamConfig;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let upstream = UpstreamConfig::new("http://127.0.0.1:8000/mcp")?;
 //! let keys = ApiKeys::new().with(ApiKey::new("ops", "mcp_sk_0123456789abcdef0123456789"));
-//! let stack = StackConfig::new("http://127.0.0.1:3000/mcp", keys);
-//! let app = tower_mcp_auth_gateway::app(&upstream, &stack).await?;
+//! let mut settings = Settings::new("http://127.0.0.1:3000/mcp");
+//! settings.api_keys = keys;
+//! let app = tower_mcp_auth_gateway::app(&upstream, &settings).await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! let grace = std::time::Duration::from_secs(10);
 //! tower_mcp_auth_gateway::serve(listener, app, std::future::pending(), grace).await?;
@@ -57,7 +58,7 @@ use tower_mcp_auth::ConfigError;
 
 use config::UpstreamConfig;
 use proxy::Proxy;
-use stack::StackConfig;
+use tower_mcp_auth::stack::Settings;
 
 /// The gateway's whole application: the protected proxy at `/mcp`, the
 /// RFC 9728 metadata, and `/healthz` (200 while the gateway runs; it does
@@ -66,8 +67,8 @@ use stack::StackConfig;
 /// # Errors
 ///
 /// [`ConfigError`] from [`Proxy::new`] or [`stack::app`].
-pub async fn app(upstream: &UpstreamConfig, stack: &StackConfig) -> Result<Router, ConfigError> {
-    let app = stack::app(Proxy::new(upstream, &stack.public_url)?, stack).await?;
+pub async fn app(upstream: &UpstreamConfig, settings: &Settings) -> Result<Router, ConfigError> {
+    let app = stack::app(Proxy::new(upstream, &settings.public_url)?, settings).await?;
     Ok(app.route("/healthz", get(|| async { "ok\n" })))
 }
 

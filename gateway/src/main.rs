@@ -48,7 +48,7 @@ async fn main() {
         .unwrap_or_else(|e| exit(format!("cannot listen on {} (BIND): {e}", gateway.bind)));
     // The address bound (BIND may ask for port 0), for the default PUBLIC_URL.
     let bound = listener.local_addr().unwrap_or(gateway.bind);
-    let stack = stack::StackConfig::from_env(bound).unwrap_or_else(config_error);
+    let stack = stack::settings_from_env(bound).unwrap_or_else(config_error);
     let app = tower_mcp_auth_gateway::app(&gateway.upstream, &stack)
         .await
         .unwrap_or_else(config_error);

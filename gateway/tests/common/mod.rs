@@ -35,7 +35,8 @@ use secrecy::SecretString;
 use serde_json::Value;
 use tokio::{net::TcpListener, sync::mpsc};
 use tower_mcp_auth::api_key::{ApiKey, ApiKeys};
-use tower_mcp_auth_gateway::{config::UpstreamConfig, stack::StackConfig};
+use tower_mcp_auth::stack::Settings;
+use tower_mcp_auth_gateway::config::UpstreamConfig;
 
 pub const API_KEY: &str = "mcp_sk_gateway-test-0123456789abcdef";
 pub const JWT_SECRET: &str = "gateway-test-secret-0123456789abcdef0123456789";
@@ -322,10 +323,8 @@ pub async fn gateway_at(
         addr.port()
     ));
     std::fs::write(&policy, POLICY).unwrap();
-    let mut stack = StackConfig::new(
-        url.clone(),
-        ApiKeys::new().with(ApiKey::new("ops", API_KEY)),
-    );
+    let mut stack = Settings::new(url.clone());
+    stack.api_keys = ApiKeys::new().with(ApiKey::new("ops", API_KEY));
     stack.jwt_secret = Some(SecretString::from(JWT_SECRET));
     stack.policy_file = Some(policy);
     let app = tower_mcp_auth_gateway::app(&upstream, &stack)
