@@ -1,25 +1,8 @@
 //! Demo mode (no `API_KEY`): the generated key and secret, a sample token
 //! and a ready `curl` line, printed at start.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
-
-use tower_mcp_auth::stack::Settings;
-
-/// A random 256-bit secret (the HS256 secret of demo mode).
-///
-/// # Panics
-///
-/// When the operating system has no randomness to give (never on a
-/// supported platform).
-#[must_use]
-pub fn random_secret() -> SecretString {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-    SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
+use tower_mcp_auth::{jwt::Hs256Signer, stack::Settings};
 
 /// An HS256 access token for `subject` with `scopes`, valid for an hour,
 /// whose audience is `public_url`: what an authorization server sharing
@@ -27,7 +10,8 @@ pub fn random_secret() -> SecretString {
 ///
 /// # Panics
 ///
-/// When the system clock is before 1970.
+/// When `secret` is shorter than the validator takes (32 bytes): never
+/// for the secrets [`Settings::from_env`] accepts or generates.
 #[must_use]
 pub fn mint_token(
     secret: &SecretString,
@@ -35,25 +19,15 @@ pub fn mint_token(
     subject: &str,
     scopes: &[&str],
 ) -> String {
-    tower_mcp_auth::jwt::install_crypto_provider();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs();
-    let claims = serde_json::json!({
-        "sub": subject,
-        "aud": public_url,
-        "iat": now,
-        "exp": now + 3600,
-        "scope": scopes.join(" "),
-        "client_id": "mcp-demo",
-    });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.expose_secret().as_bytes()),
-    )
-    .expect("HS256 signing does not fail")
+    Hs256Signer::new(secret)
+        .and_then(|signer| {
+            (signer.token(public_url))
+                .subject(subject)
+                .client_id("mcp-demo")
+                .scopes(scopes.iter().copied())
+                .sign()
+        })
+        .expect("a JWT_SECRET the validator takes signs")
 }
 
 /// The demo banner: the generated key, a `curl` line initializing a
