@@ -444,15 +444,10 @@ async fn a_reload_reprices_calls_for_a_running_rate_limiter() {
     std::fs::write(&path, r#"{"rate_limit":{"costs":{"deploy":10}}}"#).unwrap();
     let policy = SharedPolicy::from_file(&path).unwrap();
     let keys = ApiKeys::new().with(ApiKey::new("ops", KEY));
-    let per_minute = policy.per_minute_fn();
     let svc = ServiceBuilder::new()
         .layer(ApiKeyLayer::new(keys).optional())
         .layer(McpPolicyLayer::new(policy.clone()))
-        .layer(
-            RateLimitLayer::per_principal(Quota::per_minute(12))
-                .override_quota(move |p| per_minute(p).map(|n| Quota::per_minute(n.get())))
-                .cost(policy.cost_fn()),
-        )
+        .layer(RateLimitLayer::from_policy(&policy, Quota::per_minute(12)))
         .service_fn(|_: Request<Body>| async {
             Ok::<_, std::convert::Infallible>(http::Response::new(Body::from("{}")))
         });

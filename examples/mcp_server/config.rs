@@ -42,7 +42,7 @@ use tower_mcp_auth::{
     dpop::{Dpop, Nonces, ProofValidator},
     introspection::Introspector,
     jwt::JwtValidator,
-    mcp::McpPolicy,
+    mcp::{McpPolicy, SharedPolicy},
     optional_secret_from_env,
     rate_limit::{AnyStore, MemoryStore},
     ConfigError, ProtectedResource,
@@ -398,19 +398,21 @@ pub fn default_public_url(bind: SocketAddr) -> String {
 fn build_resource(
     public_url: &str,
     oauth_issuer: Option<&str>,
-    policy: Option<&McpPolicy>,
+    policy: Option<&SharedPolicy>,
     dpop: Option<&Dpop>,
 ) -> Result<ProtectedResource, ConfigError> {
     let mut builder = ProtectedResource::builder(public_url);
     if let Some(issuer) = oauth_issuer {
         builder = builder.authorization_server(issuer);
     }
-    let scopes = policy.map(McpPolicy::scopes_named).unwrap_or_default();
+    if let Some(policy) = policy {
+        // Every scope the policy in force names, reload after reload.
+        builder = builder.scopes_from(policy.clone());
+    }
     if let Some(dpop) = dpop {
         builder = builder.dpop(dpop);
     }
     builder
-        .scopes_supported(scopes.iter())
         .resource_name("tower-mcp-auth example MCP server")
         .build()
 }
@@ -419,8 +421,8 @@ fn build_resource(
 impl Config {
     /// The protected resource (RFC 9728): the resource identifier, the
     /// authorization server (`OAUTH_ISSUER`), as `scopes_supported` every
-    /// scope `policy` names (so the metadata and the rules never
-    /// disagree), and, when [advertised](Self::dpop_advertised), `dpop`'s
+    /// scope the policy in force names (so the metadata and the rules
+    /// never disagree, reload after reload), and, when [advertised](Self::dpop_advertised), `dpop`'s
     /// members.
     ///
     /// # Errors
@@ -428,7 +430,7 @@ impl Config {
     /// [`ConfigError`] when `PUBLIC_URL` is not a valid resource identifier.
     pub fn resource(
         &self,
-        policy: &McpPolicy,
+        policy: &SharedPolicy,
         dpop: &Dpop,
     ) -> Result<ProtectedResource, ConfigError> {
         let dpop = self.dpop_advertised().then_some(dpop);

@@ -21,7 +21,7 @@ pub mod tasks;
 pub mod tools;
 pub mod transport;
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use axum::Router;
 use tower::ServiceBuilder;
@@ -35,7 +35,7 @@ use tower_mcp_auth::{
         SharedPolicy,
     },
     rate_limit::{failed_auth::FailedAuthLayer, Quota, RateLimitLayer},
-    ConfigError, ProtectedResource, Rule, Scopes,
+    ConfigError, ProtectedResource, Rule,
 };
 
 use config::{Config, MCP_PATH};
@@ -99,9 +99,9 @@ pub fn policy() -> Result<McpPolicy, ConfigError> {
 /// [`ConfigError`] for a `PUBLIC_URL` that is not a resource identifier, an
 /// impossible quota or an unusable `REDIS_URL`.
 pub async fn app(config: &Config) -> Result<Router, ConfigError> {
-    let policy = load_policy(config)?;
+    let policy = SharedPolicy::new(load_policy(config)?);
     let dpop = config.dpop().await?;
-    // `scopes_supported`: every scope the rules name.
+    // `scopes_supported`: every scope the rules in force name.
     let resource = config.resource(&policy, &dpop)?;
     let mcp = mcp_service(config)?;
     Ok(Router::new()
@@ -121,35 +121,6 @@ pub fn load_policy(config: &Config) -> Result<McpPolicy, ConfigError> {
         Some(path) => McpPolicy::from_file(path),
         None => policy(),
     }
-}
-
-/// Re-reads `path` on `SIGHUP` and swaps it in; a bad file keeps the rules
-/// in force (the audit event and the error say why). The metadata is built
-/// at start: a reload that names new scopes says so (restart to publish
-/// them).
-fn reload_on_sighup(policy: SharedPolicy, path: PathBuf, published: Scopes) {
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hangup.recv().await.is_some() {
-            let (shared, path) = (policy.clone(), path.clone());
-            match tokio::task::spawn_blocking(move || shared.reload_file(&path)).await {
-                Ok(Err(e)) => eprintln!("POLICY_FILE not reloaded, the rules in force stay: {e}"),
-                Ok(Ok(())) => {
-                    let unlisted = policy.current().scopes_named().missing_from(&published);
-                    if !unlisted.is_empty() {
-                        eprintln!("POLICY_FILE names scopes the metadata does not list until a restart: {unlisted}");
-                    }
-                }
-                Err(_) => {}
-            }
-        }
-    });
-    #[cfg(not(unix))]
-    let _ = (policy, path, published);
 }
 
 /// THE LAYER STACK: everything between the network and the MCP service,
@@ -184,7 +155,7 @@ pub async fn protect(
     mcp: McpService,
     config: &Config,
     resource: &ProtectedResource,
-    policy: McpPolicy,
+    policy: SharedPolicy,
     dpop: &Dpop,
 ) -> Result<Router, ConfigError> {
     let quota = Quota::try_new(config.rate_limit_per_minute, Duration::from_secs(60))?;
@@ -199,21 +170,16 @@ pub async fn protect(
     });
     let introspection = (config.introspector.clone())
         .map(|i| IntrospectionLayer::new(i).optional().dpop(dpop.clone()));
-    let policy = SharedPolicy::new(policy);
+    // POLICY_FILE: re-read on SIGHUP (a bad file keeps the rules in force).
+    #[cfg(unix)]
     if let Some(path) = &config.policy_file {
-        reload_on_sighup(policy.clone(), path.clone(), resource.scopes_supported());
+        policy.reload_on_sighup(path)?.detach();
     }
     // The policy's `[rate_limit]` (POLICY_FILE): each principal's quota
-    // (else RATE_LIMIT_PER_MINUTE) and per-tool costs, as reloaded; a
-    // batch costs each of its calls.
-    let per_minute = policy.per_minute_fn();
-    let mut limiter = RateLimitLayer::per_principal(quota)
-        .store(config.rate_limit_store().await?)
-        .override_quota(move |p| per_minute(p).map(|n| Quota::per_minute(n.get())))
-        .cost(policy.cost_fn());
-    if let Some(n) = policy.current().rate_limits().anonymous_per_minute {
-        limiter = limiter.anonymous(Quota::per_minute(n.get()));
-    }
+    // (else RATE_LIMIT_PER_MINUTE), the anonymous one and per-tool costs,
+    // as reloaded; a batch costs each of its calls.
+    let limiter =
+        RateLimitLayer::from_policy(&policy, quota).store(config.rate_limit_store().await?);
 
     let stack = ServiceBuilder::new()
         .layer(resource.layer())
