@@ -6,19 +6,31 @@
 //! costs, the new rules and the new scopes (metadata and challenges) are
 //! in force; a file with a mistake changes nothing. The watcher runs on
 //! Tokio's paused clock, and the test waits for its reloads with
-//! `PolicyReloader::next_reload`, never for a wall-clock time.
+//! `PolicyReloader::next_reload`, never for a wall-clock time. Reading the
+//! policy at each request costs the limiter no allocation.
+
+#[path = "counting_alloc/mod.rs"]
+mod counting_alloc;
+use counting_alloc::Counting;
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The tests of this binary one at a time, so that one's allocations are
+/// not counted in the other's.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use axum::{body::Body, Router};
 use http::{header, Request, Response};
 use serde_json::{json, Value};
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt as _};
 use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeyLayer, ApiKeys},
-    mcp::{McpPolicyLayer, PolicyReloader, SharedPolicy},
+    mcp::{McpPolicy, McpPolicyLayer, McpRequest, PolicyReloader, SharedPolicy},
     rate_limit::{Quota, RateLimitLayer},
-    ProtectedResource,
+    AuthScheme, Principal, ProtectedResource,
 };
 
 const KEY: &str = "mcp_sk_reload-e2e-key-0123456789abcdef";
@@ -128,6 +140,7 @@ impl App {
 
 #[tokio::test(start_paused = true)]
 async fn a_rewritten_policy_file_brings_its_quotas_costs_and_scopes_into_force() {
+    let _serial = SERIAL.lock().await;
     let path = std::env::temp_dir().join(format!("tma-e2e-reload-{}.json", std::process::id()));
     std::fs::write(&path, BEFORE).unwrap();
     let mut app = serve(path.clone()).await;
@@ -199,4 +212,53 @@ async fn a_rewritten_policy_file_brings_its_quotas_costs_and_scopes_into_force()
         json!(["ops:deploy", "read:audit"])
     );
     std::fs::remove_file(path).unwrap();
+}
+
+/// A limiter whose quota and costs are read from the policy at each
+/// request allocates no more per request than one with a fixed quota and
+/// cost (the policy's figure's `RateLimit-Policy` is made once).
+#[test]
+fn from_policy_allocates_no_more_per_request_than_a_fixed_quota() {
+    let _serial = SERIAL.blocking_lock();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let call = McpRequest::parse(
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"report"}}"#,
+    )
+    .unwrap();
+    let caller = Principal::new(AuthScheme::ApiKey, "ops");
+    let per_request = |layer: RateLimitLayer| {
+        let svc = ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(|_: Request<Body>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+            });
+        let send = || {
+            let mut req = Request::post("/mcp").body(Body::empty()).unwrap();
+            req.extensions_mut().insert(caller.clone());
+            req.extensions_mut().insert(call.clone());
+            let res = rt.block_on(svc.clone().oneshot(req)).unwrap();
+            assert_eq!(res.status(), 200);
+            assert_eq!(
+                res.headers()["ratelimit-policy"],
+                r#""default";q=100000;w=60"#
+            );
+        };
+        send(); // the caller's bucket, the header value: made once
+        counting_alloc::allocations(|| (0..100).for_each(|_| send()))
+    };
+    let fixed = per_request(
+        RateLimitLayer::per_principal(Quota::per_minute(100_000))
+            .cost(|_: &http::request::Parts| 2),
+    );
+    let policy = SharedPolicy::new(
+        McpPolicy::from_json(r#"{"rate_limit":{"per_minute":100000,"costs":{"report":2}}}"#)
+            .unwrap(),
+    );
+    let from_policy = per_request(RateLimitLayer::from_policy(&policy, Quota::per_minute(60)));
+    assert!(
+        from_policy <= fixed,
+        "from_policy: {from_policy} allocations for 100 requests, a fixed quota: {fixed}"
+    );
 }

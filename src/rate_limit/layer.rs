@@ -7,13 +7,14 @@ use std::{
     num::NonZeroU32,
     pin::Pin,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     task::{ready, Context, Poll, Waker},
     time::{Duration, Instant},
 };
 
+use arc_swap::ArcSwapOption;
 use axum::{body::Body, response::Response};
 use bytes::Bytes;
 use http::{request::Parts, HeaderValue, Request};
@@ -83,9 +84,36 @@ struct Config {
     policy: String,
     /// `RateLimit-Policy` of the default and anonymous quotas, made once.
     policy_values: [Option<(Quota, HeaderValue)>; 2],
+    /// `RateLimit-Policy` of the last quotas met at run time.
+    recent_values: Arc<RecentValues>,
     fail_mode: FailMode,
     renderer: ErrorRenderer,
     degraded: Arc<DegradedLog>,
+}
+
+/// The `RateLimit-Policy` values of the last few quotas that are neither
+/// the layer's nor its anonymous one (a policy's figures, overrides), so
+/// that a figure read from a policy at each request is formatted once, not
+/// at each request. A quota met for the first time takes the oldest slot.
+#[derive(Default)]
+struct RecentValues {
+    slots: [ArcSwapOption<(Quota, HeaderValue)>; 4],
+    next: AtomicUsize,
+}
+
+impl RecentValues {
+    fn get(&self, quota: Quota) -> Option<HeaderValue> {
+        self.slots.iter().find_map(|slot| {
+            let entry = slot.load();
+            let (q, v) = &**entry.as_ref()?;
+            (*q == quota).then(|| v.clone())
+        })
+    }
+
+    fn put(&self, quota: Quota, value: HeaderValue) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        self.slots[i].store(Some(Arc::new((quota, value))));
+    }
 }
 
 /// Emits at most one `degraded` event a second.
@@ -191,6 +219,7 @@ impl<St: RateLimitStore> RateLimitLayer<St> {
                 headers_on_allowed: true,
                 policy: "default".into(),
                 policy_values: [None, None],
+                recent_values: Arc::default(),
                 fail_mode: FailMode::default(),
                 renderer: ErrorRenderer::default(),
                 degraded: Arc::new(DegradedLog::new()),
@@ -208,6 +237,7 @@ impl<St: RateLimitStore> RateLimitLayer<St> {
                 .map(|v| (q, v))
         };
         config.policy_values = [value(config.quota), config.anonymous.and_then(value)];
+        config.recent_values = Arc::default();
         self
     }
 
@@ -444,13 +474,17 @@ impl Config {
     }
 
     fn insert_headers(&self, map: &mut http::HeaderMap, d: &Decision) {
-        let cached = self
-            .policy_values
-            .iter()
-            .flatten()
-            .find(|(q, _)| *q == d.quota())
-            .map(|(_, v)| v.clone());
-        if let Some(v) = cached.or_else(|| headers::policy_value(&self.policy, d)) {
+        let quota = d.quota();
+        let cached = (self.policy_values.iter().flatten())
+            .find(|(q, _)| *q == quota)
+            .map(|(_, v)| v.clone())
+            .or_else(|| self.recent_values.get(quota));
+        let made = || {
+            let v = headers::policy_value(&self.policy, d)?;
+            self.recent_values.put(quota, v.clone());
+            Some(v)
+        };
+        if let Some(v) = cached.or_else(made) {
             map.insert(headers::RATELIMIT_POLICY.clone(), v);
             headers::insert_state(map, &self.policy, d);
         }
