@@ -284,8 +284,7 @@ mod tests {
     }
 
     /// A policy built in code is replaced by the watched file's at the
-    /// first read; `replace` forgets the file's text, so the file is read
-    /// in again.
+    /// first read.
     #[tokio::test(start_paused = true)]
     async fn a_policy_from_code_takes_the_watched_files_rules() {
         let path = temp("code");
