@@ -216,7 +216,8 @@ async fn a_rewritten_policy_file_brings_its_quotas_costs_and_scopes_into_force()
 
 /// A limiter whose quota and costs are read from the policy at each
 /// request allocates no more per request than one with a fixed quota and
-/// cost (the policy's figure's `RateLimit-Policy` is made once).
+/// cost (the policy's figure's `RateLimit-Policy` is made once). Without
+/// that, 4 more a request.
 #[test]
 fn from_policy_allocates_no_more_per_request_than_a_fixed_quota() {
     let _serial = SERIAL.blocking_lock();
@@ -246,7 +247,12 @@ fn from_policy_allocates_no_more_per_request_than_a_fixed_quota() {
             );
         };
         send(); // the caller's bucket, the header value: made once
-        counting_alloc::allocations(|| (0..100).for_each(|_| send()))
+                // The fewest of five rounds: what another thread allocates
+                // meanwhile (a sweep, a runtime shutting down) only adds.
+        (0..5)
+            .map(|_| counting_alloc::allocations(|| (0..100).for_each(|_| send())))
+            .min()
+            .unwrap()
     };
     let fixed = per_request(
         RateLimitLayer::per_principal(Quota::per_minute(100_000))

@@ -422,8 +422,8 @@ impl Config {
     /// The protected resource (RFC 9728): the resource identifier, the
     /// authorization server (`OAUTH_ISSUER`), as `scopes_supported` every
     /// scope the policy in force names (so the metadata and the rules
-    /// never disagree, reload after reload), and, when [advertised](Self::dpop_advertised), `dpop`'s
-    /// members.
+    /// never disagree, reload after reload), and, when
+    /// [advertised](Self::dpop_advertised), `dpop`'s members.
     ///
     /// # Errors
     ///
