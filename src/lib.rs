@@ -173,7 +173,7 @@ pub use error::{
     JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, JSONRPC_RATE_LIMITED, JSONRPC_REQUEST_TIMEOUT,
     JSONRPC_TOO_LARGE, JSONRPC_UNAUTHORIZED, JSONRPC_UNAVAILABLE,
 };
-pub use metadata::{ProtectedResource, ProtectedResourceBuilder, WELL_KNOWN_PATH};
+pub use metadata::{ProtectedResource, ProtectedResourceBuilder, ScopeSource, WELL_KNOWN_PATH};
 pub use principal::{
     AuthScheme, CustomScheme, Principal, PrincipalKind, Scopes, ScopesIntoIter, ScopesIter,
 };

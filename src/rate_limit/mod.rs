@@ -8,7 +8,9 @@
 //!   `X-Forwarded-For` / `Forwarded` only from [`TrustedProxies`] and
 //!   taking the right-most untrusted hop; or a custom function.
 //! * **Quotas** ([`Quota`]): `Quota::per_minute(100).burst(10)`, overridden
-//!   per principal ([`RateLimitLayer::override_quota`]). A request costs
+//!   per principal ([`RateLimitLayer::override_quota`]), or all read from
+//!   an MCP policy's `[rate_limit]` table, reload after reload
+//!   (`RateLimitLayer::from_policy`, feature `mcp`). A request costs
 //!   one unit per JSON-RPC message the MCP inspect step found in it (a
 //!   batch of 40 calls costs 40), else one; [`RateLimitLayer::cost`]
 //!   prices calls your own way.
