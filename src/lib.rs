@@ -29,7 +29,7 @@
 //! Every public item has one path. The core that every layer shares sits at
 //! the crate root and only there: [`Principal`], [`AuthScheme`],
 //! [`CustomScheme`], [`Scopes`], [`AuthError`] with [`AuthErrorKind`],
-//! [`Challenge`], [`JsonRpcId`], [`ErrorRenderer`] and the `JSONRPC_*`
+//! [`Challenge`] with [`ExtraChallenge`], [`JsonRpcId`], [`ErrorRenderer`] and the `JSONRPC_*`
 //! codes, [`ConfigError`] with [`secret_from_env`] and
 //! [`optional_secret_from_env`], [`ProtectedResource`] with its builder and
 //! [`ProtectedResourceLayer`], [`Rule`] with [`AuthorizeLayer`] (whose future is
@@ -123,6 +123,7 @@ pub mod authenticate;
 mod authorize;
 mod bearer;
 mod budget;
+mod challenge;
 mod config;
 #[cfg(any(feature = "jwks", feature = "introspection"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "jwks", feature = "introspection"))))]
@@ -139,9 +140,11 @@ pub mod future;
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
 pub mod introspection;
+mod jsonrpc_id;
 #[cfg(feature = "jwt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
 pub mod jwt;
+mod macros;
 #[cfg(feature = "mcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
 pub mod mcp;
@@ -164,15 +167,18 @@ mod scope_hierarchy;
 #[cfg(all(feature = "mcp", feature = "rate-limit"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "mcp", feature = "rate-limit"))))]
 pub mod stack;
+mod unverified;
 mod url;
 
 pub use authorize::{Authorize, AuthorizeLayer};
+pub use challenge::{Challenge, ExtraChallenge};
 pub use config::{optional_secret_from_env, secret_from_env, ConfigError};
 pub use error::{
-    AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId, JSONRPC_FORBIDDEN,
-    JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, JSONRPC_RATE_LIMITED, JSONRPC_REQUEST_TIMEOUT,
-    JSONRPC_TOO_LARGE, JSONRPC_UNAUTHORIZED, JSONRPC_UNAVAILABLE,
+    AuthError, AuthErrorKind, ErrorRenderer, JSONRPC_FORBIDDEN, JSONRPC_INVALID_REQUEST,
+    JSONRPC_PARSE_ERROR, JSONRPC_RATE_LIMITED, JSONRPC_REQUEST_TIMEOUT, JSONRPC_TOO_LARGE,
+    JSONRPC_UNAUTHORIZED, JSONRPC_UNAVAILABLE,
 };
+pub use jsonrpc_id::JsonRpcId;
 pub use metadata::{ProtectedResource, ProtectedResourceBuilder, ScopeSource, WELL_KNOWN_PATH};
 pub use principal::{
     AuthScheme, CustomScheme, Principal, PrincipalKind, Scopes, ScopesIntoIter, ScopesIter,

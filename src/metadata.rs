@@ -9,8 +9,8 @@ use http::{header, HeaderValue};
 use serde::Serialize;
 
 use crate::{
+    challenge::{Challenge, ExtraChallenge},
     config::ConfigError,
-    error::Challenge,
     principal::{Scopes, OFFLINE_ACCESS},
     url::{check_identifier, check_url},
 };
@@ -419,30 +419,6 @@ impl ProtectedResourceBuilder {
         self
     }
 
-    /// The DPoP members of the metadata from the configuration of the DPoP
-    /// layers: `dpop_signing_alg_values_supported` (the proof
-    /// algorithms, also the `algs` of the `WWW-Authenticate: DPoP`
-    /// challenge every refusal then carries beside the `Bearer` one) and,
-    /// when unbound tokens are refused, `dpop_bound_access_tokens_required`.
-    ///
-    /// ```
-    /// use tower_mcp_auth::{dpop::{Dpop, ProofValidator}, ProtectedResource};
-    ///
-    /// let dpop = Dpop::new(ProofValidator::builder().build()?).required();
-    /// let resource = ProtectedResource::builder("https://mcp.example.com/mcp").dpop(&dpop).build()?;
-    /// let doc: serde_json::Value = serde_json::from_slice(&resource.document()).unwrap();
-    /// assert_eq!(doc["dpop_signing_alg_values_supported"], serde_json::json!(["ES256", "EdDSA", "RS256", "PS256"]));
-    /// assert_eq!(doc["dpop_bound_access_tokens_required"], true);
-    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
-    /// ```
-    #[cfg(feature = "dpop")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
-    pub fn dpop(self, dpop: &crate::dpop::Dpop) -> Self {
-        let metadata = dpop.metadata();
-        self.dpop_signing_alg_values_supported(metadata.dpop_signing_alg_values_supported)
-            .dpop_bound_access_tokens_required(metadata.dpop_bound_access_tokens_required)
-    }
-
     /// Sets the `realm` of challenges (none by default).
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = Some(realm.into());
@@ -498,8 +474,12 @@ impl ProtectedResourceBuilder {
         let mut challenge = Challenge::new(self.realm, Some(metadata_url.clone()))
             .with_public_origin(format!("{scheme}://{authority}"));
         if !metadata.dpop_signing_alg_values_supported.is_empty() {
-            challenge =
-                challenge.with_dpop_algs(metadata.dpop_signing_alg_values_supported.join(" "));
+            // RFC 9449 §7.1: a `DPoP` challenge beside `Bearer`, listing
+            // the proof algorithms.
+            challenge = challenge.with_extra(
+                ExtraChallenge::new("DPoP")
+                    .param("algs", metadata.dpop_signing_alg_values_supported.join(" ")),
+            );
         }
         let dynamic = self.scope_source.map(|source| Dynamic {
             source,

@@ -142,6 +142,8 @@ compile_error!(
 mod cache;
 #[cfg(feature = "jwks")]
 mod jwks;
+#[cfg(feature = "jwks")]
+mod jwks_settings;
 mod keys;
 mod layer;
 mod signer;

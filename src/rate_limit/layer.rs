@@ -424,20 +424,7 @@ impl<S: fmt::Debug, St: fmt::Debug> fmt::Debug for RateLimit<S, St> {
 }
 
 impl<S, St> RateLimit<S, St> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!(S);
 }
 
 impl Config {
@@ -684,7 +671,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{error::JsonRpcId, principal::AuthScheme, rate_limit::TrustedProxies};
+    use crate::{jsonrpc_id::JsonRpcId, principal::AuthScheme, rate_limit::TrustedProxies};
     use axum::extract::ConnectInfo;
     use governor::clock::FakeRelativeClock;
     use http::{header, HeaderMap, StatusCode};

@@ -60,6 +60,7 @@
 //!     );
 //! ```
 
+mod any_store;
 pub mod failed_auth;
 pub mod headers;
 mod key;
@@ -74,6 +75,7 @@ mod store;
 /// [`FailedAuthLayer::with_clock`](failed_auth::FailedAuthLayer::with_clock) (`FakeRelativeClock` in tests).
 pub use governor::clock;
 
+pub use any_store::{AnyStore, AnyStoreFuture};
 pub use key::{KeyExtractor, ProxyHeader, RateLimitKey, TrustedProxies, DEFAULT_IPV6_PREFIX};
 pub use layer::{FailMode, RateLimit, RateLimitLayer, ResponseFuture};
 pub use memory::{MemoryStore, DEFAULT_MAX_KEYS, DEFAULT_SWEEP_INTERVAL, MAX_DISTINCT_QUOTAS};
@@ -81,4 +83,4 @@ pub use quota::Quota;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisStore;
-pub use store::{AnyStore, AnyStoreFuture, Decision, RateLimitStore, StoreError};
+pub use store::{Decision, RateLimitStore, StoreError};
