@@ -56,7 +56,7 @@ pub const DEFAULT_BIND: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
 ));
 
 /// The name of the key generated in demo mode.
-pub use tower_mcp_auth::stack::DEMO_KEY_NAME;
+pub const DEMO_KEY_NAME: &str = tower_mcp_auth::stack::DEMO_KEY_NAME;
 
 // ───────────────────────────── configuration ─────────────────────────────
 
