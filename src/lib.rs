@@ -107,6 +107,7 @@
 //! | `dpop` | yes | DPoP (RFC 9449, SEP-1932): `.dpop(..)` on the JWT and introspection layers, proof validation, replay caches, nonces: `dpop` (implies `jwt`; hmac) |
 //! | `introspection` | yes | RFC 7662 introspection (oauth2, moka), RFC 8414 / OpenID metadata discovery |
 //! | `rmcp` | no | `caller: Principal` as an rmcp `#[tool]` parameter, `rmcp::caller(&ctx)` for other handlers (adds rmcp's `server` part) |
+//! | `token-exchange` | no | RFC 8693 token exchange: a tool calls another API with a token issued for it, never the caller's (`exchange`; implies `introspection`) |
 //! | `toml` | no | policy files in TOML (`mcp::McpPolicy::from_file`; JSON needs no feature) |
 //! | `full` | no | everything |
 //!
@@ -132,6 +133,9 @@ mod dns_rebinding;
 #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
 pub mod dpop;
 mod error;
+#[cfg(feature = "token-exchange")]
+#[cfg_attr(docsrs, doc(cfg(feature = "token-exchange")))]
+pub mod exchange;
 mod extract;
 #[cfg(any(feature = "jwks", feature = "introspection"))]
 mod fetch;
