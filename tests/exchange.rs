@@ -642,7 +642,7 @@ async fn concurrent_identical_exchanges_make_one_call() {
     for t in tasks {
         tokens.push(t.await.unwrap().unwrap().authorization());
     }
-    assert!(tokens.iter().all(|t| t == &tokens[0]));
+    assert!(tokens.iter().all(|t| *t == tokens[0]));
     assert_eq!(authz.calls(), 1);
 }
 
