@@ -17,6 +17,7 @@
 //! | `mcp::session::SessionBindingLayer` | a Streamable HTTP session belongs to the principal that opened it |
 //! | `introspection::IntrospectionLayer` (feature `introspection`) | opaque bearer tokens by RFC 7662 introspection, cached, single flight |
 //! | [`AuthenticateLayer::custom`](authenticate::AuthenticateLayer::custom) | your own [`Authenticator`](authenticate::Authenticator) (a client certificate, a signed header) |
+//! | `exchange::KeepSubjectTokenLayer`, `exchange::ExchangeLayer` (feature `token-exchange`) | a tool calls another API for its caller with a token exchanged for it (RFC 8693), never the caller's own |
 //!
 //! The three authenticators are one [model](authenticate): one layer, one
 //! service and one future run an [`Authenticator`](authenticate::Authenticator)
