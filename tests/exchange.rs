@@ -2,9 +2,13 @@
 //! authorization server's token endpoint, an MCP-side app whose tools call
 //! a downstream API for their caller (by `authorization_for` and through
 //! `ExchangeLayer` on hyper-util's client), and that downstream API,
-//! protected by this crate's `JwtLayer` for its own audience.
+//! protected by this crate's `JwtLayer` for its own audience; and the
+//! `token_exchange` example's rmcp tool.
 
 mod common;
+#[allow(dead_code)]
+#[path = "../examples/token_exchange.rs"]
+mod token_exchange;
 
 use std::{
     collections::HashMap,
@@ -65,6 +69,8 @@ struct AsState {
     /// The form and client authentication method of every call.
     seen: Mutex<Vec<(HashMap<String, String>, &'static str)>>,
     issued: AtomicUsize,
+    /// The audience the caller's tokens are for (default: `AUD`).
+    subject_audience: Mutex<Option<String>>,
 }
 
 fn oauth_error(status: StatusCode, code: &str) -> Response {
@@ -124,7 +130,8 @@ async fn token_endpoint(
     }
     // The subject token must be one of ours, for the MCP server.
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    v.set_audience(&[AUD]);
+    let audience = st.subject_audience.lock().unwrap().clone();
+    v.set_audience(&[audience.as_deref().unwrap_or(AUD)]);
     let Ok(subject) = jsonwebtoken::decode::<Value>(
         f.get("subject_token").map_or("", String::as_str),
         &jsonwebtoken::DecodingKey::from_secret(HS_SECRET.as_bytes()),
@@ -710,4 +717,71 @@ async fn discovered_endpoint_client_secret_post_and_an_actor_token() {
     assert_eq!(method, "post");
     assert_eq!(form["actor_token"], ACTOR_TOKEN);
     assert_eq!(form["actor_token_type"], ACCESS_TOKEN_TYPE);
+}
+
+#[tokio::test]
+async fn the_example_tool_calls_the_users_api_with_an_exchanged_token() {
+    let authz = FakeAs::start(false).await;
+    let rec = Recorder::default();
+    let down = downstream(rec.clone()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    *authz.state.subject_audience.lock().unwrap() = Some(url.clone());
+    let resource = ProtectedResource::builder(&url).build().unwrap();
+    let validator = JwtValidator::builder(&resource)
+        .hs256_secret(&SecretString::from(HS_SECRET))
+        .build()
+        .unwrap();
+    let users = token_exchange::UsersApi {
+        url: down,
+        resource: USERS.into(),
+    };
+    let app = token_exchange::app(
+        &resource,
+        validator,
+        authz.exchanger().build().unwrap(),
+        users,
+    )
+    .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut claims = claims("alice");
+    claims["aud"] = url.clone().into();
+    let alice = Signer::hs(HS_SECRET, None).sign(&claims);
+    let tool_call = |token: Option<String>| {
+        let url = url.clone();
+        async move {
+            let mut req = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body(
+                    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                           "params": {"name": "get_user_data", "arguments": {}}})
+                    .to_string(),
+                );
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()
+        }
+    };
+
+    let r = tool_call(Some(alice.clone())).await;
+    let text = r["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    let me: Value = serde_json::from_str(text).unwrap_or_else(|_| panic!("{r}"));
+    assert_eq!(me["sub"], "alice");
+    assert_eq!(me["scope"], "users:read");
+    for headers in rec.headers() {
+        let sent = headers["authorization"].to_str().unwrap();
+        assert!(sent.starts_with("Bearer ") && !sent.contains(&alice));
+    }
+    // No token (the layer is optional here): the tool's JSON-RPC error.
+    let r = tool_call(None).await;
+    assert_eq!(r["error"]["code"], JSONRPC_UNAUTHORIZED, "{r}");
+    assert_eq!(authz.calls(), 1);
 }
