@@ -9,6 +9,8 @@
 //! 1. [`KeepSubjectTokenLayer`], below the bearer authenticators, keeps the
 //!    caller's verified access token as a [`SubjectToken`] in the request's
 //!    extensions: a value nobody can print or read but the exchanger.
+//!    With `stack::McpAuth`, wrap the MCP service:
+//!    `auth.router(KeepSubjectTokenLayer::new().layer(mcp))`.
 //! 2. [`TokenExchanger`] exchanges it (`grant_type` token-exchange,
 //!    `subject_token_type` access token, `resource` / `audience`, `scope`,
 //!    an optional `actor_token`; `client_secret_basic` or
