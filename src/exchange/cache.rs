@@ -8,7 +8,11 @@
 //! paused runtime) moves it, and an entry past its time is never served.
 //! moka's own expiry (on its clock) only frees the memory.
 
-use std::time::Duration;
+use std::{
+    future::Future,
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
 
 use moka::{future::Cache, ops::compute::Op, Expiry};
 use sha2::{Digest, Sha256};
@@ -73,6 +77,19 @@ impl ExchangeCache {
         )
     }
 
+    /// The fresh token for `key`, when the cache can give it without
+    /// waiting: moka's `get` is `async` only because it may help with
+    /// housekeeping; it is polled once here, and `None` (go the
+    /// asynchronous way) is returned if it would wait. Lets a hit skip
+    /// the exchange's future altogether.
+    pub(crate) fn get_fresh_now(&self, key: &Key) -> Option<ExchangedToken> {
+        let mut get = std::pin::pin!(self.0.get(key));
+        match get.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Some(hit)) if hit.is_fresh(Instant::now()) => Some(hit.token),
+            _ => None,
+        }
+    }
+
     /// The fresh token for `key`, or the one `exchange` gets, run once for
     /// every concurrent caller with this key. Errors are not cached.
     pub(crate) async fn get_or_exchange<F>(
@@ -81,7 +98,7 @@ impl ExchangeCache {
         exchange: F,
     ) -> Result<ExchangedToken, ExchangeError>
     where
-        F: std::future::Future<Output = Result<Entry, ExchangeError>>,
+        F: Future<Output = Result<Entry, ExchangeError>>,
     {
         if let Some(hit) = self.0.get(&key).await {
             if hit.is_fresh(Instant::now()) {
@@ -106,3 +123,4 @@ impl ExchangeCache {
             .map_err(|e| ExchangeError::clone(&e))
     }
 }
+

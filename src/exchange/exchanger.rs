@@ -292,10 +292,16 @@ impl TokenExchanger {
         target: &Target,
     ) -> Result<ExchangedToken, ExchangeError> {
         let key = cache::key(subject, target);
-        self.0
-            .cache
-            .get_or_exchange(key, self.0.call(subject, target))
-            .await
+        if let Some(hit) = self.0.cache.get_fresh_now(&key) {
+            return Ok(hit);
+        }
+        // The slow path boxed: the future of every call stays small.
+        Box::pin(
+            self.0
+                .cache
+                .get_or_exchange(key, self.0.call(subject, target)),
+        )
+        .await
     }
 
     /// The `Authorization` value for a request to `target` on behalf of
