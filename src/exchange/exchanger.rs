@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::{
-    cache::{self, Entry, ExchangeCache},
+    cache::{Entry, ExchangeCache},
     ExchangeError, OAuthErrorCode, SubjectToken, Target,
 };
 use crate::{
@@ -291,17 +291,13 @@ impl TokenExchanger {
         subject: &SubjectToken,
         target: &Target,
     ) -> Result<ExchangedToken, ExchangeError> {
-        let key = cache::key(subject, target);
-        if let Some(hit) = self.0.cache.get_fresh_now(&key) {
+        let cache = &self.0.cache;
+        let key = cache.key(subject, target);
+        if let Some(hit) = cache.get_fresh_now(&key, target) {
             return Ok(hit);
         }
         // The slow path boxed: the future of every call stays small.
-        Box::pin(
-            self.0
-                .cache
-                .get_or_exchange(key, self.0.call(subject, target)),
-        )
-        .await
+        Box::pin(cache.get_or_exchange(key, target, || self.0.call(subject, target))).await
     }
 
     /// The `Authorization` value for a request to `target` on behalf of
@@ -393,7 +389,7 @@ impl Inner {
             .post_form(&self.endpoint, authorization, form)
             .await
             .map_err(unavailable)?;
-        self.parse(response.status(), response.body(), sent_at)
+        self.parse(response.status(), response.body(), sent_at, target)
     }
 
     /// The request's form, and its `Authorization` value with
@@ -453,6 +449,7 @@ impl Inner {
         status: StatusCode,
         body: &[u8],
         sent_at: Instant,
+        target: &Target,
     ) -> Result<Entry, ExchangeError> {
         if status.is_client_error() {
             return Err(match serde_json::from_slice::<ErrorResponse>(body) {
@@ -531,7 +528,11 @@ impl Inner {
             expires_at,
             scopes: r.scope.as_deref().map(Scopes::parse),
         }));
-        Ok(Entry { token, fresh_until })
+        Ok(Entry {
+            token,
+            fresh_until,
+            target: target.clone(),
+        })
     }
 }
 
@@ -630,10 +631,29 @@ impl TokenExchangerBuilder {
 }
 
 #[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// A token as the endpoint's answer `body` makes it.
+    pub(crate) fn token(body: &str) -> ExchangedToken {
+        super::tests::exchanger()
+            .0
+            .parse(
+                StatusCode::OK,
+                body.as_bytes(),
+                Instant::now(),
+                &Target::resource("https://r"),
+            )
+            .unwrap()
+            .token
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    fn exchanger() -> TokenExchanger {
+    pub(super) fn exchanger() -> TokenExchanger {
         TokenExchanger::builder(
             "https://as.example.com/token",
             "mcp",
@@ -648,6 +668,7 @@ mod tests {
             StatusCode::from_u16(status).unwrap(),
             body.as_bytes(),
             Instant::now(),
+            &Target::resource("https://r"),
         )
     }
 
@@ -729,15 +750,8 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode("a%3Ab:p+w");
         assert_eq!(x.0.basic().unwrap(), format!("Basic {b64}").as_str());
         assert!(!format!("{:?}", exchanger()).contains("hunter2"));
-        let built = exchanger()
-            .0
-            .parse(
-                StatusCode::OK,
-                br#"{"access_token":"secret-tok","token_type":"Bearer"}"#,
-                Instant::now(),
-            )
-            .unwrap()
-            .token;
+        let built =
+            super::tests_support::token(r#"{"access_token":"secret-tok","token_type":"Bearer"}"#);
         assert!(!format!("{built:?}").contains("secret-tok"));
     }
 
