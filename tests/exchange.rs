@@ -785,3 +785,68 @@ async fn the_example_tool_calls_the_users_api_with_an_exchanged_token() {
     assert_eq!(r["error"]["code"], JSONRPC_UNAUTHORIZED, "{r}");
     assert_eq!(authz.calls(), 1);
 }
+
+/// With `McpAuth`, the MCP service wrapped in `KeepSubjectTokenLayer` gets
+/// the token of a bearer caller, and none for an API key's.
+#[tokio::test]
+async fn mcp_auth_with_the_service_wrapped_keeps_the_token() {
+    use tower::Layer;
+    use tower_mcp_auth::{mcp::McpPolicy, stack::McpAuth, Rule};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let auth = McpAuth::builder(&url)
+        .hs256_secret(SecretString::from(HS_SECRET))
+        .api_keys(
+            ApiKeys::from_list("KEYS", &SecretString::from(format!("ops:{API_KEY}"))).unwrap(),
+        )
+        .policy(
+            McpPolicy::builder()
+                .default(Rule::authenticated())
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .await
+        .unwrap();
+    let mcp = tower::service_fn(|req: http::Request<axum::body::Body>| async move {
+        let kept = req
+            .extensions()
+            .get::<SubjectToken>()
+            .map(SubjectToken::subject);
+        let body = json!({"jsonrpc": "2.0", "id": 1, "result": {"kept": kept}}).to_string();
+        Ok::<_, std::convert::Infallible>(
+            http::Response::builder()
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .unwrap(),
+        )
+    });
+    let app = auth.router(KeepSubjectTokenLayer::new().layer(mcp));
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut claims = claims("alice");
+    claims["aud"] = url.clone().into();
+    let alice = Signer::hs(HS_SECRET, None).sign(&claims);
+    let ping = |credential: (&'static str, String)| {
+        let url = url.clone();
+        async move {
+            let res = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header(credential.0, credential.1)
+                .body(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    let r = ping(("authorization", format!("Bearer {alice}"))).await;
+    assert_eq!(r["result"]["kept"], "alice", "{r}");
+    let r = ping(("x-api-key", API_KEY.to_owned())).await;
+    assert_eq!(r["result"]["kept"], Value::Null, "{r}");
+}
