@@ -1,4 +1,5 @@
-//! The full MCP stack per request against a bare route, in one run:
+//! The full MCP stack per request against a bare route, in one run: what
+//! `stack::McpAuth` assembles (`mcp_auth_*`), and, hand-built,
 //! API key → JWT (HS256) → `McpPolicyLayer` → `RateLimitLayer` in front of a
 //! trivial service that reads the whole body (as an MCP server does), on a
 //! 1 KiB `tools/call`; and each layer alone on the same request and service.
@@ -25,11 +26,13 @@ use http::{request::Parts, Request};
 use http_body_util::BodyExt;
 use secrecy::SecretString;
 use tower::{util::BoxCloneSyncService, ServiceBuilder, ServiceExt};
+use tower_layer::Layer;
 use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeyLayer, ApiKeys},
     jwt::{install_crypto_provider, JwtLayer, JwtValidator},
     mcp::{McpPolicy, McpPolicyLayer, McpRequest},
     rate_limit::{Quota, RateLimitLayer},
+    stack::McpAuth,
     AuthScheme, Principal, ProtectedResource, Rule,
 };
 
@@ -183,6 +186,9 @@ fn request(body: &bytes::Bytes, cred: Cred, bearer: &str) -> Request<Body> {
 
 struct Layers {
     resource: ProtectedResource,
+    /// Everything `stack::McpAuth` assembles (failed-auth throttle, session
+    /// and handle binding included), with the same keys, secret and rules.
+    mcp_auth: McpAuth,
 }
 
 impl Layers {
@@ -283,6 +289,22 @@ fn variants(l: &Layers) -> Vec<(&'static str, Svc, Call, Cred)> {
             Cred::Bearer,
         ),
         (
+            "mcp_auth_api_key",
+            mount(BoxCloneSyncService::new(
+                l.mcp_auth.layer().layer(tower::service_fn(route)),
+            )),
+            Call::ToolsCall,
+            Cred::ApiKey,
+        ),
+        (
+            "mcp_auth_jwt_cache_hit",
+            mount(BoxCloneSyncService::new(
+                l.mcp_auth.layer().layer(tower::service_fn(route)),
+            )),
+            Call::ToolsCall,
+            Cred::Bearer,
+        ),
+        (
             "api_key_alone",
             mount(BoxCloneSyncService::new(
                 ServiceBuilder::new().layer(l.api_key()).service_fn(route),
@@ -362,8 +384,17 @@ fn setup() -> (tokio::runtime::Runtime, Layers, Bodies, String) {
         .enable_all()
         .build()
         .unwrap();
+    let mcp_auth = rt.block_on(
+        McpAuth::builder(AUD)
+            .api_keys(ApiKeys::new().with(ApiKey::new("svc", KEY).scopes(["read:data"])))
+            .hs256_secret(SecretString::from(SECRET))
+            .policy(policy())
+            .rate_limit_per_minute(u32::MAX)
+            .build(),
+    );
     let l = Layers {
         resource: ProtectedResource::builder(AUD).build().unwrap(),
+        mcp_auth: mcp_auth.unwrap(),
     };
     let bodies = Bodies {
         call: call_body(1024),

@@ -15,11 +15,8 @@
 //! A token that is expired, signed with another secret or another
 //! algorithm, meant for another audience or without `user_id`: 401.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::Router;
 use http::request::Parts;
-use jsonwebtoken::{encode, EncodingKey, Header};
 use rmcp::{
     handler::server::{router::tool::ToolRouter, tool::Extension, wrapper::Parameters},
     model::*,
@@ -30,11 +27,11 @@ use rmcp::{
     },
     ServerHandler,
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
-    jwt::{JwtLayer, JwtValidator},
+    jwt::{Hs256Signer, JwtLayer, JwtValidator},
     secret_from_env, ConfigError, Principal, ProtectedResource,
 };
 
@@ -66,16 +63,19 @@ pub fn app(public_url: &str, secret: &SecretString) -> Result<Router, ConfigErro
 
 /// Signs a token for `user_id`, valid for an hour: what your login service
 /// would issue.
-pub fn issue_token(secret: &SecretString, public_url: &str, user_id: &str) -> String {
-    tower_mcp_auth::jwt::install_crypto_provider();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let claims = serde_json::json!({
-        "sub": user_id, "user_id": user_id, "aud": public_url, "iat": now, "exp": now + 3600,
-    });
-    let key = EncodingKey::from_secret(secret.expose_secret().as_bytes());
-    encode(&Header::default(), &claims, &key).expect("HS256 signing does not fail")
+///
+/// # Errors
+///
+/// [`ConfigError`] for a secret shorter than 32 bytes.
+pub fn issue_token(
+    secret: &SecretString,
+    public_url: &str,
+    user_id: &str,
+) -> Result<String, ConfigError> {
+    (Hs256Signer::new(secret)?.token(public_url))
+        .subject(user_id)
+        .claim("user_id", user_id)
+        .sign()
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -131,7 +131,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("MCP server on {public_url}");
     println!(
         "a token for user 42: {}",
-        issue_token(&secret, &public_url, "42")
+        issue_token(&secret, &public_url, "42")?
     );
     axum::serve(listener, app).await?;
     Ok(())

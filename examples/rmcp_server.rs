@@ -29,7 +29,7 @@ use secrecy::SecretString;
 use tower::ServiceBuilder;
 use tower_mcp_auth::{
     api_key::{ApiKeyLayer, ApiKeys},
-    jwt::{JwtLayer, JwtValidator},
+    jwt::{Hs256Signer, JwtLayer, JwtValidator},
     mcp::{session::SessionBindingLayer, McpPolicy, McpPolicyLayer},
     ConfigError, Principal, ProtectedResource, Rule,
 };
@@ -149,7 +149,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let app = app(&public_url, keys, &secret, stateless)?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("MCP server on {public_url} (stateless: {stateless})");
-    let alice = token(&secret, &public_url, "alice");
+    let alice = token(&secret, &public_url, "alice")?;
     println!("a token for alice: {alice}");
     axum::serve(listener, app).await?;
     Ok(())
@@ -157,13 +157,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
 /// An HS256 token for `sub`, valid for an hour: what your login service
 /// would issue.
-pub fn token(secret: &SecretString, public_url: &str, sub: &str) -> String {
-    use secrecy::ExposeSecret;
-    tower_mcp_auth::jwt::install_crypto_provider();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let claims = serde_json::json!({"sub": sub, "aud": public_url, "exp": now + 3600});
-    let key = jsonwebtoken::EncodingKey::from_secret(secret.expose_secret().as_bytes());
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).expect("HS256 signs")
+///
+/// # Errors
+///
+/// [`ConfigError`] for a secret shorter than 32 bytes.
+pub fn token(secret: &SecretString, public_url: &str, sub: &str) -> Result<String, ConfigError> {
+    Hs256Signer::new(secret)?
+        .token(public_url)
+        .subject(sub)
+        .sign()
 }

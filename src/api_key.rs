@@ -549,7 +549,7 @@ fn env_entry(default_name: &str, entry: &str) -> Result<ApiKey, String> {
     }
     if let Some(n) = scopes
         .split_ascii_whitespace()
-        .position(|s| !crate::rule::is_scope_token(s))
+        .position(|s| !crate::principal::is_scope_token(s))
     {
         return Err(format!(
             "scope #{} has characters RFC 6749 §3.3 does not allow",

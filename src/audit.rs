@@ -262,23 +262,45 @@ pub(crate) fn blocked(layer: &'static str, client: &str, cooldown: Duration) {
     );
 }
 
-/// Emits the MCP policy's decision on one request: `accepted` (with the
-/// first call and how many calls the request held) or `refused`/… (with
-/// the call that was refused). `rpc_method` and `target` are the JSON-RPC
-/// method and the tool, prompt or resource (`target_kind` says which).
+/// The MCP policy's decision on one request, as [`mcp_decision`] reports
+/// it.
 // Used by feature-gated layers only: not dead with them on.
 #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn mcp_decision(
-    err: Option<&AuthError>,
-    principal: Option<&Principal>,
-    rpc_method: Option<&str>,
-    target_kind: Option<&'static str>,
-    target: Option<&str>,
-    calls: usize,
-    method: &Method,
-    path: &str,
-) {
+pub(crate) struct McpDecision<'a> {
+    /// The refusal; `None` when the request is accepted.
+    pub(crate) err: Option<&'a AuthError>,
+    /// The caller, when authenticated.
+    pub(crate) principal: Option<&'a Principal>,
+    /// The JSON-RPC method of the call (the refused one, else the first).
+    pub(crate) rpc_method: Option<&'a str>,
+    /// Which kind of target `target` is (tool, prompt or resource).
+    pub(crate) target_kind: Option<&'static str>,
+    /// The tool, prompt or resource the call names.
+    pub(crate) target: Option<&'a str>,
+    /// How many calls the request held.
+    pub(crate) calls: usize,
+    /// The HTTP method.
+    pub(crate) method: &'a Method,
+    /// The request's path ([`path`]).
+    pub(crate) path: &'a str,
+}
+
+/// Emits the MCP policy's decision on one request: `accepted` (with the
+/// first call and how many calls the request held) or `refused`/… (with
+/// the call that was refused).
+// Used by feature-gated layers only: not dead with them on.
+#[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+pub(crate) fn mcp_decision(decision: McpDecision<'_>) {
+    let McpDecision {
+        err,
+        principal,
+        rpc_method,
+        target_kind,
+        target,
+        calls,
+        method,
+        path,
+    } = decision;
     match err {
         None => count("mcp_policy", "accepted", "none"),
         Some(err) => count("mcp_policy", "refused", err.kind().code()),

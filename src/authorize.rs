@@ -13,8 +13,8 @@ use tower_service::Service;
 use crate::future::ResponseFuture;
 
 use crate::{
-    audit, authenticate::UnverifiedCredential, config::ConfigError, error::ErrorRenderer,
-    future::BoxError, principal::Principal, rule::Rule, scope_hierarchy::ScopeHierarchy,
+    audit, config::ConfigError, error::ErrorRenderer, future::BoxError, principal::Principal,
+    rule::Rule, scope_hierarchy::ScopeHierarchy, unverified::UnverifiedCredential,
 };
 
 /// Guards a plain route (an `/admin` axum route, any tower service) with a
@@ -147,20 +147,7 @@ pub struct Authorize<S> {
 }
 
 impl<S> Authorize<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!(S);
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Authorize<S>

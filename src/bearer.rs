@@ -8,27 +8,6 @@ use http::{header, HeaderMap};
 
 use crate::error::AuthError;
 
-/// The verdict of a bearer authenticator on a token it verified. Unless a
-/// DPoP wrapper checks the proofs of this authenticator's tokens (`dpop`),
-/// a DPoP-bound token (one whose principal carries `cnf.jkt`) is refused:
-/// taken without its proof it would be a bearer token again, and a stolen
-/// one would work (RFC 9449 §7.1).
-#[cfg(any(feature = "jwt", feature = "introspection"))]
-pub(crate) fn refuse_bound(
-    verdict: crate::authenticate::Verdict,
-    dpop: bool,
-) -> crate::authenticate::Verdict {
-    use crate::authenticate::Verdict;
-    match verdict {
-        Verdict::Accept(p) if !dpop && p.cnf_jkt().is_some() => {
-            Verdict::Refuse(AuthError::invalid_token(
-                "the access token is DPoP-bound, and this resource takes no DPoP proofs",
-            ))
-        }
-        other => other,
-    }
-}
-
 /// Finds the bearer token. `Ok(None)` when no `Authorization` header uses
 /// the `Bearer` scheme (another scheme is not ours). The scheme name is
 /// case-insensitive (RFC 7235 §2.1).

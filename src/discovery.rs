@@ -463,40 +463,6 @@ impl AuthorizationServerMetadata {
         })
     }
 
-    /// An [`Introspector`](crate::introspection::Introspector) builder for this server's
-    /// `introspection_endpoint`, authenticating as `client_id` with
-    /// `client_secret_basic`, or `client_secret_post` when that is the only
-    /// one of the two the server lists.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Invalid`] when the metadata names no introspection
-    /// endpoint.
-    #[cfg(feature = "introspection")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
-    pub fn introspector(
-        &self,
-        client_id: impl Into<String>,
-        client_secret: secrecy::SecretString,
-    ) -> Result<crate::introspection::IntrospectorBuilder, ConfigError> {
-        use crate::introspection::{ClientAuth, Introspector};
-
-        let url = self.introspection_endpoint.as_deref().ok_or_else(|| {
-            ConfigError::Invalid(format!(
-                "the authorization server {} publishes no introspection_endpoint",
-                self.issuer
-            ))
-        })?;
-        let methods = &self.introspection_endpoint_auth_methods_supported;
-        let has = |m: ClientAuth| methods.iter().any(|x| x == m.as_str());
-        let auth = if !has(ClientAuth::ClientSecretBasic) && has(ClientAuth::ClientSecretPost) {
-            ClientAuth::ClientSecretPost
-        } else {
-            ClientAuth::ClientSecretBasic
-        };
-        Ok(Introspector::builder(url, client_id, client_secret).client_auth(auth))
-    }
-
     /// A [`ProtectedResource`] builder for the resource identifier
     /// `resource`, listing this issuer in `authorization_servers` and its
     /// `scopes_supported`.

@@ -10,7 +10,11 @@ use axum::{
 use http::{header, HeaderValue, StatusCode};
 use serde_json::value::RawValue;
 
-use crate::principal::{Scopes, OFFLINE_ACCESS};
+use crate::{
+    challenge::{Challenge, ExtraChallenge},
+    jsonrpc_id::JsonRpcId,
+    principal::{Principal, Scopes, OFFLINE_ACCESS},
+};
 
 /// JSON-RPC error code for a refused credential (401).
 pub const JSONRPC_UNAUTHORIZED: i64 = -32001;
@@ -158,130 +162,6 @@ impl fmt::Display for AuthErrorKind {
     }
 }
 
-/// The parameters every challenge of one protected resource carries:
-/// `realm` and the RFC 9728 `resource_metadata` URL.
-///
-/// Made by [`ProtectedResource::challenge`](crate::ProtectedResource::challenge);
-/// cheap to clone.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Challenge(Arc<ChallengeInner>);
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct ChallengeInner {
-    realm: Option<String>,
-    resource_metadata: Option<String>,
-    public_origin: Option<String>,
-    dpop_algs: Option<String>,
-}
-
-impl Challenge {
-    /// A challenge with the given `realm` and `resource_metadata` URL.
-    #[must_use]
-    pub fn new(realm: Option<String>, resource_metadata: Option<String>) -> Self {
-        Self(Arc::new(ChallengeInner {
-            realm,
-            resource_metadata,
-            public_origin: None,
-            dpop_algs: None,
-        }))
-    }
-
-    /// Sets the scheme and authority clients reach the resource at
-    /// (`https://mcp.example.com`): with a request's path, the URL a DPoP
-    /// proof's `htu` must name (RFC 9449 §4.3), whatever address the
-    /// socket has.
-    #[must_use]
-    pub fn with_public_origin(mut self, origin: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.0).public_origin = Some(origin.into());
-        self
-    }
-
-    /// Adds a `DPoP` challenge (RFC 9449 §7.1) beside the `Bearer` one,
-    /// with these algorithms (`"ES256 EdDSA"`): the resource accepts
-    /// DPoP-bound tokens.
-    #[must_use]
-    pub fn with_dpop_algs(mut self, algs: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.0).dpop_algs = Some(algs.into());
-        self
-    }
-
-    /// The public origin ([`with_public_origin`](Self::with_public_origin)).
-    #[must_use]
-    pub fn public_origin(&self) -> Option<&str> {
-        self.0.public_origin.as_deref()
-    }
-
-    /// The DPoP algorithms of the `DPoP` challenge, when the resource
-    /// accepts DPoP.
-    #[must_use]
-    pub fn dpop_algs(&self) -> Option<&str> {
-        self.0.dpop_algs.as_deref()
-    }
-
-    /// The `realm` parameter.
-    #[must_use]
-    pub fn realm(&self) -> Option<&str> {
-        self.0.realm.as_deref()
-    }
-
-    /// The `resource_metadata` parameter (RFC 9728 §5.1).
-    #[must_use]
-    pub fn resource_metadata(&self) -> Option<&str> {
-        self.0.resource_metadata.as_deref()
-    }
-}
-
-/// The JSON-RPC `id` of the request being handled, put into the request
-/// extensions by whatever parsed the body (the MCP inspect step). When
-/// present, refusals are rendered as JSON-RPC error objects with this id.
-#[derive(Clone, Debug)]
-pub struct JsonRpcId(pub(crate) Arc<str>);
-
-impl JsonRpcId {
-    /// Wraps a raw JSON id (a string, a number, or `null`).
-    ///
-    /// ```
-    /// use serde_json::value::RawValue;
-    /// use tower_mcp_auth::JsonRpcId;
-    ///
-    /// let raw = RawValue::from_string("\"req-7\"".to_owned()).unwrap();
-    /// assert_eq!(JsonRpcId::new(&raw).get(), "\"req-7\"");
-    /// ```
-    #[must_use]
-    pub fn new(raw: &RawValue) -> Self {
-        Self(Arc::from(raw.get()))
-    }
-
-    /// The `null` id, for a request whose id could not be read.
-    #[must_use]
-    pub fn null() -> Self {
-        Self(Arc::from("null"))
-    }
-
-    /// The id as raw JSON text.
-    #[must_use]
-    pub fn get(&self) -> &str {
-        &self.0
-    }
-
-    /// The id as a refusal carries it, the way rmcp would echo it: a
-    /// string as sent, a number as the integer rmcp reads (`7.0` → `7`),
-    /// `null` for anything rmcp would not take as an id.
-    fn rendered(&self) -> Box<RawValue> {
-        let text = if self.0.starts_with('"') {
-            serde_json::from_str::<&RawValue>(&self.0)
-                .ok()
-                .map(|_| self.0.to_string())
-        } else {
-            serde_json::from_str(&self.0)
-                .ok()
-                .and_then(crate::refusal::rmcp_id)
-        };
-        RawValue::from_string(text.unwrap_or_else(|| "null".to_owned()))
-            .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is JSON"))
-    }
-}
-
 /// A refusal. Renders as a complete HTTP response via [`IntoResponse`]; a
 /// copy of the error is put into the response's extensions so an outer
 /// layer can render it its own way.
@@ -334,7 +214,8 @@ struct ErrorInner {
     jsonrpc_id: Option<JsonRpcId>,
     jsonrpc_code: Option<i64>,
     error_code: Option<&'static str>,
-    dpop: Option<Arc<str>>,
+    /// The scheme the refused credential came in, when not `Bearer`.
+    extra: Option<ExtraChallenge>,
     api_key_only: bool,
 }
 
@@ -354,7 +235,7 @@ impl AuthError {
             jsonrpc_id: None,
             jsonrpc_code: None,
             error_code: None,
-            dpop: None,
+            extra: None,
             api_key_only: false,
         }))
     }
@@ -564,18 +445,18 @@ impl AuthError {
         self
     }
 
-    /// Says the refused credential was presented with the `DPoP` scheme
-    /// (RFC 9449 §7.1): the error goes in a `DPoP` challenge listing
-    /// `algs` (`"ES256 EdDSA"`), and the `Bearer` challenge beside it
-    /// carries only `realm` and `resource_metadata`.
+    /// Says the refused credential was presented with the scheme of
+    /// `extra` (`DPoP`, RFC 9449 §7.1): the error goes in that challenge,
+    /// after its own parameters (`algs="ES256"`), and the `Bearer`
+    /// challenge beside it carries only `realm` and `resource_metadata`.
     ///
     /// ```
     /// use axum::response::IntoResponse;
-    /// use tower_mcp_auth::AuthError;
+    /// use tower_mcp_auth::{AuthError, ExtraChallenge};
     ///
     /// let response = AuthError::invalid_token("DPoP proof htm does not match the request method")
     ///     .with_error_code("invalid_dpop_proof")
-    ///     .with_dpop_challenge("ES256")
+    ///     .with_extra_challenge(ExtraChallenge::new("DPoP").param("algs", "ES256"))
     ///     .into_response();
     /// let challenges: Vec<_> = response.headers().get_all("www-authenticate").iter().collect();
     /// assert_eq!(challenges[0], "Bearer");
@@ -585,26 +466,26 @@ impl AuthError {
     /// );
     /// ```
     #[must_use]
-    pub fn with_dpop_challenge(mut self, algs: impl Into<Arc<str>>) -> Self {
-        self.0.dpop = Some(algs.into());
+    pub fn with_extra_challenge(mut self, extra: ExtraChallenge) -> Self {
+        self.0.extra = Some(extra);
         self
     }
 
     /// Says the refusing target takes API keys only: the one challenge is
     /// `ApiKey` (the scheme of `Authorization: ApiKey <key>`) with its
-    /// `realm` and error, and neither a `Bearer` nor a `DPoP` challenge nor
+    /// `realm` and error, and neither a `Bearer` nor an extra challenge nor
     /// `resource_metadata` is offered, which would point an OAuth client at
     /// a flow that can never succeed there. Set by the rules and by a
     /// required (not optional) [`ApiKeyLayer`](crate::api_key::ApiKeyLayer).
     ///
     /// ```
     /// use axum::response::IntoResponse;
-    /// use tower_mcp_auth::{AuthError, Challenge};
+    /// use tower_mcp_auth::{AuthError, Challenge, ExtraChallenge};
     ///
     /// let response = AuthError::missing_credential()
     ///     .with_challenge(
     ///         Challenge::new(None, Some("https://mcp.example.com/.well-known/oauth-protected-resource".into()))
-    ///             .with_dpop_algs("ES256"),
+    ///             .with_extra(ExtraChallenge::new("DPoP").param("algs", "ES256")),
     ///     )
     ///     .with_api_key_challenge()
     ///     .into_response();
@@ -641,16 +522,19 @@ impl AuthError {
         if self.0.challenge.is_none() {
             self.0.challenge = extensions.get::<Challenge>().cloned();
         }
-        // A caller that proved possession of a DPoP key (a bound token is
-        // accepted only so) is answered in the DPoP scheme: the 403
-        // step-up names the scopes in the `DPoP` challenge.
-        if self.0.dpop.is_none()
-            && crate::principal::Principal::from_extensions(extensions)
-                .is_some_and(|p| p.cnf_jkt().is_some())
+        // A caller whose token is bound to a key (`cnf.jkt`: it proved
+        // possession, in the resource's second scheme, DPoP, since a bound
+        // token is accepted only so) is answered in that scheme: the 403
+        // step-up names the scopes in the extra challenge.
+        if self.0.extra.is_none()
+            && Principal::from_extensions(extensions).is_some_and(|p| p.cnf_jkt().is_some())
         {
-            if let Some(algs) = self.0.challenge.as_ref().and_then(Challenge::dpop_algs) {
-                self.0.dpop = Some(Arc::from(algs));
-            }
+            self.0.extra = self
+                .0
+                .challenge
+                .as_ref()
+                .and_then(Challenge::extra)
+                .cloned();
         }
         self
     }
@@ -728,41 +612,42 @@ impl AuthError {
 
     /// The `Bearer` `WWW-Authenticate` value, for kinds that carry a
     /// challenge. It carries the error, unless the refused credential was
-    /// presented with the DPoP scheme ([`www_authenticate_dpop`](Self::www_authenticate_dpop)).
+    /// presented with another scheme ([`www_authenticate_extra`](Self::www_authenticate_extra)).
     #[must_use]
     pub fn www_authenticate(&self) -> Option<HeaderValue> {
         if !self.0.kind.has_challenge() {
             return None;
         }
         if self.0.api_key_only {
-            return self.render_challenge("ApiKey", true, None);
+            return self.render_challenge("ApiKey", true, &[]);
         }
-        self.render_challenge("Bearer", self.0.dpop.is_none(), None)
+        self.render_challenge("Bearer", self.0.extra.is_none(), &[])
     }
 
-    /// The `DPoP` `WWW-Authenticate` value (RFC 9449 §7.1), sent after the
-    /// `Bearer` one when the resource accepts DPoP (its [`Challenge`] lists
-    /// algorithms) or the refusal is of a DPoP credential
-    /// ([`with_dpop_challenge`](Self::with_dpop_challenge)).
+    /// The second `WWW-Authenticate` value (an [`ExtraChallenge`], such as
+    /// RFC 9449's `DPoP`), sent after the `Bearer` one when the resource
+    /// accepts a second scheme ([`Challenge::with_extra`]) or the refusal
+    /// is of a credential of that scheme
+    /// ([`with_extra_challenge`](Self::with_extra_challenge)).
     #[must_use]
-    pub fn www_authenticate_dpop(&self) -> Option<HeaderValue> {
+    pub fn www_authenticate_extra(&self) -> Option<HeaderValue> {
         if !self.0.kind.has_challenge() || self.0.api_key_only {
             return None;
         }
-        let algs = match &self.0.dpop {
-            Some(algs) => Some(&**algs),
-            None => self.0.challenge.as_ref().and_then(Challenge::dpop_algs),
+        let extra = match &self.0.extra {
+            Some(extra) => Some(extra),
+            None => self.0.challenge.as_ref().and_then(Challenge::extra),
         }?;
-        self.render_challenge("DPoP", self.0.dpop.is_some(), Some(algs))
+        self.render_challenge(extra.scheme(), self.0.extra.is_some(), extra.params())
     }
 
     /// One challenge: `scheme`, then `realm`, the error when `with_error`,
-    /// `algs` when given, `resource_metadata`.
+    /// the scheme's own `params`, `resource_metadata`.
     fn render_challenge(
         &self,
         scheme: &str,
         with_error: bool,
-        algs: Option<&str>,
+        params: &[(Cow<'static, str>, String)],
     ) -> Option<HeaderValue> {
         let kind = self.0.kind;
         let mut out = String::from(scheme);
@@ -796,8 +681,8 @@ impl AuthError {
         {
             param("scope", &scope.to_string());
         }
-        if let Some(algs) = algs {
-            param("algs", algs);
+        for (name, value) in params {
+            param(name, value);
         }
         if let Some(url) = challenge
             .and_then(Challenge::resource_metadata)
@@ -906,7 +791,7 @@ impl IntoResponse for AuthError {
         if let Some(value) = self.www_authenticate() {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
-        if let Some(value) = self.www_authenticate_dpop() {
+        if let Some(value) = self.www_authenticate_extra() {
             headers.append(header::WWW_AUTHENTICATE, value);
         }
         if let Some(retry) = self.0.retry_after {
@@ -1039,7 +924,7 @@ mod tests {
 
     #[tokio::test]
     async fn dpop_challenge_beside_bearer_with_the_error_in_the_scheme_used() {
-        let both = challenge().with_dpop_algs("ES256 EdDSA");
+        let both = challenge().with_extra(ExtraChallenge::new("DPoP").param("algs", "ES256 EdDSA"));
         let meta = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
         let values = |err: AuthError| {
             let response = err.into_response();
@@ -1063,7 +948,7 @@ mod tests {
         // A DPoP proof refused: the error (and its code) in the DPoP one.
         let err = AuthError::invalid_token("bad proof")
             .with_error_code("invalid_dpop_proof")
-            .with_dpop_challenge("ES256")
+            .with_extra_challenge(ExtraChallenge::new("DPoP").param("algs", "ES256"))
             .with_challenge(both.clone());
         assert_eq!(err.error_code(), "invalid_dpop_proof");
         assert_eq!(
@@ -1098,7 +983,11 @@ mod tests {
             1
         );
         // No challenge for a 503.
-        assert!(values(AuthError::unavailable("down").with_dpop_challenge("ES256")).is_empty());
+        assert!(values(
+            AuthError::unavailable("down")
+                .with_extra_challenge(ExtraChallenge::new("DPoP").param("algs", "ES256"))
+        )
+        .is_empty());
     }
 
     fn request(method: &str, headers: &[(&str, &str)]) -> http::Request<()> {

@@ -5,9 +5,7 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 
 use crate::{
-    authenticate::UnverifiedCredential,
-    error::{AuthError, Challenge},
-    principal::Principal,
+    challenge::Challenge, error::AuthError, principal::Principal, unverified::UnverifiedCredential,
 };
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {

@@ -3,21 +3,32 @@
 //! (rmcp's `StreamableHttpService` first of all), or any axum route.
 //!
 //! Each layer does one job and inserts or reads one [`Principal`] in the
-//! request extensions:
+//! request extensions. A request goes through them in this order, the
+//! only one that protects fully, which `stack::McpAuth` (features `mcp`,
+//! `rate-limit`) assembles from one builder:
 //!
-//! | layer | job |
-//! | --- | --- |
-//! | `stack::McpAuth` (features `mcp`, `rate-limit`) | **all of the below in the only right order**, from one builder: what to protect, with which credentials |
-//! | [`ApiKeyLayer`](api_key::ApiKeyLayer) | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`](api_key::ApiKeys) set |
-//! | `jwt::JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys, or a remote JWKS (feature `jwks`), see [`jwt`] |
-//! | [`AuthorizeLayer`] | a [`Rule`] on a plain route ("an API key, or a bearer token with `admin:write`"), the rule language of the MCP policy |
-//! | [`ProtectedResource::layer`] | the top of a stack: every refusal below carries the `resource_metadata` challenge |
-//! | [`ProtectedResource::router`] | RFC 9728 metadata at both well-known paths |
-//! | `mcp::McpPolicyLayer` | per-tool / per-resource rules on one MCP endpoint, step-up 403s, list filtering |
-//! | `mcp::session::SessionBindingLayer` | a Streamable HTTP session belongs to the principal that opened it |
-//! | `introspection::IntrospectionLayer` (feature `introspection`) | opaque bearer tokens by RFC 7662 introspection, cached, single flight |
-//! | [`AuthenticateLayer::custom`](authenticate::AuthenticateLayer::custom) | your own [`Authenticator`](authenticate::Authenticator) (a client certificate, a signed header) |
-//! | `exchange::KeepSubjectTokenLayer`, `exchange::ExchangeLayer` (feature `token-exchange`) | a tool calls another API for its caller with a token exchanged for it (RFC 8693), never the caller's own |
+//! | # | layer | job |
+//! | --- | --- | --- |
+//! | 0 | [`ProtectedResource::layer`] | every refusal below carries the `resource_metadata` challenge ([`ProtectedResource::router`]: the RFC 9728 metadata beside it) |
+//! | 1 | `rate_limit::failed_auth::FailedAuthLayer` | an address that keeps sending bad credentials is refused with 429 for a while |
+//! | 2 | [`ApiKeyLayer`](api_key::ApiKeyLayer) | `X-API-Key` (or `Authorization: ApiKey`) against an [`ApiKeys`](api_key::ApiKeys) set |
+//! | 2 | `jwt::JwtLayer` (feature `jwt`) | `Authorization: Bearer` JWTs: static keys, or a remote JWKS (feature `jwks`); DPoP-bound tokens with `.dpop(..)` (feature `dpop`) |
+//! | 2 | `introspection::IntrospectionLayer` (feature `introspection`) | opaque bearer tokens by RFC 7662 introspection, cached, single flight; DPoP as above |
+//! | 2 | [`AuthenticateLayer::custom`](authenticate::AuthenticateLayer::custom) | your own [`Authenticator`](authenticate::Authenticator) (a client certificate, a signed header) |
+//! | 3 | `mcp::McpPolicyLayer` | per-tool / per-resource rules on one MCP endpoint, step-up 403s, list filtering |
+//! | 3 | [`AuthorizeLayer`] | a [`Rule`] on a plain route ("an API key, or a bearer token with `admin:write`"), the rule language of the MCP policy |
+//! | 4 | `rate_limit::RateLimitLayer` | per principal (per address when anonymous), with the policy's quotas and costs |
+//! | 5 | `mcp::session::SessionBindingLayer` | a Streamable HTTP session (2025-11-25) belongs to the principal that opened it |
+//! | 5 | `mcp::handles::HandleBindingLayer` | a `requestState` and a task id (2026-07-28) belong to their caller |
+//! | 5 | `exchange::KeepSubjectTokenLayer` (feature `token-exchange`) | keeps the verified caller token, so that a tool calls another API with a token exchanged for it (RFC 8693: `exchange::TokenExchanger`, or `exchange::ExchangeLayer` on an outbound client), never the caller's own |
+//! | 6 | the MCP service | rmcp's `StreamableHttpService`, or any tower service |
+//!
+//! The source files show the tiers: the core every layer shares
+//! (`principal`, `error`, `challenge`, `jsonrpc_id`, `refusal`, `rule`,
+//! `scope_hierarchy`, `bearer`, `extract`, `config`, `audit`) imports no
+//! layer (`scripts/module-graph` checks it); the layers (`api_key`,
+//! `authenticate`, `jwt`, `introspection`, `dpop`, `mcp`, `rate_limit`,
+//! `resource`, `authorize`, `exchange`) build on it; `stack` composes them.
 //!
 //! The three authenticators are one [model](authenticate): one layer, one
 //! service and one future run an [`Authenticator`](authenticate::Authenticator)
@@ -30,7 +41,7 @@
 //! Every public item has one path. The core that every layer shares sits at
 //! the crate root and only there: [`Principal`], [`AuthScheme`],
 //! [`CustomScheme`], [`Scopes`], [`AuthError`] with [`AuthErrorKind`],
-//! [`Challenge`], [`JsonRpcId`], [`ErrorRenderer`] and the `JSONRPC_*`
+//! [`Challenge`] with [`ExtraChallenge`], [`JsonRpcId`], [`ErrorRenderer`] and the `JSONRPC_*`
 //! codes, [`ConfigError`] with [`secret_from_env`] and
 //! [`optional_secret_from_env`], [`ProtectedResource`] with its builder and
 //! [`ProtectedResourceLayer`], [`Rule`] with [`AuthorizeLayer`] (whose future is
@@ -125,6 +136,7 @@ pub mod authenticate;
 mod authorize;
 mod bearer;
 mod budget;
+mod challenge;
 mod config;
 #[cfg(any(feature = "jwks", feature = "introspection"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "jwks", feature = "introspection"))))]
@@ -144,9 +156,11 @@ pub mod future;
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
 pub mod introspection;
+mod jsonrpc_id;
 #[cfg(feature = "jwt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
 pub mod jwt;
+mod macros;
 #[cfg(feature = "mcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
 pub mod mcp;
@@ -169,16 +183,19 @@ mod scope_hierarchy;
 #[cfg(all(feature = "mcp", feature = "rate-limit"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "mcp", feature = "rate-limit"))))]
 pub mod stack;
+mod unverified;
 mod url;
 
 pub use authorize::{Authorize, AuthorizeLayer};
+pub use challenge::{Challenge, ExtraChallenge};
 pub use config::{optional_secret_from_env, secret_from_env, ConfigError};
 pub use error::{
-    AuthError, AuthErrorKind, Challenge, ErrorRenderer, JsonRpcId, JSONRPC_FORBIDDEN,
-    JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, JSONRPC_RATE_LIMITED, JSONRPC_REQUEST_TIMEOUT,
-    JSONRPC_TOO_LARGE, JSONRPC_UNAUTHORIZED, JSONRPC_UNAVAILABLE,
+    AuthError, AuthErrorKind, ErrorRenderer, JSONRPC_FORBIDDEN, JSONRPC_INVALID_REQUEST,
+    JSONRPC_PARSE_ERROR, JSONRPC_RATE_LIMITED, JSONRPC_REQUEST_TIMEOUT, JSONRPC_TOO_LARGE,
+    JSONRPC_UNAUTHORIZED, JSONRPC_UNAVAILABLE,
 };
-pub use metadata::{ProtectedResource, ProtectedResourceBuilder, WELL_KNOWN_PATH};
+pub use jsonrpc_id::JsonRpcId;
+pub use metadata::{ProtectedResource, ProtectedResourceBuilder, ScopeSource, WELL_KNOWN_PATH};
 pub use principal::{
     AuthScheme, CustomScheme, Principal, PrincipalKind, Scopes, ScopesIntoIter, ScopesIter,
 };

@@ -2,20 +2,71 @@
 
 use std::{fmt, sync::Arc};
 
+use arc_swap::ArcSwap;
 use axum::{body::Body, response::Response, routing::get, Router};
 use bytes::Bytes;
 use http::{header, HeaderValue};
 use serde::Serialize;
 
 use crate::{
+    challenge::{Challenge, ExtraChallenge},
     config::ConfigError,
-    error::Challenge,
     principal::{Scopes, OFFLINE_ACCESS},
     url::{check_identifier, check_url},
 };
 
 /// The well-known path prefix of RFC 9728 metadata.
 pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// `Cache-Control` of a document whose scopes come from a [`ScopeSource`]:
+/// a change (a policy reload) reaches caches within a minute.
+const DYNAMIC_CACHE_CONTROL: HeaderValue = HeaderValue::from_static("public, max-age=60");
+
+/// Where a resource's `scopes_supported` comes from when it can change at
+/// run time (a policy that is reloaded): asked each time the metadata is
+/// served, never on the request path of a protected call. Given to
+/// [`ProtectedResourceBuilder::scopes_from`].
+///
+/// A closure `Fn() -> Scopes` is one; so is `mcp::SharedPolicy` (feature
+/// `mcp`: every scope the policy in force names).
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use tower_mcp_auth::{ProtectedResource, Scopes};
+///
+/// let current = Arc::new(Mutex::new(Scopes::parse("read:data")));
+/// let source = current.clone();
+/// let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+///     .scopes_from(move || source.lock().unwrap().clone())
+///     .build()?;
+/// assert_eq!(resource.scopes_supported().to_string(), "read:data");
+/// *current.lock().unwrap() = Scopes::parse("read:data write:data");
+/// assert_eq!(resource.scopes_supported().to_string(), "read:data write:data");
+/// # Ok::<(), tower_mcp_auth::ConfigError>(())
+/// ```
+pub trait ScopeSource: Send + Sync + 'static {
+    /// The scopes to list now.
+    fn scopes(&self) -> Scopes;
+}
+
+impl<F> ScopeSource for F
+where
+    F: Fn() -> Scopes + Send + Sync + 'static,
+{
+    fn scopes(&self) -> Scopes {
+        self()
+    }
+}
+
+/// A [`ScopeSource`] in the builder (which is `Clone` and `Debug`).
+#[derive(Clone)]
+struct Source(Arc<dyn ScopeSource>);
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ScopeSource")
+    }
+}
 
 /// An OAuth protected resource (an MCP endpoint): its identifier, the
 /// authorization servers that issue tokens for it, and the scopes it knows.
@@ -56,6 +107,19 @@ struct Inner {
     metadata_paths: Vec<String>,
     document: Bytes,
     challenge: Challenge,
+    dynamic: Option<Dynamic>,
+}
+
+/// The scopes a [`ScopeSource`] adds, and the document last served with
+/// them (made again only when they change).
+struct Dynamic {
+    source: Source,
+    published: ArcSwap<Published>,
+}
+
+struct Published {
+    scopes: Scopes,
+    document: Bytes,
 }
 
 /// The RFC 9728 §2 document.
@@ -92,6 +156,7 @@ pub struct ProtectedResourceBuilder {
     realm: Option<String>,
     dpop_signing_alg_values_supported: Vec<String>,
     dpop_bound_access_tokens_required: bool,
+    scope_source: Option<Source>,
 }
 
 impl ProtectedResource {
@@ -108,6 +173,7 @@ impl ProtectedResource {
             realm: None,
             dpop_signing_alg_values_supported: Vec::new(),
             dpop_bound_access_tokens_required: false,
+            scope_source: None,
         }
     }
 
@@ -123,10 +189,16 @@ impl ProtectedResource {
         &self.0.metadata.authorization_servers
     }
 
-    /// The scopes listed in the metadata.
+    /// The scopes listed in the metadata now: those given to
+    /// [`scopes_supported`](ProtectedResourceBuilder::scopes_supported)
+    /// and those of the [`ScopeSource`], if any.
     #[must_use]
     pub fn scopes_supported(&self) -> Scopes {
-        self.0.metadata.scopes_supported.iter().collect()
+        let fixed: Scopes = self.0.metadata.scopes_supported.iter().collect();
+        match &self.0.dynamic {
+            None => fixed,
+            Some(d) => fixed.union(&d.source.0.scopes().without(OFFLINE_ACCESS)),
+        }
     }
 
     /// The URL of the metadata document, with the well-known segment inserted
@@ -143,10 +215,37 @@ impl ProtectedResource {
         self.0.challenge.clone()
     }
 
-    /// The metadata document as JSON bytes.
+    /// The metadata document as JSON bytes. With a [`ScopeSource`], its
+    /// `scopes_supported` is the source's now (the document is made again
+    /// only when they change).
     #[must_use]
     pub fn document(&self) -> Bytes {
-        self.0.document.clone()
+        let Some(dynamic) = &self.0.dynamic else {
+            return self.0.document.clone();
+        };
+        let scopes = self.scopes_supported();
+        let published = dynamic.published.load();
+        if published.scopes == scopes {
+            return published.document.clone();
+        }
+        // The fixed scopes first, in their order, then the source's.
+        let mut metadata = self.0.metadata.clone();
+        let added = scopes
+            .iter()
+            .filter(|s| !metadata.scopes_supported.iter().any(|f| f == s))
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        metadata.scopes_supported.extend(added);
+        // Strings only: serializing cannot fail; were it to, the document
+        // of the fixed scopes is served.
+        let Ok(document) = serialize(&metadata) else {
+            return self.0.document.clone();
+        };
+        dynamic.published.store(Arc::new(Published {
+            scopes,
+            document: document.clone(),
+        }));
+        document
     }
 
     /// An axum router serving the metadata at
@@ -161,12 +260,17 @@ impl ProtectedResource {
     {
         let mut router = Router::new();
         for path in &self.0.metadata_paths {
-            let doc = self.0.document.clone();
+            let resource = self.clone();
             router = router.route(
                 path,
                 get(move || {
-                    let doc = doc.clone();
-                    async move { json_response(doc) }
+                    let mut response = json_response(resource.document());
+                    if resource.0.dynamic.is_some() {
+                        response
+                            .headers_mut()
+                            .insert(header::CACHE_CONTROL, DYNAMIC_CACHE_CONTROL);
+                    }
+                    std::future::ready(response)
                 }),
             );
         }
@@ -243,6 +347,42 @@ impl ProtectedResourceBuilder {
         self
     }
 
+    /// Adds to `scopes_supported`, each time the metadata is served, the
+    /// scopes `source` gives then: a policy that is reloaded
+    /// (`mcp::SharedPolicy`, feature `mcp`) publishes the scopes it names
+    /// as soon as it is in force, without a restart. The scopes given to
+    /// [`scopes_supported`](Self::scopes_supported) stay listed, first;
+    /// `offline_access` is left out. The document is then served with
+    /// `Cache-Control: public, max-age=60` (else an hour), so that caches
+    /// see a reload within a minute.
+    ///
+    /// ```
+    /// # #[cfg(feature = "mcp")] {
+    /// use tower_mcp_auth::{mcp::{McpPolicy, SharedPolicy}, ProtectedResource};
+    ///
+    /// let policy = SharedPolicy::new(McpPolicy::from_json(
+    ///     r#"{ "tools": { "read": { "scheme": "bearer", "scopes": ["read:data"] } } }"#,
+    /// )?);
+    /// let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+    ///     .scopes_supported(["openid"])
+    ///     .scopes_from(policy.clone())
+    ///     .build()?;
+    /// assert_eq!(resource.scopes_supported().to_string(), "openid read:data");
+    ///
+    /// // A reload that names a new scope: the metadata lists it at once.
+    /// policy.replace(McpPolicy::from_json(
+    ///     r#"{ "tools": { "read": { "scheme": "bearer", "scopes": ["read:data", "audit"] } } }"#,
+    /// )?);
+    /// let doc: serde_json::Value = serde_json::from_slice(&resource.document()).unwrap();
+    /// assert_eq!(doc["scopes_supported"], serde_json::json!(["openid", "audit", "read:data"]));
+    /// # }
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    pub fn scopes_from(mut self, source: impl ScopeSource) -> Self {
+        self.scope_source = Some(Source(Arc::new(source)));
+        self
+    }
+
     /// Sets the human-readable `resource_name`.
     pub fn resource_name(mut self, name: impl Into<String>) -> Self {
         self.resource_name = Some(name.into());
@@ -277,30 +417,6 @@ impl ProtectedResourceBuilder {
     pub fn dpop_bound_access_tokens_required(mut self, required: bool) -> Self {
         self.dpop_bound_access_tokens_required = required;
         self
-    }
-
-    /// The DPoP members of the metadata from the configuration of the DPoP
-    /// layers: `dpop_signing_alg_values_supported` (the proof
-    /// algorithms, also the `algs` of the `WWW-Authenticate: DPoP`
-    /// challenge every refusal then carries beside the `Bearer` one) and,
-    /// when unbound tokens are refused, `dpop_bound_access_tokens_required`.
-    ///
-    /// ```
-    /// use tower_mcp_auth::{dpop::{Dpop, ProofValidator}, ProtectedResource};
-    ///
-    /// let dpop = Dpop::new(ProofValidator::builder().build()?).required();
-    /// let resource = ProtectedResource::builder("https://mcp.example.com/mcp").dpop(&dpop).build()?;
-    /// let doc: serde_json::Value = serde_json::from_slice(&resource.document()).unwrap();
-    /// assert_eq!(doc["dpop_signing_alg_values_supported"], serde_json::json!(["ES256", "EdDSA", "RS256", "PS256"]));
-    /// assert_eq!(doc["dpop_bound_access_tokens_required"], true);
-    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
-    /// ```
-    #[cfg(feature = "dpop")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
-    pub fn dpop(self, dpop: &crate::dpop::Dpop) -> Self {
-        let metadata = dpop.metadata();
-        self.dpop_signing_alg_values_supported(metadata.dpop_signing_alg_values_supported)
-            .dpop_bound_access_tokens_required(metadata.dpop_bound_access_tokens_required)
     }
 
     /// Sets the `realm` of challenges (none by default).
@@ -353,24 +469,39 @@ impl ProtectedResourceBuilder {
             dpop_signing_alg_values_supported: self.dpop_signing_alg_values_supported,
             dpop_bound_access_tokens_required: self.dpop_bound_access_tokens_required,
         };
-        let document = Bytes::from(
-            serde_json::to_vec(&metadata)
-                .map_err(|e| ConfigError::Invalid(format!("cannot serialize metadata: {e}")))?,
-        );
+        let document = serialize(&metadata)
+            .map_err(|e| ConfigError::Invalid(format!("cannot serialize metadata: {e}")))?;
         let mut challenge = Challenge::new(self.realm, Some(metadata_url.clone()))
             .with_public_origin(format!("{scheme}://{authority}"));
         if !metadata.dpop_signing_alg_values_supported.is_empty() {
-            challenge =
-                challenge.with_dpop_algs(metadata.dpop_signing_alg_values_supported.join(" "));
+            // RFC 9449 §7.1: a `DPoP` challenge beside `Bearer`, listing
+            // the proof algorithms.
+            challenge = challenge.with_extra(
+                ExtraChallenge::new("DPoP")
+                    .param("algs", metadata.dpop_signing_alg_values_supported.join(" ")),
+            );
         }
+        let dynamic = self.scope_source.map(|source| Dynamic {
+            source,
+            published: ArcSwap::from_pointee(Published {
+                scopes: metadata.scopes_supported.iter().collect(),
+                document: document.clone(),
+            }),
+        });
         Ok(ProtectedResource(Arc::new(Inner {
             metadata,
             metadata_url,
             metadata_paths,
             document,
             challenge,
+            dynamic,
         })))
     }
+}
+
+/// The document's JSON.
+fn serialize(metadata: &Metadata) -> Result<Bytes, serde_json::Error> {
+    serde_json::to_vec(metadata).map(Bytes::from)
 }
 
 #[cfg(test)]
@@ -393,6 +524,59 @@ mod tests {
         assert_eq!(
             doc["scopes_supported"],
             serde_json::json!(["openid", "read:data"])
+        );
+    }
+
+    /// A [`ScopeSource`]: the document and `scopes_supported()` follow it
+    /// (fixed scopes first, `offline_access` left out), the document is
+    /// made again only when the scopes change, and the router serves it
+    /// with a one-minute cache lifetime.
+    #[tokio::test]
+    async fn a_scope_source_is_published_as_it_changes() {
+        let current = Arc::new(std::sync::Mutex::new(Scopes::parse("read:data")));
+        let source = current.clone();
+        let r = ProtectedResource::builder("https://mcp.example.com/mcp")
+            .scopes_supported(["openid"])
+            .scopes_from(move || source.lock().unwrap().clone())
+            .build()
+            .unwrap();
+        let listed = |doc: &Bytes| -> serde_json::Value {
+            serde_json::from_slice::<serde_json::Value>(doc).unwrap()["scopes_supported"].clone()
+        };
+        let first = r.document();
+        assert_eq!(listed(&first), serde_json::json!(["openid", "read:data"]));
+        assert_eq!(
+            r.document().as_ptr(),
+            first.as_ptr(),
+            "unchanged: the same bytes"
+        );
+        *current.lock().unwrap() = Scopes::parse("offline_access admin:write read:data openid");
+        assert_eq!(
+            listed(&r.document()),
+            serde_json::json!(["openid", "admin:write", "read:data"])
+        );
+        assert_eq!(
+            r.scopes_supported().to_string(),
+            "admin:write openid read:data"
+        );
+
+        let app: Router = r.router();
+        let response = app
+            .oneshot(
+                http::Request::get("/.well-known/oauth-protected-resource/mcp")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()[header::CACHE_CONTROL],
+            "public, max-age=60"
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            listed(&body),
+            serde_json::json!(["openid", "admin:write", "read:data"])
         );
     }
 

@@ -14,8 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use http::{header::AUTHORIZATION, Extensions, HeaderMap, HeaderName};
 
 use crate::{
-    authenticate::{AuthenticatorRan, UnverifiedCredential},
-    principal::Principal,
+    authenticate::AuthenticatorRan, principal::Principal, unverified::UnverifiedCredential,
 };
 
 /// The headers that carry a credential one of this crate's authenticators

@@ -39,7 +39,8 @@ use pin_project_lite::pin_project;
 
 use crate::{
     budget::{ByteBudget, Held},
-    error::{is_streamable_http_message, AuthError, ErrorRenderer, JsonRpcId},
+    error::{is_streamable_http_message, AuthError, ErrorRenderer},
+    jsonrpc_id::{id_of, JsonRpcId},
 };
 
 /// The most bytes of a refused request's body read to find its id.
@@ -92,60 +93,6 @@ where
         let id = body.as_deref().and_then(id_of);
         renderer.render(err.with_jsonrpc_id(id.unwrap_or_else(JsonRpcId::null)))
     }))
-}
-
-/// The id of one JSON-RPC message, as rmcp reads it (`NumberOrString`):
-/// `None` when the body is not one JSON object with at most one `id`, or
-/// the id is not a string or an integer rmcp accepts.
-pub(crate) fn id_of(body: &[u8]) -> Option<JsonRpcId> {
-    /// The members rmcp tells a message's shape by (`JsonRpcMessageShape`):
-    /// a request has `method` and `id`, and neither `result` nor `error`.
-    /// A repeated member fails the whole read.
-    #[derive(serde::Deserialize)]
-    struct Message {
-        id: Option<serde_json::Value>,
-        method: Option<String>,
-        #[serde(default, deserialize_with = "present")]
-        result: bool,
-        #[serde(default, deserialize_with = "present")]
-        error: bool,
-    }
-    fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-        serde::de::IgnoredAny::deserialize(d).map(|_| true)
-    }
-    use serde::Deserialize as _;
-    let message = serde_json::from_slice::<Message>(body).ok()?;
-    if message.method.is_none() || message.result || message.error {
-        return None; // not a request: a response's id is the server's
-    }
-    let text = rmcp_id(message.id?)?;
-    Some(JsonRpcId(text.into()))
-}
-
-/// An id as rmcp reads and echoes it (`NumberOrString`): the JSON text of
-/// a string, or of the integer a number stands for; `None` for anything
-/// else.
-pub(crate) fn rmcp_id(id: serde_json::Value) -> Option<String> {
-    match id {
-        serde_json::Value::String(s) => serde_json::to_string(&s).ok(),
-        serde_json::Value::Number(n) => Some(rmcp_integer(&n)?.to_string()),
-        _ => None,
-    }
-}
-
-/// rmcp's reading of a numeric id: an `i64`, a `u64` up to `i64::MAX`, or a
-/// float with no fraction below 2^53 in magnitude.
-fn rmcp_integer(n: &serde_json::Number) -> Option<i64> {
-    if let Some(i) = n.as_i64() {
-        return Some(i);
-    }
-    if n.as_u64().is_some() {
-        return None; // above i64::MAX
-    }
-    const MAX_EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
-    let f = n.as_f64()?;
-    #[allow(clippy::cast_possible_truncation)]
-    (f.fract() == 0.0 && f.abs() < MAX_EXACT).then_some(f as i64)
 }
 
 pin_project! {

@@ -6,7 +6,7 @@ use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{error::Challenge, metadata::ProtectedResource};
+use crate::{challenge::Challenge, metadata::ProtectedResource};
 
 /// The [`Layer`] that gives a stack its protected resource, built by
 /// [`ProtectedResource::layer`]: the one place a stack is given it.

@@ -5,7 +5,7 @@ use std::{any::Any, fmt, sync::Arc};
 
 use crate::{
     error::AuthError,
-    principal::{AuthScheme, Principal, Scopes, OFFLINE_ACCESS},
+    principal::{is_scope_token, AuthScheme, Principal, Scopes, OFFLINE_ACCESS},
     scope_hierarchy::{ScopeHierarchy, Widened},
 };
 
@@ -525,13 +525,6 @@ impl Rule {
             Miss::Denied => AuthError::forbidden("the policy allows this call to nobody"),
         }
     }
-}
-
-/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
-pub(crate) fn is_scope_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
 impl fmt::Debug for Rule {

@@ -8,7 +8,10 @@ use std::{
     sync::Arc,
 };
 
-use crate::{config::ConfigError, principal::Scopes, rule::is_scope_token};
+use crate::{
+    config::ConfigError,
+    principal::{is_scope_token, Scopes},
+};
 
 /// The most (broad, narrower) pairs a hierarchy's closure may hold (4 MiB
 /// pairs, 32 MiB of ids both ways): far above any real deployment (1,000

@@ -13,7 +13,7 @@
 //! through the stack by itself.
 
 mod support;
-use support::mcp_server;
+use support::mcp_server::{self, conformance};
 
 mod common;
 
@@ -39,7 +39,10 @@ use rmcp::{
     ClientHandler, ErrorData, RoleClient, ServiceError,
 };
 use serde_json::{json, Value};
-use tower_mcp_auth::api_key::{ApiKey, ApiKeys};
+use tower_mcp_auth::{
+    api_key::{ApiKey, ApiKeys},
+    AuthScheme, Principal,
+};
 
 const KEY: &str = "mcp_sk_e2e-handles-owner-0123456789abcdef";
 const OTHER: &str = "mcp_sk_e2e-handles-other-0123456789abcdef";
@@ -124,8 +127,10 @@ async fn post_to(url: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-method", body["method"].as_str().unwrap())
-        .header("mcp-name", name.unwrap())
         .header("mcp-protocol-version", "2026-07-28");
+    if let Some(name) = name {
+        request = request.header("mcp-name", name);
+    }
     if let Some(key) = key {
         request = request.header("x-api-key", key);
     }
@@ -273,7 +278,7 @@ async fn tampered_foreign_replayed_and_expired_states_are_refused() {
 
 /// The example's MCP service with no layer in front, on its own port: what
 /// the server itself answers (here, to a task id it does not know).
-async fn bare() -> String {
+async fn bare(conformance_fixtures: bool) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "http://{}{}",
@@ -282,6 +287,7 @@ async fn bare() -> String {
     );
     let mut config = mcp_server::Config::new(url.clone(), ApiKeys::new());
     config.stateless = true;
+    config.conformance_fixtures = conformance_fixtures;
     let service = mcp_server::mcp_service(&config).unwrap();
     let app = axum::Router::new().nest_service(mcp_server::MCP_PATH, service);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -305,7 +311,7 @@ async fn poll_until_done(server: &Server, key: &str, task: &str) -> Value {
 
 #[tokio::test]
 async fn a_task_id_serves_its_creator_and_is_unknown_to_anyone_else() {
-    let bare = bare().await;
+    let bare = bare(false).await;
     for stateless in [true, false] {
         let server = start(stateless).await;
         let title = json!({"title": "Headcount"});
@@ -355,6 +361,46 @@ async fn a_task_id_serves_its_creator_and_is_unknown_to_anyone_else() {
     }
 }
 
+/// What is true of a task id's lifetime: the layer seals it with no expiry
+/// of its own (unlike a `requestState`), so moving the layer's clock far
+/// past the state lifetime changes nothing; the task lives as long as the
+/// server keeps it (rmcp's task manager: `TASK_TTL_MS` after it
+/// finishes), and a task the server forgot is answered as unknown, by the
+/// server itself.
+#[tokio::test]
+async fn a_task_id_has_no_expiry_of_the_layer_its_lifetime_is_the_servers() {
+    let server = start(true).await;
+    let v = post(
+        &server,
+        KEY,
+        &call(1, "build_report", json!({"title": "Later"}), None),
+    )
+    .await;
+    let task = v["result"]["taskId"].as_str().unwrap().to_owned();
+    let done = poll_until_done(&server, KEY, &task).await;
+    assert_eq!(done["result"]["status"], "completed", "{done}");
+    // A requestState minted now expires in 120 s; a day later it is refused,
+    // the task id is not.
+    let state = ask(&server, "user_002").await;
+    server.skew.store(86_400, Ordering::SeqCst);
+    let v = post(
+        &server,
+        KEY,
+        &call(2, "confirm_delete_user", args("user_002"), Some(&state)),
+    )
+    .await;
+    assert_refused(&v, "expired");
+    let later = post(&server, KEY, &task_request(3, "tasks/get", &task)).await;
+    assert_eq!(later["result"], done["result"], "{later}");
+    // And the clock gives nobody else the task.
+    let v = post(&server, OTHER, &task_request(4, "tasks/get", &task)).await;
+    assert_eq!(
+        v["error"]["message"],
+        format!("unknown task: {task}"),
+        "{v}"
+    );
+}
+
 #[tokio::test]
 async fn without_the_tasks_extension_the_report_comes_inline() {
     let server = start(true).await;
@@ -364,6 +410,53 @@ async fn without_the_tasks_extension_the_report_comes_inline() {
     let v = post(&server, KEY, &body).await;
     assert!(v["result"].get("taskId").is_none(), "{v}");
     assert_eq!(v["result"]["structuredContent"]["requested_by"], "owner");
+}
+
+// ───────────────────────────── conformance fixtures ─────────────────────────────
+
+/// The conformance suite's fixtures (`CONFORMANCE_FIXTURES=1`, for
+/// `scripts/conformance`, which drives them bare and behind the stack) are
+/// served only when switched on; the example's own rules deny every one of
+/// them, and `tests/conformance/fixtures-policy.toml` gives each an
+/// authenticated rule.
+#[tokio::test]
+async fn the_conformance_fixtures_are_served_only_when_switched_on() {
+    let list = |id: u64, method: &str| json!({"jsonrpc": "2.0", "id": id, "method": method, "params": {"_meta": meta()}});
+    for fixtures in [false, true] {
+        let url = bare(fixtures).await;
+        let (status, tools) = post_to(&url, None, &list(1, "tools/list")).await;
+        assert_eq!(status, 200, "{tools}");
+        let names: Vec<&str> = (tools["result"]["tools"].as_array().unwrap().iter())
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"confirm_delete_user"), "{names:?}");
+        for fixture in conformance::TOOLS {
+            assert_eq!(names.contains(&fixture), fixtures, "{fixture}");
+        }
+        let (_, prompts) = post_to(&url, None, &list(2, "prompts/list")).await;
+        if fixtures {
+            assert_eq!(prompts["result"]["prompts"][0]["name"], conformance::PROMPT);
+        } else {
+            assert_eq!(prompts["error"]["code"], -32601, "{prompts}");
+        }
+    }
+    let caller = Principal::new(AuthScheme::ApiKey, "conformance");
+    let example = mcp_server::policy().unwrap();
+    for fixture in conformance::TOOLS {
+        assert!(!example.may_call_tool(Some(&caller), fixture), "{fixture}");
+    }
+    assert!(!example.may_get_prompt(Some(&caller), conformance::PROMPT));
+    #[cfg(feature = "toml")]
+    {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/conformance/fixtures-policy.toml");
+        let rules = tower_mcp_auth::mcp::McpPolicy::from_file(file).unwrap();
+        for fixture in conformance::TOOLS {
+            assert!(rules.may_call_tool(Some(&caller), fixture), "{fixture}");
+            assert!(!rules.may_call_tool(None, fixture), "{fixture}");
+        }
+        assert!(rules.may_get_prompt(Some(&caller), conformance::PROMPT));
+    }
 }
 
 // ───────────────────────────── rmcp's own client ─────────────────────────────

@@ -13,11 +13,12 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::now;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use tower_mcp_auth::api_key::{ApiKey, ApiKeys};
+use tower_mcp_auth::{
+    api_key::{ApiKey, ApiKeys},
+    jwt::{Hs256Signer, Hs256TokenBuilder},
+};
 
 const KEY: &str = "mcp_sk_e2e-identity-key-0123456789abcdef";
 const JWT_SECRET: &str = "e2e-identity-hs256-secret-0123456789abcdef";
@@ -27,6 +28,7 @@ const QUOTA: u32 = 3;
 struct App {
     addr: SocketAddr,
     public_url: String,
+    signer: Hs256Signer,
 }
 
 /// The example with `JWT_SECRET` (whose tokens need no `iss`, so any issuer
@@ -37,7 +39,9 @@ async fn start(stateless: bool, quota: u32) -> App {
     let keys = ApiKeys::new().with(ApiKey::new("ops", KEY));
     let mut config = mcp_server::Config::new(format!("http://{addr}/mcp"), keys);
     config.stateless = stateless;
-    config.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
+    let secret = SecretString::from(JWT_SECRET);
+    let signer = Hs256Signer::new(&secret).unwrap();
+    config.auth.jwt_secret = Some(secret);
     config.auth.rate_limit_per_minute = quota;
     let app = mcp_server::app(&config).await.unwrap();
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -45,32 +49,28 @@ async fn start(stateless: bool, quota: u32) -> App {
     App {
         addr,
         public_url: config.auth.public_url,
+        signer,
     }
 }
 
 impl App {
-    /// A token with these claims (plus audience and times).
-    fn token(&self, claims: Value) -> String {
-        let mut claims = claims;
-        claims["aud"] = json!(self.public_url);
-        claims["iat"] = json!(now());
-        claims["exp"] = json!(now() + 600);
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-        )
-        .unwrap()
+    /// A token for this server, signed with its secret.
+    fn token(&self) -> Hs256TokenBuilder<'_> {
+        self.signer.token(&self.public_url)
     }
 
     /// The user `user_001` (its `sub`), signed in through the client `app`.
     fn user(&self) -> String {
-        self.token(json!({"sub": "user_001", "client_id": "app"}))
+        self.token()
+            .subject("user_001")
+            .client_id("app")
+            .sign()
+            .unwrap()
     }
 
     /// The client `user_001` acting for itself (client credentials: no `sub`).
     fn client(&self) -> String {
-        self.token(json!({"client_id": "user_001"}))
+        self.token().client_id("user_001").sign().unwrap()
     }
 
     async fn post(
@@ -143,7 +143,7 @@ async fn a_client_named_like_a_user_has_its_own_quota() {
 #[tokio::test]
 async fn one_subject_at_two_issuers_has_two_quotas() {
     let app = start(true, QUOTA).await;
-    let at = |iss: &str| app.token(json!({"sub": "user_001", "iss": iss}));
+    let at = |iss: &str| app.token().subject("user_001").issuer(iss).sign().unwrap();
     app.exhaust(&at("https://a.example.com")).await;
     assert_eq!(app.call(&at("https://b.example.com")).await, 200);
     assert_eq!(app.call(&at("https://a.example.com")).await, 429);

@@ -334,7 +334,7 @@ async fn custom_hs256_example_hands_the_verified_user_id_to_the_tool() {
     let (l, url) = listener().await;
     serve(l, custom_hs256::app(&url, &secret).unwrap());
 
-    let token = bearer(&custom_hs256::issue_token(&secret, &url, "42"));
+    let token = bearer(&custom_hs256::issue_token(&secret, &url, "42").unwrap());
     let ran = call(
         &url,
         &refs(&token),
@@ -500,7 +500,7 @@ async fn rmcp_server_example_hands_the_caller_to_the_tool_and_the_resource() {
     let keys = ApiKeys::from_list("API_KEY", &SecretString::from(KEY)).unwrap();
     serve(l, rmcp_server::app(&url, keys, &secret, true).unwrap());
     let key = [("x-api-key", KEY)];
-    let token = bearer(&rmcp_server::token(&secret, &url, "alice"));
+    let token = bearer(&rmcp_server::token(&secret, &url, "alice").unwrap());
 
     // The tool's `caller: Principal` and read_resource's `caller(&ctx)`.
     let by_key = call(&url, &key, "whoami", json!({})).await;
@@ -524,11 +524,14 @@ async fn rmcp_server_example_hands_the_caller_to_the_tool_and_the_resource() {
     let anonymous = call(&url, &[], "whoami", json!({})).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     assert!(anonymous.challenge().contains("resource_metadata="));
-    let other = bearer(&rmcp_server::token(
-        &SecretString::from("another-secret-entirely-0123456789abcdef"),
-        &url,
-        "alice",
-    ));
+    let other = bearer(
+        &rmcp_server::token(
+            &SecretString::from("another-secret-entirely-0123456789abcdef"),
+            &url,
+            "alice",
+        )
+        .unwrap(),
+    );
     let forged = call(&url, &refs(&other), "whoami", json!({})).await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
 

@@ -444,15 +444,10 @@ async fn a_reload_reprices_calls_for_a_running_rate_limiter() {
     std::fs::write(&path, r#"{"rate_limit":{"costs":{"deploy":10}}}"#).unwrap();
     let policy = SharedPolicy::from_file(&path).unwrap();
     let keys = ApiKeys::new().with(ApiKey::new("ops", KEY));
-    let per_minute = policy.per_minute_fn();
     let svc = ServiceBuilder::new()
         .layer(ApiKeyLayer::new(keys).optional())
         .layer(McpPolicyLayer::new(policy.clone()))
-        .layer(
-            RateLimitLayer::per_principal(Quota::per_minute(12))
-                .override_quota(move |p| per_minute(p).map(|n| Quota::per_minute(n.get())))
-                .cost(policy.cost_fn()),
-        )
+        .layer(RateLimitLayer::from_policy(&policy, Quota::per_minute(12)))
         .service_fn(|_: Request<Body>| async {
             Ok::<_, std::convert::Infallible>(http::Response::new(Body::from("{}")))
         });
@@ -490,8 +485,9 @@ async fn a_reload_reprices_calls_for_a_running_rate_limiter() {
 }
 
 /// The example re-reads `POLICY_FILE` on `SIGHUP`: sent to this process
-/// (the server runs in it), the new rules decide the next call, and a bad
-/// file leaves them in force.
+/// (the server runs in it), the new rules decide the next call, the
+/// metadata lists the scopes they name, and a bad file leaves them in
+/// force.
 #[cfg(unix)]
 #[tokio::test]
 async fn the_example_reloads_policy_file_on_sighup() {
@@ -536,14 +532,35 @@ async fn the_example_reloads_policy_file_on_sighup() {
     };
     assert_eq!(status().await, 200, "an API key may list all users");
 
-    // The operator makes list_all_users bearer-only and sends SIGHUP.
+    let listed = || async {
+        let doc: Value = reqwest::get(format!(
+            "http://{}/.well-known/oauth-protected-resource/mcp",
+            app.addr
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        doc["scopes_supported"].to_string()
+    };
+    assert!(!listed().await.contains("admin:users"));
+
+    // The operator makes list_all_users bearer-only, with a scope no rule
+    // named before, and sends SIGHUP.
     let stricter = text.replace(
         "list_all_users = \"api_key\"",
-        "list_all_users = { scheme = \"bearer\", scopes = [\"admin:write\"] }",
+        "list_all_users = { scheme = \"bearer\", scopes = [\"admin:users\"] }",
     );
     assert_ne!(stricter, text);
     std::fs::write(&path, &stricter).unwrap();
     assert!(hangup_until(403).await, "the new rule decides after SIGHUP");
+    // The metadata lists the new scope at once (issue 25, item 2).
+    assert!(
+        listed().await.contains("\"admin:users\""),
+        "{}",
+        listed().await
+    );
 
     // A file with a mistake: refused, the stricter rules stay.
     std::fs::write(

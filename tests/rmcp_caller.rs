@@ -97,7 +97,7 @@ async fn in_a_session_each_call_sees_its_own_caller() {
     // rmcp, as for an unknown session), and no tool runs.
     let token = format!(
         "Bearer {}",
-        rmcp_server::token(&SecretString::from(SECRET), &url, "alice")
+        rmcp_server::token(&SecretString::from(SECRET), &url, "alice").unwrap()
     );
     let (status, _, reply) = post(&url, &[("authorization", &token), sid], whoami(4)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");

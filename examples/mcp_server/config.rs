@@ -12,6 +12,7 @@
 //! | `RATE_LIMIT_PER_MINUTE` | per-principal quota (default 100) |
 //! | `REDIS_URL` | share rate-limit state between replicas (`--features redis`) |
 //! | `MCP_STATELESS` | `1`: rmcp without sessions, plain JSON responses |
+//! | `CONFORMANCE_FIXTURES` | `1`: also serve the conformance suite's fixture tools and prompt ([`tools::conformance`](super::tools::conformance); `scripts/conformance` only, with a policy that has rules for them) |
 //! | `DPOP_REQUIRED` | `1`: refuse access tokens that are not DPoP-bound (RFC 9449); DPoP-bound tokens from `OAUTH_ISSUER` or introspection work without it |
 //! | `DPOP_NONCES` | `1`: DPoP proofs must carry a server nonce (401 `use_dpop_nonce` with `DPoP-Nonce`, then the current nonce on every response) |
 //! | `DPOP_NONCE_SECRET` | the nonces' key (at least 32 bytes), the same on every replica; default: generated at start |
@@ -33,12 +34,13 @@
 use std::{
     net::SocketAddr,
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use secrecy::{ExposeSecret, SecretString};
 use tower_mcp_auth::{
     api_key::ApiKeys,
+    jwt::Hs256Signer,
     mcp::McpPolicy,
     stack::{McpAuthBuilder, Settings},
     ConfigError,
@@ -54,7 +56,7 @@ pub const DEFAULT_BIND: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
 ));
 
 /// The name of the key generated in demo mode.
-pub use tower_mcp_auth::stack::DEMO_KEY_NAME;
+pub const DEMO_KEY_NAME: &str = tower_mcp_auth::stack::DEMO_KEY_NAME;
 
 // ───────────────────────────── configuration ─────────────────────────────
 
@@ -65,6 +67,10 @@ pub struct Config {
     pub bind: SocketAddr,
     /// rmcp without sessions, plain JSON responses (`MCP_STATELESS=1`).
     pub stateless: bool,
+    /// Also serve the conformance suite's fixture tools and prompt
+    /// (`CONFORMANCE_FIXTURES=1`; for `scripts/conformance` only, with
+    /// rules for them: see [`tools::conformance`](super::tools::conformance)).
+    pub conformance_fixtures: bool,
     /// How long a sealed `requestState` opens (5 minutes).
     pub request_state_ttl: Duration,
     /// The clock `requestState` expiries are read from (`None`: the
@@ -81,6 +87,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("bind", &self.bind)
             .field("stateless", &self.stateless)
+            .field("conformance_fixtures", &self.conformance_fixtures)
             .field("request_state_ttl", &self.request_state_ttl)
             .field("auth", &self.auth)
             .finish_non_exhaustive()
@@ -96,6 +103,7 @@ impl Config {
         Self {
             bind: DEFAULT_BIND,
             stateless: false,
+            conformance_fixtures: false,
             request_state_ttl: tower_mcp_auth::mcp::handles::DEFAULT_STATE_TTL,
             clock: None,
             auth,
@@ -123,9 +131,14 @@ impl Config {
             }
         };
         let stateless = env_flag("MCP_STATELESS", "expected 1 (stateless) or 0 (sessions)")?;
+        let conformance_fixtures = env_flag(
+            "CONFORMANCE_FIXTURES",
+            "expected 1 (serve the conformance suite's fixtures) or 0",
+        )?;
         Ok(Self {
             bind,
             stateless,
+            conformance_fixtures,
             request_state_ttl: tower_mcp_auth::mcp::handles::DEFAULT_STATE_TTL,
             clock: None,
             auth: Settings::from_env(&default_public_url(bind))?,
@@ -170,33 +183,27 @@ fn env_flag(var: &str, expected: &str) -> Result<bool, ConfigError> {
 }
 
 /// Signs an HS256 access token for `subject` with `scopes`, valid for an
-/// hour, whose audience is the resource identifier: what an authorization
-/// server sharing `JWT_SECRET` would issue. For the demo banner.
+/// hour, whose audience is the resource identifier: what a login service
+/// sharing `JWT_SECRET` would issue. For the demo banner.
+///
+/// # Panics
+///
+/// When `secret` is shorter than 32 bytes (the validator refuses it too).
 pub fn mint_token(
     secret: &SecretString,
     public_url: &str,
     subject: &str,
     scopes: &[&str],
 ) -> String {
-    tower_mcp_auth::jwt::install_crypto_provider();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs();
-    let claims = serde_json::json!({
-        "sub": subject,
-        "aud": public_url,
-        "iat": now,
-        "exp": now + 3600,
-        "scope": scopes.join(" "),
-        "client_id": "mcp-demo",
-    });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.expose_secret().as_bytes()),
-    )
-    .expect("HS256 signing does not fail")
+    Hs256Signer::new(secret)
+        .and_then(|signer| {
+            (signer.token(public_url))
+                .subject(subject)
+                .client_id("mcp-demo")
+                .scopes(scopes.iter().copied())
+                .sign()
+        })
+        .expect("a JWT_SECRET the validator takes signs")
 }
 
 /// `http://<bind>/mcp`, with `localhost` in place of an unspecified address.

@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 use http::request::Parts;
 use rmcp::{
     model::{
-        CancelTaskParams, GetTaskParams, GetTaskResult, Implementation,
+        CancelTaskParams, GetPromptRequestMethod, GetPromptRequestParams, GetPromptResponse,
+        GetTaskParams, GetTaskResult, Implementation, ListPromptsRequestMethod, ListPromptsResult,
         ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
         ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
         ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig, UpdateTaskParams,
@@ -20,7 +21,7 @@ use tower_mcp_auth::Principal;
 
 use super::{
     store::{clip, read},
-    tools::McpServer,
+    tools::{conformance, McpServer},
 };
 
 /// The resource template of users' private data.
@@ -38,13 +39,15 @@ fn json_contents(uri: &str, value: &serde_json::Value) -> ReadResourceResponse {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_resources()
-                .enable_tasks()
-                .build(),
-        )
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_tasks();
+        ServerConfig::new(if self.conformance {
+            capabilities.enable_prompts().build()
+        } else {
+            capabilities.build()
+        })
         .with_server_info(Implementation::new(
             "tower-mcp-auth-example",
             env!("CARGO_PKG_VERSION"),
@@ -53,6 +56,31 @@ impl ServerHandler for McpServer {
             "User administration demo. Tools read the caller from the credential \
              (API key or bearer token) that tower-mcp-auth verified.",
         )
+    }
+
+    // Prompts: only the conformance fixture's (`CONFORMANCE_FIXTURES=1`).
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        if self.conformance {
+            Ok(conformance::prompts())
+        } else {
+            Err(ErrorData::method_not_found::<ListPromptsRequestMethod>())
+        }
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        if self.conformance {
+            conformance::get_prompt(&request)
+        } else {
+            Err(ErrorData::method_not_found::<GetPromptRequestMethod>())
+        }
     }
 
     // The tasks, answered by rmcp's task manager for whoever asks: the

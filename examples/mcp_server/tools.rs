@@ -1,5 +1,8 @@
 //! The tools, each reading its caller from the [`Principal`] the layers
-//! verified, with their parameters and results.
+//! verified, with their parameters and results. [`conformance`]: the
+//! conformance suite's fixtures, served only with `CONFORMANCE_FIXTURES=1`.
+
+pub mod conformance;
 
 use std::sync::atomic::Ordering;
 
@@ -218,6 +221,8 @@ fn describe(p: &Principal) -> Caller {
 pub struct McpServer {
     pub(super) store: Store,
     pub(super) tool_router: ToolRouter<Self>,
+    /// Whether the [`conformance`] fixtures are served.
+    pub(super) conformance: bool,
 }
 
 /// Tool results: structured JSON, or a tool error (`isError: true`) with a
@@ -231,6 +236,17 @@ impl McpServer {
         Self {
             store,
             tool_router: Self::tool_router(),
+            conformance: false,
+        }
+    }
+
+    /// A server over `store` that also serves the conformance suite's
+    /// fixtures ([`conformance`]; `CONFORMANCE_FIXTURES=1`).
+    pub fn with_conformance_fixtures(store: Store) -> Self {
+        Self {
+            store,
+            tool_router: Self::tool_router() + Self::conformance_tools(),
+            conformance: true,
         }
     }
 

@@ -23,6 +23,7 @@ pub fn mcp_service(config: &Config) -> Result<McpService, ConfigError> {
 
     let sessions = Arc::new(LocalSessionManager::default());
     let store = Store::seeded(sessions.clone());
+    let conformance = config.conformance_fixtures;
     let mut server_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(resource.allowed_hosts())
         .with_allowed_origins(resource.allowed_origins())
@@ -34,7 +35,13 @@ pub fn mcp_service(config: &Config) -> Result<McpService, ConfigError> {
             .with_sse_keep_alive(None);
     }
     Ok(StreamableHttpService::new(
-        move || Ok(McpServer::new(store.clone())),
+        move || {
+            Ok(if conformance {
+                McpServer::with_conformance_fixtures(store.clone())
+            } else {
+                McpServer::new(store.clone())
+            })
+        },
         sessions,
         server_config,
     ))

@@ -5,7 +5,7 @@
 use jsonwebtoken::Algorithm;
 use serde::Serialize;
 
-use super::{error::ProofError, proof::algorithm_name};
+use super::error::ProofError;
 
 /// The `WWW-Authenticate` value for the DPoP scheme: `algs` lists the
 /// accepted algorithms, and a refusal adds its RFC 9449 `error` and the
@@ -87,5 +87,24 @@ impl DpopMetadata {
                 .collect(),
             dpop_bound_access_tokens_required: required,
         }
+    }
+}
+
+/// The JOSE name of an algorithm (`"ES256"`).
+pub fn algorithm_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::EdDSA => "EdDSA",
+        _ => "unknown",
     }
 }

@@ -3,7 +3,7 @@
 //! [`AuthenticateLayer::dpop`], which turns a JWT or introspection layer
 //! into one that also takes `Authorization: DPoP`.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{future::Future, pin::Pin};
 
 use http::{header, HeaderName, HeaderValue, Method, Request};
 
@@ -11,7 +11,9 @@ use super::{Binding, ProofError, ProofErrorKind, ProofValidator};
 use crate::{
     authenticate::{AuthenticateLayer, Authenticator, Check, Verdict},
     bearer::{find_token, Scheme},
-    error::{AuthError, Challenge},
+    challenge::{Challenge, ExtraChallenge},
+    error::AuthError,
+    metadata::ProtectedResourceBuilder,
     principal::{AuthScheme, Principal},
 };
 
@@ -41,8 +43,9 @@ pub static DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
 pub struct Dpop {
     proofs: ProofValidator,
     required: bool,
-    /// The `algs` of the challenge, made once.
-    algs: Arc<str>,
+    /// The `DPoP` challenge (RFC 9449 §7.1) with its `algs`, made once:
+    /// the one a refusal of a DPoP credential carries its error in.
+    challenge: ExtraChallenge,
 }
 
 impl Dpop {
@@ -55,7 +58,7 @@ impl Dpop {
             .map(|a| super::algorithm_name(*a))
             .collect();
         Self {
-            algs: Arc::from(algs.join(" ")),
+            challenge: ExtraChallenge::new("DPoP").param("algs", algs.join(" ")),
             proofs,
             required: false,
         }
@@ -104,7 +107,33 @@ impl Dpop {
             Some(code) => out.with_error_code(code),
             None => out,
         };
-        out.with_dpop_challenge(self.algs.clone())
+        out.with_extra_challenge(self.challenge.clone())
+    }
+}
+
+/// Protected-resource metadata for DPoP.
+impl ProtectedResourceBuilder {
+    /// The DPoP members of the metadata from the configuration of the DPoP
+    /// layers: `dpop_signing_alg_values_supported` (the proof
+    /// algorithms, also the `algs` of the `WWW-Authenticate: DPoP`
+    /// challenge every refusal then carries beside the `Bearer` one) and,
+    /// when unbound tokens are refused, `dpop_bound_access_tokens_required`.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{dpop::{Dpop, ProofValidator}, ProtectedResource};
+    ///
+    /// let dpop = Dpop::new(ProofValidator::builder().build()?).required();
+    /// let resource = ProtectedResource::builder("https://mcp.example.com/mcp").dpop(&dpop).build()?;
+    /// let doc: serde_json::Value = serde_json::from_slice(&resource.document()).unwrap();
+    /// assert_eq!(doc["dpop_signing_alg_values_supported"], serde_json::json!(["ES256", "EdDSA", "RS256", "PS256"]));
+    /// assert_eq!(doc["dpop_bound_access_tokens_required"], true);
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
+    pub fn dpop(self, dpop: &Dpop) -> Self {
+        let metadata = dpop.metadata();
+        self.dpop_signing_alg_values_supported(metadata.dpop_signing_alg_values_supported)
+            .dpop_bound_access_tokens_required(metadata.dpop_bound_access_tokens_required)
     }
 }
 
@@ -244,7 +273,9 @@ impl<A: TokenAuthenticator> DpopAuthenticator<A> {
         let principal = match verdict {
             Verdict::Accept(principal) => principal,
             // The token is bad: `invalid_token`, in the DPoP challenge.
-            Verdict::Refuse(err) => return Verdict::Refuse(err.with_dpop_challenge(dpop.algs)),
+            Verdict::Refuse(err) => {
+                return Verdict::Refuse(err.with_extra_challenge(dpop.challenge))
+            }
             Verdict::HandOn => return Verdict::HandOn,
         };
         match Self::check_proof(&dpop, &principal, &proof).await {
@@ -327,7 +358,7 @@ impl<A: TokenAuthenticator> Authenticator for DpopAuthenticator<A> {
         match self.inner.verify(token) {
             // Refused or handed on at once: no proof to check.
             Check::Ready(Verdict::Refuse(err)) => {
-                Check::Ready(Verdict::Refuse(err.with_dpop_challenge(dpop.algs)))
+                Check::Ready(Verdict::Refuse(err.with_extra_challenge(dpop.challenge)))
             }
             Check::Ready(Verdict::HandOn) => Check::Ready(Verdict::HandOn),
             Check::Ready(Verdict::Accept(p)) if p.cnf_jkt().is_none() => Check::Ready(

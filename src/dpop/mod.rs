@@ -200,7 +200,7 @@ mod replay;
 #[cfg(test)]
 mod tests;
 
-pub use challenge::{challenge, DpopMetadata};
+pub use challenge::{algorithm_name, challenge, DpopMetadata};
 pub use error::{ProofError, ProofErrorKind};
 pub use jwk::jkt_matches;
 pub use layer::{
@@ -208,9 +208,8 @@ pub use layer::{
 };
 pub use nonce::Nonces;
 pub use proof::{
-    algorithm_name, Binding, ProofValidator, ProofValidatorBuilder, VerifiedProof,
-    DEFAULT_ALGORITHMS, DEFAULT_IAT_FUTURE_SKEW, DEFAULT_IAT_WINDOW, DEFAULT_MAX_PROOF_BYTES,
-    MAX_JTI_BYTES,
+    Binding, ProofValidator, ProofValidatorBuilder, VerifiedProof, DEFAULT_ALGORITHMS,
+    DEFAULT_IAT_FUTURE_SKEW, DEFAULT_IAT_WINDOW, DEFAULT_MAX_PROOF_BYTES, MAX_JTI_BYTES,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -40,25 +40,6 @@ pub const DEFAULT_ALGORITHMS: [Algorithm; 4] = [
     Algorithm::PS256,
 ];
 
-/// The JOSE name of an algorithm (`"ES256"`).
-pub fn algorithm_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::HS256 => "HS256",
-        Algorithm::HS384 => "HS384",
-        Algorithm::HS512 => "HS512",
-        Algorithm::ES256 => "ES256",
-        Algorithm::ES384 => "ES384",
-        Algorithm::RS256 => "RS256",
-        Algorithm::RS384 => "RS384",
-        Algorithm::RS512 => "RS512",
-        Algorithm::PS256 => "PS256",
-        Algorithm::PS384 => "PS384",
-        Algorithm::PS512 => "PS512",
-        Algorithm::EdDSA => "EdDSA",
-        _ => "unknown",
-    }
-}
-
 /// Checks DPoP proofs; see the [module docs](super). Cheap to clone.
 ///
 /// # Example

@@ -25,7 +25,7 @@ use moka::{future::Cache, ops::compute::Op, Expiry};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use super::{ExchangeError, ExchangedToken, SubjectToken, Target};
+use super::{token::ExchangedToken, ExchangeError, SubjectToken, Target};
 
 /// The cache key: SHA-256 of the caller's token, and the target's hash.
 pub(crate) type Key = ([u8; 32], u64);

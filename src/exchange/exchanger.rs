@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::{
     cache::{Entry, ExchangeCache},
+    token::{ExchangedToken, Issued},
     ExchangeError, OAuthErrorCode, SubjectToken, Target,
 };
 use crate::{
@@ -129,65 +130,6 @@ impl fmt::Debug for TokenExchangerBuilder {
             .field("auth", &self.auth)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
-    }
-}
-
-/// A token issued by an exchange: for the downstream API, never the
-/// caller's own. Cheap to clone. Its `Debug` shows no token.
-#[derive(Clone)]
-pub struct ExchangedToken(Arc<Issued>);
-
-struct Issued {
-    token: SecretString,
-    header: HeaderValue,
-    issued_token_type: Option<Box<str>>,
-    expires_at: Option<Instant>,
-    scopes: Option<Scopes>,
-}
-
-impl fmt::Debug for ExchangedToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExchangedToken")
-            .field("issued_token_type", &self.0.issued_token_type)
-            .field("expires_at", &self.0.expires_at)
-            .field("scopes", &self.0.scopes)
-            .field("token", &"[redacted]")
-            .finish()
-    }
-}
-
-impl ExchangedToken {
-    /// `Bearer <token>`, marked sensitive: the `Authorization` value of a
-    /// request to the downstream API.
-    #[must_use]
-    pub fn authorization(&self) -> HeaderValue {
-        self.0.header.clone()
-    }
-
-    /// The issued access token.
-    #[must_use]
-    pub fn access_token(&self) -> &SecretString {
-        &self.0.token
-    }
-
-    /// The `issued_token_type` the server named.
-    #[must_use]
-    pub fn issued_token_type(&self) -> Option<&str> {
-        self.0.issued_token_type.as_deref()
-    }
-
-    /// When the token expires (from `expires_in`, on Tokio's clock), when
-    /// the server said.
-    #[must_use]
-    pub fn expires_at(&self) -> Option<Instant> {
-        self.0.expires_at
-    }
-
-    /// The scopes granted, when the server said (RFC 8693 §2.2.1: it says
-    /// when they differ from those asked for).
-    #[must_use]
-    pub fn scopes(&self) -> Option<&Scopes> {
-        self.0.scopes.as_ref()
     }
 }
 
@@ -521,13 +463,13 @@ impl Inner {
             .and_then(|l| l.checked_sub(self.refresh_before))
             .filter(|l| !l.is_zero())
             .and_then(|l| sent_at.checked_add(l));
-        let token = ExchangedToken(Arc::new(Issued {
+        let token = ExchangedToken::new(Issued {
             token: SecretString::from(r.access_token),
             header,
             issued_token_type: r.issued_token_type.map(String::into_boxed_str),
             expires_at,
             scopes: r.scope.as_deref().map(Scopes::parse),
-        }));
+        });
         Ok(Entry {
             token,
             fresh_until,

@@ -83,13 +83,14 @@ mod exchanger;
 mod layer;
 mod subject;
 mod target;
+mod token;
 
 pub use error::{ExchangeError, OAuthErrorCode};
 pub use exchanger::{
-    ExchangedToken, TokenExchanger, TokenExchangerBuilder, ACCESS_TOKEN_TYPE,
-    DEFAULT_CACHE_CAPACITY, DEFAULT_REFRESH_BEFORE, DEFAULT_TIMEOUT, GRANT_TYPE, JWT_TOKEN_TYPE,
-    MAX_RESPONSE_BYTES,
+    TokenExchanger, TokenExchangerBuilder, ACCESS_TOKEN_TYPE, DEFAULT_CACHE_CAPACITY,
+    DEFAULT_REFRESH_BEFORE, DEFAULT_TIMEOUT, GRANT_TYPE, JWT_TOKEN_TYPE, MAX_RESPONSE_BYTES,
 };
 pub use layer::{BoxError, Downstream, Exchange, ExchangeLayer, ResponseFuture};
 pub use subject::{KeepSubjectToken, KeepSubjectTokenLayer, SubjectToken};
 pub use target::Target;
+pub use token::ExchangedToken;

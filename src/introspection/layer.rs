@@ -66,7 +66,7 @@ impl IntrospectionAuthenticator {
 
 fn verdict(result: Result<crate::Principal, AuthError>, dpop: bool) -> Verdict {
     match result {
-        Ok(principal) => crate::bearer::refuse_bound(Verdict::Accept(principal), dpop),
+        Ok(principal) => crate::authenticate::refuse_bound(Verdict::Accept(principal), dpop),
         Err(err) => Verdict::Refuse(err),
     }
 }

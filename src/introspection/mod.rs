@@ -95,6 +95,7 @@
 //! ```
 
 mod cache;
+mod discovered;
 mod introspector;
 mod layer;
 

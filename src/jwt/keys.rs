@@ -50,22 +50,7 @@ impl JwtKey {
     /// §3.2). The error never contains the secret.
     pub fn hmac(alg: Algorithm, secret: &SecretString) -> Result<Self, ConfigError> {
         super::install_crypto_provider();
-        let min = match alg {
-            Algorithm::HS256 => 32,
-            Algorithm::HS384 => 48,
-            Algorithm::HS512 => 64,
-            other => {
-                return Err(ConfigError::Invalid(format!(
-                    "{other:?} is not an HMAC algorithm; use HS256, HS384 or HS512"
-                )))
-            }
-        };
-        let bytes = secret.expose_secret().as_bytes();
-        if bytes.len() < min {
-            return Err(ConfigError::Invalid(format!(
-                "the {alg:?} secret is shorter than {min} bytes (RFC 7518 §3.2); use a longer random secret"
-            )));
-        }
+        let bytes = hmac_secret(alg, secret)?;
         Ok(Self::new(alg, DecodingKey::from_secret(bytes)))
     }
 
@@ -237,6 +222,31 @@ impl JwtKey {
             key: Arc::new(key),
         }
     }
+}
+
+/// The bytes of an HMAC secret for `alg`, refused when `alg` is not an
+/// HMAC algorithm or the secret is shorter than the hash output (32, 48 or
+/// 64 bytes; RFC 7518 §3.2). Shared by the verification key and the
+/// [`Hs256Signer`](super::Hs256Signer), so a secret one accepts the other
+/// accepts. The error never contains the secret.
+pub(super) fn hmac_secret(alg: Algorithm, secret: &SecretString) -> Result<&[u8], ConfigError> {
+    let min = match alg {
+        Algorithm::HS256 => 32,
+        Algorithm::HS384 => 48,
+        Algorithm::HS512 => 64,
+        other => {
+            return Err(ConfigError::Invalid(format!(
+                "{other:?} is not an HMAC algorithm; use HS256, HS384 or HS512"
+            )))
+        }
+    };
+    let bytes = secret.expose_secret().as_bytes();
+    if bytes.len() < min {
+        return Err(ConfigError::Invalid(format!(
+            "the {alg:?} secret is shorter than {min} bytes (RFC 7518 §3.2); use a longer random secret"
+        )));
+    }
+    Ok(bytes)
 }
 
 fn family_check(alg: Algorithm, allowed: &[Algorithm], family: &str) -> Result<(), ConfigError> {

@@ -68,7 +68,7 @@ impl JwtAuthenticator {
     /// The verdict on a verification's result.
     fn verdict(result: Result<Principal, JwtError>, pass_opaque: bool, dpop: bool) -> Verdict {
         match result {
-            Ok(principal) => crate::bearer::refuse_bound(Verdict::Accept(principal), dpop),
+            Ok(principal) => crate::authenticate::refuse_bound(Verdict::Accept(principal), dpop),
             // Not ours: an opaque token for a later introspection layer.
             Err(e) if e.is_not_jwt() && pass_opaque => Verdict::HandOn,
             Err(e) => Verdict::Refuse(AuthError::from(e)),
@@ -114,7 +114,7 @@ impl Authenticator for JwtAuthenticator {
 mod tests {
     use super::*;
     use crate::{
-        authenticate::UnverifiedCredential, error::ErrorRenderer, metadata::ProtectedResource,
+        error::ErrorRenderer, metadata::ProtectedResource, unverified::UnverifiedCredential,
     };
     use crate::{
         jwt::validator::tests::{good_claims, hs256, validator},

@@ -24,6 +24,14 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Minting tokens for tests and login services
+//!
+//! [`Hs256Signer`] signs the HS256 tokens a validator with the same secret
+//! accepts (audience, subject, client, scopes, issuer, lifetime, any other
+//! claim), so your tests and a first-party login service sharing
+//! `JWT_SECRET` need not call `jsonwebtoken` themselves. It is not an
+//! authorization server: third-party clients get tokens from one.
+//!
 //! # The token
 //!
 //! Only `Authorization: Bearer <token>` is read (scheme name
@@ -121,7 +129,7 @@
 //! jsonwebtoken's process-wide provider (a provider installed before is
 //! kept), so no request can hit jsonwebtoken's "no provider" panic. Code
 //! that calls `jsonwebtoken::encode` itself before building a validator
-//! should call [`install_crypto_provider`] first.
+//! should call [`install_crypto_provider`] first ([`Hs256Signer`] does).
 
 #[cfg(all(
     feature = "jwt",
@@ -134,8 +142,11 @@ compile_error!(
 mod cache;
 #[cfg(feature = "jwks")]
 mod jwks;
+#[cfg(feature = "jwks")]
+mod jwks_settings;
 mod keys;
 mod layer;
+mod signer;
 pub(crate) mod validator;
 
 pub use jsonwebtoken::Algorithm;
@@ -147,6 +158,7 @@ pub use jwks::{
 };
 pub use keys::JwtKey;
 pub use layer::{JwtAuthenticator, JwtLayer};
+pub use signer::{Hs256Signer, Hs256TokenBuilder, DEFAULT_TOKEN_LIFETIME};
 pub use validator::{
     JwtError, JwtErrorKind, JwtValidator, JwtValidatorBuilder, DEFAULT_LEEWAY,
     DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY,

@@ -1,16 +1,24 @@
 //! Policy as data: an [`McpPolicy`] from a TOML or JSON file, and the
 //! [`SharedPolicy`] that a reload swaps for every layer holding it.
 
-use std::{collections::HashSet, fmt, path::Path, sync::Arc};
+use std::{
+    collections::HashSet,
+    fmt,
+    path::Path,
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use arc_swap::ArcSwap;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
-use crate::{audit, config::ConfigError, rule::Rule, scope_hierarchy::ScopeHierarchy};
+use crate::{
+    audit, config::ConfigError, metadata::ScopeSource, principal::Scopes, rule::Rule,
+    scope_hierarchy::ScopeHierarchy,
+};
 
 use super::{
-    inspect::McpRequest,
     limits::RateLimits,
     policy::{McpPolicy, McpPolicyBuilder},
     template_index::TemplatePrecedence,
@@ -147,6 +155,12 @@ impl McpPolicy {
     /// without the `toml` feature.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
+        Self::from_file_text(path, &read_text(path)?)
+    }
+
+    /// A policy from `text`, read from `path` (whose name gives the
+    /// format, and which errors name).
+    pub(super) fn from_file_text(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let format = match path.extension().and_then(|e| e.to_str()) {
             #[cfg(feature = "toml")]
             Some(ext) if ext.eq_ignore_ascii_case("toml") => Format::Toml,
@@ -159,11 +173,7 @@ impl McpPolicy {
             }
             _ => Format::Json,
         };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        parse(&text, format, Some(path))
+        parse(text, format, Some(path))
     }
 
     /// A policy from JSON text. See [the format](#the-policy-file).
@@ -690,19 +700,27 @@ fn quoted(s: &str) -> String {
 }
 
 /// An [`McpPolicy`] shared by every layer that holds a clone, and swapped
-/// for all of them at once by [`reload_file`](Self::reload_file) or
-/// [`replace`](Self::replace): operators change which tool needs which
-/// scope without a rebuild or a restart.
+/// for all of them at once by [`reload_file`](Self::reload_file),
+/// [`replace`](Self::replace) or a [`PolicyReloader`](super::PolicyReloader)
+/// ([`watch_file`](Self::watch_file), [`reload_on_sighup`](Self::reload_on_sighup)):
+/// operators change which tool needs which scope without a rebuild or a
+/// restart.
 ///
-/// [`McpPolicyLayer::new`](super::McpPolicyLayer::new) takes one (or a
-/// plain [`McpPolicy`], which it wraps). Each request is decided, and its
-/// list results filtered, by the policy in force when it arrived; a swap
-/// is atomic (`arc-swap`), so a request sees the old policy or the new,
-/// never a mix.
+/// What follows the policy in force, swap after swap:
 ///
-/// The resource's metadata (`scopes_supported`, see
-/// [`McpPolicy::scopes_named`]) is built once: a reload that names new
-/// scopes does not change it.
+/// * [`McpPolicyLayer::new`](super::McpPolicyLayer::new) takes one (or a
+///   plain [`McpPolicy`], which it wraps). Each request is decided, and its
+///   list results filtered, by the policy in force when it arrived; a swap
+///   is atomic (`arc-swap`), so a request sees the old policy or the new,
+///   never a mix.
+/// * `RateLimitLayer::from_policy` (feature `rate-limit`): each principal's
+///   quota, the anonymous quota and the tools' costs of the policy's
+///   `[rate_limit]` table.
+/// * The resource's metadata: a `SharedPolicy` is a [`ScopeSource`], so
+///   [`ProtectedResourceBuilder::scopes_from`](crate::ProtectedResourceBuilder::scopes_from)
+///   lists in `scopes_supported` every scope the policy in force names
+///   ([`McpPolicy::scopes_named`]). A challenge's `scope` is the refused
+///   rule's, so it is the policy in force's already.
 ///
 /// ```
 /// use tower_mcp_auth::mcp::{McpPolicy, McpPolicyLayer, SharedPolicy};
@@ -729,13 +747,23 @@ fn quoted(s: &str) -> String {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
-pub struct SharedPolicy(Arc<ArcSwap<McpPolicy>>);
+pub struct SharedPolicy(Arc<Shared>);
+
+struct Shared {
+    policy: ArcSwap<McpPolicy>,
+    /// The SHA-256 of the text the policy in force was read from (`None`:
+    /// built in code), so a file watcher reloads only what changed.
+    source: Mutex<Option<[u8; 32]>>,
+}
 
 impl SharedPolicy {
     /// Shares `policy`.
     #[must_use]
     pub fn new(policy: McpPolicy) -> Self {
-        Self(Arc::new(ArcSwap::from_pointee(policy)))
+        Self(Arc::new(Shared {
+            policy: ArcSwap::from_pointee(policy),
+            source: Mutex::new(None),
+        }))
     }
 
     /// Reads a policy file (see [`McpPolicy::from_file`]) to share.
@@ -744,18 +772,23 @@ impl SharedPolicy {
     ///
     /// As [`McpPolicy::from_file`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        McpPolicy::from_file(path).map(Self::new)
+        let path = path.as_ref();
+        let text = read_text(path)?;
+        let shared = Self::new(McpPolicy::from_file_text(path, &text)?);
+        shared.set_source(Some(digest(text.as_bytes())));
+        Ok(shared)
     }
 
     /// The policy in force (cheap: one reference count).
     #[must_use]
     pub fn current(&self) -> McpPolicy {
-        McpPolicy::clone(&self.0.load())
+        McpPolicy::clone(&self.0.policy.load())
     }
 
     /// Swaps `policy` in for every clone.
     pub fn replace(&self, policy: McpPolicy) {
-        self.0.store(Arc::new(policy));
+        self.0.policy.store(Arc::new(policy));
+        self.set_source(None);
     }
 
     /// Re-reads a policy file and swaps it in for every clone. A file that
@@ -765,17 +798,44 @@ impl SharedPolicy {
     /// successful reload is an audit event too (`outcome = "reloaded"`).
     ///
     /// Reading the file blocks the calling thread: from async code, call
-    /// it in `spawn_blocking`.
+    /// it in `spawn_blocking`, or let [`watch_file`](Self::watch_file) or
+    /// [`reload_on_sighup`](Self::reload_on_sighup) do it.
     ///
     /// # Errors
     ///
     /// As [`McpPolicy::from_file`].
     pub fn reload_file(&self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
         let path = path.as_ref();
+        let loaded = read_text(path).map(|text| {
+            let policy = McpPolicy::from_file_text(path, &text);
+            (policy, digest(text.as_bytes()))
+        });
+        match loaded {
+            Ok((policy, digest)) => self.swap_in(path, policy, digest),
+            Err(e) => {
+                audit::reload(
+                    "mcp_policy",
+                    &path.display().to_string(),
+                    Some(&e.to_string()),
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Swaps in `policy`, read from `path` (whose text hashes to
+    /// `digest`), or reports why not.
+    pub(super) fn swap_in(
+        &self,
+        path: &Path,
+        policy: Result<McpPolicy, ConfigError>,
+        digest: [u8; 32],
+    ) -> Result<(), ConfigError> {
         let source = path.display().to_string();
-        match McpPolicy::from_file(path) {
+        match policy {
             Ok(policy) => {
-                self.replace(policy);
+                self.0.policy.store(Arc::new(policy));
+                self.set_source(Some(digest));
                 audit::reload("mcp_policy", &source, None);
                 Ok(())
             }
@@ -785,47 +845,41 @@ impl SharedPolicy {
             }
         }
     }
-}
 
-impl SharedPolicy {
-    /// The price of each request by the policy in force, for
-    /// `RateLimitLayer::cost` (put the rate limiter inside
-    /// [`McpPolicyLayer`](super::McpPolicyLayer), which leaves the
-    /// [`McpRequest`] in the extensions): [`RateLimits::cost`], 1 for a
-    /// request that was not inspected.
-    pub fn cost_fn(&self) -> impl Fn(&http::request::Parts) -> u32 + Send + Sync + 'static {
-        let shared = self.0.clone();
-        move |parts| {
-            parts
-                .extensions
-                .get::<McpRequest>()
-                .map_or(1, |req| shared.load().rate_limits().cost(req))
-        }
+    /// The SHA-256 of the text the policy in force was read from.
+    pub(super) fn source(&self) -> Option<[u8; 32]> {
+        *self.0.source.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Each principal's calls a minute by the policy in force (`None`: the
-    /// layer's own quota), for `RateLimitLayer::override_quota`:
-    ///
-    /// ```
-    /// # #[cfg(feature = "rate-limit")] {
-    /// use tower_mcp_auth::mcp::{McpPolicy, SharedPolicy};
-    /// use tower_mcp_auth::rate_limit::{Quota, RateLimitLayer};
-    ///
-    /// let policy = SharedPolicy::new(McpPolicy::from_json(
-    ///     r#"{ "rate_limit": { "per_minute": 30, "costs": { "generate_report": 10 } } }"#,
-    /// )?);
-    /// let per_minute = policy.per_minute_fn();
-    /// let limiter = RateLimitLayer::per_principal(Quota::per_minute(100))
-    ///     .override_quota(move |p| per_minute(p).map(|n| Quota::per_minute(n.get())))
-    ///     .cost(policy.cost_fn());
-    /// # let _ = limiter; }
-    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
-    /// ```
-    pub fn per_minute_fn(
-        &self,
-    ) -> impl Fn(&crate::Principal) -> Option<std::num::NonZeroU32> + Send + Sync + 'static {
-        let shared = self.0.clone();
-        move |_| shared.load().rate_limits().per_minute
+    fn set_source(&self, digest: Option<[u8; 32]>) {
+        *self.0.source.lock().unwrap_or_else(PoisonError::into_inner) = digest;
+    }
+
+    /// `f` of the rate-limit numbers of the policy in force (one `arc-swap`
+    /// load, no allocation).
+    #[cfg_attr(not(feature = "rate-limit"), allow(dead_code))]
+    pub(crate) fn with_rate_limits<R>(&self, f: impl FnOnce(&RateLimits) -> R) -> R {
+        f(self.0.policy.load().rate_limits())
+    }
+}
+
+/// A file's text, or the error [`McpPolicy::from_file`] gives.
+pub(super) fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The SHA-256 of a policy text.
+pub(super) fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// `scopes_supported` of the policy in force: every scope its rules name.
+impl ScopeSource for SharedPolicy {
+    fn scopes(&self) -> Scopes {
+        self.0.policy.load().scopes_named()
     }
 }
 
@@ -838,7 +892,7 @@ impl From<McpPolicy> for SharedPolicy {
 impl fmt::Debug for SharedPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("SharedPolicy")
-            .field(&*self.0.load())
+            .field(&*self.0.policy.load())
             .finish()
     }
 }

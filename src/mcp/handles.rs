@@ -377,20 +377,7 @@ impl<S> HandleBinding<S> {
         HandleBindingLayer::new()
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!(S);
 }
 
 // ---------------------------------------------------------------------------
@@ -772,9 +759,12 @@ fn read_params<'a>(
 
 /// Whether a reader could find a handle's member name in `text`.
 fn may_carry_handle(text: &[u8]) -> bool {
-    memmem::find(text, b"requestState").is_some()
-        || memmem::find(text, b"taskId").is_some()
-        || may_spell_letters(text)
+    // Built once: a searcher's set-up costs more than scanning a small body.
+    static NAMES: std::sync::LazyLock<[memmem::Finder<'static>; 2]> =
+        std::sync::LazyLock::new(|| {
+            [b"requestState".as_slice(), b"taskId"].map(memmem::Finder::new)
+        });
+    NAMES.iter().any(|name| name.find(text).is_some()) || may_spell_letters(text)
 }
 
 // ---------------------------------------------------------------------------
@@ -1068,10 +1058,21 @@ where
             } else {
                 (Body::new(body), Bytes::new())
             };
+            // The calls the policy layer above read, when it is there (the
+            // same ids and methods: only a state's value was unsealed);
+            // else read here.
+            let parsed;
+            let calls = match parts.extensions.get::<McpRequest>() {
+                Some(read) => read,
+                None => {
+                    parsed = McpRequest::parse(&request).unwrap_or_default();
+                    &parsed
+                }
+            };
             let withhold = Withhold::new(
                 "handle_binding",
                 owner.clone(),
-                &McpRequest::parse(&request).unwrap_or_default(),
+                calls,
                 &parts,
                 config.response_limit,
             );

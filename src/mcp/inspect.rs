@@ -6,7 +6,10 @@ use http::HeaderMap;
 
 use super::json::{JsonStr, Scanner, SyntaxError, MAX_DEPTH};
 
-use crate::error::{AuthError, JsonRpcId, JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR};
+use crate::{
+    error::{AuthError, JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR},
+    jsonrpc_id::JsonRpcId,
+};
 
 /// JSON-RPC error code for `Mcp-Method` / `Mcp-Name` headers that
 /// contradict the body (`HeaderMismatch`, MCP protocol 2026-07-28).

@@ -17,12 +17,13 @@ use tower_service::Service;
 
 use crate::{
     audit,
-    authenticate::UnverifiedCredential,
     budget::ByteBudget,
-    error::{AuthError, ErrorRenderer, JsonRpcId},
+    error::{AuthError, ErrorRenderer},
     future::BoxError,
+    jsonrpc_id::JsonRpcId,
     principal::Principal,
     refusal,
+    unverified::UnverifiedCredential,
 };
 
 use super::{
@@ -260,20 +261,7 @@ impl<S> McpPolicyService<S> {
         McpPolicyLayer::new(policy)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!(S);
 
     /// The request body bytes the layer holds now: see
     /// [`McpPolicyLayer::buffered_bytes`].
@@ -339,16 +327,16 @@ impl Config {
     fn audit(&self, err: &AuthError, parts: &Parts, call: Option<&McpCall>, calls: usize) {
         let principal = Principal::from_extensions(&parts.extensions);
         match call {
-            Some(c) => audit::mcp_decision(
-                Some(err),
+            Some(c) => audit::mcp_decision(audit::McpDecision {
+                err: Some(err),
                 principal,
-                c.method(),
-                c.target().map(|t| t.kind()),
-                c.target().map(|t| t.name()),
+                rpc_method: c.method(),
+                target_kind: c.target().map(|t| t.kind()),
+                target: c.target().map(|t| t.name()),
                 calls,
-                &parts.method,
-                audit::path(&parts.uri, &parts.extensions),
-            ),
+                method: &parts.method,
+                path: audit::path(&parts.uri, &parts.extensions),
+            }),
             None => audit::refused(
                 "mcp_policy",
                 err,
@@ -569,16 +557,16 @@ where
                 return Ok(config.refuse(err, &parts, call, n));
             }
             let first = mcp.calls().first();
-            audit::mcp_decision(
-                None,
-                principal.as_ref(),
-                first.and_then(McpCall::method),
-                first.and_then(|c| c.target()).map(|t| t.kind()),
-                first.and_then(|c| c.target()).map(|t| t.name()),
-                n,
-                &parts.method,
-                audit::path(&parts.uri, &parts.extensions),
-            );
+            audit::mcp_decision(audit::McpDecision {
+                err: None,
+                principal: principal.as_ref(),
+                rpc_method: first.and_then(McpCall::method),
+                target_kind: first.and_then(|c| c.target()).map(|t| t.kind()),
+                target: first.and_then(|c| c.target()).map(|t| t.name()),
+                calls: n,
+                method: &parts.method,
+                path: audit::path(&parts.uri, &parts.extensions),
+            });
             let lists = config
                 .filter_lists
                 .then(|| ListFilter::new(policy, principal, &mcp, &parts, config.response_limit));

@@ -8,10 +8,9 @@ use super::inspect::{McpRequest, Target};
 
 /// The rate-limit quotas and per-tool costs of a policy (the
 /// `[rate_limit]` table of a [policy file](super::McpPolicy#the-policy-file)),
-/// for `rate_limit::RateLimitLayer`: [`SharedPolicy::cost_fn`](super::SharedPolicy::cost_fn)
-/// prices each request and [`SharedPolicy::per_minute_fn`](super::SharedPolicy::per_minute_fn)
-/// gives each principal its quota, both read from the policy in force, so
-/// a reload changes them too.
+/// for `rate_limit::RateLimitLayer::from_policy` (feature `rate-limit`),
+/// which reads them from the policy in force at each request, so a reload
+/// changes them too.
 ///
 /// ```
 /// use std::num::NonZeroU32;

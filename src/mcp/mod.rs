@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | [`McpRequest::parse`] | the JSON-RPC peek: each call's id, method and target |
 //! | [`McpPolicy`] | what each call needs, in the crate's one rule language, [`Rule`](crate::Rule) |
-//! | [`McpPolicy::from_file`], [`SharedPolicy`] | the policy as data (TOML or JSON), reloaded at run time |
+//! | [`McpPolicy::from_file`], [`SharedPolicy`], [`PolicyReloader`] | the policy as data (TOML or JSON), reloaded at run time (a watched file, `SIGHUP`) |
 //! | [`UriTemplate`] | RFC 6570 level-1 templates for resources |
 //! | [`TemplateIndex`] | many templates decided without a linear scan |
 //! | [`McpPolicyLayer`] | reads the body once, decides, hands on the same bytes |
@@ -218,6 +218,7 @@ mod json;
 mod layer;
 mod limits;
 mod policy;
+mod reload;
 pub mod session;
 mod template_index;
 mod uri_template;
@@ -235,5 +236,6 @@ pub use layer::{
 };
 pub use limits::RateLimits;
 pub use policy::{McpPolicy, McpPolicyBuilder};
+pub use reload::{PolicyReloader, ReloadOutcome};
 pub use template_index::{TemplateIndex, TemplatePrecedence};
 pub use uri_template::UriTemplate;

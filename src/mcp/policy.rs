@@ -12,7 +12,7 @@ use crate::{
 };
 
 use super::{
-    filter::Gaps,
+    filter::gaps::{Gaps, NamedTargets},
     inspect::{Kind, McpCall, Target},
     limits::RateLimits,
     template_index::{TemplateIndex, TemplatePrecedence},
@@ -357,32 +357,6 @@ impl McpPolicy {
         self.rules().any(|rule| rule.permits(None))
     }
 
-    /// Whether a tool rule names `name` (not an unmatched rule).
-    pub(crate) fn names_tool(&self, name: &str) -> bool {
-        self.0.tools.contains_key(name)
-    }
-
-    /// Whether a prompt rule names `name`.
-    pub(crate) fn names_prompt(&self, name: &str) -> bool {
-        self.0.prompts.contains_key(name)
-    }
-
-    /// Whether a resource rule (an exact URI, or a template that matches)
-    /// decides `uri` (a URI, or a template as listed).
-    pub(crate) fn names_resource(&self, uri: &str) -> bool {
-        self.resource_rule(uri).is_some()
-    }
-
-    /// The tools the rules name.
-    pub(crate) fn tools_named(&self) -> impl Iterator<Item = &str> {
-        self.0.tools.keys().map(String::as_str)
-    }
-
-    /// The prompts the rules name.
-    pub(crate) fn prompts_named(&self) -> impl Iterator<Item = &str> {
-        self.0.prompts.keys().map(String::as_str)
-    }
-
     /// What the list filter has reported about this policy.
     pub(crate) fn gaps(&self) -> &Gaps {
         &self.0.gaps
@@ -710,6 +684,35 @@ impl McpPolicyBuilder {
         for rule in rules {
             rule.set_scope_hierarchy(hierarchy.clone());
         }
+    }
+}
+
+/// The targets the rules name, as the list filter's report reads them.
+impl NamedTargets for McpPolicy {
+    /// Whether a tool rule names `name` (not an unmatched rule).
+    fn names_tool(&self, name: &str) -> bool {
+        self.0.tools.contains_key(name)
+    }
+
+    /// Whether a prompt rule names `name`.
+    fn names_prompt(&self, name: &str) -> bool {
+        self.0.prompts.contains_key(name)
+    }
+
+    /// Whether a resource rule (an exact URI, or a template that matches)
+    /// decides `uri` (a URI, or a template as listed).
+    fn names_resource(&self, uri: &str) -> bool {
+        self.resource_rule(uri).is_some()
+    }
+
+    /// The tools the rules name.
+    fn tools_named(&self) -> impl Iterator<Item = &str> {
+        self.0.tools.keys().map(String::as_str)
+    }
+
+    /// The prompts the rules name.
+    fn prompts_named(&self) -> impl Iterator<Item = &str> {
+        self.0.prompts.keys().map(String::as_str)
     }
 }
 

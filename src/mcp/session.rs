@@ -76,6 +76,12 @@
 //! [`SessionBindingLayer::unknown_session_answer`], so that its clients
 //! read a refused id as the expired session they handle already.
 //!
+//! When that answer cannot be known in advance (a gateway in front of
+//! servers written in other languages),
+//! [`SessionBindingLayer::unknown_session_from_server`] lets the server
+//! give it: the request goes on with a random id in place of the presented
+//! one, and the server answers as it answers any id it never issued.
+//!
 //! A request without `Mcp-Session-Id` (stateless mode, `initialize`, the
 //! 2026-07-28 revision's per-request protocol) passes untouched.
 //! In front of a server without sessions (rmcp's stateless mode ignores the
@@ -179,18 +185,37 @@ pub struct SessionBindingLayer {
 /// How the layer answers a session id that is not the caller's: the way
 /// the server behind it answers a session id it does not know.
 #[derive(Clone)]
-struct UnknownSession(Arc<dyn Fn(&Method) -> Response + Send + Sync>);
+enum UnknownSession {
+    /// This answer, made by the layer.
+    Answer(Arc<dyn Fn(&Method) -> Response + Send + Sync>),
+    /// The server's own: it gets a random stand-in id.
+    Server,
+}
 
 impl fmt::Debug for UnknownSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("UnknownSession(..)")
+        match self {
+            Self::Answer(_) => f.write_str("UnknownSession::Answer(..)"),
+            Self::Server => f.write_str("UnknownSession::Server"),
+        }
     }
 }
 
 impl Default for UnknownSession {
     fn default() -> Self {
-        Self(Arc::new(rmcp_unknown_session))
+        Self::Answer(Arc::new(rmcp_unknown_session))
     }
+}
+
+/// A session id no server ever issued: 128 random bits.
+fn stand_in_session() -> HeaderValue {
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).expect("the operating system's random source failed");
+    HeaderValue::try_from(format!(
+        "tower-mcp-auth.unknown-session.{}",
+        URL_SAFE_NO_PAD.encode(nonce)
+    ))
+    .expect("base64url is a valid header value")
 }
 
 impl SessionBindingLayer {
@@ -265,7 +290,32 @@ impl SessionBindingLayer {
         mut self,
         answer: impl Fn(&Method) -> Response + Send + Sync + 'static,
     ) -> Self {
-        self.unknown = UnknownSession(Arc::new(answer));
+        self.unknown = UnknownSession::Answer(Arc::new(answer));
+        self
+    }
+
+    /// Lets the server answer a session id that is not the caller's: the
+    /// request goes on with a random id in its place (128 bits, an id the
+    /// server never issued), so the server answers exactly as it answers
+    /// any unknown session — its status, headers and body, whatever the
+    /// server is. The presented id never reaches it; the
+    /// [audit event](crate::audit) is emitted with the server's status.
+    ///
+    /// For a server whose answer the layer cannot know in advance: a
+    /// gateway in front of MCP servers written in other languages
+    /// (`mcp-auth-gateway`). The cost: the request reaches the server
+    /// (after every other layer has allowed it), where
+    /// [`unknown_session_answer`](Self::unknown_session_answer) answers in
+    /// the layer.
+    ///
+    /// ```
+    /// use tower_mcp_auth::mcp::session::SessionBindingLayer;
+    ///
+    /// let layer = SessionBindingLayer::new().unknown_session_from_server();
+    /// # let _ = layer;
+    /// ```
+    pub fn unknown_session_from_server(mut self) -> Self {
+        self.unknown = UnknownSession::Server;
         self
     }
 }
@@ -401,20 +451,7 @@ impl<S> SessionBinding<S> {
         SessionBindingLayer::new()
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!(S);
 }
 
 /// What rmcp 3.11's `StreamableHttpService` answers a request naming a
@@ -435,6 +472,27 @@ fn rmcp_unknown_session(method: &Method) -> Response {
 
 /// The audit event of a refused session id. The id itself is not logged.
 fn audit_refusal<B>(req: &Request<B>, owner: Option<&Principal>, status: StatusCode) {
+    audit_unknown(
+        owner,
+        req.method(),
+        audit::path(req.uri(), req.extensions()),
+        status,
+    );
+}
+
+/// What the audit event of a session id the server got a stand-in for
+/// needs once the server has answered.
+#[derive(Debug)]
+struct RefusedRequest {
+    method: Method,
+    path: String,
+}
+
+fn audit_refused_request(r: &RefusedRequest, owner: Option<&Principal>, status: StatusCode) {
+    audit_unknown(owner, &r.method, &r.path, status);
+}
+
+fn audit_unknown(owner: Option<&Principal>, method: &Method, path: &str, status: StatusCode) {
     audit::refused_because(
         "session_binding",
         audit::Refusal {
@@ -443,8 +501,8 @@ fn audit_refusal<B>(req: &Request<B>, owner: Option<&Principal>, status: StatusC
             status: status.as_u16(),
         },
         owner,
-        req.method(),
-        audit::path(req.uri(), req.extensions()),
+        method,
+        path,
     );
 }
 
@@ -464,6 +522,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let owner = Principal::from_extensions(req.extensions()).cloned();
+        let mut refused = None;
         let mut presented = req.headers().get_all(SESSION_ID).iter();
         if let Some(first) = presented.next() {
             // Two ids: rmcp would take the first; refuse rather than guess.
@@ -476,13 +535,24 @@ where
                     req.headers_mut().insert(SESSION_ID, bare);
                 }
                 None if matches!(*req.method(), Method::POST | Method::GET | Method::DELETE) => {
-                    let response = (self.unknown.0)(req.method());
-                    audit_refusal(&req, owner.as_ref(), response.status());
-                    return ResponseFuture {
-                        kind: Kind::Refused {
-                            response: Some(response),
-                        },
-                    };
+                    match &self.unknown {
+                        UnknownSession::Answer(answer) => {
+                            let response = answer(req.method());
+                            audit_refusal(&req, owner.as_ref(), response.status());
+                            return ResponseFuture {
+                                kind: Kind::Refused {
+                                    response: Some(response),
+                                },
+                            };
+                        }
+                        UnknownSession::Server => {
+                            req.headers_mut().insert(SESSION_ID, stand_in_session());
+                            refused = Some(RefusedRequest {
+                                method: req.method().clone(),
+                                path: audit::path(req.uri(), req.extensions()).to_owned(),
+                            });
+                        }
+                    }
                 }
                 None => {
                     req.headers_mut().remove(SESSION_ID);
@@ -496,6 +566,7 @@ where
                 future,
                 owner,
                 key: self.key.clone(),
+                refused,
             },
         }
     }
@@ -513,7 +584,13 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F> {
-        Inner { #[pin] future: F, owner: Option<Principal>, key: Arc<SessionKey> },
+        Inner {
+            #[pin] future: F,
+            owner: Option<Principal>,
+            key: Arc<SessionKey>,
+            // A foreign id the server got a stand-in for: audited with its answer.
+            refused: Option<RefusedRequest>,
+        },
         Refused { response: Option<Response> },
     }
 }
@@ -528,8 +605,16 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Inner { future, owner, key } => {
+            KindProj::Inner {
+                future,
+                owner,
+                key,
+                refused,
+            } => {
                 let mut response = ready!(future.poll(cx))?;
+                if let Some(r) = refused.take() {
+                    audit_refused_request(&r, owner.as_ref(), response.status());
+                }
                 key.seal_all(owner.as_ref(), response.headers_mut());
                 Poll::Ready(Ok(response.map(Body::new)))
             }
@@ -701,6 +786,46 @@ mod tests {
         assert_eq!(body(res).await, "");
         // The server never heard of the foreign requests.
         assert_eq!(*seen.lock().unwrap(), [None]);
+    }
+
+    #[tokio::test]
+    async fn with_unknown_session_from_server_a_foreign_id_reaches_it_as_a_stand_in() {
+        let _serial = REFUSALS.lock().await;
+        let layer = SessionBindingLayer::new().unknown_session_from_server();
+        let seen = Seen::default();
+        let svc = server(&layer, &seen);
+        let id = open(svc.clone(), Some(&alice())).await;
+        let mut tampered = id.clone();
+        tampered.pop();
+
+        for (who, presented) in [(bob(), id.as_str()), (alice(), tampered.as_str())] {
+            for method in [Method::POST, Method::GET, Method::DELETE] {
+                let res = svc
+                    .clone()
+                    .oneshot(request(method, Some(&who), Some(presented)))
+                    .await
+                    .unwrap();
+                // The server's own answer (here it serves any id it gets).
+                assert_eq!(body(res).await, "served");
+            }
+        }
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 7);
+        let stand_ins: Vec<&str> = seen[1..].iter().map(|s| s.as_deref().unwrap()).collect();
+        for s in &stand_ins {
+            assert!(s.starts_with("tower-mcp-auth.unknown-session."), "{s}");
+            assert!(!s.contains("sess-1"), "{s}");
+        }
+        let distinct: std::collections::HashSet<&&str> = stand_ins.iter().collect();
+        assert_eq!(distinct.len(), 6, "a fresh stand-in each time");
+
+        // The owner still reaches its session.
+        let res = svc
+            .clone()
+            .oneshot(request(Method::POST, Some(&alice()), Some(&id)))
+            .await
+            .unwrap();
+        assert_eq!(body(res).await, "served");
     }
 
     #[tokio::test]

@@ -808,20 +808,7 @@ impl<S: fmt::Debug, C: Clock> fmt::Debug for FailedAuth<S, C> {
 }
 
 impl<S, C: Clock> FailedAuth<S, C> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!(S);
 }
 
 /// This layer's refusal of `req`: the audit event, then the rendering

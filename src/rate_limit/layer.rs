@@ -7,13 +7,14 @@ use std::{
     num::NonZeroU32,
     pin::Pin,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     task::{ready, Context, Poll, Waker},
     time::{Duration, Instant},
 };
 
+use arc_swap::ArcSwapOption;
 use axum::{body::Body, response::Response};
 use bytes::Bytes;
 use http::{request::Parts, HeaderValue, Request};
@@ -49,6 +50,7 @@ pub enum FailMode {
 }
 
 type OverrideFn = dyn Fn(&Principal) -> Option<Quota> + Send + Sync;
+type AnonymousFn = dyn Fn() -> Option<Quota> + Send + Sync;
 type CostFn = dyn Fn(&Parts) -> u32 + Send + Sync;
 
 /// A [`Layer`] that throttles calls per principal (per client address when
@@ -72,6 +74,9 @@ impl<St: Clone> Clone for RateLimitLayer<St> {
 struct Config {
     quota: Quota,
     anonymous: Option<Quota>,
+    /// The anonymous quota read at each request (a policy's), before
+    /// `anonymous`.
+    anonymous_from: Option<Arc<AnonymousFn>>,
     overrides: Option<Arc<OverrideFn>>,
     cost: Option<Arc<CostFn>>,
     keys: KeyExtractor,
@@ -79,9 +84,36 @@ struct Config {
     policy: String,
     /// `RateLimit-Policy` of the default and anonymous quotas, made once.
     policy_values: [Option<(Quota, HeaderValue)>; 2],
+    /// `RateLimit-Policy` of the last quotas met at run time.
+    recent_values: Arc<RecentValues>,
     fail_mode: FailMode,
     renderer: ErrorRenderer,
     degraded: Arc<DegradedLog>,
+}
+
+/// The `RateLimit-Policy` values of the last few quotas that are neither
+/// the layer's nor its anonymous one (a policy's figures, overrides), so
+/// that a figure read from a policy at each request is formatted once, not
+/// at each request. A quota met for the first time takes the oldest slot.
+#[derive(Default)]
+struct RecentValues {
+    slots: [ArcSwapOption<(Quota, HeaderValue)>; 4],
+    next: AtomicUsize,
+}
+
+impl RecentValues {
+    fn get(&self, quota: Quota) -> Option<HeaderValue> {
+        self.slots.iter().find_map(|slot| {
+            let entry = slot.load();
+            let (q, v) = &**entry.as_ref()?;
+            (*q == quota).then(|| v.clone())
+        })
+    }
+
+    fn put(&self, quota: Quota, value: HeaderValue) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        self.slots[i].store(Some(Arc::new((quota, value))));
+    }
 }
 
 /// Emits at most one `degraded` event a second.
@@ -131,6 +163,48 @@ impl RateLimitLayer<MemoryStore> {
     }
 }
 
+#[cfg(feature = "mcp")]
+impl RateLimitLayer<MemoryStore> {
+    /// The limiter of a [`SharedPolicy`](crate::mcp::SharedPolicy)'s
+    /// `[rate_limit]` table, in memory (`.store(..)` for another store):
+    /// each principal's quota is the policy's `per_minute` (else `quota`),
+    /// an anonymous client's its `anonymous_per_minute` (else
+    /// [`anonymous`](Self::anonymous)'s, else `quota`), and a call of a
+    /// tool with a `costs` entry costs that (a batch, the sum over its
+    /// calls). Each is read from the policy in force at each request (one
+    /// `arc-swap` load, no allocation), so a reload changes them all.
+    ///
+    /// Put it inside [`McpPolicyLayer`](crate::mcp::McpPolicyLayer), which
+    /// leaves the inspected call in the request for the costs.
+    ///
+    /// ```
+    /// use tower_mcp_auth::mcp::{McpPolicy, SharedPolicy};
+    /// use tower_mcp_auth::rate_limit::{Quota, RateLimitLayer};
+    ///
+    /// let policy = SharedPolicy::new(McpPolicy::from_json(r#"{ "rate_limit": {
+    ///     "per_minute": 30, "anonymous_per_minute": 5, "costs": { "generate_report": 10 } } }"#)?);
+    /// let limiter = RateLimitLayer::from_policy(&policy, Quota::per_minute(100));
+    /// # let _ = limiter;
+    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
+    /// ```
+    pub fn from_policy(policy: &crate::mcp::SharedPolicy, quota: Quota) -> Self {
+        let per_minute = |n: NonZeroU32| Quota::per_minute(n.get());
+        let (principals, anonymous, costs) = (policy.clone(), policy.clone(), policy.clone());
+        let mut layer = Self::per_principal(quota)
+            .override_quota(move |_| principals.with_rate_limits(|l| l.per_minute.map(per_minute)))
+            .cost(move |parts| {
+                parts
+                    .extensions
+                    .get::<crate::mcp::McpRequest>()
+                    .map_or(1, |req| costs.with_rate_limits(|l| l.cost(req)))
+            });
+        Arc::make_mut(&mut layer.config).anonymous_from = Some(Arc::new(move || {
+            anonymous.with_rate_limits(|l| l.anonymous_per_minute.map(per_minute))
+        }));
+        layer
+    }
+}
+
 impl<St: RateLimitStore> RateLimitLayer<St> {
     /// Limits each key to `quota` in the given store.
     pub fn with_store(quota: Quota, store: St) -> Self {
@@ -138,12 +212,14 @@ impl<St: RateLimitStore> RateLimitLayer<St> {
             config: Arc::new(Config {
                 quota,
                 anonymous: None,
+                anonymous_from: None,
                 overrides: None,
                 cost: None,
                 keys: KeyExtractor::default(),
                 headers_on_allowed: true,
                 policy: "default".into(),
                 policy_values: [None, None],
+                recent_values: Arc::default(),
                 fail_mode: FailMode::default(),
                 renderer: ErrorRenderer::default(),
                 degraded: Arc::new(DegradedLog::new()),
@@ -161,6 +237,7 @@ impl<St: RateLimitStore> RateLimitLayer<St> {
                 .map(|v| (q, v))
         };
         config.policy_values = [value(config.quota), config.anonymous.and_then(value)];
+        config.recent_values = Arc::default();
         self
     }
 
@@ -174,6 +251,8 @@ impl<St: RateLimitStore> RateLimitLayer<St> {
 
     /// A quota per principal: when `f` returns `Some`, that quota replaces
     /// the default for this caller (from an API key's name, a claim, …).
+    /// On a [`from_policy`](Self::from_policy) layer, it replaces the
+    /// policy's `per_minute`.
     pub fn override_quota<F>(mut self, f: F) -> Self
     where
         F: Fn(&Principal) -> Option<Quota> + Send + Sync + 'static,
@@ -182,7 +261,9 @@ impl<St: RateLimitStore> RateLimitLayer<St> {
         self
     }
 
-    /// The quota of anonymous requests (default: the layer's quota).
+    /// The quota of anonymous requests (default: the layer's quota). On a
+    /// [`from_policy`](Self::from_policy) layer, the policy's
+    /// `anonymous_per_minute` comes first when it has one.
     pub fn anonymous(mut self, quota: Quota) -> Self {
         Arc::make_mut(&mut self.config).anonymous = Some(quota);
         self.refresh()
@@ -343,20 +424,7 @@ impl<S: fmt::Debug, St: fmt::Debug> fmt::Debug for RateLimit<S, St> {
 }
 
 impl<S, St> RateLimit<S, St> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!(S);
 }
 
 impl Config {
@@ -367,7 +435,12 @@ impl Config {
                 .as_ref()
                 .and_then(|f| f(p))
                 .unwrap_or(self.quota),
-            None => self.anonymous.unwrap_or(self.quota),
+            None => self
+                .anonymous_from
+                .as_ref()
+                .and_then(|f| f())
+                .or(self.anonymous)
+                .unwrap_or(self.quota),
         }
     }
 
@@ -388,13 +461,17 @@ impl Config {
     }
 
     fn insert_headers(&self, map: &mut http::HeaderMap, d: &Decision) {
-        let cached = self
-            .policy_values
-            .iter()
-            .flatten()
-            .find(|(q, _)| *q == d.quota())
-            .map(|(_, v)| v.clone());
-        if let Some(v) = cached.or_else(|| headers::policy_value(&self.policy, d)) {
+        let quota = d.quota();
+        let cached = (self.policy_values.iter().flatten())
+            .find(|(q, _)| *q == quota)
+            .map(|(_, v)| v.clone())
+            .or_else(|| self.recent_values.get(quota));
+        let made = || {
+            let v = headers::policy_value(&self.policy, d)?;
+            self.recent_values.put(quota, v.clone());
+            Some(v)
+        };
+        if let Some(v) = cached.or_else(made) {
             map.insert(headers::RATELIMIT_POLICY.clone(), v);
             headers::insert_state(map, &self.policy, d);
         }
@@ -594,7 +671,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{error::JsonRpcId, principal::AuthScheme, rate_limit::TrustedProxies};
+    use crate::{jsonrpc_id::JsonRpcId, principal::AuthScheme, rate_limit::TrustedProxies};
     use axum::extract::ConnectInfo;
     use governor::clock::FakeRelativeClock;
     use http::{header, HeaderMap, StatusCode};
@@ -763,6 +840,55 @@ mod tests {
         let (s, h, _) = send(&layer, from_peer("192.0.2.1:2", None)).await;
         assert_eq!(s, 429);
         assert_eq!(h["ratelimit-policy"], r#""default";q=2;w=3600"#);
+    }
+
+    /// `from_policy`: each principal's quota, the anonymous quota and the
+    /// tools' costs are the policy's in force, swap after swap; the base
+    /// quota where the policy names none.
+    #[cfg(feature = "mcp")]
+    #[tokio::test]
+    async fn from_policy_follows_the_policy_in_force() {
+        use crate::mcp::{McpPolicy, McpRequest, SharedPolicy};
+        let policy = SharedPolicy::new(McpPolicy::from_json("{}").unwrap());
+        let layer = RateLimitLayer::from_policy(&policy, Quota::per_hour(1))
+            .store(MemoryStore::with_clock(FakeRelativeClock::default()));
+        let report = |req: Request<Body>| {
+            let (mut parts, body) = req.into_parts();
+            let call =
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"report"}}"#;
+            parts.extensions.insert(McpRequest::parse(call).unwrap());
+            Request::from_parts(parts, body)
+        };
+        // No figures: the base quota for everyone, 1 unit a call.
+        assert_eq!(send(&layer, as_user("a")).await.0, 200);
+        assert_eq!(send(&layer, as_user("a")).await.0, 429);
+        assert_eq!(send(&layer, from_peer("192.0.2.1:1", None)).await.0, 200);
+        assert_eq!(send(&layer, from_peer("192.0.2.1:1", None)).await.0, 429);
+
+        policy.replace(
+            McpPolicy::from_json(
+                r#"{"rate_limit":{"per_minute":4,"anonymous_per_minute":2,"costs":{"report":3}}}"#,
+            )
+            .unwrap(),
+        );
+        let (s, h, _) = send(&layer, report(as_user("b"))).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(h["ratelimit-policy"], r#""default";q=4;w=60"#);
+        assert!(h["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with(r#""default";r=1;"#));
+        assert_eq!(
+            send(&layer, report(as_user("b"))).await.0,
+            429,
+            "3 > 1 left"
+        );
+        assert_eq!(send(&layer, as_user("b")).await.0, 200);
+        for want in [200, 200, 429] {
+            let (s, h, _) = send(&layer, from_peer("192.0.2.2:1", None)).await;
+            assert_eq!(s, want);
+            assert_eq!(h["ratelimit-policy"], r#""default";q=2;w=60"#);
+        }
     }
 
     /// Issue 23, item 1: the anonymous quota of an IPv6 client is its

@@ -8,7 +8,9 @@
 //!   `X-Forwarded-For` / `Forwarded` only from [`TrustedProxies`] and
 //!   taking the right-most untrusted hop; or a custom function.
 //! * **Quotas** ([`Quota`]): `Quota::per_minute(100).burst(10)`, overridden
-//!   per principal ([`RateLimitLayer::override_quota`]). A request costs
+//!   per principal ([`RateLimitLayer::override_quota`]), or all read from
+//!   an MCP policy's `[rate_limit]` table, reload after reload
+//!   (`RateLimitLayer::from_policy`, feature `mcp`). A request costs
 //!   one unit per JSON-RPC message the MCP inspect step found in it (a
 //!   batch of 40 calls costs 40), else one; [`RateLimitLayer::cost`]
 //!   prices calls your own way.
@@ -58,6 +60,7 @@
 //!     );
 //! ```
 
+mod any_store;
 pub mod failed_auth;
 pub mod headers;
 mod key;
@@ -72,6 +75,7 @@ mod store;
 /// [`FailedAuthLayer::with_clock`](failed_auth::FailedAuthLayer::with_clock) (`FakeRelativeClock` in tests).
 pub use governor::clock;
 
+pub use any_store::{AnyStore, AnyStoreFuture};
 pub use key::{KeyExtractor, ProxyHeader, RateLimitKey, TrustedProxies, DEFAULT_IPV6_PREFIX};
 pub use layer::{FailMode, RateLimit, RateLimitLayer, ResponseFuture};
 pub use memory::{MemoryStore, DEFAULT_MAX_KEYS, DEFAULT_SWEEP_INTERVAL, MAX_DISTINCT_QUOTAS};
@@ -79,4 +83,4 @@ pub use quota::Quota;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisStore;
-pub use store::{AnyStore, AnyStoreFuture, Decision, RateLimitStore, StoreError};
+pub use store::{Decision, RateLimitStore, StoreError};

@@ -370,8 +370,9 @@ impl McpAuthBuilder {
         let policy = match (&self.policy, &self.settings.policy_file) {
             (Some(shared), _) => shared.clone(),
             (None, Some(path)) => {
-                let shared = SharedPolicy::new(McpPolicy::from_file(path)?);
-                reload_on_sighup(shared.clone(), path.clone());
+                let shared = SharedPolicy::from_file(path)?;
+                #[cfg(unix)]
+                shared.reload_on_sighup(path.as_path())?.detach();
                 shared
             }
             (None, None) => SharedPolicy::new(
@@ -395,7 +396,8 @@ impl McpAuthBuilder {
                 builder = builder.dpop(&dpop);
             }
             builder
-                .scopes_supported(policy.current().scopes_named().iter())
+                // Every scope the policy in force names, reload after reload.
+                .scopes_from(policy.clone())
                 .build()?
         };
         let path = http::Uri::try_from(resource.resource())
@@ -424,14 +426,10 @@ impl McpAuthBuilder {
         });
 
         let quota = Quota::try_new(self.settings.rate_limit_per_minute, Duration::from_secs(60))?;
-        let per_minute = policy.per_minute_fn();
-        let mut limiter = RateLimitLayer::per_principal(quota)
-            .store(self.rate_limit_store().await?)
-            .override_quota(move |p| per_minute(p).map(|n| Quota::per_minute(n.get())))
-            .cost(policy.cost_fn());
-        if let Some(n) = policy.current().rate_limits().anonymous_per_minute {
-            limiter = limiter.anonymous(Quota::per_minute(n.get()));
-        }
+        // The policy's quotas (each principal's, the anonymous one) and
+        // tool costs, as reloaded; `quota` where it names none.
+        let mut limiter =
+            RateLimitLayer::from_policy(&policy, quota).store(self.rate_limit_store().await?);
         let mut failed_auth = FailedAuthLayer::new();
         if let Some(proxies) = &self.trusted_proxies {
             limiter = limiter.trusted_proxies(proxies.clone());
@@ -552,27 +550,6 @@ fn no_redis() -> ConfigError {
         var: "REDIS_URL".into(),
         reason: "this build has no Redis support; enable the `redis` feature".into(),
     }
-}
-
-/// Re-reads `path` on `SIGHUP` and swaps it in; a bad file keeps the rules
-/// in force.
-fn reload_on_sighup(policy: SharedPolicy, path: PathBuf) {
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hangup.recv().await.is_some() {
-            let (shared, path) = (policy.clone(), path.clone());
-            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || shared.reload_file(&path)).await
-            {
-                tracing::error!("policy file not reloaded, the rules in force stay: {e}");
-            }
-        }
-    });
-    #[cfg(not(unix))]
-    let _ = (policy, path);
 }
 
 /// The JWT authenticator as the stack runs it.

@@ -4,6 +4,7 @@
 //
 //   node compare.mjs checks PASS BARE_DIR STACK_DIR EXPECTED_FILE SUMMARY_FILE
 //   node compare.mjs exchanges BARE_LOG STACK_LOG [BARE_FROM STACK_FROM]
+//   node compare.mjs floor PASS SUMMARY_FILE FLOOR_FILE
 //
 // `checks` reads the suite's results (`-o DIR`: one `server-<scenario>-<time>/
 // checks.json` per scenario) and pairs the checks by scenario, check id and
@@ -26,6 +27,13 @@
 // JSON-RPC id (the suite draws ids from the clock); answers differ when
 // their HTTP status, JSON-RPC error code or result-versus-error differ.
 // Exit status 3 when none does (0 otherwise), so a replay can say so.
+//
+// `floor` checks that the bare run of PASS (SUMMARY_FILE, written by
+// `checks`) passed at least the checks FLOOR_FILE records for it ("PASS
+// CHECKS" lines, # comments): with an upstream nobody here wrote, a broken
+// install or a changed version would otherwise pass as "0 regressions".
+// Exit status 1 when it passed fewer, or FLOOR_FILE has no line for PASS;
+// more is reported, so the file can be raised.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -227,11 +235,36 @@ function compareExchanges([bareLog, stackLog, bareFrom = "0", stackFrom = "0"]) 
   return differing;
 }
 
+function checkFloor([pass, summaryFile, floorFile]) {
+  const summary = JSON.parse(fs.readFileSync(summaryFile, "utf8"));
+  let floor = null;
+  for (const raw of fs.readFileSync(floorFile, "utf8").split("\n")) {
+    const [p, n] = raw.replace(/#.*/, "").trim().split(/\s+/);
+    if (p === pass && /^\d+$/.test(n ?? "")) floor = Number(n);
+  }
+  if (floor === null) {
+    process.stderr.write(`  FLOOR [${pass}]: ${floorFile} records no count for this pass\n`);
+    process.exit(1);
+  }
+  if (summary.checksBare < floor) {
+    process.stderr.write(
+      `  FLOOR [${pass}]: the bare server passed ${summary.checksBare} checks, ${floorFile} records ${floor}: ` +
+        "a broken install or a changed upstream version (see the bare suite log)\n",
+    );
+    process.exit(1);
+  }
+  if (summary.checksBare > floor) {
+    process.stderr.write(`  note [${pass}]: the bare server passed ${summary.checksBare} checks, more than the ${floor} ${floorFile} records: raise it\n`);
+  }
+}
+
 const [command, ...args] = process.argv.slice(2);
 if (command === "checks" && args.length === 5) compareChecks(args);
+else if (command === "floor" && args.length === 3) checkFloor(args);
 else if (command === "exchanges" && (args.length === 2 || args.length === 4)) process.exitCode = compareExchanges(args) ? 0 : 3;
 else {
   process.stderr.write("usage: node compare.mjs checks PASS BARE_DIR STACK_DIR EXPECTED_FILE SUMMARY_FILE\n" +
-    "       node compare.mjs exchanges BARE_LOG STACK_LOG [BARE_FROM STACK_FROM]\n");
+    "       node compare.mjs exchanges BARE_LOG STACK_LOG [BARE_FROM STACK_FROM]\n" +
+    "       node compare.mjs floor PASS SUMMARY_FILE FLOOR_FILE\n");
   process.exit(2);
 }

@@ -15,6 +15,7 @@ pub mod mcp_server {
         app,
         config::{demo_banner, mint_token, Config, DEFAULT_BIND, DEMO_KEY_NAME, MCP_PATH},
         load_policy, policy,
+        tools::conformance,
         transport::mcp_service,
     };
 

@@ -28,7 +28,24 @@ use serde_json::Value;
 
 use crate::audit;
 
-use super::{super::policy::McpPolicy, shape::ListKind};
+use super::shape::ListKind;
+
+/// What the report reads of a policy: the targets its rules name (not
+/// its unmatched rules). The policy implements it, so that the filter's
+/// report depends on no policy type.
+pub(crate) trait NamedTargets {
+    /// Whether a tool rule names `name`.
+    fn names_tool(&self, name: &str) -> bool;
+    /// Whether a prompt rule names `name`.
+    fn names_prompt(&self, name: &str) -> bool;
+    /// Whether a resource rule (an exact URI, or a template that matches)
+    /// decides `uri` (a URI, or a template as listed).
+    fn names_resource(&self, uri: &str) -> bool;
+    /// The tools the rules name.
+    fn tools_named(&self) -> impl Iterator<Item = &str>;
+    /// The prompts the rules name.
+    fn prompts_named(&self) -> impl Iterator<Item = &str>;
+}
 
 /// The most names reported for one policy.
 pub(crate) const MAX_REPORTED: usize = 256;
@@ -80,7 +97,7 @@ impl Gaps {
     /// has no `nextCursor`), and reports what `policy` does not name.
     pub(super) fn observe(
         &self,
-        policy: &McpPolicy,
+        policy: &impl NamedTargets,
         kind: ListKind,
         items: &[Value],
         last_page: bool,
@@ -238,7 +255,7 @@ fn fingerprint(kind: ListKind, items: &[Value], last_page: bool) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Rule;
+    use crate::{mcp::McpPolicy, Rule};
     use serde_json::json;
     use std::sync::{Arc, Mutex};
 

@@ -1,14 +1,13 @@
 //! List filtering: every `tools/list`, `prompts/list`, `resources/list`,
 //! `resources/templates/list` and `skills/list` result that leaves the MCP
 //! endpoint is trimmed to what the caller of that HTTP exchange may call;
-//! what the policy does not name is reported ([`Gaps`]).
+//! what the policy does not name is reported ([`Gaps`](gaps::Gaps)).
 
-mod gaps;
+pub(super) mod gaps;
 mod shape;
 mod sse;
 
 pub(crate) use self::shape::may_spell_letters;
-pub(crate) use gaps::Gaps;
 
 use std::{
     pin::Pin,
@@ -22,7 +21,7 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use crate::{audit, error::JsonRpcId, principal::Principal};
+use crate::{audit, jsonrpc_id::JsonRpcId, principal::Principal};
 
 use self::shape::ListKind;
 use super::{inspect::McpRequest, policy::McpPolicy};

@@ -1,0 +1,578 @@
+"""The gateway in front of a FastMCP server, end to end over loopback:
+
+    GATEWAY_BIN=target/debug/mcp-auth-gateway python driver.py
+
+It starts the FastMCP server of server.py beside this file (FastMCP 4, the
+official MCP Python SDK under it; nothing in it checks a credential) and the
+gateway binary in front of it (UPSTREAM_URL = the FastMCP server, POLICY_FILE
+= policy.toml beside this file, an API key and a JWT_SECRET it signs
+test tokens with), twice: once with FastMCP's default transport (sessions,
+each answer an SSE stream) and once stateless (`--stateless`: plain JSON
+answers). Against each it runs these checks, as a caller would, through
+the gateway's public URL only:
+
+- anonymous: no credential is refused with 401, `WWW-Authenticate: Bearer
+  resource_metadata=…`, and the metadata names the gateway's public URL;
+  a wrong API key and a token signed with another key are refused too;
+- api_key / bearer_read / bearer_admin: the policy decides per tool and
+  credential (an API key may call create_admin_user and list_all_users,
+  not get_user_data; a bearer token with read:data the opposite; with
+  admin:write, delete_user), refused calls get 403 with a JSON-RPC error
+  carrying the request's id and have no effect on the Python side (the
+  data they would change is read back), and tools/list, resources/list,
+  resources/templates/list and prompts/list are filtered to what each
+  caller may call (experimental_operation, which no rule names, is shown
+  to nobody);
+- sdk_bearer / fastmcp_client / ts_sdk_bearer: the official MCP Python
+  SDK's client, FastMCP's own client and the official TypeScript SDK's
+  client (ts_client.mjs, the SDK scripts/test installs in
+  tests/interop/node), each with a bearer token, run a session through the
+  gateway (initialize, list, call);
+- no_passthrough: the Python tools never see the caller's credentials: the
+  tool `echo_headers` reports no Authorization, X-API-Key, DPoP or Cookie
+  header, and no request the FastMCP server received (its
+  header log, every request of the run) carries any of the run's keys,
+  tokens or cookie values;
+- session_bound (sessions only): a session opened by one caller is refused
+  to another caller (the gateway seals Mcp-Session-Id to its caller);
+- upstream_down: with the FastMCP server stopped, a call answers 502 or
+  504 with a JSON-RPC error for the request's id, without hanging.
+
+Each check prints one JSON line {"mode", "check", "result": "pass"|"fail",
+"details"}; then a table. Exit status 0 when every check passes, 1 when
+one fails, 2 when the gateway or FastMCP cannot start (GATEWAY_BIN unset or
+not an executable, or FastMCP not installed: scripts/test installs it into
+target/interop-venv from tests/interop/python/requirements.txt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+PROTOCOL = "2025-11-25"
+# Every tool of server.py, and who may call it (policy.toml).
+ALL_TOOLS = {
+    "get_user_data", "update_user_data", "create_admin_user", "delete_user", "list_all_users",
+    "get_user_by_id", "protected_operation", "experimental_operation", "echo_headers",
+}
+API_KEY_TOOLS = {"create_admin_user", "delete_user", "list_all_users", "get_user_by_id", "protected_operation", "echo_headers"}
+READ_DATA_TOOLS = {"get_user_data", "protected_operation", "echo_headers"}
+ADMIN_WRITE_TOOLS = {"delete_user", "protected_operation", "echo_headers"}
+CREDENTIAL_HEADERS = {"authorization", "x-api-key", "dpop", "cookie"}
+# Bounds every wait on a child process.
+START_TIMEOUT = 30.0
+REQUEST_TIMEOUT = 30.0
+
+try:
+    import httpx2
+    import jwt
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+except ImportError as e:  # pragma: no cover - reported, not a test result
+    print(f"driver.py: the MCP Python SDK is not installed ({e}); scripts/test installs it into target/interop-venv", file=sys.stderr)
+    sys.exit(2)
+
+
+class Failed(Exception):
+    """A check's expectation that did not hold."""
+
+
+def expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise Failed(what)
+
+
+# ───────────────────────────── processes ─────────────────────────────
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, log: Path, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"driver.py: {what} exited with {proc.returncode} before listening:\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"driver.py: {what} is not listening on port {port} after {START_TIMEOUT:.0f} s:\n{log.read_text()}")
+
+
+class Fastmcp:
+    """server.py in a child process; its URL is the JSON line it prints."""
+
+    def __init__(self, tmp: Path, stateless: bool) -> None:
+        self.header_log = tmp / "headers.jsonl"
+        self.log = tmp / "fastmcp.log"
+        args = [sys.executable, str(HERE / "server.py"), "--header-log", str(self.header_log)]
+        if stateless:
+            args.append("--stateless")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log.open("w"), text=True)
+        line = self.proc.stdout.readline()
+        try:
+            self.url = json.loads(line)["url"]
+        except (ValueError, KeyError):
+            self.stop()
+            raise SystemExit(f"driver.py: the FastMCP server did not start:\n{line}{self.log.read_text()}")
+
+    def requests(self) -> list[dict]:
+        if not self.header_log.exists():
+            return []
+        return [json.loads(line) for line in self.header_log.read_text().splitlines() if line]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Gateway:
+    """The gateway binary in a child process, in front of `upstream`."""
+
+    def __init__(self, binary: str, tmp: Path, upstream: str) -> None:
+        port = free_port()
+        self.origin = f"http://127.0.0.1:{port}"
+        self.url = f"{self.origin}/mcp"
+        self.api_key = "mcp_sk_" + secrets.token_hex(20)
+        self.jwt_secret = secrets.token_hex(32)
+        self.log = tmp / "gateway.log"
+        env = {
+            **os.environ,
+            "UPSTREAM_URL": upstream,
+            "BIND": f"127.0.0.1:{port}",
+            "PUBLIC_URL": self.url,
+            "API_KEY": f"admin:{self.api_key}",
+            "JWT_SECRET": self.jwt_secret,
+            "POLICY_FILE": str(HERE / "policy.toml"),
+            "RATE_LIMIT_PER_MINUTE": "6000",
+            "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
+        }
+        self.proc = subprocess.Popen([binary], env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        wait_port(port, self.proc, self.log, "the gateway")
+
+    def token(self, subject: str, scopes: str, secret: str | None = None) -> str:
+        now = int(time.time())
+        claims = {"sub": subject, "aud": self.url, "iat": now, "exp": now + 600, "scope": scopes}
+        return jwt.encode(claims, secret or self.jwt_secret, algorithm="HS256")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# ───────────────────────────── a raw MCP client ─────────────────────────────
+
+
+def messages(response: httpx2.Response) -> list[dict]:
+    """The JSON-RPC messages of an answer: a JSON body or SSE events."""
+    kind = response.headers.get("content-type", "")
+    if "text/event-stream" in kind:
+        out = []
+        for event in response.text.replace("\r\n", "\n").split("\n\n"):
+            data = "\n".join(line[5:].lstrip() for line in event.split("\n") if line.startswith("data:"))
+            if data.strip():
+                out.append(json.loads(data))
+        return out
+    if "json" in kind and response.content:
+        body = response.json()
+        return body if isinstance(body, list) else [body]
+    return []
+
+
+class Raw:
+    """Plain HTTP, to see statuses and headers the SDKs hide."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self.url = url
+        self.http = httpx2.Client(headers=headers, timeout=REQUEST_TIMEOUT)
+        self.session: str | None = None
+        self.next_id = 1
+
+    def post(self, body: dict, headers: dict[str, str] | None = None) -> httpx2.Response:
+        h = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json", "MCP-Protocol-Version": PROTOCOL}
+        if self.session:
+            h["Mcp-Session-Id"] = self.session
+        h.update(headers or {})
+        return self.http.post(self.url, content=json.dumps(body), headers=h)
+
+    def request(self, method: str, params: dict | None = None) -> tuple[httpx2.Response, dict | None, int]:
+        """One request; its answer, the message with its id, and the id."""
+        rid = self.next_id
+        self.next_id += 1
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
+        if params is not None:
+            body["params"] = params
+        response = self.post(body)
+        found = next((m for m in messages(response) if m.get("id") == rid), None)
+        return response, found, rid
+
+    def initialize(self) -> httpx2.Response:
+        response, message, _ = self.request(
+            "initialize",
+            {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "gateway-driver", "version": "1"}},
+        )
+        if response.status_code == 200 and message and "result" in message:
+            self.session = response.headers.get("mcp-session-id")
+            self.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return response
+
+    def result(self, method: str, params: dict | None = None) -> dict:
+        response, message, _ = self.request(method, params)
+        expect(response.status_code == 200, f"{method}: HTTP {response.status_code}: {response.text[:300]}")
+        expect(message is not None and "result" in message, f"{method}: no result: {response.text[:300]}")
+        return message["result"]
+
+    def tool(self, name: str, arguments: dict) -> dict:
+        result = self.result("tools/call", {"name": name, "arguments": arguments})
+        expect(not result.get("isError"), f"{name}: tool error: {json.dumps(result)[:300]}")
+        return result.get("structuredContent") or json.loads(result["content"][0]["text"])
+
+    def refused(self, name: str, arguments: dict) -> dict:
+        """A tools/call the gateway must refuse with 403 and a JSON-RPC
+        error for the request's id."""
+        response, message, rid = self.request("tools/call", {"name": name, "arguments": arguments})
+        expect(response.status_code == 403, f"{name}: expected 403, got HTTP {response.status_code}: {response.text[:300]}")
+        expect(message is not None and "error" in message, f"{name}: 403 without a JSON-RPC error for id {rid}: {response.text[:300]}")
+        return {"status": 403, "code": message["error"].get("code")}
+
+    def listed(self, method: str, key: str, field: str) -> set[str]:
+        return {item[field] for item in self.result(method).get(key, [])}
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def opened(gateway: Gateway, headers: dict[str, str]) -> Raw:
+    raw = Raw(gateway.url, headers)
+    response = raw.initialize()
+    expect(response.status_code == 200, f"initialize: HTTP {response.status_code}: {response.text[:300]}")
+    return raw
+
+
+# ───────────────────────────── checks ─────────────────────────────
+
+
+def upstream(_gw: Gateway, fm: Fastmcp, _ctx: dict) -> dict:
+    """The FastMCP server reached directly (no gateway, no credential):
+    it serves every tool to anyone, so what the gateway hides and refuses
+    below is the gateway's doing."""
+    raw = Raw(fm.url, {})
+    response = raw.initialize()
+    expect(response.status_code == 200, f"FastMCP initialize: HTTP {response.status_code}: {response.text[:300]}")
+    tools = raw.listed("tools/list", "tools", "name")
+    raw.close()
+    expect(tools == ALL_TOOLS, f"FastMCP lists {sorted(tools)}, expected {sorted(ALL_TOOLS)}")
+    return {"tools": len(tools)}
+
+
+def anonymous(gw: Gateway, _fm: Fastmcp, _ctx: dict) -> dict:
+    raw = Raw(gw.url, {})
+    response = raw.initialize()
+    expect(response.status_code == 401, f"no credential: expected 401, got {response.status_code}")
+    challenge = response.headers.get("www-authenticate", "")
+    expect(challenge.lower().startswith("bearer") and "resource_metadata=" in challenge, f"challenge: {challenge!r}")
+    metadata_url = challenge.split('resource_metadata="', 1)[1].split('"', 1)[0]
+    metadata = httpx2.get(metadata_url, timeout=REQUEST_TIMEOUT).json()
+    expect(metadata.get("resource") == gw.url, f"metadata resource {metadata.get('resource')!r}, public URL {gw.url}")
+    wrong_key = Raw(gw.url, {"X-API-Key": "mcp_sk_" + secrets.token_hex(20)}).initialize().status_code
+    expect(wrong_key == 401, f"wrong API key: expected 401, got {wrong_key}")
+    forged = gw.token("mallory", "read:data admin:write", secret=secrets.token_hex(32))
+    forged_status = Raw(gw.url, {"Authorization": f"Bearer {forged}"}).initialize().status_code
+    expect(forged_status == 401, f"token signed with another key: expected 401, got {forged_status}")
+    return {"challenge": challenge, "metadata_resource": metadata["resource"], "wrong_key": wrong_key, "forged_token": forged_status}
+
+
+def lists(raw: Raw) -> dict[str, set[str]]:
+    return {
+        "tools": raw.listed("tools/list", "tools", "name"),
+        "resources": raw.listed("resources/list", "resources", "uri"),
+        "templates": raw.listed("resources/templates/list", "resourceTemplates", "uriTemplate"),
+        "prompts": raw.listed("prompts/list", "prompts", "name"),
+    }
+
+
+def api_key(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
+    cookie = "session=" + secrets.token_hex(16)
+    ctx["secrets"].append(cookie.split("=", 1)[1])
+    raw = opened(gw, {"X-API-Key": gw.api_key, "Cookie": cookie})
+    seen = lists(raw)
+    expect(seen["tools"] == API_KEY_TOOLS, f"tools/list: {sorted(seen['tools'])}, expected {sorted(API_KEY_TOOLS)}")
+    expect("admin://system/stats" in seen["resources"], f"resources/list: {sorted(seen['resources'])}")
+    expect(seen["templates"] == set(), f"resources/templates/list (bearer read:data only): {sorted(seen['templates'])}")
+    expect(seen["prompts"] == {"summarize_user"}, f"prompts/list: {sorted(seen['prompts'])}")
+    created = raw.tool("create_admin_user", {"name": "Carol", "email": "carol@example.com"})
+    users = raw.tool("list_all_users", {})
+    expect(created["user_id"] in users["users"], f"created {created}, listed {users}")
+    refusals = {
+        "get_user_data": raw.refused("get_user_data", {"user_id": "user_001"}),
+        "update_user_data": raw.refused("update_user_data", {"user_id": "user_001", "email": "key@evil.example"}),
+        "experimental_operation": raw.refused("experimental_operation", {"param": "x"}),
+    }
+    # The refused update never reached Python: the record is unchanged.
+    record = raw.tool("get_user_by_id", {"user_id": "user_001"})
+    expect(record["email"] == "alice@example.com", f"a refused update_user_data changed the record: {record}")
+    raw.close()
+    return {"tools": sorted(seen["tools"]), "resources": sorted(seen["resources"]), "created": created["user_id"], "refused": refusals}
+
+
+def bearer_read(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
+    token = gw.token("alice", "read:data")
+    ctx["secrets"].append(token)
+    raw = opened(gw, {"Authorization": f"Bearer {token}"})
+    seen = lists(raw)
+    expect(seen["tools"] == READ_DATA_TOOLS, f"tools/list: {sorted(seen['tools'])}, expected {sorted(READ_DATA_TOOLS)}")
+    expect("admin://system/stats" not in seen["resources"], f"resources/list shows the API-key-only resource: {sorted(seen['resources'])}")
+    expect(seen["templates"] == {"user://{user_id}/private"}, f"resources/templates/list: {sorted(seen['templates'])}")
+    data = raw.tool("get_user_data", {"user_id": "user_001"})
+    expect(data.get("name") == "Alice", f"get_user_data: {data}")
+    private = raw.result("resources/read", {"uri": "user://user_001/private"})
+    refusals = {
+        "update_user_data": raw.refused("update_user_data", {"user_id": "user_001", "email": "alice@evil.example"}),
+        "delete_user": raw.refused("delete_user", {"user_id": "user_001"}),
+        "list_all_users": raw.refused("list_all_users", {}),
+        "create_admin_user": raw.refused("create_admin_user", {"name": "Eve", "email": "eve@example.com"}),
+        "experimental_operation": raw.refused("experimental_operation", {"param": "x"}),
+    }
+    stats = raw.request("resources/read", {"uri": "admin://system/stats"})[0].status_code
+    expect(stats == 403, f"resources/read admin://system/stats with read:data: expected 403, got {stats}")
+    # Neither refused call reached Python: user_001 is there, unchanged.
+    after = raw.tool("get_user_data", {"user_id": "user_001"})
+    expect(after.get("email") == "alice@example.com", f"a refused call changed user_001: {after}")
+    raw.close()
+    return {"tools": sorted(seen["tools"]), "private_read": bool(private.get("contents")), "refused": refusals, "stats_read": stats}
+
+
+def bearer_admin(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
+    token = gw.token("admin-bob", "admin:write")
+    ctx["secrets"].append(token)
+    raw = opened(gw, {"Authorization": f"Bearer {token}"})
+    tools = raw.listed("tools/list", "tools", "name")
+    expect(tools == ADMIN_WRITE_TOOLS, f"tools/list: {sorted(tools)}, expected {sorted(ADMIN_WRITE_TOOLS)}")
+    deleted = raw.tool("delete_user", {"user_id": "user_002"})
+    refused = raw.refused("get_user_data", {"user_id": "user_001"})
+    raw.close()
+    return {"tools": sorted(tools), "deleted": deleted, "refused": refused}
+
+
+async def sdk_session(url: str, headers: dict[str, str]) -> dict:
+    async with httpx2.AsyncClient(headers=headers, timeout=REQUEST_TIMEOUT) as http:
+        async with streamable_http_client(url, http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                init = await session.initialize()
+                tools = sorted(t.name for t in (await session.list_tools()).tools)
+                result = await session.call_tool("get_user_data", {"user_id": "user_001"})
+                headers_seen = await session.call_tool("echo_headers", {})
+    expect(not result.is_error, f"get_user_data: {result}")
+    return {
+        "server": init.server_info.name,
+        "tools": tools,
+        "get_user_data": result.structured_content,
+        "echo_headers": headers_seen.structured_content,
+    }
+
+
+def sdk_bearer(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
+    token = gw.token("sdk-alice", "read:data")
+    ctx["secrets"].append(token)
+    got = asyncio.run(sdk_session(gw.url, {"Authorization": f"Bearer {token}"}))
+    expect(set(got["tools"]) == READ_DATA_TOOLS, f"tools: {got['tools']}")
+    expect((got["get_user_data"] or {}).get("name") == "Alice", f"get_user_data: {got['get_user_data']}")
+    names = {name.lower() for name, _ in got["echo_headers"]["headers"]}
+    expect(not names & CREDENTIAL_HEADERS, f"the Python tool saw {sorted(names & CREDENTIAL_HEADERS)}")
+    return {"server": got["server"], "tools": got["tools"], "headers_seen_by_tool": sorted(names)}
+
+
+async def fastmcp_session(url: str, token: str) -> dict:
+    from fastmcp import Client
+
+    async with Client(url, auth=token) as client:
+        tools = sorted(t.name for t in await client.list_tools())
+        result = await client.call_tool("get_user_data", {"user_id": "user_001"})
+    return {"tools": tools, "get_user_data": result.structured_content}
+
+
+def fastmcp_client(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
+    token = gw.token("fastmcp-alice", "read:data")
+    ctx["secrets"].append(token)
+    got = asyncio.run(fastmcp_session(gw.url, token))
+    expect(set(got["tools"]) == READ_DATA_TOOLS, f"tools: {got['tools']}")
+    expect((got["get_user_data"] or {}).get("name") == "Alice", f"get_user_data: {got['get_user_data']}")
+    return got
+
+
+def ts_sdk_bearer(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
+    token = gw.token("ts-alice", "read:data")
+    ctx["secrets"].append(token)
+    done = subprocess.run(
+        ["node", str(HERE / "ts_client.mjs")],
+        env={**os.environ, "MCP_URL": gw.url, "MCP_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+    )
+    expect(done.returncode == 0, f"ts_client.mjs exited with {done.returncode}: {done.stderr[-600:]}")
+    got = json.loads(done.stdout)
+    expect(set(got["tools"]) == READ_DATA_TOOLS, f"tools: {got['tools']}")
+    expect((got["get_user_data"] or {}).get("name") == "Alice", f"get_user_data: {got['get_user_data']}")
+    names = {name.lower() for name, _ in got["echo_headers"]["headers"]}
+    expect(not names & CREDENTIAL_HEADERS, f"the Python tool saw {sorted(names & CREDENTIAL_HEADERS)}")
+    return {"server": got["server"], "tools": got["tools"], "headers_seen_by_tool": sorted(names)}
+
+
+def no_passthrough(gw: Gateway, fm: Fastmcp, ctx: dict) -> dict:
+    token = gw.token("carol", "read:data")
+    cookie = "sid=" + secrets.token_hex(16)
+    ctx["secrets"] += [token, cookie.split("=", 1)[1]]
+    raw = opened(gw, {"Authorization": f"Bearer {token}", "Cookie": cookie})
+    seen = raw.tool("echo_headers", {})
+    raw.close()
+    tool_names = {name.lower() for name, _ in seen["headers"]}
+    expect(not tool_names & CREDENTIAL_HEADERS, f"the Python tool saw {sorted(tool_names & CREDENTIAL_HEADERS)}")
+    # Every request the FastMCP server received in this run.
+    received = fm.requests()
+    expect(len(received) >= 10, f"the FastMCP server logged only {len(received)} requests: is its header log working?")
+    names = {name.lower() for r in received for name, _ in r["headers"]}
+    values = " ".join(value for r in received for _, value in r["headers"])
+    leaked = [s[:12] + "…" for s in ctx["secrets"] + [gw.api_key] if s in values]
+    expect(not names & CREDENTIAL_HEADERS, f"the FastMCP server received {sorted(names & CREDENTIAL_HEADERS)}")
+    expect(not leaked, f"the FastMCP server received the caller's secrets {leaked}")
+    return {"requests_received": len(received), "header_names": sorted(names), "secrets_checked": len(ctx["secrets"]) + 1}
+
+
+def session_bound(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
+    alice = gw.token("alice", "read:data")
+    mallory = gw.token("mallory", "read:data")
+    ctx["secrets"] += [alice, mallory]
+    raw = opened(gw, {"Authorization": f"Bearer {alice}"})
+    expect(raw.session is not None, "no Mcp-Session-Id from a stateful upstream")
+    thief = Raw(gw.url, {"Authorization": f"Bearer {mallory}"})
+    thief.session = raw.session
+    response, message, _ = thief.request("tools/list")
+    expect(response.status_code in (400, 401, 403, 404), f"another caller's session id: expected a refusal, got {response.status_code}: {response.text[:300]}")
+    # The owner still works.
+    tools = raw.listed("tools/list", "tools", "name")
+    raw.close()
+    thief.close()
+    return {"foreign_session_status": response.status_code, "owner_tools": len(tools)}
+
+
+def upstream_down(gw: Gateway, fm: Fastmcp, _ctx: dict) -> dict:
+    raw = opened(gw, {"X-API-Key": gw.api_key})
+    fm.stop()
+    started = time.monotonic()
+    response, message, rid = raw.request("tools/call", {"name": "protected_operation", "arguments": {"param": "x"}})
+    expect(response.status_code in (502, 504), f"upstream stopped: expected 502 or 504, got {response.status_code}: {response.text[:300]}")
+    expect(message is not None and "error" in message, f"upstream stopped: no JSON-RPC error for id {rid}: {response.text[:300]}")
+    raw.close()
+    return {"status": response.status_code, "error": message["error"], "seconds": round(time.monotonic() - started, 2)}
+
+
+CHECKS: list[tuple[str, Callable[[Gateway, Fastmcp, dict], dict], bool]] = [
+    # name, check, only with sessions
+    ("upstream", upstream, False),
+    ("anonymous", anonymous, False),
+    ("api_key", api_key, False),
+    ("bearer_read", bearer_read, False),
+    ("bearer_admin", bearer_admin, False),
+    ("sdk_bearer", sdk_bearer, False),
+    ("fastmcp_client", fastmcp_client, False),
+    ("ts_sdk_bearer", ts_sdk_bearer, False),
+    ("session_bound", session_bound, True),
+    ("no_passthrough", no_passthrough, False),
+    # Last: it stops the upstream.
+    ("upstream_down", upstream_down, False),
+]
+
+
+def run_mode(binary: str, mode: str) -> list[dict]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix=f"gateway-fastmcp-{mode}-") as tmp:
+        tmp_path = Path(tmp)
+        fm = Fastmcp(tmp_path, stateless=(mode == "stateless"))
+        gw = None
+        try:
+            gw = Gateway(binary, tmp_path, fm.url)
+            ctx: dict = {"secrets": []}
+            for name, check, sessions_only in CHECKS:
+                if sessions_only and mode == "stateless":
+                    continue
+                try:
+                    details, result = check(gw, fm, ctx), "pass"
+                except Failed as e:
+                    details, result = {"error": str(e)}, "fail"
+                except Exception as e:  # a crash in a check is its failure
+                    details, result = {"error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc(limit=4)}, "fail"
+                line = {"mode": mode, "check": name, "result": result, "details": details}
+                print(json.dumps(line, default=str), flush=True)
+                results.append(line)
+            if any(r["result"] == "fail" for r in results):
+                print(f"--- gateway log ({mode}) ---\n{gw.log.read_text()[-4000:]}", file=sys.stderr)
+                print(f"--- FastMCP log ({mode}) ---\n{fm.log.read_text()[-2000:]}", file=sys.stderr)
+        finally:
+            if gw is not None:
+                gw.stop()
+            fm.stop()
+    return results
+
+
+def main() -> int:
+    binary = os.environ.get("GATEWAY_BIN") or str(ROOT / "target" / "debug" / "mcp-auth-gateway")
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        print(f"driver.py: no gateway binary at {binary} (build it: cargo build -p tower-mcp-auth-gateway; or set GATEWAY_BIN)", file=sys.stderr)
+        return 2
+    try:
+        import fastmcp
+    except ImportError:
+        print("driver.py: FastMCP is not installed; scripts/test installs it into target/interop-venv (tests/interop/python/requirements.txt)", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    results = []
+    for mode in ("sessions", "stateless"):
+        results += run_mode(binary, mode)
+    print(f"\nFastMCP {fastmcp.__version__} behind {binary} ({time.monotonic() - started:.1f} s):\n", file=sys.stderr)
+    checks = list(dict.fromkeys(r["check"] for r in results))
+    table = [["check", "sessions (SSE)", "stateless (JSON)"]]
+    for check in checks:
+        row = [check]
+        for mode in ("sessions", "stateless"):
+            found = [r["result"] for r in results if r["check"] == check and r["mode"] == mode]
+            row.append(found[0] if found else "-")
+        table.append(row)
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=sys.stderr)
+    failed = [f"{r['mode']}/{r['check']}" for r in results if r["result"] == "fail"]
+    print(f"\ndriver.py: {'FAILED: ' + ', '.join(failed) if failed else 'every check passed'}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
