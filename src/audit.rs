@@ -3,7 +3,7 @@
 //!
 //! | field | meaning |
 //! | --- | --- |
-//! | `outcome` | `accepted`, `refused`, `throttled`, `degraded` |
+//! | `outcome` | `accepted`, `refused`, `throttled`, `degraded`; `exchanged` for a token exchange |
 //! | `scheme` | `api_key`, `jwt`, `introspection` (when known) |
 //! | `issuer` | who issued the credential: the token's `iss`, the introspection answer's `iss` or endpoint (when known) |
 //! | `kind` | `subject`, or `client` for a client acting for itself (a token without `sub`) (when known) |
@@ -11,6 +11,7 @@
 //! | `reason` | the refusal's code (`invalid_token`, `insufficient_scope`, …) |
 //! | `detail` | the refusal's description |
 //! | `method`, `path` | the HTTP request |
+//! | `downstream` | the resource or audience a token exchange asked for (layer `token_exchange`) |
 //! | `rpc_method`, `target_kind`, `target`, `calls` | the MCP call decided (MCP policy) |
 //!
 //! Events never carry a key, token, secret or `Authorization` value.
@@ -386,6 +387,69 @@ pub(crate) fn policy_gap(
         target = &*target,
         detail,
     );
+}
+
+/// How one token exchange (RFC 8693) ended.
+#[cfg(feature = "token-exchange")]
+#[derive(Debug)]
+pub(crate) enum ExchangeOutcome<'a> {
+    /// A token was issued.
+    Exchanged,
+    /// Refused: by the authorization server (its OAuth error code as the
+    /// reason), or before asking it (`no_subject_token`).
+    Refused {
+        reason: &'static str,
+        detail: &'a str,
+    },
+    /// The authorization server could not be used (down, too slow, an
+    /// answer that is not a token response).
+    Failed(String),
+}
+
+/// Emits the outcome of a token exchange for `subject` (the caller's
+/// name) to `target` (the downstream resource or audience), on the layer
+/// `token_exchange`: `exchanged` (info), `refused` or `degraded` (warn).
+/// Never a token.
+#[cfg(feature = "token-exchange")]
+pub(crate) fn token_exchange(subject: &str, target: &str, outcome: ExchangeOutcome<'_>) {
+    const LAYER: &str = "token_exchange";
+    let subject = bounded(subject);
+    let target = bounded(target);
+    match outcome {
+        ExchangeOutcome::Exchanged => {
+            count(LAYER, "exchanged", "none");
+            tracing::info!(
+                target: TARGET,
+                outcome = "exchanged",
+                layer = LAYER,
+                subject = &*subject,
+                downstream = &*target,
+            );
+        }
+        ExchangeOutcome::Refused { reason, detail } => {
+            count(LAYER, "refused", reason);
+            tracing::warn!(
+                target: TARGET,
+                outcome = "refused",
+                layer = LAYER,
+                subject = &*subject,
+                downstream = &*target,
+                reason,
+                detail = &*bounded(detail),
+            );
+        }
+        ExchangeOutcome::Failed(detail) => {
+            count(LAYER, "degraded", "backend_failure");
+            tracing::warn!(
+                target: TARGET,
+                outcome = "degraded",
+                layer = LAYER,
+                subject = &*subject,
+                downstream = &*target,
+                detail = &*bounded(&detail),
+            );
+        }
+    }
 }
 
 /// The name of the decision counter (feature `metrics`).

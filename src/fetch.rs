@@ -1,5 +1,6 @@
 //! The one bounded HTTP exchange, for everything this crate fetches from an
-//! authorization server: JWKS, metadata (discovery) and introspection.
+//! authorization server: JWKS, metadata (discovery), introspection and
+//! token exchange.
 //!
 //! * **Time**: one deadline over the whole exchange, from connecting to the
 //!   last byte of the body, whatever client is used (so a server that
@@ -79,6 +80,35 @@ impl HttpClient {
             .client
             .get(url)
             .header(http::header::ACCEPT, "application/json")
+            .build()
+            .map_err(|e| FetchError::Build(e.without_url().to_string()))?;
+        self.execute(request).await
+    }
+
+    /// `POST url` of an `application/x-www-form-urlencoded` `form`, with
+    /// `Accept: application/json` and, when given, an `Authorization`
+    /// value (marked sensitive).
+    #[cfg(feature = "token-exchange")]
+    pub(crate) async fn post_form(
+        &self,
+        url: &str,
+        authorization: Option<http::HeaderValue>,
+        form: String,
+    ) -> Result<http::Response<Vec<u8>>, FetchError> {
+        let mut request = self
+            .client
+            .post(url)
+            .header(http::header::ACCEPT, "application/json")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form);
+        if let Some(mut value) = authorization {
+            value.set_sensitive(true);
+            request = request.header(http::header::AUTHORIZATION, value);
+        }
+        let request = request
             .build()
             .map_err(|e| FetchError::Build(e.without_url().to_string()))?;
         self.execute(request).await

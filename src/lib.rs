@@ -20,6 +20,7 @@
 //! | 4 | `rate_limit::RateLimitLayer` | per principal (per address when anonymous), with the policy's quotas and costs |
 //! | 5 | `mcp::session::SessionBindingLayer` | a Streamable HTTP session (2025-11-25) belongs to the principal that opened it |
 //! | 5 | `mcp::handles::HandleBindingLayer` | a `requestState` and a task id (2026-07-28) belong to their caller |
+//! | 5 | `exchange::KeepSubjectTokenLayer` (feature `token-exchange`) | keeps the verified caller token, so that a tool calls another API with a token exchanged for it (RFC 8693: `exchange::TokenExchanger`, or `exchange::ExchangeLayer` on an outbound client), never the caller's own |
 //! | 6 | the MCP service | rmcp's `StreamableHttpService`, or any tower service |
 //!
 //! The source files show the tiers: the core every layer shares
@@ -27,7 +28,7 @@
 //! `scope_hierarchy`, `bearer`, `extract`, `config`, `audit`) imports no
 //! layer (`scripts/module-graph` checks it); the layers (`api_key`,
 //! `authenticate`, `jwt`, `introspection`, `dpop`, `mcp`, `rate_limit`,
-//! `resource`, `authorize`) build on it; `stack` composes them.
+//! `resource`, `authorize`, `exchange`) build on it; `stack` composes them.
 //!
 //! The three authenticators are one [model](authenticate): one layer, one
 //! service and one future run an [`Authenticator`](authenticate::Authenticator)
@@ -118,6 +119,7 @@
 //! | `dpop` | yes | DPoP (RFC 9449, SEP-1932): `.dpop(..)` on the JWT and introspection layers, proof validation, replay caches, nonces: `dpop` (implies `jwt`; hmac) |
 //! | `introspection` | yes | RFC 7662 introspection (oauth2, moka), RFC 8414 / OpenID metadata discovery |
 //! | `rmcp` | no | `caller: Principal` as an rmcp `#[tool]` parameter, `rmcp::caller(&ctx)` for other handlers (adds rmcp's `server` part) |
+//! | `token-exchange` | no | RFC 8693 token exchange: a tool calls another API with a token issued for it, never the caller's (`exchange`; implies `introspection`) |
 //! | `toml` | no | policy files in TOML (`mcp::McpPolicy::from_file`; JSON needs no feature) |
 //! | `full` | no | everything |
 //!
@@ -144,6 +146,9 @@ mod dns_rebinding;
 #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
 pub mod dpop;
 mod error;
+#[cfg(feature = "token-exchange")]
+#[cfg_attr(docsrs, doc(cfg(feature = "token-exchange")))]
+pub mod exchange;
 mod extract;
 #[cfg(any(feature = "jwks", feature = "introspection"))]
 mod fetch;
