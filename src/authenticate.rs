@@ -1053,7 +1053,7 @@ mod tests {
     #[cfg(feature = "jwt")]
     #[tokio::test]
     async fn shared_rules_jwt() {
-        use crate::jwt::validator::tests::{good_claims, hs256, validator};
+        use crate::jwt::test_support::{good_claims, hs256, validator};
         shared_rules(Case {
             layer: crate::jwt::JwtLayer::new(validator()),
             good: (
@@ -1070,7 +1070,7 @@ mod tests {
     #[tokio::test]
     async fn shared_rules_jwt_with_dpop() {
         use crate::dpop::{Dpop, ProofValidator};
-        use crate::jwt::validator::tests::{good_claims, hs256, validator};
+        use crate::jwt::test_support::{good_claims, hs256, validator};
         let dpop = Dpop::new(ProofValidator::builder().build().unwrap());
         shared_rules(Case {
             layer: crate::jwt::JwtLayer::new(validator()).dpop(dpop),
