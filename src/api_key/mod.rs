@@ -10,7 +10,7 @@
 //! SHA-256 digest of each key is kept in memory, in a map keyed by that
 //! digest: a presented key is hashed once and looked up, so checking it
 //! costs the same with one key or a hundred thousand. The key's name
-//! becomes the [`Principal`]'s subject.
+//! becomes the [`Principal`](crate::Principal)'s subject.
 //!
 //! # Timing
 //!

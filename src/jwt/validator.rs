@@ -81,8 +81,8 @@ impl JwtValidator {
     ///
     /// # Errors
     ///
-    /// [`JwtErrorKind::Unavailable`] when the fetch failed (the last good
-    /// keys, if any, stay in use).
+    /// [`JwtErrorKind::Unavailable`](super::JwtErrorKind::Unavailable) when
+    /// the fetch failed (the last good keys, if any, stay in use).
     #[cfg(feature = "jwks")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
     pub async fn refresh_keys(&self) -> Result<(), JwtError> {
