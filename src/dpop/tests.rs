@@ -823,7 +823,7 @@ mod on_a_layer {
     use super::*;
     use crate::{
         jwt::{
-            validator::tests::{good_claims, hs256, validator as jwt_validator},
+            test_support::{good_claims, hs256, validator as jwt_validator},
             JwtLayer,
         },
         Principal, ProtectedResource,

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{jwks::JwksSource, validator::JwtValidatorBuilder};
+use super::{builder::JwtValidatorBuilder, jwks::JwksSource};
 
 /// Remote keys (feature `jwks`): without it a validator has local keys
 /// only and this crate makes no HTTP request for JWTs.

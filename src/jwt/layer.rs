@@ -4,7 +4,10 @@ use std::{future::Future, pin::Pin};
 
 use http::{header, HeaderName, Request};
 
-use super::validator::{JwtError, JwtValidator, Step};
+use super::{
+    error::JwtError,
+    validator::{JwtValidator, Step},
+};
 use crate::{
     authenticate::{AuthenticateLayer, Authenticator, Check, Verdict},
     error::AuthError,
@@ -117,7 +120,7 @@ mod tests {
         error::ErrorRenderer, metadata::ProtectedResource, unverified::UnverifiedCredential,
     };
     use crate::{
-        jwt::validator::tests::{good_claims, hs256, validator},
+        jwt::test_support::{good_claims, hs256, validator},
         principal::AuthScheme,
     };
     use axum::body::Body;

@@ -139,7 +139,10 @@ compile_error!(
     "tower-mcp-auth: the `jwt` feature needs a crypto backend: enable `aws-lc-rs` (the default) or `rust-crypto`"
 );
 
+mod builder;
 mod cache;
+mod error;
+mod header;
 #[cfg(feature = "jwks")]
 mod jwks;
 #[cfg(feature = "jwks")]
@@ -147,8 +150,12 @@ mod jwks_settings;
 mod keys;
 mod layer;
 mod signer;
-pub(crate) mod validator;
+#[cfg(test)]
+pub(crate) mod test_support;
+mod validator;
 
+pub use builder::{JwtValidatorBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY};
+pub use error::{JwtError, JwtErrorKind};
 pub use jsonwebtoken::Algorithm;
 #[cfg(feature = "jwks")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
@@ -159,10 +166,7 @@ pub use jwks::{
 pub use keys::JwtKey;
 pub use layer::{JwtAuthenticator, JwtLayer};
 pub use signer::{Hs256Signer, Hs256TokenBuilder, DEFAULT_TOKEN_LIFETIME};
-pub use validator::{
-    JwtError, JwtErrorKind, JwtValidator, JwtValidatorBuilder, DEFAULT_LEEWAY,
-    DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY,
-};
+pub use validator::JwtValidator;
 
 /// Installs this crate's chosen jsonwebtoken crypto provider (aws-lc-rs
 /// when the `aws-lc-rs` feature is on, else RustCrypto) as jsonwebtoken's

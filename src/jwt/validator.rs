@@ -4,176 +4,52 @@
 use std::{
     borrow::Cow,
     fmt,
-    str::FromStr,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+#[cfg(feature = "jwks")]
 use base64::Engine;
-use jsonwebtoken::{errors::ErrorKind, Algorithm, Validation};
-use secrecy::SecretString;
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
 #[cfg(feature = "jwks")]
-use super::jwks::{JwksOptions, JwksSource, RemoteJwks};
+use super::jwks::RemoteJwks;
 use super::{
     cache::{self, TokenCache},
+    error::{map_error, JwtError},
+    header::{parse_header, Header, StrictObject},
     keys::{JwtKey, KeySet, Lookup},
 };
-#[cfg(test)]
-use crate::principal::PrincipalKind;
 use crate::{
-    config::ConfigError,
-    error::AuthError,
-    metadata::ProtectedResource,
     principal::{AuthScheme, Principal, Scopes},
     url::Audience,
 };
 
-/// Default cap on a token's size, checked before any parsing.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
-/// Default clock-skew leeway for `exp`, `nbf` and `iat`.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
-/// The largest leeway the builder accepts.
-pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
-
-/// Why a token was not accepted.
-///
-/// [`is_not_jwt`](Self::is_not_jwt) tells a token that is not a JWT at all
-/// (an opaque token, for a later introspection layer) from a JWT that
-/// failed verification. Converts into an [`AuthError`]: 401
-/// `invalid_token`, or 503 when no keys could ever be fetched.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JwtError {
-    kind: JwtErrorKind,
-    description: Cow<'static, str>,
-    retry_after: Option<Duration>,
-}
-
-/// What kind of [`JwtError`] it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum JwtErrorKind {
-    /// The token is not shaped like a JWT (its first segment is not a
-    /// base64url JSON object and it does not have three segments).
-    NotAJwt,
-    /// A JWT that failed a check (signature, algorithm, claims, size).
-    Invalid,
-    /// The keys needed to decide could not be fetched, or the token names
-    /// a key that is not known yet and the key set may not be fetched
-    /// again yet (503 with `Retry-After`). Remote keys only (feature
-    /// `jwks`): a validator of local keys always decides.
-    Unavailable,
-}
-
-impl JwtError {
-    fn invalid(description: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            kind: JwtErrorKind::Invalid,
-            description: description.into(),
-            retry_after: None,
-        }
-    }
-
-    fn not_jwt() -> Self {
-        Self {
-            kind: JwtErrorKind::NotAJwt,
-            description: "the bearer token is not a JWT".into(),
-            retry_after: None,
-        }
-    }
-
-    #[cfg(feature = "jwks")]
-    fn unavailable() -> Self {
-        Self {
-            kind: JwtErrorKind::Unavailable,
-            description: "the token signing keys are not available yet".into(),
-            retry_after: None,
-        }
-    }
-
-    /// The token names a key that is not in the key set, and the set may
-    /// be fetched again in `wait`: cannot decide yet (a key rotation the
-    /// server has not seen), so not a bad token.
-    #[cfg(feature = "jwks")]
-    fn key_not_known_yet(wait: Duration) -> Self {
-        Self {
-            kind: JwtErrorKind::Unavailable,
-            description: "the token's signing key is not known yet; retry later".into(),
-            retry_after: Some(wait),
-        }
-    }
-
-    /// The kind.
-    #[must_use]
-    pub fn kind(&self) -> JwtErrorKind {
-        self.kind
-    }
-
-    /// Whether the token is not a JWT at all (an opaque token).
-    #[must_use]
-    pub fn is_not_jwt(&self) -> bool {
-        self.kind == JwtErrorKind::NotAJwt
-    }
-
-    /// The short, safe description (never contains the token).
-    #[must_use]
-    pub fn description(&self) -> &str {
-        &self.description
-    }
-
-    /// How long until the validator may be able to decide, for an
-    /// [`Unavailable`](JwtErrorKind::Unavailable) error that knows it (a
-    /// key not known yet: the time until the key set may be fetched
-    /// again).
-    #[must_use]
-    pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
-    }
-}
-
-impl fmt::Display for JwtError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.description)
-    }
-}
-
-impl std::error::Error for JwtError {}
-
-impl From<JwtError> for AuthError {
-    fn from(e: JwtError) -> Self {
-        match e.kind {
-            JwtErrorKind::Unavailable => AuthError::unavailable(e.description)
-                .with_retry_after(e.retry_after.unwrap_or(Duration::from_secs(5))),
-            JwtErrorKind::NotAJwt | JwtErrorKind::Invalid => {
-                AuthError::invalid_token(e.description)
-            }
-        }
-    }
-}
-
-type ClaimCheck = dyn Fn(&Map<String, Value>) -> Result<(), Cow<'static, str>> + Send + Sync;
+/// A check on a token's verified claims ([`JwtValidatorBuilder::claim_check`](super::JwtValidatorBuilder::claim_check)).
+pub(super) type ClaimCheck =
+    dyn Fn(&Map<String, Value>) -> Result<(), Cow<'static, str>> + Send + Sync;
 
 /// Checks bearer JWTs. Built once with [`JwtValidator::builder`]; cloning is
 /// one reference count. See the [module docs](super) for what is checked.
 #[derive(Clone)]
-pub struct JwtValidator(Arc<Inner>);
+pub struct JwtValidator(pub(super) Arc<Inner>);
 
-struct Inner {
-    keys: KeySet,
+/// What a validator holds: built by [`JwtValidatorBuilder::build`](super::JwtValidatorBuilder::build).
+pub(super) struct Inner {
+    pub(super) keys: KeySet,
     #[cfg(feature = "jwks")]
-    remote: Option<RemoteJwks>,
-    validations: Vec<(Algorithm, Validation)>,
+    pub(super) remote: Option<RemoteJwks>,
+    pub(super) validations: Vec<(Algorithm, Validation)>,
     /// The accepted audiences, each with its RFC 3986 normal form.
-    audiences: Box<[Audience]>,
-    issuers: Vec<String>,
-    leeway: u64,
-    require_at_jwt: bool,
-    claim_checks: Vec<Arc<ClaimCheck>>,
-    confirmation_methods: Vec<Box<str>>,
-    max_token_bytes: usize,
-    cache: Option<TokenCache>,
+    pub(super) audiences: Box<[Audience]>,
+    pub(super) issuers: Vec<String>,
+    pub(super) leeway: u64,
+    pub(super) require_at_jwt: bool,
+    pub(super) claim_checks: Vec<Arc<ClaimCheck>>,
+    pub(super) confirmation_methods: Vec<Box<str>>,
+    pub(super) max_token_bytes: usize,
+    pub(super) cache: Option<TokenCache>,
 }
 
 /// The result of the synchronous part of a check.
@@ -186,22 +62,6 @@ pub(crate) enum Step {
 }
 
 impl JwtValidator {
-    /// A builder whose audience is the resource's identifier (RFC 8707; the
-    /// MCP authorization spec requires the token's `aud` to name this
-    /// server). Only the identifier is taken: refusals get the resource's
-    /// challenge from [`ProtectedResourceLayer`](crate::ProtectedResourceLayer).
-    pub fn builder(resource: &ProtectedResource) -> JwtValidatorBuilder {
-        let mut b = JwtValidatorBuilder::new();
-        b.default_audience = Some(resource.resource().to_owned());
-        b
-    }
-
-    /// A builder with no audience yet: call
-    /// [`audience`](JwtValidatorBuilder::audience) before `build`.
-    pub fn builder_without_resource() -> JwtValidatorBuilder {
-        JwtValidatorBuilder::new()
-    }
-
     /// Verifies a token, fetching remote keys when needed.
     ///
     /// # Errors
@@ -221,8 +81,8 @@ impl JwtValidator {
     ///
     /// # Errors
     ///
-    /// [`JwtErrorKind::Unavailable`] when the fetch failed (the last good
-    /// keys, if any, stay in use).
+    /// [`JwtErrorKind::Unavailable`](super::JwtErrorKind::Unavailable) when
+    /// the fetch failed (the last good keys, if any, stay in use).
     #[cfg(feature = "jwks")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
     pub async fn refresh_keys(&self) -> Result<(), JwtError> {
@@ -536,451 +396,16 @@ fn unverified_iat(token: &str) -> Option<u64> {
     numeric_date(&iat?)
 }
 
-fn map_error(kind: &ErrorKind) -> JwtError {
-    JwtError::invalid(match kind {
-        ErrorKind::ExpiredSignature => "the token has expired",
-        ErrorKind::ImmatureSignature => "the token is not valid yet",
-        ErrorKind::InvalidAudience => "the token is not for this resource",
-        ErrorKind::InvalidIssuer => "the token's issuer is not trusted",
-        ErrorKind::InvalidSignature => "the token's signature is not valid",
-        ErrorKind::InvalidAlgorithm => "the token's algorithm does not match its key",
-        ErrorKind::MissingRequiredClaim(c) => match c.as_str() {
-            "exp" => "the token's exp claim is missing or not a number",
-            "aud" => "the token has no audience",
-            "iss" => "the token has no issuer",
-            _ => "the token lacks a required claim",
-        },
-        ErrorKind::InvalidClaimFormat(c) => match c.as_str() {
-            "exp" => "the token's exp claim is missing or not a number",
-            "nbf" => "the token's nbf claim is not a number",
-            _ => "a claim of the token has the wrong type",
-        },
-        _ => "the token is malformed",
-    })
-}
-
-/// The header fields we look at.
-#[derive(Debug)]
-pub(crate) struct Header {
-    alg: Algorithm,
-    kid: Option<String>,
-    typ: Option<String>,
-}
-
-/// Decides whether `token` is a JWT and reads its header.
-///
-/// A token is *JWT-shaped* when its first segment (before the first `.`)
-/// is base64url of a JSON object, or when it has exactly three segments.
-/// Anything else is [`JwtErrorKind::NotAJwt`] (an opaque token). A
-/// JWT-shaped token with a bad header is [`JwtErrorKind::Invalid`].
-pub(crate) fn parse_header(token: &str) -> Result<Header, JwtError> {
-    let mut parts = token.split('.');
-    let first = parts.next().unwrap_or_default();
-    let segments = 1 + parts.count();
-    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(first)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<StrictObject>(&bytes).ok());
-    let Some(StrictObject(header)) = decoded else {
-        // Not a JSON header: an opaque token, unless it looks like a JWS.
-        return Err(if segments == 3 {
-            JwtError::invalid("the token is malformed")
-        } else {
-            JwtError::not_jwt()
-        });
-    };
-    if segments != 3 {
-        return Err(JwtError::invalid("the token is malformed"));
-    }
-    if header.contains_key("crit") {
-        return Err(JwtError::invalid(
-            "the token has critical header parameters",
-        ));
-    }
-    let alg = match header.get("alg") {
-        Some(Value::String(a)) => Algorithm::from_str(a)
-            .map_err(|_| JwtError::invalid("the token's algorithm is not supported"))?,
-        _ => return Err(JwtError::invalid("the token's algorithm is not supported")),
-    };
-    let text = |name: &str| -> Result<Option<String>, JwtError> {
-        match header.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(JwtError::invalid("the token header is malformed")),
-        }
-    };
-    Ok(Header {
-        alg,
-        kid: text("kid")?,
-        typ: text("typ")?,
-    })
-}
-
-/// A JSON object that refuses duplicate member names (RFC 7515 §5.2 /
-/// RFC 7519 §4: a JWT with duplicate names must be rejected or use the
-/// last; we reject, as parsers disagree).
-pub(crate) struct StrictObject(pub(crate) Map<String, Value>);
-
-impl<'de> Deserialize<'de> for StrictObject {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = StrictObject;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StrictObject, A::Error> {
-                let mut out = Map::new();
-                while let Some(k) = map.next_key::<String>()? {
-                    let v: Value = map.next_value()?;
-                    if out.insert(k, v).is_some() {
-                        return Err(serde::de::Error::custom("duplicate member name"));
-                    }
-                }
-                Ok(StrictObject(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// The error of a validator built without a key source.
-#[cfg(feature = "jwks")]
-const NO_KEYS: &str =
-    "a JWT validator needs keys: add a key, an HS256 secret, a JWKS URL or an issuer";
-#[cfg(not(feature = "jwks"))]
-const NO_KEYS: &str = "a JWT validator needs keys: add a key or an HS256 secret \
-    (a JWKS URL or an issuer needs the `jwks` feature)";
-
-/// Builds a [`JwtValidator`].
-#[must_use]
-pub struct JwtValidatorBuilder {
-    keys: Vec<JwtKey>,
-    errors: Vec<ConfigError>,
-    #[cfg(feature = "jwks")]
-    pub(super) jwks: Option<JwksSource>,
-    #[cfg(feature = "jwks")]
-    pub(super) jwks_options: JwksOptions,
-    audiences: Vec<String>,
-    default_audience: Option<String>,
-    issuers: Vec<String>,
-    leeway: Duration,
-    require_at_jwt: bool,
-    claim_checks: Vec<Arc<ClaimCheck>>,
-    confirmation_methods: Vec<Box<str>>,
-    max_token_bytes: usize,
-    cache_ttl: Option<Duration>,
-    cache_capacity: u64,
-}
-
-impl fmt::Debug for JwtValidatorBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("JwtValidatorBuilder");
-        d.field("keys", &self.keys);
-        #[cfg(feature = "jwks")]
-        d.field("jwks", &self.jwks);
-        d.field("audiences", &self.audiences)
-            .field("issuers", &self.issuers)
-            .finish_non_exhaustive()
-    }
-}
-
-impl JwtValidatorBuilder {
-    fn new() -> Self {
-        super::install_crypto_provider();
-        Self {
-            keys: Vec::new(),
-            errors: Vec::new(),
-            #[cfg(feature = "jwks")]
-            jwks: None,
-            #[cfg(feature = "jwks")]
-            jwks_options: JwksOptions::default(),
-            audiences: Vec::new(),
-            default_audience: None,
-            issuers: Vec::new(),
-            leeway: DEFAULT_LEEWAY,
-            require_at_jwt: false,
-            claim_checks: Vec::new(),
-            confirmation_methods: Vec::new(),
-            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
-            cache_ttl: Some(cache::DEFAULT_TTL),
-            cache_capacity: cache::DEFAULT_CAPACITY,
-        }
-    }
-
-    /// Adds a verification key.
-    pub fn key(mut self, key: JwtKey) -> Self {
-        self.keys.push(key);
-        self
-    }
-
-    /// Adds an HS256 key from a shared secret (the `JWT_SECRET` case). A
-    /// secret shorter than 32 bytes fails at [`build`](Self::build).
-    pub fn hs256_secret(mut self, secret: &SecretString) -> Self {
-        match JwtKey::hmac(Algorithm::HS256, secret) {
-            Ok(k) => self.keys.push(k),
-            Err(e) => self.errors.push(e),
-        }
-        self
-    }
-
-    /// An accepted audience. Audiences given here replace the default
-    /// (the resource identifier); call it several times for several. The
-    /// token's `aud` must contain one of them, exactly or up to RFC 3986
-    /// normalisation (§6.2.2–6.2.3: scheme and host in any case, the
-    /// default port written or not, percent-encodings and dot-segments
-    /// normalised); a different path is another resource.
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audiences.push(audience.into());
-        self
-    }
-
-    /// A trusted issuer; with one or more, `iss` is required and must be
-    /// one of them — except for tokens whose key is pinned to its own
-    /// issuer ([`JwtKey::with_issuer`], [`jwks_issuer`](Self::jwks_issuer),
-    /// [`jwks_from_issuer`](Self::jwks_from_issuer)), which must carry
-    /// that one.
-    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        let issuer = issuer.into();
-        if !self.issuers.contains(&issuer) {
-            self.issuers.push(issuer);
-        }
-        self
-    }
-
-    /// The clock-skew leeway for `exp`, `nbf` and `iat` (default 30 s, at
-    /// most 5 min).
-    pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway;
-        self
-    }
-
-    /// Requires the `typ` header `at+jwt` (RFC 9068 access tokens), so an
-    /// ID token cannot be used as an access token.
-    pub fn require_at_jwt_type(mut self) -> Self {
-        self.require_at_jwt = true;
-        self
-    }
-
-    /// A custom check on the verified claims. Return `Err(description)` to
-    /// refuse with 401; the description is sent to the client, so keep it
-    /// short and free of secrets. Checks run once per token: the verified
-    /// token cache remembers their result.
-    pub fn claim_check<F>(mut self, check: F) -> Self
-    where
-        F: Fn(&Map<String, Value>) -> Result<(), Cow<'static, str>> + Send + Sync + 'static,
-    {
-        self.claim_checks.push(Arc::new(check));
-        self
-    }
-
-    /// Accepts tokens bound by the confirmation method `method` (a member
-    /// of the `cnf` claim, RFC 7800), which this crate does not check: for
-    /// a deployment that checks it elsewhere, such as RFC 8705's
-    /// `x5t#S256` (certificate-bound tokens) checked against the client
-    /// certificate by the TLS terminator.
-    ///
-    /// By default a token whose `cnf` names any method but `jkt` (DPoP,
-    /// checked by the [DPoP layer](crate::dpop)) is refused with 401
-    /// `invalid_token`: taken as a plain bearer token, a stolen
-    /// certificate-bound token would work without the certificate.
-    ///
-    /// ```
-    /// # use tower_mcp_auth::{jwt::JwtValidator, ProtectedResource};
-    /// # let resource = ProtectedResource::builder("https://mcp.example.com/mcp").build().unwrap();
-    /// # let secret = secrecy::SecretString::from("a-secret-of-at-least-32-bytes-0123456789");
-    /// let validator = JwtValidator::builder(&resource)
-    ///     .hs256_secret(&secret)
-    ///     .allow_confirmation_method("x5t#S256") // checked by the TLS terminator
-    ///     .build()?;
-    /// # Ok::<(), tower_mcp_auth::ConfigError>(())
-    /// ```
-    pub fn allow_confirmation_method(mut self, method: impl Into<String>) -> Self {
-        let method = method.into().into_boxed_str();
-        if !self.confirmation_methods.contains(&method) {
-            self.confirmation_methods.push(method);
-        }
-        self
-    }
-
-    /// The largest token accepted, checked before any parsing (default
-    /// 8 KiB).
-    pub fn max_token_bytes(mut self, max: usize) -> Self {
-        self.max_token_bytes = max;
-        self
-    }
-
-    /// The verified-token cache: the longest an entry lives (never past
-    /// the token's `exp`; default 60 s) and how many entries it holds
-    /// (default 10 000).
-    pub fn token_cache(mut self, max_ttl: Duration, capacity: u64) -> Self {
-        self.cache_ttl = Some(max_ttl);
-        self.cache_capacity = capacity;
-        self
-    }
-
-    /// Turns the verified-token cache off: every request checks the
-    /// signature.
-    pub fn no_token_cache(mut self) -> Self {
-        self.cache_ttl = None;
-        self
-    }
-
-    /// Builds the validator.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError`] when there is no key source, no audience, a bad
-    /// key or URL, a duplicate `kid`, a leeway over 5 min, or a zero size
-    /// limit.
-    pub fn build(mut self) -> Result<JwtValidator, ConfigError> {
-        if let Some(e) = self.errors.drain(..).next() {
-            return Err(e);
-        }
-        #[cfg(feature = "jwks")]
-        let no_keys = self.keys.is_empty() && self.jwks.is_none();
-        #[cfg(not(feature = "jwks"))]
-        let no_keys = self.keys.is_empty();
-        if no_keys {
-            return Err(ConfigError::Invalid(NO_KEYS.into()));
-        }
-        if self.audiences.is_empty() {
-            self.audiences.extend(self.default_audience.take());
-        }
-        if self.audiences.is_empty() || self.audiences.iter().any(|a| a.trim().is_empty()) {
-            return Err(ConfigError::Invalid(
-                "a JWT validator needs an audience (the resource identifier)".into(),
-            ));
-        }
-        if self.leeway > MAX_LEEWAY {
-            return Err(ConfigError::Invalid(
-                "the JWT leeway must be at most 5 minutes".into(),
-            ));
-        }
-        if self.max_token_bytes == 0 {
-            return Err(ConfigError::Invalid(
-                "the JWT size limit must be above zero".into(),
-            ));
-        }
-        let mut keys = KeySet::default();
-        for k in self.keys {
-            keys.insert(k)?;
-        }
-        let cache = self
-            .cache_ttl
-            .filter(|t| !t.is_zero() && self.cache_capacity > 0)
-            .map(|ttl| TokenCache::new(self.cache_capacity, ttl));
-        #[cfg(feature = "jwks")]
-        let remote = match self.jwks {
-            Some(source) => {
-                let on_change = cache
-                    .clone()
-                    .map(|c| Arc::new(move || c.clear()) as cache::OnChange);
-                Some(RemoteJwks::new(source, self.jwks_options, on_change)?)
-            }
-            None => None,
-        };
-        let leeway = self.leeway.as_secs();
-        let validations = [
-            Algorithm::HS256,
-            Algorithm::HS384,
-            Algorithm::HS512,
-            Algorithm::RS256,
-            Algorithm::RS384,
-            Algorithm::RS512,
-            Algorithm::PS256,
-            Algorithm::PS384,
-            Algorithm::PS512,
-            Algorithm::ES256,
-            Algorithm::ES384,
-            Algorithm::EdDSA,
-        ]
-        .into_iter()
-        .map(|alg| {
-            let mut v = Validation::new(alg);
-            v.leeway = leeway;
-            v.validate_exp = true;
-            v.validate_nbf = true;
-            // `aud` must be there; its value is checked by us, up to
-            // normalisation, and `iss` per key (see principal_from_claims).
-            v.validate_aud = false;
-            v.set_required_spec_claims(&["exp", "aud"]);
-            (alg, v)
-        })
-        .collect();
-        Ok(JwtValidator(Arc::new(Inner {
-            keys,
-            #[cfg(feature = "jwks")]
-            remote,
-            validations,
-            audiences: self.audiences.iter().map(|a| Audience::new(a)).collect(),
-            issuers: self.issuers,
-            leeway,
-            require_at_jwt: self.require_at_jwt,
-            claim_checks: self.claim_checks,
-            confirmation_methods: self.confirmation_methods,
-            max_token_bytes: self.max_token_bytes,
-            cache,
-        })))
-    }
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
+    use super::super::error::JwtErrorKind;
+    use super::super::test_support::*;
     use super::*;
+    use crate::{error::AuthError, metadata::ProtectedResource, principal::PrincipalKind};
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use jsonwebtoken::{EncodingKey, Header as JwtHeader};
+    use secrecy::SecretString;
     use serde_json::json;
-
-    pub(crate) const SECRET: &str = "unit-test-secret-unit-test-secret-0123";
-    pub(crate) const AUD: &str = "https://mcp.example.com/mcp";
-
-    pub(crate) fn now() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    }
-
-    pub(crate) fn hs256(claims: &Value) -> String {
-        super::super::install_crypto_provider();
-        jsonwebtoken::encode(
-            &JwtHeader::new(Algorithm::HS256),
-            claims,
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .unwrap()
-    }
-
-    /// Signs raw header and payload JSON text with the HS256 secret.
-    pub(crate) fn hs256_raw(header: &str, payload: &str) -> String {
-        super::super::install_crypto_provider();
-        let msg = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header),
-            URL_SAFE_NO_PAD.encode(payload)
-        );
-        let sig = jsonwebtoken::crypto::sign(
-            msg.as_bytes(),
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-            Algorithm::HS256,
-        )
-        .unwrap();
-        format!("{msg}.{sig}")
-    }
-
-    pub(crate) fn good_claims() -> Value {
-        json!({"sub": "user-1", "aud": AUD, "exp": now() + 600, "iat": now(),
-               "scope": "read:data write:data", "client_id": "cli"})
-    }
-
-    pub(crate) fn validator() -> JwtValidator {
-        let resource = ProtectedResource::builder(AUD).build().unwrap();
-        JwtValidator::builder(&resource)
-            .hs256_secret(&SecretString::from(SECRET))
-            .build()
-            .unwrap()
-    }
 
     async fn err(v: &JwtValidator, token: &str) -> JwtError {
         v.verify(token).await.unwrap_err()
@@ -1245,24 +670,6 @@ pub(crate) mod tests {
         );
     }
 
-    #[test]
-    fn jwt_shape_tells_opaque_tokens_from_broken_jwts() {
-        for opaque in ["abc123", "mF_9.B5f-4", "a.b", "ya29.a0AfH6SMB", "!!!"] {
-            assert!(parse_header(opaque).unwrap_err().is_not_jwt(), "{opaque}");
-        }
-        let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#);
-        for broken in [
-            "!!!.@@@.###".to_owned(),
-            format!("{h}.payload"),
-            h.clone(),
-            "a.b.c".into(),
-        ] {
-            let e = parse_header(&broken).unwrap_err();
-            assert_eq!(e.kind(), JwtErrorKind::Invalid, "{broken}");
-        }
-        assert!(parse_header(&format!("{h}.x.y")).is_ok());
-    }
-
     #[tokio::test]
     async fn typ_claim_checks_and_size() {
         let resource = ProtectedResource::builder(AUD).build().unwrap();
@@ -1380,40 +787,5 @@ pub(crate) mod tests {
             .unwrap();
         off.verify(&token).await.unwrap();
         assert_eq!(off.cache_entries(), 0);
-    }
-
-    #[test]
-    fn builder_errors() {
-        let e = |b: JwtValidatorBuilder| b.build().unwrap_err().to_string();
-        let base = || JwtValidator::builder_without_resource().audience(AUD);
-        assert!(e(base()).contains("needs keys"));
-        assert!(e(
-            JwtValidator::builder_without_resource().hs256_secret(&SecretString::from(SECRET))
-        )
-        .contains("needs an audience"));
-        let short = e(base().hs256_secret(&SecretString::from("short-secret")));
-        assert!(short.contains("shorter than 32 bytes") && !short.contains("short-secret"));
-        assert!(e(base()
-            .hs256_secret(&SecretString::from(SECRET))
-            .leeway(Duration::from_secs(301)))
-        .contains("at most 5 minutes"));
-        let k = || {
-            JwtKey::hmac(Algorithm::HS256, &SecretString::from(SECRET))
-                .unwrap()
-                .with_kid("a")
-        };
-        assert!(e(base().key(k()).key(k())).contains("share the kid"));
-        #[cfg(feature = "jwks")]
-        assert!(e(base().jwks_url("http://auth.example.com/jwks")).contains("https"));
-        // Without remote keys, the error says which feature brings them.
-        #[cfg(not(feature = "jwks"))]
-        assert!(e(base()).contains("needs the `jwks` feature"));
-        assert!(JwtKey::rsa_pem(Algorithm::ES256, b"x").is_err());
-        assert!(JwtKey::hmac(Algorithm::RS256, &SecretString::from(SECRET)).is_err());
-        let v = base()
-            .hs256_secret(&SecretString::from(SECRET))
-            .build()
-            .unwrap();
-        assert!(!format!("{v:?}").contains(SECRET));
     }
 }

@@ -31,10 +31,10 @@ use super::{
         self, Unread, ANONYMOUS_REFUSAL_LIMIT, ANONYMOUS_REFUSAL_TIME,
         DEFAULT_ANONYMOUS_BUFFER_BUDGET, DEFAULT_BODY_TIMEOUT, DEFAULT_BUFFER_BUDGET,
     },
-    file::SharedPolicy,
     filter::{self, ListFilter},
     inspect::{self, McpCall, McpRequest},
     policy::McpPolicy,
+    shared::SharedPolicy,
 };
 
 /// The default body limit: 4 MiB, the same as rmcp's.

@@ -220,6 +220,7 @@ mod limits;
 mod policy;
 mod reload;
 pub mod session;
+mod shared;
 mod template_index;
 mod uri_template;
 
@@ -227,7 +228,6 @@ pub use body::{
     ANONYMOUS_REFUSAL_LIMIT, DEFAULT_ANONYMOUS_BUFFER_BUDGET, DEFAULT_BODY_TIMEOUT,
     DEFAULT_BUFFER_BUDGET,
 };
-pub use file::SharedPolicy;
 pub use inspect::{
     McpCall, McpRequest, MessageKind, Target, JSONRPC_HEADER_MISMATCH, MCP_METHOD, MCP_NAME,
 };
@@ -237,5 +237,6 @@ pub use layer::{
 pub use limits::RateLimits;
 pub use policy::{McpPolicy, McpPolicyBuilder};
 pub use reload::{PolicyReloader, ReloadOutcome};
+pub use shared::SharedPolicy;
 pub use template_index::{TemplateIndex, TemplatePrecedence};
 pub use uri_template::UriTemplate;

@@ -17,8 +17,9 @@ use tokio::{
 use crate::config::ConfigError;
 
 use super::{
-    file::{digest, read_text, SharedPolicy},
+    file::read_text,
     policy::McpPolicy,
+    shared::{digest, SharedPolicy},
 };
 
 /// What one reload attempt of a [`PolicyReloader`] came to: `Ok` when the
