@@ -3,13 +3,16 @@
     GATEWAY_BIN=target/debug/mcp-auth-gateway python driver.py
 
 It starts the FastMCP server of server.py beside this file (FastMCP 4, the
-official MCP Python SDK under it; nothing in it checks a credential) and the
-gateway binary in front of it (UPSTREAM_URL = the FastMCP server, POLICY_FILE
-= policy.toml beside this file, an API key and a JWT_SECRET it signs
-test tokens with), twice: once with FastMCP's default transport (sessions,
-each answer an SSE stream) and once stateless (`--stateless`: plain JSON
-answers). Against each it runs these checks, as a caller would, through
-the gateway's public URL only:
+official MCP Python SDK under it; nothing in it checks a credential), the
+interop tests' authorization server (oauth2-mock-server,
+tests/interop/authserver/server.mjs) and the gateway binary in front of
+FastMCP (UPSTREAM_URL = the FastMCP server, POLICY_FILE = policy.toml
+beside this file, an API key, a JWT_SECRET it signs test tokens with, and
+OAUTH_ISSUER = the authorization server, its keys found by discovery),
+twice: once with FastMCP's default transport (sessions, each answer an SSE
+stream) and once stateless (`--stateless`: plain JSON answers). Against
+each it runs these checks, as a caller would, through the gateway's public
+URL only:
 
 - anonymous: no credential is refused with 401, `WWW-Authenticate: Bearer
   resource_metadata=…`, and the metadata names the gateway's public URL;
@@ -28,11 +31,29 @@ the gateway's public URL only:
   client (ts_client.mjs, the SDK scripts/test installs in
   tests/interop/node), each with a bearer token, run a session through the
   gateway (initialize, list, call);
+- oauth_metadata: the 401's `resource_metadata` is the gateway's RFC 9728
+  metadata, which names the authorization server and the policy's scopes;
+  the server's metadata offers PKCE S256;
+- sdk_oauth / ts_sdk_oauth: with no credential, the Python SDK's and the
+  TypeScript SDK's own OAuth clients (the "browser" automated as in
+  tests/interop.rs: tests/interop/python/client.py's Browser,
+  tests/interop/node/automated_provider.mjs) run their flow from the
+  gateway's 401: the gateway's metadata, the server's, authorization code
+  + PKCE for a pre-registered client with the gateway's public URL as the
+  RFC 8707 resource, a token, then a session whose tools/list matches the
+  token's scopes and whose tool calls reach Python;
+- sdk_step_up / ts_sdk_step_up: a read:data token (johndoe's, the user the
+  code grant names) calls update_user_data: 403 insufficient_scope, the
+  SDK authorizes again with write:data, the call is repeated and the
+  change is read back from Python;
+- authserver_requests: every authorization and code exchange the
+  authorization server saw named the gateway's public URL and used PKCE,
+  one per OAuth flow at least;
 - no_passthrough: the Python tools never see the caller's credentials: the
   tool `echo_headers` reports no Authorization, X-API-Key, DPoP or Cookie
   header, and no request the FastMCP server received (its
   header log, every request of the run) carries any of the run's keys,
-  tokens or cookie values;
+  tokens (the OAuth flows' included) or cookie values;
 - session_bound (sessions only): a session opened by one caller is refused
   to another caller (the gateway seals Mcp-Session-Id to its caller);
 - upstream_down: with the FastMCP server stopped, a call answers 502 or
@@ -40,14 +61,18 @@ the gateway's public URL only:
 
 Each check prints one JSON line {"mode", "check", "result": "pass"|"fail",
 "details"}; then a table. Exit status 0 when every check passes, 1 when
-one fails, 2 when the gateway or FastMCP cannot start (GATEWAY_BIN unset or
-not an executable, or FastMCP not installed: scripts/test installs it into
-target/interop-venv from tests/interop/python/requirements.txt).
+one fails, 2 when the gateway, FastMCP or the authorization server cannot
+start (GATEWAY_BIN unset or not an executable; FastMCP not installed:
+scripts/test installs it into target/interop-venv from
+tests/interop/python/requirements.txt; oauth2-mock-server or the
+TypeScript SDK not installed: scripts/test runs npm ci in
+tests/interop/authserver and tests/interop/node).
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import secrets
@@ -71,6 +96,9 @@ ALL_TOOLS = {
 API_KEY_TOOLS = {"create_admin_user", "delete_user", "list_all_users", "get_user_by_id", "protected_operation", "echo_headers"}
 READ_DATA_TOOLS = {"get_user_data", "protected_operation", "echo_headers"}
 ADMIN_WRITE_TOOLS = {"delete_user", "protected_operation", "echo_headers"}
+# What a bearer token may call besides the tools any caller may (policy.toml).
+AUTHENTICATED_TOOLS = {"protected_operation", "echo_headers"}
+TOOLS_BY_SCOPE = {"read:data": {"get_user_data"}, "write:data": {"update_user_data"}, "admin:write": {"delete_user"}}
 CREDENTIAL_HEADERS = {"authorization", "x-api-key", "dpop", "cookie"}
 # Bounds every wait on a child process.
 START_TIMEOUT = 30.0
@@ -79,8 +107,17 @@ REQUEST_TIMEOUT = 30.0
 try:
     import httpx2
     import jwt
+    from mcp.client.auth import OAuthClientProvider
     from mcp.client.session import ClientSession
     from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.auth import OAuthClientMetadata, OAuthToken
+
+    # The automated OAuth pieces of the example's Python interop client
+    # (MemoryStorage, Browser, Recorder, REDIRECT_URL, CLIENT_ID): one
+    # implementation for both tests.
+    _spec = importlib.util.spec_from_file_location("interop_python_client", ROOT / "tests" / "interop" / "python" / "client.py")
+    interop = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(interop)
 except ImportError as e:  # pragma: no cover - reported, not a test result
     print(f"driver.py: the MCP Python SDK is not installed ({e}); scripts/test installs it into target/interop-venv", file=sys.stderr)
     sys.exit(2)
@@ -149,11 +186,50 @@ class Fastmcp:
                 self.proc.wait()
 
 
+class AuthServer:
+    """The interop tests' authorization server (oauth2-mock-server,
+    tests/interop/authserver/server.mjs) in a child process: RS256 JWT
+    access tokens whose `aud` is the RFC 8707 resource a client names,
+    authorization code + PKCE for any pre-registered public client, and
+    GET /interop/requests, what clients sent it. It exits when its stdin
+    closes."""
+
+    def __init__(self, tmp: Path, resource: str) -> None:
+        directory = ROOT / "tests" / "interop" / "authserver"
+        self.log = tmp / "authserver.log"
+        self.proc = subprocess.Popen(
+            ["node", "server.mjs"],
+            cwd=directory,
+            env={**os.environ, "RESOURCE": resource},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log.open("w"),
+            text=True,
+        )
+        line = self.proc.stdout.readline()
+        try:
+            self.issuer = json.loads(line)["issuer"]
+        except (ValueError, KeyError):
+            self.stop()
+            raise SystemExit(f"driver.py: the authorization server did not start:\n{line}{self.log.read_text()}")
+
+    def requests(self) -> list[dict]:
+        return httpx2.get(f"{self.issuer}/interop/requests", timeout=REQUEST_TIMEOUT).json()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 class Gateway:
     """The gateway binary in a child process, in front of `upstream`."""
 
-    def __init__(self, binary: str, tmp: Path, upstream: str) -> None:
-        port = free_port()
+    def __init__(self, binary: str, tmp: Path, upstream: str, port: int, issuer: str) -> None:
         self.origin = f"http://127.0.0.1:{port}"
         self.url = f"{self.origin}/mcp"
         self.api_key = "mcp_sk_" + secrets.token_hex(20)
@@ -166,6 +242,9 @@ class Gateway:
             "PUBLIC_URL": self.url,
             "API_KEY": f"admin:{self.api_key}",
             "JWT_SECRET": self.jwt_secret,
+            # The authorization server's tokens too: its keys found by
+            # discovery from the issuer, which the metadata names.
+            "OAUTH_ISSUER": issuer,
             "POLICY_FILE": str(HERE / "policy.toml"),
             "RATE_LIMIT_PER_MINUTE": "6000",
             "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
@@ -432,7 +511,7 @@ def ts_sdk_bearer(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
     token = gw.token("ts-alice", "read:data")
     ctx["secrets"].append(token)
     done = subprocess.run(
-        ["node", str(HERE / "ts_client.mjs")],
+        ["node", str(HERE / "ts_client.mjs"), "bearer"],
         env={**os.environ, "MCP_URL": gw.url, "MCP_TOKEN": token},
         capture_output=True,
         text=True,
@@ -445,6 +524,193 @@ def ts_sdk_bearer(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
     names = {name.lower() for name, _ in got["echo_headers"]["headers"]}
     expect(not names & CREDENTIAL_HEADERS, f"the Python tool saw {sorted(names & CREDENTIAL_HEADERS)}")
     return {"server": got["server"], "tools": got["tools"], "headers_seen_by_tool": sorted(names)}
+
+
+# ───────────────────────────── OAuth through the gateway ─────────────────────────────
+
+
+def bearer_tools(scope: str | None) -> set[str]:
+    """The tools policy.toml lets a bearer token with `scope` call."""
+    granted = set((scope or "").split())
+    return AUTHENTICATED_TOOLS.union(*(tools for s, tools in TOOLS_BY_SCOPE.items() if s in granted))
+
+
+def oauth_metadata(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
+    """What an OAuth client discovers from the gateway's 401: the RFC 9728
+    metadata at the gateway's public URL names the authorization server
+    and the scopes the policy uses; the server's RFC 8414 metadata offers
+    PKCE."""
+    response = Raw(gw.url, {}).initialize()
+    expect(response.status_code == 401, f"no credential: expected 401, got {response.status_code}")
+    challenge = response.headers.get("www-authenticate", "")
+    metadata_url = challenge.split('resource_metadata="', 1)[1].split('"', 1)[0]
+    expect(metadata_url.startswith(gw.origin + "/.well-known/oauth-protected-resource"), f"resource_metadata {metadata_url}")
+    metadata = httpx2.get(metadata_url, timeout=REQUEST_TIMEOUT).json()
+    issuer = ctx["auth"].issuer
+    servers = [s.rstrip("/") for s in metadata.get("authorization_servers", [])]
+    expect(servers == [issuer], f"authorization_servers {metadata.get('authorization_servers')}, expected [{issuer}]")
+    scopes = set(metadata.get("scopes_supported", []))
+    expect(set(TOOLS_BY_SCOPE) <= scopes, f"scopes_supported {sorted(scopes)}")
+    # RFC 8414 first, then OpenID discovery, as the SDKs look (the mock
+    # authorization server has only the latter).
+    for well_known in ("oauth-authorization-server", "openid-configuration"):
+        found = httpx2.get(f"{issuer}/.well-known/{well_known}", timeout=REQUEST_TIMEOUT)
+        if found.status_code == 200:
+            break
+    expect(found.status_code == 200, f"no authorization server metadata at {issuer}: {found.status_code}")
+    server = found.json()
+    expect("S256" in server.get("code_challenge_methods_supported", []), f"authorization server metadata: {server}")
+    return {"resource_metadata": metadata_url, "authorization_servers": servers, "scopes_supported": sorted(scopes), "server_metadata": well_known}
+
+
+def password_token(issuer: str, resource: str, scope: str) -> str:
+    """A token granted earlier to johndoe, the user the authorization code
+    grant names (a password grant), so that a step-up stays with one
+    principal: the gateway binds each session to the principal that opened
+    it."""
+    response = httpx2.post(
+        f"{issuer}/token",
+        data={"grant_type": "password", "username": "johndoe", "password": "unused", "client_id": interop.CLIENT_ID, "scope": scope, "resource": resource},
+        timeout=REQUEST_TIMEOUT,
+    )
+    expect(response.status_code == 200, f"token endpoint: {response.status_code} {response.text[:300]}")
+    return response.json()["access_token"]
+
+
+async def sdk_oauth_session(url: str, storage: Any, call: tuple[str, dict]) -> dict:
+    """The Python SDK's OAuthClientProvider (the "browser" automated by
+    tests/interop/python/client.py's Browser): a session, the tools, one
+    call and echo_headers."""
+    recorder = interop.Recorder()
+    browser = interop.Browser(recorder.log)
+    auth = OAuthClientProvider(
+        server_url=url,
+        client_metadata=OAuthClientMetadata(
+            client_name="tower-mcp-auth interop (Python, gateway)",
+            redirect_uris=[interop.REDIRECT_URL],
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            token_endpoint_auth_method="none",
+        ),
+        storage=storage,
+        redirect_handler=browser.redirect,
+        callback_handler=browser.callback,
+    )
+    async with httpx2.AsyncClient(auth=auth, timeout=REQUEST_TIMEOUT, event_hooks={"response": [recorder.response]}) as http:
+        async with streamable_http_client(url, http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                init = await session.initialize()
+                tools = sorted(t.name for t in (await session.list_tools()).tools)
+                result = await session.call_tool(*call)
+                headers_seen = await session.call_tool("echo_headers", {})
+    expect(not result.is_error, f"{call[0]}: {result}")
+    return {
+        "server": init.server_info.name,
+        "tools": tools,
+        call[0]: result.structured_content,
+        "echo_headers": headers_seen.structured_content,
+        "token": storage.tokens.access_token if storage.tokens else None,
+        "authorizations": browser.authorizations,
+        "requests": recorder.log,
+    }
+
+
+def ts_session(mode: str, env: dict[str, str]) -> dict:
+    done = subprocess.run(
+        ["node", str(HERE / "ts_client.mjs"), mode],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT * 2,
+    )
+    expect(done.returncode == 0, f"ts_client.mjs {mode} exited with {done.returncode}: {done.stderr[-600:]}")
+    return json.loads(done.stdout)
+
+
+def authorized(gw: Gateway, got: dict, ctx: dict) -> dict:
+    """What every OAuth flow must show: it authorized against the gateway's
+    resource with PKCE, and the Python tool saw no credential."""
+    expect(got["token"], "no access token after the flow")
+    ctx["secrets"].append(got["token"])
+    expect(got["authorizations"], f"the client never authorized: {got['requests']}")
+    first = got["authorizations"][0]
+    expect(first.get("resource") == gw.url, f"authorization request resource {first.get('resource')!r}, expected {gw.url}")
+    expect(first.get("code_challenge_method") == "S256", f"authorization request without PKCE S256: {first}")
+    names = {name.lower() for name, _ in got["echo_headers"]["headers"]}
+    expect(not names & CREDENTIAL_HEADERS, f"the Python tool saw {sorted(names & CREDENTIAL_HEADERS)}")
+    return {
+        "requested_scope": first.get("scope"),
+        "token_scope": interop.token_scope(got["token"]),
+        "tools": got["tools"],
+        "headers_seen_by_tool": sorted(names),
+        "requests": got["requests"],
+    }
+
+
+def oauth_flow(gw: Gateway, got: dict, ctx: dict) -> dict:
+    """No credential to a tool call: 401, metadata, authorization, token."""
+    details = authorized(gw, got, ctx)
+    expect(any(r.startswith("POST " + gw.url) and r.endswith("-> 401") for r in got["requests"]), f"no 401 from the gateway first: {got['requests']}")
+    expect(any("/.well-known/oauth-protected-resource" in r for r in got["requests"]), f"the client never read the gateway's metadata: {got['requests']}")
+    expected = bearer_tools(details["token_scope"])
+    expect(set(got["tools"]) == expected, f"tools/list {got['tools']} for scope {details['token_scope']!r}, expected {sorted(expected)}")
+    expect((got["get_user_data"] or {}).get("name") == "Alice", f"get_user_data: {got['get_user_data']}")
+    return details
+
+
+def step_up_flow(gw: Gateway, got: dict, ctx: dict, email: str) -> dict:
+    """A read:data token calls update_user_data: 403 insufficient_scope,
+    the client authorizes again with write:data, the call reaches Python."""
+    details = authorized(gw, got, ctx)
+    expect(any(r.endswith("-> 403") for r in got["requests"]), f"no 403 from the gateway: {got['requests']}")
+    expect("write:data" in (details["requested_scope"] or "").split(), f"the step-up asked for {details['requested_scope']!r}, not write:data")
+    expect(set(got["tools"]) == READ_DATA_TOOLS, f"tools/list with read:data: {got['tools']}")
+    expect((got["update_user_data"] or {}).get("status") == "success", f"update_user_data: {got['update_user_data']}")
+    # The update reached the Python tool: read back with the API key.
+    raw = opened(gw, {"X-API-Key": gw.api_key})
+    record = raw.tool("get_user_by_id", {"user_id": "user_001"})
+    raw.close()
+    expect(record["email"] == email, f"after the step-up, user_001 is {record}")
+    return details
+
+
+def sdk_oauth(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
+    got = asyncio.run(sdk_oauth_session(gw.url, interop.MemoryStorage(), ("get_user_data", {"user_id": "user_001"})))
+    return oauth_flow(gw, got, ctx)
+
+
+def ts_sdk_oauth(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
+    return oauth_flow(gw, ts_session("oauth", {"MCP_URL": gw.url}), ctx)
+
+
+def sdk_step_up(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
+    initial = password_token(ctx["auth"].issuer, gw.url, "read:data")
+    ctx["secrets"].append(initial)
+    # Without a refresh token: with one, the SDK refreshes instead of
+    # authorizing again, and a refresh cannot widen the scope.
+    storage = interop.MemoryStorage(OAuthToken(access_token=initial, scope="read:data", expires_in=3600))
+    email = "py-stepped@example.com"
+    got = asyncio.run(sdk_oauth_session(gw.url, storage, ("update_user_data", {"user_id": "user_001", "email": email})))
+    return step_up_flow(gw, got, ctx, email)
+
+
+def ts_sdk_step_up(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
+    got = ts_session("step_up", {"MCP_URL": gw.url, "AS_ISSUER": ctx["auth"].issuer})
+    return step_up_flow(gw, got, ctx, "ts-stepped@example.com")
+
+
+def authserver_requests(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
+    """What the clients sent the authorization server (RFC 8707, PKCE):
+    every authorization and code exchange named the gateway's public URL
+    as the resource and used PKCE."""
+    seen = ctx["auth"].requests()
+    interactive = [r for r in seen if r["endpoint"] == "authorize" or r.get("grant_type") == "authorization_code"]
+    wrong = [r for r in interactive if r.get("resource") != gw.url or r.get("pkce") is not True]
+    expect(not wrong, f"the authorization server saw {wrong}")
+    codes = sum(1 for r in interactive if r.get("grant_type") == "authorization_code")
+    # sdk_oauth, ts_sdk_oauth, sdk_step_up, ts_sdk_step_up.
+    expect(codes >= 4, f"expected a code exchange per OAuth flow: {seen}")
+    return {"authorizations": len(interactive) - codes, "code_exchanges": codes}
 
 
 def no_passthrough(gw: Gateway, fm: Fastmcp, ctx: dict) -> dict:
@@ -505,6 +771,12 @@ CHECKS: list[tuple[str, Callable[[Gateway, Fastmcp, dict], dict], bool]] = [
     ("sdk_bearer", sdk_bearer, False),
     ("fastmcp_client", fastmcp_client, False),
     ("ts_sdk_bearer", ts_sdk_bearer, False),
+    ("oauth_metadata", oauth_metadata, False),
+    ("sdk_oauth", sdk_oauth, False),
+    ("ts_sdk_oauth", ts_sdk_oauth, False),
+    ("sdk_step_up", sdk_step_up, False),
+    ("ts_sdk_step_up", ts_sdk_step_up, False),
+    ("authserver_requests", authserver_requests, False),
     ("session_bound", session_bound, True),
     ("no_passthrough", no_passthrough, False),
     # Last: it stops the upstream.
@@ -517,10 +789,12 @@ def run_mode(binary: str, mode: str) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix=f"gateway-fastmcp-{mode}-") as tmp:
         tmp_path = Path(tmp)
         fm = Fastmcp(tmp_path, stateless=(mode == "stateless"))
-        gw = None
+        gw = auth = None
         try:
-            gw = Gateway(binary, tmp_path, fm.url)
-            ctx: dict = {"secrets": []}
+            port = free_port()
+            auth = AuthServer(tmp_path, f"http://127.0.0.1:{port}/mcp")
+            gw = Gateway(binary, tmp_path, fm.url, port, auth.issuer)
+            ctx: dict = {"secrets": [], "auth": auth}
             for name, check, sessions_only in CHECKS:
                 if sessions_only and mode == "stateless":
                     continue
@@ -536,9 +810,12 @@ def run_mode(binary: str, mode: str) -> list[dict]:
             if any(r["result"] == "fail" for r in results):
                 print(f"--- gateway log ({mode}) ---\n{gw.log.read_text()[-4000:]}", file=sys.stderr)
                 print(f"--- FastMCP log ({mode}) ---\n{fm.log.read_text()[-2000:]}", file=sys.stderr)
+                print(f"--- authorization server log ({mode}) ---\n{auth.log.read_text()[-2000:]}", file=sys.stderr)
         finally:
             if gw is not None:
                 gw.stop()
+            if auth is not None:
+                auth.stop()
             fm.stop()
     return results
 
@@ -553,6 +830,13 @@ def main() -> int:
     except ImportError:
         print("driver.py: FastMCP is not installed; scripts/test installs it into target/interop-venv (tests/interop/python/requirements.txt)", file=sys.stderr)
         return 2
+    for package, install in (
+        ("authserver/node_modules/oauth2-mock-server", "npm ci --prefix tests/interop/authserver"),
+        ("node/node_modules/@modelcontextprotocol/sdk", "npm ci --prefix tests/interop/node"),
+    ):
+        if not (HERE.parent / package / "package.json").exists():
+            print(f"driver.py: tests/interop/{package} is not installed ({install}; scripts/test does it)", file=sys.stderr)
+            return 2
     started = time.monotonic()
     results = []
     for mode in ("sessions", "stateless"):

@@ -22,12 +22,11 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { AutomatedProvider } from "./automated_provider.mjs";
 
 const CLIENT = "typescript";
 const MCP_URL = process.env.MCP_URL;
 const CLIENT_ID = process.env.OAUTH_CLIENT_ID || "interop-client";
-// Never contacted: the authorization server's redirect is read, not followed.
-const REDIRECT_URL = "http://127.0.0.1:9/callback";
 
 function emit(flow, result, details) {
   process.stdout.write(JSON.stringify({ client: CLIENT, flow, result, details }) + "\n");
@@ -195,64 +194,6 @@ async function bearer() {
   }
 }
 
-/**
- * The SDK's OAuthClientProvider, in memory, with a pre-registered public
- * client. The "browser" step is automated: the authorization URL is fetched
- * without following the redirect, and the code read from its Location.
- */
-class AutomatedProvider {
-  constructor(log) {
-    this.log = log;
-    this._tokens = undefined;
-    this._verifier = undefined;
-    this.code = undefined;
-    this.authorizations = [];
-  }
-  get redirectUrl() {
-    return REDIRECT_URL;
-  }
-  get clientMetadata() {
-    return {
-      client_name: "tower-mcp-auth interop (TypeScript)",
-      redirect_uris: [REDIRECT_URL],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "none",
-    };
-  }
-  clientInformation() {
-    return { client_id: CLIENT_ID };
-  }
-  tokens() {
-    return this._tokens;
-  }
-  saveTokens(tokens) {
-    this._tokens = tokens;
-  }
-  saveCodeVerifier(v) {
-    this._verifier = v;
-  }
-  codeVerifier() {
-    if (!this._verifier) throw new Error("no code verifier saved");
-    return this._verifier;
-  }
-  async redirectToAuthorization(url) {
-    this.authorizations.push({
-      scope: url.searchParams.get("scope"),
-      resource: url.searchParams.get("resource"),
-      code_challenge_method: url.searchParams.get("code_challenge_method"),
-    });
-    const res = await fetch(url, { redirect: "manual" });
-    this.log.push(`GET ${url.origin}${url.pathname} -> ${res.status}`);
-    const location = res.headers.get("location");
-    if (!location) throw new Error(`authorization endpoint answered ${res.status} without a redirect`);
-    const back = new URL(location);
-    if (back.searchParams.get("error")) throw new Error(`authorization error: ${back.searchParams.get("error")}`);
-    this.code = back.searchParams.get("code");
-    if (!this.code) throw new Error("no code in the authorization redirect");
-  }
-}
-
 function tokenScope(token) {
   try {
     return JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString("utf8")).scope ?? null;
@@ -264,7 +205,7 @@ function tokenScope(token) {
 // Flow 3: no credential; the SDK discovers and authorizes on the 401.
 async function oauth() {
   const log = [];
-  const provider = new AutomatedProvider(log);
+  const provider = new AutomatedProvider(log, CLIENT_ID, "TypeScript");
   const fetchFn = recordingFetch(log);
   let transport = new StreamableHTTPClientTransport(new URL(MCP_URL), { authProvider: provider, fetch: fetchFn });
   let client = newClient();
@@ -307,7 +248,7 @@ async function oauth() {
 // Flow 4: a read:data token; update_user_data needs write:data.
 async function stepUp() {
   const log = [];
-  const provider = new AutomatedProvider(log);
+  const provider = new AutomatedProvider(log, CLIENT_ID, "TypeScript");
   // A token without a refresh token: with one, the SDK refreshes instead of
   // re-authorizing, and a refresh cannot widen the scope.
   provider.saveTokens({ access_token: await userToken("read:data"), token_type: "Bearer" });
