@@ -49,6 +49,12 @@ URL only:
 - authserver_requests: every authorization and code exchange the
   authorization server saw named the gateway's public URL and used PKCE,
   one per OAuth flow at least;
+- introspection: a second gateway in front of the same FastMCP server,
+  with RFC 7662 introspection at the authorization server as its only
+  bearer-token check (OAUTH_INTROSPECTION_URL, OAUTH_CLIENT_ID,
+  OAUTH_CLIENT_SECRET): the Python and TypeScript SDKs' clients with a
+  client-credentials token get the read:data tools; a token revoked
+  before its first use and one never issued get 401;
 - no_passthrough: the Python tools never see the caller's credentials: the
   tool `echo_headers` reports no Authorization, X-API-Key, DPoP or Cookie
   header, and no request the FastMCP server received (its
@@ -197,10 +203,14 @@ class AuthServer:
     def __init__(self, tmp: Path, resource: str) -> None:
         directory = ROOT / "tests" / "interop" / "authserver"
         self.log = tmp / "authserver.log"
+        # The client allowed to call /introspect: the gateway, in the
+        # introspection check.
+        self.client_id = "mcp-auth-gateway"
+        self.client_secret = secrets.token_hex(20)
         self.proc = subprocess.Popen(
             ["node", "server.mjs"],
             cwd=directory,
-            env={**os.environ, "RESOURCE": resource},
+            env={**os.environ, "RESOURCE": resource, "CLIENT_ID": self.client_id, "CLIENT_SECRET": self.client_secret},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log.open("w"),
@@ -216,6 +226,21 @@ class AuthServer:
     def requests(self) -> list[dict]:
         return httpx2.get(f"{self.issuer}/interop/requests", timeout=REQUEST_TIMEOUT).json()
 
+    def client_credentials(self, scope: str, resource: str) -> str:
+        response = httpx2.post(
+            f"{self.issuer}/token",
+            data={"grant_type": "client_credentials", "client_id": "interop-client", "scope": scope, "resource": resource},
+            timeout=REQUEST_TIMEOUT,
+        )
+        if response.status_code != 200:
+            raise Failed(f"token endpoint: {response.status_code} {response.text[:300]}")
+        return response.json()["access_token"]
+
+    def revoke(self, token: str) -> None:
+        response = httpx2.post(f"{self.issuer}/revoke", data={"token": token}, timeout=REQUEST_TIMEOUT)
+        if response.status_code != 200:
+            raise Failed(f"revocation endpoint: {response.status_code} {response.text[:300]}")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.stdin.close()
@@ -227,24 +252,22 @@ class AuthServer:
 
 
 class Gateway:
-    """The gateway binary in a child process, in front of `upstream`."""
+    """The gateway binary in a child process, in front of `upstream`: an
+    API key, and the bearer tokens `tokens` configures (variables)."""
 
-    def __init__(self, binary: str, tmp: Path, upstream: str, port: int, issuer: str) -> None:
+    def __init__(self, binary: str, tmp: Path, upstream: str, port: int, tokens: dict[str, str], name: str = "gateway") -> None:
         self.origin = f"http://127.0.0.1:{port}"
         self.url = f"{self.origin}/mcp"
         self.api_key = "mcp_sk_" + secrets.token_hex(20)
-        self.jwt_secret = secrets.token_hex(32)
-        self.log = tmp / "gateway.log"
+        self.jwt_secret = tokens.get("JWT_SECRET", "")
+        self.log = tmp / f"{name}.log"
         env = {
             **os.environ,
             "UPSTREAM_URL": upstream,
             "BIND": f"127.0.0.1:{port}",
             "PUBLIC_URL": self.url,
             "API_KEY": f"admin:{self.api_key}",
-            "JWT_SECRET": self.jwt_secret,
-            # The authorization server's tokens too: its keys found by
-            # discovery from the issuer, which the metadata names.
-            "OAUTH_ISSUER": issuer,
+            **tokens,
             "POLICY_FILE": str(HERE / "policy.toml"),
             "RATE_LIMIT_PER_MINUTE": "6000",
             "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
@@ -713,6 +736,50 @@ def authserver_requests(gw: Gateway, _fm: Fastmcp, ctx: dict) -> dict:
     return {"authorizations": len(interactive) - codes, "code_exchanges": codes}
 
 
+def introspection(gw: Gateway, fm: Fastmcp, ctx: dict) -> dict:
+    """A second gateway in front of the same FastMCP server that takes
+    bearer tokens by RFC 7662 introspection only (OAUTH_INTROSPECTION_URL,
+    OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET; no JWT_SECRET, no OAUTH_ISSUER):
+    the Python and TypeScript SDKs' clients with a client-credentials token
+    get the read:data tools; a token the authorization server revoked
+    before its first use, and one it never issued, are refused with 401."""
+    auth = ctx["auth"]
+    port = free_port()
+    tokens = {
+        "OAUTH_INTROSPECTION_URL": f"{auth.issuer}/introspect",
+        "OAUTH_CLIENT_ID": auth.client_id,
+        "OAUTH_CLIENT_SECRET": auth.client_secret,
+    }
+    other = Gateway(ctx["binary"], ctx["tmp"], fm.url, port, tokens, name="gateway-introspection")
+    try:
+        token = auth.client_credentials("read:data", other.url)
+        # Another scope: two tokens for one grant in the same second would
+        # be the same JWT (the mock server adds no jti).
+        revoked = auth.client_credentials("read:data admin:write", other.url)
+        ctx["secrets"] += [token, revoked, other.api_key]
+        auth.revoke(revoked)
+        got = asyncio.run(sdk_session(other.url, {"Authorization": f"Bearer {token}"}))
+        expect(set(got["tools"]) == READ_DATA_TOOLS, f"Python SDK tools: {got['tools']}")
+        expect((got["get_user_data"] or {}).get("name") == "Alice", f"get_user_data: {got['get_user_data']}")
+        ts = ts_session("bearer", {"MCP_URL": other.url, "MCP_TOKEN": token})
+        expect(set(ts["tools"]) == READ_DATA_TOOLS, f"TypeScript SDK tools: {ts['tools']}")
+        names = {name.lower() for r in (got, ts) for name, _ in r["echo_headers"]["headers"]}
+        expect(not names & CREDENTIAL_HEADERS, f"the Python tool saw {sorted(names & CREDENTIAL_HEADERS)}")
+        statuses = {
+            "revoked": Raw(other.url, {"Authorization": f"Bearer {revoked}"}).initialize().status_code,
+            "never_issued": Raw(other.url, {"Authorization": f"Bearer opaque-{secrets.token_hex(16)}"}).initialize().status_code,
+        }
+        expect(statuses == {"revoked": 401, "never_issued": 401}, f"expected 401 for both: {statuses}")
+        metadata = httpx2.get(f"{other.origin}/.well-known/oauth-protected-resource/mcp", timeout=REQUEST_TIMEOUT).json()
+        expect(metadata.get("resource") == other.url, f"metadata: {metadata}")
+    except Exception:
+        print(f"--- introspection gateway log ---\n{other.log.read_text()[-3000:]}", file=sys.stderr)
+        raise
+    finally:
+        other.stop()
+    return {"tools": got["tools"], "ts_tools": ts["tools"], "refused": statuses, "headers_seen_by_tool": sorted(names)}
+
+
 def no_passthrough(gw: Gateway, fm: Fastmcp, ctx: dict) -> dict:
     token = gw.token("carol", "read:data")
     cookie = "sid=" + secrets.token_hex(16)
@@ -777,6 +844,7 @@ CHECKS: list[tuple[str, Callable[[Gateway, Fastmcp, dict], dict], bool]] = [
     ("sdk_step_up", sdk_step_up, False),
     ("ts_sdk_step_up", ts_sdk_step_up, False),
     ("authserver_requests", authserver_requests, False),
+    ("introspection", introspection, False),
     ("session_bound", session_bound, True),
     ("no_passthrough", no_passthrough, False),
     # Last: it stops the upstream.
@@ -793,8 +861,14 @@ def run_mode(binary: str, mode: str) -> list[dict]:
         try:
             port = free_port()
             auth = AuthServer(tmp_path, f"http://127.0.0.1:{port}/mcp")
-            gw = Gateway(binary, tmp_path, fm.url, port, auth.issuer)
-            ctx: dict = {"secrets": [], "auth": auth}
+            tokens = {
+                "JWT_SECRET": secrets.token_hex(32),
+                # The authorization server's tokens too: its keys found by
+                # discovery from the issuer, which the metadata names.
+                "OAUTH_ISSUER": auth.issuer,
+            }
+            gw = Gateway(binary, tmp_path, fm.url, port, tokens)
+            ctx: dict = {"secrets": [tokens["JWT_SECRET"], auth.client_secret], "auth": auth, "binary": binary, "tmp": tmp_path}
             for name, check, sessions_only in CHECKS:
                 if sessions_only and mode == "stateless":
                     continue
