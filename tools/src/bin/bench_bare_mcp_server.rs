@@ -11,7 +11,7 @@
 //! reaching it acts as that principal. It binds loopback only.
 //!
 //! ```text
-//! BIND=127.0.0.1:3001 MCP_STATELESS=1 API_KEY=x cargo run --release -p tower-mcp-auth-tools --bin bench_bare_mcp_server
+//! BIND=127.0.0.1:3001 MCP_STATELESS=1 API_KEY=mcp_sk_unused_0123456789abcdef cargo run --release -p tower-mcp-auth-tools --bin bench_bare_mcp_server
 //! ```
 
 use std::net::SocketAddr;
