@@ -403,6 +403,8 @@ mod tests {
     use super::*;
     use crate::{error::AuthError, metadata::ProtectedResource, principal::PrincipalKind};
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    #[cfg(not(feature = "jwks"))]
+    use base64::Engine;
     use jsonwebtoken::{EncodingKey, Header as JwtHeader};
     use secrecy::SecretString;
     use serde_json::json;
