@@ -527,12 +527,15 @@ struct RawClaims {
     nonce: Option<Value>,
 }
 
-/// A base64url JSON object; duplicate members of the fields read are refused.
+/// A base64url JSON object; duplicate members of the fields read are
+/// refused, and so is text that is not UTF-8 anywhere in it (RFC 8259
+/// §8.1): `serde_json` reading bytes checks only the strings it keeps.
 fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, ProofError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| ProofErrorKind::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| ProofErrorKind::Malformed.into())
+    let text = std::str::from_utf8(&bytes).map_err(|_| ProofErrorKind::Malformed)?;
+    serde_json::from_str(text).map_err(|_| ProofErrorKind::Malformed.into())
 }
 
 /// A NumericDate (RFC 7519 §2): a non-negative number of seconds; a

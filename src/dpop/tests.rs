@@ -87,7 +87,7 @@ fn b64(v: &impl serde::Serialize) -> String {
 }
 
 /// A compact JWS over raw header and claims texts, signed by `k`.
-fn signed_raw(k: &Key, header: &str, claims: &str) -> String {
+fn signed_raw(k: &Key, header: &str, claims: impl AsRef<[u8]>) -> String {
     let input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header),
@@ -268,6 +268,15 @@ async fn malformed_compact_jws() {
     let dup = r#"{"jti":"a","htm":"POST","htm":"GET","htu":"https://mcp.example.com/mcp","iat":1800000000}"#;
     assert_eq!(
         kind(&v, &signed_raw(&k, &h, dup)).await,
+        ProofErrorKind::Malformed
+    );
+    // Claims that are not UTF-8, even in a member nobody reads, are not
+    // JSON (RFC 8259 §8.1): refused, under a valid signature.
+    let mut latin1 = serde_json::to_vec(&claims()).unwrap();
+    latin1.pop();
+    latin1.extend_from_slice(b",\"note\":\"caf\xe9\"}");
+    assert_eq!(
+        kind(&v, &signed_raw(&k, &h, latin1)).await,
         ProofErrorKind::Malformed
     );
 }

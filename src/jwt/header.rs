@@ -32,7 +32,8 @@ pub(crate) fn parse_header(token: &str) -> Result<Header, JwtError> {
     let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(first)
         .ok()
-        .and_then(|bytes| serde_json::from_slice::<StrictObject>(&bytes).ok());
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| serde_json::from_str::<StrictObject>(&text).ok());
     let Some(StrictObject(header)) = decoded else {
         // Not a JSON header: an opaque token, unless it looks like a JWS.
         return Err(if segments == 3 {
