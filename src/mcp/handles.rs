@@ -832,7 +832,11 @@ impl Config {
 
     /// Opens every handle of a request body for `owner`.
     fn check(&self, owner: Option<&Principal>, parts: &Parts, body: Bytes) -> Checked {
-        if !may_carry_handle(&body) {
+        // What the policy layer above read of these very bytes, when it is
+        // there; else the prefilter.
+        let read_above =
+            (parts.extensions.get::<McpRequest>()).and_then(|read| read.carries_handle_in(&body));
+        if !read_above.unwrap_or_else(|| may_carry_handle(&body)) {
             return Checked::Pass(body, None, Vec::new());
         }
         let parsed = match McpRequest::parse(&body) {

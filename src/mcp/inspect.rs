@@ -332,6 +332,27 @@ impl McpCall {
 pub struct McpRequest {
     calls: Vec<McpCall>,
     batch: bool,
+    /// Whether a message's `params` has a `requestState` or `taskId`
+    /// member (a handle [`HandleBindingLayer`](super::HandleBindingLayer)
+    /// must open).
+    handles: bool,
+    /// The body this was read from, when the reader keeps it: a layer
+    /// below that gets the very same bytes may trust what was read.
+    source: ReadFrom,
+}
+
+/// The bytes a request was read from (never shown: a body may hold
+/// secrets).
+#[derive(Clone, Default)]
+struct ReadFrom(Option<bytes::Bytes>);
+
+impl std::fmt::Debug for ReadFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(b) => write!(f, "ReadFrom({} bytes)", b.len()),
+            None => f.write_str("ReadFrom(None)"),
+        }
+    }
 }
 
 impl McpRequest {
@@ -391,20 +412,40 @@ impl McpRequest {
         })?;
         match read {
             Read::One(message) => Ok(Self {
+                handles: message.carries_handle(),
                 calls: vec![message.into_call()?],
                 batch: false,
+                source: ReadFrom::default(),
             }),
             Read::Batch(messages) if messages.is_empty() => {
                 Err(invalid("an empty batch is not a JSON-RPC request"))
             }
             Read::Batch(messages) => Ok(Self {
+                handles: messages.iter().any(Message::carries_handle),
                 calls: messages
                     .into_iter()
                     .map(Message::into_call)
                     .collect::<Result<Vec<_>, _>>()?,
                 batch: true,
+                source: ReadFrom::default(),
             }),
         }
+    }
+
+    /// Keeps the body this was parsed from, so that a layer below can
+    /// tell whether it is handed the same bytes.
+    pub(crate) fn with_source(mut self, body: bytes::Bytes) -> Self {
+        self.source = ReadFrom(Some(body));
+        self
+    }
+
+    /// Whether a message of `body` has a `requestState` or `taskId` in its
+    /// `params`, when `body` is the very buffer this was parsed from (kept
+    /// alive by it, so the same address means the same bytes); `None`
+    /// for any other body.
+    pub(crate) fn carries_handle_in(&self, body: &[u8]) -> Option<bool> {
+        let source = self.source.0.as_ref()?;
+        (source.as_ptr() == body.as_ptr() && source.len() == body.len()).then_some(self.handles)
     }
 
     /// Checks the MCP 2026-07-28 `Mcp-Method` and `Mcp-Name` headers, when
@@ -643,6 +684,8 @@ struct Params<'a> {
     reference: Member<'a>,
     task_id: Member<'a>,
     notifications: Member<'a>,
+    /// Whether a `requestState` member is there (any value).
+    request_state: bool,
 }
 
 /// Reads one message object, its values nested at most `depth` deep.
@@ -735,6 +778,10 @@ fn read_params<'a>(s: &mut Scanner<'a>, depth: usize) -> Result<Params<'a>, Read
                 b"ref" => Some(&mut p.reference),
                 b"taskId" => Some(&mut p.task_id),
                 b"notifications" => Some(&mut p.notifications),
+                b"requestState" => {
+                    p.request_state = true;
+                    None
+                }
                 _ => None,
             };
             let value = s.value(inner)?;
@@ -794,6 +841,13 @@ fn method_name(method: JsonStr<'_>) -> Result<Cow<'static, str>, SyntaxError> {
 }
 
 impl Message<'_> {
+    /// Whether `params` has a member a handle may be in.
+    fn carries_handle(&self) -> bool {
+        self.params
+            .as_ref()
+            .is_some_and(|p| p.request_state || !matches!(p.task_id, Member::Absent))
+    }
+
     fn into_call(self) -> Result<McpCall, AuthError> {
         let id = match self.id {
             None => None,
@@ -1479,5 +1533,57 @@ mod tests {
         assert!(batch
             .check_headers(&headers(&[("mcp-method", "ping")]))
             .is_err());
+    }
+}
+
+#[cfg(test)]
+mod handle_members {
+    use super::McpRequest;
+
+    fn read(body: &str) -> (McpRequest, bytes::Bytes) {
+        let bytes = bytes::Bytes::copy_from_slice(body.as_bytes());
+        (
+            McpRequest::parse(&bytes)
+                .unwrap()
+                .with_source(bytes.clone()),
+            bytes,
+        )
+    }
+
+    #[test]
+    fn a_handle_member_of_params_is_seen_however_it_is_spelled() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","requestState":"s"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","requestState":{"x":1}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","request\u0053tate":"s"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"t-1"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"task\u0049d":7}}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"tasks/get","params":{"taskId":"t"}}]"#,
+        ] {
+            let (req, bytes) = read(body);
+            assert_eq!(req.carries_handle_in(&bytes), Some(true), "{body}");
+        }
+    }
+
+    #[test]
+    fn no_handle_member_of_params_and_other_bytes_are_unknown() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"requestState":"s","taskId":"t"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"requestState"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","requestState":"s"}"#,
+        ] {
+            let (req, bytes) = read(body);
+            assert_eq!(req.carries_handle_in(&bytes), Some(false), "{body}");
+            // The same text in another buffer: not known, the caller looks.
+            let copy = bytes::Bytes::copy_from_slice(&bytes);
+            assert_eq!(req.carries_handle_in(&copy), None, "{body}");
+            assert_eq!(req.carries_handle_in(&bytes[1..]), None, "{body}");
+        }
+        // Parsed without its source: never trusted.
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        assert_eq!(
+            McpRequest::parse(body).unwrap().carries_handle_in(body),
+            None
+        );
     }
 }

@@ -535,7 +535,7 @@ where
                     Err(e) => return Ok(config.refuse(unread(e.into_error()), &parts, None, 0)),
                 };
                 let mcp = match McpRequest::parse(buffered.bytes()) {
-                    Ok(m) => m,
+                    Ok(m) => m.with_source(buffered.bytes().clone()),
                     Err(err) => return Ok(config.refuse(unread(err), &parts, None, 0)),
                 };
                 parts

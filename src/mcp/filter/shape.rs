@@ -92,11 +92,16 @@ pub(super) fn may_carry_list(text: &[u8]) -> bool {
 /// Whether `text` has a NUL byte or an escape other than the eight that
 /// stand for one fixed character that is not a letter of a name.
 pub(crate) fn may_spell_letters(text: &[u8]) -> bool {
-    let mut at = 0;
-    while let Some(found) = memchr::memchr2(b'\\', 0, &text[at..]) {
-        let i = at + found;
+    // One pass (a search restarted at each escape costs its set-up each
+    // time, and escapes can be dense); the byte after a fixed escape's
+    // backslash is skipped.
+    let mut next = 0;
+    for i in memchr::memchr2_iter(b'\\', 0, text) {
+        if i < next {
+            continue;
+        }
         match (text[i], text.get(i + 1)) {
-            (b'\\', Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')) => at = i + 2,
+            (b'\\', Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')) => next = i + 2,
             _ => return true,
         }
     }
