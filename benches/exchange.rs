@@ -4,7 +4,18 @@
 //! miss (one exchange with a loopback token endpoint) against a bare POST
 //! of the same form to that endpoint (the round trip).
 //!
-//! `cargo bench --bench exchange --features token-exchange`
+//! The exchange's hit hashes nothing: the caller's token digest is the one
+//! the JWT validator computed for its cache (carried by the principal into
+//! the `SubjectToken`), and the target's hash was computed when the target
+//! was built; the JWT hit digests the token (SHA-256) on every call.
+//!
+//! `cargo bench --bench exchange --features jwt,token-exchange`
+//!
+//! Instructions per call, repeatable on a busy machine:
+//! `EXCHANGE_PROFILE=<jwt_cache_hit|exchange_cache_hit>:<n>` runs one hit
+//! `n` times and nothing else, for callgrind
+//! (`--toggle-collect='*profile_loop*'`); the difference of two counts
+//! over the difference of their `n` is the cost of one call.
 
 use std::{
     collections::HashMap,
@@ -15,7 +26,7 @@ use std::{
 };
 
 use axum::{body::Body, extract::Form, routing::post, Json, Router};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::Criterion;
 use http::Request;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::SecretString;
@@ -46,7 +57,19 @@ async fn token_endpoint(Form(form): Form<HashMap<String, String>>) -> Json<serde
     }))
 }
 
-fn bench(c: &mut Criterion) {
+/// What every variant uses: the runtime, the loopback token endpoint's
+/// URL, the validator and its token, the exchanger and the kept token.
+struct Setup {
+    rt: tokio::runtime::Runtime,
+    url: String,
+    validator: JwtValidator,
+    token: String,
+    exchanger: TokenExchanger,
+    subject: SubjectToken,
+    users: Target,
+}
+
+fn setup() -> Setup {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -99,6 +122,27 @@ fn bench(c: &mut Criterion) {
         exchanger.exchange(&subject, &users).await.unwrap();
     });
 
+    Setup {
+        rt,
+        url,
+        validator,
+        token,
+        exchanger,
+        subject,
+        users,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let Setup {
+        rt,
+        url,
+        validator,
+        token,
+        exchanger,
+        subject,
+        users,
+    } = setup();
     let mut group = c.benchmark_group("exchange");
     group.bench_function("jwt_cache_hit", |b| {
         b.to_async(&rt)
@@ -144,5 +188,43 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+/// `EXCHANGE_PROFILE=<variant>:<n>`: one cache hit `n` times, nothing else.
+fn profile(spec: &str) {
+    let (name, n) = spec
+        .split_once(':')
+        .expect("EXCHANGE_PROFILE is <variant>:<iterations>");
+    let n: u32 = n.parse().expect("EXCHANGE_PROFILE iterations");
+    let s = setup();
+    profile_loop(&s, name, n);
+}
+
+/// The calls of a profile run, in a frame of their own for callgrind's
+/// `--toggle-collect=*profile_loop*`.
+#[inline(never)]
+fn profile_loop(s: &Setup, name: &str, n: u32) {
+    s.rt.block_on(async {
+        for _ in 0..n {
+            match name {
+                "jwt_cache_hit" => {
+                    black_box(s.validator.verify(black_box(&s.token)).await.unwrap());
+                }
+                "exchange_cache_hit" => {
+                    let hit = s
+                        .exchanger
+                        .exchange(black_box(&s.subject), black_box(&s.users));
+                    black_box(hit.await.unwrap().authorization());
+                }
+                other => panic!("no variant {other}"),
+            }
+        }
+    });
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("EXCHANGE_PROFILE") {
+        return profile(&spec);
+    }
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+}

@@ -485,6 +485,24 @@ struct Inner {
     expires_at: Option<SystemTime>,
     claims: Option<Arc<Map<String, Value>>>,
     cnf_jkt: Option<Box<str>>,
+    #[cfg(feature = "token-exchange")]
+    token_digest: TokenDigest,
+}
+
+/// The SHA-256 digest of the access token a bearer authenticator of this
+/// crate verified the principal from: the key it computed for its own
+/// cache, carried so that the token exchange keys its cache by it without
+/// hashing the token again. Crate-private; not part of who the caller is,
+/// so equality ignores it.
+#[cfg(feature = "token-exchange")]
+#[derive(Clone, Copy, Default)]
+struct TokenDigest(Option<[u8; 32]>);
+
+#[cfg(feature = "token-exchange")]
+impl PartialEq for TokenDigest {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// `<len>:<scheme>:<kind>:<-|len:issuer>:<name>`: every field but the
@@ -539,6 +557,8 @@ impl Principal {
             expires_at: None,
             claims: None,
             cnf_jkt: None,
+            #[cfg(feature = "token-exchange")]
+            token_digest: TokenDigest::default(),
         }))
     }
 
@@ -593,6 +613,22 @@ impl Principal {
     pub fn with_cnf_jkt(mut self, jkt: impl Into<Box<str>>) -> Self {
         Arc::make_mut(&mut self.0).cnf_jkt = Some(jkt.into());
         self
+    }
+
+    /// Records the SHA-256 digest of the access token this principal was
+    /// verified from (the authenticator's cache key). Free when the
+    /// principal was just made (its only reference).
+    #[cfg(feature = "token-exchange")]
+    pub(crate) fn with_token_digest(mut self, digest: [u8; 32]) -> Self {
+        Arc::make_mut(&mut self.0).token_digest = TokenDigest(Some(digest));
+        self
+    }
+
+    /// The SHA-256 digest of the access token this principal was verified
+    /// from, when its authenticator computed one.
+    #[cfg(feature = "token-exchange")]
+    pub(crate) fn token_digest(&self) -> Option<&[u8; 32]> {
+        self.0.token_digest.0.as_ref()
     }
 
     /// The key the access token is bound to (`cnf.jkt`, RFC 9449 §6), read

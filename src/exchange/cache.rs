@@ -3,26 +3,26 @@
 //! key make one call, whose answer or error every waiter gets).
 //!
 //! The key is the SHA-256 digest of the caller's token (the token itself is
-//! never kept) and a 64-bit hash of the target under a per-cache random
-//! key; an entry also keeps its target, which a hit must equal exactly. So
-//! a hit costs one digest of the token, as the JWT cache's does, and a
-//! collision of target hashes (one caller's own entries only) is a miss
-//! and an uncached exchange, never another target's token.
+//! never kept), computed once per request: by the authenticator for its
+//! own cache and carried on the [`SubjectToken`]; and the target's 64-bit
+//! hash under a per-process random key, computed when the [`Target`] is
+//! built. An entry also keeps its target, which a hit must equal exactly.
+//! So a hit hashes nothing, and a collision of target hashes (one
+//! caller's own entries only) is a miss and an uncached exchange, never
+//! another target's token.
 //!
 //! Freshness is judged on Tokio's clock, on every read: a test (or a
 //! paused runtime) moves it, and an entry past its time is never served.
 //! moka's own expiry (on its clock) only frees the memory.
 
 use std::{
-    collections::hash_map::RandomState,
     future::Future,
-    hash::BuildHasher,
+    sync::Arc,
     task::{Context, Poll, Waker},
     time::Duration,
 };
 
 use moka::{future::Cache, ops::compute::Op, Expiry};
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::{token::ExchangedToken, ExchangeError, SubjectToken, Target};
@@ -31,7 +31,8 @@ use super::{token::ExchangedToken, ExchangeError, SubjectToken, Target};
 pub(crate) type Key = ([u8; 32], u64);
 
 /// An exchanged token, for which target, and until when it is served.
-#[derive(Clone, Debug)]
+/// Kept behind an `Arc`: a hit clones a reference, not the target.
+#[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) token: ExchangedToken,
     /// `None`: not to be served again (no `expires_in`, or too short a
@@ -48,11 +49,11 @@ impl Entry {
 
 struct UntilStale;
 
-impl Expiry<Key, Entry> for UntilStale {
+impl Expiry<Key, Arc<Entry>> for UntilStale {
     fn expire_after_create(
         &self,
         _key: &Key,
-        value: &Entry,
+        value: &Arc<Entry>,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
         Some(value.fresh_until.map_or(Duration::ZERO, |until| {
@@ -61,36 +62,26 @@ impl Expiry<Key, Entry> for UntilStale {
     }
 }
 
-/// The shared cache; `S` hashes targets (random keys by default).
+/// The shared cache.
 #[derive(Clone)]
-pub(crate) struct ExchangeCache<S = RandomState> {
-    cache: Cache<Key, Entry>,
-    hasher: S,
+pub(crate) struct ExchangeCache {
+    cache: Cache<Key, Arc<Entry>>,
 }
 
 impl ExchangeCache {
     pub(crate) fn new(capacity: u64) -> Self {
-        Self::with_hasher(capacity, RandomState::new())
-    }
-}
-
-impl<S: BuildHasher> ExchangeCache<S> {
-    fn with_hasher(capacity: u64, hasher: S) -> Self {
         Self {
             cache: Cache::builder()
                 .max_capacity(capacity.max(1))
                 .expire_after(UntilStale)
                 .build(),
-            hasher,
         }
     }
 
-    /// The key of `subject`'s token exchanged for `target`.
-    pub(crate) fn key(&self, subject: &SubjectToken, target: &Target) -> Key {
-        (
-            Sha256::digest(subject.expose().as_bytes()).into(),
-            self.hasher.hash_one(target),
-        )
+    /// The key of `subject`'s token exchanged for `target`: both parts
+    /// computed already, nothing hashed here.
+    pub(crate) fn key(subject: &SubjectToken, target: &Target) -> Key {
+        (*subject.digest(), target.hash())
     }
 
     /// The fresh token for `key` and `target`, when the cache can give it
@@ -102,7 +93,7 @@ impl<S: BuildHasher> ExchangeCache<S> {
         let mut get = std::pin::pin!(self.cache.get(key));
         match get.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(Some(hit)) if hit.is_fresh(Instant::now()) && hit.target == *target => {
-                Some(hit.token)
+                Some(hit.token.clone())
             }
             _ => None,
         }
@@ -124,7 +115,7 @@ impl<S: BuildHasher> ExchangeCache<S> {
         if let Some(hit) = self.cache.get(&key).await {
             let fresh = hit.is_fresh(Instant::now());
             if fresh && hit.target == *target {
-                return Ok(hit.token);
+                return Ok(hit.token.clone());
             }
             if fresh {
                 // Another target with the same hash: its entry stays.
@@ -144,11 +135,11 @@ impl<S: BuildHasher> ExchangeCache<S> {
         }
         let entry = self
             .cache
-            .try_get_with(key, exchange())
+            .try_get_with(key, async { exchange().await.map(Arc::new) })
             .await
             .map_err(|e| ExchangeError::clone(&e))?;
         if entry.target == *target {
-            Ok(entry.token)
+            Ok(entry.token.clone())
         } else {
             // A concurrent exchange for another target with the same hash.
             exchange().await.map(|e| e.token)
@@ -159,21 +150,7 @@ impl<S: BuildHasher> ExchangeCache<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::{
-        hash::BuildHasherDefault,
-        sync::atomic::{AtomicUsize, Ordering},
-    };
-
-    /// Every target hashes alike.
-    #[derive(Default)]
-    struct Zero;
-
-    impl std::hash::Hasher for Zero {
-        fn finish(&self) -> u64 {
-            0
-        }
-        fn write(&mut self, _: &[u8]) {}
-    }
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn issued(name: &str, target: &Target) -> Entry {
         let body = format!(r#"{{"access_token":"{name}","token_type":"Bearer"}}"#);
@@ -188,10 +165,17 @@ mod tests {
     /// Two targets whose hashes collide never get each other's token.
     #[tokio::test]
     async fn colliding_target_hashes_never_share_a_token() {
-        let cache = ExchangeCache::with_hasher(100, BuildHasherDefault::<Zero>::default());
+        let cache = ExchangeCache::new(100);
         let subject = SubjectToken::new("caller", "alice");
-        let (a, b) = (Target::resource("https://a"), Target::resource("https://b"));
-        let (ka, kb) = (cache.key(&subject, &a), cache.key(&subject, &b));
+        // Every target hashes alike.
+        let (a, b) = (
+            Target::resource("https://a").with_hash(0),
+            Target::resource("https://b").with_hash(0),
+        );
+        let (ka, kb) = (
+            ExchangeCache::key(&subject, &a),
+            ExchangeCache::key(&subject, &b),
+        );
         assert_eq!(ka, kb);
         let calls = AtomicUsize::new(0);
         let get = |t: &Target, k: Key| {

@@ -234,7 +234,7 @@ impl TokenExchanger {
         target: &Target,
     ) -> Result<ExchangedToken, ExchangeError> {
         let cache = &self.0.cache;
-        let key = cache.key(subject, target);
+        let key = ExchangeCache::key(subject, target);
         if let Some(hit) = cache.get_fresh_now(&key, target) {
             return Ok(hit);
         }
@@ -612,6 +612,50 @@ mod tests {
             Instant::now(),
             &Target::resource("https://r"),
         )
+    }
+
+    /// A cache hit is found by the digest the subject token carries (its
+    /// authenticator's), never by hashing the token again: another token
+    /// under the same digest is a hit, and the first token under its own
+    /// SHA-256 is a miss.
+    #[tokio::test]
+    async fn a_hit_is_keyed_by_the_carried_digest_not_a_new_hash() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let issue = move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                axum::Json(serde_json::json!({
+                    "access_token": format!("issued-{n}"),
+                    "token_type": "Bearer",
+                    "expires_in": 300,
+                }))
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/token", axum::routing::post(issue));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let x = TokenExchanger::builder(
+            format!("http://{addr}/token"),
+            "mcp",
+            SecretString::from("s"),
+        )
+        .build()
+        .unwrap();
+        let target = Target::resource("https://users.example.com");
+        let header = |t: ExchangedToken| t.authorization();
+        let first = SubjectToken::with_digest("token-one", "alice", [7; 32]);
+        let same_digest = SubjectToken::with_digest("token-two", "alice", [7; 32]);
+        let own_digest = SubjectToken::new("token-one", "alice");
+        let got = header(x.exchange(&first, &target).await.unwrap());
+        assert_eq!(got, "Bearer issued-1");
+        let got = header(x.exchange(&same_digest, &target).await.unwrap());
+        assert_eq!(got, "Bearer issued-1");
+        let got = header(x.exchange(&own_digest, &target).await.unwrap());
+        assert_eq!(got, "Bearer issued-2");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -243,8 +243,8 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let config = &self.layer.config;
-        let downstream =
-            Origin::of(req.uri()).and_then(|o| config.downstreams.iter().find(|d| d.origin == o));
+        let downstream = Origin::of(req.uri())
+            .and_then(|o| config.downstreams.iter().position(|d| d.origin == o));
         let Some(downstream) = downstream else {
             return ResponseFuture::direct(self.inner.call(req));
         };
@@ -252,12 +252,13 @@ where
         // and leaves a clone in its place.
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
-        let exchanger = config.exchanger.clone();
-        let target = downstream.target.clone();
+        // The shared configuration, not a copy of the target.
+        let config = config.clone();
         let caller = self.layer.caller.clone();
         ResponseFuture::exchanging(async move {
-            let subject = require_subject(caller.as_ref(), None, &target)?;
-            let token = exchanger.exchange(subject, &target).await?;
+            let target = &config.downstreams[downstream].target;
+            let subject = require_subject(caller.as_ref(), None, target)?;
+            let token = config.exchanger.exchange(subject, target).await?;
             req.headers_mut()
                 .insert(AUTHORIZATION, token.authorization());
             inner.call(req).await.map_err(Into::into)

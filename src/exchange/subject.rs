@@ -9,6 +9,7 @@ use std::{
 
 use http::Request;
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -38,6 +39,8 @@ pub struct SubjectToken(Arc<Inner>);
 
 struct Inner {
     token: SecretString,
+    /// SHA-256 of the token: the exchange cache's key, computed once.
+    digest: [u8; 32],
     /// The caller's name, for the audit trail.
     subject: Box<str>,
 }
@@ -52,9 +55,17 @@ impl fmt::Debug for SubjectToken {
 }
 
 impl SubjectToken {
+    /// The token, whose digest is computed here.
     pub(crate) fn new(token: &str, subject: &str) -> Self {
+        Self::with_digest(token, subject, Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// The token, and its SHA-256 `digest` as its authenticator computed
+    /// it.
+    pub(crate) fn with_digest(token: &str, subject: &str, digest: [u8; 32]) -> Self {
         Self(Arc::new(Inner {
             token: SecretString::from(token),
+            digest,
             subject: subject.into(),
         }))
     }
@@ -69,6 +80,11 @@ impl SubjectToken {
     /// The token: for the exchanger only.
     pub(crate) fn expose(&self) -> &str {
         self.0.token.expose_secret()
+    }
+
+    /// SHA-256 of the token: the exchange cache's key for this caller.
+    pub(crate) fn digest(&self) -> &[u8; 32] {
+        &self.0.digest
     }
 }
 
@@ -181,6 +197,10 @@ where
 /// the one `Authorization` header (`Bearer`, or `DPoP` with its proof
 /// checked). Anything else (no principal, an API key's, a custom
 /// scheme's) keeps nothing.
+///
+/// The token's digest is the one its authenticator computed for its own
+/// cache and left on the principal; only an authenticator without a cache
+/// leaves none, and the digest is computed here, once per request.
 fn verified_token<B>(req: &Request<B>) -> Option<SubjectToken> {
     let principal = Principal::from_extensions(req.extensions())?;
     if !matches!(
@@ -190,7 +210,10 @@ fn verified_token<B>(req: &Request<B>) -> Option<SubjectToken> {
         return None;
     }
     let (_, token) = crate::bearer::find_token(req.headers(), MAX_TOKEN_BYTES, true).ok()??;
-    Some(SubjectToken::new(token, principal.name()))
+    Some(match principal.token_digest() {
+        Some(digest) => SubjectToken::with_digest(token, principal.name(), *digest),
+        None => SubjectToken::new(token, principal.name()),
+    })
 }
 
 #[cfg(test)]
@@ -239,6 +262,60 @@ mod tests {
         assert!(kept(request(Some("Bearer abc"), custom)).await.is_none());
         // A principal and no token.
         assert!(kept(request(None, jwt())).await.is_none());
+    }
+
+    /// The digest kept is the one the authenticator left on the
+    /// principal, not a new hash of the token (a principal made with a
+    /// digest that is not the token's shows it); only without one is the
+    /// token hashed here.
+    #[tokio::test]
+    async fn the_digest_is_the_authenticators_when_it_left_one() {
+        let carried = Principal::new(AuthScheme::Jwt, "alice").with_token_digest([7; 32]);
+        let t = kept(request(Some("Bearer abc.def"), Some(carried)))
+            .await
+            .unwrap();
+        assert_eq!(t.digest(), &[7; 32]);
+        let none = Principal::new(AuthScheme::Introspection, "bob");
+        let t = kept(request(Some("Bearer abc.def"), Some(none)))
+            .await
+            .unwrap();
+        let sha256: [u8; 32] = Sha256::digest(b"abc.def").into();
+        assert_eq!(t.digest(), &sha256);
+    }
+
+    /// Through the JWT layer: the token kept carries the digest of the
+    /// validator's cache, which the principal brought.
+    #[cfg(feature = "jwt")]
+    #[tokio::test]
+    async fn a_verified_jwt_is_kept_with_the_validators_digest() {
+        use crate::jwt::{
+            test_support::{good_claims, hs256, validator},
+            JwtLayer,
+        };
+        use axum::body::Body;
+        type Digests = (Option<[u8; 32]>, [u8; 32]);
+        let token = hs256(&good_claims());
+        let req = Request::get("/")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let res = ServiceBuilder::new()
+            .layer(JwtLayer::new(validator()))
+            .layer(KeepSubjectTokenLayer::new())
+            .service_fn(|req: Request<Body>| async move {
+                let p = Principal::from_extensions(req.extensions()).unwrap();
+                let kept = req.extensions().get::<SubjectToken>().unwrap();
+                let mut res = http::Response::new(Body::empty());
+                let digests: Digests = (p.token_digest().copied(), *kept.digest());
+                res.extensions_mut().insert(digests);
+                Ok::<_, Infallible>(res)
+            })
+            .oneshot(req)
+            .await
+            .unwrap();
+        let sha256: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let digests = res.extensions().get::<Digests>().copied();
+        assert_eq!(digests, Some((Some(sha256), sha256)));
     }
 
     #[test]

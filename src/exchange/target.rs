@@ -1,5 +1,12 @@
 //! [`Target`]: what the exchanged token is for.
 
+use std::{
+    collections::hash_map::RandomState,
+    fmt,
+    hash::{BuildHasher, Hash, Hasher},
+    sync::OnceLock,
+};
+
 /// What a token is asked for: the downstream API as `resource` (its URI,
 /// RFC 8707) and/or `audience` (a name the authorization server knows it
 /// by), and the `scope`s wanted (none: the server's default).
@@ -17,12 +24,33 @@
 /// assert_eq!(both.resources(), ["https://users.example.com"]);
 /// # let _ = (users, by_name);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 #[must_use]
 pub struct Target {
+    /// The hash of the other fields under a per-process random key,
+    /// computed when the target is built, not on each exchange: the
+    /// exchange cache's key for it. First, so that unequal targets mostly
+    /// differ at once.
+    hash: u64,
     resources: Vec<String>,
     audiences: Vec<String>,
     scopes: Vec<String>,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("resources", &self.resources)
+            .field("audiences", &self.audiences)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+impl Hash for Target {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
 }
 
 impl Target {
@@ -38,22 +66,34 @@ impl Target {
 
     fn empty() -> Self {
         Self {
+            hash: 0,
             resources: Vec::new(),
             audiences: Vec::new(),
             scopes: Vec::new(),
         }
     }
 
+    /// Recomputes [`hash`](Self::hash) after a change.
+    fn rehashed(mut self) -> Self {
+        static KEY: OnceLock<RandomState> = OnceLock::new();
+        self.hash = KEY.get_or_init(RandomState::new).hash_one((
+            &self.resources,
+            &self.audiences,
+            &self.scopes,
+        ));
+        self
+    }
+
     /// Adds a resource (RFC 8693 allows several).
     pub fn and_resource(mut self, uri: impl Into<String>) -> Self {
         self.resources.push(uri.into());
-        self
+        self.rehashed()
     }
 
     /// Adds an audience (RFC 8693 allows several).
     pub fn and_audience(mut self, name: impl Into<String>) -> Self {
         self.audiences.push(name.into());
-        self
+        self.rehashed()
     }
 
     /// The scopes wanted (in any order; duplicates count once).
@@ -65,6 +105,20 @@ impl Target {
         self.scopes.extend(scopes.into_iter().map(Into::into));
         self.scopes.sort_unstable();
         self.scopes.dedup();
+        self.rehashed()
+    }
+
+    /// The target's hash, computed when it was built: two equal targets
+    /// have the same; two different ones rarely do (the exchange cache
+    /// checks the target itself on a hit).
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// This target with `hash` as its hash: targets that collide.
+    #[cfg(test)]
+    pub(crate) fn with_hash(mut self, hash: u64) -> Self {
+        self.hash = hash;
         self
     }
 

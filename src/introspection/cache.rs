@@ -36,6 +36,23 @@ pub(crate) enum Verdict {
     Refused(&'static str),
 }
 
+#[cfg(feature = "token-exchange")]
+impl Verdict {
+    /// An active verdict's principal records `digest`, its token's.
+    pub(crate) fn with_token_digest(self, digest: TokenDigest) -> Self {
+        match self {
+            Self::Active {
+                principal,
+                audience,
+            } => Self::Active {
+                principal: principal.with_token_digest(digest),
+                audience,
+            },
+            refused => refused,
+        }
+    }
+}
+
 /// A cache entry: the verdict and how long it may be served.
 #[derive(Clone, Debug)]
 pub(crate) struct Cached {

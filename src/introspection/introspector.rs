@@ -288,14 +288,21 @@ impl Introspector {
     ) -> Result<Principal, AuthError> {
         let inner = &*self.0;
         let verdict = match &inner.cache {
-            Some(cache) => cache
-                .try_get_with(token_digest(token), async {
-                    let verdict = self.call(token).await?;
-                    Ok::<_, AuthError>(self.cached(verdict))
-                })
-                .await
-                .map(|c| c.verdict)
-                .map_err(|e| AuthError::clone(&e))?,
+            Some(cache) => {
+                let digest = token_digest(token);
+                cache
+                    .try_get_with(digest, async {
+                        let verdict = self.call(token).await?;
+                        // The digest travels with the principal (cached
+                        // with it), for a token exchange's cache.
+                        #[cfg(feature = "token-exchange")]
+                        let verdict = verdict.with_token_digest(digest);
+                        Ok::<_, AuthError>(self.cached(verdict))
+                    })
+                    .await
+                    .map(|c| c.verdict)
+                    .map_err(|e| AuthError::clone(&e))?
+            }
             None => self.call(token).await?,
         };
         inner.check(verdict, audience, SystemTime::now())
@@ -674,6 +681,37 @@ mod tests {
 
     fn parse(v: Value) -> IntrospectionResponse {
         serde_json::from_value(v).unwrap()
+    }
+
+    /// The principal carries its token's cache digest, from the
+    /// introspection call and from the cache, for the token exchange to
+    /// key its own cache by.
+    #[cfg(feature = "token-exchange")]
+    #[tokio::test]
+    async fn the_principal_carries_the_cache_digest_of_its_token() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answer = || async {
+            axum::Json(
+                json!({"active": true, "sub": "alice", "exp": 4_000_000_000u64,
+                              "aud": "https://mcp.example.com/mcp"}),
+            )
+        };
+        let app = axum::Router::new().route("/introspect", axum::routing::post(answer));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let i = Introspector::builder(
+            format!("http://{addr}/introspect"),
+            "rs",
+            SecretString::from("secret"),
+        )
+        .audience("https://mcp.example.com/mcp")
+        .build()
+        .unwrap();
+        let digest = token_digest("opaque-token");
+        let called = i.verify("opaque-token").await.unwrap();
+        assert_eq!(called.token_digest(), Some(&digest));
+        let cached = i.try_cached("opaque-token", i.audience()).unwrap().unwrap();
+        assert_eq!(cached.token_digest(), Some(&digest));
     }
 
     #[test]

@@ -207,6 +207,13 @@ impl JwtValidator {
             return Step::Done(Err(JwtError::invalid("the token's signing key is unknown")));
         };
         let result = self.verify_with(token, &key, &header);
+        // The digest travels with the principal (cached with it), for a
+        // token exchange's cache.
+        #[cfg(feature = "token-exchange")]
+        let result = match digest {
+            Some(d) => result.map(|p| p.with_token_digest(d)),
+            None => result,
+        };
         if let (Ok(p), Some(c), Some(d)) = (&result, &inner.cache, digest) {
             c.insert(d, p, generation);
         }
@@ -789,5 +796,27 @@ mod tests {
             .unwrap();
         off.verify(&token).await.unwrap();
         assert_eq!(off.cache_entries(), 0);
+    }
+
+    /// The principal carries its token's cache digest, on a miss and on a
+    /// hit, for the token exchange to key its own cache by; none without
+    /// a cache (nothing was hashed).
+    #[cfg(feature = "token-exchange")]
+    #[tokio::test]
+    async fn the_principal_carries_the_cache_digest_of_its_token() {
+        let v = validator();
+        let token = hs256(&good_claims());
+        let digest = cache::digest(&token);
+        let miss = v.verify(&token).await.unwrap();
+        assert_eq!(miss.token_digest(), Some(&digest));
+        let hit = v.verify(&token).await.unwrap();
+        assert_eq!(hit.token_digest(), Some(&digest));
+        let off = JwtValidator::builder_without_resource()
+            .audience(AUD)
+            .hs256_secret(&SecretString::from(SECRET))
+            .no_token_cache()
+            .build()
+            .unwrap();
+        assert_eq!(off.verify(&token).await.unwrap().token_digest(), None);
     }
 }
