@@ -559,8 +559,7 @@ where
                 }
             }
         }
-        let ready = self.inner.clone();
-        let future = std::mem::replace(&mut self.inner, ready).call(req);
+        let future = self.inner.call(req);
         ResponseFuture {
             kind: Kind::Inner {
                 future,

@@ -48,6 +48,7 @@
 //! tell says so once, as a `tracing` warning naming the fix.
 
 mod settings;
+mod shared;
 
 use std::{
     convert::Infallible,
@@ -66,6 +67,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 pub use settings::{Settings, DEMO_KEY_NAME};
+pub use shared::SharedService;
 
 use crate::{
     api_key::{ApiKeyAuthenticator, ApiKeyLayer, ApiKeys},
@@ -564,7 +566,7 @@ type IntrospectionAuth = DpopAuthenticator<IntrospectionAuthenticator>;
 type IntrospectionAuth = IntrospectionAuthenticator;
 
 /// Layers 4 and 5 of the stack over `S`.
-type Limited<S> = RateLimit<SessionBinding<HandleBinding<S>>, AnyStore>;
+type Limited<S> = RateLimit<SessionBinding<HandleBinding<SharedService<S>>>, AnyStore>;
 /// Layer 3 and below.
 type Policed<S> = McpPolicyService<Limited<S>>;
 /// Introspection, when configured, and below.
@@ -628,7 +630,7 @@ impl<S> Layer<S> for McpAuthLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         let l = &*self.0;
-        let inner = l.handles.layer(inner);
+        let inner = l.handles.layer(SharedService::new(inner));
         let inner = l.sessions.layer(inner);
         let inner = l.limiter.layer(inner);
         let inner = l.policy.layer(inner);

@@ -53,12 +53,7 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
         unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
 
-    unsafe fn realloc(
-        &self,
-        ptr: *mut u8,
-        layout: std::alloc::Layout,
-        new_size: usize,
-    ) -> *mut u8 {
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
     }
@@ -179,7 +174,10 @@ async fn main() {
 
     let base = per_request(bare, None).await;
     let rows = [
-        ("full stack, API key", per_request(full, Some(("x-api-key", KEY))).await),
+        (
+            "full stack, API key",
+            per_request(full, Some(("x-api-key", KEY))).await,
+        ),
         (
             "full stack, HS256 token",
             per_request(full, Some(("authorization", &token))).await,
