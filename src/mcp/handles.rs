@@ -831,11 +831,11 @@ impl Config {
     }
 
     /// Opens every handle of a request body for `owner`.
-    fn check(&self, owner: Option<&Principal>, parts: &Parts, body: Bytes) -> Checked {
-        // What the policy layer above read of these very bytes, when it is
-        // there; else the prefilter.
-        let read_above =
-            (parts.extensions.get::<McpRequest>()).and_then(|read| read.carries_handle_in(&body));
+    fn check(&self, owner: Option<&Principal>, parts: &mut Parts, body: Bytes) -> Checked {
+        // What the policy layer above read of these very bytes, when it
+        // kept them for this layer; else the prefilter.
+        let read_above = (parts.extensions.get_mut::<McpRequest>())
+            .and_then(|read| read.take_handle_answer(&body));
         if !read_above.unwrap_or_else(|| may_carry_handle(&body)) {
             return Checked::Pass(body, None, Vec::new());
         }
@@ -1035,7 +1035,7 @@ where
                     Err(e) => return Ok(e.into_error().into_response()),
                 };
                 let bytes = buffered.bytes().clone();
-                match config.check(owner.as_ref(), &parts, bytes.clone()) {
+                match config.check(owner.as_ref(), &mut parts, bytes.clone()) {
                     Checked::Refuse(response) => return Ok(response),
                     Checked::Pass(body, swap, stand_ins) => {
                         unknown = stand_ins;

@@ -441,10 +441,10 @@ impl McpRequest {
 
     /// Whether a message of `body` has a `requestState` or `taskId` in its
     /// `params`, when `body` is the very buffer this was parsed from (kept
-    /// alive by it, so the same address means the same bytes); `None`
-    /// for any other body.
-    pub(crate) fn carries_handle_in(&self, body: &[u8]) -> Option<bool> {
-        let source = self.source.0.as_ref()?;
+    /// alive by it until now, so the same address means the same bytes);
+    /// `None` for any other body. The kept bytes are let go either way.
+    pub(crate) fn take_handle_answer(&mut self, body: &[u8]) -> Option<bool> {
+        let source = self.source.0.take()?;
         (source.as_ptr() == body.as_ptr() && source.len() == body.len()).then_some(self.handles)
     }
 
@@ -1560,8 +1560,10 @@ mod handle_members {
             r#"{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"task\u0049d":7}}"#,
             r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"tasks/get","params":{"taskId":"t"}}]"#,
         ] {
-            let (req, bytes) = read(body);
-            assert_eq!(req.carries_handle_in(&bytes), Some(true), "{body}");
+            let (mut req, bytes) = read(body);
+            assert_eq!(req.take_handle_answer(&bytes), Some(true), "{body}");
+            // Taken: the bytes are let go, and asked again, unknown.
+            assert_eq!(req.take_handle_answer(&bytes), None, "{body}");
         }
     }
 
@@ -1573,16 +1575,20 @@ mod handle_members {
             r#"{"jsonrpc":"2.0","id":1,"method":"ping","requestState":"s"}"#,
         ] {
             let (req, bytes) = read(body);
-            assert_eq!(req.carries_handle_in(&bytes), Some(false), "{body}");
+            assert_eq!(
+                req.clone().take_handle_answer(&bytes),
+                Some(false),
+                "{body}"
+            );
             // The same text in another buffer: not known, the caller looks.
             let copy = bytes::Bytes::copy_from_slice(&bytes);
-            assert_eq!(req.carries_handle_in(&copy), None, "{body}");
-            assert_eq!(req.carries_handle_in(&bytes[1..]), None, "{body}");
+            assert_eq!(req.clone().take_handle_answer(&copy), None, "{body}");
+            assert_eq!(req.clone().take_handle_answer(&bytes[1..]), None, "{body}");
         }
         // Parsed without its source: never trusted.
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
         assert_eq!(
-            McpRequest::parse(body).unwrap().carries_handle_in(body),
+            McpRequest::parse(body).unwrap().take_handle_answer(body),
             None
         );
     }

@@ -147,6 +147,11 @@ struct Config {
     anonymous_budget: ByteBudget,
     response_limit: usize,
     filter_lists: bool,
+    /// Whether the request it reads keeps the body's bytes for the
+    /// [`HandleBindingLayer`](super::HandleBindingLayer) below, which
+    /// takes them (set by [`McpAuth`](crate::stack::McpAuth), which puts
+    /// one there).
+    keep_source: bool,
 }
 
 impl McpPolicyLayer {
@@ -165,8 +170,20 @@ impl McpPolicyLayer {
                 anonymous_budget: ByteBudget::new(DEFAULT_ANONYMOUS_BUFFER_BUDGET),
                 response_limit: DEFAULT_RESPONSE_LIMIT,
                 filter_lists: true,
+                keep_source: false,
             }),
         }
+    }
+
+    /// Keeps the body's bytes with the [`McpRequest`] it reads, for a
+    /// [`HandleBindingLayer`](super::HandleBindingLayer) below that takes
+    /// them back (it then need not scan the body again). Only for a stack
+    /// that has one: else the bytes would live as long as the request's
+    /// extensions, outside the body budget.
+    #[cfg(feature = "rate-limit")]
+    pub(crate) fn keep_source_for_handles(mut self) -> Self {
+        Arc::make_mut(&mut self.config).keep_source = true;
+        self
     }
 
     /// The largest body read, in bytes (default [`DEFAULT_BODY_LIMIT`]).
@@ -535,7 +552,8 @@ where
                     Err(e) => return Ok(config.refuse(unread(e.into_error()), &parts, None, 0)),
                 };
                 let mcp = match McpRequest::parse(buffered.bytes()) {
-                    Ok(m) => m.with_source(buffered.bytes().clone()),
+                    Ok(m) if config.keep_source => m.with_source(buffered.bytes().clone()),
+                    Ok(m) => m,
                     Err(err) => return Ok(config.refuse(unread(err), &parts, None, 0)),
                 };
                 parts
