@@ -411,3 +411,67 @@ async fn an_api_key_after_a_handed_on_token_leaves_it_marked() {
     let res = svc.oneshot(req).await.unwrap();
     assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "true");
 }
+
+/// The hand-on mark, with authenticators of the model alone: only a later
+/// authenticator of the same kind clears it.
+#[tokio::test]
+async fn a_handed_on_credential_is_cleared_only_by_one_of_its_kind() {
+    let marked = |req: &Request<Body>| req.extensions().get::<UnverifiedCredential>().is_some();
+    let hand_on = AuthenticateLayer::custom(HandsOn(AuthScheme::custom("first", true)));
+
+    // Handed on and never verified: marked, no principal.
+    let svc = ServiceBuilder::new().layer(hand_on.clone()).service_fn(
+        move |req: Request<Body>| async move {
+            Ok::<_, Infallible>(http::Response::new(Body::from(format!("{}", marked(&req)))))
+        },
+    );
+    let res = svc
+        .oneshot(request(
+            Some(&(header::AUTHORIZATION, "Bearer opaque".to_owned())),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "true");
+
+    // A later bearer authenticator accepts it: the mark is cleared.
+    #[derive(Clone, Debug)]
+    struct AcceptsBearer;
+    impl Authenticator for AcceptsBearer {
+        type Credential<'a> = &'a str;
+        type Future = std::future::Ready<Verdict>;
+        fn scheme(&self) -> AuthScheme {
+            AuthScheme::custom("second", true)
+        }
+        fn credential_headers(&self) -> &[HeaderName] {
+            std::slice::from_ref(&header::AUTHORIZATION)
+        }
+        fn find<'a, B>(&self, req: &'a Request<B>) -> Result<Option<&'a str>, AuthError> {
+            bearer_token(req.headers(), 4096)
+        }
+        fn verify(&self, token: &str) -> Check<Self::Future> {
+            Check::Ready(Verdict::Accept(Principal::new(self.scheme(), token)))
+        }
+    }
+    let svc = ServiceBuilder::new()
+        .layer(hand_on.clone())
+        .layer(AuthenticateLayer::custom(AcceptsBearer))
+        .service_fn(move |req: Request<Body>| async move {
+            Ok::<_, Infallible>(http::Response::new(Body::from(format!(
+                "{}:{}",
+                marked(&req),
+                Principal::from_extensions(req.extensions()).unwrap().name()
+            ))))
+        });
+    let res = svc
+        .oneshot(request(
+            Some(&(header::AUTHORIZATION, "Bearer opaque".to_owned())),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.into_body().collect().await.unwrap().to_bytes(),
+        "false:opaque"
+    );
+}

@@ -19,7 +19,6 @@
 //!   and `Retry-After`.
 
 use std::{
-    future::Future,
     pin::Pin,
     task::{Context, Poll},
     time::Duration,
@@ -138,20 +137,10 @@ where
         return Err(Unread::TooLarge(limit));
     }
     let mut held = budget.hold();
-    let outcome = {
-        let mut collecting = std::pin::pin!(collect(body, limit, &mut held));
-        // A body that came whole with the headers (the usual case) is read
-        // on the first poll and needs no timer; only one still arriving
-        // gets its deadline.
-        match std::future::poll_fn(|cx| Poll::Ready(collecting.as_mut().poll(cx))).await {
-            Poll::Ready(read) => Some(read),
-            Poll::Pending => tokio::time::timeout(time, collecting).await.ok(),
-        }
-    };
-    match outcome {
-        Some(Ok(bytes)) => Ok(Buffered { bytes, held }),
-        Some(Err(unread)) => Err(unread),
-        None => Err(Unread::Timeout(time)),
+    match tokio::time::timeout(time, collect(body, limit, &mut held)).await {
+        Ok(Ok(bytes)) => Ok(Buffered { bytes, held }),
+        Ok(Err(unread)) => Err(unread),
+        Err(_) => Err(Unread::Timeout(time)),
     }
 }
 

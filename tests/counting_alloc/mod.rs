@@ -1,5 +1,6 @@
 //! A counting global allocator for the memory tests and benches
-//! (`tests/dpop_memory.rs`, `benches/rate_limit.rs`, `benches/scale.rs`):
+//! (`tests/dpop_memory.rs`, `benches/rate_limit.rs`, `benches/scale.rs`,
+//! `tools/src/bin/e2e_allocations.rs`):
 //! live heap bytes and allocations made, counted beside the system
 //! allocator. A user installs it with
 //! `#[global_allocator] static GLOBAL: Counting = Counting;`.
@@ -20,6 +21,13 @@ static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 /// count).
 pub fn live() -> isize {
     LIVE.load(Ordering::Relaxed)
+}
+
+/// How many allocations (and reallocations) have been made so far
+/// (differences between two readings are what count; for work that spans
+/// `.await`s, where [`allocations`] cannot wrap it).
+pub fn allocated() -> usize {
+    ALLOCATIONS.load(Ordering::Relaxed)
 }
 
 /// How many allocations (and reallocations) `f` makes.

@@ -14,10 +14,7 @@
 //! cargo run --release -p tower-mcp-auth-tools --bin e2e_allocations
 //! ```
 
-use std::{
-    net::SocketAddr,
-    sync::atomic::{AtomicUsize, Ordering},
-};
+use std::net::SocketAddr;
 
 use axum::Router;
 use bytes::Bytes;
@@ -35,32 +32,11 @@ use tower_mcp_auth::{
 #[path = "../../../examples/mcp_server/main.rs"]
 mod mcp_server;
 
-/// The system allocator, counting allocations (and reallocations).
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; only
-// a counter is updated on the side.
-#[allow(unsafe_code)]
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "../../../tests/counting_alloc/mod.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 const KEY: &str = "mcp_sk_e2e_allocations_0123456789abcdef";
 const SECRET: &str = "e2e-allocations-secret-0123456789abcdef";
@@ -122,11 +98,11 @@ async fn per_request(addr: SocketAddr, credential: Option<(&str, &str)>) -> f64 
     for _ in 0..WARM_UP {
         call().await;
     }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = counting_alloc::allocated();
     for _ in 0..REQUESTS {
         call().await;
     }
-    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / REQUESTS as f64
+    (counting_alloc::allocated() - before) as f64 / REQUESTS as f64
 }
 
 #[tokio::main(flavor = "current_thread")]
