@@ -94,15 +94,38 @@ pub(crate) fn path<'a>(uri: &'a Uri, extensions: &'a Extensions) -> &'a str {
         .map_or(uri.path(), |original| original.0.path())
 }
 
+/// A request's path for an event ([`path`]), looked up only when the
+/// event is emitted: most accepted requests have no listener.
+#[derive(Clone, Copy)]
+pub(crate) struct LazyPath<'a> {
+    uri: &'a Uri,
+    extensions: &'a Extensions,
+}
+
+impl<'a> LazyPath<'a> {
+    pub(crate) fn new(uri: &'a Uri, extensions: &'a Extensions) -> Self {
+        Self { uri, extensions }
+    }
+
+    fn get(self) -> &'a str {
+        path(self.uri, self.extensions)
+    }
+}
+
 /// Emits an `accepted` event for a verified credential.
-pub(crate) fn accepted(layer: &'static str, principal: &Principal, method: &Method, path: &str) {
+pub(crate) fn accepted(
+    layer: &'static str,
+    principal: &Principal,
+    method: &Method,
+    path: LazyPath<'_>,
+) {
     count(layer, "accepted", "none");
     if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
         return; // nobody listens: no field is even bounded
     }
     let subject = bounded(principal.name());
     let issuer = principal.issuer().map(bounded);
-    let path = bounded(path);
+    let path = bounded(path.get());
     tracing::info!(
         target: TARGET,
         outcome = "accepted",
@@ -282,7 +305,7 @@ pub(crate) struct McpDecision<'a> {
     /// The HTTP method.
     pub(crate) method: &'a Method,
     /// The request's path ([`path`]).
-    pub(crate) path: &'a str,
+    pub(crate) path: LazyPath<'a>,
 }
 
 /// Emits the MCP policy's decision on one request: `accepted` (with the
@@ -324,7 +347,7 @@ pub(crate) fn mcp_decision(decision: McpDecision<'_>) {
     let target = target.as_deref();
     let method = bounded(method.as_str());
     let method = &*method;
-    let path = bounded(path);
+    let path = bounded(path.get());
     let path = &*path;
     match err {
         None => tracing::info!(

@@ -399,11 +399,14 @@ impl<A: Authenticator> Config<A> {
                     scheme.as_str(),
                     &principal,
                     req.method(),
-                    audit::path(req.uri(), req.extensions()),
+                    audit::LazyPath::new(req.uri(), req.extensions()),
                 );
                 mark_sensitive(req.headers_mut(), self.authenticator.credential_headers());
-                OnAuthentication::tell(req.extensions(), Decision::Accepted(&principal));
                 let ext = req.extensions_mut();
+                // An acceptance is the last decision the listener hears:
+                // it leaves with it, so the service (and every clone of
+                // the request's parts there) does not carry it.
+                OnAuthentication::take_and_tell(ext, Decision::Accepted(&principal));
                 if ext
                     .get::<UnverifiedCredential>()
                     .is_some_and(|mark| mark.is_verified_by(scheme))
@@ -780,6 +783,13 @@ impl OnAuthentication {
     #[must_use]
     pub fn new(listener: Arc<dyn AuthenticationListener>) -> Self {
         Self(listener)
+    }
+
+    /// Takes the listener out of `extensions`, if any, and tells it.
+    pub(crate) fn take_and_tell(extensions: &mut http::Extensions, decision: Decision<'_>) {
+        if let Some(listener) = extensions.remove::<Self>() {
+            listener.0.decided(decision);
+        }
     }
 
     /// Tells the listener in `extensions`, if any.

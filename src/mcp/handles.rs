@@ -159,7 +159,7 @@ use tower_service::Service;
 use super::{
     body::{self, DEFAULT_BODY_TIMEOUT, DEFAULT_BUFFER_BUDGET},
     filter::{self, may_spell_letters, Rewriter, Unreadable, Withhold},
-    inspect::{McpRequest, MCP_NAME},
+    inspect::{McpRequest, MCP_NAME_HEADER},
     json::{JsonStr, Scanner, SyntaxError, MAX_DEPTH},
     layer::{DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT},
     session::{checked_key, feed_owner, field, random_key},
@@ -212,6 +212,10 @@ struct Config {
     body_timeout: Duration,
     budget: ByteBudget,
     response_limit: usize,
+    /// Set by [`McpAuth`](crate::stack::McpAuth) only: directly under its
+    /// policy layer, with nothing between that touches bodies, so a kept
+    /// [`McpRequest`] source is this request's body.
+    under_policy: bool,
 }
 
 /// Three keys derived from the layer's one: encryption of the state, its
@@ -277,8 +281,22 @@ impl HandleBindingLayer {
                 body_timeout: DEFAULT_BODY_TIMEOUT,
                 budget: ByteBudget::new(DEFAULT_BUFFER_BUDGET),
                 response_limit: DEFAULT_RESPONSE_LIMIT,
+                under_policy: false,
             }),
         }
+    }
+
+    /// For [`McpAuth`](crate::stack::McpAuth), which puts this layer
+    /// directly under an [`McpPolicyLayer`](super::McpPolicyLayer) that
+    /// keeps what it read ([`McpPolicyLayer::keep_source_for_handles`]),
+    /// with only layers between that never touch a body: the bytes the
+    /// policy read are this request's body, so they are taken rather than
+    /// read again, and the body goes on unread.
+    ///
+    /// [`McpPolicyLayer::keep_source_for_handles`]: super::McpPolicyLayer::keep_source_for_handles
+    pub(crate) fn under_policy(mut self) -> Self {
+        self.config_mut().under_policy = true;
+        self
     }
 
     fn config_mut(&mut self) -> &mut Config {
@@ -831,12 +849,17 @@ impl Config {
     }
 
     /// Opens every handle of a request body for `owner`.
-    fn check(&self, owner: Option<&Principal>, parts: &mut Parts, body: Bytes) -> Checked {
-        // What the policy layer above read of these very bytes, when it
-        // kept them for this layer; else the prefilter.
-        let read_above = (parts.extensions.get_mut::<McpRequest>())
-            .and_then(|read| read.take_handle_answer(&body));
-        if !read_above.unwrap_or_else(|| may_carry_handle(&body)) {
+    /// `handles`: whether the policy layer above found a handle in these
+    /// very bytes, when it read them for this layer; else the prefilter
+    /// looks.
+    fn check(
+        &self,
+        owner: Option<&Principal>,
+        parts: &mut Parts,
+        body: Bytes,
+        handles: Option<bool>,
+    ) -> Checked {
+        if !handles.unwrap_or_else(|| may_carry_handle(&body)) {
             return Checked::Pass(body, None, Vec::new());
         }
         let parsed = match McpRequest::parse(&body) {
@@ -968,7 +991,7 @@ impl Config {
 /// Points an `Mcp-Name` header that named the sealed task id at the bare
 /// one (rmcp compares the header with `params.taskId`).
 fn swap_name_header(parts: &mut Parts, sealed: &str, bare: &str) {
-    let Some(value) = parts.headers.get(MCP_NAME) else {
+    let Some(value) = parts.headers.get(&MCP_NAME_HEADER) else {
         return;
     };
     let named = value.to_str().ok().and_then(|v| {
@@ -990,7 +1013,7 @@ fn swap_name_header(parts: &mut Parts, sealed: &str, bare: &str) {
         let encoded = base64::engine::general_purpose::STANDARD.encode(bare);
         HeaderValue::from_str(&format!("=?base64?{encoded}?=")).expect("base64 is a header value")
     });
-    parts.headers.insert(MCP_NAME, value);
+    parts.headers.insert(MCP_NAME_HEADER.clone(), value);
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -1022,39 +1045,48 @@ where
             let (mut parts, body) = req.into_parts();
             let mut unknown = Vec::new();
             let (body, request) = if parts.method == Method::POST {
-                let buffered = match body::read(
-                    &parts.headers,
-                    body,
-                    config.body_limit,
-                    config.body_timeout,
-                    &config.budget,
-                )
-                .await
-                {
-                    Ok(buffered) => buffered,
-                    Err(e) => return Ok(e.into_error().into_response()),
+                // Under McpAuth's policy layer, the bytes it read (and
+                // whether they hold a handle) come with its reading, and
+                // the body goes on unread; else the body is read here.
+                let kept = (config.under_policy)
+                    .then(|| parts.extensions.get_mut::<McpRequest>())
+                    .flatten()
+                    .and_then(McpRequest::take_source);
+                let (bytes, handles, unchanged_body) = match kept {
+                    Some((bytes, handles)) => (bytes, Some(handles), Body::new(body)),
+                    None => match body::read(
+                        &parts.headers,
+                        body,
+                        config.body_limit,
+                        config.body_timeout,
+                        &config.budget,
+                    )
+                    .await
+                    {
+                        // The buffered body holds its bytes in the budget
+                        // until the server drops it.
+                        Ok(buffered) => (buffered.bytes().clone(), None, buffered.into_body()),
+                        Err(e) => return Ok(e.into_error().into_response()),
+                    },
                 };
-                let bytes = buffered.bytes().clone();
-                match config.check(owner.as_ref(), &mut parts, bytes.clone()) {
+                match config.check(owner.as_ref(), &mut parts, bytes.clone(), handles) {
                     Checked::Refuse(response) => return Ok(response),
-                    Checked::Pass(body, swap, stand_ins) => {
+                    Checked::Pass(new_body, swap, stand_ins) => {
                         unknown = stand_ins;
                         if let Some((sealed, bare)) = swap {
                             swap_name_header(&mut parts, &sealed, &bare);
                         }
-                        if body.len() != bytes.len() {
+                        if new_body.len() != bytes.len() {
                             parts
                                 .headers
-                                .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+                                .insert(header::CONTENT_LENGTH, HeaderValue::from(new_body.len()));
                         }
-                        // Unchanged: the buffered body goes on, holding its
-                        // bytes in the budget until the server drops it.
                         let unchanged =
-                            body.as_ptr() == bytes.as_ptr() && body.len() == bytes.len();
+                            new_body.as_ptr() == bytes.as_ptr() && new_body.len() == bytes.len();
                         let body = if unchanged {
-                            buffered.into_body()
+                            unchanged_body
                         } else {
-                            Body::from(body)
+                            Body::from(new_body)
                         };
                         (body, bytes)
                     }
@@ -1691,7 +1723,7 @@ mod tests {
             if method == "tasks/get" {
                 let mut req = post(Some(&alice()), &body);
                 req.headers_mut()
-                    .insert(MCP_NAME, HeaderValue::from_str(&task).unwrap());
+                    .insert(crate::mcp::MCP_NAME, HeaderValue::from_str(&task).unwrap());
                 let v = reply(svc.clone().oneshot(req).await.unwrap()).await;
                 assert_eq!(v["result"]["taskId"], task, "{v}");
                 assert_eq!(

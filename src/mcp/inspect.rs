@@ -20,6 +20,11 @@ pub const MCP_METHOD: &str = "mcp-method";
 /// The `Mcp-Name` request header (MCP 2026-07-28).
 pub const MCP_NAME: &str = "mcp-name";
 
+/// [`MCP_METHOD`] and [`MCP_NAME`] as header names: a lookup by a
+/// `HeaderName` skips parsing the name on every request.
+pub(crate) static MCP_METHOD_HEADER: http::HeaderName = http::HeaderName::from_static(MCP_METHOD);
+pub(crate) static MCP_NAME_HEADER: http::HeaderName = http::HeaderName::from_static(MCP_NAME);
+
 /// What one call is aimed at.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -432,20 +437,22 @@ impl McpRequest {
         }
     }
 
-    /// Keeps the body this was parsed from, so that a layer below can
-    /// tell whether it is handed the same bytes.
+    /// Keeps the body this was parsed from, for a layer below that is
+    /// handed the very same body ([`McpAuth`](crate::stack::McpAuth)'s
+    /// handle binding, under its policy layer with nothing between that
+    /// touches bodies): it takes the bytes rather than reading them again.
     pub(crate) fn with_source(mut self, body: bytes::Bytes) -> Self {
         self.source = ReadFrom(Some(body));
         self
     }
 
-    /// Whether a message of `body` has a `requestState` or `taskId` in its
-    /// `params`, when `body` is the very buffer this was parsed from (kept
-    /// alive by it until now, so the same address means the same bytes);
-    /// `None` for any other body. The kept bytes are let go either way.
-    pub(crate) fn take_handle_answer(&mut self, body: &[u8]) -> Option<bool> {
-        let source = self.source.0.take()?;
-        (source.as_ptr() == body.as_ptr() && source.len() == body.len()).then_some(self.handles)
+    /// The body this was parsed from, when it was kept ([`with_source`]),
+    /// and whether a message of it has a `requestState` or `taskId` in its
+    /// `params`. Taken: a second call finds nothing.
+    ///
+    /// [`with_source`]: Self::with_source
+    pub(crate) fn take_source(&mut self) -> Option<(bytes::Bytes, bool)> {
+        Some((self.source.0.take()?, self.handles))
     }
 
     /// Checks the MCP 2026-07-28 `Mcp-Method` and `Mcp-Name` headers, when
@@ -467,8 +474,8 @@ impl McpRequest {
     /// when a header it compares is repeated, not decodable, or differs
     /// from the body.
     pub fn check_headers(&self, headers: &HeaderMap) -> Result<(), AuthError> {
-        let method = header_value(headers, MCP_METHOD)?;
-        if method.is_none() && !headers.contains_key(MCP_NAME) {
+        let method = header_value(headers, &MCP_METHOD_HEADER)?;
+        if method.is_none() && !headers.contains_key(&MCP_NAME_HEADER) {
             return Ok(());
         }
         let ([call], false) = (self.calls.as_slice(), self.batch) else {
@@ -487,7 +494,7 @@ impl McpRequest {
             (Some(m), Some(t)) if mcp_name_names_target(m) => t,
             _ => return Ok(()),
         };
-        if let Some(n) = header_value(headers, MCP_NAME)? {
+        if let Some(n) = header_value(headers, &MCP_NAME_HEADER)? {
             if n != named.name() {
                 return Err(mismatch(
                     "the Mcp-Name header does not match the body's params.name, params.uri or params.taskId",
@@ -514,14 +521,15 @@ impl McpRequest {
 /// one whose body lacks the member (`check_headers` compares the header
 /// only with a member that is there), decided as an unmatched target.
 pub(crate) fn header_calls(headers: &HeaderMap) -> Vec<McpCall> {
-    let Ok(Some(method)) = header_value(headers, MCP_METHOD) else {
+    let Ok(Some(method)) = header_value(headers, &MCP_METHOD_HEADER) else {
         return Vec::new();
     };
     let method = method.into_owned();
     if mcp_name_names_target(&method) {
-        let (Ok(Some(name)), Some((kind, _))) =
-            (header_value(headers, MCP_NAME), single_target(&method))
-        else {
+        let (Ok(Some(name)), Some((kind, _))) = (
+            header_value(headers, &MCP_NAME_HEADER),
+            single_target(&method),
+        ) else {
             return Vec::new();
         };
         let name = name.into_owned();
@@ -553,7 +561,10 @@ fn mismatch(description: &'static str) -> AuthError {
 }
 
 /// One header's value, decoded from `=?base64?…?=` when so marked.
-fn header_value<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<Cow<'h, str>>, AuthError> {
+fn header_value<'h>(
+    headers: &'h HeaderMap,
+    name: &http::HeaderName,
+) -> Result<Option<Cow<'h, str>>, AuthError> {
     use base64::Engine as _;
     let mut values = headers.get_all(name).iter();
     let Some(value) = values.next() else {
@@ -1561,35 +1572,26 @@ mod handle_members {
             r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"tasks/get","params":{"taskId":"t"}}]"#,
         ] {
             let (mut req, bytes) = read(body);
-            assert_eq!(req.take_handle_answer(&bytes), Some(true), "{body}");
-            // Taken: the bytes are let go, and asked again, unknown.
-            assert_eq!(req.take_handle_answer(&bytes), None, "{body}");
+            let (source, handles) = req.take_source().unwrap();
+            assert!(handles, "{body}");
+            assert_eq!(source.as_ptr(), bytes.as_ptr(), "{body}");
+            // Taken: the bytes are let go, and asked again, nothing.
+            assert!(req.take_source().is_none(), "{body}");
         }
     }
 
     #[test]
-    fn no_handle_member_of_params_and_other_bytes_are_unknown() {
+    fn no_handle_member_of_params_is_none() {
         for body in [
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"requestState":"s","taskId":"t"}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"requestState"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"ping","requestState":"s"}"#,
         ] {
-            let (req, bytes) = read(body);
-            assert_eq!(
-                req.clone().take_handle_answer(&bytes),
-                Some(false),
-                "{body}"
-            );
-            // The same text in another buffer: not known, the caller looks.
-            let copy = bytes::Bytes::copy_from_slice(&bytes);
-            assert_eq!(req.clone().take_handle_answer(&copy), None, "{body}");
-            assert_eq!(req.clone().take_handle_answer(&bytes[1..]), None, "{body}");
+            let (mut req, _) = read(body);
+            assert!(!req.take_source().unwrap().1, "{body}");
         }
-        // Parsed without its source: never trusted.
+        // Parsed without its source: nothing to take.
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
-        assert_eq!(
-            McpRequest::parse(body).unwrap().take_handle_answer(body),
-            None
-        );
+        assert!(McpRequest::parse(body).unwrap().take_source().is_none());
     }
 }

@@ -45,14 +45,21 @@ type Result<T> = std::result::Result<T, SyntaxError>;
 /// Where the run of plain string bytes starting at `i` ends: the first
 /// quote, backslash or control character at or after `i`, or the end.
 ///
-/// Eight bytes at a time (SWAR): a byte is flagged when it is below 0x20
-/// or equal to `"` or `\\`. The classic zero-byte test can flag a byte
-/// only after a truly flagged one, so the lowest flag is exact.
-#[inline]
+/// The first 16 bytes are looked at eight at a time (SWAR): a byte is
+/// flagged when it is below 0x20 or equal to `"` or `\\`, and the classic
+/// zero-byte test can flag a byte only after a truly flagged one, so the
+/// lowest flag is exact. That ends most runs (member names, short
+/// values). A longer run (a tool's text argument) is searched with
+/// `memchr`'s vector search for the quote or backslash, and the bytes
+/// before it are checked for a control character in one vectorised pass.
+#[inline(always)]
 fn run_end(bytes: &[u8], mut i: usize) -> usize {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGHS: u64 = ONES << 7;
-    while let Some(chunk) = bytes.get(i..i + 8) {
+    for _ in 0..2 {
+        let Some(chunk) = bytes.get(i..i + 8) else {
+            return short_run_end(bytes, i);
+        };
         let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
         let quote = word ^ (ONES * u64::from(b'"'));
         let backslash = word ^ (ONES * u64::from(b'\\'));
@@ -65,6 +72,25 @@ fn run_end(bytes: &[u8], mut i: usize) -> usize {
         }
         i += 8;
     }
+    long_run_end(bytes, i)
+}
+
+/// [`run_end`] past its first 16 bytes: vector searches.
+#[inline(never)]
+fn long_run_end(bytes: &[u8], i: usize) -> usize {
+    let rest = bytes.get(i..).unwrap_or_default();
+    let run = memchr::memchr2(b'"', b'\\', rest).map_or(rest, |end| &rest[..end]);
+    // `min` over bytes vectorises; `position` (rare: a control character
+    // is an error) finds the first one.
+    if run.iter().copied().min().is_some_and(|b| b < 0x20) {
+        return i + run.iter().position(|b| *b < 0x20).unwrap_or(run.len());
+    }
+    i + run.len()
+}
+
+/// [`run_end`] over fewer than eight bytes, one at a time.
+#[inline(never)]
+fn short_run_end(bytes: &[u8], mut i: usize) -> usize {
     while let Some(&b) = bytes.get(i) {
         if b < 0x20 || b == b'"' || b == b'\\' {
             break;

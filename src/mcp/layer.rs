@@ -352,7 +352,7 @@ impl Config {
                 target: c.target().map(|t| t.name()),
                 calls,
                 method: &parts.method,
-                path: audit::path(&parts.uri, &parts.extensions),
+                path: audit::LazyPath::new(&parts.uri, &parts.extensions),
             }),
             None => audit::refused(
                 "mcp_policy",
@@ -583,7 +583,7 @@ where
                 target: first.and_then(|c| c.target()).map(|t| t.name()),
                 calls: n,
                 method: &parts.method,
-                path: audit::path(&parts.uri, &parts.extensions),
+                path: audit::LazyPath::new(&parts.uri, &parts.extensions),
             });
             let lists = config
                 .filter_lists

@@ -441,7 +441,8 @@ impl McpAuthBuilder {
             .handles
             .clone()
             .unwrap_or_default()
-            .state_ttl(self.request_state_ttl);
+            .state_ttl(self.request_state_ttl)
+            .under_policy();
         let handles = match self.clock.clone() {
             Some(clock) => handles.clock(move || clock()),
             None => handles,
