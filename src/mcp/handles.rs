@@ -294,6 +294,7 @@ impl HandleBindingLayer {
     /// read again, and the body goes on unread.
     ///
     /// [`McpPolicyLayer::keep_source_for_handles`]: super::McpPolicyLayer::keep_source_for_handles
+    #[cfg(feature = "rate-limit")]
     pub(crate) fn under_policy(mut self) -> Self {
         self.config_mut().under_policy = true;
         self
