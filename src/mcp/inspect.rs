@@ -335,7 +335,7 @@ impl McpCall {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct McpRequest {
-    calls: Vec<McpCall>,
+    calls: Calls,
     batch: bool,
     /// Whether a message's `params` has a `requestState` or `taskId`
     /// member (a handle [`HandleBindingLayer`](super::HandleBindingLayer)
@@ -344,6 +344,35 @@ pub struct McpRequest {
     /// The body this was read from, when the reader keeps it: a layer
     /// below that gets the very same bytes may trust what was read.
     source: ReadFrom,
+}
+
+/// The messages of a body: one, inline (most bodies, whose reading and
+/// every copy of which then allocate no list), or a batch's.
+#[derive(Clone)]
+enum Calls {
+    One(McpCall),
+    Batch(Vec<McpCall>),
+}
+
+impl Calls {
+    fn as_slice(&self) -> &[McpCall] {
+        match self {
+            Self::One(call) => std::slice::from_ref(call),
+            Self::Batch(calls) => calls,
+        }
+    }
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Self::Batch(Vec::new())
+    }
+}
+
+impl std::fmt::Debug for Calls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
 }
 
 /// The bytes a request was read from (never shown: a body may hold
@@ -370,7 +399,7 @@ impl McpRequest {
     /// The messages, in body order (one unless it is a batch).
     #[must_use]
     pub fn calls(&self) -> &[McpCall] {
-        &self.calls
+        self.calls.as_slice()
     }
 
     /// Whether the body was a JSON array (a batch, MCP 2025-03-26).
@@ -382,7 +411,7 @@ impl McpRequest {
     /// The id of the first message that has one.
     #[must_use]
     pub fn first_id(&self) -> Option<&JsonRpcId> {
-        self.calls.iter().find_map(McpCall::id)
+        self.calls().iter().find_map(McpCall::id)
     }
 
     /// The id of the first request ([`McpCall::request_id`]): the id a
@@ -390,7 +419,7 @@ impl McpRequest {
     /// and notifications only, whose refusal carries `null`.
     #[must_use]
     pub fn first_request_id(&self) -> Option<&JsonRpcId> {
-        self.calls.iter().find_map(McpCall::request_id)
+        self.calls().iter().find_map(McpCall::request_id)
     }
 
     /// Parses a body: one JSON-RPC message or a batch.
@@ -418,7 +447,7 @@ impl McpRequest {
         match read {
             Read::One(message) => Ok(Self {
                 handles: message.carries_handle(),
-                calls: vec![message.into_call()?],
+                calls: Calls::One(message.into_call()?),
                 batch: false,
                 source: ReadFrom::default(),
             }),
@@ -427,10 +456,12 @@ impl McpRequest {
             }
             Read::Batch(messages) => Ok(Self {
                 handles: messages.iter().any(Message::carries_handle),
-                calls: messages
-                    .into_iter()
-                    .map(Message::into_call)
-                    .collect::<Result<Vec<_>, _>>()?,
+                calls: Calls::Batch(
+                    messages
+                        .into_iter()
+                        .map(Message::into_call)
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
                 batch: true,
                 source: ReadFrom::default(),
             }),
@@ -478,7 +509,7 @@ impl McpRequest {
         if method.is_none() && !headers.contains_key(&MCP_NAME_HEADER) {
             return Ok(());
         }
-        let ([call], false) = (self.calls.as_slice(), self.batch) else {
+        let ([call], false) = (self.calls(), self.batch) else {
             return Err(mismatch(
                 "Mcp-Method and Mcp-Name describe a single message, not a batch",
             ));
