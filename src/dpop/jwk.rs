@@ -112,21 +112,37 @@ pub(crate) fn public_jwk(
 
 /// RFC 7638 §3: the required members, in lexicographic order (the caller
 /// lists them so), as JSON with no white space; SHA-256; base64url.
+///
+/// Written by hand: every name and value here is a fixed member or curve
+/// name or a checked base64url string ([`b64_member`]), none of which JSON
+/// escapes, so the text is exactly what a serializer writes (a proof is
+/// verified on every DPoP request).
 fn thumbprint_of(members: &[(&str, &str)]) -> String {
-    let mut json = String::with_capacity(256);
-    json.push('{');
+    let mut json = Vec::with_capacity(
+        2 + members
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 6)
+            .sum::<usize>(),
+    );
+    json.push(b'{');
     for (i, (name, value)) in members.iter().enumerate() {
+        debug_assert!(
+            [name, value].iter().all(|s| s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')),
+            "a thumbprint member that JSON would escape"
+        );
         if i > 0 {
-            json.push(',');
+            json.push(b',');
         }
-        // Names and base64url / curve values need no escaping, but a
-        // serializer keeps this exact for any string.
-        json.push_str(&Value::from(*name).to_string());
-        json.push(':');
-        json.push_str(&Value::from(*value).to_string());
+        json.push(b'"');
+        json.extend_from_slice(name.as_bytes());
+        json.extend_from_slice(b"\":\"");
+        json.extend_from_slice(value.as_bytes());
+        json.push(b'"');
     }
-    json.push('}');
-    URL_SAFE_NO_PAD.encode(Sha256::digest(json.as_bytes()))
+    json.push(b'}');
+    URL_SAFE_NO_PAD.encode(Sha256::digest(&json))
 }
 
 /// Whether a proof's key thumbprint equals an access token's `cnf.jkt`,
