@@ -45,20 +45,29 @@ type Result<T> = std::result::Result<T, SyntaxError>;
 /// Where the run of plain string bytes starting at `i` ends: the first
 /// quote, backslash or control character at or after `i`, or the end.
 ///
-/// The first 16 bytes are looked at eight at a time (SWAR): a byte is
-/// flagged when it is below 0x20 or equal to `"` or `\\`, and the classic
-/// zero-byte test can flag a byte only after a truly flagged one, so the
-/// lowest flag is exact. That ends most runs (member names, short
-/// values). A longer run (a tool's text argument) is searched with
-/// `memchr`'s vector search for the quote or backslash, and the bytes
-/// before it are checked for a control character in one vectorised pass.
+/// The first 16 bytes are looked at eight at a time (SWAR), inline: that
+/// ends most runs (member names, short values). [`long_run_end`] goes on.
 #[inline(always)]
-fn run_end(bytes: &[u8], mut i: usize) -> usize {
+fn run_end(bytes: &[u8], i: usize) -> usize {
+    match swar_run_end(bytes, i, 2) {
+        Ok(end) => end,
+        Err(i) => long_run_end(bytes, i),
+    }
+}
+
+/// Up to `words` eight-byte words from `i`: `Ok` with where the run ends
+/// when it ends there, else `Err` with where the words stopped.
+///
+/// A byte is flagged when it is below 0x20 or equal to `"` or `\\`; the
+/// classic zero-byte test can flag a byte only after a truly flagged one,
+/// so the lowest flag is exact.
+#[inline(always)]
+fn swar_run_end(bytes: &[u8], mut i: usize, words: usize) -> std::result::Result<usize, usize> {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGHS: u64 = ONES << 7;
-    for _ in 0..2 {
+    for _ in 0..words {
         let Some(chunk) = bytes.get(i..i + 8) else {
-            return short_run_end(bytes, i);
+            return Ok(short_run_end(bytes, i));
         };
         let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
         let quote = word ^ (ONES * u64::from(b'"'));
@@ -68,16 +77,23 @@ fn run_end(bytes: &[u8], mut i: usize) -> usize {
             | (word.wrapping_sub(ONES * 0x20) & !word);
         let flags = flags & HIGHS;
         if flags != 0 {
-            return i + (flags.trailing_zeros() / 8) as usize;
+            return Ok(i + (flags.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
-    long_run_end(bytes, i)
+    Err(i)
 }
 
-/// [`run_end`] past its first 16 bytes: vector searches.
+/// [`run_end`] past its first 16 bytes: six more words (most names and
+/// URIs end there), then vector searches: `memchr`'s for the quote or
+/// backslash, and one pass over the bytes before it for a control
+/// character.
 #[inline(never)]
 fn long_run_end(bytes: &[u8], i: usize) -> usize {
+    let i = match swar_run_end(bytes, i, 6) {
+        Ok(end) => return end,
+        Err(i) => i,
+    };
     let rest = bytes.get(i..).unwrap_or_default();
     let run = memchr::memchr2(b'"', b'\\', rest).map_or(rest, |end| &rest[..end]);
     // `min` over bytes vectorises; `position` (rare: a control character
