@@ -13,6 +13,10 @@
 //! ```text
 //! cargo run --release -p tower-mcp-auth-tools --bin e2e_allocations
 //! ```
+//!
+//! With `E2E_PROFILE=<bare|api_key|token>:<N>` it makes only `N` calls
+//! (after the warm-up) of that variant and prints nothing: what
+//! `scripts/profile-e2e` counts the instructions of, under callgrind.
 
 use std::net::SocketAddr;
 
@@ -66,6 +70,12 @@ fn serve(listener: TcpListener, app: Router) {
 /// Allocations per request of `REQUESTS` calls on one connection, after
 /// `WARM_UP` (first-seen caches, connection set-up).
 async fn per_request(addr: SocketAddr, credential: Option<(&str, &str)>) -> f64 {
+    calls(addr, credential, REQUESTS).await
+}
+
+/// `WARM_UP` calls, then `n` more on the same connection: the allocations
+/// per call of the `n`.
+async fn calls(addr: SocketAddr, credential: Option<(&str, &str)>, n: usize) -> f64 {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -99,10 +109,22 @@ async fn per_request(addr: SocketAddr, credential: Option<(&str, &str)>) -> f64 
         call().await;
     }
     let before = counting_alloc::allocated();
-    for _ in 0..REQUESTS {
+    for _ in 0..n {
         call().await;
     }
-    (counting_alloc::allocated() - before) as f64 / REQUESTS as f64
+    (counting_alloc::allocated() - before) as f64 / n.max(1) as f64
+}
+
+/// `E2E_PROFILE`: the variant and the number of calls, when set.
+fn profile_request() -> Option<(String, usize)> {
+    let spec = std::env::var("E2E_PROFILE").ok()?;
+    let (variant, n) = spec
+        .split_once(':')
+        .expect("E2E_PROFILE is <bare|api_key|token>:<calls>");
+    Some((
+        variant.to_owned(),
+        n.parse().expect("E2E_PROFILE: a number of calls"),
+    ))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -148,6 +170,15 @@ async fn main() {
         )
     );
 
+    if let Some((variant, n)) = profile_request() {
+        match variant.as_str() {
+            "bare" => calls(bare, None, n).await,
+            "api_key" => calls(full, Some(("x-api-key", KEY)), n).await,
+            "token" => calls(full, Some(("authorization", &token)), n).await,
+            other => panic!("E2E_PROFILE: no variant {other:?} (bare, api_key, token)"),
+        };
+        return;
+    }
     let base = per_request(bare, None).await;
     let rows = [
         (
