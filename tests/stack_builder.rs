@@ -20,7 +20,7 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeys},
-    mcp::McpPolicy,
+    mcp::{HandleBindingLayer, McpPolicy},
     stack::McpAuth,
     Principal, Rule,
 };
@@ -73,6 +73,11 @@ fn policy() -> McpPolicy {
 
 /// The example of the module docs, on loopback: the ten lines a user writes.
 async fn serve(per_minute: u32) -> String {
+    serve_with(per_minute, None).await
+}
+
+/// [`serve`], with the handle binding given.
+async fn serve_with(per_minute: u32, handles: Option<HandleBindingLayer>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
 
@@ -83,14 +88,15 @@ async fn serve(per_minute: u32) -> String {
             .with_legacy_session_mode(false)
             .with_json_response(true),
     );
-    let auth = McpAuth::builder(url.as_str())
+    let mut builder = McpAuth::builder(url.as_str())
         .api_keys(ApiKeys::new().with(ApiKey::new("ops", KEY)))
         .hs256_secret(SecretString::from(SECRET))
         .policy(policy())
-        .rate_limit_per_minute(per_minute)
-        .build()
-        .await
-        .unwrap();
+        .rate_limit_per_minute(per_minute);
+    if let Some(handles) = handles {
+        builder = builder.handle_binding(handles);
+    }
+    let auth = builder.build().await.unwrap();
     let app = auth.router(mcp);
 
     tokio::spawn(async move {
@@ -225,6 +231,20 @@ async fn refuses_authorizes_per_tool_and_filters_lists() {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// The handle binding's own body limit holds in `McpAuth`, where it takes
+/// the bytes the policy layer read instead of reading the body itself.
+#[tokio::test]
+async fn the_handle_bindings_body_limit_holds_under_the_policy_layer() {
+    let url = serve_with(100, Some(HandleBindingLayer::new().body_limit(2048))).await;
+    let key = ("x-api-key", KEY);
+    let (status, _, reply) = post(&url, &[key], call(1, "whoami")).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let mut big = call(2, "whoami");
+    big["params"]["arguments"] = json!({"padding": "x".repeat(4096)});
+    let (status, _, reply) = post(&url, &[key], big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{reply}");
 }
 
 #[tokio::test]

@@ -1054,6 +1054,13 @@ where
                     .flatten()
                     .and_then(McpRequest::take_source);
                 let (bytes, handles, unchanged_body) = match kept {
+                    // This layer's own limit holds for bytes it did not
+                    // read, with the refusal its reading would give.
+                    Some((bytes, _)) if bytes.len() > config.body_limit => {
+                        return Ok(body::Unread::TooLarge(config.body_limit)
+                            .into_error()
+                            .into_response());
+                    }
                     Some((bytes, handles)) => (bytes, Some(handles), Body::new(body)),
                     None => match body::read(
                         &parts.headers,
