@@ -20,7 +20,7 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use tower_mcp_auth::{
     api_key::{ApiKey, ApiKeys},
-    mcp::{HandleBindingLayer, McpPolicy},
+    mcp::{handles::HandleBindingLayer, McpPolicy},
     stack::McpAuth,
     Principal, Rule,
 };
