@@ -489,14 +489,23 @@ impl<C: Clock + Send + Sync + 'static> Tracker<C> {
     /// failures of the window and the requests in flight are fewer than
     /// the threshold.
     fn admit(&self, key: &RateLimitKey, now: u64) -> Admit {
+        // With room in the table, one lookup finds or makes the record.
+        if self.len.load(Ordering::Relaxed) < self.max_keys {
+            return self.admit_or_track(key, now);
+        }
         if let Some(mut e) = self.map.get_mut(key) {
             return self.admit_to(&mut e, now);
         }
-        if self.len.load(Ordering::Relaxed) >= self.max_keys && !self.make_room(now) {
+        if !self.make_room(now) {
             // Never refused because the table is full: untracked.
             self.untracked.fetch_add(1, Ordering::Relaxed);
             return Admit::Go(0);
         }
+        self.admit_or_track(key, now)
+    }
+
+    /// [`admit`](Self::admit) into `key`'s record, made when there is none.
+    fn admit_or_track(&self, key: &RateLimitKey, now: u64) -> Admit {
         match self.map.entry(key.clone()) {
             Entry::Occupied(mut o) => self.admit_to(o.get_mut(), now),
             Entry::Vacant(v) => {
@@ -525,45 +534,65 @@ impl<C: Clock + Send + Sync + 'static> Tracker<C> {
     /// A request's outcome: releases the slot it held in record `id` (0:
     /// none) and counts a failure. Whether the client is blocked now.
     fn settle(&self, key: &RateLimitKey, id: u64, failed: bool, now: u64) -> bool {
-        let mut blocked = false;
-        let idle = {
-            let mut e = match self.map.get_mut(key) {
-                Some(e) => e,
-                None if failed => {
-                    if self.len.load(Ordering::Relaxed) >= self.max_keys && !self.make_room(now) {
-                        self.untracked.fetch_add(1, Ordering::Relaxed);
-                        return false;
-                    }
-                    let fresh = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    self.map.entry(key.clone()).or_insert_with(|| {
-                        self.len.fetch_add(1, Ordering::Relaxed);
-                        Record::new(fresh, now)
-                    })
-                }
-                None => return false,
-            };
-            if id != 0 && e.id == id {
-                e.in_flight = e.in_flight.saturating_sub(1);
-            }
-            if failed {
-                self.roll(&mut e, now);
-                if e.blocked_until <= now {
-                    e.failures += 1;
-                    if e.failures >= self.threshold {
-                        e.blocked_until = now.saturating_add(self.cooldown);
-                        e.failures = 0;
-                        e.window_start = now;
-                        blocked = true;
-                    }
-                }
-            }
-            if let Some(waiters) = &e.waiters {
-                waiters.notify_waiters();
-            }
+        // One lookup: the record is updated, and removed once idle, under
+        // the same lock.
+        let mut outcome = None;
+        let removed = self.map.remove_if_mut(key, |_, e| {
+            outcome = Some(self.record_outcome(e, id, failed, now));
             e.idle(now)
+        });
+        if removed.is_some() {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        match outcome {
+            Some(blocked) => blocked,
+            None if failed => self.track_failure(key, id, now),
+            None => false,
+        }
+    }
+
+    /// A failure of a client without a record (its slot was untracked, or
+    /// its record was swept): counted in a new one.
+    fn track_failure(&self, key: &RateLimitKey, id: u64, now: u64) -> bool {
+        if self.len.load(Ordering::Relaxed) >= self.max_keys && !self.make_room(now) {
+            self.untracked.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let fresh = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (blocked, idle) = {
+            let mut e = self.map.entry(key.clone()).or_insert_with(|| {
+                self.len.fetch_add(1, Ordering::Relaxed);
+                Record::new(fresh, now)
+            });
+            (self.record_outcome(&mut e, id, true, now), e.idle(now))
         };
         if idle && self.map.remove_if(key, |_, e| e.idle(now)).is_some() {
             self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        blocked
+    }
+
+    /// Releases slot `id` of record `e` and counts a failure; wakes the
+    /// client's waiting requests. Whether the client is blocked now.
+    fn record_outcome(&self, e: &mut Record, id: u64, failed: bool, now: u64) -> bool {
+        let mut blocked = false;
+        if id != 0 && e.id == id {
+            e.in_flight = e.in_flight.saturating_sub(1);
+        }
+        if failed {
+            self.roll(e, now);
+            if e.blocked_until <= now {
+                e.failures += 1;
+                if e.failures >= self.threshold {
+                    e.blocked_until = now.saturating_add(self.cooldown);
+                    e.failures = 0;
+                    e.window_start = now;
+                    blocked = true;
+                }
+            }
+        }
+        if let Some(waiters) = &e.waiters {
+            waiters.notify_waiters();
         }
         blocked
     }

@@ -13,12 +13,23 @@
 //! ```text
 //! BIND=127.0.0.1:3001 MCP_STATELESS=1 API_KEY=mcp_sk_unused_0123456789abcdef cargo run --release -p tower-mcp-auth-tools --bin bench_bare_mcp_server
 //! ```
+//!
+//! `BENCH_LAYERS` (ablation, to see what each layer costs end to end):
+//! `key` puts the example's API-key check in front (`X-API-Key` with
+//! `API_KEY`, no principal given), `key,policy` adds its MCP policy, and
+//! `key,policy,limit` its per-principal rate limit (`RATE_LIMIT_PER_MINUTE`),
+//! each configured as the example configures it.
 
-use std::net::SocketAddr;
+use std::{convert::Infallible, net::SocketAddr};
 
-use axum::Router;
+use axum::{body::Body, Router};
 use tower::ServiceBuilder;
-use tower_mcp_auth::{AuthScheme, Principal};
+use tower_mcp_auth::{
+    api_key::ApiKeyLayer,
+    mcp::{McpPolicyLayer, SharedPolicy},
+    rate_limit::{Quota, RateLimitLayer},
+    AuthScheme, ConfigError, Principal, ProtectedResource,
+};
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../examples/mcp_server/main.rs"]
@@ -51,14 +62,15 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let principal = Principal::new(AuthScheme::ApiKey, "bench");
-    let svc = ServiceBuilder::new()
-        .map_request(move |mut req: http::Request<axum::body::Body>| {
-            req.extensions_mut().insert(principal.clone());
-            req
-        })
-        .service(mcp);
-    let app = Router::new().nest_service(mcp_server::config::MCP_PATH, svc);
+    let layers = std::env::var("BENCH_LAYERS").unwrap_or_default();
+    let layers: Vec<&str> = layers.split(',').filter(|l| !l.is_empty()).collect();
+    let app = match ablated(&config, mcp, &layers) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            std::process::exit(1);
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(config.bind).await {
         Ok(l) => l,
         Err(e) => {
@@ -75,4 +87,64 @@ async fn main() {
         eprintln!("server error: {e}");
         std::process::exit(1);
     }
+}
+
+/// The service with no layer (one fixed principal), or behind the layers
+/// named in `layers`, outermost first: `key`, `key,policy` or
+/// `key,policy,limit`, nested as `McpAuth` nests them (no box between).
+fn ablated<S, B>(
+    config: &mcp_server::config::Config,
+    mcp: S,
+    layers: &[&str],
+) -> Result<Router, ConfigError>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let policy: SharedPolicy = mcp_server::policy()?.into();
+    let resource = ProtectedResource::builder(config.public_url()).build()?;
+    let key = || {
+        ServiceBuilder::new()
+            .layer(resource.layer())
+            .layer(ApiKeyLayer::new(config.auth.api_keys.clone()))
+    };
+    let quota = Quota::per_minute(config.auth.rate_limit_per_minute);
+    let router = Router::new();
+    let path = mcp_server::config::MCP_PATH;
+    Ok(match layers.join(",").as_str() {
+        "" => {
+            let principal = Principal::new(AuthScheme::ApiKey, "bench");
+            let svc = ServiceBuilder::new()
+                .map_request(move |mut req: http::Request<Body>| {
+                    req.extensions_mut().insert(principal.clone());
+                    req
+                })
+                .service(mcp);
+            router.nest_service(path, svc)
+        }
+        "key" => router.nest_service(path, key().service(mcp)),
+        "key,policy" => router.nest_service(
+            path,
+            key()
+                .layer(McpPolicyLayer::new(policy.clone()))
+                .service(mcp),
+        ),
+        "key,policy,limit" => router.nest_service(
+            path,
+            key()
+                .layer(McpPolicyLayer::new(policy.clone()))
+                .layer(RateLimitLayer::from_policy(&policy, quota))
+                .service(mcp),
+        ),
+        other => {
+            eprintln!("BENCH_LAYERS: {other:?} is none of key, key,policy, key,policy,limit");
+            std::process::exit(1);
+        }
+    })
 }
