@@ -496,12 +496,21 @@ impl<C: Clock + Send + Sync + 'static> Tracker<C> {
         if let Some(mut e) = self.map.get_mut(key) {
             return self.admit_to(&mut e, now);
         }
-        if !self.make_room(now) {
-            // Never refused because the table is full: untracked.
-            self.untracked.fetch_add(1, Ordering::Relaxed);
+        if !self.room_for_one(now) {
             return Admit::Go(0);
         }
         self.admit_or_track(key, now)
+    }
+
+    /// Whether the table has room for one more record, made in a full
+    /// one if need be. Without room the request goes on untracked (never
+    /// refused because the table is full), and is counted so.
+    fn room_for_one(&self, now: u64) -> bool {
+        if self.len.load(Ordering::Relaxed) < self.max_keys || self.make_room(now) {
+            return true;
+        }
+        self.untracked.fetch_add(1, Ordering::Relaxed);
+        false
     }
 
     /// [`admit`](Self::admit) into `key`'s record, made when there is none.
@@ -554,8 +563,7 @@ impl<C: Clock + Send + Sync + 'static> Tracker<C> {
     /// A failure of a client without a record (its slot was untracked, or
     /// its record was swept): counted in a new one.
     fn track_failure(&self, key: &RateLimitKey, id: u64, now: u64) -> bool {
-        if self.len.load(Ordering::Relaxed) >= self.max_keys && !self.make_room(now) {
-            self.untracked.fetch_add(1, Ordering::Relaxed);
+        if !self.room_for_one(now) {
             return false;
         }
         let fresh = self.next_id.fetch_add(1, Ordering::Relaxed);

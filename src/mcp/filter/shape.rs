@@ -105,7 +105,7 @@ pub(crate) fn may_spell_letters(text: &[u8]) -> bool {
     while let Some(found) = memchr::memchr2(b'\\', 0, &text[next..]) {
         let i = next + found;
         match (text[i], text.get(i + 1)) {
-            (b'\\', Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')) => next = i + 2,
+            (b'\\', Some(&c)) if ends_fixed_escape(c) => next = i + 2,
             _ => return true,
         }
         escapes += 1;
@@ -114,6 +114,12 @@ pub(crate) fn may_spell_letters(text: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// Whether `\` then `c` is one of the eight escapes that stand for one
+/// fixed character that is not a letter of a name.
+fn ends_fixed_escape(c: u8) -> bool {
+    matches!(c, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')
 }
 
 /// [`may_spell_letters`] over `text[from..]`, where no escape is under way
@@ -130,6 +136,9 @@ fn dense_spells_letters(text: &[u8], from: usize) -> bool {
     fn marks(here: &[u8; BLOCK], next: &[u8; BLOCK]) -> u16 {
         let bytes: [u8; BLOCK] = std::array::from_fn(|i| {
             let (b, c) = (here[i], next[i]);
+            // `ends_fixed_escape` but a backslash (a run of them pairs
+            // up, so it is looked at), spelled as compares: the compiler
+            // keeps these in vector registers, not a `matches!`.
             let fixed = (c == b'"')
                 | (c == b'/')
                 | (c == b'b')
@@ -169,9 +178,7 @@ fn dense_spells_letters(text: &[u8], from: usize) -> bool {
             marked &= marked - 1;
             match (text[i], text.get(i + 1)) {
                 (b'\\', _) if i < after => {}
-                (b'\\', Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')) => {
-                    after = i + 2;
-                }
+                (b'\\', Some(&c)) if ends_fixed_escape(c) => after = i + 2,
                 _ => return true,
             }
         }
