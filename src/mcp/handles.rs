@@ -158,7 +158,7 @@ use tower_service::Service;
 
 use super::{
     body::{self, DEFAULT_BODY_TIMEOUT, DEFAULT_BUFFER_BUDGET},
-    filter::{self, may_spell_letters, Rewriter, Unreadable, Withhold},
+    filter::{self, may_spell_letters, Both, HandedDown, Rewriter, Unreadable, Withhold},
     inspect::{McpRequest, MCP_NAME_HEADER},
     json::{JsonStr, Scanner, SyntaxError, MAX_DEPTH},
     layer::{DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT},
@@ -288,12 +288,13 @@ impl HandleBindingLayer {
 
     /// For [`McpAuth`](crate::stack::McpAuth), which puts this layer
     /// directly under an [`McpPolicyLayer`](super::McpPolicyLayer) that
-    /// keeps what it read ([`McpPolicyLayer::keep_source_for_handles`]),
-    /// with only layers between that never touch a body: the bytes the
-    /// policy read are this request's body, so they are taken rather than
-    /// read again, and the body goes on unread.
+    /// hands down what it read and its list filter
+    /// ([`McpPolicyLayer::over_handles`]), with only layers between that
+    /// never touch a body: the bytes the policy read are this request's
+    /// body, so they are taken rather than read again, and the body goes
+    /// on unread; the replies are sealed and filtered in one pass.
     ///
-    /// [`McpPolicyLayer::keep_source_for_handles`]: super::McpPolicyLayer::keep_source_for_handles
+    /// [`McpPolicyLayer::over_handles`]: super::McpPolicyLayer::over_handles
     #[cfg(feature = "rate-limit")]
     pub(crate) fn under_policy(mut self) -> Self {
         self.config_mut().under_policy = true;
@@ -778,12 +779,17 @@ fn read_params<'a>(
 
 /// Whether a reader could find a handle's member name in `text`.
 fn may_carry_handle(text: &[u8]) -> bool {
+    handle_names_in(text) || may_spell_letters(text)
+}
+
+/// Whether `text` holds a handle's member name as written.
+fn handle_names_in(text: &[u8]) -> bool {
     // Built once: a searcher's set-up costs more than scanning a small body.
     static NAMES: std::sync::LazyLock<[memmem::Finder<'static>; 2]> =
         std::sync::LazyLock::new(|| {
             [b"requestState".as_slice(), b"taskId"].map(memmem::Finder::new)
         });
-    NAMES.iter().any(|name| name.find(text).is_some()) || may_spell_letters(text)
+    NAMES.iter().any(|name| name.find(text).is_some())
 }
 
 // ---------------------------------------------------------------------------
@@ -1044,6 +1050,11 @@ where
         Box::pin(async move {
             let owner = Principal::from_extensions(req.extensions()).cloned();
             let (mut parts, body) = req.into_parts();
+            // The list filter the policy layer above handed down, taken
+            // out before the service sees the request.
+            let lists = (config.under_policy)
+                .then(|| parts.extensions.remove::<HandedDown>())
+                .flatten();
             let mut unknown = Vec::new();
             let (body, request) = if parts.method == Method::POST {
                 // Under McpAuth's policy layer, the bytes it read (and
@@ -1129,7 +1140,11 @@ where
                 withhold,
                 unknown,
             };
-            Ok(filter::apply(response.map(Body::new), sealer).await)
+            let response = response.map(Body::new);
+            Ok(match lists {
+                Some(HandedDown(lists)) => filter::apply(response, Both::new(sealer, lists)).await,
+                None => filter::apply(response, sealer).await,
+            })
         })
     }
 }
@@ -1283,8 +1298,9 @@ impl Sealer {
 }
 
 impl Rewriter for Sealer {
-    fn may_carry(&self, text: &[u8]) -> bool {
-        may_carry_handle(text)
+    /// A handle's names, or a stand-in the server may name back.
+    fn names_in(&self, text: &[u8]) -> bool {
+        handle_names_in(text)
             || self
                 .unknown
                 .iter()
@@ -1327,7 +1343,11 @@ impl Rewriter for Sealer {
             .map_err(|_| Unreadable::NotJson)
     }
 
-    fn withhold(&self) -> &Withhold {
+    fn limit(&self) -> usize {
+        self.withhold.limit()
+    }
+
+    fn withhold(&self, _: Unreadable) -> &Withhold {
         &self.withhold
     }
 }

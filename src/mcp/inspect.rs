@@ -950,8 +950,15 @@ impl Message<'_> {
     }
 }
 
-/// A JSON value's text, when it is a string: the string.
+/// A JSON value's text, when it is a string: the string. `raw` is one
+/// value the body's scan has checked (its strings UTF-8, without control
+/// characters), so a string without a backslash is its own text.
 fn json_string(raw: &[u8]) -> Option<String> {
+    if let [b'"', text @ .., b'"'] = raw {
+        if memchr::memchr(b'\\', text).is_none() {
+            return std::str::from_utf8(text).ok().map(str::to_owned);
+        }
+    }
     let mut s = Scanner::new(raw);
     let string = s.string("a string").ok()?;
     s.end().ok()?;
@@ -1108,6 +1115,18 @@ mod tests {
         let err = McpRequest::parse(body.as_bytes()).unwrap_err();
         assert_eq!(err.status(), 400, "{body}");
         err.jsonrpc_code()
+    }
+
+    #[test]
+    fn a_string_without_escapes_is_its_own_text() {
+        // The short way (no backslash) and the scanner's agree.
+        for raw in [r#""x""#, r#""""#, r#""é ü""#, r#""a\u0062c""#, r#""q\"\\""#] {
+            let mut s = Scanner::new(raw.as_bytes());
+            let slow = s.string("a string").unwrap().decode().unwrap().into_owned();
+            assert_eq!(json_string(raw.as_bytes()), Some(slow), "{raw}");
+        }
+        assert_eq!(json_string(b"12"), None);
+        assert_eq!(json_string(br#"{"a":"b"}"#), None);
     }
 
     #[test]

@@ -31,7 +31,7 @@ use super::{
         self, Unread, ANONYMOUS_REFUSAL_LIMIT, ANONYMOUS_REFUSAL_TIME,
         DEFAULT_ANONYMOUS_BUFFER_BUDGET, DEFAULT_BODY_TIMEOUT, DEFAULT_BUFFER_BUDGET,
     },
-    filter::{self, ListFilter},
+    filter::{self, HandedDown, ListFilter},
     inspect::{self, McpCall, McpRequest},
     policy::McpPolicy,
     shared::SharedPolicy,
@@ -147,11 +147,11 @@ struct Config {
     anonymous_budget: ByteBudget,
     response_limit: usize,
     filter_lists: bool,
-    /// Whether the request it reads keeps the body's bytes for the
-    /// [`HandleBindingLayer`](super::HandleBindingLayer) below, which
-    /// takes them (set by [`McpAuth`](crate::stack::McpAuth), which puts
-    /// one there).
-    keep_source: bool,
+    /// Whether a [`HandleBindingLayer`](super::HandleBindingLayer) is
+    /// below (set by [`McpAuth`](crate::stack::McpAuth), which puts one
+    /// there): the request it reads then keeps the body's bytes, and its
+    /// list filter is handed down, for that layer to take.
+    handles_below: bool,
 }
 
 impl McpPolicyLayer {
@@ -170,19 +170,22 @@ impl McpPolicyLayer {
                 anonymous_budget: ByteBudget::new(DEFAULT_ANONYMOUS_BUFFER_BUDGET),
                 response_limit: DEFAULT_RESPONSE_LIMIT,
                 filter_lists: true,
-                keep_source: false,
+                handles_below: false,
             }),
         }
     }
 
-    /// Keeps the body's bytes with the [`McpRequest`] it reads, for a
-    /// [`HandleBindingLayer`](super::HandleBindingLayer) below that takes
-    /// them back (it then need not scan the body again). Only for a stack
-    /// that has one: else the bytes would live as long as the request's
-    /// extensions, outside the body budget.
+    /// For a stack with a [`HandleBindingLayer`](super::HandleBindingLayer)
+    /// below, which takes back what this hands down: the body's bytes,
+    /// kept with the [`McpRequest`] it reads (it then need not scan the
+    /// body again), and the exchange's list filter (it filters the
+    /// replies in its own pass over them, not in one more). Only for a
+    /// stack that has one: else the bytes would live as long as the
+    /// request's extensions, outside the body budget, and lists would go
+    /// out unfiltered.
     #[cfg(feature = "rate-limit")]
-    pub(crate) fn keep_source_for_handles(mut self) -> Self {
-        Arc::make_mut(&mut self.config).keep_source = true;
+    pub(crate) fn over_handles(mut self) -> Self {
+        Arc::make_mut(&mut self.config).handles_below = true;
         self
     }
 
@@ -552,7 +555,7 @@ where
                     Err(e) => return Ok(config.refuse(unread(e.into_error()), &parts, None, 0)),
                 };
                 let mcp = match McpRequest::parse(buffered.bytes()) {
-                    Ok(m) if config.keep_source => m.with_source(buffered.bytes().clone()),
+                    Ok(m) if config.handles_below => m.with_source(buffered.bytes().clone()),
                     Ok(m) => m,
                     Err(err) => return Ok(config.refuse(unread(err), &parts, None, 0)),
                 };
@@ -585,9 +588,14 @@ where
                 method: &parts.method,
                 path: audit::LazyPath::new(&parts.uri, &parts.extensions),
             });
-            let lists = config
+            let mut lists = config
                 .filter_lists
                 .then(|| ListFilter::new(policy, principal, &mcp, &parts, config.response_limit));
+            if config.handles_below {
+                if let Some(lists) = lists.take() {
+                    parts.extensions.insert(HandedDown(lists));
+                }
+            }
             parts.extensions.insert(mcp);
             let response = inner.call(Request::from_parts(parts, body)).await?;
             let response = response.map(Body::new);

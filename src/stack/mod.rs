@@ -457,7 +457,7 @@ impl McpAuthBuilder {
             jwt,
             #[cfg(feature = "introspection")]
             introspection,
-            policy: McpPolicyLayer::new(policy.clone()).keep_source_for_handles(),
+            policy: McpPolicyLayer::new(policy.clone()).over_handles(),
             limiter,
             sessions: self.sessions.clone().unwrap_or_default(),
             handles,

@@ -51,21 +51,110 @@ impl Unreadable {
 }
 
 /// What rewrites the replies of one exchange: the list filter, the handle
-/// binding. [`apply`] reads JSON bodies whole and event streams event by
-/// event, and hands each text that [`may_carry`](Self::may_carry) to
-/// [`rewrite`](Self::rewrite).
+/// binding, or both in one pass ([`Both`]). [`apply`] reads JSON bodies
+/// whole and event streams event by event, and hands each text that
+/// [`may_carry`](Self::may_carry) to [`rewrite`](Self::rewrite).
 pub(crate) trait Rewriter: Send + Unpin + 'static {
+    /// Whether `text` holds, as written, a member name this rewriter
+    /// reads (or a text it writes back): a search of the bytes.
+    fn names_in(&self, text: &[u8]) -> bool;
     /// Whether a reader could find what this rewriter changes in `text`:
-    /// one search of the bytes; `false` lets the text go on unparsed.
-    fn may_carry(&self, text: &[u8]) -> bool;
+    /// its names as written, or an escape that could spell one
+    /// ([`may_spell_letters`]); `false` lets the text go on unparsed.
+    fn may_carry(&self, text: &[u8]) -> bool {
+        self.names_in(text) || may_spell_letters(text)
+    }
     /// `text` written again, `None` when it goes on as it is.
     fn rewrite(&self, text: &[u8]) -> Result<Option<Vec<u8>>, Unreadable>;
-    /// The withheld-reply errors and audit of this exchange.
-    fn withhold(&self) -> &Withhold;
+    /// The most bytes of one reply (or event) held to read it.
+    fn limit(&self) -> usize;
+    /// The withheld-reply errors and audit for a reply unreadable `why`.
+    fn withhold(&self, why: Unreadable) -> &Withhold;
 }
+
+/// The rewriters of two layers in one pass: `inner`'s (the handle
+/// binding's), then `outer`'s (the list filter's) on what `inner` wrote,
+/// as when each layer reads the reply in turn, but with one read of the
+/// body, one search for escapes, one body handed on.
+/// [`McpAuth`](crate::stack::McpAuth)'s policy layer hands its list filter
+/// down ([`HandedDown`]) to the handle binding below it, which applies
+/// both.
+pub(crate) struct Both<I, O> {
+    inner: I,
+    outer: O,
+    /// Whether `outer`'s rewriting failed (the reply is then withheld in
+    /// its name, as it would have been when it read the reply itself).
+    outer_failed: std::sync::atomic::AtomicBool,
+}
+
+impl<I: Rewriter, O: Rewriter> Both<I, O> {
+    pub(crate) fn new(inner: I, outer: O) -> Self {
+        Self {
+            inner,
+            outer,
+            outer_failed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl<I: Rewriter, O: Rewriter> Rewriter for Both<I, O> {
+    fn names_in(&self, text: &[u8]) -> bool {
+        self.inner.names_in(text) || self.outer.names_in(text)
+    }
+
+    fn rewrite(&self, text: &[u8]) -> Result<Option<Vec<u8>>, Unreadable> {
+        let inner = if self.inner.may_carry(text) {
+            self.inner.rewrite(text)?
+        } else {
+            None
+        };
+        let text = inner.as_deref().unwrap_or(text);
+        if !self.outer.may_carry(text) {
+            return Ok(inner);
+        }
+        match self.outer.rewrite(text) {
+            Ok(outer) => Ok(outer.or(inner)),
+            Err(why) => {
+                (self.outer_failed).store(true, std::sync::atomic::Ordering::Relaxed);
+                Err(why)
+            }
+        }
+    }
+
+    fn limit(&self) -> usize {
+        self.inner.limit().min(self.outer.limit())
+    }
+
+    /// A reply too large is withheld by the layer with the smaller limit
+    /// (the inner one when they are the same, as [`McpAuth`] builds
+    /// them); one that fails `outer`'s rewriting by `outer`; any other
+    /// (encoded, broken, failing `inner`'s rewriting) by `inner`, which
+    /// met it first.
+    ///
+    /// [`McpAuth`]: crate::stack::McpAuth
+    fn withhold(&self, why: Unreadable) -> &Withhold {
+        let outer_first = match why {
+            Unreadable::TooLarge => self.outer.limit() < self.inner.limit(),
+            _ => self.outer_failed.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        if outer_first {
+            self.outer.withhold(why)
+        } else {
+            self.inner.withhold(why)
+        }
+    }
+}
+
+/// The list filter of an exchange, handed down as a request extension by
+/// the policy layer to the handle binding below it (both in
+/// [`McpAuth`](crate::stack::McpAuth)), which takes it out before the
+/// service is called and filters with it in its own pass ([`Both`]).
+#[derive(Clone)]
+pub(crate) struct HandedDown(pub(crate) ListFilter);
 
 /// How the replies of one exchange are withheld when they cannot be read:
 /// one JSON-RPC error per id of the request, an audit event.
+#[derive(Clone)]
 pub(crate) struct Withhold {
     /// The layer named in the audit event and the error.
     layer: &'static str,
@@ -104,6 +193,11 @@ impl Withhold {
                 .get::<OriginalUri>()
                 .map_or_else(|| parts.uri.clone(), |o| o.0.clone()),
         }
+    }
+
+    /// The most bytes of one reply (or event) held to read it.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
     }
 
     /// The JSON-RPC errors that stand for an unreadable reply: one per id
@@ -162,6 +256,7 @@ impl Withhold {
 }
 
 /// The filter of one HTTP exchange: for whom, and how to refuse.
+#[derive(Clone)]
 pub(crate) struct ListFilter {
     policy: McpPolicy,
     withhold: Withhold,
@@ -195,6 +290,10 @@ impl ListFilter {
 }
 
 impl Rewriter for ListFilter {
+    fn names_in(&self, text: &[u8]) -> bool {
+        shape::list_names_in(text)
+    }
+
     fn may_carry(&self, text: &[u8]) -> bool {
         shape::may_carry_list(text)
     }
@@ -219,7 +318,11 @@ impl Rewriter for ListFilter {
             .map_err(|_| Unreadable::NotJson)
     }
 
-    fn withhold(&self) -> &Withhold {
+    fn limit(&self) -> usize {
+        self.withhold.limit()
+    }
+
+    fn withhold(&self, _: Unreadable) -> &Withhold {
         &self.withhold
     }
 }
@@ -294,7 +397,9 @@ pub(crate) async fn apply<R: Rewriter>(response: Response, filter: R) -> Respons
         return response;
     }
     match framing(response.headers()) {
-        Framing::Encoded => filter.withhold().refuse(Unreadable::Encoded),
+        Framing::Encoded => filter
+            .withhold(Unreadable::Encoded)
+            .refuse(Unreadable::Encoded),
         Framing::EventStream => {
             let (mut parts, body) = response.into_parts();
             parts.headers.remove(header::CONTENT_LENGTH);
@@ -342,7 +447,9 @@ async fn plain<R: Rewriter>(response: Response, filter: R) -> Response {
     let mut json = None;
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
-            return filter.withhold().refuse(Unreadable::BodyFailed);
+            return filter
+                .withhold(Unreadable::BodyFailed)
+                .refuse(Unreadable::BodyFailed);
         };
         let Ok(data) = frame.into_data() else {
             continue; // trailers: a JSON response has none to keep
@@ -356,8 +463,10 @@ async fn plain<R: Rewriter>(response: Response, filter: R) -> Response {
                 let head = held.into_bytes();
                 return Response::from_parts(parts, Body::new(Prefixed::new(head, body)));
             }
-            _ if held.bytes().len() > filter.withhold().limit => {
-                return filter.withhold().refuse(Unreadable::TooLarge);
+            _ if held.bytes().len() > filter.limit() => {
+                return filter
+                    .withhold(Unreadable::TooLarge)
+                    .refuse(Unreadable::TooLarge);
             }
             _ => {}
         }
@@ -372,7 +481,7 @@ async fn plain<R: Rewriter>(response: Response, filter: R) -> Response {
             parts.headers.remove(header::CONTENT_LENGTH);
             Response::from_parts(parts, Body::from(out))
         }
-        Err(why) => filter.withhold().refuse(why),
+        Err(why) => filter.withhold(why).refuse(why),
     }
 }
 
@@ -478,6 +587,119 @@ mod tests {
     async fn json_of(r: Response) -> Value {
         let text = body_of(r).await;
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    /// An inner rewriter for [`Both`]: replaces `from` with `to`, or
+    /// fails on it; its withhold names the handle binding.
+    struct Swap {
+        from: &'static str,
+        to: &'static str,
+        fails: bool,
+        withhold: Withhold,
+    }
+
+    impl Swap {
+        fn new(from: &'static str, to: &'static str, fails: bool, limit: usize) -> Self {
+            let (parts, ()) = http::Request::post("/mcp").body(()).unwrap().into_parts();
+            let req = McpRequest::parse(TOOLS.as_bytes()).unwrap();
+            let withhold = Withhold::new("handle_binding", None, &req, &parts, limit);
+            Self {
+                from,
+                to,
+                fails,
+                withhold,
+            }
+        }
+    }
+
+    impl Rewriter for Swap {
+        fn names_in(&self, text: &[u8]) -> bool {
+            memchr::memmem::find(text, self.from.as_bytes()).is_some()
+        }
+
+        fn rewrite(&self, text: &[u8]) -> Result<Option<Vec<u8>>, Unreadable> {
+            let text = std::str::from_utf8(text).unwrap();
+            match (text.contains(self.from), self.fails) {
+                (false, _) => Ok(None),
+                (true, true) => Err(Unreadable::Unbound),
+                (true, false) => Ok(Some(text.replace(self.from, self.to).into_bytes())),
+            }
+        }
+
+        fn limit(&self) -> usize {
+            self.withhold.limit()
+        }
+
+        fn withhold(&self, _: Unreadable) -> &Withhold {
+            &self.withhold
+        }
+    }
+
+    #[tokio::test]
+    async fn both_rewrite_in_turn_in_one_pass() {
+        // The inner one's output is what the outer one filters: the tool it
+        // renames to one the key may not call is filtered out.
+        let inner = Swap::new("open_tool", "read_tool", false, DEFAULT_LIMIT);
+        let both = Both::new(inner, key_filter(TOOLS));
+        let out = json_of(apply(response(None, RESULT), both).await).await;
+        assert_eq!(
+            out,
+            json!({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"key_tool"}],"nextCursor":"c","cacheScope":"private"}})
+        );
+        // Only the inner one has something to do: its rewriting goes out.
+        let inner = Swap::new("\"x\"", "\"y\"", false, DEFAULT_LIMIT);
+        let plain = r#"{"jsonrpc":"2.0","id":1,"result":{"content":"x"}}"#;
+        let both = Both::new(inner, key_filter(TOOLS));
+        assert_eq!(
+            body_of(apply(response(None, plain), both).await).await,
+            plain.replace("\"x\"", "\"y\"")
+        );
+        // Neither: the reply goes on as it came.
+        let inner = Swap::new("nowhere", "", true, DEFAULT_LIMIT);
+        let both = Both::new(inner, key_filter(TOOLS));
+        assert_eq!(
+            body_of(apply(response(None, plain), both).await).await,
+            plain
+        );
+    }
+
+    #[tokio::test]
+    async fn both_withhold_in_the_name_of_the_layer_that_could_not_read() {
+        let message = |v: &Value| v["error"]["message"].as_str().unwrap().to_owned();
+        // The inner one fails: the handle binding's withhold.
+        let inner = Swap::new("open_tool", "", true, DEFAULT_LIMIT);
+        let res = apply(response(None, RESULT), Both::new(inner, key_filter(TOOLS))).await;
+        assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+        assert!(message(&json_of(res).await).contains("the handle binding"));
+        // The outer one fails (a list in a text that is not JSON): the
+        // list filter's.
+        let inner = Swap::new("nowhere", "", true, DEFAULT_LIMIT);
+        let broken = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[}"#;
+        let res = apply(response(None, broken), Both::new(inner, key_filter(TOOLS))).await;
+        assert!(message(&json_of(res).await).contains("the list filter"));
+        // Too large: the smaller limit, and its layer; the inner one's when
+        // they are the same.
+        for (inner_limit, outer_limit, layer) in [
+            (16, DEFAULT_LIMIT, "the handle binding"),
+            (DEFAULT_LIMIT, 16, "the list filter"),
+            (16, 16, "the handle binding"),
+        ] {
+            let inner = Swap::new("nowhere", "", false, inner_limit);
+            let outer = filter_with(AuthScheme::ApiKey, "", TOOLS, outer_limit);
+            let res = apply(response(None, RESULT), Both::new(inner, outer)).await;
+            assert!(message(&json_of(res).await).contains(layer), "{layer}");
+        }
+        // Encoded: the inner one met it first.
+        let inner = Swap::new("nowhere", "", false, DEFAULT_LIMIT);
+        let mut res = response(None, RESULT);
+        res.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let res = apply(
+            res,
+            Both::new(inner, filter_with(AuthScheme::ApiKey, "", TOOLS, 16)),
+        )
+        .await;
+        assert!(message(&json_of(res).await).contains("the handle binding"));
     }
 
     #[test]

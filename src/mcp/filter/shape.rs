@@ -83,10 +83,16 @@ impl ListKind {
 /// valid JSON or not, no reader finds a list in it. So `false` implies
 /// that [`carries_list`] is not `Ok(true)`.
 pub(super) fn may_carry_list(text: &[u8]) -> bool {
+    list_names_in(text) || may_spell_letters(text)
+}
+
+/// Whether `text` holds, as written, the start of a list result's member
+/// name (`tools`, `prompts`, `resources`, `resourceTemplates`, `skills`).
+pub(super) fn list_names_in(text: &[u8]) -> bool {
     static NAMES: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
         [b"tools".as_slice(), b"prompts", b"resource", b"skills"].map(Finder::new)
     });
-    NAMES.iter().any(|name| name.find(text).is_some()) || may_spell_letters(text)
+    NAMES.iter().any(|name| name.find(text).is_some())
 }
 
 /// Whether `text` has a NUL byte or an escape other than the eight that
@@ -134,8 +140,10 @@ fn dense_spells_letters(text: &[u8], from: usize) -> bool {
     /// Bit `i`: `here[i]`, followed by `next[i]`, needs a closer look.
     #[inline(always)]
     fn marks(here: &[u8; BLOCK], next: &[u8; BLOCK]) -> u16 {
-        let bytes: [u8; BLOCK] = std::array::from_fn(|i| {
-            let (b, c) = (here[i], next[i]);
+        // A plain loop, not `std::array::from_fn`: some builds do not
+        // inline the latter, and pay a call per block.
+        let mut bytes = [0u8; BLOCK];
+        for ((out, &b), &c) in bytes.iter_mut().zip(here).zip(next) {
             // `ends_fixed_escape` but a backslash (a run of them pairs
             // up, so it is looked at), spelled as compares: the compiler
             // keeps these in vector registers, not a `matches!`.
@@ -146,8 +154,8 @@ fn dense_spells_letters(text: &[u8], from: usize) -> bool {
                 | (c == b'n')
                 | (c == b'r')
                 | (c == b't');
-            u8::from((b == 0) | ((b == b'\\') & !fixed))
-        });
+            *out = u8::from((b == 0) | ((b == b'\\') & !fixed));
+        }
         // Each byte (0 or 1) of a half lands on its own bit of the
         // product's top byte, with no carry.
         let gather = |half: &[u8]| {

@@ -314,7 +314,7 @@ impl<R: Rewriter> SseFilter<R> {
             start = end;
         }
         out.push(work.slice(raw_from..start));
-        if self.buf.len() > self.filter.withhold().limit {
+        if self.buf.len() > self.filter.limit() {
             return Err(Unreadable::TooLarge);
         }
         Ok(())
@@ -347,8 +347,8 @@ impl<R: Rewriter> http_body::Body for SseFilter<R> {
             if let Err(why) = this.events(&work, &mut out) {
                 // Nothing after an unreadable event goes out: the client's
                 // pending requests get an error instead.
-                this.filter.withhold().audit(why);
-                for message in this.filter.withhold().errors(why) {
+                this.filter.withhold(why).audit(why);
+                for message in this.filter.withhold(why).errors(why) {
                     out.push(Bytes::from(format!("event: message\ndata: {message}\n\n")));
                 }
                 this.buf = BytesMut::new();
