@@ -11,8 +11,40 @@ use serde_json::value::RawValue;
 /// The JSON-RPC `id` of the request being handled, put into the request
 /// extensions by whatever parsed the body (the MCP inspect step). When
 /// present, refusals are rendered as JSON-RPC error objects with this id.
-#[derive(Clone, Debug)]
-pub struct JsonRpcId(pub(crate) Arc<str>);
+#[derive(Clone)]
+pub struct JsonRpcId(Text);
+
+/// An id's JSON text: held inline when short (most ids are a number or a
+/// short string: no allocation to read one, none to copy it), else
+/// shared.
+#[derive(Clone)]
+enum Text {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared(Arc<str>),
+}
+
+/// The longest id text held inline, in bytes.
+const INLINE: usize = 22;
+
+impl std::fmt::Debug for JsonRpcId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("JsonRpcId").field(&self.get()).finish()
+    }
+}
+
+impl JsonRpcId {
+    /// The id whose JSON text is `text`.
+    pub(crate) fn from_text(text: &str) -> Self {
+        Self(match u8::try_from(text.len()) {
+            Ok(len) if text.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..text.len()].copy_from_slice(text.as_bytes());
+                Text::Inline { len, bytes }
+            }
+            _ => Text::Shared(Arc::from(text)),
+        })
+    }
+}
 
 impl JsonRpcId {
     /// Wraps a raw JSON id (a string, a number, or `null`).
@@ -26,31 +58,38 @@ impl JsonRpcId {
     /// ```
     #[must_use]
     pub fn new(raw: &RawValue) -> Self {
-        Self(Arc::from(raw.get()))
+        Self::from_text(raw.get())
     }
 
     /// The `null` id, for a request whose id could not be read.
     #[must_use]
     pub fn null() -> Self {
-        Self(Arc::from("null"))
+        Self::from_text("null")
     }
 
     /// The id as raw JSON text.
     #[must_use]
     pub fn get(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // Copied from a `str` whole: always UTF-8.
+            Text::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Text::Shared(text) => text,
+        }
     }
 
     /// The id as a refusal carries it, the way rmcp would echo it: a
     /// string as sent, a number as the integer rmcp reads (`7.0` → `7`),
     /// `null` for anything rmcp would not take as an id.
     pub(crate) fn rendered(&self) -> Box<RawValue> {
-        let text = if self.0.starts_with('"') {
-            serde_json::from_str::<&RawValue>(&self.0)
+        let id = self.get();
+        let text = if id.starts_with('"') {
+            serde_json::from_str::<&RawValue>(id)
                 .ok()
-                .map(|_| self.0.to_string())
+                .map(|_| id.to_owned())
         } else {
-            serde_json::from_str(&self.0).ok().and_then(rmcp_id)
+            serde_json::from_str(id).ok().and_then(rmcp_id)
         };
         RawValue::from_string(text.unwrap_or_else(|| "null".to_owned()))
             .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is JSON"))
@@ -82,7 +121,7 @@ pub(crate) fn id_of(body: &[u8]) -> Option<JsonRpcId> {
         return None; // not a request: a response's id is the server's
     }
     let text = rmcp_id(message.id?)?;
-    Some(JsonRpcId(text.into()))
+    Some(JsonRpcId::from_text(&text))
 }
 
 /// An id as rmcp reads and echoes it (`NumberOrString`): the JSON text of
@@ -109,4 +148,23 @@ fn rmcp_integer(n: &serde_json::Number) -> Option<i64> {
     let f = n.as_f64()?;
     #[allow(clippy::cast_possible_truncation)]
     (f.fract() == 0.0 && f.abs() < MAX_EXACT).then_some(f as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_and_long_ids_read_alike() {
+        let long = format!("\"{}\"", "x".repeat(64));
+        for text in ["1", "null", "\"req-7\"", "\"ünïcødé\"", "\"abcdefghijklmnopqrst\"", &long] {
+            let id = JsonRpcId::from_text(text);
+            assert_eq!(id.get(), text);
+            assert_eq!(id.clone().get(), text);
+            assert_eq!(format!("{id:?}"), format!("JsonRpcId({text:?})"));
+        }
+        assert!(matches!(JsonRpcId::from_text(&long).0, Text::Shared(_)));
+        assert!(matches!(JsonRpcId::from_text("\"req-7\"").0, Text::Inline { .. }));
+        assert_eq!(&*JsonRpcId::from_text("7.0").rendered().get(), "7");
+    }
 }

@@ -900,7 +900,7 @@ impl Message<'_> {
                 match std::str::from_utf8(raw).ok().filter(|_| ok) {
                     // Checked to be one JSON value by the scanner: one
                     // allocation, no second parse.
-                    Some(text) => Some(JsonRpcId(std::sync::Arc::from(text))),
+                    Some(text) => Some(JsonRpcId::from_text(text)),
                     None => return Err(invalid("a JSON-RPC id must be a string or a number")),
                 }
             }
