@@ -157,14 +157,24 @@ mod tests {
     #[test]
     fn short_and_long_ids_read_alike() {
         let long = format!("\"{}\"", "x".repeat(64));
-        for text in ["1", "null", "\"req-7\"", "\"ünïcødé\"", "\"abcdefghijklmnopqrst\"", &long] {
+        for text in [
+            "1",
+            "null",
+            "\"req-7\"",
+            "\"ünïcødé\"",
+            "\"abcdefghijklmnopqrst\"",
+            &long,
+        ] {
             let id = JsonRpcId::from_text(text);
             assert_eq!(id.get(), text);
             assert_eq!(id.clone().get(), text);
             assert_eq!(format!("{id:?}"), format!("JsonRpcId({text:?})"));
         }
         assert!(matches!(JsonRpcId::from_text(&long).0, Text::Shared(_)));
-        assert!(matches!(JsonRpcId::from_text("\"req-7\"").0, Text::Inline { .. }));
-        assert_eq!(&*JsonRpcId::from_text("7.0").rendered().get(), "7");
+        assert!(matches!(
+            JsonRpcId::from_text("\"req-7\"").0,
+            Text::Inline { .. }
+        ));
+        assert_eq!(JsonRpcId::from_text("7.0").rendered().get(), "7");
     }
 }
