@@ -153,6 +153,7 @@ mod extract;
 #[cfg(any(feature = "jwks", feature = "introspection"))]
 mod fetch;
 pub mod future;
+mod fx_hash;
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
 pub mod introspection;

@@ -4,12 +4,12 @@
 use std::{
     collections::{BTreeMap, HashMap},
     fmt,
-    hash::{BuildHasher, Hasher},
     sync::Arc,
 };
 
 use crate::{
     config::ConfigError,
+    fx_hash::FxBuild,
     principal::{is_scope_token, Scopes},
 };
 
@@ -427,55 +427,6 @@ impl Widened {
                         .all(|(g, w)| granted.contains_any(g.iter()) || granted.intersects(w))
             }
         }
-    }
-}
-
-/// FxHash (rustc's): a scope check hashes the few scopes of a token, and
-/// SipHash would cost more than the rest of the check. The table's keys
-/// are the operator's (a rule's scopes and the hierarchy), never a
-/// caller's: a caller picks only what is looked up, which cannot make the
-/// table degenerate.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct FxBuild;
-
-impl BuildHasher for FxBuild {
-    type Hasher = Fx;
-
-    fn build_hasher(&self) -> Fx {
-        Fx(0)
-    }
-}
-
-pub(crate) struct Fx(u64);
-
-impl Fx {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            let mut word = [0; 8];
-            word.copy_from_slice(w);
-            self.add(u64::from_le_bytes(word));
-        }
-        let tail = words.remainder();
-        if !tail.is_empty() {
-            let mut word = [0; 8];
-            word[..tail.len()].copy_from_slice(tail);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.add(u64::from(byte));
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

@@ -3,8 +3,8 @@
 # script of the 1 KiB `tools/call`, and cleaning up on exit.
 #
 # After sourcing: $TMP (removed on exit, with every server started by
-# `start_server` killed), `built` and `exe`, `start_server` and
-# `$TMP/call.lua`.
+# `start_server` killed), `built` and `exe`, `start_server`, `hs256_token`
+# and `$TMP/call.lua`.
 
 # built CARGO_BUILD_ARGS...: builds, then prints "target-name executable"
 # for each executable cargo produced (so CARGO_TARGET_DIR is honoured);
@@ -43,13 +43,30 @@ start_server() {
         RATE_LIMIT_PER_MINUTE=4000000000 RUST_LOG=warn "$@" \
         ${SERVER_PREFIX[@]+"${SERVER_PREFIX[@]}"} "$(exe "$bin")" >"$TMP/$name.log" 2>&1 &
     echo $! >"$TMP/$name.pid"
-    for _ in $(seq 100); do
+    # START_TRIES tenths of a second (a server under valgrind starts slowly).
+    for _ in $(seq "${START_TRIES:-100}"); do
         if python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),0.2)" 2>/dev/null; then
             echo "$port"; return
         fi
         sleep 0.1
     done
     echo "$name did not start:" >&2; cat "$TMP/$name.log" >&2; exit 1
+}
+
+# hs256_token SECRET AUDIENCE: an HS256 access token for a server whose
+# JWT_SECRET is SECRET and PUBLIC_URL is AUDIENCE, valid for an hour.
+hs256_token() {
+    python3 - "$1" "$2" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+secret, aud = sys.argv[1], sys.argv[2]
+now = int(time.time())
+h = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+c = b(json.dumps({"sub": "bench-user", "aud": aud, "iat": now, "exp": now + 3600,
+                  "scope": "read:data"}).encode())
+s = b(hmac.new(secret.encode(), f"{h}.{c}".encode(), hashlib.sha256).digest())
+print(f"{h}.{c}.{s}")
+PY
 }
 
 # The wrk script: one 1 KiB tools/call, the credential header from the

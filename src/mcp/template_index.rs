@@ -2,50 +2,15 @@
 //! suffix, so deciding a URI against many templates tries only the few that
 //! could match it.
 
-use std::{
-    collections::HashMap,
-    hash::{BuildHasherDefault, Hasher},
-};
+use std::collections::HashMap;
 
 use super::uri_template::UriTemplate;
+use crate::fx_hash::FxBuild;
 
-/// The index's maps hash a slice of the URI per probe, so the hash is a
-/// fast word-at-a-time one (the rustc "Fx" multiply-rotate) rather than
+/// The index's maps hash a slice of the URI per probe: FxHash, not
 /// SipHash. Only the configured templates are inserted; a caller picks
 /// only what is looked up, so it cannot fill one bucket (no hash flooding).
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let mut word = [0u8; 8];
-        let rest = chunks.remainder();
-        word[..rest.len()].copy_from_slice(rest);
-        self.add(u64::from_le_bytes(word));
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.add(u64::from(byte));
-    }
-}
-
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+type FxMap<K, V> = HashMap<K, V, FxBuild>;
 
 /// Which template decides a URI that several templates match.
 ///

@@ -294,10 +294,6 @@ impl Rewriter for ListFilter {
         shape::list_names_in(text)
     }
 
-    fn may_carry(&self, text: &[u8]) -> bool {
-        shape::may_carry_list(text)
-    }
-
     /// `text`, when it carries a list result, filtered and written again.
     fn rewrite(&self, text: &[u8]) -> Result<Option<Vec<u8>>, Unreadable> {
         if !shape::carries_list(text).map_err(|_| Unreadable::NotJson)? {

@@ -71,23 +71,19 @@ impl ListKind {
     }
 }
 
-/// Whether a reader could find a list member name in `text`; `false` is
-/// the fast answer for most replies, which then go on unparsed.
-///
-/// A name can only be there when `text` holds `tools`, `prompts`,
-/// `resource` (the start of `resources` and `resourceTemplates`) or
-/// `skills` as they are, or an escape that may stand for a letter: anything but the fixed
-/// `\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t` (a `\u0074`, or a lenient
-/// reader's `\x74` or `\o`), or a NUL byte (UTF-16 and UTF-32 texts
-/// spell names with NULs between the letters). Whatever else `text` is,
-/// valid JSON or not, no reader finds a list in it. So `false` implies
-/// that [`carries_list`] is not `Ok(true)`.
-pub(super) fn may_carry_list(text: &[u8]) -> bool {
-    list_names_in(text) || may_spell_letters(text)
-}
-
 /// Whether `text` holds, as written, the start of a list result's member
-/// name (`tools`, `prompts`, `resources`, `resourceTemplates`, `skills`).
+/// name: `tools`, `prompts`, `resource` (the start of `resources` and
+/// `resourceTemplates`) or `skills`. With [`may_spell_letters`] (the list
+/// filter's `may_carry`), the fast answer for most replies, which then go
+/// on unparsed.
+///
+/// A name can only be there when `text` holds one as it is, or an escape
+/// that may stand for a letter: anything but the fixed `\"`, `\\`, `\/`,
+/// `\b`, `\f`, `\n`, `\r`, `\t` (a `\u0074`, or a lenient reader's
+/// `\x74` or `\o`), or a NUL byte (UTF-16 and UTF-32 texts spell names
+/// with NULs between the letters). Whatever else `text` is, valid JSON or
+/// not, no reader finds a list in it when both say no. So `false` from both
+/// implies that [`carries_list`] is not `Ok(true)`.
 pub(super) fn list_names_in(text: &[u8]) -> bool {
     static NAMES: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
         [b"tools".as_slice(), b"prompts", b"resource", b"skills"].map(Finder::new)
@@ -323,6 +319,11 @@ fn filter_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the list filter's `may_carry` decides.
+    fn may_carry_list(text: &[u8]) -> bool {
+        list_names_in(text) || may_spell_letters(text)
+    }
 
     #[test]
     fn the_shape_of_a_list_whatever_the_id() {
