@@ -28,7 +28,6 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::{header, HeaderMap};
 use http_body::{Frame, SizeHint};
-use http_body_util::BodyExt;
 
 use crate::{
     budget::{ByteBudget, Held},
@@ -127,76 +126,139 @@ pub(crate) async fn read<B>(
     budget: &ByteBudget,
 ) -> Result<Buffered, Unread>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
 {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(Unread::TooLarge(limit));
-    }
-    let mut held = budget.hold();
-    match tokio::time::timeout(time, collect(body, limit, &mut held)).await {
-        Ok(Ok(bytes)) => Ok(Buffered { bytes, held }),
-        Ok(Err(unread)) => Err(unread),
-        Err(_) => Err(Unread::Timeout(time)),
-    }
+    Reading::new(headers, Body::new(body), limit, budget)
+        .finish(time)
+        .await
 }
 
-/// Collects the body, `held` counting every byte of memory it keeps.
-///
-/// A body that arrives in one chunk (the usual case) is kept as it is,
-/// with no copy; a body of several is copied into one buffer whose whole
-/// capacity is counted (it grows by doubling, up to `limit`).
-async fn collect<B>(body: B, limit: usize, held: &mut Held) -> Result<Bytes, Unread>
-where
-    B: http_body::Body<Data = Bytes>,
-{
-    let mut body = std::pin::pin!(body);
-    let mut first = Bytes::new();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return Err(Unread::Broken);
+/// A body being read whole ([`read`]), frame by frame as it comes: a
+/// reader may first see whether it is whole already ([`Self::now`]), and
+/// wait only when it is not.
+pub(crate) struct Reading {
+    body: Body,
+    limit: usize,
+    /// The budget taken; handed over with the body read.
+    held: Option<Held>,
+    /// The first chunk, kept as it came while it is the only one.
+    first: Bytes,
+    /// The chunks copied together, once there is more than one.
+    buf: Vec<u8>,
+    total: usize,
+    /// Refused before a byte was read (`Content-Length` over the limit).
+    refused: Option<Unread>,
+}
+
+impl Reading {
+    /// Starts reading `body`, at most `limit` bytes taken from `budget`.
+    pub(crate) fn new(headers: &HeaderMap, body: Body, limit: usize, budget: &ByteBudget) -> Self {
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        Self {
+            body,
+            limit,
+            held: Some(budget.hold()),
+            first: Bytes::new(),
+            buf: Vec::new(),
+            total: 0,
+            refused: declared
+                .is_some_and(|n| n > limit as u64)
+                .then_some(Unread::TooLarge(limit)),
+        }
+    }
+
+    /// The body, when all of it has come already (the usual case for a
+    /// small body: the server read it with the head): polled once without
+    /// waiting, so the request is decided without a timer or a task
+    /// wake-up. `None` when more is to come: then [`Self::finish`].
+    pub(crate) fn now(&mut self) -> Option<Result<Buffered, Unread>> {
+        match self.poll(&mut Context::from_waker(std::task::Waker::noop())) {
+            Poll::Ready(read) => Some(read),
+            Poll::Pending => None,
+        }
+    }
+
+    /// The body, read to its end within `time`.
+    pub(crate) async fn finish(mut self, time: Duration) -> Result<Buffered, Unread> {
+        match tokio::time::timeout(time, std::future::poll_fn(|cx| self.poll(cx))).await {
+            Ok(read) => read,
+            Err(_) => Err(Unread::Timeout(time)),
+        }
+    }
+
+    /// Reads what has come: a body that arrives in one chunk (the usual
+    /// case) is kept as it is, with no copy; a body of several is copied
+    /// into one buffer whose whole capacity is counted (it grows by
+    /// doubling, up to the limit).
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Buffered, Unread>> {
+        if let Some(unread) = self.refused.take() {
+            return Poll::Ready(Err(unread));
+        }
+        while let Some(frame) =
+            std::task::ready!(http_body::Body::poll_frame(Pin::new(&mut self.body), cx))
+        {
+            let Ok(frame) = frame else {
+                return Poll::Ready(Err(Unread::Broken));
+            };
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            if let Err(unread) = self.push(data) {
+                return Poll::Ready(Err(unread));
+            }
+        }
+        let bytes = if self.buf.is_empty() {
+            std::mem::take(&mut self.first)
+        } else {
+            Bytes::from(std::mem::take(&mut self.buf))
         };
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers
-        };
-        if data.len() > limit - total {
-            return Err(Unread::TooLarge(limit));
+        let held = self.held.take().expect("a reading is polled until it ends");
+        Poll::Ready(Ok(Buffered { bytes, held }))
+    }
+
+    /// Keeps `data`, counting it.
+    fn push(&mut self, data: Bytes) -> Result<(), Unread> {
+        if data.len() > self.limit - self.total {
+            return Err(Unread::TooLarge(self.limit));
         }
         if data.is_empty() {
-            continue;
+            return Ok(());
         }
-        total += data.len();
-        if total == data.len() {
+        self.total += data.len();
+        let held = self
+            .held
+            .as_mut()
+            .expect("a reading is polled until it ends");
+        if self.total == data.len() {
             if !held.grow(data.len()) {
                 return Err(Unread::Exhausted);
             }
-            first = data;
-            continue;
+            self.first = data;
+            return Ok(());
         }
-        if total > buf.capacity() {
-            let capacity = total.max(buf.capacity().saturating_mul(2)).min(limit);
+        let buf = &mut self.buf;
+        if self.total > buf.capacity() {
+            let capacity = self
+                .total
+                .max(buf.capacity().saturating_mul(2))
+                .min(self.limit);
             if !held.grow(capacity - buf.capacity()) {
                 return Err(Unread::Exhausted);
             }
             buf.reserve_exact(capacity - buf.len());
         }
-        if !first.is_empty() {
-            buf.extend_from_slice(&first);
-            held.release(first.len());
-            first = Bytes::new();
+        if !self.first.is_empty() {
+            buf.extend_from_slice(&self.first);
+            held.release(self.first.len());
+            self.first = Bytes::new();
         }
         buf.extend_from_slice(&data);
+        Ok(())
     }
-    Ok(if buf.is_empty() {
-        first
-    } else {
-        Bytes::from(buf)
-    })
 }
 
 /// The buffered bytes handed to the inner service; the budget they took
@@ -229,6 +291,7 @@ impl http_body::Body for HeldBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
     use std::collections::VecDeque;
 
     /// A body of these chunks, then (when `stall`) frames that never come.

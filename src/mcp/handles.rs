@@ -158,7 +158,9 @@ use tower_service::Service;
 
 use super::{
     body::{self, DEFAULT_BODY_TIMEOUT, DEFAULT_BUFFER_BUDGET},
-    filter::{self, may_spell_letters, Both, HandedDown, Rewriter, Unreadable, Withhold},
+    filter::{
+        may_spell_letters, Both, Filtered, HandedDown, ListFilter, Rewriter, Unreadable, Withhold,
+    },
     inspect::{McpRequest, MCP_NAME_HEADER},
     json::{JsonStr, Scanner, SyntaxError, MAX_DEPTH},
     layer::{DEFAULT_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT},
@@ -1025,6 +1027,88 @@ fn swap_name_header(parts: &mut Parts, sealed: &str, bare: &str) {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// What the handle binding does with a request before the service sees it.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made and taken apart once per request; a box would cost an allocation"
+)]
+enum Prepared {
+    /// Refused: this response goes back.
+    Refused(Response),
+    /// On to the service, and its replies sealed by this sealer (filtered
+    /// too, with the list filter handed down).
+    Call(Request<Body>, Sealer, Option<HandedDown>),
+}
+
+impl Config {
+    /// Opens the handles of `request` (the body as the client sent it, of
+    /// which `handles` tells whether it names one, when a reading above
+    /// found out) for `owner`, and readies the sealing of the replies.
+    fn prepare(
+        self: Arc<Self>,
+        owner: Option<Principal>,
+        mut parts: Parts,
+        request: Bytes,
+        handles: Option<bool>,
+        unchanged_body: Body,
+        lists: Option<HandedDown>,
+    ) -> Prepared {
+        let mut unknown = Vec::new();
+        let body = if parts.method == Method::POST {
+            match self.check(owner.as_ref(), &mut parts, request.clone(), handles) {
+                Checked::Refuse(response) => return Prepared::Refused(response),
+                Checked::Pass(new_body, swap, stand_ins) => {
+                    unknown = stand_ins;
+                    if let Some((sealed, bare)) = swap {
+                        swap_name_header(&mut parts, &sealed, &bare);
+                    }
+                    if new_body.len() != request.len() {
+                        parts
+                            .headers
+                            .insert(header::CONTENT_LENGTH, HeaderValue::from(new_body.len()));
+                    }
+                    let unchanged =
+                        new_body.as_ptr() == request.as_ptr() && new_body.len() == request.len();
+                    if unchanged {
+                        unchanged_body
+                    } else {
+                        Body::from(new_body)
+                    }
+                }
+            }
+        } else {
+            unchanged_body
+        };
+        // The calls the policy layer above read, when it is there (the
+        // same ids and methods: only a state's value was unsealed); else
+        // read here.
+        let parsed;
+        let calls = match parts.extensions.get::<McpRequest>() {
+            Some(read) => read,
+            None => {
+                parsed = McpRequest::parse(&request).unwrap_or_default();
+                &parsed
+            }
+        };
+        let withhold = Withhold::new(
+            "handle_binding",
+            owner.clone(),
+            calls,
+            &parts,
+            self.response_limit,
+        );
+        let sealer = Sealer {
+            config: self,
+            owner,
+            request,
+            calls: OnceLock::new(),
+            withhold,
+            unknown,
+        };
+        Prepared::Call(Request::from_parts(parts, body), sealer, lists)
+    }
+}
+
 impl<S, B, ResBody> Service<Request<B>> for HandleBinding<S>
 where
     S: Service<Request<Body>, Response = http::Response<ResBody>> + Clone + Send + 'static,
@@ -1045,107 +1129,135 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let inner = std::mem::replace(&mut self.inner, ready);
         let config = self.config.clone();
-        Box::pin(async move {
-            let owner = Principal::from_extensions(req.extensions()).cloned();
-            let (mut parts, body) = req.into_parts();
-            // The list filter the policy layer above handed down, taken
-            // out before the service sees the request.
-            let lists = (config.under_policy)
-                .then(|| parts.extensions.remove::<HandedDown>())
-                .flatten();
-            let mut unknown = Vec::new();
-            let (body, request) = if parts.method == Method::POST {
-                // Under McpAuth's policy layer, the bytes it read (and
-                // whether they hold a handle) come with its reading, and
-                // the body goes on unread; else the body is read here.
-                let kept = (config.under_policy)
-                    .then(|| parts.extensions.get_mut::<McpRequest>())
-                    .flatten()
-                    .and_then(McpRequest::take_source);
-                let (bytes, handles, unchanged_body) = match kept {
-                    // This layer's own limit holds for bytes it did not
-                    // read, with the refusal its reading would give.
-                    Some((bytes, _)) if bytes.len() > config.body_limit => {
-                        return Ok(body::Unread::TooLarge(config.body_limit)
-                            .into_error()
-                            .into_response());
-                    }
-                    Some((bytes, handles)) => (bytes, Some(handles), Body::new(body)),
-                    None => match body::read(
-                        &parts.headers,
-                        body,
-                        config.body_limit,
-                        config.body_timeout,
-                        &config.budget,
-                    )
-                    .await
-                    {
-                        // The buffered body holds its bytes in the budget
-                        // until the server drops it.
-                        Ok(buffered) => (buffered.bytes().clone(), None, buffered.into_body()),
-                        Err(e) => return Ok(e.into_error().into_response()),
-                    },
-                };
-                match config.check(owner.as_ref(), &mut parts, bytes.clone(), handles) {
-                    Checked::Refuse(response) => return Ok(response),
-                    Checked::Pass(new_body, swap, stand_ins) => {
-                        unknown = stand_ins;
-                        if let Some((sealed, bare)) = swap {
-                            swap_name_header(&mut parts, &sealed, &bare);
-                        }
-                        if new_body.len() != bytes.len() {
-                            parts
-                                .headers
-                                .insert(header::CONTENT_LENGTH, HeaderValue::from(new_body.len()));
-                        }
-                        let unchanged =
-                            new_body.as_ptr() == bytes.as_ptr() && new_body.len() == bytes.len();
-                        let body = if unchanged {
-                            unchanged_body
-                        } else {
-                            Body::from(new_body)
-                        };
-                        (body, bytes)
-                    }
-                }
-            } else {
-                (Body::new(body), Bytes::new())
-            };
-            // The calls the policy layer above read, when it is there (the
-            // same ids and methods: only a state's value was unsealed);
-            // else read here.
-            let parsed;
-            let calls = match parts.extensions.get::<McpRequest>() {
-                Some(read) => read,
-                None => {
-                    parsed = McpRequest::parse(&request).unwrap_or_default();
-                    &parsed
-                }
-            };
-            let withhold = Withhold::new(
-                "handle_binding",
-                owner.clone(),
-                calls,
-                &parts,
-                config.response_limit,
-            );
-            let response = inner.call(Request::from_parts(parts, body)).await?;
-            let sealer = Sealer {
-                config,
+        let owner = Principal::from_extensions(req.extensions()).cloned();
+        let (mut parts, body) = req.into_parts();
+        // The list filter the policy layer above handed down, taken out
+        // before the service sees the request.
+        let lists = (config.under_policy)
+            .then(|| parts.extensions.remove::<HandedDown>())
+            .flatten();
+        if parts.method != Method::POST {
+            let prepared = config.prepare(
                 owner,
-                request,
-                calls: OnceLock::new(),
-                withhold,
-                unknown,
+                parts,
+                Bytes::new(),
+                Some(false),
+                Body::new(body),
+                lists,
+            );
+            return Box::pin(sealing(inner, prepared));
+        }
+        // Under McpAuth's policy layer, the bytes it read (and whether
+        // they hold a handle) come with its reading, and the body goes on
+        // unread: all is decided now, and the future only waits for the
+        // reply. Else the body is read here first.
+        let kept = (config.under_policy)
+            .then(|| parts.extensions.get_mut::<McpRequest>())
+            .flatten()
+            .and_then(McpRequest::take_source);
+        match kept {
+            // This layer's own limit holds for bytes it did not read, with
+            // the refusal its reading would give.
+            Some((bytes, _)) if bytes.len() > config.body_limit => {
+                let refused = body::Unread::TooLarge(config.body_limit)
+                    .into_error()
+                    .into_response();
+                Box::pin(std::future::ready(Ok(refused)))
+            }
+            Some((bytes, handles)) => {
+                let prepared =
+                    config.prepare(owner, parts, bytes, Some(handles), Body::new(body), lists);
+                Box::pin(sealing(inner, prepared))
+            }
+            None => Box::pin(async move {
+                let read = body::read(
+                    &parts.headers,
+                    body,
+                    config.body_limit,
+                    config.body_timeout,
+                    &config.budget,
+                )
+                .await;
+                // The buffered body holds its bytes in the budget until
+                // the server drops it.
+                let prepared = match read {
+                    Ok(buffered) => {
+                        let bytes = buffered.bytes().clone();
+                        config.prepare(owner, parts, bytes, None, buffered.into_body(), lists)
+                    }
+                    Err(e) => Prepared::Refused(e.into_error().into_response()),
+                };
+                sealing(inner, prepared).await
+            }),
+        }
+    }
+}
+
+/// The rewriting of one exchange's replies: the sealer, and the list
+/// filter handed down when there is one (both in one pass, [`Both`]).
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made and taken apart once per request; a box would cost an allocation"
+)]
+enum Rewriting {
+    Seal(Sealer),
+    SealAndFilter(Both<Sealer, ListFilter>),
+}
+
+impl Rewriter for Rewriting {
+    fn names_in(&self, text: &[u8]) -> bool {
+        match self {
+            Self::Seal(r) => r.names_in(text),
+            Self::SealAndFilter(r) => r.names_in(text),
+        }
+    }
+
+    fn may_carry(&self, text: &[u8]) -> bool {
+        match self {
+            Self::Seal(r) => r.may_carry(text),
+            Self::SealAndFilter(r) => r.may_carry(text),
+        }
+    }
+
+    fn rewrite(&self, text: &[u8]) -> Result<Option<Vec<u8>>, Unreadable> {
+        match self {
+            Self::Seal(r) => r.rewrite(text),
+            Self::SealAndFilter(r) => r.rewrite(text),
+        }
+    }
+
+    fn limit(&self) -> usize {
+        match self {
+            Self::Seal(r) => r.limit(),
+            Self::SealAndFilter(r) => r.limit(),
+        }
+    }
+
+    fn withhold(&self, why: Unreadable) -> &Withhold {
+        match self {
+            Self::Seal(r) => r.withhold(why),
+            Self::SealAndFilter(r) => r.withhold(why),
+        }
+    }
+}
+
+/// Calls `inner` with the prepared request (and seals its reply), or
+/// answers the refusal.
+fn sealing<S>(mut inner: S, prepared: Prepared) -> Filtered<S::Future, Rewriting>
+where
+    S: Service<Request<Body>>,
+{
+    match prepared {
+        Prepared::Refused(response) => Filtered::ready(response),
+        Prepared::Call(req, sealer, lists) => {
+            let rewriting = match lists {
+                Some(HandedDown(lists)) => Rewriting::SealAndFilter(Both::new(sealer, lists)),
+                None => Rewriting::Seal(sealer),
             };
-            let response = response.map(Body::new);
-            Ok(match lists {
-                Some(HandedDown(lists)) => filter::apply(response, Both::new(sealer, lists)).await,
-                None => filter::apply(response, sealer).await,
-            })
-        })
+            Filtered::calling(inner.call(req), Some(rewriting))
+        }
     }
 }
 

@@ -31,7 +31,7 @@ use super::{
         self, Unread, ANONYMOUS_REFUSAL_LIMIT, ANONYMOUS_REFUSAL_TIME,
         DEFAULT_ANONYMOUS_BUFFER_BUDGET, DEFAULT_BODY_TIMEOUT, DEFAULT_BUFFER_BUDGET,
     },
-    filter::{self, HandedDown, ListFilter},
+    filter::{Filtered, HandedDown, ListFilter},
     inspect::{self, McpCall, McpRequest},
     policy::McpPolicy,
     shared::SharedPolicy,
@@ -393,40 +393,92 @@ impl Config {
         Some((named(err, first, None), first.clone()))
     }
 
-    /// Reads a body within the layer's limit and time, from `budget`.
-    async fn read<B>(
-        &self,
-        parts: &Parts,
-        body: B,
-        budget: &ByteBudget,
-    ) -> Result<body::Buffered, Unread>
-    where
-        B: http_body::Body<Data = Bytes>,
-    {
-        body::read(
-            &parts.headers,
-            body,
-            self.body_limit,
-            self.body_timeout,
-            budget,
-        )
-        .await
+    /// Starts reading a body within the layer's limit, from `budget`.
+    fn reading(&self, parts: &Parts, body: Body, budget: &ByteBudget) -> body::Reading {
+        body::Reading::new(&parts.headers, body, self.body_limit, budget)
     }
 
     /// Reads the body of an anonymous caller no rule could allow: within
     /// the refusal's small limits, from the anonymous budget.
-    async fn read_refused<B>(&self, parts: &Parts, body: B) -> Result<body::Buffered, Unread>
-    where
-        B: http_body::Body<Data = Bytes>,
-    {
-        body::read(
+    async fn read_refused(&self, parts: &Parts, body: Body) -> Result<body::Buffered, Unread> {
+        body::Reading::new(
             &parts.headers,
             body,
             self.body_limit.min(ANONYMOUS_REFUSAL_LIMIT),
-            self.body_timeout.min(ANONYMOUS_REFUSAL_TIME),
             &self.anonymous_budget,
         )
+        .finish(self.body_timeout.min(ANONYMOUS_REFUSAL_TIME))
         .await
+    }
+
+    /// Decides a POST on its body as read: refused, or on to the service
+    /// with the reading ([`McpRequest`], its first id) in its extensions
+    /// and the replies' list filter.
+    fn decide_read(
+        &self,
+        policy: McpPolicy,
+        principal: Option<Principal>,
+        mut parts: Parts,
+        read: Result<body::Buffered, Unread>,
+    ) -> Decided {
+        let buffered = match read {
+            Ok(b) => b,
+            Err(e) => {
+                return Decided::Refused(self.refuse(unread(e.into_error()), &parts, None, 0))
+            }
+        };
+        let mcp = match McpRequest::parse(buffered.bytes()) {
+            Ok(m) if self.handles_below => m.with_source(buffered.bytes().clone()),
+            Ok(m) => m,
+            Err(err) => return Decided::Refused(self.refuse(unread(err), &parts, None, 0)),
+        };
+        parts
+            .extensions
+            .insert(mcp.first_request_id().cloned().unwrap_or_else(null_id));
+        if let Err(err) = mcp.check_headers(&parts.headers) {
+            let first = mcp.calls().first();
+            return Decided::Refused(self.refuse(err, &parts, first, mcp.calls().len()));
+        }
+        self.decide_calls(policy, principal, parts, mcp, buffered.into_body())
+    }
+
+    /// Decides the calls of `mcp`: refused, or on to the service.
+    fn decide_calls(
+        &self,
+        policy: McpPolicy,
+        principal: Option<Principal>,
+        mut parts: Parts,
+        mcp: McpRequest,
+        body: Body,
+    ) -> Decided {
+        let n = mcp.calls().len();
+        if let Some(err) = UnverifiedCredential::refusal(&parts.extensions) {
+            return Decided::Refused(self.refuse(err, &parts, mcp.calls().first(), n));
+        }
+        if let Err((err, call)) = Config::decide(&policy, principal.as_ref(), &mcp) {
+            return Decided::Refused(self.refuse(err, &parts, call, n));
+        }
+        let first = mcp.calls().first();
+        audit::mcp_decision(audit::McpDecision {
+            err: None,
+            principal: principal.as_ref(),
+            rpc_method: first.and_then(McpCall::method),
+            target_kind: first.and_then(|c| c.target()).map(|t| t.kind()),
+            target: first.and_then(|c| c.target()).map(|t| t.name()),
+            calls: n,
+            method: &parts.method,
+            path: audit::LazyPath::new(&parts.uri, &parts.extensions),
+        });
+        let mut lists = self
+            .filter_lists
+            .then(|| ListFilter::new(policy, principal, &mcp, &parts, self.response_limit));
+        if self.handles_below {
+            if let Some(lists) = lists.take() {
+                parts.extensions.insert(HandedDown(lists));
+            }
+        }
+        parts.extensions.insert(mcp);
+        Decided::Pass(Request::from_parts(parts, body), lists)
     }
 
     /// Decides every call by `policy`; the first refusal, named, with its
@@ -487,6 +539,39 @@ fn describe(call: &McpCall) -> String {
     }
 }
 
+/// What the policy decided of a request.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made and taken apart once per request; a box would cost an allocation"
+)]
+enum Decided {
+    Refused(Response),
+    /// On to the service, its replies filtered when there is a filter.
+    Pass(Request<Body>, Option<ListFilter>),
+}
+
+impl Decided {
+    /// The wait for what was decided: the refusal, or the service's
+    /// (filtered) reply.
+    fn run<S>(self, mut inner: S) -> Filtered<S::Future, ListFilter>
+    where
+        S: Service<Request<Body>>,
+    {
+        match self {
+            Self::Refused(response) => Filtered::ready(response),
+            Self::Pass(req, lists) => Filtered::calling(inner.call(req), lists),
+        }
+    }
+}
+
+/// A refusal decided before the body's id was known: JSON-RPC's `null` id.
+fn unread(err: AuthError) -> AuthError {
+    match err.jsonrpc_id() {
+        Some(_) => err,
+        None => err.with_jsonrpc_id(null_id()),
+    }
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for McpPolicyService<S>
 where
     S: Service<Request<Body>, Response = http::Response<ResBody>> + Clone + Send + 'static,
@@ -508,39 +593,46 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let config = self.config.clone();
         let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
-        Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
-            let principal = parts.extensions.get::<Principal>().cloned();
-            if principal.is_none() {
-                crate::misorder::Reader::Policy.check(&parts.extensions, &parts.headers);
-            }
-            // One policy decides the whole request and filters its lists,
-            // whatever a reload swaps in meanwhile.
-            let policy = config.policy.current();
-            let (mcp, body) = if parts.method == Method::POST {
-                // What is refused whatever the body says is refused before
-                // anything is buffered.
-                if let Some(err) = UnverifiedCredential::refusal(&parts.extensions) {
-                    return Ok(config.refuse_unread(err, parts, body, None).await);
-                }
-                let by_headers =
-                    Config::decide_headers(&policy, principal.as_ref(), &parts.headers);
-                if let Some((err, call)) = by_headers {
-                    return Ok(config.refuse_unread(err, parts, body, Some(&call)).await);
-                }
-                // Refused before the id is known: JSON-RPC's `null` id.
-                let unread = |err: AuthError| match err.jsonrpc_id() {
-                    Some(_) => err,
-                    None => err.with_jsonrpc_id(null_id()),
-                };
-                let read = match principal {
-                    Some(_) => config.read(&parts, body, &config.budget).await,
-                    None if policy.admits_anonymous() => {
-                        config.read(&parts, body, &config.anonymous_budget).await
-                    }
-                    // No rule could allow it: refused on a short read.
-                    None => match config.read_refused(&parts, body).await {
+        let inner = std::mem::replace(&mut self.inner, ready);
+        let (parts, body) = req.into_parts();
+        let principal = parts.extensions.get::<Principal>().cloned();
+        if principal.is_none() {
+            crate::misorder::Reader::Policy.check(&parts.extensions, &parts.headers);
+        }
+        // One policy decides the whole request and filters its lists,
+        // whatever a reload swaps in meanwhile.
+        let policy = config.policy.current();
+        if parts.method != Method::POST {
+            let decided = config.decide_calls(
+                policy,
+                principal,
+                parts,
+                McpRequest::empty(),
+                Body::new(body),
+            );
+            return Box::pin(decided.run(inner));
+        }
+        // What is refused whatever the body says is refused before
+        // anything is buffered.
+        let before = UnverifiedCredential::refusal(&parts.extensions)
+            .map(|err| (err, None))
+            .or_else(|| {
+                Config::decide_headers(&policy, principal.as_ref(), &parts.headers)
+                    .map(|(err, call)| (err, Some(call)))
+            });
+        if let Some((err, call)) = before {
+            return Box::pin(async move {
+                Ok(config.refuse_unread(err, parts, body, call.as_ref()).await)
+            });
+        }
+        let body = Body::new(body);
+        let budget = match &principal {
+            Some(_) => &config.budget,
+            None if policy.admits_anonymous() => &config.anonymous_budget,
+            // No rule could allow it: refused on a short read.
+            None => {
+                return Box::pin(async move {
+                    let read = match config.read_refused(&parts, body).await {
                         Err(Unread::Broken) => Err(Unread::Broken),
                         Err(_) => {
                             let err = (policy.authorize(None, None).err())
@@ -548,62 +640,32 @@ where
                             return Ok(config.refuse(unread(err), &parts, None, 0));
                         }
                         read => read,
-                    },
-                };
-                let buffered = match read {
-                    Ok(b) => b,
-                    Err(e) => return Ok(config.refuse(unread(e.into_error()), &parts, None, 0)),
-                };
-                let mcp = match McpRequest::parse(buffered.bytes()) {
-                    Ok(m) if config.handles_below => m.with_source(buffered.bytes().clone()),
-                    Ok(m) => m,
-                    Err(err) => return Ok(config.refuse(unread(err), &parts, None, 0)),
-                };
-                parts
-                    .extensions
-                    .insert(mcp.first_request_id().cloned().unwrap_or_else(null_id));
-                if let Err(err) = mcp.check_headers(&parts.headers) {
-                    let first = mcp.calls().first();
-                    return Ok(config.refuse(err, &parts, first, mcp.calls().len()));
-                }
-                (mcp, buffered.into_body())
-            } else {
-                (McpRequest::empty(), Body::new(body))
-            };
-            let n = mcp.calls().len();
-            if let Some(err) = UnverifiedCredential::refusal(&parts.extensions) {
-                return Ok(config.refuse(err, &parts, mcp.calls().first(), n));
+                    };
+                    config
+                        .decide_read(policy, None, parts, read)
+                        .run(inner)
+                        .await
+                })
             }
-            if let Err((err, call)) = Config::decide(&policy, principal.as_ref(), &mcp) {
-                return Ok(config.refuse(err, &parts, call, n));
-            }
-            let first = mcp.calls().first();
-            audit::mcp_decision(audit::McpDecision {
-                err: None,
-                principal: principal.as_ref(),
-                rpc_method: first.and_then(McpCall::method),
-                target_kind: first.and_then(|c| c.target()).map(|t| t.kind()),
-                target: first.and_then(|c| c.target()).map(|t| t.name()),
-                calls: n,
-                method: &parts.method,
-                path: audit::LazyPath::new(&parts.uri, &parts.extensions),
-            });
-            let mut lists = config
-                .filter_lists
-                .then(|| ListFilter::new(policy, principal, &mcp, &parts, config.response_limit));
-            if config.handles_below {
-                if let Some(lists) = lists.take() {
-                    parts.extensions.insert(HandedDown(lists));
-                }
-            }
-            parts.extensions.insert(mcp);
-            let response = inner.call(Request::from_parts(parts, body)).await?;
-            let response = response.map(Body::new);
-            Ok(match lists {
-                Some(f) => filter::apply(response, f).await,
-                None => response,
-            })
-        })
+        };
+        // A body that has come whole already (the usual small one) is
+        // decided now, with no timer; the future then only waits for the
+        // reply.
+        let mut reading = config.reading(&parts, body, budget);
+        match reading.now() {
+            Some(read) => Box::pin(
+                config
+                    .decide_read(policy, principal, parts, read)
+                    .run(inner),
+            ),
+            None => Box::pin(async move {
+                let read = reading.finish(config.body_timeout).await;
+                config
+                    .decide_read(policy, principal, parts, read)
+                    .run(inner)
+                    .await
+            }),
+        }
     }
 }
 

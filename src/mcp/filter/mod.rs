@@ -4,21 +4,15 @@
 //! what the policy does not name is reported ([`Gaps`](gaps::Gaps)).
 
 pub(super) mod gaps;
+mod reply;
 mod shape;
 mod sse;
 
+pub(crate) use self::reply::Filtered;
 pub(crate) use self::shape::may_spell_letters;
 
-use std::{
-    pin::Pin,
-    task::{Context, Poll},
-};
-
 use axum::{body::Body, extract::OriginalUri, response::Response};
-use bytes::Bytes;
-use http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use http_body::Frame;
-use http_body_util::BodyExt;
+use http::{header, request::Parts, HeaderValue, Method, StatusCode, Uri};
 use serde_json::Value;
 
 use crate::{audit, jsonrpc_id::JsonRpcId, principal::Principal};
@@ -338,193 +332,24 @@ fn may_be_json(b: u8) -> bool {
     matches!(b, b'{' | b'[' | 0xEF | 0xFE | 0xFF | 0x00)
 }
 
-/// How a reply's body is written, as its headers say.
-#[derive(Debug, PartialEq, Eq)]
-enum Framing {
-    /// A content coding other than `identity`: the filter cannot read it.
-    Encoded,
-    /// `text/event-stream`: read event by event.
-    EventStream,
-    /// Anything else: read whole.
-    Whole,
-}
-
-/// The framing of a reply, in one pass over its few headers (looking up
-/// each name would hash it). The first `Content-Type` decides, as
-/// [`HeaderMap::get`] would; any coding in any `Content-Encoding` value
-/// makes the body unreadable.
-fn framing(headers: &HeaderMap) -> Framing {
-    let mut content_type = None;
-    for (name, value) in headers {
-        if name == header::CONTENT_ENCODING && is_encoded(value) {
-            return Framing::Encoded;
-        }
-        if name == header::CONTENT_TYPE {
-            content_type.get_or_insert(value);
-        }
-    }
-    if content_type.is_some_and(is_event_stream) {
-        Framing::EventStream
-    } else {
-        Framing::Whole
-    }
-}
-
-fn is_event_stream(content_type: &HeaderValue) -> bool {
-    content_type.to_str().is_ok_and(|v| {
-        v.trim_start()
-            .get(..17)
-            .is_some_and(|t| t.eq_ignore_ascii_case("text/event-stream"))
-    })
-}
-
-/// Whether a `Content-Encoding` value names a coding other than
-/// `identity`.
-fn is_encoded(content_encoding: &HeaderValue) -> bool {
-    content_encoding.as_bytes().split(|&b| b == b',').any(|c| {
-        let c = c.trim_ascii();
-        !c.is_empty() && !c.eq_ignore_ascii_case(b"identity")
-    })
-}
-
-/// Filters a response of the MCP endpoint for the exchange's caller.
-pub(crate) async fn apply<R: Rewriter>(response: Response, filter: R) -> Response {
-    if http_body::Body::size_hint(response.body()).exact() == Some(0) {
-        return response;
-    }
-    match framing(response.headers()) {
-        Framing::Encoded => filter
-            .withhold(Unreadable::Encoded)
-            .refuse(Unreadable::Encoded),
-        Framing::EventStream => {
-            let (mut parts, body) = response.into_parts();
-            parts.headers.remove(header::CONTENT_LENGTH);
-            Response::from_parts(parts, Body::new(sse::SseFilter::new(body, filter)))
-        }
-        Framing::Whole => plain(response, filter).await,
-    }
-}
-
-/// A body held in memory: the first chunk as it came, more copied after.
-#[derive(Default)]
-struct Held {
-    first: Bytes,
-    more: Option<Vec<u8>>,
-}
-
-impl Held {
-    fn push(&mut self, data: Bytes) {
-        if let Some(buf) = &mut self.more {
-            buf.extend_from_slice(&data);
-        } else if self.first.is_empty() {
-            self.first = data;
-        } else {
-            let mut buf = Vec::with_capacity(self.first.len() + data.len());
-            buf.extend_from_slice(&self.first);
-            buf.extend_from_slice(&data);
-            self.more = Some(buf);
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.more.as_deref().unwrap_or(&self.first)
-    }
-
-    fn into_bytes(self) -> Bytes {
-        self.more.map_or(self.first, Bytes::from)
-    }
-}
-
-/// A body that is not an event stream: held and checked when it may be
-/// JSON, else streamed on.
-async fn plain<R: Rewriter>(response: Response, filter: R) -> Response {
-    let (mut parts, mut body) = response.into_parts();
-    let mut held = Held::default();
-    let mut json = None;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return filter
-                .withhold(Unreadable::BodyFailed)
-                .refuse(Unreadable::BodyFailed);
-        };
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers: a JSON response has none to keep
-        };
-        held.push(data);
-        if json.is_none() {
-            json = first_byte(held.bytes()).map(may_be_json);
-        }
-        match json {
-            Some(false) => {
-                let head = held.into_bytes();
-                return Response::from_parts(parts, Body::new(Prefixed::new(head, body)));
-            }
-            _ if held.bytes().len() > filter.limit() => {
-                return filter
-                    .withhold(Unreadable::TooLarge)
-                    .refuse(Unreadable::TooLarge);
-            }
-            _ => {}
-        }
-    }
-    let bytes = held.into_bytes();
-    if json != Some(true) || !filter.may_carry(&bytes) {
-        return Response::from_parts(parts, Body::from(bytes));
-    }
-    match filter.rewrite(&bytes) {
-        Ok(None) => Response::from_parts(parts, Body::from(bytes)),
-        Ok(Some(out)) => {
-            parts.headers.remove(header::CONTENT_LENGTH);
-            Response::from_parts(parts, Body::from(out))
-        }
-        Err(why) => filter.withhold(why).refuse(why),
-    }
-}
-
-/// The bytes read to decide, then the rest of the body as it comes.
-struct Prefixed {
-    head: Option<Bytes>,
-    rest: Body,
-}
-
-impl Prefixed {
-    fn new(head: Bytes, rest: Body) -> Self {
-        Self {
-            head: Some(head),
-            rest,
-        }
-    }
-}
-
-impl http_body::Body for Prefixed {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if let Some(head) = self.head.take() {
-            return Poll::Ready(Some(Ok(Frame::data(head))));
-        }
-        Pin::new(&mut self.rest).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.head.is_none() && self.rest.is_end_stream()
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::reply::apply;
     use super::*;
     use crate::{
         mcp::McpRequest,
         principal::{AuthScheme, Scopes},
         Rule,
     };
+    use bytes::Bytes;
+    use http_body::Frame;
+    use http_body_util::BodyExt;
     use serde_json::json;
     use std::collections::VecDeque;
+    use std::{
+        pin::Pin,
+        task::{Context, Poll},
+    };
 
     fn policy() -> McpPolicy {
         McpPolicy::builder()
@@ -696,44 +521,6 @@ mod tests {
         )
         .await;
         assert!(message(&json_of(res).await).contains("the handle binding"));
-    }
-
-    #[test]
-    fn framing_reads_the_headers_as_a_lookup_would() {
-        let framing_of = |pairs: &[(&'static str, &str)]| {
-            let mut headers = HeaderMap::new();
-            for &(name, value) in pairs {
-                headers.append(name, value.parse().unwrap());
-            }
-            framing(&headers)
-        };
-        let sse = "text/event-stream";
-        assert_eq!(framing_of(&[]), Framing::Whole);
-        assert_eq!(
-            framing_of(&[("content-type", " Text/Event-Stream; charset=utf-8")]),
-            Framing::EventStream
-        );
-        // The first Content-Type decides.
-        let json_first = [("content-type", "application/json"), ("content-type", sse)];
-        assert_eq!(framing_of(&json_first), Framing::Whole);
-        let sse_first = [("content-type", sse), ("content-type", "application/json")];
-        assert_eq!(framing_of(&sse_first), Framing::EventStream);
-        // A coding in any value, before or after the type, is unreadable.
-        let late = [
-            ("content-type", sse),
-            ("content-encoding", "identity"),
-            ("content-encoding", "identity, br"),
-        ];
-        assert_eq!(framing_of(&late), Framing::Encoded);
-        let early = [
-            ("content-encoding", "gzip"),
-            ("content-type", "application/json"),
-        ];
-        assert_eq!(framing_of(&early), Framing::Encoded);
-        assert_eq!(
-            framing_of(&[("content-encoding", "identity , ,IDENTITY")]),
-            Framing::Whole
-        );
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use http_body::Frame;
 
-use super::{first_byte, Rewriter, Unreadable};
+use super::{first_byte, may_be_json, Rewriter, Unreadable};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -180,7 +180,7 @@ fn event<R: Rewriter>(filter: &R, raw: &[u8], first: bool) -> Result<Option<Vec<
     let Some(data) = data(fields) else {
         return Ok(None);
     };
-    if !first_byte(&data).is_some_and(super::may_be_json) {
+    if !first_byte(&data).is_some_and(may_be_json) {
         return Ok(None);
     }
     let Some(json) = filter.rewrite(&data)? else {
