@@ -1079,24 +1079,31 @@ impl Config {
         } else {
             unchanged_body
         };
-        // The calls the policy layer above read, when it is there (the
-        // same ids and methods: only a state's value was unsealed); else
-        // read here.
-        let parsed;
-        let calls = match parts.extensions.get::<McpRequest>() {
-            Some(read) => read,
+        let withhold = match &lists {
+            // The policy layer above said already what a withheld reply
+            // says of this exchange (its caller, ids, method and path).
+            Some(lists) => lists.withhold_for("handle_binding", self.response_limit),
             None => {
-                parsed = McpRequest::parse(&request).unwrap_or_default();
-                &parsed
+                // The calls the policy layer above read, when it is there
+                // (the same ids and methods: only a state's value was
+                // unsealed); else read here.
+                let parsed;
+                let calls = match parts.extensions.get::<McpRequest>() {
+                    Some(read) => read,
+                    None => {
+                        parsed = McpRequest::parse(&request).unwrap_or_default();
+                        &parsed
+                    }
+                };
+                Withhold::new(
+                    "handle_binding",
+                    owner.clone(),
+                    calls,
+                    &parts,
+                    self.response_limit,
+                )
             }
         };
-        let withhold = Withhold::new(
-            "handle_binding",
-            owner.clone(),
-            calls,
-            &parts,
-            self.response_limit,
-        );
         let sealer = Sealer {
             config: self,
             owner,

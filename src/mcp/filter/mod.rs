@@ -11,6 +11,8 @@ mod sse;
 pub(crate) use self::reply::Filtered;
 pub(crate) use self::shape::may_spell_letters;
 
+use std::sync::Arc;
+
 use axum::{body::Body, extract::OriginalUri, response::Response};
 use http::{header, request::Parts, HeaderValue, Method, StatusCode, Uri};
 use serde_json::Value;
@@ -146,18 +148,34 @@ impl<I: Rewriter, O: Rewriter> Rewriter for Both<I, O> {
 #[derive(Clone)]
 pub(crate) struct HandedDown(pub(crate) ListFilter);
 
+impl HandedDown {
+    /// How `layer` withholds the replies of the same exchange, holding at
+    /// most `limit` bytes: what it says of the exchange is the list
+    /// filter's, made once.
+    pub(crate) fn withhold_for(&self, layer: &'static str, limit: usize) -> Withhold {
+        self.0.withhold.for_layer(layer, limit)
+    }
+}
+
 /// How the replies of one exchange are withheld when they cannot be read:
 /// one JSON-RPC error per id of the request, an audit event.
 #[derive(Clone)]
 pub(crate) struct Withhold {
     /// The layer named in the audit event and the error.
     layer: &'static str,
+    limit: usize,
+    /// What the errors and the audit event say of the exchange: shared by
+    /// the layers that read its replies, made once.
+    exchange: Arc<Exchange>,
+}
+
+/// The exchange a reply is withheld from.
+struct Exchange {
     principal: Option<Principal>,
     /// The ids of the request's requests (for the errors that replace an
     /// unreadable reply; never a response's id, which is the server's).
     first_id: Option<JsonRpcId>,
     more_ids: Vec<JsonRpcId>,
-    limit: usize,
     method: Method,
     uri: Uri,
 }
@@ -175,17 +193,30 @@ impl Withhold {
         let mut ids = req.calls().iter().filter_map(|c| c.request_id().cloned());
         let first_id = ids.next();
         let more_ids = ids.collect();
-        Self {
-            layer,
+        let exchange = Exchange {
             principal,
             first_id,
             more_ids,
-            limit,
             method: parts.method.clone(),
             uri: parts
                 .extensions
                 .get::<OriginalUri>()
                 .map_or_else(|| parts.uri.clone(), |o| o.0.clone()),
+        };
+        Self {
+            layer,
+            limit,
+            exchange: Arc::new(exchange),
+        }
+    }
+
+    /// For the same exchange, in the name of another `layer` holding at
+    /// most `limit` bytes.
+    pub(crate) fn for_layer(&self, layer: &'static str, limit: usize) -> Self {
+        Self {
+            layer,
+            limit,
+            exchange: Arc::clone(&self.exchange),
         }
     }
 
@@ -207,10 +238,11 @@ impl Withhold {
                 why.describe()
             )
         };
-        match &self.first_id {
+        let exchange = &*self.exchange;
+        match &exchange.first_id {
             None => vec![message("null")],
             Some(first) => std::iter::once(first)
-                .chain(&self.more_ids)
+                .chain(&exchange.more_ids)
                 .map(|id| message(id.get()))
                 .collect(),
         }
@@ -242,9 +274,9 @@ impl Withhold {
                 detail: why.describe(),
                 status: 502,
             },
-            self.principal.as_ref(),
-            &self.method,
-            self.uri.path(),
+            self.exchange.principal.as_ref(),
+            &self.exchange.method,
+            self.exchange.uri.path(),
         );
     }
 }
@@ -273,7 +305,7 @@ impl ListFilter {
     }
 
     fn allowed(&self, kind: ListKind, name: &str) -> bool {
-        let p = self.withhold.principal.as_ref();
+        let p = self.withhold.exchange.principal.as_ref();
         match kind {
             ListKind::Tools => self.policy.may_call_tool(p, name),
             ListKind::Prompts => self.policy.may_get_prompt(p, name),
