@@ -388,6 +388,59 @@ mod tests {
         assert_eq!((err.status().as_u16(), err.jsonrpc_code()), (408, -32008));
     }
 
+    /// A body whose second chunk is not there at the first look: it comes
+    /// at the next poll (the reader is woken for it).
+    struct Late {
+        chunks: VecDeque<Bytes>,
+        waited: bool,
+    }
+
+    impl http_body::Body for Late {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if self.chunks.len() == 1 && !self.waited {
+                self.waited = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(self.chunks.pop_front().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_whole_body_is_read_at_once_and_a_late_one_after() {
+        let budget = ByteBudget::new(1 << 20);
+        let headers = HeaderMap::new();
+        let whole = Body::new(chunks(&[300, 200], false));
+        let mut reading = Reading::new(&headers, whole, 4096, &budget);
+        let read = reading.now().expect("whole at the first look").unwrap();
+        assert_eq!((read.bytes().len(), budget.used()), (500, 500));
+        drop(read);
+        let late = Late {
+            chunks: [Bytes::from(vec![b' '; 300]), Bytes::from(vec![b' '; 200])].into(),
+            waited: false,
+        };
+        let mut reading = Reading::new(&headers, Body::new(late), 4096, &budget);
+        assert!(reading.now().is_none(), "the second chunk is not there yet");
+        assert_eq!(budget.used(), 300, "what came is held while it waits");
+        let read = reading.finish(SECOND).await.unwrap();
+        // One buffer of both chunks, counted once: its capacity, 500.
+        assert_eq!((read.bytes().len(), budget.used()), (500, 500));
+        drop(read);
+        assert_eq!(budget.used(), 0);
+        // Over the declared limit: refused at the first look, nothing held.
+        let mut declared = HeaderMap::new();
+        declared.insert(header::CONTENT_LENGTH, 5000.into());
+        let mut reading = Reading::new(&declared, Body::new(chunks(&[], true)), 4096, &budget);
+        assert!(matches!(reading.now(), Some(Err(Unread::TooLarge(4096)))));
+        assert_eq!(budget.used(), 0);
+    }
+
     /// Polls `f` once.
     fn futures_poll<F: std::future::Future>(f: Pin<&mut F>) -> Option<F::Output> {
         let waker = std::task::Waker::noop();
