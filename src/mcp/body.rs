@@ -298,6 +298,9 @@ mod tests {
     struct Chunks {
         chunks: VecDeque<Bytes>,
         stall: bool,
+        /// The last chunk is not there at the first look: it comes at the
+        /// next poll (the reader is woken for it).
+        late: bool,
     }
 
     impl http_body::Body for Chunks {
@@ -306,8 +309,13 @@ mod tests {
 
         fn poll_frame(
             mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
+            cx: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if self.late && self.chunks.len() == 1 {
+                self.late = false;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             match self.chunks.pop_front() {
                 Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
                 None if self.stall => Poll::Pending,
@@ -320,6 +328,7 @@ mod tests {
         Chunks {
             chunks: sizes.iter().map(|&n| Bytes::from(vec![b' '; n])).collect(),
             stall,
+            late: false,
         }
     }
 
@@ -388,30 +397,6 @@ mod tests {
         assert_eq!((err.status().as_u16(), err.jsonrpc_code()), (408, -32008));
     }
 
-    /// A body whose second chunk is not there at the first look: it comes
-    /// at the next poll (the reader is woken for it).
-    struct Late {
-        chunks: VecDeque<Bytes>,
-        waited: bool,
-    }
-
-    impl http_body::Body for Late {
-        type Data = Bytes;
-        type Error = std::convert::Infallible;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-            if self.chunks.len() == 1 && !self.waited {
-                self.waited = true;
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            Poll::Ready(self.chunks.pop_front().map(|b| Ok(Frame::data(b))))
-        }
-    }
-
     #[tokio::test]
     async fn a_whole_body_is_read_at_once_and_a_late_one_after() {
         let budget = ByteBudget::new(1 << 20);
@@ -421,9 +406,9 @@ mod tests {
         let read = reading.now().expect("whole at the first look").unwrap();
         assert_eq!((read.bytes().len(), budget.used()), (500, 500));
         drop(read);
-        let late = Late {
-            chunks: [Bytes::from(vec![b' '; 300]), Bytes::from(vec![b' '; 200])].into(),
-            waited: false,
+        let late = Chunks {
+            late: true,
+            ..chunks(&[300, 200], false)
         };
         let mut reading = Reading::new(&headers, Body::new(late), 4096, &budget);
         assert!(reading.now().is_none(), "the second chunk is not there yet");

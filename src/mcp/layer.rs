@@ -292,7 +292,8 @@ impl<S> McpPolicyService<S> {
 }
 
 /// The response future of [`McpPolicyService`]: boxed, because reading the
-/// body is an honest async step.
+/// body may have to wait, and a reply is read before it goes on (to
+/// filter its lists).
 pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
 
 impl Config {
@@ -391,11 +392,6 @@ impl Config {
             return None;
         }
         Some((named(err, first, None), first.clone()))
-    }
-
-    /// Starts reading a body within the layer's limit, from `budget`.
-    fn reading(&self, parts: &Parts, body: Body, budget: &ByteBudget) -> body::Reading {
-        body::Reading::new(&parts.headers, body, self.body_limit, budget)
     }
 
     /// Reads the body of an anonymous caller no rule could allow: within
@@ -651,7 +647,7 @@ where
         // A body that has come whole already (the usual small one) is
         // decided now, with no timer; the future then only waits for the
         // reply.
-        let mut reading = config.reading(&parts, body, budget);
+        let mut reading = body::Reading::new(&parts.headers, body, config.body_limit, budget);
         match reading.now() {
             Some(read) => Box::pin(
                 config

@@ -47,7 +47,7 @@ impl Unreadable {
 }
 
 /// What rewrites the replies of one exchange: the list filter, the handle
-/// binding, or both in one pass ([`Both`]). [`apply`] reads JSON bodies
+/// binding, or both in one pass ([`Both`]). [`Filtered`] reads JSON bodies
 /// whole and event streams event by event, and hands each text that
 /// [`may_carry`](Self::may_carry) to [`rewrite`](Self::rewrite).
 pub(crate) trait Rewriter: Send + Unpin + 'static {
