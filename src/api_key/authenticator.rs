@@ -113,30 +113,41 @@ impl Authenticator for ApiKeyAuthenticator {
     }
 
     fn find<'a, B>(&self, req: &'a Request<B>) -> Result<Option<&'a str>, AuthError> {
-        let headers = req.headers();
-        let mut found = None;
-        let mut values = headers.get_all(self.header()).iter();
-        if let Some(v) = values.next() {
-            if values.next().is_some() {
-                return Err(AuthError::invalid_request(
-                    "more than one API key header was sent",
-                ));
+        // One pass over the request's few headers: a lookup per name
+        // would hash each. Then the same checks, in the same order, as
+        // reading the key's header first and `Authorization` after.
+        let (key_header, read_authorization) = (self.header(), self.authorization_scheme());
+        let (mut in_header, mut in_headers) = (None, 0_usize);
+        let (mut in_authorization, mut in_authorizations) = (None, 0_usize);
+        for (name, value) in req.headers() {
+            if name == key_header {
+                in_header.get_or_insert(value);
+                in_headers += 1;
             }
-            found = Some(
+            if read_authorization && name == header::AUTHORIZATION {
+                if let Some(key) = value.to_str().ok().and_then(strip_apikey_scheme) {
+                    in_authorization.get_or_insert(key);
+                    in_authorizations += 1;
+                }
+            }
+        }
+        if in_headers > 1 {
+            return Err(AuthError::invalid_request(
+                "more than one API key header was sent",
+            ));
+        }
+        let mut found = match in_header {
+            Some(v) => Some(
                 v.to_str()
                     .map_err(|_| AuthError::invalid_token("the API key is not valid"))?,
-            );
-        }
-        if self.authorization_scheme() {
-            for v in headers.get_all(header::AUTHORIZATION) {
-                let Some(key) = v.to_str().ok().and_then(strip_apikey_scheme) else {
-                    continue;
-                };
-                if found.is_some() {
-                    return Err(AuthError::invalid_request("more than one API key was sent"));
-                }
-                found = Some(key);
+            ),
+            None => None,
+        };
+        if let Some(key) = in_authorization {
+            if found.is_some() || in_authorizations > 1 {
+                return Err(AuthError::invalid_request("more than one API key was sent"));
             }
+            found = Some(key);
         }
         Ok(found.map(str::trim))
     }
@@ -249,6 +260,75 @@ mod tests {
                 )
             );
             assert!(!body.contains("guess"));
+        }
+    }
+
+    /// Where the key may be and how often, in either order of the
+    /// headers: one key, in the key's header or in `Authorization: ApiKey`.
+    #[tokio::test]
+    async fn one_key_in_one_place_whatever_the_order_of_the_headers() {
+        let apikey = format!("ApiKey {KEY_A}");
+        let cases: [(&[(&str, &[u8])], StatusCode, &str); 7] = [
+            (&[("x-api-key", KEY_A.as_bytes())], StatusCode::OK, "svc-a"),
+            (
+                &[("authorization", apikey.as_bytes())],
+                StatusCode::OK,
+                "svc-a",
+            ),
+            // A bearer token is no API key: this layer reads past it.
+            (
+                &[
+                    ("authorization", b"Bearer abc"),
+                    ("x-api-key", KEY_A.as_bytes()),
+                ],
+                StatusCode::OK,
+                "svc-a",
+            ),
+            (
+                &[
+                    ("x-api-key", KEY_A.as_bytes()),
+                    ("x-api-key", KEY_B.as_bytes()),
+                ],
+                StatusCode::BAD_REQUEST,
+                "more than one API key header was sent",
+            ),
+            (
+                &[
+                    ("authorization", apikey.as_bytes()),
+                    ("x-api-key", KEY_A.as_bytes()),
+                ],
+                StatusCode::BAD_REQUEST,
+                "more than one API key was sent",
+            ),
+            (
+                &[
+                    ("authorization", apikey.as_bytes()),
+                    ("authorization", apikey.as_bytes()),
+                ],
+                StatusCode::BAD_REQUEST,
+                "more than one API key was sent",
+            ),
+            // The key's header is read first, as it always was.
+            (
+                &[
+                    ("authorization", apikey.as_bytes()),
+                    ("x-api-key", b"mcp_sk_\xff"),
+                ],
+                StatusCode::UNAUTHORIZED,
+                "the API key is not valid",
+            ),
+        ];
+        for (headers, status, says) in cases {
+            let mut req = get().body(Body::empty()).unwrap();
+            for (name, value) in headers {
+                req.headers_mut().append(
+                    HeaderName::from_static(name),
+                    http::HeaderValue::from_bytes(value).unwrap(),
+                );
+            }
+            let (got, _, body) = send(ApiKeyLayer::new(keys()), req).await;
+            assert_eq!(got, status, "{headers:?}: {body}");
+            assert!(body.contains(says), "{headers:?}: {body}");
         }
     }
 

@@ -159,7 +159,8 @@ use tower_service::Service;
 use super::{
     body::{self, DEFAULT_BODY_TIMEOUT, DEFAULT_BUFFER_BUDGET},
     filter::{
-        may_spell_letters, Both, Filtered, HandedDown, ListFilter, Rewriter, Unreadable, Withhold,
+        may_spell_letters, Both, Filtered, HandedDown, ListFilter, Names, Rewriter, Unreadable,
+        Withhold,
     },
     inspect::{McpRequest, MCP_NAME_HEADER},
     json::{JsonStr, Scanner, SyntaxError, MAX_DEPTH},
@@ -786,12 +787,7 @@ fn may_carry_handle(text: &[u8]) -> bool {
 
 /// Whether `text` holds a handle's member name as written.
 fn handle_names_in(text: &[u8]) -> bool {
-    // Built once: a searcher's set-up costs more than scanning a small body.
-    static NAMES: std::sync::LazyLock<[memmem::Finder<'static>; 2]> =
-        std::sync::LazyLock::new(|| {
-            [b"requestState".as_slice(), b"taskId"].map(memmem::Finder::new)
-        });
-    NAMES.iter().any(|name| name.find(text).is_some())
+    Names::HANDLES.found_in(text)
 }
 
 // ---------------------------------------------------------------------------
@@ -1214,10 +1210,17 @@ enum Rewriting {
 }
 
 impl Rewriter for Rewriting {
-    fn names_in(&self, text: &[u8]) -> bool {
+    fn names(&self) -> Names {
         match self {
-            Self::Seal(r) => r.names_in(text),
-            Self::SealAndFilter(r) => r.names_in(text),
+            Self::Seal(r) => r.names(),
+            Self::SealAndFilter(r) => r.names(),
+        }
+    }
+
+    fn other_names_in(&self, text: &[u8]) -> bool {
+        match self {
+            Self::Seal(r) => r.other_names_in(text),
+            Self::SealAndFilter(r) => r.other_names_in(text),
         }
     }
 
@@ -1417,13 +1420,16 @@ impl Sealer {
 }
 
 impl Rewriter for Sealer {
-    /// A handle's names, or a stand-in the server may name back.
-    fn names_in(&self, text: &[u8]) -> bool {
-        handle_names_in(text)
-            || self
-                .unknown
-                .iter()
-                .any(|u| memmem::find(text, u.stand_in.as_bytes()).is_some())
+    /// A handle's names.
+    fn names(&self) -> Names {
+        Names::HANDLES
+    }
+
+    /// A stand-in the server may name back.
+    fn other_names_in(&self, text: &[u8]) -> bool {
+        self.unknown
+            .iter()
+            .any(|u| memmem::find(text, u.stand_in.as_bytes()).is_some())
     }
 
     fn rewrite(&self, text: &[u8]) -> Result<Option<Vec<u8>>, Unreadable> {

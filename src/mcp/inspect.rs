@@ -505,6 +505,9 @@ impl McpRequest {
     /// when a header it compares is repeated, not decodable, or differs
     /// from the body.
     pub fn check_headers(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+        if !has_mcp_headers(headers) {
+            return Ok(());
+        }
         let method = header_value(headers, &MCP_METHOD_HEADER)?;
         if method.is_none() && !headers.contains_key(&MCP_NAME_HEADER) {
             return Ok(());
@@ -552,6 +555,9 @@ impl McpRequest {
 /// one whose body lacks the member (`check_headers` compares the header
 /// only with a member that is there), decided as an unmatched target.
 pub(crate) fn header_calls(headers: &HeaderMap) -> Vec<McpCall> {
+    if !has_mcp_headers(headers) {
+        return Vec::new();
+    }
     let Ok(Some(method)) = header_value(headers, &MCP_METHOD_HEADER) else {
         return Vec::new();
     };
@@ -589,6 +595,15 @@ fn invalid(description: &'static str) -> AuthError {
 
 fn mismatch(description: &'static str) -> AuthError {
     AuthError::malformed_request(description).with_jsonrpc_code(JSONRPC_HEADER_MISMATCH)
+}
+
+/// Whether `headers` has an `Mcp-Method` or an `Mcp-Name`: one pass over
+/// a request's few header names, where looking each up would hash it
+/// (most requests have neither).
+fn has_mcp_headers(headers: &HeaderMap) -> bool {
+    headers
+        .keys()
+        .any(|name| name == MCP_METHOD_HEADER || name == MCP_NAME_HEADER)
 }
 
 /// One header's value, decoded from `=?base64?…?=` when so marked.

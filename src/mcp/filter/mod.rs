@@ -4,10 +4,12 @@
 //! what the policy does not name is reported ([`Gaps`](gaps::Gaps)).
 
 pub(super) mod gaps;
+mod names;
 mod reply;
 mod shape;
 mod sse;
 
+pub(crate) use self::names::Names;
 pub(crate) use self::reply::Filtered;
 pub(crate) use self::shape::may_spell_letters;
 
@@ -51,9 +53,19 @@ impl Unreadable {
 /// whole and event streams event by event, and hands each text that
 /// [`may_carry`](Self::may_carry) to [`rewrite`](Self::rewrite).
 pub(crate) trait Rewriter: Send + Unpin + 'static {
+    /// The member names this rewriter reads: [`Both`] searches for its
+    /// two rewriters' names in one pass.
+    fn names(&self) -> Names;
+    /// Whether `text` holds, as written, a text of this exchange's own
+    /// that this rewriter looks for besides its [`names`](Self::names).
+    fn other_names_in(&self, _text: &[u8]) -> bool {
+        false
+    }
     /// Whether `text` holds, as written, a member name this rewriter
     /// reads (or a text it writes back): a search of the bytes.
-    fn names_in(&self, text: &[u8]) -> bool;
+    fn names_in(&self, text: &[u8]) -> bool {
+        self.names().found_in(text) || self.other_names_in(text)
+    }
     /// Whether a reader could find what this rewriter changes in `text`:
     /// its names as written, or an escape that could spell one
     /// ([`may_spell_letters`]); `false` lets the text go on unparsed.
@@ -94,8 +106,12 @@ impl<I: Rewriter, O: Rewriter> Both<I, O> {
 }
 
 impl<I: Rewriter, O: Rewriter> Rewriter for Both<I, O> {
-    fn names_in(&self, text: &[u8]) -> bool {
-        self.inner.names_in(text) || self.outer.names_in(text)
+    fn names(&self) -> Names {
+        self.inner.names().and(self.outer.names())
+    }
+
+    fn other_names_in(&self, text: &[u8]) -> bool {
+        self.inner.other_names_in(text) || self.outer.other_names_in(text)
     }
 
     fn rewrite(&self, text: &[u8]) -> Result<Option<Vec<u8>>, Unreadable> {
@@ -316,8 +332,8 @@ impl ListFilter {
 }
 
 impl Rewriter for ListFilter {
-    fn names_in(&self, text: &[u8]) -> bool {
-        shape::list_names_in(text)
+    fn names(&self) -> Names {
+        Names::LISTS
     }
 
     /// `text`, when it carries a list result, filtered and written again.
@@ -466,7 +482,11 @@ mod tests {
     }
 
     impl Rewriter for Swap {
-        fn names_in(&self, text: &[u8]) -> bool {
+        fn names(&self) -> Names {
+            Names::NONE
+        }
+
+        fn other_names_in(&self, text: &[u8]) -> bool {
             memchr::memmem::find(text, self.from.as_bytes()).is_some()
         }
 

@@ -7,9 +7,8 @@
 //! that is an array, whatever its `id` (a number rmcp rewrites, an id another exchange
 //! used) and whatever request it answers.
 
-use std::{borrow::Cow, sync::LazyLock};
+use std::borrow::Cow;
 
-use memchr::memmem::Finder;
 use serde_json::Value;
 
 use super::super::json::{Scanner, SyntaxError, MAX_DEPTH};
@@ -69,26 +68,6 @@ impl ListKind {
             Self::Skills => "skill",
         }
     }
-}
-
-/// Whether `text` holds, as written, the start of a list result's member
-/// name: `tools`, `prompts`, `resource` (the start of `resources` and
-/// `resourceTemplates`) or `skills`. With [`may_spell_letters`] (the list
-/// filter's `may_carry`), the fast answer for most replies, which then go
-/// on unparsed.
-///
-/// A name can only be there when `text` holds one as it is, or an escape
-/// that may stand for a letter: anything but the fixed `\"`, `\\`, `\/`,
-/// `\b`, `\f`, `\n`, `\r`, `\t` (a `\u0074`, or a lenient reader's
-/// `\x74` or `\o`), or a NUL byte (UTF-16 and UTF-32 texts spell names
-/// with NULs between the letters). Whatever else `text` is, valid JSON or
-/// not, no reader finds a list in it when both say no. So `false` from both
-/// implies that [`carries_list`] is not `Ok(true)`.
-pub(super) fn list_names_in(text: &[u8]) -> bool {
-    static NAMES: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
-        [b"tools".as_slice(), b"prompts", b"resource", b"skills"].map(Finder::new)
-    });
-    NAMES.iter().any(|name| name.find(text).is_some())
 }
 
 /// Whether `text` has a NUL byte or an escape other than the eight that
@@ -318,11 +297,12 @@ fn filter_message(
 
 #[cfg(test)]
 mod tests {
+    use super::super::Names;
     use super::*;
 
     /// What the list filter's `may_carry` decides.
     fn may_carry_list(text: &[u8]) -> bool {
-        list_names_in(text) || may_spell_letters(text)
+        Names::LISTS.found_in(text) || may_spell_letters(text)
     }
 
     #[test]
