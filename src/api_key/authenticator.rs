@@ -267,8 +267,10 @@ mod tests {
     /// headers: one key, in the key's header or in `Authorization: ApiKey`.
     #[tokio::test]
     async fn one_key_in_one_place_whatever_the_order_of_the_headers() {
+        /// The request's headers, in order; the status; what the body says.
+        type Case<'a> = (&'a [(&'static str, &'a [u8])], StatusCode, &'static str);
         let apikey = format!("ApiKey {KEY_A}");
-        let cases: [(&[(&str, &[u8])], StatusCode, &str); 7] = [
+        let cases: [Case<'_>; 7] = [
             (&[("x-api-key", KEY_A.as_bytes())], StatusCode::OK, "svc-a"),
             (
                 &[("authorization", apikey.as_bytes())],

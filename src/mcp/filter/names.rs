@@ -44,7 +44,9 @@ impl Names {
     /// no: `false` from both implies that `shape::carries_list` is not
     /// `Ok(true)`.
     pub(crate) const LISTS: Self = Self(1);
-    /// The handle binding's.
+    /// The handle binding's: `requestState` and `taskId`, the members
+    /// that carry a handle (with an escape that may spell a letter, all a
+    /// request or a reply can hold one by).
     pub(crate) const HANDLES: Self = Self(2);
 
     /// The names of both sets.
@@ -167,6 +169,53 @@ mod tests {
                     assert_eq!(Searcher::each(&names).found_in(text), want);
                     assert_eq!(Searcher::new(&names).found_in(text), want);
                 }
+            }
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+
+            /// Every set answers as a search of the bytes for each of its
+            /// names, on texts of names, parts of names and filler, at
+            /// every length and offset (across the vector blocks).
+            #[test]
+            fn a_set_is_found_as_each_name_is(
+                pieces in proptest::collection::vec(
+                    prop_oneof![
+                        Just("tools"), Just("tool"), Just("ools"), Just("prompts"),
+                        Just("prompt"), Just("resource"), Just("resourc"), Just("skills"),
+                        Just("skill"), Just("requestState"), Just("requestStat"),
+                        Just("taskId"), Just("taskI"), Just("askId"), Just("t"), Just("s"),
+                        Just("\\\""), Just("x"), Just("abcdefghijklmnop"),
+                    ],
+                    0..80,
+                ),
+                set in prop_oneof![
+                    Just(Names::LISTS),
+                    Just(Names::HANDLES),
+                    Just(Names::LISTS.and(Names::HANDLES)),
+                ],
+            ) {
+                let text = pieces.concat();
+                let want = naive(set, text.as_bytes());
+                prop_assert_eq!(set.found_in(text.as_bytes()), want);
+                prop_assert_eq!(Searcher::each(&names_of(set)).found_in(text.as_bytes()), want);
+            }
+
+            #[test]
+            fn a_set_is_found_as_each_name_is_in_any_bytes(
+                text in proptest::collection::vec(
+                    prop_oneof![any::<u8>(), Just(b't'), Just(b'o'), Just(b's')],
+                    0..200,
+                ),
+            ) {
+                let set = Names::LISTS.and(Names::HANDLES);
+                prop_assert_eq!(set.found_in(&text), naive(set, &text));
             }
         }
     }
