@@ -782,12 +782,7 @@ fn read_params<'a>(
 
 /// Whether a reader could find a handle's member name in `text`.
 fn may_carry_handle(text: &[u8]) -> bool {
-    handle_names_in(text) || may_spell_letters(text)
-}
-
-/// Whether `text` holds a handle's member name as written.
-fn handle_names_in(text: &[u8]) -> bool {
-    Names::HANDLES.found_in(text)
+    Names::HANDLES.found_in(text) || may_spell_letters(text)
 }
 
 // ---------------------------------------------------------------------------
@@ -1221,13 +1216,6 @@ impl Rewriter for Rewriting {
         match self {
             Self::Seal(r) => r.other_names_in(text),
             Self::SealAndFilter(r) => r.other_names_in(text),
-        }
-    }
-
-    fn may_carry(&self, text: &[u8]) -> bool {
-        match self {
-            Self::Seal(r) => r.may_carry(text),
-            Self::SealAndFilter(r) => r.may_carry(text),
         }
     }
 

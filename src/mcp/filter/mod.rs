@@ -61,16 +61,12 @@ pub(crate) trait Rewriter: Send + Unpin + 'static {
     fn other_names_in(&self, _text: &[u8]) -> bool {
         false
     }
-    /// Whether `text` holds, as written, a member name this rewriter
-    /// reads (or a text it writes back): a search of the bytes.
-    fn names_in(&self, text: &[u8]) -> bool {
-        self.names().found_in(text) || self.other_names_in(text)
-    }
     /// Whether a reader could find what this rewriter changes in `text`:
-    /// its names as written, or an escape that could spell one
-    /// ([`may_spell_letters`]); `false` lets the text go on unparsed.
+    /// its names (or a text of its own) as written, or an escape that
+    /// could spell one ([`may_spell_letters`]); `false` lets the text go
+    /// on unparsed.
     fn may_carry(&self, text: &[u8]) -> bool {
-        self.names_in(text) || may_spell_letters(text)
+        self.names().found_in(text) || self.other_names_in(text) || may_spell_letters(text)
     }
     /// `text` written again, `None` when it goes on as it is.
     fn rewrite(&self, text: &[u8]) -> Result<Option<Vec<u8>>, Unreadable>;
@@ -83,7 +79,8 @@ pub(crate) trait Rewriter: Send + Unpin + 'static {
 /// The rewriters of two layers in one pass: `inner`'s (the handle
 /// binding's), then `outer`'s (the list filter's) on what `inner` wrote,
 /// as when each layer reads the reply in turn, but with one read of the
-/// body, one search for escapes, one body handed on.
+/// body, one search for both layers' names, one for escapes, one body
+/// handed on.
 /// [`McpAuth`](crate::stack::McpAuth)'s policy layer hands its list filter
 /// down ([`HandedDown`]) to the handle binding below it, which applies
 /// both.
