@@ -1126,9 +1126,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let ready = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, ready);
-        let config = self.config.clone();
+        let config = &self.config;
         let owner = Principal::from_extensions(req.extensions()).cloned();
         let (mut parts, body) = req.into_parts();
         // The list filter the policy layer above handed down, taken out
@@ -1137,7 +1135,7 @@ where
             .then(|| parts.extensions.remove::<HandedDown>())
             .flatten();
         if parts.method != Method::POST {
-            let prepared = config.prepare(
+            let prepared = Arc::clone(config).prepare(
                 owner,
                 parts,
                 Bytes::new(),
@@ -1145,7 +1143,7 @@ where
                 Body::new(body),
                 lists,
             );
-            return Box::pin(sealing(inner, prepared));
+            return Box::pin(sealing(&mut self.inner, prepared));
         }
         // Under McpAuth's policy layer, the bytes it read (and whether
         // they hold a handle) come with its reading, and the body goes on
@@ -1165,30 +1163,43 @@ where
                 Box::pin(std::future::ready(Ok(refused)))
             }
             Some((bytes, handles)) => {
-                let prepared =
-                    config.prepare(owner, parts, bytes, Some(handles), Body::new(body), lists);
-                Box::pin(sealing(inner, prepared))
+                let prepared = Arc::clone(config).prepare(
+                    owner,
+                    parts,
+                    bytes,
+                    Some(handles),
+                    Body::new(body),
+                    lists,
+                );
+                Box::pin(sealing(&mut self.inner, prepared))
             }
-            None => Box::pin(async move {
-                let read = body::read(
-                    &parts.headers,
-                    body,
-                    config.body_limit,
-                    config.body_timeout,
-                    &config.budget,
-                )
-                .await;
-                // The buffered body holds its bytes in the budget until
-                // the server drops it.
-                let prepared = match read {
-                    Ok(buffered) => {
-                        let bytes = buffered.bytes().clone();
-                        config.prepare(owner, parts, bytes, None, buffered.into_body(), lists)
-                    }
-                    Err(e) => Prepared::Refused(e.into_error().into_response()),
-                };
-                sealing(inner, prepared).await
-            }),
+            // The call waits: it takes the service `poll_ready` readied and
+            // leaves a clone in its place.
+            None => {
+                let ready = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, ready);
+                let config = Arc::clone(config);
+                Box::pin(async move {
+                    let read = body::read(
+                        &parts.headers,
+                        body,
+                        config.body_limit,
+                        config.body_timeout,
+                        &config.budget,
+                    )
+                    .await;
+                    // The buffered body holds its bytes in the budget until
+                    // the server drops it.
+                    let prepared = match read {
+                        Ok(buffered) => {
+                            let bytes = buffered.bytes().clone();
+                            config.prepare(owner, parts, bytes, None, buffered.into_body(), lists)
+                        }
+                        Err(e) => Prepared::Refused(e.into_error().into_response()),
+                    };
+                    sealing(&mut inner, prepared).await
+                })
+            }
         }
     }
 }
@@ -1243,7 +1254,7 @@ impl Rewriter for Rewriting {
 
 /// Calls `inner` with the prepared request (and seals its reply), or
 /// answers the refusal.
-fn sealing<S>(mut inner: S, prepared: Prepared) -> Filtered<S::Future, Rewriting>
+fn sealing<S>(inner: &mut S, prepared: Prepared) -> Filtered<S::Future, Rewriting>
 where
     S: Service<Request<Body>>,
 {

@@ -549,7 +549,7 @@ enum Decided {
 impl Decided {
     /// The wait for what was decided: the refusal, or the service's
     /// (filtered) reply.
-    fn run<S>(self, mut inner: S) -> Filtered<S::Future, ListFilter>
+    fn run<S>(self, inner: &mut S) -> Filtered<S::Future, ListFilter>
     where
         S: Service<Request<Body>>,
     {
@@ -587,9 +587,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let config = self.config.clone();
-        let ready = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, ready);
+        let config = &*self.config;
         let (parts, body) = req.into_parts();
         let principal = parts.extensions.get::<Principal>().cloned();
         if principal.is_none() {
@@ -598,6 +596,8 @@ where
         // One policy decides the whole request and filters its lists,
         // whatever a reload swaps in meanwhile.
         let policy = config.policy.current();
+        // What is decided now calls the service `poll_ready` readied; a
+        // call that waits takes it and leaves a clone in its place.
         if parts.method != Method::POST {
             let decided = config.decide_calls(
                 policy,
@@ -606,7 +606,7 @@ where
                 McpRequest::empty(),
                 Body::new(body),
             );
-            return Box::pin(decided.run(inner));
+            return Box::pin(decided.run(&mut self.inner));
         }
         // What is refused whatever the body says is refused before
         // anything is buffered.
@@ -617,6 +617,7 @@ where
                     .map(|(err, call)| (err, Some(call)))
             });
         if let Some((err, call)) = before {
+            let config = self.config.clone();
             return Box::pin(async move {
                 Ok(config.refuse_unread(err, parts, body, call.as_ref()).await)
             });
@@ -627,6 +628,8 @@ where
             None if policy.admits_anonymous() => &config.anonymous_budget,
             // No rule could allow it: refused on a short read.
             None => {
+                let config = self.config.clone();
+                let mut inner = take_ready(&mut self.inner);
                 return Box::pin(async move {
                     let read = match config.read_refused(&parts, body).await {
                         Err(Unread::Broken) => Err(Unread::Broken),
@@ -639,9 +642,9 @@ where
                     };
                     config
                         .decide_read(policy, None, parts, read)
-                        .run(inner)
+                        .run(&mut inner)
                         .await
-                })
+                });
             }
         };
         // A body that has come whole already (the usual small one) is
@@ -652,17 +655,28 @@ where
             Some(read) => Box::pin(
                 config
                     .decide_read(policy, principal, parts, read)
-                    .run(inner),
+                    .run(&mut self.inner),
             ),
-            None => Box::pin(async move {
-                let read = reading.finish(config.body_timeout).await;
-                config
-                    .decide_read(policy, principal, parts, read)
-                    .run(inner)
-                    .await
-            }),
+            None => {
+                let config = self.config.clone();
+                let mut inner = take_ready(&mut self.inner);
+                Box::pin(async move {
+                    let read = reading.finish(config.body_timeout).await;
+                    config
+                        .decide_read(policy, principal, parts, read)
+                        .run(&mut inner)
+                        .await
+                })
+            }
         }
     }
+}
+
+/// The service `poll_ready` readied, for a call that waits before calling
+/// it; a clone takes its place.
+fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let ready = inner.clone();
+    std::mem::replace(inner, ready)
 }
 
 #[cfg(test)]
@@ -745,6 +759,101 @@ mod tests {
         assert_eq!(status, 200);
         assert_eq!(headers["x-calls"], "1");
         assert_eq!(body, READ.as_bytes());
+    }
+
+    /// The inner service, counting its clones.
+    #[derive(Clone)]
+    struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Counted {
+        fn new() -> (Self, Arc<std::sync::atomic::AtomicUsize>) {
+            let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            (Self(n.clone()), n)
+        }
+    }
+
+    impl Service<Request<Body>> for Counted {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<http::Response<Body>, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<Body>) -> Self::Future {
+            std::future::ready(Ok(http::Response::new(Body::from("ok"))))
+        }
+    }
+
+    /// Counts the clones made by every copy of the service, as a
+    /// `Clone` impl is what a layer calls.
+    struct CountingClone(Counted);
+
+    impl Clone for CountingClone {
+        fn clone(&self) -> Self {
+            (self.0)
+                .0
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Self(self.0.clone())
+        }
+    }
+
+    impl Service<Request<Body>> for CountingClone {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<http::Response<Body>, Infallible>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            self.0.poll_ready(cx)
+        }
+
+        fn call(&mut self, req: Request<Body>) -> Self::Future {
+            self.0.call(req)
+        }
+    }
+
+    /// A body whose bytes are not there at the first poll.
+    struct Late(Option<Bytes>, bool);
+
+    impl http_body::Body for Late {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+            if !std::mem::replace(&mut self.1, true) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(self.0.take().map(|b| Ok(http_body::Frame::data(b))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_decided_at_once_calls_the_readied_service_and_clones_none() {
+        let (inner, clones) = Counted::new();
+        let mut svc = layer().layer(CountingClone(inner));
+        for req in [post(READ, jwt("read:data")), {
+            let mut get = Request::get("/mcp").body(Body::empty()).unwrap();
+            get.extensions_mut().insert(jwt("read:data").unwrap());
+            get
+        }] {
+            let ready = ServiceExt::<Request<Body>>::ready(&mut svc).await.unwrap();
+            assert_eq!(ready.call(req).await.unwrap().status(), 200);
+        }
+        assert_eq!(clones.load(std::sync::atomic::Ordering::Relaxed), 0);
+        // A body still on its way is waited for: that call takes the
+        // readied service and leaves a clone in its place.
+        let late = post(
+            Body::new(Late(Some(Bytes::from_static(READ.as_bytes())), false)),
+            jwt("read:data"),
+        );
+        let ready = ServiceExt::<Request<Body>>::ready(&mut svc).await.unwrap();
+        assert_eq!(ready.call(late).await.unwrap().status(), 200);
+        assert_eq!(clones.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
     /// A body that arrives in the given chunks, as a socket delivers it.

@@ -519,9 +519,11 @@ where
             Poll::Pending => {
                 let ready = self.inner.clone();
                 State::Checking {
-                    check,
-                    inner: Some(std::mem::replace(&mut self.inner, ready)),
-                    req: Some(req),
+                    pending: Some(Box::new(Pending {
+                        check,
+                        inner: std::mem::replace(&mut self.inner, ready),
+                        req,
+                    })),
                 }
             }
         };
@@ -607,10 +609,20 @@ pin_project! {
     }
 }
 
+/// A check the store did not answer at once, with the request and the
+/// service it decides on. Boxed: the future of a call the store answers at
+/// once (the memory store's, every call) then carries no request, and
+/// every layer above moves a few hundred bytes less.
+struct Pending<S, B, CF> {
+    check: CF,
+    inner: S,
+    req: Request<B>,
+}
+
 pin_project! {
     #[project = StateProj]
     enum State<S, B, F, CF> {
-        Checking { #[pin] check: CF, inner: Option<S>, req: Option<Request<B>> },
+        Checking { pending: Option<Box<Pending<S, B, CF>>> },
         Running { #[pin] future: F, decision: Option<Decision> },
         Refused { response: Option<Response> },
         Done,
@@ -627,7 +639,7 @@ impl<S, B, F, CF, ResBody> Future for ResponseFuture<S, B, F, CF>
 where
     S: Service<Request<B>, Response = http::Response<ResBody>, Future = F>,
     F: Future<Output = Result<http::Response<ResBody>, S::Error>>,
-    CF: Future<Output = Result<Decision, StoreError>>,
+    CF: Future<Output = Result<Decision, StoreError>> + Unpin,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
@@ -638,10 +650,11 @@ where
             let mut this = self.as_mut().project();
             let config = &**this.config;
             match this.state.as_mut().project() {
-                StateProj::Checking { check, inner, req } => {
-                    let outcome = ready!(check.poll(cx));
-                    let req = req.take().expect("polled after completion");
-                    let mut inner = inner.take().expect("polled after completion");
+                StateProj::Checking { pending } => {
+                    let waiting = pending.as_mut().expect("polled after completion");
+                    let outcome = ready!(Pin::new(&mut waiting.check).poll(cx));
+                    let Pending { mut inner, req, .. } =
+                        *pending.take().expect("polled after completion");
                     this.state
                         .set(decide(config, outcome, req, &mut inner).with_check());
                 }
@@ -973,6 +986,52 @@ mod tests {
         fn check(&self, _: &RateLimitKey, _: Quota, _: NonZeroU32) -> Self::Future {
             std::future::ready(Err(StoreError::new("connection refused")))
         }
+    }
+
+    /// A store that answers on the second poll, as a remote store does:
+    /// the layer parks the request and a ready clone of the service until
+    /// it answers.
+    #[derive(Clone)]
+    struct LaterStore(MemoryStore);
+
+    struct Later(Option<Decision>, bool);
+
+    impl Future for Later {
+        type Output = Result<Decision, StoreError>;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            if std::mem::replace(&mut self.1, true) {
+                Poll::Ready(Ok(self.0.take().expect("polled after completion")))
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+
+    impl RateLimitStore for LaterStore {
+        type Future = Later;
+        fn check(&self, key: &RateLimitKey, quota: Quota, cost: NonZeroU32) -> Self::Future {
+            Later(Some(self.0.check_now(key, quota, cost)), false)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_answers_later_decides_as_one_that_answers_at_once() {
+        let layer = RateLimitLayer::with_store(
+            Quota::per_hour(10).burst(2),
+            LaterStore(MemoryStore::new()),
+        );
+        for (left, reset) in [(1, 360), (0, 720)] {
+            let (s, h, body) = send(&layer, as_user("a")).await;
+            assert_eq!((s, body.as_str()), (StatusCode::OK, "ok"));
+            let want = format!(r#""default";r={left};t={reset}"#);
+            assert_eq!(h["ratelimit"], want.as_str());
+        }
+        let (s, h, _) = send(&layer, as_user("a")).await;
+        assert_eq!(s, 429);
+        assert!(h.contains_key(header::RETRY_AFTER));
+        // Another principal has a bucket of its own.
+        assert_eq!(send(&layer, as_user("b")).await.0, 200);
     }
 
     #[tokio::test]

@@ -12,10 +12,10 @@ use tower::Service;
 /// much a clone of `S` costs; `S` itself is cloned once per call, when
 /// the call is readied.
 ///
-/// Layers that answer after an `.await` (the policy layer reads the body
-/// first) move the readied service into their future and leave a clone in
-/// its place, as tower's contract asks; axum clones the whole stack for
-/// each request besides. A service whose clone is dear pays that at every
+/// Layers that answer after an `.await` (the policy layer, while a body
+/// is still arriving) move the readied service into their future and
+/// leave a clone in its place, as tower's contract asks; axum clones the
+/// whole stack for each request besides. A service whose clone is dear pays that at every
 /// such step: rmcp's `StreamableHttpService` copies its configuration
 /// (allowed hosts and origins among it) on each clone. [`McpAuthLayer`]
 /// puts the service it protects behind this, so a request clones it once,
