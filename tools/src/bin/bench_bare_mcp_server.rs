@@ -18,7 +18,9 @@
 //! `key` puts the example's API-key check in front (`X-API-Key` with
 //! `API_KEY`, no principal given), `key,policy` adds its MCP policy, and
 //! `key,policy,limit` its per-principal rate limit (`RATE_LIMIT_PER_MINUTE`),
-//! each configured as the example configures it.
+//! each configured as the example configures it. `floor` is what an
+//! accepted call cannot do without (issue 28's "floor"), written by hand
+//! ([`Floor`]): the key looked up, the body parsed, one quota check.
 
 use std::{convert::Infallible, net::SocketAddr};
 
@@ -27,7 +29,8 @@ use tower::ServiceBuilder;
 use tower_mcp_auth::{
     api_key::ApiKeyLayer,
     mcp::{McpPolicyLayer, SharedPolicy},
-    rate_limit::{Quota, RateLimitLayer},
+    rate_limit::{MemoryStore, Quota, RateLimitKey, RateLimitLayer},
+    stack::SharedService,
     AuthScheme, ConfigError, Principal, ProtectedResource,
 };
 
@@ -91,7 +94,9 @@ async fn main() {
 
 /// The service with no layer (one fixed principal), or behind the layers
 /// named in `layers`, outermost first: `key`, `key,policy` or
-/// `key,policy,limit`, nested as `McpAuth` nests them (no box between).
+/// `key,policy,limit`, nested as `McpAuth` nests them (no box between,
+/// the service behind a `SharedService` as `McpAuth` puts it), or behind
+/// the hand-written `floor`.
 fn ablated<S, B>(
     config: &mcp_server::config::Config,
     mcp: S,
@@ -128,23 +133,138 @@ where
                 .service(mcp);
             router.nest_service(path, svc)
         }
-        "key" => router.nest_service(path, key().service(mcp)),
+        "key" => router.nest_service(path, key().service(SharedService::new(mcp))),
         "key,policy" => router.nest_service(
             path,
             key()
                 .layer(McpPolicyLayer::new(policy.clone()))
-                .service(mcp),
+                .service(SharedService::new(mcp)),
         ),
         "key,policy,limit" => router.nest_service(
             path,
             key()
                 .layer(McpPolicyLayer::new(policy.clone()))
                 .layer(RateLimitLayer::from_policy(&policy, quota))
-                .service(mcp),
+                .service(SharedService::new(mcp)),
+        ),
+        "floor" => router.nest_service(
+            path,
+            Floor {
+                inner: SharedService::new(mcp),
+                keys: config.auth.api_keys.clone(),
+                store: MemoryStore::new(),
+                quota,
+            },
         ),
         other => {
-            eprintln!("BENCH_LAYERS: {other:?} is none of key, key,policy, key,policy,limit");
+            eprintln!(
+                "BENCH_LAYERS: {other:?} is none of key, key,policy, key,policy,limit, floor"
+            );
             std::process::exit(1);
         }
     })
+}
+
+/// What issue 28 calls the floor of an accepted request, and nothing
+/// more: the API key's digest looked up (`ApiKeys::verify`, SHA-256 and a
+/// hash lookup), the JSON-RPC body read once and parsed (`serde_json`, the
+/// method and the tool's name), one quota check (`MemoryStore::check_now`),
+/// the principal handed to the service. No refusal bodies, no list
+/// filtering, no bindings, no throttle, no rate-limit headers: a
+/// comparison for `scripts/profile-server`, not a way to protect anything.
+#[derive(Clone)]
+struct Floor<S> {
+    inner: S,
+    keys: tower_mcp_auth::api_key::ApiKeys,
+    store: MemoryStore,
+    quota: Quota,
+}
+
+/// The members of a JSON-RPC call the floor reads.
+#[derive(serde::Deserialize)]
+struct Call<'a> {
+    #[serde(borrow)]
+    method: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    params: Option<Params<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Params<'a> {
+    #[serde(default, borrow)]
+    name: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl<S, B> tower::Service<http::Request<Body>> for Floor<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let refused = |status: http::StatusCode| {
+            let res = http::Response::builder().status(status).body(Body::empty());
+            Box::pin(std::future::ready(Ok(res.unwrap_or_default()))) as Self::Future
+        };
+        let principal = req
+            .headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|k| self.keys.verify(k));
+        let Some(principal) = principal else {
+            return refused(http::StatusCode::UNAUTHORIZED);
+        };
+        let key = RateLimitKey::principal(&principal);
+        let one = std::num::NonZeroU32::MIN;
+        if !self.store.check_now(&key, self.quota, one).is_allowed() {
+            return refused(http::StatusCode::TOO_MANY_REQUESTS);
+        }
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            let Ok(bytes) = http_body_util::BodyExt::collect(body)
+                .await
+                .map(|b| b.to_bytes())
+            else {
+                return Ok(http::Response::builder()
+                    .status(400)
+                    .body(Body::empty())
+                    .unwrap_or_default());
+            };
+            match serde_json::from_slice::<Call<'_>>(&bytes) {
+                Ok(call) if !call.method.is_empty() => {
+                    std::hint::black_box((&call.method, call.params.and_then(|p| p.name)));
+                }
+                _ => {
+                    return Ok(http::Response::builder()
+                        .status(400)
+                        .body(Body::empty())
+                        .unwrap_or_default());
+                }
+            }
+            parts.extensions.insert(principal);
+            let res = inner
+                .call(http::Request::from_parts(parts, Body::from(bytes)))
+                .await?;
+            Ok(res.map(Body::new))
+        })
+    }
 }
