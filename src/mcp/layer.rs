@@ -629,7 +629,8 @@ where
             // No rule could allow it: refused on a short read.
             None => {
                 let config = self.config.clone();
-                let mut inner = take_ready(&mut self.inner);
+                let ready = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, ready);
                 return Box::pin(async move {
                     let read = match config.read_refused(&parts, body).await {
                         Err(Unread::Broken) => Err(Unread::Broken),
@@ -659,7 +660,8 @@ where
             ),
             None => {
                 let config = self.config.clone();
-                let mut inner = take_ready(&mut self.inner);
+                let ready = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, ready);
                 Box::pin(async move {
                     let read = reading.finish(config.body_timeout).await;
                     config
@@ -670,13 +672,6 @@ where
             }
         }
     }
-}
-
-/// The service `poll_ready` readied, for a call that waits before calling
-/// it; a clone takes its place.
-fn take_ready<S: Clone>(inner: &mut S) -> S {
-    let ready = inner.clone();
-    std::mem::replace(inner, ready)
 }
 
 #[cfg(test)]
@@ -761,14 +756,13 @@ mod tests {
         assert_eq!(body, READ.as_bytes());
     }
 
-    /// The inner service, counting its clones.
-    #[derive(Clone)]
+    /// A service that counts its clones (what a layer calls to keep one).
     struct Counted(Arc<std::sync::atomic::AtomicUsize>);
 
-    impl Counted {
-        fn new() -> (Self, Arc<std::sync::atomic::AtomicUsize>) {
-            let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            (Self(n.clone()), n)
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Self(self.0.clone())
         }
     }
 
@@ -783,33 +777,6 @@ mod tests {
 
         fn call(&mut self, _: Request<Body>) -> Self::Future {
             std::future::ready(Ok(http::Response::new(Body::from("ok"))))
-        }
-    }
-
-    /// Counts the clones made by every copy of the service, as a
-    /// `Clone` impl is what a layer calls.
-    struct CountingClone(Counted);
-
-    impl Clone for CountingClone {
-        fn clone(&self) -> Self {
-            (self.0)
-                .0
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Self(self.0.clone())
-        }
-    }
-
-    impl Service<Request<Body>> for CountingClone {
-        type Response = http::Response<Body>;
-        type Error = Infallible;
-        type Future = std::future::Ready<Result<http::Response<Body>, Infallible>>;
-
-        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-            self.0.poll_ready(cx)
-        }
-
-        fn call(&mut self, req: Request<Body>) -> Self::Future {
-            self.0.call(req)
         }
     }
 
@@ -834,8 +801,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_decided_at_once_calls_the_readied_service_and_clones_none() {
-        let (inner, clones) = Counted::new();
-        let mut svc = layer().layer(CountingClone(inner));
+        let clones = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut svc = layer().layer(Counted(clones.clone()));
         for req in [post(READ, jwt("read:data")), {
             let mut get = Request::get("/mcp").body(Body::empty()).unwrap();
             get.extensions_mut().insert(jwt("read:data").unwrap());
